@@ -1,0 +1,122 @@
+"""Runs tables: load and validate (N, D, C, loss) from a CSV file or a DataFrame.
+
+A runs table has one row per training run and the columns ``params`` (N), ``tokens`` (D),
+``flops`` (C) and ``loss``. Either ``tokens`` or ``flops`` may be omitted; the other is
+derived with C = 6 N D (Kaplan et al. 2020, §2.1). Every value is checked on the host, in
+float64, before anything reaches JAX, so integer token counts never overflow int32.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["load_runs", "RunsArrays", "runs_arrays", "MIN_RUNS", "COLUMN_ALIASES"]
+
+#: The Bayesian model has 7 parameters (E, A, B, alpha, beta, the noise scale and the
+#: Student-t degrees of freedom); a table with fewer runs cannot identify them.
+MIN_RUNS = 7
+
+#: Accepted spellings of each column (case and surrounding spaces ignored).
+COLUMN_ALIASES = {
+    "params": ("params", "n", "parameters", "model size", "model_size", "num_params"),
+    "tokens": ("tokens", "d", "data", "training tokens", "training_tokens", "num_tokens"),
+    "flops": ("flops", "c", "compute", "training flop", "training flops", "training_flops"),
+    "loss": ("loss", "final loss", "final_loss", "l"),
+}
+
+
+class RunsArrays(NamedTuple):
+    """The logs of a runs table as float64 NumPy arrays, ready for a fit."""
+
+    log_n: np.ndarray
+    log_d: np.ndarray
+    log_loss: np.ndarray
+
+
+def _canonical_columns(frame: pd.DataFrame) -> dict[str, str]:
+    lookup = {str(col).strip().lower(): col for col in frame.columns}
+    found = {}
+    for name, aliases in COLUMN_ALIASES.items():
+        for alias in aliases:
+            if alias in lookup:
+                found[name] = lookup[alias]
+                break
+    return found
+
+
+def _check_column(values: pd.Series, name: str, row_labels) -> np.ndarray:
+    try:
+        array = pd.to_numeric(values, errors="raise").to_numpy(np.float64)
+    except (ValueError, TypeError) as err:
+        bad = next(i for i, v in zip(row_labels, values) if not _is_number(v))
+        raise ValueError(f"column {name!r}, row {bad}: value {values[bad]!r} is not a number") from err
+    for check, what in ((~np.isfinite(array), "is not finite"), (array <= 0, "must be positive")):
+        if check.any():
+            i = int(np.argmax(check))
+            raise ValueError(f"column {name!r}, row {row_labels[i]}: value {array[i]!r} {what}")
+    return array
+
+
+def _is_number(value) -> bool:
+    try:
+        float(value)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def load_runs(path_or_frame: str | os.PathLike | pd.DataFrame, *, min_runs: int = MIN_RUNS) -> pd.DataFrame:
+    """Loads a runs table and validates it.
+
+    Args:
+      path_or_frame: a CSV path or a DataFrame with columns ``params`` and ``loss`` and at
+        least one of ``tokens`` and ``flops`` (aliases such as ``N``, ``D``, ``C``,
+        ``Model Size`` and ``Training FLOP`` are accepted).
+      min_runs: the fewest runs accepted (default: the Bayesian model's 7 parameters).
+
+    Returns:
+      A new DataFrame with float64 columns params, tokens, flops, loss.
+
+    Raises:
+      ValueError: a missing column, a value that is not a finite positive number (naming
+        the column and the row), or fewer than ``min_runs`` runs.
+    """
+    if isinstance(path_or_frame, pd.DataFrame):
+        frame = path_or_frame
+    else:
+        try:
+            frame = pd.read_csv(path_or_frame)
+        except FileNotFoundError:
+            raise ValueError(f"runs file {os.fspath(path_or_frame)!r} does not exist") from None
+        except pd.errors.EmptyDataError:
+            raise ValueError(f"runs file {os.fspath(path_or_frame)!r} is empty") from None
+        except (pd.errors.ParserError, UnicodeDecodeError) as err:
+            raise ValueError(f"runs file {os.fspath(path_or_frame)!r} is not a readable CSV: {err}") from None
+    columns = _canonical_columns(frame)
+    for name in ("params", "loss"):
+        if name not in columns:
+            raise ValueError(f"runs table has no {name!r} column (columns: {list(frame.columns)})")
+    if "tokens" not in columns and "flops" not in columns:
+        raise ValueError(f"runs table needs a 'tokens' or a 'flops' column (columns: {list(frame.columns)})")
+    rows = list(frame.index)
+    data = {name: _check_column(frame[col], name, rows) for name, col in columns.items()}
+    if "tokens" not in data:
+        data["tokens"] = data["flops"] / (6.0 * data["params"])
+    if "flops" not in data:
+        data["flops"] = 6.0 * data["params"] * data["tokens"]
+    if len(rows) < min_runs:
+        raise ValueError(f"runs table has {len(rows)} runs; the model needs at least {min_runs}")
+    return pd.DataFrame({name: data[name] for name in ("params", "tokens", "flops", "loss")})
+
+
+def runs_arrays(runs: pd.DataFrame) -> RunsArrays:
+    """log N, log D and log loss of a validated runs table (float64, on the host)."""
+    return RunsArrays(
+        np.log(runs["params"].to_numpy(np.float64)),
+        np.log(runs["tokens"].to_numpy(np.float64)),
+        np.log(runs["loss"].to_numpy(np.float64)),
+    )

@@ -1,0 +1,59 @@
+"""Datasets shipped with chinplan.
+
+``chinchilla()``: 245 training runs of Hoffmann et al. 2022 (Figure 4), digitised by Epoch AI
+(Besiroglu et al. 2024); see ``SOURCE.md`` beside this file. Tokens are D = C / (6N).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from importlib import resources
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["chinchilla", "chinchilla_path", "CHINCHILLA_SHA256", "OUTLIER_MAX_TOKENS_PER_PARAM"]
+
+#: sha256 of the shipped CSV, as recorded in SOURCE.md (the file is unchanged from Epoch AI's).
+CHINCHILLA_SHA256 = "193478df4e90f040016431996c45682659306840ecdadf83cfb9cd5ca0aa1b30"
+#: The 5 runs Epoch AI drop (loss >= 3.447, ~1e19 FLOPs) all have fewer tokens per parameter.
+OUTLIER_MAX_TOKENS_PER_PARAM = 0.41
+
+
+def chinchilla_path():
+    """Path of the shipped CSV (a ``Traversable`` inside the installed package)."""
+    return resources.files(__name__) / "svg_extracted_data.csv"
+
+
+def chinchilla(*, drop_outliers: bool = False) -> pd.DataFrame:
+    """The embedded Chinchilla runs as a DataFrame with columns params, tokens, flops, loss.
+
+    Args:
+      drop_outliers: drop the 5 runs at about 1e19 FLOPs with under 0.41 tokens per
+        parameter, as Besiroglu et al. 2024 do in their main fit (240 runs remain). The
+        default keeps all 245: chinplan's robust likelihood copes with them.
+
+    Returns:
+      One row per run: ``params`` N, ``tokens`` D = C/(6N), ``flops`` C and final ``loss``,
+      all float64.
+    """
+    raw = pd.read_csv(chinchilla_path().open("rb"))
+    params = raw["Model Size"].to_numpy(np.float64)
+    flops = raw["Training FLOP"].to_numpy(np.float64)
+    frame = pd.DataFrame(
+        {
+            "params": params,
+            "tokens": flops / (6.0 * params),
+            "flops": flops,
+            "loss": raw["loss"].to_numpy(np.float64),
+        }
+    )
+    if drop_outliers:
+        frame = frame[frame["tokens"] / frame["params"] >= OUTLIER_MAX_TOKENS_PER_PARAM].reset_index(drop=True)
+    return frame
+
+
+def file_sha256(path) -> str:
+    """sha256 hex digest of a file's bytes."""
+    with open(path, "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest()

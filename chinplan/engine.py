@@ -1,0 +1,709 @@
+"""The Monte Carlo engine: every posterior draw x every scenario, chunked, sharded, reduced.
+
+A user writes ``fn(theta, *scenario)`` for ONE draw ``theta`` (e.g. a :class:`~chinplan.law.LawParams`
+of scalars) and ONE scenario (scalars), returning an array or any pytree of arrays. The
+engine evaluates ``y[i, s] = fn(theta_i, scenario_s)`` for draws ``i = 1..n`` and scenarios
+``s = 1..S`` and reduces over the draw axis:
+
+* :func:`bands`: linear-interpolated quantiles over draws (``np.quantile(method='linear')``),
+* :func:`expectation`: the mean over draws,
+* :func:`probability`: the fraction of draws for which a boolean ``fn`` is true,
+* :func:`cvar`: the upper-tail conditional value at risk (mean of the worst ``1 - level``).
+
+The draws x scenarios array is never held in memory. The broadcast scenarios are flattened to
+one axis, cut into fixed-size chunks (the last one padded, so every chunk runs the same
+compiled function), and for each chunk ``vmap(draws) x vmap(chunk)`` is evaluated and
+immediately reduced over the draws. Peak memory is ``n_draws x chunk_size`` per output leaf.
+
+Quantiles are exact order statistics obtained with a bitonic sorting network laid across the
+scenario axis: the draws sit on the leading axis (padded to a power of two with ``+inf``) and
+every compare-exchange is an elementwise ``minimum``/``maximum`` of two slabs of rows across
+the whole chunk. On CPU this is several times faster than ``jnp.sort``/``jnp.quantile`` along
+the draw axis (see ``benchmarks/bench_engine.py``). Min/max only move values, so the sorted
+column is exactly the sorted draws and the quantiles equal NumPy's up to the rounding of the
+final interpolation.
+
+Scale-out: with ``jax.local_device_count() > 1`` each chunk is split across all local devices
+along the scenario axis (``jax.shard_map`` over a one-axis ``Mesh``); every device runs the same
+per-chunk kernel on its own ``chunk_size`` scenarios, so results do not depend on the number of
+devices. For several hosts, call ``jax.distributed.initialize()`` in every process first (the
+engine never does) and give each process its own slice of the scenarios; each process then
+shards its slice over its local devices.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import sys
+from typing import Any, Callable, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.typing import ArrayLike
+
+from chinplan.law import as_float
+
+__all__ = [
+    "Bands",
+    "bands",
+    "expectation",
+    "probability",
+    "cvar",
+    "draw_quantiles",
+    "sort_over_draws",
+    "to_dataset",
+    "bands_dataset",
+    "DEFAULT_QUANTILES",
+]
+
+#: The default quantile levels: a 90% band and the median.
+DEFAULT_QUANTILES = (0.05, 0.5, 0.95)
+
+#: Elements (padded draws x scenarios) per device per chunk when ``chunk_size`` is None.
+#: 2**18 float32 values (1 MiB) keep a chunk's working set in cache on a CPU core.
+_TARGET_CHUNK_ELEMENTS = 2**18
+
+#: Show a progress bar automatically (``progress=None``) only from this many chunks on.
+_AUTO_PROGRESS_MIN_CHUNKS = 16
+
+_SCENARIO_AXIS = "scenario"
+
+PyTree = Any
+
+
+class Bands(NamedTuple):
+    """Quantile bands over posterior draws.
+
+    Attributes:
+      values: a pytree shaped like ``fn``'s output; each leaf has shape
+        ``(len(q), *scenario_shape, *leaf_shape)``: ``values[k]`` is the ``q[k]`` quantile.
+      nan_fraction: the same pytree; each leaf has shape ``(*scenario_shape, *leaf_shape)``
+        and holds the fraction of draws whose output is NaN there. Under the default
+        ``nan_policy='propagate'`` every quantile is NaN wherever this is non-zero; under
+        ``'omit'`` the quantiles are over the non-NaN draws only (NaN if none are left).
+    """
+
+    values: PyTree
+    nan_fraction: PyTree
+
+
+# --------------------------------------------------------------------------------------------
+# The quantile kernel: a bitonic sorting network over the leading (draw) axis.
+# --------------------------------------------------------------------------------------------
+
+
+def _next_power_of_two(n: int) -> int:
+    return 1 << max(0, (n - 1).bit_length())
+
+
+def _compare_exchange(low: jax.Array, high: jax.Array) -> tuple[jax.Array, jax.Array]:
+    return jnp.minimum(low, high), jnp.maximum(low, high)
+
+
+def _bitonic_sort_pow2(x: jax.Array) -> jax.Array:
+    """Sorts ``x`` ascending along axis 0, whose length must be a power of two; no NaN allowed.
+
+    The network has log2(n) (log2(n) + 1) / 2 stages (55 for n = 1024). Stage ``(k, j)``
+    compare-exchanges rows ``i`` and ``i + j``; the first stage of each merge of size ``k``
+    compares row ``i`` with its mirror ``k - 1 - i`` inside its block, so every
+    compare-exchange is ascending and every stage is one elementwise min/max over the array.
+    """
+    n, rest = x.shape[0], x.shape[1:]
+    k = 2
+    while k <= n:
+        blocks = x.reshape(n // k, k, *rest)
+        low, high = _compare_exchange(blocks[:, : k // 2], jnp.flip(blocks[:, k // 2 :], axis=1))
+        x = jnp.concatenate([low, jnp.flip(high, axis=1)], axis=1).reshape(n, *rest)
+        j = k // 4
+        while j >= 1:
+            pairs = x.reshape(n // (2 * j), 2, j, *rest)
+            low, high = _compare_exchange(pairs[:, 0], pairs[:, 1])
+            x = jnp.stack([low, high], axis=1).reshape(n, *rest)
+            j //= 2
+        k *= 2
+    return x
+
+
+def sort_over_draws(samples: ArrayLike) -> tuple[jax.Array, jax.Array]:
+    """Sorts ``samples`` along axis 0 with a bitonic network, NaN last.
+
+    Args:
+      samples: floating array of shape ``(n, *rest)``.
+
+    Returns:
+      ``(sorted, nan_count)``: ``sorted`` has shape ``(n, *rest)``, ascending along axis 0 with
+      ``+inf`` above every finite value; each NaN is replaced by ``+inf`` and placed last (the
+      first ``n - nan_count`` rows of a column are its non-NaN values in order).
+      ``nan_count`` (int32, shape ``rest``) counts the NaNs per column.
+    """
+    x = jnp.asarray(samples)
+    n = x.shape[0]
+    is_nan = jnp.isnan(x)
+    nan_count = jnp.sum(is_nan, axis=0, dtype=jnp.int32)
+    x = jnp.where(is_nan, jnp.inf, x)
+    padded = _next_power_of_two(n)
+    if padded > n:
+        x = jnp.concatenate([x, jnp.full((padded - n, *x.shape[1:]), jnp.inf, x.dtype)])
+    return _bitonic_sort_pow2(x)[:n], nan_count
+
+
+def _lerp(low: jax.Array, high: jax.Array, weight: jax.Array) -> jax.Array:
+    """``low + weight (high - low)`` as NumPy's ``method='linear'`` computes it, honest at inf.
+
+    NumPy evaluates ``low + d w`` for ``w < 0.5`` and ``high - d (1 - w)`` otherwise
+    (``d = high - low``). Non-finite neighbours are resolved as limits: ``w = 0`` or
+    ``low == high`` gives ``low`` exactly; otherwise a ``-inf`` low gives ``-inf`` and a
+    ``+inf`` high gives ``+inf``; ``(-inf, +inf)`` gives NaN (inf - inf has no value).
+    """
+    diff = high - low
+    linear = jnp.where(weight >= 0.5, high - diff * (1 - weight), low + diff * weight)
+    limit = jnp.where(low == -jnp.inf, low, jnp.where(high == jnp.inf, high, linear))
+    limit = jnp.where((low == -jnp.inf) & (high == jnp.inf), jnp.nan, limit)
+    return jnp.where((weight == 0) | (low == high), low, limit)
+
+
+def _quantiles_from_sorted(
+    sorted_x: jax.Array, nan_count: jax.Array, q: tuple[float, ...], nan_policy: str
+) -> jax.Array:
+    """Quantiles ``(len(q), *rest)`` from columns sorted by :func:`sort_over_draws`.
+
+    With ``n`` values ``x_(0) <= ... <= x_(n-1)``: ``h = q (n - 1)``, ``i = floor(h)``,
+    ``Q(q) = x_(i) + (h - i) (x_(i+1) - x_(i))`` (Hyndman & Fan type 7, NumPy's default).
+    """
+    n = sorted_x.shape[0]
+    dtype = sorted_x.dtype
+    if nan_policy == "propagate":
+        position = np.asarray(q, np.float64) * (n - 1)  # on the host, in float64, as NumPy does
+        below = np.floor(position).astype(np.int64)
+        above = np.minimum(below + 1, n - 1)
+        weight = jnp.asarray(position - below, dtype).reshape((-1,) + (1,) * (sorted_x.ndim - 1))
+        values = _lerp(sorted_x[below], sorted_x[above], weight)
+        return jnp.where(nan_count > 0, jnp.nan, values)
+    # 'omit': n_valid varies per column, so the ranks are computed on the device.
+    n_valid = (n - nan_count)[None]
+    levels = jnp.asarray(q, dtype).reshape((-1,) + (1,) * (sorted_x.ndim - 1))
+    position = levels * jnp.maximum(n_valid - 1, 0).astype(dtype)
+    below = jnp.clip(jnp.floor(position).astype(jnp.int32), 0, jnp.maximum(n_valid - 1, 0))
+    above = jnp.minimum(below + 1, jnp.maximum(n_valid - 1, 0))
+    weight = position - below.astype(dtype)
+    values = _lerp(jnp.take_along_axis(sorted_x, below, 0), jnp.take_along_axis(sorted_x, above, 0), weight)
+    return jnp.where(n_valid > 0, values, jnp.nan)
+
+
+def draw_quantiles(samples: ArrayLike, q: ArrayLike = DEFAULT_QUANTILES, *, nan_policy: str = "propagate") -> jax.Array:
+    """Exact quantiles over axis 0, equal to ``np.quantile(samples, q, axis=0)`` (linear method).
+
+    ``Q(q) = x_(i) + (h - i)(x_(i+1) - x_(i))`` with ``h = q (n - 1)``, ``i = floor(h)`` and
+    ``x_(0) <= ... <= x_(n-1)`` the sorted values (Hyndman & Fan 1996, definition 7). The order
+    statistics come from a bitonic sorting network (:func:`sort_over_draws`), so they are the
+    input values themselves; only the interpolation rounds. ``+inf`` and ``-inf`` are ordinary
+    order statistics; see :func:`_lerp` for interpolation next to an infinity.
+
+    Args:
+      samples: array of shape ``(n, *rest)``; integers are converted to floating point.
+      q: quantile levels in [0, 1], a scalar or a 1-D sequence.
+      nan_policy: ``'propagate'`` (a column with any NaN gives NaN) or ``'omit'`` (quantiles of
+        the non-NaN values of each column, NaN if there are none; ``np.nanquantile``).
+
+    Returns:
+      Array of shape ``(len(q), *rest)`` (or ``rest`` for a scalar ``q``).
+    """
+    levels = _validate_q(q)
+    _validate_nan_policy(nan_policy)
+    x = as_float(samples)
+    if x.ndim == 0 or x.shape[0] == 0:
+        raise ValueError(f"samples must have a non-empty leading axis, got shape {x.shape}")
+    result = _jitted_draw_quantiles(x, levels, nan_policy)
+    return result[0] if np.ndim(q) == 0 else result
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _jitted_draw_quantiles(x: jax.Array, q: tuple[float, ...], nan_policy: str) -> jax.Array:
+    sorted_x, nan_count = sort_over_draws(x)
+    return _quantiles_from_sorted(sorted_x, nan_count, q, nan_policy)
+
+
+def _upper_tail_weights(n: int, level: float) -> np.ndarray:
+    """Weights ``w`` over ascending order statistics with ``sum(w x_sorted) / k = CVaR``.
+
+    ``k = n (1 - level)`` draws' worth of mass sits in the upper tail: the top ``floor(k)``
+    order statistics with weight 1 and the next one with weight ``k - floor(k)``.
+    """
+    tail_mass = n * (1.0 - level)
+    weights = np.zeros(n)
+    whole = min(int(math.floor(tail_mass)), n)
+    if whole:
+        weights[n - whole :] = 1.0
+    if whole < n:
+        weights[n - whole - 1] = tail_mass - whole
+    return weights
+
+
+# --------------------------------------------------------------------------------------------
+# Per-chunk reductions. Each takes fn's outputs with draws on axis 0 and scenarios on axis 1
+# and returns leaves with the scenario axis FIRST (so one PartitionSpec shards them all).
+# --------------------------------------------------------------------------------------------
+
+
+def _floating(y: jax.Array) -> jax.Array:
+    return y if jnp.issubdtype(y.dtype, jnp.floating) else y.astype(jnp.result_type(float))
+
+
+def _reduce_quantiles(y: jax.Array, q: tuple[float, ...], nan_policy: str):
+    sorted_y, nan_count = sort_over_draws(_floating(y))
+    values = _quantiles_from_sorted(sorted_y, nan_count, q, nan_policy)
+    nan_fraction = nan_count.astype(sorted_y.dtype) / y.shape[0]
+    return jnp.moveaxis(values, 0, 1), nan_fraction
+
+
+def _reduce_mean(y: jax.Array):
+    return jnp.mean(_floating(y), axis=0)
+
+
+def _reduce_probability(y: jax.Array):
+    if y.dtype != jnp.bool_:
+        raise TypeError(f"probability() needs fn to return booleans, got dtype {y.dtype}")
+    # An exact integer count divided once, so the fraction is correctly rounded.
+    return jnp.sum(y, axis=0, dtype=jnp.int32).astype(jnp.result_type(float)) / y.shape[0]
+
+
+def _reduce_cvar(y: jax.Array, level: float):
+    y = _floating(y)
+    n = y.shape[0]
+    sorted_y, nan_count = sort_over_draws(y)
+    weights = jnp.asarray(_upper_tail_weights(n, level), y.dtype).reshape((n,) + (1,) * (y.ndim - 1))
+    tail_sum = jnp.sum(jnp.where(weights > 0, weights * sorted_y, 0), axis=0)
+    tail_mass = n * (1.0 - level)
+    value = tail_sum / tail_mass if tail_mass > 0 else sorted_y[n - 1]
+    return jnp.where(nan_count > 0, jnp.nan, value)
+
+
+def _reducer(kind: str, options: tuple) -> Callable[[jax.Array], Any]:
+    if kind == "quantiles":
+        return functools.partial(_reduce_quantiles, q=options[0], nan_policy=options[1])
+    if kind == "mean":
+        return _reduce_mean
+    if kind == "probability":
+        return _reduce_probability
+    if kind == "cvar":
+        return functools.partial(_reduce_cvar, level=options[0])
+    raise ValueError(f"unknown reduction {kind!r}")
+
+
+@functools.lru_cache(maxsize=128)
+def _chunk_function(fn: Callable, kind: str, options: tuple, n_devices: int) -> Callable:
+    """The jitted per-chunk kernel, built once per (fn, reduction, options, device count).
+
+    ``jax.jit`` then caches one executable per input shape, so every chunk of every call with
+    the same draw count and chunk size reuses one compiled function.
+    """
+    reduce = _reducer(kind, options)
+
+    def evaluate_and_reduce(params: PyTree, scenarios: tuple) -> PyTree:
+        per_draw = lambda theta: jax.vmap(lambda *s: fn(theta, *s))(*scenarios)  # noqa: E731
+        outputs = jax.vmap(per_draw)(params)  # leaves: (n_draws, chunk, *leaf_shape)
+        if kind == "quantiles":
+            pairs = [reduce(leaf) for leaf in jax.tree.leaves(outputs)]
+            treedef = jax.tree.structure(outputs)
+            return (jax.tree.unflatten(treedef, [p[0] for p in pairs]), jax.tree.unflatten(treedef, [p[1] for p in pairs]))
+        return jax.tree.map(reduce, outputs)
+
+    if n_devices == 1:
+        return jax.jit(evaluate_and_reduce)
+    mesh = _scenario_mesh(n_devices)
+    sharded = jax.shard_map(
+        evaluate_and_reduce,
+        mesh=mesh,
+        in_specs=(PartitionSpec(), PartitionSpec(_SCENARIO_AXIS)),
+        out_specs=PartitionSpec(_SCENARIO_AXIS),
+    )
+    return jax.jit(sharded)
+
+
+@functools.lru_cache(maxsize=8)
+def _scenario_mesh(n_devices: int) -> Mesh:
+    return Mesh(np.asarray(jax.local_devices()[:n_devices]), (_SCENARIO_AXIS,))
+
+
+# --------------------------------------------------------------------------------------------
+# Validation at the Python boundary, before anything is traced.
+# --------------------------------------------------------------------------------------------
+
+
+def _validate_q(q: ArrayLike) -> tuple[float, ...]:
+    levels = np.asarray(q, dtype=np.float64)
+    if levels.ndim > 1 or levels.size == 0:
+        raise ValueError(f"q must be a scalar or a non-empty 1-D sequence of levels, got shape {levels.shape}")
+    levels = levels.reshape(-1)
+    if not np.all((levels >= 0) & (levels <= 1)):
+        raise ValueError(f"q must lie in [0, 1], got {levels.tolist()}")
+    return tuple(float(v) for v in levels)
+
+
+def _validate_nan_policy(nan_policy: str) -> None:
+    if nan_policy not in ("propagate", "omit"):
+        raise ValueError(f"nan_policy must be 'propagate' or 'omit', got {nan_policy!r}")
+
+
+def _validate_chunk_size(chunk_size: int | None) -> None:
+    if chunk_size is not None and (not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1):
+        raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
+
+
+def _leaf_name(path) -> str:
+    return jax.tree_util.keystr(path) or "<root>"
+
+
+def _prepare_params(params: PyTree) -> tuple[PyTree, int]:
+    """Converts params leaves to floating arrays and checks their common leading draw axis."""
+    paths_leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
+    if not paths_leaves:
+        raise ValueError("params has no array leaves")
+    leaves, n_draws = [], None
+    for path, leaf in paths_leaves:
+        array = as_float(leaf)
+        if array.ndim == 0:
+            raise ValueError(
+                f"params leaf {_leaf_name(path)} is a scalar; params needs a leading draw axis "
+                "(e.g. jax.tree.map(lambda v: jnp.asarray(v)[None], law) for a single law)"
+            )
+        if n_draws is None:
+            n_draws = array.shape[0]
+        if array.shape[0] != n_draws:
+            raise ValueError(
+                f"params leaves must share a leading draw axis: leaf {_leaf_name(path)} has shape "
+                f"{array.shape}, the first leaf has {n_draws} draws"
+            )
+        leaves.append(array)
+    if n_draws == 0:
+        raise ValueError("params has zero draws")
+    return jax.tree.unflatten(treedef, leaves), n_draws
+
+
+def _prepare_scenarios(scenario_args: Sequence[PyTree]) -> tuple[list[np.ndarray], Any, tuple[int, ...]]:
+    """Host arrays of the scenario leaves, checked for NaN and broadcast compatibility."""
+    paths_leaves, treedef = jax.tree_util.tree_flatten_with_path(tuple(scenario_args))
+    dtype = np.dtype(jnp.result_type(float))
+    leaves = []
+    for path, leaf in paths_leaves:
+        name = f"scenario argument {path[0].idx}{jax.tree_util.keystr(path[1:])}"
+        array = np.asarray(leaf)
+        if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+            raise ValueError(f"{name} must be numeric, got dtype {array.dtype}")
+        if np.issubdtype(array.dtype, np.inexact) and np.isnan(array).any():
+            raise ValueError(f"{name} contains NaN at {int(np.isnan(array).sum())} of {array.size} positions")
+        # Integers (e.g. int64 token counts) become floats here, on the host, never int32.
+        leaves.append(array.astype(np.float64).astype(dtype) if not np.issubdtype(array.dtype, np.floating) else array)
+    try:
+        shape = np.broadcast_shapes(*(leaf.shape for leaf in leaves))
+    except ValueError:
+        shapes = ", ".join(
+            f"scenario argument {p[0].idx}{jax.tree_util.keystr(p[1:])}: {leaf.shape}"
+            for (p, _), leaf in zip(paths_leaves, leaves)
+        )
+        raise ValueError(f"scenario arguments do not broadcast to a common shape ({shapes})") from None
+    if math.prod(shape) == 0:
+        raise ValueError(f"scenario arguments broadcast to an empty shape {shape}")
+    return leaves, treedef, tuple(shape)
+
+
+# --------------------------------------------------------------------------------------------
+# The driver: flatten, pad, loop over chunks (one compiled function), reassemble.
+# --------------------------------------------------------------------------------------------
+
+
+def _default_chunk_size(n_draws: int, scenarios_per_device: int) -> int:
+    by_memory = max(1, _TARGET_CHUNK_ELEMENTS // _next_power_of_two(n_draws))
+    # Bucket small problems to a power of two so nearby sizes share one executable.
+    return min(by_memory, _next_power_of_two(scenarios_per_device))
+
+
+def _want_progress(progress: bool | None, n_chunks: int) -> bool:
+    if progress is not None:
+        return bool(progress)
+    return n_chunks >= _AUTO_PROGRESS_MIN_CHUNKS and sys.stderr is not None and sys.stderr.isatty()
+
+
+def _run(
+    fn: Callable,
+    params: PyTree,
+    scenario_args: Sequence[PyTree],
+    kind: str,
+    options: tuple,
+    chunk_size: int | None,
+    progress: bool | None,
+) -> tuple[PyTree, tuple[int, ...]]:
+    """Evaluates and reduces chunk by chunk; returns leaves shaped ``(*scenario_shape, ...)``."""
+    _validate_chunk_size(chunk_size)
+    params, n_draws = _prepare_params(params)
+    leaves, treedef, shape = _prepare_scenarios(scenario_args)
+    n_scenarios = math.prod(shape)
+    n_devices = jax.local_device_count()
+    per_device = chunk_size or _default_chunk_size(n_draws, -(-n_scenarios // n_devices))
+    step = per_device * n_devices
+    n_chunks = -(-n_scenarios // step)
+    padded = n_chunks * step
+    # Flattened, padded scenario columns; padding repeats scenario 0 so it stays valid input.
+    flat = []
+    for leaf in leaves:
+        column = np.broadcast_to(leaf, shape).reshape(-1)
+        flat.append(np.concatenate([column, np.repeat(column[:1], padded - n_scenarios)]))
+    kernel = _chunk_function(fn, kind, options, n_devices)
+    if n_devices > 1:
+        mesh = _scenario_mesh(n_devices)
+        params = jax.device_put(params, NamedSharding(mesh, PartitionSpec()))
+        scenario_sharding = NamedSharding(mesh, PartitionSpec(_SCENARIO_AXIS))
+    show = _want_progress(progress, n_chunks)
+    bar = None
+    if show:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n_chunks, unit="chunk", desc=f"chinplan {kind}", leave=False)
+    pieces = []
+    for start in range(0, padded, step):
+        chunk = jax.tree.unflatten(treedef, [column[start : start + step] for column in flat])
+        if n_devices > 1:
+            chunk = jax.device_put(chunk, scenario_sharding)
+        pieces.append(kernel(params, tuple(chunk)))
+        if bar is not None:
+            jax.block_until_ready(pieces[-1])
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    joined = jax.tree.map(lambda *parts: jnp.concatenate(parts, axis=0)[:n_scenarios], *pieces)
+    return jax.tree.map(lambda leaf: leaf.reshape(shape + leaf.shape[1:]), joined), shape
+
+
+# --------------------------------------------------------------------------------------------
+# Public reductions.
+# --------------------------------------------------------------------------------------------
+
+_CALLING_CONVENTION = """
+    Args:
+      fn: ``fn(theta, *scenario)`` for ONE draw and ONE scenario; any JAX-traceable function
+        returning an array or a pytree of arrays (e.g. an ``Allocation``). Pass the same
+        function object on every call: compiled kernels are cached per function (a fresh
+        ``lambda`` or ``functools.partial`` each call compiles again).
+      params: pytree (e.g. ``LawParams``) whose leaves share a leading draw axis ``n_draws``.
+      *scenario_args: arrays or pytrees of arrays broadcasting (NumPy rules) to the scenario
+        shape; no NaN allowed. Integers are converted to floating point on the host.
+      chunk_size: scenarios per device per step (None: about 2**18 / n_draws, a power of two).
+        Results do not depend on it; peak memory is ``n_draws x chunk_size`` per output leaf.
+      progress: a tqdm bar over chunks; None shows one only when stderr is a terminal and
+        there are many chunks.
+"""
+
+
+def bands(
+    fn: Callable,
+    params: PyTree,
+    *scenario_args: PyTree,
+    q: ArrayLike = DEFAULT_QUANTILES,
+    chunk_size: int | None = None,
+    progress: bool | None = None,
+    nan_policy: str = "propagate",
+) -> Bands:
+    """Quantile bands of ``fn(theta, *scenario)`` over posterior draws, for every scenario.
+
+    For each scenario ``s`` and output leaf, with ``y_i = fn(theta_i, s)`` sorted as
+    ``y_(0) <= ... <= y_(n-1)``: ``Q(q) = y_(i) + (h - i)(y_(i+1) - y_(i))``, ``h = q (n - 1)``,
+    ``i = floor(h)``, exactly ``np.quantile(y, q, method='linear')`` up to float rounding of the
+    interpolation. ``+inf`` (e.g. the model size for an unreachable target loss) is a
+    legitimate order statistic; NaN never enters a quantile silently (see ``nan_policy``).
+    {convention}
+      q: quantile levels in [0, 1].
+      nan_policy: ``'propagate'``: a quantile is NaN wherever any draw is NaN; ``'omit'``:
+        quantiles of the non-NaN draws only. Either way ``Bands.nan_fraction`` reports, per
+        scenario, the fraction of draws that gave NaN.
+
+    Returns:
+      ``Bands(values, nan_fraction)``: pytrees shaped like ``fn``'s output with leaves of shape
+      ``(len(q), *scenario_shape, *leaf_shape)`` and ``(*scenario_shape, *leaf_shape)``.
+
+    Raises:
+      ValueError: bad ``q``, NaN in a scenario argument, scenario shapes that do not
+        broadcast, or params leaves without a common leading draw axis.
+    """
+    levels = _validate_q(q)
+    _validate_nan_policy(nan_policy)
+    (values, nan_fraction), shape = _run(
+        fn, params, scenario_args, "quantiles", (levels, nan_policy), chunk_size, progress
+    )
+    # Leaves come back as (*scenario_shape, len(q), *leaf_shape); put the quantile axis first.
+    return Bands(jax.tree.map(lambda v: jnp.moveaxis(v, len(shape), 0), values), nan_fraction)
+
+
+bands.__doc__ = bands.__doc__.format(convention=_CALLING_CONVENTION)
+
+
+def expectation(
+    fn: Callable, params: PyTree, *scenario_args: PyTree, chunk_size: int | None = None, progress: bool | None = None
+) -> PyTree:
+    """The posterior mean ``E[fn(theta, s)] = (1/n) sum_i fn(theta_i, s)`` for every scenario.
+    {convention}
+    Returns:
+      A pytree shaped like ``fn``'s output with leaves ``(*scenario_shape, *leaf_shape)``. A NaN
+      draw makes the mean NaN; an infinite draw makes it infinite.
+    """
+    result, _ = _run(fn, params, scenario_args, "mean", (), chunk_size, progress)
+    return result
+
+
+expectation.__doc__ = expectation.__doc__.format(convention=_CALLING_CONVENTION)
+
+
+def probability(
+    fn: Callable, params: PyTree, *scenario_args: PyTree, chunk_size: int | None = None, progress: bool | None = None
+) -> PyTree:
+    """The posterior probability ``P[fn(theta, s)] = #{{i : fn(theta_i, s)}} / n`` per scenario.
+    {convention}
+    ``fn`` must return booleans (e.g. ``loss(theta, n, d) < 2.0``); a TypeError is raised
+    otherwise. A NaN compared with anything is False, so count it explicitly if it matters.
+
+    Returns:
+      A pytree shaped like ``fn``'s output with floating leaves ``(*scenario_shape, *leaf_shape)``.
+    """
+    result, _ = _run(fn, params, scenario_args, "probability", (), chunk_size, progress)
+    return result
+
+
+probability.__doc__ = probability.__doc__.format(convention=_CALLING_CONVENTION)
+
+
+def cvar(
+    fn: Callable,
+    params: PyTree,
+    *scenario_args: PyTree,
+    level: float = 0.95,
+    chunk_size: int | None = None,
+    progress: bool | None = None,
+) -> PyTree:
+    """Upper-tail conditional value at risk: the mean of the worst ``1 - level`` of the draws.
+
+    With ``y_(0) <= ... <= y_(n-1)`` the sorted draws of one scenario and ``k = n (1 - level)``
+    draws' worth of probability mass in the tail, ``m = floor(k)``:
+
+        CVaR_level = ( sum_{{j = n-m}}^{{n-1}} y_(j) + (k - m) y_(n-m-1) ) / k,
+
+    the expectation over the upper ``1 - level`` tail of the empirical distribution (the
+    boundary draw counted fractionally; Rockafellar & Uryasev 2002, equal to
+    ``VaR + E[(y - VaR)^+] / (1 - level)``). ``level = 0`` gives the mean, ``level -> 1`` the
+    maximum (``level = 1`` returns the maximum). Large values are bad: pass ``-y`` for a
+    lower tail.
+    {convention}
+      level: in [0, 1].
+
+    Returns:
+      A pytree shaped like ``fn``'s output, leaves ``(*scenario_shape, *leaf_shape)``; NaN
+      wherever any draw is NaN.
+    """
+    level = float(level)
+    if not 0.0 <= level <= 1.0:
+        raise ValueError(f"level must lie in [0, 1], got {level}")
+    result, _ = _run(fn, params, scenario_args, "cvar", (level,), chunk_size, progress)
+    return result
+
+
+cvar.__doc__ = cvar.__doc__.format(convention=_CALLING_CONVENTION)
+
+
+# --------------------------------------------------------------------------------------------
+# Labelled outputs.
+# --------------------------------------------------------------------------------------------
+
+
+def _variable_names(tree: PyTree) -> list[tuple[str, jax.Array]]:
+    """(name, leaf) pairs: NamedTuple fields and dict keys joined by '_', 'value' for a bare array."""
+    named = []
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        parts = []
+        for key in path:
+            if isinstance(key, jax.tree_util.GetAttrKey):
+                parts.append(key.name)
+            elif isinstance(key, jax.tree_util.DictKey):
+                parts.append(str(key.key))
+            elif isinstance(key, jax.tree_util.SequenceKey):
+                parts.append(str(key.idx))
+            else:
+                parts.append(str(key))
+        named.append(("_".join(parts) or "value", leaf))
+    return named
+
+
+def to_dataset(
+    result: Bands | PyTree,
+    q: ArrayLike | None = DEFAULT_QUANTILES,
+    dims: Sequence[str] | None = None,
+    coords: dict[str, ArrayLike] | None = None,
+):
+    """An ``xarray.Dataset`` of a :func:`bands` result (or of any other reduction's pytree).
+
+    One data variable per output leaf, named after the NamedTuple fields (``n``, ``d``,
+    ``loss`` for an ``Allocation``), dict keys joined by ``_``, or ``value`` for a bare array.
+    For :class:`Bands` the variables have dims ``("quantile", *dims)`` with a ``quantile``
+    coordinate, and each gets a companion ``<name>_nan_fraction`` over ``dims``.
+
+    Args:
+      result: a :class:`Bands` or the pytree returned by :func:`expectation`,
+        :func:`probability` or :func:`cvar`.
+      q: the quantile levels the bands were computed at (ignored for other results).
+      dims: names of the scenario axes (default ``scenario_0``, ``scenario_1``, ...). Extra
+        per-leaf axes of ``fn``'s output are named ``<name>_dim_<i>``.
+      coords: coordinate values per dim, e.g. ``{"compute": budgets}``.
+
+    Returns:
+      ``xarray.Dataset``.
+    """
+    import xarray as xr
+
+    is_bands = isinstance(result, Bands)
+    if is_bands:
+        levels = _validate_q(q)
+        named = _variable_names(result.values)
+        fractions = dict(_variable_names(result.nan_fraction))
+    else:
+        named = _variable_names(result)
+    variables = {}
+    for name, leaf in named:
+        array = np.asarray(leaf)
+        if is_bands and array.shape[0] != len(levels):
+            raise ValueError(f"q has {len(levels)} levels but bands leaf {name!r} has {array.shape[0]}")
+        scenario_ndim = len(dims) if dims is not None else array.ndim - int(is_bands)
+        scenario_dims = tuple(dims) if dims is not None else tuple(f"scenario_{i}" for i in range(scenario_ndim))
+        extra = tuple(f"{name}_dim_{i}" for i in range(array.ndim - int(is_bands) - scenario_ndim))
+        if is_bands:
+            variables[name] = (("quantile",) + scenario_dims + extra, array)
+            variables[f"{name}_nan_fraction"] = (scenario_dims + extra, np.asarray(fractions[name]))
+        else:
+            variables[name] = (scenario_dims + extra, array)
+    all_coords = {"quantile": np.asarray(levels)} if is_bands else {}
+    for dim, values in (coords or {}).items():
+        all_coords[dim] = np.asarray(values)
+    return xr.Dataset(variables, coords=all_coords)
+
+
+def bands_dataset(
+    fn: Callable,
+    params: PyTree,
+    *scenario_args: PyTree,
+    q: ArrayLike = DEFAULT_QUANTILES,
+    dims: Sequence[str] | None = None,
+    coords: dict[str, ArrayLike] | None = None,
+    chunk_size: int | None = None,
+    progress: bool | None = None,
+    nan_policy: str = "propagate",
+):
+    """:func:`bands` followed by :func:`to_dataset`: an ``xarray.Dataset`` with a quantile axis.
+
+    Example::
+
+        budgets = np.logspace(21, 25, 41)
+        ds = bands_dataset(compute_optimal, posterior.params, budgets,
+                           dims=("compute",), coords={"compute": budgets})
+        ds.n.sel(quantile=0.5)
+    """
+    result = bands(fn, params, *scenario_args, q=q, chunk_size=chunk_size, progress=progress, nan_policy=nan_policy)
+    return to_dataset(result, q, dims=dims, coords=coords)

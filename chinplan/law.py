@@ -1,0 +1,266 @@
+"""The Chinchilla scaling law, written for one point and computed in log space.
+
+    L(N, D) = E + A / N^alpha + B / D^beta            (Hoffmann et al. 2022, Eq. 2)
+
+Every function here takes a :class:`LawParams` (scalars for one law, or arrays that
+broadcast against the other inputs) and array-like inputs, and is pure, jittable,
+vmappable and differentiable. Work is done on ``log N``, ``log D`` and ``log C``, so the
+functions stay exact in float32 for N up to 1e13, D up to 1e15 and C up to 1e28: nothing
+as large as ``6 N D`` is ever formed outside a logarithm.
+
+Integer counts (NumPy ``int64`` or Python ``int``) are converted to floating point on the
+host before they reach JAX, so a 15e12-token count never wraps around in int32.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
+
+__all__ = [
+    "LawParams",
+    "Allocation",
+    "HOFFMANN_2022",
+    "HOFFMANN_2022_PRINTED",
+    "BESIROGLU_2024",
+    "MUENNIGHOFF_2023",
+    "PRESETS",
+    "R_D_STAR",
+    "R_N_STAR",
+    "as_float",
+    "log_loss",
+    "loss",
+    "loss_log",
+    "compute_optimal",
+    "compute_optimal_log",
+    "optimal_for_loss",
+    "tokens_per_parameter",
+    "effective_data",
+    "effective_params",
+    "training_flops",
+]
+
+LOG6 = math.log(6.0)
+
+#: Data-constrained decay constants of Muennighoff et al. 2023 (huggingface/datablations):
+#: repeated data loses value after about R_D* epochs, excess parameters after R_N*.
+R_D_STAR = 15.387
+R_N_STAR = 5.309
+
+
+class LawParams(NamedTuple):
+    """Constants of L(N, D) = E + A/N^alpha + B/D^beta.
+
+    Scalars describe one law; a leading axis holds posterior draws. All five are in natural
+    units (E in nats, A and B such that A/N^alpha is in nats).
+    """
+
+    E: ArrayLike
+    A: ArrayLike
+    B: ArrayLike
+    alpha: ArrayLike
+    beta: ArrayLike
+
+    @classmethod
+    def from_logs(cls, log_E, log_A, log_B, alpha, beta) -> "LawParams":
+        """Builds a law from ``log E``, ``log A``, ``log B`` (the fitting parameterisation)."""
+        return cls(jnp.exp(log_E), jnp.exp(log_A), jnp.exp(log_B), jnp.asarray(alpha), jnp.asarray(beta))
+
+    @property
+    def a(self):
+        """Exponent of compute in N_opt = G (C/6)^a: a = beta / (alpha + beta)."""
+        return jnp.asarray(self.beta) / (jnp.asarray(self.alpha) + jnp.asarray(self.beta))
+
+    @property
+    def b(self):
+        """Exponent of compute in D_opt = G^-1 (C/6)^b: b = alpha / (alpha + beta)."""
+        return jnp.asarray(self.alpha) / (jnp.asarray(self.alpha) + jnp.asarray(self.beta))
+
+
+class Allocation(NamedTuple):
+    """A training plan: parameters ``n``, training tokens ``d`` and the predicted ``loss``."""
+
+    n: jax.Array
+    d: jax.Array
+    loss: jax.Array
+
+
+#: Hoffmann et al. 2022, unrounded constants from the paper's source (Approach 3).
+HOFFMANN_2022 = LawParams(
+    E=math.exp(0.5267228), A=math.exp(6.0073404), B=math.exp(6.0179186), alpha=0.33917084, beta=0.2849083
+)
+#: Hoffmann et al. 2022 as printed in Eq. 10.
+HOFFMANN_2022_PRINTED = LawParams(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)
+#: Besiroglu et al. 2024, refit of the digitised Chinchilla runs.
+BESIROGLU_2024 = LawParams(E=1.8172, A=482.01, B=2085.43, alpha=0.3478, beta=0.3658)
+#: Muennighoff et al. 2023 (data-constrained scaling), alpha = beta.
+MUENNIGHOFF_2023 = LawParams(E=1.8691, A=520.82, B=1487.7, alpha=0.3526596, beta=0.3526596)
+
+PRESETS = {
+    "hoffmann2022": HOFFMANN_2022,
+    "hoffmann2022-printed": HOFFMANN_2022_PRINTED,
+    "besiroglu2024": BESIROGLU_2024,
+    "muennighoff2023": MUENNIGHOFF_2023,
+}
+
+
+def as_float(x: ArrayLike) -> jax.Array:
+    """Returns ``x`` as a floating JAX array, converting integers on the host first.
+
+    ``jnp.asarray(np.int64(15e12))`` silently becomes int32 (and wraps) when x64 is off;
+    casting to float64 in NumPy first and then to JAX's default float keeps the value.
+    Tracers and floating arrays pass through unchanged.
+    """
+    if isinstance(x, jax.Array):
+        return x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.result_type(float))
+    if isinstance(x, (int, np.integer)) or (isinstance(x, np.ndarray) and not np.issubdtype(x.dtype, np.floating)):
+        x = np.asarray(x, dtype=np.float64)
+    if isinstance(x, (float, np.floating)) or (isinstance(x, np.ndarray) and x.dtype == np.float64):
+        return jnp.asarray(x, dtype=jnp.result_type(float))
+    return jnp.asarray(x)
+
+
+def _logs(params: LawParams):
+    E, A, B, alpha, beta = (as_float(p) for p in params)
+    return jnp.log(E), jnp.log(A), jnp.log(B), alpha, beta
+
+
+def log_loss(params: LawParams, log_n: ArrayLike, log_d: ArrayLike) -> jax.Array:
+    """``log L`` at ``log N``, ``log D``: logsumexp(log E, log A - alpha log N, log B - beta log D).
+
+    This is the quantity the Huber fit and the Bayesian likelihood compare with observed log
+    losses (Hoffmann et al. 2022, Eq. 11).
+    """
+    e, a, b, alpha, beta = _logs(params)
+    log_n, log_d = as_float(log_n), as_float(log_d)
+    terms = jnp.stack(jnp.broadcast_arrays(e, a - alpha * log_n, b - beta * log_d))
+    return jax.nn.logsumexp(terms, axis=0)
+
+
+def loss_log(params: LawParams, log_n: ArrayLike, log_d: ArrayLike) -> jax.Array:
+    """L(N, D) from ``log N`` and ``log D``; convenient for gradients in log space."""
+    return jnp.exp(log_loss(params, log_n, log_d))
+
+
+def _log_effective(log_x: jax.Array, log_unique: jax.Array, r_star: float) -> jax.Array:
+    """log of U + U R* (1 - exp(-R/R*)), U = min(X, unique), R = X/U - 1 (Muennighoff Eq. 5)."""
+    log_u = jnp.minimum(log_x, log_unique)
+    repeats = jnp.expm1(log_x - log_u)  # R >= 0: epochs beyond the first
+    return log_u + jnp.log1p(-r_star * jnp.expm1(-repeats / r_star))
+
+
+def effective_data(d: ArrayLike, unique_tokens: ArrayLike) -> jax.Array:
+    """Effective data D' of ``d`` tokens drawn from ``unique_tokens`` unique ones.
+
+    D' = U_D + U_D R_D* (1 - exp(-R_D / R_D*)), U_D = min(D, unique), R_D = D/U_D - 1
+    (Muennighoff et al. 2023, Eq. 5, R_D* = 15.387). D' <= D, with equality when nothing
+    is repeated; D' tends to U_D (1 + R_D*) for endless repetition.
+    """
+    return jnp.exp(_log_effective(jnp.log(as_float(d)), jnp.log(as_float(unique_tokens)), R_D_STAR))
+
+
+def _log_n_for_data(params: LawParams, log_d: jax.Array) -> jax.Array:
+    """log of the compute-optimal N whose optimal D is ``exp(log_d)`` (N = G^(1 + a/b) D^(a/b))."""
+    e, a, b, alpha, beta = _logs(params)
+    log_g = (jnp.log(alpha) + a - jnp.log(beta) - b) / (alpha + beta)
+    ratio = beta / alpha  # a / b
+    return log_g * (1.0 + ratio) + ratio * log_d
+
+
+def effective_params(params: LawParams, n: ArrayLike, unique_tokens: ArrayLike) -> jax.Array:
+    """Effective parameters N' for a model of ``n`` parameters trained on ``unique_tokens``.
+
+    U_N = min(N, N_opt(U_D)) with N_opt(U_D) the compute-optimal size for data U_D;
+    R_N = N/U_N - 1; N' = U_N + U_N R_N* (1 - exp(-R_N / R_N*)) (Muennighoff et al. 2023,
+    Eq. 6, R_N* = 5.309).
+    """
+    log_cap = _log_n_for_data(params, jnp.log(as_float(unique_tokens)))
+    return jnp.exp(_log_effective(jnp.log(as_float(n)), log_cap, R_N_STAR))
+
+
+def loss(params: LawParams, n: ArrayLike, d: ArrayLike, *, unique_tokens: ArrayLike | None = None) -> jax.Array:
+    """Predicted final loss L(N, D) = E + A/N^alpha + B/D^beta (Hoffmann et al. 2022, Eq. 2).
+
+    Args:
+      params: the law's constants.
+      n: parameters N.
+      d: training tokens D.
+      unique_tokens: if given, the number of unique tokens U_D; D and N are replaced by
+        their effective values D' and N' of the data-constrained law (Muennighoff et al.
+        2023): repeating data loses value after about R_D* = 15.4 epochs.
+
+    Returns:
+      The loss, broadcast over the inputs.
+    """
+    log_n, log_d = jnp.log(as_float(n)), jnp.log(as_float(d))
+    if unique_tokens is not None:
+        log_u = jnp.log(as_float(unique_tokens))
+        log_d = _log_effective(log_d, log_u, R_D_STAR)
+        log_n = _log_effective(log_n, _log_n_for_data(params, log_u), R_N_STAR)
+    return jnp.exp(log_loss(params, log_n, log_d))
+
+
+def compute_optimal_log(params: LawParams, log_compute: ArrayLike):
+    """``(log N_opt, log D_opt)`` for ``log C`` (Hoffmann et al. 2022, Eq. 4).
+
+    log G = (log(alpha A) - log(beta B)) / (alpha + beta);
+    log N_opt = log G + a (log C - log 6); log D_opt = -log G + b (log C - log 6).
+    """
+    e, a, b, alpha, beta = _logs(params)
+    log_g = (jnp.log(alpha) + a - jnp.log(beta) - b) / (alpha + beta)
+    log_c6 = as_float(log_compute) - LOG6
+    s = alpha + beta
+    return log_g + (beta / s) * log_c6, -log_g + (alpha / s) * log_c6
+
+
+def compute_optimal(params: LawParams, compute: ArrayLike) -> Allocation:
+    """The Chinchilla optimum for a FLOP budget C = 6 N D (Hoffmann et al. 2022, Eq. 4).
+
+    N_opt = G (C/6)^a, D_opt = G^-1 (C/6)^b, G = (alpha A / (beta B))^(1/(alpha+beta)),
+    a = beta/(alpha+beta), b = alpha/(alpha+beta).
+
+    Returns:
+      ``Allocation(n, d, loss)`` broadcast over ``compute`` and ``params``.
+    """
+    log_n, log_d = compute_optimal_log(params, jnp.log(as_float(compute)))
+    return Allocation(jnp.exp(log_n), jnp.exp(log_d), jnp.exp(log_loss(params, log_n, log_d)))
+
+
+def optimal_for_loss(params: LawParams, target_loss: ArrayLike) -> Allocation:
+    """The compute-optimal plan that reaches ``target_loss`` (Hoffmann et al. 2022, §3).
+
+    N*(l) = [A (1 + alpha/beta) / (l - E)]^(1/alpha), D*(l) = [B (1 + beta/alpha) / (l - E)]^(1/beta).
+    A target at or below E cannot be reached: ``n`` and ``d`` are then ``inf`` and ``loss`` is E.
+    """
+    e, a, b, alpha, beta = _logs(params)
+    target = as_float(target_loss)
+    gap = target - jnp.exp(e)
+    reachable = gap > 0
+    log_gap = jnp.log(jnp.where(reachable, gap, 1.0))
+    log_n = (a + jnp.log1p(alpha / beta) - log_gap) / alpha
+    log_d = (b + jnp.log1p(beta / alpha) - log_gap) / beta
+    inf = jnp.asarray(jnp.inf, log_n.dtype)
+    n = jnp.where(reachable, jnp.exp(log_n), inf)
+    d = jnp.where(reachable, jnp.exp(log_d), inf)
+    # An unreachable target is approached only by an infinite plan, whose loss is E.
+    return Allocation(n, d, jnp.where(reachable, jnp.broadcast_to(target, n.shape), jnp.exp(e)))
+
+
+def tokens_per_parameter(params: LawParams, compute: ArrayLike) -> jax.Array:
+    """D_opt / N_opt at budget C: exp(-2 log G + (b - a)(log C - log 6))."""
+    log_n, log_d = compute_optimal_log(params, jnp.log(as_float(compute)))
+    return jnp.exp(log_d - log_n)
+
+
+def training_flops(n: ArrayLike, d: ArrayLike) -> jax.Array:
+    """Training compute 6 N D (Kaplan et al. 2020, §2.1), formed as exp(log 6 + log N + log D).
+
+    Values reach 1e25 and beyond, still well inside float32's range (3.4e38) because the
+    product is never formed outside the exponent.
+    """
+    return jnp.exp(LOG6 + jnp.log(as_float(n)) + jnp.log(as_float(d)))
