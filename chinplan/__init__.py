@@ -6,6 +6,8 @@ constants) -> law/costs (per-point maths) -> engine (draws x scenarios, reduced 
 """
 
 from chinplan import datasets
+from chinplan.data import load_runs
+from chinplan.fit import ConvergenceWarning, Posterior, default_posterior, fit
 from chinplan.law import (
     BESIROGLU_2024,
     HOFFMANN_2022,
@@ -29,6 +31,11 @@ __version__ = "0.1.0"
 __all__ = [
     "__version__",
     "datasets",
+    "load_runs",
+    "fit",
+    "Posterior",
+    "ConvergenceWarning",
+    "default_posterior",
     "LawParams",
     "Allocation",
     "HOFFMANN_2022",

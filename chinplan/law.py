@@ -239,7 +239,8 @@ def optimal_for_loss(params: LawParams, target_loss: ArrayLike) -> Allocation:
     """
     e, a, b, alpha, beta = _logs(params)
     target = as_float(target_loss)
-    gap = target - jnp.exp(e)
+    E = as_float(params.E)  # not exp(log E): l - E may be tiny, so E must be exact
+    gap = target - E
     reachable = gap > 0
     log_gap = jnp.log(jnp.where(reachable, gap, 1.0))
     log_n = (a + jnp.log1p(alpha / beta) - log_gap) / alpha
@@ -248,7 +249,7 @@ def optimal_for_loss(params: LawParams, target_loss: ArrayLike) -> Allocation:
     n = jnp.where(reachable, jnp.exp(log_n), inf)
     d = jnp.where(reachable, jnp.exp(log_d), inf)
     # An unreachable target is approached only by an infinite plan, whose loss is E.
-    return Allocation(n, d, jnp.where(reachable, jnp.broadcast_to(target, n.shape), jnp.exp(e)))
+    return Allocation(n, d, jnp.where(reachable, jnp.broadcast_to(target, n.shape), E))
 
 
 def tokens_per_parameter(params: LawParams, compute: ArrayLike) -> jax.Array:

@@ -1,0 +1,43 @@
+"""The shipped posterior is what scripts/build_default_posterior.py makes from the embedded data."""
+
+import importlib.util
+import pathlib
+
+import arviz as az
+import numpy as np
+import pytest
+
+import chinplan
+from chinplan import datasets
+from chinplan.data import runs_arrays
+from chinplan.fit import DEFAULT_FIT_SETTINGS, _data_hash
+
+SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "scripts" / "build_default_posterior.py"
+
+
+def test_shipped_posterior_provenance():
+    post = chinplan.default_posterior()
+    attrs = post.attrs
+    assert attrs["data_sha256"] == _data_hash(*runs_arrays(datasets.chinchilla()))
+    assert attrs["num_runs"] == 245
+    assert post.num_draws == DEFAULT_FIT_SETTINGS["num_chains"] * DEFAULT_FIT_SETTINGS["num_draws"]
+    assert chinplan.default_posterior() is post  # loaded once
+
+
+@pytest.mark.skipif(not SCRIPT.exists(), reason="the build script is not part of an installed package")
+def test_rebuilding_reproduces_the_shipped_posterior_within_mc_error():
+    spec = importlib.util.spec_from_file_location("build_default_posterior", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rebuilt = module.build_default_posterior(progress=False)
+    shipped = chinplan.default_posterior()
+    names = ["log_E", "log_A", "log_B", "alpha", "beta", "sigma", "nu"]
+    a, b = shipped.to_arviz().posterior, rebuilt.to_arviz().posterior
+    mcse_a, mcse_b = az.mcse(a[names]), az.mcse(b[names])
+    for name in names:
+        diff = abs(float(a[name].mean()) - float(b[name].mean()))
+        se = np.hypot(float(mcse_a[name]), float(mcse_b[name]))
+        # 4 standard errors: a false alarm in any of the 7 means has probability < 5e-4.
+        assert diff <= 4 * se, (name, diff, se)
+        ratio = float(b[name].std()) / float(a[name].std())
+        assert 0.85 < ratio < 1.15, (name, ratio)  # ESS > 2000: the sd agrees to a few percent

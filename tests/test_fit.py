@@ -1,0 +1,128 @@
+"""The Bayesian fit: recovery, agreement with the published replication, files, diagnostics."""
+
+import json
+import warnings
+
+import jax
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+import chinplan
+from chinplan import BESIROGLU_2024, datasets
+from chinplan.fit import ConvergenceWarning, Posterior
+
+
+def simulate_runs(truth, *, key, num_runs=120, noise=0.006, outliers=3):
+    """Runs over Chinchilla's ranges with Student-t-free Gaussian log-loss noise plus outliers."""
+    k1, k2, k3 = jax.random.split(key, 3)
+    log_n = np.asarray(jax.random.uniform(k1, (num_runs,), minval=np.log(5e7), maxval=np.log(2e10)), np.float64)
+    log_c = np.asarray(jax.random.uniform(k2, (num_runs,), minval=np.log(1e18), maxval=np.log(1e22)), np.float64)
+    log_d = log_c - np.log(6.0) - log_n
+    n, d = np.exp(log_n), np.exp(log_d)
+    E, A, B, alpha, beta = (np.float64(x) for x in truth)
+    mean = np.log(E + A * n**-alpha + B * d**-beta)
+    log_loss = mean + noise * np.asarray(jax.random.normal(k3, (num_runs,)), np.float64)
+    log_loss[:outliers] += 0.2  # a few badly-off runs, like the 5 digitised outliers
+    return pd.DataFrame({"params": n, "tokens": d, "loss": np.exp(log_loss)})
+
+
+@pytest.fixture(scope="module")
+def small_fit():
+    runs = simulate_runs(BESIROGLU_2024, key=jax.random.PRNGKey(3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return chinplan.fit(runs, key=jax.random.PRNGKey(4), num_draws=300, num_warmup=300, num_chains=2)
+
+
+def test_parameter_recovery_90_percent_intervals_contain_truth():
+    truth = BESIROGLU_2024
+    runs = simulate_runs(truth, key=jax.random.PRNGKey(11), num_runs=150)
+    posterior = chinplan.fit(runs, key=jax.random.PRNGKey(12), num_draws=500, num_warmup=400, num_chains=2)
+    assert posterior.num_divergences == 0
+    for name, value in zip(["E", "A", "B", "alpha", "beta"], truth):
+        draws = posterior.derived()[name]
+        lo, hi = np.quantile(draws, [0.05, 0.95])
+        assert lo < value < hi, (name, lo, value, hi)
+    # And the intervals are informative, not the prior: alpha and beta to within +-0.05.
+    for name in ("alpha", "beta"):
+        lo, hi = np.quantile(posterior.derived()[name], [0.05, 0.95])
+        assert hi - lo < 0.1
+
+
+def test_embedded_fit_agrees_with_besiroglu_replication():
+    """The published point estimates lie inside the central 95% intervals of the posterior."""
+    posterior = chinplan.default_posterior()
+    derived = posterior.derived()
+    published = dict(zip(["E", "A", "B", "alpha", "beta"], BESIROGLU_2024))
+    for name, value in published.items():
+        lo, hi = np.quantile(derived[name], [0.025, 0.975])
+        assert lo < value < hi, (name, lo, value, hi)
+    tpp = derived["tokens_per_param@5.76e+23"]
+    assert 10 < np.median(tpp) < 30
+    assert posterior.num_divergences == 0
+    diag = posterior.diagnostics()
+    assert (diag.r_hat < 1.01).all() and (diag.ess_bulk > 400).all()
+
+
+def test_posterior_params_have_leading_draw_axis(small_fit):
+    params = small_fit.params
+    assert isinstance(params, chinplan.LawParams)
+    assert all(leaf.shape == (600,) for leaf in params)
+    np.testing.assert_allclose(np.asarray(params.E), np.exp(small_fit.draws("log_E")), rtol=1e-6)
+    plan = jax.vmap(chinplan.compute_optimal, in_axes=(0, None))(params, 1e22)
+    assert plan.n.shape == (600,) and np.all(np.isfinite(np.asarray(plan.n)))
+
+
+def test_save_load_round_trip_is_lossless(small_fit, tmp_path):
+    path = tmp_path / "post.nc"
+    small_fit.save(path)
+    loaded = Posterior.load(path)
+    a, b = small_fit.to_arviz(), loaded.to_arviz()
+    for group in ("posterior", "sample_stats", "observed_data", "constant_data"):
+        xr.testing.assert_identical(a[group], b[group])
+    attrs = loaded.attrs
+    assert attrs["chinplan_version"] == chinplan.__version__
+    assert attrs["num_runs"] == 120
+    assert json.loads(attrs["priors"]) == chinplan.model.DEFAULT_PRIORS._asdict()
+    assert json.loads(attrs["seed"]) == np.asarray(jax.random.key_data(jax.random.PRNGKey(4))).tolist()
+    assert len(attrs["data_sha256"]) == 64
+    for x, y in zip(small_fit.params, loaded.params):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_unreadable_posterior_files(tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        Posterior.load(tmp_path / "missing.nc")
+    garbage = tmp_path / "garbage.nc"
+    garbage.write_bytes(b"this is not netcdf" * 10)
+    with pytest.raises(ValueError, match="not a readable chinplan posterior"):
+        Posterior.load(garbage)
+    other = tmp_path / "other.nc"
+    xr.Dataset({"x": ("i", np.arange(3.0))}).to_netcdf(other, engine="h5netcdf")
+    with pytest.raises(ValueError, match="posterior"):
+        Posterior.load(other)
+
+
+def test_convergence_warning_on_a_starved_run():
+    runs = datasets.chinchilla()
+    with pytest.warns(ConvergenceWarning, match="bulk ESS"):
+        chinplan.fit(runs, key=jax.random.PRNGKey(0), num_draws=30, num_warmup=20, num_chains=2)
+
+
+def test_summary_and_diagnostics_tables(small_fit):
+    table = small_fit.summary()
+    for row in ["E", "A", "B", "alpha", "beta", "a", "tokens_per_param@5.76e+23", "sigma", "nu"]:
+        assert row in table.index
+    for col in ["mean", "sd", "q5", "q50", "q95", "r_hat", "ess_bulk", "ess_tail"]:
+        assert col in table.columns
+    derived = small_fit.derived()
+    np.testing.assert_allclose(table.loc["a", "q50"], np.median(derived["beta"] / (derived["alpha"] + derived["beta"])))
+    assert list(small_fit.diagnostics().index) == list(chinplan.model.PARAM_NAMES)
+
+
+@pytest.mark.parametrize("arg, value", [("num_draws", 0), ("num_chains", 0), ("num_warmup", -1), ("num_draws", 1.5)])
+def test_bad_fit_arguments(arg, value):
+    with pytest.raises(ValueError, match=arg):
+        chinplan.fit(datasets.chinchilla(), key=jax.random.PRNGKey(0), **{arg: value})
