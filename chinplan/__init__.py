@@ -5,7 +5,39 @@ constants) -> law/costs (per-point maths) -> engine (draws x scenarios, reduced 
 -> decide (probabilities, risk) -> cli/plots (outputs).
 """
 
-from chinplan import datasets
+from chinplan import costs, datasets, decide
+from chinplan.costs import (
+    A100,
+    H100_SXM,
+    H200,
+    HARDWARE,
+    PFLOPS_DAY,
+    Cost,
+    Deployment,
+    Hardware,
+    LogNormal,
+    LogUniform,
+    Uniform,
+    cost_optimal,
+    data_constrained_optimal,
+    inference_optimal,
+    sample_deployment,
+    tco,
+    weighted_inference_tokens,
+    with_cost_draws,
+)
+from chinplan.decide import (
+    chance_constrained,
+    cost_bands,
+    cost_cvar,
+    evaluate_designs,
+    expected_cost,
+    prob_cheaper,
+    prob_target,
+    regret_compute,
+    smallest_model,
+    target_cost_bands,
+)
 from chinplan.data import load_runs
 from chinplan.fit import ConvergenceWarning, Posterior, default_posterior, fit
 from chinplan.law import (
@@ -22,6 +54,7 @@ from chinplan.law import (
     log_loss,
     loss,
     optimal_for_loss,
+    params_for_loss,
     tokens_per_parameter,
     training_flops,
 )
@@ -51,4 +84,37 @@ __all__ = [
     "effective_data",
     "effective_params",
     "training_flops",
+    "params_for_loss",
+    # costs
+    "costs",
+    "Hardware",
+    "A100",
+    "H100_SXM",
+    "H200",
+    "HARDWARE",
+    "PFLOPS_DAY",
+    "Deployment",
+    "Cost",
+    "LogNormal",
+    "Uniform",
+    "LogUniform",
+    "sample_deployment",
+    "with_cost_draws",
+    "tco",
+    "inference_optimal",
+    "cost_optimal",
+    "weighted_inference_tokens",
+    "data_constrained_optimal",
+    # decisions
+    "decide",
+    "prob_target",
+    "expected_cost",
+    "cost_bands",
+    "cost_cvar",
+    "prob_cheaper",
+    "smallest_model",
+    "chance_constrained",
+    "evaluate_designs",
+    "regret_compute",
+    "target_cost_bands",
 ]

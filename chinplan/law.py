@@ -33,6 +33,8 @@ __all__ = [
     "R_D_STAR",
     "R_N_STAR",
     "as_float",
+    "logs",
+    "params_for_loss",
     "log_loss",
     "loss",
     "loss_log",
@@ -125,7 +127,8 @@ def as_float(x: ArrayLike) -> jax.Array:
     return jnp.asarray(x)
 
 
-def _logs(params: LawParams):
+def logs(params: LawParams):
+    """``(log E, log A, log B, alpha, beta)`` of a law, as floating JAX arrays."""
     E, A, B, alpha, beta = (as_float(p) for p in params)
     return jnp.log(E), jnp.log(A), jnp.log(B), alpha, beta
 
@@ -136,7 +139,7 @@ def log_loss(params: LawParams, log_n: ArrayLike, log_d: ArrayLike) -> jax.Array
     This is the quantity the Huber fit and the Bayesian likelihood compare with observed log
     losses (Hoffmann et al. 2022, Eq. 11).
     """
-    e, a, b, alpha, beta = _logs(params)
+    e, a, b, alpha, beta = logs(params)
     log_n, log_d = as_float(log_n), as_float(log_d)
     terms = jnp.stack(jnp.broadcast_arrays(e, a - alpha * log_n, b - beta * log_d))
     return jax.nn.logsumexp(terms, axis=0)
@@ -166,7 +169,7 @@ def effective_data(d: ArrayLike, unique_tokens: ArrayLike) -> jax.Array:
 
 def _log_n_for_data(params: LawParams, log_d: jax.Array) -> jax.Array:
     """log of the compute-optimal N whose optimal D is ``exp(log_d)`` (N = G^(1 + a/b) D^(a/b))."""
-    e, a, b, alpha, beta = _logs(params)
+    e, a, b, alpha, beta = logs(params)
     log_g = (jnp.log(alpha) + a - jnp.log(beta) - b) / (alpha + beta)
     ratio = beta / alpha  # a / b
     return log_g * (1.0 + ratio) + ratio * log_d
@@ -211,7 +214,7 @@ def compute_optimal_log(params: LawParams, log_compute: ArrayLike):
     log G = (log(alpha A) - log(beta B)) / (alpha + beta);
     log N_opt = log G + a (log C - log 6); log D_opt = -log G + b (log C - log 6).
     """
-    e, a, b, alpha, beta = _logs(params)
+    e, a, b, alpha, beta = logs(params)
     log_g = (jnp.log(alpha) + a - jnp.log(beta) - b) / (alpha + beta)
     log_c6 = as_float(log_compute) - LOG6
     s = alpha + beta
@@ -237,7 +240,7 @@ def optimal_for_loss(params: LawParams, target_loss: ArrayLike) -> Allocation:
     N*(l) = [A (1 + alpha/beta) / (l - E)]^(1/alpha), D*(l) = [B (1 + beta/alpha) / (l - E)]^(1/beta).
     A target at or below E cannot be reached: ``n`` and ``d`` are then ``inf`` and ``loss`` is E.
     """
-    e, a, b, alpha, beta = _logs(params)
+    e, a, b, alpha, beta = logs(params)
     target = as_float(target_loss)
     E = as_float(params.E)  # not exp(log E): l - E may be tiny, so E must be exact
     gap = target - E
@@ -250,6 +253,19 @@ def optimal_for_loss(params: LawParams, target_loss: ArrayLike) -> Allocation:
     d = jnp.where(reachable, jnp.exp(log_d), inf)
     # An unreachable target is approached only by an infinite plan, whose loss is E.
     return Allocation(n, d, jnp.where(reachable, jnp.broadcast_to(target, n.shape), E))
+
+
+def params_for_loss(params: LawParams, d: ArrayLike, target_loss: ArrayLike) -> jax.Array:
+    """The fewest parameters that reach ``target_loss`` with ``d`` training tokens.
+
+    From L(N, D) = l: N = [A / (l - E - B D^-beta)]^(1/alpha), in log space; ``inf`` when
+    l <= E + B D^-beta (no model size reaches the target with these tokens).
+    """
+    e, a, b, alpha, beta = logs(params)
+    rest = as_float(target_loss) - as_float(params.E) - jnp.exp(b - beta * jnp.log(as_float(d)))
+    reachable = rest > 0
+    log_n = (a - jnp.log(jnp.where(reachable, rest, 1.0))) / alpha
+    return jnp.where(reachable, jnp.exp(log_n), jnp.inf)
 
 
 def tokens_per_parameter(params: LawParams, compute: ArrayLike) -> jax.Array:
