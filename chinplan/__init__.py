@@ -26,6 +26,18 @@ from chinplan.costs import (
     weighted_inference_tokens,
     with_cost_draws,
 )
+from chinplan.engine import (
+    DEFAULT_QUANTILES,
+    Bands,
+    bands,
+    bands_dataset,
+    cvar,
+    draw_quantiles,
+    expectation,
+    probability,
+    sort_over_draws,
+    to_dataset,
+)
 from chinplan.decide import (
     chance_constrained,
     cost_bands,
@@ -85,6 +97,17 @@ __all__ = [
     "effective_params",
     "training_flops",
     "params_for_loss",
+    # engine
+    "Bands",
+    "bands",
+    "expectation",
+    "probability",
+    "cvar",
+    "draw_quantiles",
+    "sort_over_draws",
+    "to_dataset",
+    "bands_dataset",
+    "DEFAULT_QUANTILES",
     # costs
     "costs",
     "Hardware",

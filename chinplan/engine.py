@@ -17,11 +17,15 @@ immediately reduced over the draws. Peak memory is ``n_draws x chunk_size`` per 
 
 Quantiles are exact order statistics obtained with a bitonic sorting network laid across the
 scenario axis: the draws sit on the leading axis (padded to a power of two with ``+inf``) and
-every compare-exchange is an elementwise ``minimum``/``maximum`` of two slabs of rows across
-the whole chunk. On CPU this is several times faster than ``jnp.sort``/``jnp.quantile`` along
-the draw axis (see ``benchmarks/bench_engine.py``). Min/max only move values, so the sorted
-column is exactly the sorted draws and the quantiles equal NumPy's up to the rounding of the
-final interpolation.
+every stage of compare-exchanges is an elementwise ``minimum``/``maximum`` of the rows and
+their partner rows across the whole chunk. On CPU this is several times faster than
+``jnp.sort``/``jnp.quantile`` along the draw axis (see ``benchmarks/bench_engine.py``).
+Min/max only move values, so the sorted column is exactly the sorted draws and the quantiles
+equal NumPy's up to the rounding of the final interpolation.
+
+Chunks are driven by a Python loop over ONE compiled kernel per (fn, reduction, draw count,
+chunk size): a new number of scenarios reuses it, dispatch is asynchronous, and a progress
+bar can follow the chunks. The reduced results (no draw axis) are assembled on the host.
 
 Scale-out: with ``jax.local_device_count() > 1`` each chunk is split across all local devices
 along the scenario axis (``jax.shard_map`` over a one-axis ``Mesh``); every device runs the same
@@ -63,13 +67,16 @@ __all__ = [
 DEFAULT_QUANTILES = (0.05, 0.5, 0.95)
 
 #: Elements (padded draws x scenarios) per device per chunk when ``chunk_size`` is None.
-#: 2**18 float32 values (1 MiB) keep a chunk's working set in cache on a CPU core.
-_TARGET_CHUNK_ELEMENTS = 2**18
+#: 2**17 float32 values (512 KiB) keep the sorting network's working set in a CPU core's
+#: cache: 128 scenarios per chunk for 1,000 draws (fastest of 64..512 in bench_engine.py).
+_TARGET_CHUNK_ELEMENTS = 2**17
 
 #: Show a progress bar automatically (``progress=None``) only from this many chunks on.
 _AUTO_PROGRESS_MIN_CHUNKS = 16
 
 _SCENARIO_AXIS = "scenario"
+
+_PUBLIC_NAMES = {"quantiles": "bands", "mean": "expectation", "probability": "probability", "cvar": "cvar"}
 
 PyTree = Any
 
@@ -99,39 +106,60 @@ def _next_power_of_two(n: int) -> int:
     return 1 << max(0, (n - 1).bit_length())
 
 
-def _compare_exchange(low: jax.Array, high: jax.Array) -> tuple[jax.Array, jax.Array]:
-    return jnp.minimum(low, high), jnp.maximum(low, high)
+@functools.lru_cache(maxsize=32)
+def _bitonic_network(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The stages of a bitonic sorting network on ``n`` (a power of two) rows.
+
+    Stage ``(k, j)`` for ``k = 2, 4, ..., n`` and ``j = k/2, ..., 1`` pairs row ``i`` with
+    row ``i XOR j``; the pair is sorted ascending when bit ``k`` of ``i`` is clear and
+    descending otherwise. Row ``i`` keeps the minimum of its pair when it is the pair's
+    lower row of an ascending pair or the upper row of a descending one.
+
+    Returns:
+      ``(partner, keeps_min)``, each of shape ``(n_stages, n)``, ``n_stages = log2(n) (log2(n) + 1) / 2``.
+    """
+    rows = np.arange(n)
+    partners, keeps_min = [], []
+    k = 2
+    while k <= n:
+        j = k // 2
+        while j >= 1:
+            partner = rows ^ j
+            partners.append(partner)
+            keeps_min.append((rows < partner) == ((rows & k) == 0))
+            j //= 2
+        k *= 2
+    if not partners:
+        return np.zeros((0, n), np.int32), np.zeros((0, n), bool)
+    return np.stack(partners).astype(np.int32), np.stack(keeps_min)
 
 
 def _bitonic_sort_pow2(x: jax.Array) -> jax.Array:
     """Sorts ``x`` ascending along axis 0, whose length must be a power of two; no NaN allowed.
 
-    The network has log2(n) (log2(n) + 1) / 2 stages (55 for n = 1024). Stage ``(k, j)``
-    compare-exchanges rows ``i`` and ``i + j``; the first stage of each merge of size ``k``
-    compares row ``i`` with its mirror ``k - 1 - i`` inside its block, so every
-    compare-exchange is ascending and every stage is one elementwise min/max over the array.
+    One ``lax.scan`` step per network stage (55 for n = 1024): gather every row's partner,
+    then keep ``minimum(x, partner)`` or ``maximum(x, partner)`` row by row. Each stage is
+    elementwise across the whole chunk, so all scenarios of a chunk are sorted at once; the
+    scan keeps compilation small (one stage body, whatever the number of draws).
     """
-    n, rest = x.shape[0], x.shape[1:]
-    k = 2
-    while k <= n:
-        blocks = x.reshape(n // k, k, *rest)
-        low, high = _compare_exchange(blocks[:, : k // 2], jnp.flip(blocks[:, k // 2 :], axis=1))
-        x = jnp.concatenate([low, jnp.flip(high, axis=1)], axis=1).reshape(n, *rest)
-        j = k // 4
-        while j >= 1:
-            pairs = x.reshape(n // (2 * j), 2, j, *rest)
-            low, high = _compare_exchange(pairs[:, 0], pairs[:, 1])
-            x = jnp.stack([low, high], axis=1).reshape(n, *rest)
-            j //= 2
-        k *= 2
-    return x
+    partner, keeps_min = _bitonic_network(x.shape[0])
+    if partner.shape[0] == 0:
+        return x
+    row_shape = (-1,) + (1,) * (x.ndim - 1)
+
+    def stage(x: jax.Array, table: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, None]:
+        rows_partner, rows_keep_min = table
+        other = jnp.take(x, rows_partner, axis=0)
+        return jnp.where(rows_keep_min.reshape(row_shape), jnp.minimum(x, other), jnp.maximum(x, other)), None
+
+    return jax.lax.scan(stage, x, (jnp.asarray(partner), jnp.asarray(keeps_min)))[0]
 
 
 def sort_over_draws(samples: ArrayLike) -> tuple[jax.Array, jax.Array]:
     """Sorts ``samples`` along axis 0 with a bitonic network, NaN last.
 
     Args:
-      samples: floating array of shape ``(n, *rest)``.
+      samples: array of shape ``(n, *rest)``; integers are converted to floating point.
 
     Returns:
       ``(sorted, nan_count)``: ``sorted`` has shape ``(n, *rest)``, ascending along axis 0 with
@@ -139,7 +167,7 @@ def sort_over_draws(samples: ArrayLike) -> tuple[jax.Array, jax.Array]:
       first ``n - nan_count`` rows of a column are its non-NaN values in order).
       ``nan_count`` (int32, shape ``rest``) counts the NaNs per column.
     """
-    x = jnp.asarray(samples)
+    x = as_float(samples)
     n = x.shape[0]
     is_nan = jnp.isnan(x)
     nan_count = jnp.sum(is_nan, axis=0, dtype=jnp.int32)
@@ -147,7 +175,24 @@ def sort_over_draws(samples: ArrayLike) -> tuple[jax.Array, jax.Array]:
     padded = _next_power_of_two(n)
     if padded > n:
         x = jnp.concatenate([x, jnp.full((padded - n, *x.shape[1:]), jnp.inf, x.dtype)])
-    return _bitonic_sort_pow2(x)[:n], nan_count
+    return _from_sort_key(_bitonic_sort_pow2(_to_sort_key(x))[:n], x.dtype), nan_count
+
+
+def _to_sort_key(x: jax.Array) -> jax.Array:
+    """Signed integers ordered like the (non-NaN) floats ``x``: integer min/max are cheaper.
+
+    IEEE floats are sign-magnitude: the bits of a non-negative float already order as signed
+    integers; a negative float's magnitude bits are flipped so that more negative sorts lower.
+    The map is its own inverse and exact; -0.0 sorts just below +0.0.
+    """
+    int_dtype = jnp.dtype(f"int{8 * x.dtype.itemsize}")
+    bits = jax.lax.bitcast_convert_type(x, int_dtype)
+    return jnp.where(bits < 0, bits ^ jnp.iinfo(int_dtype).max, bits)
+
+
+def _from_sort_key(key: jax.Array, dtype) -> jax.Array:
+    bits = jnp.where(key < 0, key ^ jnp.iinfo(key.dtype).max, key)
+    return jax.lax.bitcast_convert_type(bits, dtype)
 
 
 def _lerp(low: jax.Array, high: jax.Array, weight: jax.Array) -> jax.Array:
@@ -226,20 +271,15 @@ def _jitted_draw_quantiles(x: jax.Array, q: tuple[float, ...], nan_policy: str) 
     return _quantiles_from_sorted(sorted_x, nan_count, q, nan_policy)
 
 
-def _upper_tail_weights(n: int, level: float) -> np.ndarray:
-    """Weights ``w`` over ascending order statistics with ``sum(w x_sorted) / k = CVaR``.
+def _upper_tail_weights(n: int, tail_mass: jax.Array, dtype) -> jax.Array:
+    """Weights ``w`` over ascending order statistics with ``sum(w y_sorted) / k = CVaR``.
 
-    ``k = n (1 - level)`` draws' worth of mass sits in the upper tail: the top ``floor(k)``
-    order statistics with weight 1 and the next one with weight ``k - floor(k)``.
+    ``k = tail_mass = n (1 - level)`` draws' worth of mass sits in the upper tail: the top
+    ``m = floor(k)`` order statistics get weight 1 and the next one down ``k - m``.
     """
-    tail_mass = n * (1.0 - level)
-    weights = np.zeros(n)
-    whole = min(int(math.floor(tail_mass)), n)
-    if whole:
-        weights[n - whole :] = 1.0
-    if whole < n:
-        weights[n - whole - 1] = tail_mass - whole
-    return weights
+    rank = jnp.arange(n, dtype=dtype)
+    whole = jnp.floor(tail_mass)
+    return jnp.where(rank >= n - whole, 1.0, jnp.where(rank == n - whole - 1, tail_mass - whole, 0.0)).astype(dtype)
 
 
 # --------------------------------------------------------------------------------------------
@@ -270,14 +310,14 @@ def _reduce_probability(y: jax.Array):
     return jnp.sum(y, axis=0, dtype=jnp.int32).astype(jnp.result_type(float)) / y.shape[0]
 
 
-def _reduce_cvar(y: jax.Array, level: float):
+def _reduce_cvar(y: jax.Array, tail_mass: jax.Array):
     y = _floating(y)
     n = y.shape[0]
     sorted_y, nan_count = sort_over_draws(y)
-    weights = jnp.asarray(_upper_tail_weights(n, level), y.dtype).reshape((n,) + (1,) * (y.ndim - 1))
+    tail_mass = tail_mass.astype(y.dtype)
+    weights = _upper_tail_weights(n, tail_mass, y.dtype).reshape((n,) + (1,) * (y.ndim - 1))
     tail_sum = jnp.sum(jnp.where(weights > 0, weights * sorted_y, 0), axis=0)
-    tail_mass = n * (1.0 - level)
-    value = tail_sum / tail_mass if tail_mass > 0 else sorted_y[n - 1]
+    value = jnp.where(tail_mass > 0, tail_sum / jnp.where(tail_mass > 0, tail_mass, 1), sorted_y[n - 1])
     return jnp.where(nan_count > 0, jnp.nan, value)
 
 
@@ -289,27 +329,31 @@ def _reducer(kind: str, options: tuple) -> Callable[[jax.Array], Any]:
     if kind == "probability":
         return _reduce_probability
     if kind == "cvar":
-        return functools.partial(_reduce_cvar, level=options[0])
+        return _reduce_cvar
     raise ValueError(f"unknown reduction {kind!r}")
 
 
 @functools.lru_cache(maxsize=128)
 def _chunk_function(fn: Callable, kind: str, options: tuple, n_devices: int) -> Callable:
-    """The jitted per-chunk kernel, built once per (fn, reduction, options, device count).
+    """The jitted per-chunk kernel, built once per (fn, reduction, static options, device count).
 
     ``jax.jit`` then caches one executable per input shape, so every chunk of every call with
-    the same draw count and chunk size reuses one compiled function.
+    the same draw count and chunk size reuses one compiled function. The kernel is called as
+    ``kernel(params, scenarios, traced)``; ``traced`` holds scalar options that may change
+    between calls without recompiling (the CVaR tail mass).
     """
     reduce = _reducer(kind, options)
 
-    def evaluate_and_reduce(params: PyTree, scenarios: tuple) -> PyTree:
-        per_draw = lambda theta: jax.vmap(lambda *s: fn(theta, *s))(*scenarios)  # noqa: E731
+    def evaluate_and_reduce(params: PyTree, scenarios: tuple, traced: tuple) -> PyTree:
+        # scenarios = (anchor, args): the anchor column gives vmap an axis even for fn(theta).
+        anchor, args = scenarios
+        per_draw = lambda theta: jax.vmap(lambda _, s: fn(theta, *s))(anchor, args)  # noqa: E731
         outputs = jax.vmap(per_draw)(params)  # leaves: (n_draws, chunk, *leaf_shape)
         if kind == "quantiles":
             pairs = [reduce(leaf) for leaf in jax.tree.leaves(outputs)]
             treedef = jax.tree.structure(outputs)
             return (jax.tree.unflatten(treedef, [p[0] for p in pairs]), jax.tree.unflatten(treedef, [p[1] for p in pairs]))
-        return jax.tree.map(reduce, outputs)
+        return jax.tree.map(lambda leaf: reduce(leaf, *traced), outputs)
 
     if n_devices == 1:
         return jax.jit(evaluate_and_reduce)
@@ -317,10 +361,19 @@ def _chunk_function(fn: Callable, kind: str, options: tuple, n_devices: int) -> 
     sharded = jax.shard_map(
         evaluate_and_reduce,
         mesh=mesh,
-        in_specs=(PartitionSpec(), PartitionSpec(_SCENARIO_AXIS)),
+        in_specs=(PartitionSpec(), PartitionSpec(_SCENARIO_AXIS), PartitionSpec()),
         out_specs=PartitionSpec(_SCENARIO_AXIS),
     )
     return jax.jit(sharded)
+
+
+def _kernel_for(fn: Callable, kind: str, options: tuple, n_devices: int) -> Callable:
+    """The cached kernel; an unhashable ``fn`` gets a fresh (compiled-per-call) one."""
+    try:
+        hash(fn)
+    except TypeError:
+        return _chunk_function.__wrapped__(fn, kind, options, n_devices)
+    return _chunk_function(fn, kind, options, n_devices)
 
 
 @functools.lru_cache(maxsize=8)
@@ -389,19 +442,19 @@ def _prepare_scenarios(scenario_args: Sequence[PyTree]) -> tuple[list[np.ndarray
     dtype = np.dtype(jnp.result_type(float))
     leaves = []
     for path, leaf in paths_leaves:
-        name = f"scenario argument {path[0].idx}{jax.tree_util.keystr(path[1:])}"
+        name = f"scenario_args[{path[0].idx}]{jax.tree_util.keystr(path[1:])}"
         array = np.asarray(leaf)
         if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
             raise ValueError(f"{name} must be numeric, got dtype {array.dtype}")
         if np.issubdtype(array.dtype, np.inexact) and np.isnan(array).any():
             raise ValueError(f"{name} contains NaN at {int(np.isnan(array).sum())} of {array.size} positions")
         # Integers (e.g. int64 token counts) become floats here, on the host, never int32.
-        leaves.append(array.astype(np.float64).astype(dtype) if not np.issubdtype(array.dtype, np.floating) else array)
+        leaves.append(array.astype(np.float64).astype(dtype))
     try:
         shape = np.broadcast_shapes(*(leaf.shape for leaf in leaves))
     except ValueError:
         shapes = ", ".join(
-            f"scenario argument {p[0].idx}{jax.tree_util.keystr(p[1:])}: {leaf.shape}"
+            f"scenario_args[{p[0].idx}]{jax.tree_util.keystr(p[1:])}: {leaf.shape}"
             for (p, _), leaf in zip(paths_leaves, leaves)
         )
         raise ValueError(f"scenario arguments do not broadcast to a common shape ({shapes})") from None
@@ -435,10 +488,13 @@ def _run(
     options: tuple,
     chunk_size: int | None,
     progress: bool | None,
+    cvar_level: float | None = None,
 ) -> tuple[PyTree, tuple[int, ...]]:
-    """Evaluates and reduces chunk by chunk; returns leaves shaped ``(*scenario_shape, ...)``."""
+    """Evaluates and reduces chunk by chunk; returns NumPy leaves ``(*scenario_shape, ...)``."""
     _validate_chunk_size(chunk_size)
     params, n_draws = _prepare_params(params)
+    # Traced scalar options: the CVaR tail mass k = n (1 - level), in float64 on the host.
+    traced = () if cvar_level is None else (jnp.asarray(n_draws * (1.0 - cvar_level), jnp.result_type(float)),)
     leaves, treedef, shape = _prepare_scenarios(scenario_args)
     n_scenarios = math.prod(shape)
     n_devices = jax.local_device_count()
@@ -451,29 +507,33 @@ def _run(
     for leaf in leaves:
         column = np.broadcast_to(leaf, shape).reshape(-1)
         flat.append(np.concatenate([column, np.repeat(column[:1], padded - n_scenarios)]))
-    kernel = _chunk_function(fn, kind, options, n_devices)
+    anchor = np.zeros(step, np.float32)
+    kernel = _kernel_for(fn, kind, options, n_devices)
     if n_devices > 1:
         mesh = _scenario_mesh(n_devices)
-        params = jax.device_put(params, NamedSharding(mesh, PartitionSpec()))
+        params, traced = jax.device_put((params, traced), NamedSharding(mesh, PartitionSpec()))
         scenario_sharding = NamedSharding(mesh, PartitionSpec(_SCENARIO_AXIS))
     show = _want_progress(progress, n_chunks)
     bar = None
     if show:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=n_chunks, unit="chunk", desc=f"chinplan {kind}", leave=False)
+        bar = tqdm(total=n_chunks, unit="chunk", desc=f"chinplan {_PUBLIC_NAMES[kind]}", leave=False)
     pieces = []
     for start in range(0, padded, step):
-        chunk = jax.tree.unflatten(treedef, [column[start : start + step] for column in flat])
+        chunk = (anchor, jax.tree.unflatten(treedef, [column[start : start + step] for column in flat]))
         if n_devices > 1:
             chunk = jax.device_put(chunk, scenario_sharding)
-        pieces.append(kernel(params, tuple(chunk)))
+        pieces.append(kernel(params, chunk, traced))
         if bar is not None:
             jax.block_until_ready(pieces[-1])
             bar.update(1)
     if bar is not None:
         bar.close()
-    joined = jax.tree.map(lambda *parts: jnp.concatenate(parts, axis=0)[:n_scenarios], *pieces)
+    # The reduced results are small (no draw axis): assemble them on the host, where new
+    # scenario counts cost no compilation, and hand back device arrays.
+    host_pieces = [jax.tree.map(np.asarray, piece) for piece in pieces]
+    joined = jax.tree.map(lambda *parts: np.concatenate(parts, axis=0)[:n_scenarios], *host_pieces)
     return jax.tree.map(lambda leaf: leaf.reshape(shape + leaf.shape[1:]), joined), shape
 
 
@@ -490,7 +550,7 @@ _CALLING_CONVENTION = """
       params: pytree (e.g. ``LawParams``) whose leaves share a leading draw axis ``n_draws``.
       *scenario_args: arrays or pytrees of arrays broadcasting (NumPy rules) to the scenario
         shape; no NaN allowed. Integers are converted to floating point on the host.
-      chunk_size: scenarios per device per step (None: about 2**18 / n_draws, a power of two).
+      chunk_size: scenarios per device per step (None: about 2**17 / n_draws, a power of two).
         Results do not depend on it; peak memory is ``n_draws x chunk_size`` per output leaf.
       progress: a tqdm bar over chunks; None shows one only when stderr is a terminal and
         there are many chunks.
@@ -533,7 +593,9 @@ def bands(
         fn, params, scenario_args, "quantiles", (levels, nan_policy), chunk_size, progress
     )
     # Leaves come back as (*scenario_shape, len(q), *leaf_shape); put the quantile axis first.
-    return Bands(jax.tree.map(lambda v: jnp.moveaxis(v, len(shape), 0), values), nan_fraction)
+    return Bands(
+        jax.tree.map(lambda v: jnp.asarray(np.moveaxis(v, len(shape), 0)), values), jax.tree.map(jnp.asarray, nan_fraction)
+    )
 
 
 bands.__doc__ = bands.__doc__.format(convention=_CALLING_CONVENTION)
@@ -549,7 +611,7 @@ def expectation(
       draw makes the mean NaN; an infinite draw makes it infinite.
     """
     result, _ = _run(fn, params, scenario_args, "mean", (), chunk_size, progress)
-    return result
+    return jax.tree.map(jnp.asarray, result)
 
 
 expectation.__doc__ = expectation.__doc__.format(convention=_CALLING_CONVENTION)
@@ -559,15 +621,16 @@ def probability(
     fn: Callable, params: PyTree, *scenario_args: PyTree, chunk_size: int | None = None, progress: bool | None = None
 ) -> PyTree:
     """The posterior probability ``P[fn(theta, s)] = #{{i : fn(theta_i, s)}} / n`` per scenario.
-    {convention}
+
     ``fn`` must return booleans (e.g. ``loss(theta, n, d) < 2.0``); a TypeError is raised
     otherwise. A NaN compared with anything is False, so count it explicitly if it matters.
+    {convention}
 
     Returns:
       A pytree shaped like ``fn``'s output with floating leaves ``(*scenario_shape, *leaf_shape)``.
     """
     result, _ = _run(fn, params, scenario_args, "probability", (), chunk_size, progress)
-    return result
+    return jax.tree.map(jnp.asarray, result)
 
 
 probability.__doc__ = probability.__doc__.format(convention=_CALLING_CONVENTION)
@@ -603,8 +666,8 @@ def cvar(
     level = float(level)
     if not 0.0 <= level <= 1.0:
         raise ValueError(f"level must lie in [0, 1], got {level}")
-    result, _ = _run(fn, params, scenario_args, "cvar", (level,), chunk_size, progress)
-    return result
+    result, _ = _run(fn, params, scenario_args, "cvar", (), chunk_size, progress, cvar_level=level)
+    return jax.tree.map(jnp.asarray, result)
 
 
 cvar.__doc__ = cvar.__doc__.format(convention=_CALLING_CONVENTION)
