@@ -44,6 +44,7 @@ __all__ = [
     "cost_cvar",
     "prob_cheaper",
     "smallest_model",
+    "unreachable_fraction",
     "evaluate_designs",
     "chance_constrained",
     "Regret",
@@ -139,10 +140,47 @@ def _n_draws(params: LawParams) -> int:
 
 
 def _positive(name: str, x: ArrayLike) -> np.ndarray:
-    arr = np.asarray(x, dtype=np.float64)
-    if arr.size == 0 or np.any(~(arr > 0)):
-        raise ValueError(f"{name} must be positive (and not NaN), got {x!r}")
+    """Host copy of ``x`` after checking every value is finite and > 0 (before tracing)."""
+    try:
+        arr = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number or an array of numbers, got {x!r}") from None
+    if arr.size == 0:
+        raise ValueError(f"{name} must not be empty, got {x!r}")
+    bad = ~(np.isfinite(arr) & (arr > 0))
+    if np.any(bad):
+        first = arr.reshape(-1)[np.argmax(bad.reshape(-1))]
+        raise ValueError(
+            f"{name} must be finite and > 0 (valid range (0, inf)), got {first!r} at "
+            f"{int(bad.sum())} of {arr.size} positions"
+        )
     return arr
+
+
+def _same_shape(**arrays: np.ndarray) -> tuple[int, ...]:
+    """The broadcast shape of the named scenario arguments; ValueError naming them if none."""
+    try:
+        return tuple(np.broadcast_shapes(*(np.shape(a) for a in arrays.values())))
+    except ValueError:
+        shapes = ", ".join(f"{k}: {np.shape(a)}" for k, a in arrays.items())
+        raise ValueError(f"scenario arguments do not broadcast to a common shape ({shapes})") from None
+
+
+def _reachable_somewhere(params: LawParams, name: str, target: np.ndarray) -> None:
+    """Raises if some target loss is at or below E for EVERY posterior draw.
+
+    No N, D reaches l <= E_i (L > E for all finite N, D; Hoffmann et al. 2022, Eq. 2), so a
+    target with l <= min_i E_i is unreachable under the whole posterior: an input error, not
+    a result. Targets unreachable for only some draws are allowed and reported per scenario
+    (:func:`unreachable_fraction`). The draws are concrete, so this is a host check.
+    """
+    e_min = float(np.min(np.asarray(params.E, np.float64)))
+    bad = target <= e_min
+    if np.any(bad):
+        raise ValueError(
+            f"{name} must exceed the irreducible loss E of at least one posterior draw "
+            f"(min E = {e_min:.6g}); got {target[bad].reshape(-1)[0]!r}, unreachable for every draw"
+        )
 
 
 def _probability_level(name: str, p: float) -> float:
@@ -195,10 +233,13 @@ def prob_target(
     ``unique_tokens`` the data-constrained loss of Muennighoff et al. 2023 is used.
     """
     _n_draws(params)
-    _positive("n", n), _positive("d", d), _positive("target_loss", target_loss)
+    arrays = dict(n=_positive("n", n), d=_positive("d", d), target_loss=_positive("target_loss", target_loss))
+    if unique_tokens is not None:
+        arrays["unique_tokens"] = _positive("unique_tokens", unique_tokens)
+    _same_shape(**arrays)
+    _reachable_somewhere(params, "target_loss", arrays["target_loss"])
     if unique_tokens is None:
         return engine.probability(loss_at_most, params, n, d, target_loss, chunk_size=chunk_size)
-    _positive("unique_tokens", unique_tokens)
     return engine.probability(_loss_at_most_dc, params, n, d, target_loss, unique_tokens, chunk_size=chunk_size)
 
 
@@ -213,7 +254,7 @@ def expected_cost(
     chunk_size: int | None = None,
 ) -> jax.Array:
     """E[cost] of design (N, D) over the deployment's draws (``field`` of :class:`Cost`)."""
-    _positive("n", n), _positive("d", d)
+    _same_shape(n=_positive("n", n), d=_positive("d", d))
     theta = draw_pairs(params, deployment, key=key)
     return engine.expectation(_COST_KERNELS[_field(field)], theta, n, d, chunk_size=chunk_size)
 
@@ -230,7 +271,7 @@ def cost_bands(
     chunk_size: int | None = None,
 ) -> jax.Array:
     """Quantiles of the cost of design (N, D): shape ``(len(q), *broadcast shape)``."""
-    _positive("n", n), _positive("d", d)
+    _same_shape(n=_positive("n", n), d=_positive("d", d))
     theta = draw_pairs(params, deployment, key=key)
     return engine.bands(_COST_KERNELS[_field(field)], theta, n, d, q=q, chunk_size=chunk_size).values
 
@@ -247,7 +288,7 @@ def cost_cvar(
     chunk_size: int | None = None,
 ) -> jax.Array:
     """CVaR_level of the cost: the mean of the most expensive ``1 - level`` of the draws."""
-    _positive("n", n), _positive("d", d)
+    _same_shape(n=_positive("n", n), d=_positive("d", d))
     theta = draw_pairs(params, deployment, key=key)
     return engine.cvar(_COST_KERNELS[_field(field)], theta, n, d, level=level, chunk_size=chunk_size)
 
@@ -313,11 +354,42 @@ def smallest_model(
     :func:`prob_target` there can read one draw short of p; 1e-5 more N in float32 is safe.)
     """
     n = _n_draws(params)
-    _positive("target_loss", target_loss), _positive("tokens", tokens)
+    target = _positive("target_loss", target_loss)
+    _same_shape(target_loss=target, tokens=_positive("tokens", tokens))
+    _reachable_somewhere(params, "target_loss", target)
     p = _probability_level("p", p)
     k = max(1, math.ceil(p * n - 1e-9 * n))  # guard p n = integer against rounding up
     q = _order_statistic_level(k, n)
     return engine.bands(params_for_loss, params, tokens, target_loss, q=(q,), chunk_size=chunk_size).values[0]
+
+
+def _unreachable(theta: PyTree, d: ArrayLike, target_loss: ArrayLike) -> jax.Array:
+    """Whether no N reaches ``target_loss`` with D tokens under this draw (N_i = inf)."""
+    return jnp.isinf(law.params_for_loss(_law_of(theta), d, target_loss))
+
+
+def unreachable_fraction(
+    params: LawParams,
+    target_loss: ArrayLike,
+    tokens: ArrayLike | None = None,
+    *,
+    chunk_size: int | None = None,
+) -> jax.Array:
+    """Per scenario, the fraction of posterior draws for which ``target_loss`` is unreachable.
+
+    Without ``tokens``: the fraction with l <= E_i (no (N, D) at all reaches l; Hoffmann et
+    al. 2022, Eq. 2). With ``tokens`` D: the fraction with l <= E_i + B_i D^-beta_i (no N
+    reaches l with D tokens), i.e. the draws whose requirement N_i of :func:`smallest_model`
+    is ``inf``. Such draws enter quantiles as ``+inf`` (an order statistic), never as NaN;
+    this count says how many there are. Unlike the other wrappers, a target below every
+    draw's E is allowed here (the answer is 1).
+    """
+    _n_draws(params)
+    target = _positive("target_loss", target_loss)
+    if tokens is None:
+        return engine.probability(lambda th, t: t <= _law_of(th).E, params, target, chunk_size=chunk_size)
+    _same_shape(target_loss=target, tokens=_positive("tokens", tokens))
+    return engine.probability(_unreachable, params, tokens, target_loss, chunk_size=chunk_size)
 
 
 def target_cost_bands(
@@ -342,6 +414,7 @@ def target_cost_bands(
     targets = np.atleast_1d(_positive("target_loss", target_loss))
     if targets.ndim != 1:
         raise ValueError(f"target_loss must be a scalar or 1-D, got shape {targets.shape}")
+    _reachable_somewhere(params, "target_loss", targets)
     theta = draw_pairs(params, deployment, key=key)
     result = engine.bands(target_plan_cost, theta, targets, q=q, chunk_size=chunk_size)
     return engine.to_dataset(result, q, dims=("target_loss",), coords={"target_loss": targets})
@@ -430,7 +503,8 @@ def chance_constrained(
     d_grid = np.atleast_1d(_positive("d_grid", d_grid))
     if n_grid.ndim != 1 or d_grid.ndim != 1:
         raise ValueError("n_grid and d_grid must be 1-D")
-    _positive("target_loss", target_loss)
+    _n_draws(params)
+    _reachable_somewhere(params, "target_loss", _positive("target_loss", target_loss))
     p = _probability_level("p", p)
     nn, dd = n_grid[:, None], d_grid[None, :]
     prob = np.asarray(engine.probability(loss_at_most, params, nn, dd, target_loss, chunk_size=chunk_size))

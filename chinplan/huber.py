@@ -213,6 +213,7 @@ class _Config(NamedTuple):
     max_linesearch_steps: int
     gtol: float
     ftol: float
+    max_stalls: int
 
 
 def _lbfgs_solve(theta0: jax.Array, data: tuple, delta: jax.Array, cfg: _Config):
@@ -232,32 +233,30 @@ def _lbfgs_solve(theta0: jax.Array, data: tuple, delta: jax.Array, cfg: _Config)
             max_linesearch_steps=cfg.max_linesearch_steps, initial_guess_strategy="one"
         ),
     )
-    value_and_grad = optax.value_and_grad_from_state(fun)
-    dtype = theta0.dtype
-    tiny = jnp.finfo(dtype).tiny
+    tiny = jnp.finfo(theta0.dtype).tiny
+    fresh = opt.init(theta0)
 
     def body(carry):
-        theta, state, _, it = carry
-        value, grad = value_and_grad(theta, state=state)
+        theta, state, value, grad, stalls, it = carry
         updates, state = opt.update(grad, state, theta, value=value, grad=grad, value_fn=fun)
-        return optax.apply_updates(theta, updates), state, value, it + 1
+        # The zoom linesearch already evaluated J and dJ at the accepted point: reuse them.
+        new_value, new_grad = otu.tree_get(state, "value"), otu.tree_get(state, "grad")
+        stalled = ~(value - new_value > cfg.ftol * jnp.maximum(jnp.abs(new_value), tiny))
+        # After a stalled step, forget the curvature pairs (restart from a scaled gradient
+        # step): the kinks of the Huber loss at |r| = delta can spoil the L-BFGS memory.
+        state = jax.tree.map(lambda f, s: jnp.where(stalled, f, s), fresh, state)
+        stalls = jnp.where(stalled, stalls + 1, 0)
+        return optax.apply_updates(theta, updates), state, new_value, new_grad, stalls, it + 1
 
     def cond(carry):
-        theta, state, value_before, it = carry
-        value = otu.tree_get(state, "value")
-        grad = otu.tree_get(state, "grad")
-        gnorm = otu.tree_l2_norm(grad)
-        decrease = value_before - value
-        progressing = (it == 0) | (decrease > cfg.ftol * jnp.maximum(jnp.abs(value), tiny))
+        theta, _, value, grad, stalls, it = carry
         finite = jnp.isfinite(value) & jnp.all(jnp.isfinite(theta))
-        return (it == 0) | ((it < cfg.max_iter) & (gnorm > cfg.gtol) & progressing & finite)
+        return (it < cfg.max_iter) & (otu.tree_norm(grad) > cfg.gtol) & (stalls < cfg.max_stalls) & finite
 
-    state0 = opt.init(theta0)
-    inf = jnp.asarray(jnp.inf, dtype)
-    init = (theta0, state0, inf, jnp.asarray(0, jnp.int32))
-    theta, state, _, it = jax.lax.while_loop(cond, body, init)
-    value, grad = jax.value_and_grad(fun)(theta)
-    return theta, value, jnp.linalg.norm(grad), it
+    value0, grad0 = jax.value_and_grad(fun)(theta0)
+    zero = jnp.asarray(0, jnp.int32)
+    theta, _, value, grad, _, it = jax.lax.while_loop(cond, body, (theta0, fresh, value0, grad0, zero, zero))
+    return theta, value, otu.tree_norm(grad), it
 
 
 def _objective_packed(theta, *, data, delta):
@@ -265,15 +264,42 @@ def _objective_packed(theta, *, data, delta):
     return huber_objective(theta, log_n, log_d, log_l, w, delta)
 
 
-def _solve_starts(starts, data, delta, cfg):
-    """vmaps :func:`_lbfgs_solve` over ``starts`` of shape ``(S, 5)``; one shared data set."""
-    return jax.vmap(lambda t0: _lbfgs_solve(t0, data, delta, cfg))(starts)
+def _center(theta: jax.Array, mu_n: jax.Array, mu_d: jax.Array, sign: int) -> jax.Array:
+    """(e, a, b, alpha, beta) <-> (e, a - alpha mu_n, b - beta mu_d, alpha, beta) for sign = -1 / +1.
+
+    a - alpha log N = (a - alpha mu_n) - alpha (log N - mu_n): the same law, but with centred
+    log sizes the intercepts are nearly uncorrelated with the exponents. L-BFGS then works on
+    a well-conditioned problem, and float32 no longer loses digits to the cancellation of
+    a ~ 6 against alpha log N ~ 7.
+    """
+    shift = jnp.stack([theta[..., 3] * mu_n, theta[..., 4] * mu_d], axis=-1)
+    return theta.at[..., 1:3].add(sign * shift)
 
 
-@partial(jax.jit, static_argnames=("cfg",))
-def _fit_core(starts, log_n, log_d, log_l, w, delta, cfg: _Config):
+def _solve_starts(starts, data, delta, cfg, batch_size=None):
+    """Maps :func:`_lbfgs_solve` over ``starts`` of shape ``(S, 5)``; one shared data set.
+
+    The solve runs in the centred parameterisation of :func:`_center` (the objective is the
+    same function of the law) and returns points in the original one. All starts run as one
+    vmapped batch (``batch_size=None``) or, with ``lax.map``, in vmapped chunks of
+    ``batch_size`` so that a chunk stops as soon as its own starts converge.
+    """
+    log_n, log_d, log_l, w = data
+    mu_n, mu_d = jnp.mean(log_n), jnp.mean(log_d)
+    centred = (log_n - mu_n, log_d - mu_d, log_l, w)
+    solve = lambda t0: _lbfgs_solve(t0, centred, delta, cfg)
+    starts = _center(starts, mu_n, mu_d, -1)
+    if batch_size is None or batch_size >= starts.shape[0]:
+        theta, value, gnorm, it = jax.vmap(solve)(starts)
+    else:
+        theta, value, gnorm, it = jax.lax.map(solve, starts, batch_size=batch_size)
+    return _center(theta, mu_n, mu_d, +1), value, gnorm, it
+
+
+@partial(jax.jit, static_argnames=("cfg", "batch_size"))
+def _fit_core(starts, log_n, log_d, log_l, w, delta, cfg: _Config, batch_size=None):
     TRACE_COUNTS["fit"] += 1
-    theta, value, gnorm, it = _solve_starts(starts, (log_n, log_d, log_l, w), delta, cfg)
+    theta, value, gnorm, it = _solve_starts(starts, (log_n, log_d, log_l, w), delta, cfg, batch_size)
     value = jnp.where(jnp.isfinite(value), value, jnp.nan)
     i = jnp.argmin(jnp.where(jnp.isnan(value), jnp.inf, value))
     return theta[i], value[i], gnorm[i], it[i], i, theta, value
@@ -290,6 +316,8 @@ def _bootstrap_core(starts, log_n, log_d, log_l, counts, delta, cfg: _Config, ba
         i = jnp.argmin(value)
         return theta[i], value[i], it[i]
 
+    if batch_size is None or batch_size >= counts.shape[0]:
+        return jax.vmap(one)(counts)
     return jax.lax.map(one, counts, batch_size=batch_size)
 
 
@@ -324,7 +352,7 @@ def _validate(n, d, loss, weights):
     return np.log(arrays["n"]), np.log(arrays["d"]), np.log(arrays["loss"]), w
 
 
-def _config(max_iter, memory_size, max_linesearch_steps, gtol, ftol, dtype) -> _Config:
+def _config(max_iter, memory_size, max_linesearch_steps, gtol, ftol, dtype, max_stalls=2) -> _Config:
     eps = float(jnp.finfo(dtype).eps)
     if max_iter < 1:
         raise ValueError(f"`max_iter` must be >= 1; got {max_iter}.")
@@ -334,6 +362,7 @@ def _config(max_iter, memory_size, max_linesearch_steps, gtol, ftol, dtype) -> _
         max_linesearch_steps=int(max_linesearch_steps),
         gtol=float(gtol) if gtol is not None else 0.0,
         ftol=float(ftol) if ftol is not None else 4.0 * eps,
+        max_stalls=int(max_stalls),
     )
 
 
@@ -359,11 +388,12 @@ def huber_fit(
     weights: ArrayLike | None = None,
     delta: float = 1e-3,
     grid: ArrayLike | None = None,
-    max_iter: int = 1000,
+    max_iter: int = 100,
     memory_size: int = 10,
-    max_linesearch_steps: int = 30,
+    max_linesearch_steps: int = 5,
     gtol: float | None = None,
     ftol: float | None = None,
+    batch_size: int | None = None,
 ) -> HuberFit:
     """Fits L(N, D) = E + A/N^alpha + B/D^beta by Hoffmann et al. 2022's Huber multi-start.
 
@@ -386,6 +416,8 @@ def huber_fit(
       gtol: stop a start when ||grad J|| <= gtol (default 0: never on this test alone).
       ftol: stop a start when one iteration lowers J by <= ftol * |J| (default 4 eps of the
         working dtype, i.e. when the linesearch cannot make progress any more).
+      batch_size: starts per vmapped chunk (``lax.map``); ``None`` runs all starts as one
+        batch. Results do not depend on it.
 
     Returns:
       A :class:`HuberFit`. Computed in JAX's default float (float32 unless the caller enabled
@@ -396,7 +428,7 @@ def huber_fit(
     starts = _as_starts(grid, dtype)
     cfg = _config(max_iter, memory_size, max_linesearch_steps, gtol, ftol, dtype)
     theta, value, gnorm, it, i, all_theta, all_value = _fit_core(
-        starts, log_n, log_d, log_l, w, jnp.asarray(delta, dtype), cfg
+        starts, log_n, log_d, log_l, w, jnp.asarray(delta, dtype), cfg, batch_size
     )
     return HuberFit(theta_to_params(theta), theta, value, gnorm, it, i, starts, all_theta, all_value)
 
@@ -435,9 +467,9 @@ def huber_bootstrap(
     grid: ArrayLike | None = None,
     quantiles: tuple[float, ...] = (0.025, 0.05, 0.5, 0.95, 0.975),
     batch_size: int | None = None,
-    max_iter: int = 1000,
+    max_iter: int = 100,
     memory_size: int = 10,
-    max_linesearch_steps: int = 30,
+    max_linesearch_steps: int = 5,
     gtol: float | None = None,
     ftol: float | None = None,
 ) -> HuberBootstrap:

@@ -229,9 +229,12 @@ def test_chance_constrained_vs_explicit_grid(objective):
         i, j = np.unravel_index(np.argmin(np.where(feasible, score, np.inf)), score.shape)
         assert (choice["n"], choice["d"]) == (n_grid[i], d_grid[j])
     assert choice["probability"] >= 0.8
-    # An unreachable requirement: nothing feasible, flagged.
-    none, _ = decide.chance_constrained(PARAMS, n_grid, d_grid, 1.0, 0.8, dep, key=KEY, objective=objective)
+    # A requirement no grid point meets (reachable by some draws off the grid): flagged.
+    none, _ = decide.chance_constrained(PARAMS, n_grid, d_grid, 1.75, 0.8, dep, key=KEY, objective=objective)
     assert not none["found"] and np.isnan(none["n"])
+    # A target at or below E for every draw is an input error.
+    with pytest.raises(ValueError, match=r"target_loss must exceed .* got np.float64\(1.0\)"):
+        decide.chance_constrained(PARAMS, n_grid, d_grid, 1.0, 0.8, dep, key=KEY, objective=objective)
 
 
 # ----------------------------------------------------------------------------- tables and regret
