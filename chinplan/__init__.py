@@ -2,10 +2,19 @@
 
 The pipeline, module by module: data (runs) -> model/fit (posterior over the law's
 constants) -> law/costs (per-point maths) -> engine (draws x scenarios, reduced to bands)
--> decide (probabilities, risk) -> cli/plots (outputs).
+-> decide (probabilities, risk) -> cli/plots (outputs). The Huber fit (huber) is the
+frequentist anchor beside the Bayesian fit; arch turns a parameter count into a shape.
 """
 
-from chinplan import costs, datasets, decide
+from chinplan import arch, costs, datasets, decide, huber, plots
+from chinplan.arch import (
+    TransformerShape,
+    lora_params,
+    pytree_params,
+    shape_for_params,
+    training_memory_bytes,
+    transformer_params,
+)
 from chinplan.costs import (
     A100,
     H100_SXM,
@@ -51,6 +60,7 @@ from chinplan.decide import (
     target_cost_bands,
 )
 from chinplan.data import load_runs
+from chinplan.huber import HuberBootstrap, HuberFit, huber_bootstrap, huber_fit
 from chinplan.fit import ConvergenceWarning, Posterior, default_posterior, fit
 from chinplan.law import (
     BESIROGLU_2024,
@@ -140,4 +150,20 @@ __all__ = [
     "evaluate_designs",
     "regret_compute",
     "target_cost_bands",
+    # frequentist anchors
+    "huber",
+    "huber_fit",
+    "huber_bootstrap",
+    "HuberFit",
+    "HuberBootstrap",
+    # architecture
+    "arch",
+    "TransformerShape",
+    "transformer_params",
+    "pytree_params",
+    "training_memory_bytes",
+    "lora_params",
+    "shape_for_params",
+    # outputs
+    "plots",
 ]

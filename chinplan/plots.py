@@ -1,0 +1,795 @@
+"""Matplotlib figures of the posterior and of the plans and costs it implies.
+
+Every function builds its figure with the object-oriented API (``matplotlib.figure.Figure``,
+never ``pyplot``), so it works headless, never opens a window and never changes global
+``rcParams``. Each takes an optional ``ax`` (``axes`` for the pair plot) to draw into an
+existing figure, and returns the matplotlib ``Figure``. :func:`save` writes PNG or SVG
+atomically.
+
+* :func:`fan_chart`: posterior bands of the compute-optimal N*(C) and D*(C)
+  (Hoffmann et al. 2022, Eq. 4) with Chinchilla, Gopher and Llama-3 8B marked.
+* :func:`iso_loss`: iso-loss contours on the (N, D) plane with the compute-optimal frontier,
+  its 5-95% band, and iso-FLOP lines 6ND = C.
+* :func:`tco_vs_queries`: total cost of ownership of candidate designs against lifetime query
+  volume (Sardana et al. 2024), with the crossover query volume of the first two designs.
+* :func:`pair_plot`: the posterior of (E, A, B, alpha, beta) through arviz.
+
+Quantities come from :mod:`chinplan.engine` (every draw x every scenario, reduced over draws),
+so the plotted bands are exactly what :func:`chinplan.bands` and :func:`chinplan.probability`
+return.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from typing import Any, Mapping, Sequence
+
+import jax
+import numpy as np
+from jax.typing import ArrayLike
+
+from chinplan import costs, engine, law
+from chinplan.costs import Deployment
+from chinplan.law import LawParams
+
+__all__ = [
+    "REFERENCE_MODELS",
+    "save",
+    "fan_chart",
+    "iso_loss",
+    "tco_vs_queries",
+    "pair_plot",
+]
+
+#: Published training runs marked on the figures: (parameters N, training tokens D).
+#: Chinchilla and Gopher: Hoffmann et al. 2022 (Table 1; Chinchilla's budget is 5.76e23
+#: FLOPs); Llama-3 8B: Meta, "The Llama 3 Herd of Models" (2024), over 15T tokens.
+REFERENCE_MODELS: dict[str, tuple[float, float]] = {
+    "Chinchilla 70B": (70e9, 1.4e12),
+    "Gopher 280B": (280e9, 300e9),
+    "Llama-3 8B": (8e9, 15e12),
+}
+
+_SAVE_FORMATS = {".png": "png", ".svg": "svg"}
+_N_COLOUR = "tab:blue"
+_D_COLOUR = "tab:orange"
+_MARKERS = ("o", "s", "^", "D", "v", "P")
+_PAIR_NAMES = ("E", "A", "B", "alpha", "beta")
+
+
+# --------------------------------------------------------------------------------------
+# Boundary helpers: validate on the host, with errors that name the argument.
+# --------------------------------------------------------------------------------------
+
+
+def _new_figure(figsize: tuple[float, float]):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=figsize, layout="constrained")
+
+
+def _figure_of(ax) -> Any:
+    """The top-level Figure an Axes belongs to (not a SubFigure)."""
+    try:
+        return ax.get_figure(root=True)
+    except TypeError:  # matplotlib < 3.10
+        fig = ax.figure
+        while hasattr(fig, "figure") and fig.figure is not fig and fig.figure is not None:
+            fig = fig.figure
+        return fig
+
+
+def _axes_or_new(ax, figsize: tuple[float, float]):
+    from matplotlib.axes import Axes
+
+    if ax is None:
+        fig = _new_figure(figsize)
+        return fig, fig.add_subplot()
+    if not isinstance(ax, Axes):
+        raise ValueError(f"ax must be a matplotlib Axes or None, got {type(ax).__name__}")
+    return _figure_of(ax), ax
+
+
+def _check_params(params: Any) -> int:
+    """Number of draws of a LawParams with one leading draw axis."""
+    if not isinstance(params, LawParams):
+        raise ValueError(f"params must be a chinplan.LawParams with a leading draw axis, got {type(params).__name__}")
+    shapes = {name: np.shape(value) for name, value in params._asdict().items()}
+    first = shapes["E"]
+    if len(first) != 1 or first[0] < 1 or any(s != first for s in shapes.values()):
+        raise ValueError(f"params must have one common leading draw axis (shape (n_draws,)), got shapes {shapes}")
+    return first[0]
+
+
+def _positive_grid(name: str, x: ArrayLike, *, min_points: int = 2) -> np.ndarray:
+    """A 1-D, strictly increasing host array of finite values > 0."""
+    try:
+        arr = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a 1-D array of numbers, got {x!r}") from None
+    if arr.ndim != 1 or arr.size < min_points:
+        raise ValueError(f"{name} must be 1-D with at least {min_points} values, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr) & (arr > 0)):
+        bad = arr[~(np.isfinite(arr) & (arr > 0))][0]
+        raise ValueError(f"{name} must be finite and > 0 (valid range (0, inf)), got {bad!r}")
+    if np.any(np.diff(arr) <= 0):
+        raise ValueError(f"{name} must be strictly increasing")
+    return arr
+
+
+def _range(name: str, value: Any) -> tuple[float, float]:
+    """A (lo, hi) pair with 0 < lo < hi < inf."""
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a pair (lo, hi) of numbers, got {value!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and 0 < lo < hi):
+        raise ValueError(f"{name} must satisfy 0 < lo < hi < inf, got {value!r}")
+    return lo, hi
+
+
+def _positive_scalar(name: str, value: Any) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if not (math.isfinite(x) and x > 0):
+        raise ValueError(f"{name} must be finite and > 0, got {value!r}")
+    return x
+
+
+def _nested_levels(q: Sequence[float]) -> tuple[tuple[float, ...], list[tuple[float, float]]]:
+    """Validated levels and the (lower, upper) pairs of nested bands, outermost first.
+
+    ``q`` must be strictly increasing in [0, 1], contain 0.5 (the median line) and have as
+    many levels below 0.5 as above; the i-th lowest pairs with the i-th highest.
+    """
+    try:
+        levels = tuple(float(v) for v in q)
+    except (TypeError, ValueError):
+        raise ValueError(f"q must be a sequence of quantile levels, got {q!r}") from None
+    if not levels or any(not 0.0 <= v <= 1.0 for v in levels) or any(b <= a for a, b in zip(levels, levels[1:])):
+        raise ValueError(f"q must be strictly increasing levels in [0, 1], got {q!r}")
+    if 0.5 not in levels:
+        raise ValueError(f"q must contain 0.5 (the median line), got {q!r}")
+    lower = [v for v in levels if v < 0.5]
+    upper = [v for v in levels if v > 0.5]
+    if len(lower) != len(upper):
+        raise ValueError(f"q must have as many levels below 0.5 as above (nested bands), got {q!r}")
+    return levels, list(zip(lower, reversed(upper)))
+
+
+def _band_label(lo: float, hi: float) -> str:
+    return f"{100 * lo:g}–{100 * hi:g}%"
+
+
+def _sci(x: float) -> str:
+    """Compact scientific notation for labels: 1.4e12 -> '1.4e12', 7e10 -> '7e10'."""
+    mantissa, exponent = f"{x:.1e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+
+
+# --------------------------------------------------------------------------------------
+# Files.
+# --------------------------------------------------------------------------------------
+
+
+def save(fig, path: str | os.PathLike, *, dpi: float = 150) -> None:
+    """Writes ``fig`` to ``path`` as PNG or SVG (by suffix, case-insensitive), atomically.
+
+    The image is written to a temporary file in the same directory and renamed over ``path``
+    with ``os.replace``, so a reader never sees a half-written file and a failure leaves no
+    file behind.
+
+    Args:
+      fig: a matplotlib ``Figure``.
+      path: destination ending in ``.png`` or ``.svg``.
+      dpi: resolution of a PNG.
+
+    Raises:
+      ValueError: ``fig`` is not a Figure, or ``path`` has another suffix.
+    """
+    from matplotlib.figure import Figure
+
+    if not isinstance(fig, Figure):
+        raise ValueError(f"fig must be a matplotlib Figure, got {type(fig).__name__}")
+    path = os.fspath(path)
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix not in _SAVE_FORMATS:
+        raise ValueError(f"path must end in .png or .svg, got {path!r}")
+    dpi = _positive_scalar("dpi", dpi)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".chinplan-", suffix=suffix + ".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            fig.savefig(handle, format=_SAVE_FORMATS[suffix], dpi=dpi)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+# --------------------------------------------------------------------------------------
+# 1. Fan chart of the compute-optimal allocation.
+# --------------------------------------------------------------------------------------
+
+
+def fan_chart(
+    params: LawParams,
+    compute: ArrayLike = np.logspace(18, 26, 41),
+    *,
+    q: Sequence[float] = (0.05, 0.25, 0.5, 0.75, 0.95),
+    references: Mapping[str, tuple[float, float]] | None = None,
+    ax=None,
+):
+    """Posterior fan chart of the compute-optimal parameters N*(C) and tokens D*(C).
+
+    For every draw theta_i and budget C, N_opt = G (C/6)^a and D_opt = G^-1 (C/6)^b with
+    G = (alpha A / (beta B))^(1/(alpha+beta)), a = beta/(alpha+beta), b = alpha/(alpha+beta)
+    (Hoffmann et al. 2022, Eq. 4), reduced over draws by :func:`chinplan.bands` with
+    :func:`chinplan.compute_optimal` as the per-draw function. N* is drawn in blue and D* in
+    orange, on log-log axes: the median as a line (labelled ``"N* median"`` and
+    ``"D* median"``) and nested shaded bands for the other levels of ``q``. Published runs
+    (Chinchilla, Gopher, Llama-3 8B by default) are marked at their budget C = 6ND.
+
+    Args:
+      params: LawParams with a leading draw axis (e.g. ``default_posterior().params``).
+      compute: training budgets C in FLOPs, 1-D, increasing, > 0.
+      q: quantile levels; must contain 0.5 and pair up symmetrically around it
+        (outermost band from the lowest and highest levels).
+      references: name -> (N, D) of runs to mark (default :data:`REFERENCE_MODELS`;
+        an empty mapping marks none).
+      ax: None for a new Figure with two stacked panels (N* above, D* below, shared C axis);
+        a pair of Axes for those two panels; or one Axes to draw both curves in it.
+
+    Returns:
+      The matplotlib Figure.
+    """
+    from matplotlib.axes import Axes
+
+    n_draws = _check_params(params)
+    budgets = _positive_grid("compute", compute)
+    levels, pairs = _nested_levels(q)
+    references = _references(REFERENCE_MODELS if references is None else references)
+    if ax is None:
+        fig = _new_figure((7.5, 8.0))
+        ax_n, ax_d = fig.subplots(2, 1, sharex=True)
+    elif isinstance(ax, Axes):
+        fig, ax_n = _axes_or_new(ax, (7.5, 5.0))
+        ax_d = ax_n
+    else:
+        try:
+            ax_n, ax_d = ax
+        except (TypeError, ValueError):
+            raise ValueError(f"ax must be None, an Axes or a pair of Axes, got {ax!r}") from None
+        if not (isinstance(ax_n, Axes) and isinstance(ax_d, Axes)):
+            raise ValueError(f"ax must be None, an Axes or a pair of Axes, got {ax!r}")
+        fig = _figure_of(ax_n)
+    one_panel = ax_n is ax_d
+
+    result = engine.bands(law.compute_optimal, params, budgets, q=levels).values
+    index = {v: i for i, v in enumerate(levels)}
+    panels = (
+        (ax_n, "N*", np.asarray(result.n, np.float64), _N_COLOUR, 0, "parameters"),
+        (ax_d, "D*", np.asarray(result.d, np.float64), _D_COLOUR, 1, "training tokens"),
+    )
+    for axis, symbol, values, colour, which, noun in panels:
+        for k, (lo, hi) in enumerate(pairs):
+            axis.fill_between(
+                budgets,
+                values[index[lo]],
+                values[index[hi]],
+                color=colour,
+                alpha=0.15 + 0.2 * k / max(1, len(pairs) - 1),
+                linewidth=0,
+                label=f"{symbol} {_band_label(lo, hi)} band",
+            )
+        axis.plot(budgets, values[index[0.5]], color=colour, linewidth=2.0, label=f"{symbol} median")
+        for k, (name, nd) in enumerate(references.items()):
+            c, y = 6.0 * nd[0] * nd[1], nd[which]
+            marker = _MARKERS[k % len(_MARKERS)]
+            axis.scatter([c], [y], marker=marker, s=55, color=colour, edgecolor="black", zorder=5)
+            if which == 0 or not one_panel:  # legend entry: the marker identifies the run
+                axis.scatter(
+                    [],
+                    [],
+                    marker=marker,
+                    s=55,
+                    color="lightgrey" if one_panel else colour,
+                    edgecolor="black",
+                    label=f"{name} ({_sci(nd[0])} params, {_sci(nd[1])} tokens)",
+                )
+            if one_panel:  # N labels below-left, D labels above-left, so close pairs stay apart
+                offset = (-7, -13) if which == 0 else (-7, 7)
+            else:
+                offset = (-7, 7 if k % 2 == 0 else -13)
+            axis.annotate(
+                f"{name} {symbol[0]}" if one_panel else name,
+                (c, y),
+                xytext=offset,
+                textcoords="offset points",
+                ha="right",
+                fontsize=8,
+            )
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        axis.set_xlim(budgets[0], budgets[-1])
+        axis.grid(True, which="major", alpha=0.3)
+        if not one_panel:
+            axis.set_ylabel(f"{noun} {symbol} (count)")
+            axis.legend(loc="upper left", fontsize=8)
+    ax_d.set_xlabel("training compute C (FLOPs)")
+    if ax is not None and not one_panel:
+        ax_n.set_xlabel("training compute C (FLOPs)")  # the caller's panels may not share x
+    if one_panel:
+        ax_n.set_ylabel("parameters N* or training tokens D* (count)")
+        ax_n.legend(loc="upper left", fontsize=7.5)
+    ax_n.set_title(f"Compute-optimal allocation (Hoffmann et al. 2022, Eq. 4), {n_draws} posterior draws", fontsize=10)
+    return fig
+
+
+def _references(references: Mapping[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+    if not isinstance(references, Mapping):
+        raise ValueError(f"references must be a mapping name -> (N, D), got {type(references).__name__}")
+    out = {}
+    for name, value in references.items():
+        try:
+            n, d = value
+        except (TypeError, ValueError):
+            raise ValueError(f"references[{name!r}] must be a pair (N, D), got {value!r}") from None
+        out[str(name)] = (
+            _positive_scalar(f"references[{name!r}] N", n),
+            _positive_scalar(f"references[{name!r}] D", d),
+        )
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# 2. Iso-loss contours on the (N, D) plane.
+# --------------------------------------------------------------------------------------
+
+
+def _loss_kernel(theta: LawParams, n: ArrayLike, d: ArrayLike) -> jax.Array:
+    """L(N, D) for one draw (Hoffmann et al. 2022, Eq. 2)."""
+    return law.loss(theta, n, d)
+
+
+def iso_loss(
+    params: LawParams,
+    *,
+    n_range: tuple[float, float] = (1e7, 1e13),
+    d_range: tuple[float, float] = (1e9, 1e15),
+    levels: ArrayLike | None = None,
+    grid_points: int = 81,
+    flops: ArrayLike | None = None,
+    references: Mapping[str, tuple[float, float]] | None = None,
+    ax=None,
+):
+    """Iso-loss contours on the (N, D) plane, the compute-optimal frontier and iso-FLOP lines.
+
+    The contours are of the pointwise posterior median loss: at each grid point (N, D) the
+    median over draws of L_i(N, D) = E_i + A_i/N^alpha_i + B_i/D^beta_i (Hoffmann et al.
+    2022, Eq. 2), computed by :func:`chinplan.bands`. (This is not the loss of the law made of
+    each constant's median.) The frontier is the posterior median of the compute-optimal plan
+    (N*(C), D*(C)) across budgets C (Eq. 4); because every draw's optimum lies on the budget
+    line 6ND = C, the 5-95% band is the region between (N*_5%(C), C/(6 N*_5%)) and
+    (N*_95%(C), C/(6 N*_95%)). Dashed grey lines are iso-FLOP lines 6ND = C.
+
+    Args:
+      params: LawParams with a leading draw axis.
+      n_range: (lo, hi) parameters shown, 0 < lo < hi.
+      d_range: (lo, hi) training tokens shown, 0 < lo < hi.
+      levels: loss values of the contours (increasing); None picks about eight round values
+        spanning the plane.
+      grid_points: grid points per axis (log-spaced), at least 8.
+      flops: budgets C of the iso-FLOP lines; None draws every second decade crossing the plane.
+      references: name -> (N, D) runs to mark (default :data:`REFERENCE_MODELS`).
+      ax: a matplotlib Axes to draw into; a new Figure when None.
+
+    Returns:
+      The matplotlib Figure.
+    """
+    n_draws = _check_params(params)
+    n_lo, n_hi = _range("n_range", n_range)
+    d_lo, d_hi = _range("d_range", d_range)
+    if isinstance(grid_points, bool) or not isinstance(grid_points, (int, np.integer)) or grid_points < 8:
+        raise ValueError(f"grid_points must be an integer >= 8, got {grid_points!r}")
+    if levels is not None:
+        levels = _levels("levels", levels)
+    c_lo, c_hi = 6.0 * n_lo * d_lo, 6.0 * n_hi * d_hi
+    if flops is None:
+        decades = np.arange(math.ceil(math.log10(c_lo)), math.floor(math.log10(c_hi)) + 1)
+        flops = 10.0 ** decades[decades % 2 == 0] if decades.size > 4 else 10.0 ** decades
+    else:
+        flops = _positive_grid("flops", np.atleast_1d(flops), min_points=1)
+    references = _references(REFERENCE_MODELS if references is None else references)
+    fig, ax = _axes_or_new(ax, (10.0, 6.5))
+
+    n_grid = np.logspace(math.log10(n_lo), math.log10(n_hi), int(grid_points))
+    d_grid = np.logspace(math.log10(d_lo), math.log10(d_hi), int(grid_points))
+    median_loss = np.asarray(
+        engine.bands(_loss_kernel, params, n_grid[:, None], d_grid[None, :], q=(0.5,)).values[0], np.float64
+    )
+    if levels is None:
+        levels = _auto_levels(median_loss)
+    contours = ax.contour(n_grid, d_grid, median_loss.T, levels=levels, cmap="viridis", linewidths=1.2)
+    # inline=False: cutting the labels into the lines misplaces the gaps on log axes.
+    for text in ax.clabel(contours, fmt="%.2f", fontsize=8, inline=False):
+        text.set_bbox(dict(boxstyle="round,pad=0.15", facecolor="white", edgecolor="none", alpha=0.8))
+
+    budgets = np.logspace(math.log10(c_lo), math.log10(c_hi), 121)
+    frontier = engine.bands(law.compute_optimal, params, budgets, q=(0.05, 0.5, 0.95)).values
+    n_q = np.asarray(frontier.n, np.float64)
+    d_q = np.asarray(frontier.d, np.float64)
+    # The band's edges: the 5% and 95% model sizes on each budget line D = C / (6 N).
+    edge_lo = (n_q[0], budgets / (6.0 * n_q[0]))
+    edge_hi = (n_q[2], budgets / (6.0 * n_q[2]))
+    ax.fill(
+        np.concatenate([edge_lo[0], edge_hi[0][::-1]]),
+        np.concatenate([edge_lo[1], edge_hi[1][::-1]]),
+        color="tab:red",
+        alpha=0.2,
+        linewidth=0,
+        label="compute-optimal 5–95% band",
+    )
+    ax.plot(n_q[1], d_q[1], color="tab:red", linewidth=2.0, label="compute-optimal frontier (median)")
+
+    n_line = np.array([n_lo, n_hi])
+    for k, c in enumerate(flops):
+        ax.plot(
+            n_line,
+            c / (6.0 * n_line),
+            color="grey",
+            linestyle="--",
+            linewidth=0.8,
+            label="iso-FLOP 6ND = C" if k == 0 else None,
+        )
+        n_text = _iso_flop_label_n(c, n_lo, n_hi, d_lo, d_hi)
+        if n_text is not None:
+            ax.annotate(
+                f"C = {_sci(c)} FLOPs",
+                (n_text, c / (6.0 * n_text)),
+                xytext=(2, 2),
+                textcoords="offset points",
+                fontsize=7,
+                color="dimgrey",
+            )
+
+    for k, (name, (n, d)) in enumerate(references.items()):
+        marker = _MARKERS[k % len(_MARKERS)]
+        ax.scatter([n], [d], marker=marker, s=45, color="white", edgecolor="black", zorder=5, label=name)
+
+    # A proxy so the contour colours appear in the legend.
+    ax.plot([], [], color=contours.get_cmap()(0.5), linewidth=1.2, label=f"median loss L(N, D) (nats), {n_draws} draws")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(n_lo, n_hi)
+    ax.set_ylim(d_lo, d_hi)
+    ax.set_xlabel("parameters N (count)")
+    ax.set_ylabel("training tokens D (count)")
+    ax.set_title("Iso-loss contours of the posterior median loss (nats)")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=8)
+    return fig
+
+
+def _iso_flop_label_n(c: float, n_lo: float, n_hi: float, d_lo: float, d_hi: float) -> float | None:
+    """An N inside the plot where the line 6ND = C is visible, near its upper-left end."""
+    lo = max(n_lo, c / (6.0 * d_hi))
+    hi = min(n_hi, c / (6.0 * d_lo))
+    if math.log10(hi / lo) < 1.5:  # too short a visible piece to carry a label
+        return None
+    return math.exp(math.log(lo) + 0.12 * (math.log(hi) - math.log(lo)))
+
+
+def _levels(name: str, levels: ArrayLike) -> np.ndarray:
+    try:
+        arr = np.atleast_1d(np.asarray(levels, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be an array of loss values, got {levels!r}") from None
+    if arr.ndim != 1 or arr.size == 0 or not np.all(np.isfinite(arr) & (arr > 0)):
+        raise ValueError(f"{name} must be a non-empty 1-D array of finite losses > 0, got {levels!r}")
+    if np.any(np.diff(arr) <= 0):
+        raise ValueError(f"{name} must be strictly increasing, got {levels!r}")
+    return arr
+
+
+def _auto_levels(values: np.ndarray) -> np.ndarray:
+    """About eight round loss values spread (in quantiles) over the plotted plane."""
+    finite = values[np.isfinite(values)]
+    raw = np.quantile(finite, np.linspace(0.03, 0.97, 8))
+    for decimals in (1, 2, 3):
+        out = np.unique(np.round(raw, decimals))
+        if out.size >= 6:
+            return out
+    return np.unique(raw)
+
+
+# --------------------------------------------------------------------------------------
+# 3. Total cost of ownership against lifetime query volume.
+# --------------------------------------------------------------------------------------
+
+
+def _dollars_at_queries(theta: tuple[LawParams, Deployment], n, d, queries) -> jax.Array:
+    """TCO in dollars of design (N, D) under this draw's deployment, served for ``queries``."""
+    return costs.tco(n, d, theta[1]._replace(queries=queries)).dollars
+
+
+def _a_cheaper_at_queries(theta: tuple[LawParams, Deployment], n_a, d_a, n_b, d_b, queries) -> jax.Array:
+    """Whether design A costs strictly fewer dollars than B at ``queries`` under this draw."""
+    dep = theta[1]._replace(queries=queries)
+    return costs.log_dollars(n_a, d_a, dep) < costs.log_dollars(n_b, d_b, dep)
+
+
+def _crossing(log_x: np.ndarray, p: np.ndarray, level: float) -> float | None:
+    """The first x at which p crosses ``level``, interpolated linearly in log x; None if never."""
+    s = p - level
+    for i in range(len(s) - 1):
+        if s[i] == 0:
+            return float(np.exp(log_x[i]))
+        if s[i] * s[i + 1] < 0:
+            t = s[i] / (s[i] - s[i + 1])
+            return float(np.exp(log_x[i] + t * (log_x[i + 1] - log_x[i])))
+    if s[-1] == 0:
+        return float(np.exp(log_x[-1]))
+    return None
+
+
+def _uncertain_span(log_x: np.ndarray, p: np.ndarray, lo: float, hi: float) -> tuple[float, float] | None:
+    """The smallest interval of x holding every x where lo <= p(x) <= hi.
+
+    p is interpolated linearly in log x between grid points, so a jump across the whole band
+    between two neighbours (e.g. when every draw agrees) still gives a thin span there.
+    None when p never enters [lo, hi].
+    """
+    pieces = []
+    for i in range(len(p) - 1):
+        p0, dp = p[i], p[i + 1] - p[i]
+        if dp == 0:
+            t0, t1 = (0.0, 1.0) if lo <= p0 <= hi else (1.0, 0.0)
+        else:
+            t0, t1 = sorted(((lo - p0) / dp, (hi - p0) / dp))
+            t0, t1 = max(t0, 0.0), min(t1, 1.0)
+        if t0 <= t1:
+            step = log_x[i + 1] - log_x[i]
+            pieces.append((log_x[i] + t0 * step, log_x[i] + t1 * step))
+    if not pieces:
+        return None
+    return float(np.exp(min(x for x, _ in pieces))), float(np.exp(max(x for _, x in pieces)))
+
+
+def tco_vs_queries(
+    params: LawParams,
+    designs: Mapping[str, tuple[float, float]],
+    deployment: Deployment,
+    queries: ArrayLike = np.logspace(7, 11, 41),
+    *,
+    key: jax.Array | None = None,
+    refine: int = 8,
+    ax=None,
+):
+    """Total cost of ownership of each design against lifetime query volume.
+
+    Dollars = price * 6ND / (3600 P U_train) + inference price * 2N Q (T_in/U_prefill +
+    T_out/U_decode) / (3600 P_inf) (:func:`chinplan.tco`; Sardana et al. 2024, §3). The
+    deployment's uncertain fields are sampled once per posterior draw
+    (:func:`chinplan.costs.with_cost_draws`, common random numbers across designs and query
+    volumes); its ``queries`` field is replaced by each value of ``queries``. Each design gets
+    its median line and 5-95% band (:func:`chinplan.bands`).
+
+    With two or more designs, A and B being the first two, the figure marks where
+    P(A cheaper than B) (:func:`chinplan.probability`, evaluated on a ``refine`` times finer
+    log-spaced grid and interpolated in log Q) crosses 0.5 (a dotted vertical line) and the
+    shaded span of query volumes where it lies between 0.05 and 0.95: below or above the span
+    the cheaper design is known with at least 95% probability. If P never enters
+    [0.05, 0.95] within the range, no span is drawn.
+
+    Args:
+      params: LawParams with a leading draw axis (fixes the number of draws; the dollars do
+        not depend on the law).
+      designs: label -> (N parameters, D training tokens); at least one.
+      deployment: a :class:`chinplan.Deployment` whose fields may be distributions.
+      queries: lifetime query volumes, 1-D, increasing, > 0.
+      key: PRNG key, required when a field of ``deployment`` is a distribution.
+      refine: grid refinement factor for locating the crossover (>= 1).
+      ax: a matplotlib Axes to draw into; a new Figure when None.
+
+    Returns:
+      The matplotlib Figure.
+    """
+    _check_params(params)
+    if not isinstance(designs, Mapping) or len(designs) == 0:
+        raise ValueError(f"designs must be a non-empty mapping label -> (n, d), got {designs!r}")
+    checked = {}
+    for label, value in designs.items():
+        try:
+            n, d = value
+        except (TypeError, ValueError):
+            raise ValueError(f"designs[{label!r}] must be a pair (n, d), got {value!r}") from None
+        checked[str(label)] = (
+            _positive_scalar(f"designs[{label!r}] n", n),
+            _positive_scalar(f"designs[{label!r}] d", d),
+        )
+    if not isinstance(deployment, Deployment):
+        raise ValueError(f"deployment must be a chinplan.Deployment, got {type(deployment).__name__}")
+    q_grid = _positive_grid("queries", queries)
+    if isinstance(refine, bool) or not isinstance(refine, (int, np.integer)) or refine < 1:
+        raise ValueError(f"refine must be an integer >= 1, got {refine!r}")
+    # Validate the deployment with a harmless queries value: the field is replaced below.
+    deployment = deployment._replace(queries=0.0)
+    theta = costs.with_cost_draws(params, costs.validate_deployment(deployment), key=key)
+    fig, ax = _axes_or_new(ax, (7.5, 5.0))
+
+    labels = list(checked)
+    n_arr = np.array([checked[k][0] for k in labels])
+    d_arr = np.array([checked[k][1] for k in labels])
+    result = engine.bands(
+        _dollars_at_queries, theta, n_arr[:, None], d_arr[:, None], q_grid[None, :], q=(0.05, 0.5, 0.95)
+    )
+    dollars = np.asarray(result.values, np.float64)  # (quantile, design, queries)
+    colours = [f"C{k % 10}" for k in range(len(labels))]
+    for k, label in enumerate(labels):
+        n, d = checked[label]
+        ax.fill_between(q_grid, dollars[0, k], dollars[2, k], color=colours[k], alpha=0.2, linewidth=0)
+        ax.plot(
+            q_grid,
+            dollars[1, k],
+            color=colours[k],
+            linewidth=2.0,
+            label=f"{label} (N={_sci(n)}, D={_sci(d)}): median, 5–95% band",
+        )
+
+    if len(labels) >= 2:
+        a, b = labels[0], labels[1]
+        fine = np.logspace(math.log10(q_grid[0]), math.log10(q_grid[-1]), (len(q_grid) - 1) * int(refine) + 1)
+        p = np.asarray(
+            engine.probability(_a_cheaper_at_queries, theta, n_arr[0], d_arr[0], n_arr[1], d_arr[1], fine), np.float64
+        )
+        log_fine = np.log(fine)
+        span = _uncertain_span(log_fine, p, 0.05, 0.95)
+        if span is not None:
+            ax.axvspan(
+                *span,
+                color="grey",
+                alpha=0.15,
+                linewidth=0,
+                label=f"crossover band: 0.05 ≤ P({a} cheaper than {b}) ≤ 0.95",
+            )
+        median_cross = _crossing(log_fine, p, 0.5)
+        if median_cross is not None:
+            ax.axvline(
+                median_cross,
+                color="black",
+                linestyle=":",
+                linewidth=1.2,
+                label=f"P({a} cheaper) = 0.5 at {_sci(median_cross)} queries",
+            )
+        elif span is None:
+            cheaper = a if p[-1] > 0.5 else b
+            ax.plot([], [], linestyle="none", label=f"no crossover in range: {cheaper} cheaper (P ≥ 0.95)")
+
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(q_grid[0], q_grid[-1])
+    ax.set_xlabel("lifetime queries Q (count)")
+    ax.set_ylabel("total cost of ownership (US$)")
+    ax.set_title(f"Training + serving cost vs query volume ({np.shape(params.E)[0]} draws)")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8)
+    return fig
+
+
+# --------------------------------------------------------------------------------------
+# 4. Posterior pair plot.
+# --------------------------------------------------------------------------------------
+
+
+def _pair_dataset(data: Any, max_draws: int | None):
+    """An xarray Dataset with E, A, B, alpha, beta over (chain, draw), thinned to max_draws."""
+    import arviz as az
+    import xarray as xr
+
+    from chinplan.fit import Posterior
+
+    if isinstance(data, Posterior):
+        data = data.to_arviz()
+    if not isinstance(data, az.InferenceData):
+        raise ValueError(
+            f"posterior_or_idata must be a chinplan Posterior or an arviz InferenceData, got {type(data).__name__}"
+        )
+    if "posterior" not in data.groups():
+        raise ValueError("posterior_or_idata has no 'posterior' group")
+    post = data.posterior
+    variables = {}
+    for name in _PAIR_NAMES:
+        if name in post:
+            variables[name] = post[name]
+        elif name in ("E", "A", "B") and f"log_{name}" in post:
+            variables[name] = np.exp(post[f"log_{name}"])
+        else:
+            raise ValueError(
+                f"posterior_or_idata's posterior lacks {name!r} (or log_{name}); has {list(post.data_vars)}"
+            )
+    ds = xr.Dataset(variables)
+    if max_draws is not None:
+        total = int(ds.sizes.get("chain", 1) * ds.sizes.get("draw", 1))
+        step = max(1, math.ceil(total / max_draws))
+        if step > 1 and "draw" in ds.dims:
+            ds = ds.isel(draw=slice(None, None, step))
+    return ds
+
+
+def pair_plot(
+    posterior_or_idata: Any,
+    *,
+    kind: str = "kde",
+    var_names: Sequence[str] = _PAIR_NAMES,
+    max_draws: int | None = 2000,
+    marginals: bool = True,
+    axes=None,
+):
+    """Pair plot of the posterior of the law's constants E, A, B, alpha, beta (arviz).
+
+    L(N, D) = E + A/N^alpha + B/D^beta (Hoffmann et al. 2022, Eq. 2): E in nats; A and B in
+    nats at N = 1 and D = 1; alpha and beta dimensionless. The fit samples log E, log A,
+    log B, which are exponentiated here. Drawn by ``arviz.plot_pair`` into a Figure built
+    without pyplot.
+
+    Args:
+      posterior_or_idata: a :class:`chinplan.Posterior` (its ``.to_arviz()`` is used) or an
+        arviz ``InferenceData`` whose posterior has E, A, B (or log_E, log_A, log_B), alpha
+        and beta.
+      kind: ``"kde"`` or ``"scatter"``.
+      var_names: which of E, A, B, alpha, beta to show (at least two).
+      max_draws: thin the draws (evenly along each chain) to about this many; None keeps all.
+      marginals: draw the 1-D marginals on the diagonal.
+      axes: a square array of Axes for arviz (k x k with marginals, (k-1) x (k-1) without);
+        a new Figure when None.
+
+    Returns:
+      The matplotlib Figure.
+    """
+    import arviz as az
+
+    if kind not in ("kde", "scatter"):
+        raise ValueError(f"kind must be 'kde' or 'scatter', got {kind!r}")
+    names = [str(v) for v in (var_names if not isinstance(var_names, str) else [var_names])]
+    if len(names) < 2 or len(set(names)) != len(names) or any(v not in _PAIR_NAMES for v in names):
+        raise ValueError(f"var_names must be at least two distinct names from {_PAIR_NAMES}, got {var_names!r}")
+    bad_max = isinstance(max_draws, bool) or not isinstance(max_draws, (int, np.integer)) or max_draws < 2
+    if max_draws is not None and bad_max:
+        raise ValueError(f"max_draws must be an integer >= 2 or None, got {max_draws!r}")
+    ds = _pair_dataset(posterior_or_idata, max_draws)[names]
+    k = len(names) if marginals else len(names) - 1
+    if axes is None:
+        fig = _new_figure((2.0 * k + 1.0, 2.0 * k + 0.6))
+        axes = fig.subplots(k, k, squeeze=False)
+    else:
+        grid = np.asarray(axes, dtype=object)
+        if grid.shape != (k, k):
+            raise ValueError(
+                f"axes must be a {k} x {k} array of Axes for {len(names)} variables, got shape {grid.shape}"
+            )
+        from matplotlib.axes import Axes
+
+        if not all(isinstance(a, Axes) for a in grid.flat):
+            raise ValueError("axes must contain only matplotlib Axes")
+        axes = grid
+        fig = _figure_of(grid.flat[0])
+    az.plot_pair(
+        ds,
+        var_names=names,
+        kind=kind,
+        marginals=marginals,
+        ax=axes,
+        show=False,
+        scatter_kwargs={"alpha": 0.3, "s": 4} if kind == "scatter" else None,
+    )
+    draws = int(ds.sizes.get("chain", 1) * ds.sizes.get("draw", 1))
+    fig.suptitle(rf"Posterior of the law $L = E + A/N^{{\alpha}} + B/D^{{\beta}}$ ({draws} draws; E in nats)")
+    return fig
