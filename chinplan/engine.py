@@ -306,7 +306,7 @@ def _reduce_mean(y: jax.Array):
 def _reduce_probability(y: jax.Array):
     if y.dtype != jnp.bool_:
         raise TypeError(f"probability() needs fn to return booleans, got dtype {y.dtype}")
-    # An exact integer count divided once, so the fraction is correctly rounded.
+    # An exact integer count divided once (XLA may multiply by 1/n instead: within 1 ulp).
     return jnp.sum(y, axis=0, dtype=jnp.int32).astype(jnp.result_type(float)) / y.shape[0]
 
 
