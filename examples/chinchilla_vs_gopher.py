@@ -1,0 +1,197 @@
+"""Chinchilla against Gopher at (about) the same training compute, with honest uncertainty.
+
+The question
+    Hoffmann et al. 2022 trained Chinchilla (70B parameters on 1.4T tokens) with about the
+    compute of Gopher (280B parameters on 300B tokens), C ~ 5.76e23 FLOPs, and found the
+    smaller model trained on more data better. Given only the 245 digitised Chinchilla
+    runs (all far smaller than either model), how sure can we be that Chinchilla's
+    allocation wins, and what allocation would the data recommend for that budget?
+
+The method
+    The posterior over the law L(N, D) = E + A/N^alpha + B/D^beta (Hoffmann et al. 2022,
+    Eq. 2) shipped with chinplan (NUTS on the digitised runs) is pushed through three
+    per-draw functions with the Monte Carlo engine:
+
+    * ``chinplan.bands(loss, ...)``: the 5/50/95% posterior quantiles of each model's
+      predicted final loss, and of the gap L(Gopher) - L(Chinchilla) draw by draw;
+    * ``chinplan.probability(...)``: the fraction of draws in which Chinchilla's loss is
+      the lower one (both evaluated under the SAME draw, so shared uncertainty in E
+      cancels);
+    * ``chinplan.bands(compute_optimal, ...)``: the compute-optimal plan N*(C), D*(C) =
+      G (C/6)^a, G^-1 (C/6)^b (Eq. 4) for C = 5.76e23, with its bands, next to the plans of
+      the published point estimates (Hoffmann et al. 2022; Besiroglu et al. 2024).
+
+How to read the output
+    Each band is printed as ``median [5%, 95%]`` over posterior draws. ``P(Chinchilla lower)``
+    is a posterior probability, exact up to the Monte Carlo error of the draws used
+    (about sqrt(p(1-p)/draws)). The plan table says how many parameters and tokens the
+    budget should buy and how uncertain that advice is; a 90% band on N* that contains 70B
+    but not 280B means the data favour Chinchilla's allocation over Gopher's. These are
+    extrapolations over two orders of magnitude in compute beyond the fitted runs, under
+    the assumption that the law keeps its form.
+
+Run::
+
+    python examples/chinchilla_vs_gopher.py                  # 1,000 posterior draws
+    python examples/chinchilla_vs_gopher.py --draws 4000 --plot fan.png
+    python examples/chinchilla_vs_gopher.py --small          # a few seconds, for tests
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import jax
+import numpy as np
+
+import chinplan as cp
+
+#: Hoffmann et al. 2022 (Table 1 and Section 4): Chinchilla's budget and the two models.
+CHINCHILLA_BUDGET = 5.76e23
+CHINCHILLA = (70e9, 1.4e12)
+GOPHER = (280e9, 300e9)
+
+
+# ----------------------------------------------------------------------------------------
+# Per-draw functions: ONE posterior draw theta (a LawParams of scalars), ONE scenario.
+# Defined at module level so the engine compiles each once and reuses it.
+# ----------------------------------------------------------------------------------------
+
+
+def loss_of(theta, n, d):
+    """Predicted final loss L(N, D) under one draw."""
+    return cp.loss(theta, n, d)
+
+
+def loss_gap(theta, n_a, d_a, n_b, d_b):
+    """L(B) - L(A) under one draw: positive when design A has the lower loss."""
+    return cp.loss(theta, n_b, d_b) - cp.loss(theta, n_a, d_a)
+
+
+def a_lower(theta, n_a, d_a, n_b, d_b):
+    """Whether design A has strictly lower loss than design B under one draw."""
+    return cp.loss(theta, n_a, d_a) < cp.loss(theta, n_b, d_b)
+
+
+# ----------------------------------------------------------------------------------------
+# Helpers.
+# ----------------------------------------------------------------------------------------
+
+
+def posterior_params(draws: int, seed: int, path: str | None = None) -> cp.LawParams:
+    """``draws`` posterior draws (a random subset, fixed by ``seed``) of the shipped or a saved fit."""
+    posterior = cp.Posterior.load(path) if path else cp.default_posterior()
+    params = posterior.params
+    total = params.E.shape[0]
+    if draws >= total:
+        return params
+    index = np.sort(np.random.default_rng(seed).choice(total, size=draws, replace=False))
+    return jax.tree.map(lambda x: x[index], params)
+
+
+def band(q, fmt) -> str:
+    """``median [5%, 95%]`` of a (3,) quantile array."""
+    q = np.asarray(q, np.float64)
+    return f"{fmt(q[1])} [{fmt(q[0])}, {fmt(q[2])}]"
+
+
+def count(x) -> str:
+    """A count in human units: 70e9 -> '70B', 1.4e12 -> '1.4T', 5e8 -> '500M'."""
+    x = float(x)
+    if not math.isfinite(x):
+        return str(x)
+    for scale, suffix in ((1e15, "Q"), (1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if abs(x) >= scale:
+            return f"{x / scale:.3g}{suffix}"
+    return f"{x:.3g}"
+
+
+def nats(x) -> str:
+    return f"{float(x):.4f}"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--draws", type=int, default=1000, help="posterior draws to use (at most 4,000 shipped)")
+    p.add_argument("--seed", type=int, default=0, help="seed for the subset of draws")
+    p.add_argument("--compute", type=float, default=CHINCHILLA_BUDGET, help="FLOP budget for the plan")
+    p.add_argument("--posterior", metavar="FILE", help="a posterior saved with Posterior.save (default: shipped)")
+    p.add_argument("--plot", metavar="FILE", help="write a fan chart of N*(C), D*(C) (.png or .svg)")
+    p.add_argument("--small", action="store_true", help="tiny sizes (200 draws, coarse plot) for smoke tests")
+    return p
+
+
+def main(argv=None) -> dict:
+    args = _parser().parse_args(argv)
+    draws = min(args.draws, 200) if args.small else args.draws
+    params = posterior_params(draws, args.seed, args.posterior)
+    n_draws = int(params.E.shape[0])
+    compute = float(args.compute)
+    q = cp.DEFAULT_QUANTILES
+
+    # 1. Loss bands of both models (one bands call, two scenarios).
+    designs = {"Chinchilla": CHINCHILLA, "Gopher": GOPHER}
+    n = np.array([v[0] for v in designs.values()])
+    d = np.array([v[1] for v in designs.values()])
+    losses = np.asarray(cp.bands(loss_of, params, n, d, q=q).values, np.float64)  # (3, 2)
+
+    # 2. The gap and the probability, draw by draw (common random numbers).
+    gap = np.asarray(cp.bands(loss_gap, params, *CHINCHILLA, *GOPHER, q=q).values, np.float64)
+    p_lower = float(cp.probability(a_lower, params, *CHINCHILLA, *GOPHER))
+
+    # 3. The compute-optimal plan for the budget, with bands, and the published point plans.
+    plan = cp.bands(cp.compute_optimal, params, compute, q=q).values
+    tpp = np.asarray(cp.bands(cp.tokens_per_parameter, params, compute, q=q).values, np.float64)
+    plan_n, plan_d, plan_loss = (np.asarray(x, np.float64) for x in plan)
+    published = {name: cp.compute_optimal(law, compute) for name, law in
+                 (("Hoffmann et al. 2022", cp.HOFFMANN_2022), ("Besiroglu et al. 2024", cp.BESIROGLU_2024))}
+
+    print(f"Chinchilla vs Gopher: {n_draws} posterior draws of L(N, D) = E + A/N^alpha + B/D^beta")
+    print()
+    print(f"{'model':<12}{'params':>8}{'tokens':>8}{'6ND (FLOPs)':>13}{'tokens/param':>14}   loss, median [5%, 95%] (nats)")
+    for k, (name, (nk, dk)) in enumerate(designs.items()):
+        print(f"{name:<12}{count(nk):>8}{count(dk):>8}{6 * nk * dk:>13.3g}{dk / nk:>14.1f}   {band(losses[:, k], nats)}")
+    print()
+    print(f"L(Gopher) - L(Chinchilla), same draw: {band(gap, nats)} nats")
+    agree = int(round(p_lower * n_draws))
+    print(f"P(Chinchilla has the lower loss) = {p_lower:.3f}  ({agree} of {n_draws} draws)")
+    print()
+    print(f"Compute-optimal plan for C = {compute:.3g} FLOPs, median [5%, 95%]:")
+    print(f"  parameters N*      {band(plan_n, count)}")
+    print(f"  tokens D*          {band(plan_d, count)}")
+    print(f"  tokens/param       {band(tpp, lambda x: f'{x:.1f}')}")
+    print(f"  loss at the plan   {band(plan_loss, nats)} nats")
+    for name, alloc in published.items():
+        print(f"  {name + ' point plan':<34} N = {count(alloc.n)}, D = {count(alloc.d)}, loss {float(alloc.loss):.4f}")
+    inside = {name: bool(plan_n[0] <= nk <= plan_n[2]) for name, (nk, _) in designs.items()}
+    for name, ok in inside.items():
+        print(f"  {name}'s {count(designs[name][0])} is {'inside' if ok else 'outside'} the 90% band of N*")
+
+    plot_path = None
+    if args.plot:
+        budgets = np.logspace(18, 26, 9 if args.small else 41)
+        fig = cp.plots.fan_chart(params, budgets)
+        cp.plots.save(fig, args.plot)
+        plot_path = args.plot
+        print(f"\nwrote {plot_path}")
+
+    return {
+        "draws": n_draws,
+        "compute": compute,
+        "chinchilla_loss": losses[:, 0],
+        "gopher_loss": losses[:, 1],
+        "loss_gap": gap,
+        "p_chinchilla_lower": p_lower,
+        "optimal_n": plan_n,
+        "optimal_d": plan_d,
+        "optimal_loss": plan_loss,
+        "tokens_per_param": tpp,
+        "chinchilla_in_band": inside["Chinchilla"],
+        "gopher_in_band": inside["Gopher"],
+        "plot": plot_path,
+    }
+
+
+if __name__ == "__main__":
+    main()

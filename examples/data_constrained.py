@@ -1,0 +1,243 @@
+"""A domain model short of unique data: what repeating the corpus costs, and what more epochs buy.
+
+The question
+    BloombergGPT (Wu et al. 2023, arXiv 2303.17564) trained 50.6B parameters on 569B
+    tokens drawn from a ~708B-token corpus: 363B tokens of financial text (FinPile) and 345B
+    of public data. Suppose a team with the same budget, C = 6 x 50.6B x 569B ~ 1.7e23 FLOPs,
+    had only U = 345B unique domain tokens (the default; change it with
+    ``--unique-tokens``). Training on 569B tokens then means 1.65 epochs. How much loss does
+    the repetition cost, what would the best plan for that budget and corpus be, and what
+    do further epochs (or more compute with no new data) buy?
+
+The method
+    The data-constrained law of Muennighoff et al. 2023 ("Scaling Data-Constrained Language
+    Models", Eq. 5-6) replaces D and N by effective values,
+
+        D' = U + U R_D* (1 - exp(-R_D / R_D*)),  R_D = D/U - 1,  R_D* ~ 15.4,
+        N' = U_N + U_N R_N* (1 - exp(-R_N / R_N*)),  U_N = min(N, N_opt(U)),  R_N* ~ 5.3,
+
+    inside L = E + A/N'^alpha + B/D'^beta: a repeated token is worth less than a fresh one,
+    and parameters beyond the compute-optimal size for U are worth less too.
+    ``chinplan.loss(..., unique_tokens=U)`` evaluates it for one draw;
+    ``chinplan.costs.data_constrained_optimal`` finds the best N on the budget line
+    6ND = C (a bisection on the slope, jittable). Both are run over the shipped posterior
+    with ``chinplan.bands``. The decay constants R_D*, R_N* are Muennighoff et al.'s point
+    values (not uncertain here), and the law was fitted to general web text, not finance:
+    treat the numbers as a planning aid, not a forecast.
+
+How to read the output
+    Bands are ``median [5%, 95%]`` over posterior draws. "D'/D" is the fraction of the
+    tokens' value that survives repetition (the same for every draw). In the epochs table,
+    "repeated" is the loss with U unique tokens seen ``epochs`` times and "all unique" the
+    loss had those D tokens all been distinct; their gap is the price of repetition, small
+    up to about 4 epochs and growing after. In the budget table, the optimal plan under
+    the data limit is compared with the unconstrained Chinchilla plan for the same budget.
+
+Run::
+
+    python examples/data_constrained.py
+    python examples/data_constrained.py --unique-tokens 100e9 --plot epochs.png
+    python examples/data_constrained.py --small
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import jax
+import numpy as np
+
+import chinplan as cp
+
+#: BloombergGPT (Wu et al. 2023): 50.6B parameters trained on 569B tokens.
+BLOOMBERG_N = 50.6e9
+BLOOMBERG_D = 569e9
+#: Default unique domain tokens (the public half of BloombergGPT's corpus was 345B tokens).
+UNIQUE_TOKENS = 345e9
+
+
+# ----------------------------------------------------------------------------------------
+# Per-draw functions: ONE draw theta (LawParams of scalars), ONE scenario.
+# ----------------------------------------------------------------------------------------
+
+
+def loss_repeated(theta, n, d, unique):
+    """Data-constrained loss with D tokens drawn from ``unique`` unique ones."""
+    return cp.loss(theta, n, d, unique_tokens=unique)
+
+
+def design_losses(theta, n, d, unique):
+    """Fresh-data loss, repeated-data loss and their difference (the cost of repetition)."""
+    fresh = cp.loss(theta, n, d)
+    repeated = cp.loss(theta, n, d, unique_tokens=unique)
+    return {"fresh": fresh, "repeated": repeated, "cost": repeated - fresh}
+
+
+def constrained_plan(theta, compute, unique):
+    """Best (N, D, loss) on 6ND = C with ``unique`` unique tokens (Muennighoff et al. 2023)."""
+    return cp.data_constrained_optimal(theta, compute, unique)
+
+
+# ----------------------------------------------------------------------------------------
+# Helpers.
+# ----------------------------------------------------------------------------------------
+
+
+def posterior_params(draws: int, seed: int, path: str | None = None) -> cp.LawParams:
+    """``draws`` posterior draws (a random subset, fixed by ``seed``) of the shipped or a saved fit."""
+    posterior = cp.Posterior.load(path) if path else cp.default_posterior()
+    params = posterior.params
+    total = params.E.shape[0]
+    if draws >= total:
+        return params
+    index = np.sort(np.random.default_rng(seed).choice(total, size=draws, replace=False))
+    return jax.tree.map(lambda x: x[index], params)
+
+
+def count(x) -> str:
+    """A count in human units: 70e9 -> '70B', 1.4e12 -> '1.4T', 5e8 -> '500M'."""
+    x = float(x)
+    if not math.isfinite(x):
+        return str(x)
+    for scale, suffix in ((1e15, "Q"), (1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if abs(x) >= scale:
+            return f"{x / scale:.3g}{suffix}"
+    return f"{x:.3g}"
+
+
+def nats(x) -> str:
+    return f"{float(x):.4f}"
+
+
+def band(q, fmt) -> str:
+    q = np.asarray(q, np.float64)
+    return f"{fmt(q[1])} [{fmt(q[0])}, {fmt(q[2])}]"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--draws", type=int, default=1000, help="posterior draws to use (at most 4,000 shipped)")
+    p.add_argument("--seed", type=int, default=0, help="seed for the subset of draws")
+    p.add_argument("--params", type=float, default=BLOOMBERG_N, help="model parameters N")
+    p.add_argument("--tokens", type=float, default=BLOOMBERG_D, help="training tokens D")
+    p.add_argument("--unique-tokens", type=float, default=UNIQUE_TOKENS, help="unique tokens U available")
+    p.add_argument("--posterior", metavar="FILE", help="a posterior saved with Posterior.save (default: shipped)")
+    p.add_argument("--plot", metavar="FILE", help="write loss vs epochs, repeated vs unique (.png or .svg)")
+    p.add_argument("--small", action="store_true", help="tiny sizes (200 draws, fewer rows) for smoke tests")
+    return p
+
+
+def main(argv=None) -> dict:
+    args = _parser().parse_args(argv)
+    draws = min(args.draws, 200) if args.small else args.draws
+    params = posterior_params(draws, args.seed, args.posterior)
+    n_draws = int(params.E.shape[0])
+    n, d, u = float(args.params), float(args.tokens), float(args.unique_tokens)
+    compute = 6.0 * n * d
+    q = cp.DEFAULT_QUANTILES
+
+    # 1. The design as trained: fresh data vs the data-constrained law.
+    design = cp.bands(design_losses, params, n, d, u, q=q).values  # one pass, three outputs
+    fresh, repeated, gap = (np.asarray(design[k], np.float64) for k in ("fresh", "repeated", "cost"))
+    effective = float(cp.effective_data(d, u))
+
+    # 2. The best plan for this budget and for multiples of it (more compute, no more data):
+    #    unconstrained (Chinchilla, Eq. 4) vs data-constrained (Muennighoff et al. 2023).
+    multiples = np.array([1, 4, 16] if args.small else [1, 2, 4, 8, 16, 32, 64], np.float64)
+    budgets = compute * multiples
+    more = cp.bands(constrained_plan, params, budgets, u, q=q).values
+    more_free = cp.bands(cp.compute_optimal, params, budgets, q=q).values
+    more_n, more_d, more_loss = (np.asarray(x, np.float64) for x in more)
+    free_loss = np.asarray(more_free.loss, np.float64)
+    free = {k: np.asarray(v, np.float64)[:, 0] for k, v in more_free._asdict().items()}  # the 1x budget
+    tied = {k: np.asarray(v, np.float64)[:, 0] for k, v in more._asdict().items()}
+
+    # 3. What more epochs buy at this N: D = epochs x U, repeated vs all-unique tokens.
+    epochs = 2.0 ** np.arange(0, 7, 2 if args.small else 1)  # 1, 2, 4, ... 64 epochs
+    tokens = epochs * u
+    ep_repeated = np.asarray(cp.bands(loss_repeated, params, n, tokens, u, q=q).values, np.float64)
+    ep_unique = np.asarray(cp.bands(loss_repeated, params, n, tokens, tokens, q=q).values, np.float64)
+    ep_value = np.asarray(cp.effective_data(tokens, u), np.float64) / tokens
+
+    # 4. More compute, no more data: computed with the plans above (budgets x 1, 2, 4, ...).
+
+    # ---- report ------------------------------------------------------------------------
+    print(f"Data-constrained planning: {n_draws} posterior draws, U = {count(u)} unique tokens")
+    print()
+    print(f"Design: N = {count(n)}, D = {count(d)} ({d / u:.2f} epochs of U), C = 6ND = {compute:.3g} FLOPs")
+    print(f"  effective data D' = {count(effective)} (D'/D = {effective / d:.3f})")
+    print(f"  loss with all-fresh data      {band(fresh, nats)}")
+    print(f"  loss repeating U              {band(repeated, nats)}")
+    print(f"  cost of the data limit        {band(gap, nats)} nats (per draw)")
+    print()
+    print(f"Best plan for C = {compute:.3g} FLOPs, median [5%, 95%]:")
+    print(f"{'':<22}{'N':>26}{'D':>26}{'epochs of U':>13}   loss")
+    print(f"{'unlimited data':<22}{band(free['n'], count):>26}{band(free['d'], count):>26}"
+          f"{free['d'][1] / u:>13.2f}   {band(free['loss'], nats)}")
+    print(f"{'U unique tokens':<22}{band(tied['n'], count):>26}{band(tied['d'], count):>26}"
+          f"{tied['d'][1] / u:>13.2f}   {band(tied['loss'], nats)}")
+    print()
+    print(f"What more epochs buy at N = {count(n)} (loss, median [5%, 95%]):")
+    value_col = "D'/D"
+    print(f"{'epochs':>7}{'tokens':>9}{value_col:>7}{'repeated':>28}{'all unique':>28}{'gap (median)':>14}{'gain':>10}")
+    gains = np.concatenate([[np.nan], -np.diff(ep_repeated[1])])
+    for k, e in enumerate(epochs):
+        gain = "" if np.isnan(gains[k]) else f"{gains[k]:.4f}"
+        print(f"{e:>7g}{count(tokens[k]):>9}{ep_value[k]:>7.3f}{band(ep_repeated[:, k], nats):>28}"
+              f"{band(ep_unique[:, k], nats):>28}{ep_repeated[1, k] - ep_unique[1, k]:>14.4f}{gain:>10}")
+    print("(D'/D: value of the tokens relative to fresh ones; gain: median loss drop from the row above)")
+    print()
+    print("More compute with the same U: data-constrained optimum vs unlimited data")
+    print(f"{'budget':>10}{'N':>26}{'epochs':>8}{'loss, U unique':>28}{'loss, unlimited (median)':>26}")
+    for k, c in enumerate(budgets):
+        print(f"{c:>10.3g}{band(more_n[:, k], count):>26}{more_d[1, k] / u:>8.1f}"
+              f"{band(more_loss[:, k], nats):>28}{free_loss[1, k]:>26.4f}")
+
+    plot_path = None
+    if args.plot:
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(7.5, 5.0))
+        ax = fig.subplots()
+        for values, colour, label in ((ep_repeated, "tab:red", f"repeating U = {count(u)} unique tokens"),
+                                      (ep_unique, "tab:blue", "the same number of unique tokens")):
+            ax.fill_between(epochs, values[0], values[2], color=colour, alpha=0.2, linewidth=0)
+            ax.plot(epochs, values[1], color=colour, marker="o", label=f"{label}: median, 5-95% band")
+        ax.axvline(d / u, color="grey", linestyle=":", label=f"the design: {d / u:.2f} epochs")
+        ax.set_xscale("log")
+        ax.set_xticks(epochs, [f"{e:g}" for e in epochs])
+        ax.set_xlabel(f"epochs over U (training tokens / {count(u)})")
+        ax.set_ylabel("predicted final loss (nats)")
+        ax.set_title(f"N = {count(n)}: loss vs epochs (Muennighoff et al. 2023), {n_draws} draws", fontsize=10)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+        cp.plots.save(fig, args.plot)
+        plot_path = args.plot
+        print(f"\nwrote {plot_path}")
+
+    return {
+        "draws": n_draws,
+        "compute": compute,
+        "epochs_trained": d / u,
+        "effective_data": effective,
+        "loss_fresh": fresh,
+        "loss_repeated": repeated,
+        "repetition_cost": gap,
+        "plan_unconstrained": free,
+        "plan_constrained": tied,
+        "epochs": epochs,
+        "epochs_loss_repeated": ep_repeated,
+        "epochs_loss_unique": ep_unique,
+        "epochs_token_value": ep_value,
+        "budgets": budgets,
+        "budgets_loss_constrained": more_loss,
+        "budgets_loss_unlimited": free_loss,
+        "budgets_n": more_n,
+        "budgets_d": more_d,
+        "plot": plot_path,
+    }
+
+
+if __name__ == "__main__":
+    main()
