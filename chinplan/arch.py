@@ -65,7 +65,9 @@ def _int(name: str, value: Any, low: int = 1) -> int:
 
 
 def _positive(name: str, value: Any) -> float:
-    """``value`` as a finite float > 0."""
+    """``value`` as a finite float > 0 (a number, not a string)."""
+    if isinstance(value, (str, bytes)):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     try:
         x = float(value)
     except (TypeError, ValueError):

@@ -44,6 +44,7 @@ __all__ = [
     "H100_SXM",
     "H200",
     "HARDWARE",
+    "UnknownHardwareError",
     "LogNormal",
     "Uniform",
     "LogUniform",
@@ -133,7 +134,21 @@ H100_SXM = Hardware(bf16=989e12, fp16=989e12, fp8=1979e12, int8=1979e12, memory_
 #: at 4.8 TB/s.
 H200 = Hardware(bf16=989e12, fp16=989e12, fp8=1979e12, int8=1979e12, memory_bytes=141e9, memory_bandwidth=4.8e12)
 
-HARDWARE = {"a100": A100, "h100": H100_SXM, "h100-sxm": H100_SXM, "h200": H200}
+class UnknownHardwareError(KeyError, ValueError):
+    """An unknown hardware preset name: a ``KeyError`` (dict lookup) that is also a ``ValueError``."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class _Presets(dict):
+    """A dict of hardware presets whose missing keys raise a message listing the valid names."""
+
+    def __missing__(self, name):
+        raise UnknownHardwareError(f"unknown hardware {name!r}; choose from {', '.join(sorted(self))}")
+
+
+HARDWARE = _Presets({"a100": A100, "h100": H100_SXM, "h100-sxm": H100_SXM, "h200": H200})
 
 
 # --------------------------------------------------------------------------------------
@@ -188,14 +203,61 @@ def is_distribution(x: Any) -> bool:
     return isinstance(x, _DISTRIBUTIONS)
 
 
-def _validate_distribution(name: str, dist: Any) -> None:
-    if isinstance(dist, LogNormal):
-        if np.any(np.asarray(dist.median) <= 0) or np.any(np.asarray(dist.sigma) < 0):
-            raise ValueError(f"{name}: LogNormal needs median > 0 and sigma >= 0, got {dist}")
-    elif np.any(np.asarray(dist.hi) < np.asarray(dist.lo)) or (
-        isinstance(dist, LogUniform) and np.any(np.asarray(dist.lo) <= 0)
+def _real_array(name: str, x: Any) -> np.ndarray:
+    """``x`` as a float64 host array; ValueError naming ``name`` unless it holds real numbers.
+
+    Booleans, complex numbers, strings and other non-numeric values are rejected rather than
+    silently converted (``True`` would become 1.0, ``1+2j`` would lose its imaginary part).
+    """
+    try:
+        raw = np.asarray(x)
+    except (TypeError, ValueError):  # e.g. a ragged nested list
+        raise ValueError(f"{name} must be a number or an array of numbers, got {x!r}") from None
+    kind = raw.dtype.kind
+    if kind == "O" and any(
+        isinstance(v, (bool, np.bool_, str, bytes, complex, np.complexfloating)) for v in raw.reshape(-1)
     ):
+        kind = "?"
+    if kind not in "iufO" and not jnp.issubdtype(raw.dtype, jnp.floating):  # bfloat16 is kind "V"
+        raise ValueError(f"{name} must be a real number or an array of real numbers, got {x!r} (dtype {raw.dtype})")
+    try:
+        return np.asarray(raw, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number or an array of numbers, got {x!r}") from None
+
+
+def _interval(lo: float, hi: float, closed: bool) -> str:
+    return f"{'[' if closed else '('}{lo}, {hi}{']' if math.isfinite(hi) else ')'}"
+
+
+def _validate_distribution(name: str, dist: Any, valid: tuple[float, float, bool] | None = None) -> None:
+    """Checks a distribution's parameters and, given ``valid = (lo, hi, closed)``, its support."""
+    values = {f: _real_array(f"{name}.{f}", getattr(dist, f)) for f in dist._fields}
+    for f, v in values.items():
+        if not np.all(np.isfinite(v)):
+            raise ValueError(f"{name}: {type(dist).__name__}.{f} must be finite, got {dist}")
+    if isinstance(dist, LogNormal):
+        if np.any(values["median"] <= 0) or np.any(values["sigma"] < 0):
+            raise ValueError(f"{name}: LogNormal needs median > 0 and sigma >= 0, got {dist}")
+        return
+    lo, hi = values["lo"], values["hi"]
+    if np.any(hi < lo) or (isinstance(dist, LogUniform) and np.any(lo <= 0)):
         raise ValueError(f"{name}: {type(dist).__name__} needs lo <= hi (and lo > 0 if log-uniform), got {dist}")
+    if valid is not None:
+        low, high, closed = valid
+        if np.any(lo < low if closed else lo <= low) or np.any(hi > high):
+            raise ValueError(
+                f"{name}: {type(dist).__name__} draws must lie in {_interval(low, high, closed)}, got {dist}"
+            )
+
+
+def _check_key(key: Any) -> None:
+    """ValueError unless ``key`` is a JAX PRNG key (new-style typed or legacy uint32)."""
+    if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key) and key.ndim == 0:
+        return
+    if isinstance(key, (jax.Array, np.ndarray)) and key.dtype == np.uint32 and key.ndim == 1:
+        return
+    raise ValueError(f"key must be a JAX PRNG key (jax.random.key(0) or jax.random.PRNGKey(0)), got {key!r}")
 
 
 def sample_tree(tree: Any, num_draws: int, *, key: jax.Array | None) -> Any:
@@ -215,15 +277,21 @@ def sample_tree(tree: Any, num_draws: int, *, key: jax.Array | None) -> Any:
     Returns:
       The same structure with array leaves of leading dimension ``num_draws``.
     """
-    if int(num_draws) != num_draws or num_draws < 1:
+    try:
+        ok = not isinstance(num_draws, (bool, np.bool_, str, bytes)) and int(num_draws) == num_draws >= 1
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
         raise ValueError(f"num_draws must be a positive integer, got {num_draws!r}")
     num_draws = int(num_draws)
     leaves, treedef = jax.tree_util.tree_flatten(tree, is_leaf=is_distribution)
+    if any(is_distribution(leaf) for leaf in leaves):
+        if key is None:
+            raise ValueError("key is required to sample distribution-valued leaves")
+        _check_key(key)
     out = []
     for i, leaf in enumerate(leaves):
         if is_distribution(leaf):
-            if key is None:
-                raise ValueError("key is required to sample distribution-valued leaves")
             out.append(leaf.sample(jax.random.fold_in(key, i), (num_draws,)))
         else:
             x = as_float(leaf)
@@ -288,8 +356,11 @@ def _is_concrete(x: Any) -> bool:
 def validate_deployment(deployment: Deployment) -> Deployment:
     """Checks the concrete fields of ``deployment``; raises ``ValueError`` naming the field.
 
-    Counts and prices must be >= 0, peaks > 0, MFUs in (0, 1]. Distribution fields are
-    checked for valid parameters; traced values are skipped (validate before ``jit``).
+    Counts and prices must be finite and >= 0, peaks finite and > 0, MFUs in (0, 1]; booleans,
+    complex numbers and strings are rejected. Distribution fields are checked for finite,
+    valid parameters, and Uniform/LogUniform bounds must lie in the field's range (a
+    LogNormal is unbounded above: keep its sigma small for an MFU). Traced values are
+    skipped (validate before ``jit``).
     """
     if not isinstance(deployment, Deployment):
         raise ValueError(f"deployment must be a chinplan.costs.Deployment, got {type(deployment).__name__}")
@@ -297,14 +368,13 @@ def validate_deployment(deployment: Deployment) -> Deployment:
         if value is None or not _is_concrete(value):
             continue
         if is_distribution(value):
-            _validate_distribution(f"deployment.{name}", value)
+            _validate_distribution(f"deployment.{name}", value, _RANGES[name])
             continue
         lo, hi, closed = _RANGES[name]
-        x = np.asarray(value, dtype=np.float64)
-        bad = np.isnan(x) | (x < lo if closed else x <= lo) | (x > hi)
+        x = _real_array(f"deployment.{name}", value)
+        bad = ~np.isfinite(x) | (x < lo if closed else x <= lo) | (x > hi)
         if np.any(bad):
-            low = "[" if closed else "("
-            raise ValueError(f"deployment.{name} must lie in {low}{lo}, {hi}], got {value!r}")
+            raise ValueError(f"deployment.{name} must be finite and lie in {_interval(lo, hi, closed)}, got {value!r}")
     return deployment
 
 
@@ -382,7 +452,24 @@ def gpu_hours(flops: ArrayLike, peak_flops: ArrayLike, mfu: ArrayLike) -> jax.Ar
     return jnp.exp(jnp.log(as_float(flops)) - LOG3600 - jnp.log(as_float(peak_flops)) - jnp.log(as_float(mfu)))
 
 
+def _check_sampled(deployment: Any) -> None:
+    """ValueError unless ``deployment`` is a Deployment with no unsampled distribution fields.
+
+    A structural check (types only), so it is free and safe under ``jit``/``vmap``. Without it
+    a ``LogNormal(median, sigma)`` field would be read as the array ``[median, sigma]``.
+    """
+    if not isinstance(deployment, Deployment):
+        raise ValueError(f"deployment must be a chinplan.costs.Deployment, got {type(deployment).__name__}")
+    for name, value in deployment._asdict().items():
+        if is_distribution(value):
+            raise ValueError(
+                f"deployment.{name} is a {type(value).__name__} distribution; sample it first "
+                "(chinplan.sample_deployment or chinplan.with_cost_draws)"
+            )
+
+
 def _serving(deployment: Deployment) -> tuple[jax.Array, jax.Array]:
+    _check_sampled(deployment)
     peak = deployment.peak_flops if deployment.inference_peak_flops is None else deployment.inference_peak_flops
     price = deployment.price if deployment.inference_price is None else deployment.inference_price
     return as_float(peak), as_float(price)
@@ -462,11 +549,22 @@ def log_dollars(n: ArrayLike, d: ArrayLike, deployment: Deployment) -> jax.Array
 
 
 def _check_nonnegative(name: str, x: Any) -> None:
-    """Raises ``ValueError`` naming ``name`` if a concrete ``x`` has a negative or NaN entry."""
+    """Raises ``ValueError`` naming ``name`` if a concrete ``x`` is not finite and >= 0."""
     if _is_concrete(x):
-        arr = np.asarray(x, dtype=np.float64)
-        if np.any(arr < 0) or np.any(np.isnan(arr)):
-            raise ValueError(f"{name} must be >= 0, got {x!r}")
+        arr = _real_array(name, x)
+        if np.any(arr < 0) or not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} must be finite and >= 0 (valid range [0, inf)), got {x!r}")
+
+
+def _check_target(name: str, x: Any) -> None:
+    """Raises ``ValueError`` naming ``name`` if a concrete target loss is not a finite real.
+
+    Targets at or below E are allowed: they give ``inf`` plans (unreachable), never NaN.
+    """
+    if _is_concrete(x):
+        arr = _real_array(name, x)
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} must be finite (a loss in nats), got {x!r}")
 
 
 def _inference_log_d(params: LawParams, log_gap: jax.Array, log_c2: jax.Array) -> jax.Array:
@@ -542,6 +640,7 @@ def inference_optimal(params: LawParams, target_loss: ArrayLike, inference_token
     Returns:
       ``Allocation(n, d, loss)``; ``loss`` is the target where reachable.
     """
+    _check_target("target_loss", target_loss)
     _check_nonnegative("inference_tokens", inference_tokens)
     return _optimum_for_tokens(params, target_loss, _safe_log(as_float(inference_tokens)))
 
@@ -574,6 +673,7 @@ def cost_optimal(params: LawParams, target_loss: ArrayLike, deployment: Deployme
     inference tokens replaced by :func:`weighted_inference_tokens` (prices, peaks and MFUs of
     each phase).
     """
+    _check_target("target_loss", target_loss)
     return _optimum_for_tokens(params, target_loss, jnp.log(weighted_inference_tokens(deployment)))
 
 

@@ -49,6 +49,14 @@ def _canonical_columns(frame: pd.DataFrame) -> dict[str, str]:
 
 
 def _check_column(values: pd.Series, name: str, row_labels) -> np.ndarray:
+    if pd.api.types.is_bool_dtype(values) or pd.api.types.is_complex_dtype(values):
+        raise ValueError(
+            f"column {name!r} has dtype {values.dtype}; it must hold real numbers (finite and > 0)"
+        )
+    if values.dtype == object:  # cells of any type: a bool or complex cell is not a number
+        bad = next((i for i, v in zip(row_labels, values) if not _is_number(v)), None)
+        if bad is not None:
+            raise ValueError(f"column {name!r}, row {bad}: value {values[bad]!r} is not a number")
     try:
         array = pd.to_numeric(values, errors="raise").to_numpy(np.float64)
     except (ValueError, TypeError) as err:
@@ -62,6 +70,8 @@ def _check_column(values: pd.Series, name: str, row_labels) -> np.ndarray:
 
 
 def _is_number(value) -> bool:
+    if isinstance(value, (bool, np.bool_, complex, np.complexfloating)):
+        return False
     try:
         float(value)
         return True
@@ -82,20 +92,31 @@ def load_runs(path_or_frame: str | os.PathLike | pd.DataFrame, *, min_runs: int 
       A new DataFrame with float64 columns params, tokens, flops, loss.
 
     Raises:
-      ValueError: a missing column, a value that is not a finite positive number (naming
-        the column and the row), or fewer than ``min_runs`` runs.
+      ValueError: a path that does not exist or is not a readable CSV, an argument that is
+        neither a path nor a DataFrame, a missing column, a boolean or complex column, a
+        value that is not a finite positive number (naming the column and the row), fewer
+        than ``min_runs`` runs, or ``min_runs`` not an integer >= 1.
     """
+    if isinstance(min_runs, (bool, np.bool_)) or not isinstance(min_runs, (int, np.integer)) or min_runs < 1:
+        raise ValueError(f"min_runs must be an integer >= 1, got {min_runs!r}")
     if isinstance(path_or_frame, pd.DataFrame):
         frame = path_or_frame
-    else:
+    elif isinstance(path_or_frame, (str, os.PathLike)) or hasattr(path_or_frame, "read"):
+        name = os.fspath(path_or_frame) if isinstance(path_or_frame, (str, os.PathLike)) else repr(path_or_frame)
         try:
             frame = pd.read_csv(path_or_frame)
         except FileNotFoundError:
-            raise ValueError(f"runs file {os.fspath(path_or_frame)!r} does not exist") from None
+            raise ValueError(f"runs file {name!r} does not exist") from None
         except pd.errors.EmptyDataError:
-            raise ValueError(f"runs file {os.fspath(path_or_frame)!r} is empty") from None
+            raise ValueError(f"runs file {name!r} is empty") from None
         except (pd.errors.ParserError, UnicodeDecodeError) as err:
-            raise ValueError(f"runs file {os.fspath(path_or_frame)!r} is not a readable CSV: {err}") from None
+            raise ValueError(f"runs file {name!r} is not a readable CSV: {err}") from None
+        except OSError as err:  # a directory, no permission, ...
+            raise ValueError(f"runs file {name!r} cannot be read: {err}") from None
+    else:
+        raise ValueError(
+            f"path_or_frame must be a CSV path or a pandas DataFrame, got {type(path_or_frame).__name__}"
+        )
     columns = _canonical_columns(frame)
     for name in ("params", "loss"):
         if name not in columns:

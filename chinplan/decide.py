@@ -25,7 +25,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from chinplan import costs, engine, law
-from chinplan.costs import Cost, Deployment
+from chinplan.costs import Cost, Deployment, _real_array
 from chinplan.law import LawParams, as_float
 
 __all__ = [
@@ -49,6 +49,7 @@ __all__ = [
     "chance_constrained",
     "Regret",
     "regret_compute",
+    "smallest_budget",
 ]
 
 PyTree = Any
@@ -131,20 +132,27 @@ _COST_KERNELS = {
 
 
 def _n_draws(params: LawParams) -> int:
+    """The number of draws; checks every constant is finite and > 0 in every draw (on the host)."""
     if not isinstance(params, LawParams):
         raise ValueError(f"params must be a LawParams with a leading draw axis, got {type(params).__name__}")
     shape = np.shape(params.E)
     if len(shape) != 1 or shape[0] < 1:
         raise ValueError(f"params must have one leading draw axis, got E of shape {shape}")
+    for name, value in params._asdict().items():
+        arr = _real_array(f"params.{name}", value)
+        bad = ~(np.isfinite(arr) & (arr > 0))
+        if np.any(bad):
+            first = arr.reshape(-1)[np.argmax(bad.reshape(-1))]
+            raise ValueError(
+                f"params.{name} must be finite and > 0 in every draw (valid range (0, inf)), got "
+                f"{first!r} in {int(bad.sum())} of {arr.size} draws"
+            )
     return shape[0]
 
 
 def _positive(name: str, x: ArrayLike) -> np.ndarray:
     """Host copy of ``x`` after checking every value is finite and > 0 (before tracing)."""
-    try:
-        arr = np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number or an array of numbers, got {x!r}") from None
+    arr = _real_array(name, x)
     if arr.size == 0:
         raise ValueError(f"{name} must not be empty, got {x!r}")
     bad = ~(np.isfinite(arr) & (arr > 0))
@@ -183,10 +191,17 @@ def _reachable_somewhere(params: LawParams, name: str, target: np.ndarray) -> No
         )
 
 
-def _probability_level(name: str, p: float) -> float:
-    p = float(p)
-    if not 0.0 < p <= 1.0:
-        raise ValueError(f"{name} must lie in (0, 1], got {p}")
+def _probability_level(name: str, p: float, *, low_closed: bool = False) -> float:
+    """``p`` as a float in (0, 1] (or [0, 1] with ``low_closed``); ValueError naming ``name``."""
+    valid = "[0, 1]" if low_closed else "(0, 1]"
+    if isinstance(p, (bool, np.bool_, str, bytes)) or np.ndim(p) != 0:
+        raise ValueError(f"{name} must be a number in {valid}, got {p!r}")
+    try:
+        p = float(p)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number in {valid}, got {p!r}") from None
+    if not (0.0 <= p <= 1.0 if low_closed else 0.0 < p <= 1.0):
+        raise ValueError(f"{name} must lie in {valid}, got {p}")
     return p
 
 
@@ -289,6 +304,7 @@ def cost_cvar(
 ) -> jax.Array:
     """CVaR_level of the cost: the mean of the most expensive ``1 - level`` of the draws."""
     _same_shape(n=_positive("n", n), d=_positive("d", d))
+    level = _probability_level("level", level, low_closed=True)
     theta = draw_pairs(params, deployment, key=key)
     return engine.cvar(_COST_KERNELS[_field(field)], theta, n, d, level=level, chunk_size=chunk_size)
 
@@ -411,6 +427,7 @@ def target_cost_bands(
       ``xarray.Dataset`` with variables ``n``, ``d``, ``dollars`` over
       ``("quantile", "target_loss")``.
     """
+    _n_draws(params)
     targets = np.atleast_1d(_positive("target_loss", target_loss))
     if targets.ndim != 1:
         raise ValueError(f"target_loss must be a scalar or 1-D, got shape {targets.shape}")
@@ -453,6 +470,7 @@ def evaluate_designs(
     n, d = np.atleast_1d(_positive("n", n)), np.atleast_1d(_positive("d", d))
     if n.ndim != 1 or n.shape != d.shape:
         raise ValueError(f"n and d must be 1-D arrays of the same length, got shapes {n.shape} and {d.shape}")
+    level = _probability_level("level", level, low_closed=True)
     theta = draw_pairs(params, deployment, key=key)
     frame = pd.DataFrame({"n": n, "d": d, "train_flops": 6.0 * n * d})
     frame["loss_mean"] = np.asarray(engine.expectation(_loss, params, n, d, chunk_size=chunk_size), np.float64)
@@ -544,6 +562,21 @@ def chance_constrained(
     return pd.Series(choice), grid
 
 
+def smallest_budget(point: LawParams) -> float:
+    """The least FLOP budget whose Chinchilla optimum has N* >= 1 parameter and D* >= 1 token.
+
+    With N* = G (C/6)^a and D* = G^-1 (C/6)^b (Hoffmann et al. 2022, Eq. 4):
+    C_min = 6 exp(max(-log G / a, log G / b)). Since N* D* = C/6, C_min >= 6 FLOPs for any law.
+    ``point`` is one law (scalars), computed on the host in float64.
+    """
+    e, la, lb, alpha, beta = (np.asarray(v, np.float64) for v in law.logs(point))
+    if np.ndim(alpha) != 0:
+        raise ValueError(f"point must be one law (scalar constants), got alpha of shape {np.shape(alpha)}")
+    log_g = (np.log(alpha) + la - np.log(beta) - lb) / (alpha + beta)
+    a, b = beta / (alpha + beta), alpha / (alpha + beta)
+    return float(6.0 * np.exp(max(-log_g / a, log_g / b)))
+
+
 class Regret(NamedTuple):
     """Point-estimate plan vs posterior-aware plan at each compute budget (arrays)."""
 
@@ -580,6 +613,11 @@ def regret_compute(
     Returns:
       A ``pandas.DataFrame`` indexed by ``compute`` (or a :class:`Regret` of NumPy arrays
       with ``as_frame=False``).
+
+    Raises:
+      ValueError: a budget below :func:`smallest_budget` of the point law (about 6-30 FLOPs:
+        the optimum would have N* < 1 parameter or D* < 1 token, almost surely a units
+        mistake), besides the usual bad ``compute``, ``grid_points`` or ``span``.
     """
     _n_draws(params)
     c = np.atleast_1d(_positive("compute", compute))
@@ -590,6 +628,13 @@ def regret_compute(
     if not span > 0:
         raise ValueError(f"span must be > 0, got {span!r}")
     point = median_params(params) if point is None else point
+    c_min = smallest_budget(point)
+    if np.any(c < c_min):
+        too_small = c[c < c_min][0]
+        raise ValueError(
+            f"compute must be at least {c_min:.6g} FLOPs (valid range [{c_min:.6g}, inf)): below that the "
+            f"compute-optimal plan has fewer than 1 parameter or 1 token; got {too_small!r}"
+        )
     plan = law.compute_optimal(point, c)
     x0 = np.log(np.asarray(plan.n, np.float64))
     offsets = np.linspace(-span, span, int(grid_points))

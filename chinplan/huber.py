@@ -27,6 +27,7 @@ this module never changes global JAX flags.
 from __future__ import annotations
 
 import collections
+import math
 from functools import partial
 from typing import NamedTuple
 
@@ -405,7 +406,7 @@ def _validate(n, d, loss, weights):
     """Checks the runs on the host and returns float64 NumPy ``(log_n, log_d, log_l, w)``."""
     arrays = {}
     for name, x in (("n", n), ("d", d), ("loss", loss)):
-        a = np.asarray(x, dtype=np.float64)
+        a = _real_array(name, x)
         if a.ndim != 1:
             raise ValueError(f"`{name}` must be 1-D (one value per run); got shape {a.shape}.")
         if not np.all(np.isfinite(a) & (a > 0)):
@@ -431,6 +432,8 @@ def _validate(n, d, loss, weights):
 
 def _config(max_iter, memory_size, ftol, dtype, max_stalls=2) -> _Config:
     eps = float(jnp.finfo(dtype).eps)
+    if isinstance(max_iter, (bool, np.bool_)) or not isinstance(max_iter, (int, np.integer)):
+        raise ValueError(f"`max_iter` must be an integer >= 1; got {max_iter!r}.")
     if max_iter < 1:
         raise ValueError(f"`max_iter` must be >= 1; got {max_iter}.")
     return _Config(
@@ -441,15 +444,43 @@ def _config(max_iter, memory_size, ftol, dtype, max_stalls=2) -> _Config:
     )
 
 
-def _as_starts(grid, dtype) -> jax.Array:
+def _real_array(name: str, x) -> np.ndarray:
+    """``x`` as a float64 NumPy array; booleans, complex numbers and strings are refused."""
+    a = np.asarray(x)
+    if a.dtype == object:
+        try:
+            a = a.astype(np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"`{name}` must hold real numbers; got non-numeric values.") from None
+    if a.dtype.kind not in "iuf":
+        raise ValueError(f"`{name}` must hold real numbers; got dtype {a.dtype}.")
+    return a.astype(np.float64)
+
+
+def _as_starts(grid, dtype, name: str = "grid") -> jax.Array:
     if grid is None:
         return hoffmann_grid(dtype=dtype)
-    starts = jnp.asarray(np.asarray(grid, dtype=np.float64), dtype=dtype)
+    starts = _real_array(name, grid)
     if starts.ndim == 1:
         starts = starts[None]
-    if starts.ndim != 2 or starts.shape[-1] != 5:
-        raise ValueError(f"`grid` must have shape (S, 5) of (log E, log A, log B, alpha, beta); got {starts.shape}.")
-    return starts
+    if starts.ndim != 2 or starts.shape[-1] != 5 or starts.shape[0] == 0:
+        raise ValueError(f"`{name}` must have shape (S, 5), S >= 1, of (log E, log A, log B, alpha, beta); got {starts.shape}.")
+    if not np.all(np.isfinite(starts)):
+        raise ValueError(f"`{name}` must be finite; got a non-finite start.")
+    return jnp.asarray(starts, dtype=dtype)
+
+
+def _check_delta(delta) -> float:
+    if isinstance(delta, (bool, np.bool_)) or not isinstance(delta, (int, float, np.integer, np.floating)):
+        raise ValueError(f"`delta` must be a finite number > 0; got {delta!r}.")
+    if not (math.isfinite(delta) and delta > 0):
+        raise ValueError(f"`delta` must be a finite number > 0; got {delta!r}.")
+    return float(delta)
+
+
+def _check_key(key) -> None:
+    if not (isinstance(key, jax.Array) and (jnp.issubdtype(key.dtype, jax.dtypes.prng_key) or (key.dtype == jnp.uint32 and key.shape[-1:] == (2,)))):
+        raise ValueError(f"`key` must be a JAX PRNG key (jax.random.key(seed)); got {key!r}.")
 
 
 # ----------------------------------------------------------------------------- public API
@@ -500,7 +531,7 @@ def huber_fit(
     starts = _as_starts(grid, dtype)
     cfg = _config(max_iter, memory_size, ftol, dtype)
     _check_lanes(num_lanes)
-    delta = jnp.asarray(delta, dtype)
+    delta = jnp.asarray(_check_delta(delta), dtype)
     theta, value, evals = _solve_jobs(starts, log_n, log_d, log_l, w[None], delta, cfg, num_lanes)
     theta, value, gnorm, evals, i, all_theta, all_value = _fit_result(theta[0], value[0], evals[0], log_n, log_d, log_l, w, delta)
     return HuberFit(theta_to_params(theta), theta, value, gnorm, evals, i, starts, all_theta, all_value)
@@ -582,6 +613,11 @@ def huber_bootstrap(
     if num_starts < 1:
         raise ValueError(f"`num_starts` must be >= 1; got {num_starts}.")
     _check_lanes(num_lanes)
+    _check_key(key)
+    _check_delta(delta)
+    levels = np.asarray(quantiles, dtype=np.float64)
+    if levels.ndim != 1 or levels.size == 0 or not np.all((levels >= 0) & (levels <= 1)):
+        raise ValueError(f"`quantiles` must be a non-empty 1-D sequence of levels in [0, 1]; got {quantiles!r}.")
     dtype = jnp.result_type(float)
     log_n, log_d, log_l, _ = (jnp.asarray(x, dtype=dtype) for x in _validate(n, d, loss, None))
     kw = dict(max_iter=max_iter, memory_size=memory_size, ftol=ftol)
@@ -589,7 +625,7 @@ def huber_bootstrap(
         fit = huber_fit(n, d, loss, delta=delta, grid=grid, **kw)
     starts = _top_distinct(fit, num_starts)
     if extra_starts is not None:
-        starts = jnp.concatenate([starts, _as_starts(extra_starts, dtype)])
+        starts = jnp.concatenate([starts, _as_starts(extra_starts, dtype, name="extra_starts")])
     counts = _resample_counts(key, int(num_resamples), log_n.shape[0], dtype)
     cfg = _config(dtype=dtype, **kw)
     theta, value, evals = _solve_jobs(starts, log_n, log_d, log_l, counts, jnp.asarray(delta, dtype), cfg, num_lanes)

@@ -37,6 +37,8 @@ def chinchilla(*, drop_outliers: bool = False) -> pd.DataFrame:
       One row per run: ``params`` N, ``tokens`` D = C/(6N), ``flops`` C and final ``loss``,
       all float64.
     """
+    if not isinstance(drop_outliers, (bool, np.bool_)):
+        raise ValueError(f"drop_outliers must be True or False, got {drop_outliers!r}")
     raw = pd.read_csv(chinchilla_path().open("rb"))
     params = raw["Model Size"].to_numpy(np.float64)
     flops = raw["Training FLOP"].to_numpy(np.float64)

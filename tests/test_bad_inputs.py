@@ -1,0 +1,628 @@
+"""Bad input, everywhere (issue "Trust", item 5): one row per bad input of docs/BAD_INPUTS.md.
+
+Every row is a public call with one bad input and what it must get: a ``ValueError`` (or the
+named exception type) whose message matches a regex naming the argument, or a flagged result
+(``inf`` for an unreachable plan, a ``nan_fraction``, ``found=False``, ...) checked by a
+predicate. Rows marked ``xfail(strict=True)`` are known gaps in files this change could not
+touch; each reason says what is wrong and where, and the row turns into a pass (and the strict
+xfail into an error) when the gap is fixed.
+
+Pure per-point JAX functions (``chinplan.loss``, ``compute_optimal``, ``tco``, ...) cannot raise
+on traced values: called eagerly with NaN or a negative count they return NaN/inf by IEEE
+rules, and the engine/decision wrappers around them are where bad values are rejected. Both
+sides are rows here.
+
+``fit`` rows never sample: ``numpyro.infer.MCMC.run`` is replaced by a function that fails
+with "fit started sampling", so a row whose input ``fit`` does not reject before sampling
+fails fast instead of running NUTS.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from importlib import resources
+from typing import Any, Callable
+from unittest import mock
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+
+import chinplan
+from chinplan import arch, costs, decide, engine, huber, law
+from chinplan.costs import Deployment, LogNormal, LogUniform, Uniform
+from chinplan.law import HOFFMANN_2022 as H
+from chinplan.law import LawParams
+
+# ----------------------------------------------------------------------------- shared inputs
+
+_RNG = np.random.default_rng(5)
+_DRAWS = 64
+#: 64 draws around Hoffmann et al. 2022, E spread so that a target near E_MID splits the draws.
+P = LawParams(
+    E=(1.69 + 0.05 * _RNG.standard_normal(_DRAWS)).astype(np.float32),
+    A=(406.4 * np.exp(0.05 * _RNG.standard_normal(_DRAWS))).astype(np.float32),
+    B=(410.7 * np.exp(0.05 * _RNG.standard_normal(_DRAWS))).astype(np.float32),
+    alpha=(0.34 + 0.01 * _RNG.standard_normal(_DRAWS)).astype(np.float32),
+    beta=(0.28 + 0.01 * _RNG.standard_normal(_DRAWS)).astype(np.float32),
+)
+E_MIN, E_MID = float(P.E.min()), float(np.median(P.E))
+DEP = Deployment(queries=1e9, input_tokens=400.0, output_tokens=100.0)
+RANDOM_DEP = DEP._replace(queries=LogNormal(1e9, 0.5))
+KEY = jax.random.key(0)
+SHAPE = arch.TransformerShape(2, 512, 8, 1000)
+
+# Ten runs on the exact Hoffmann law: the Huber rows' data.
+_HN = 10 ** _RNG.uniform(7, 10, 10)
+_HD = 10 ** _RNG.uniform(9, 11, 10)
+_HL = np.asarray(law.loss(H, _HN, _HD), np.float64)
+_HGRID = np.array([[0.5, 6.0, 6.0, 0.3, 0.3]])  # one start: every Huber row shares one compile
+_HKW = dict(grid=_HGRID, max_iter=5)
+
+
+def _runs(n: int = 10) -> pd.DataFrame:
+    rng = np.random.default_rng(1)
+    return pd.DataFrame(
+        {"params": 10 ** rng.uniform(7, 10, n), "tokens": 10 ** rng.uniform(9, 11, n), "loss": rng.uniform(2, 4, n)}
+    )
+
+
+def _runs_with(column: str, value: Any, row: int = 3) -> pd.DataFrame:
+    frame = _runs().astype(object)
+    frame.loc[row, column] = value
+    return frame
+
+
+_GOOD_CSV = _runs().to_csv(index=False)
+_CSV_ROWS = _GOOD_CSV.splitlines()
+
+
+def _csv_with(cell_row: int, column: str, text: str) -> str:
+    """The good CSV with one cell (data row ``cell_row``, 0-based) replaced by ``text``."""
+    header = _CSV_ROWS[0].split(",")
+    lines = list(_CSV_ROWS)
+    cells = lines[cell_row + 1].split(",")
+    cells[header.index(column)] = text
+    lines[cell_row + 1] = ",".join(cells)
+    return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------- files
+
+
+class Files:
+    """Bad files, written once per module into a temporary directory."""
+
+    def __init__(self, root):
+        self.root = root
+
+    def path(self, name: str) -> str:
+        return os.fspath(self.root / name)
+
+    def text(self, name: str, text: str) -> str:
+        path = self.root / name
+        path.write_text(text)
+        return os.fspath(path)
+
+    def posterior(self, kind: str) -> str:
+        """A damaged posterior file of one ``kind``."""
+        path = self.root / f"{kind}.nc"
+        if path.exists():
+            return os.fspath(path)
+        source = resources.files("chinplan.datasets") / "chinchilla_posterior.nc"
+        if kind == "empty":
+            path.write_bytes(b"")
+        elif kind == "truncated":
+            data = source.read_bytes()
+            path.write_bytes(data[: len(data) // 2])
+        elif kind == "not_netcdf":
+            path.write_text("params,tokens,loss\n1e9,2e10,2.5\n")
+        elif kind == "plain_netcdf":
+            import xarray as xr
+
+            xr.Dataset({"x": ("a", np.arange(3.0))}).to_netcdf(path, engine="h5netcdf")
+        else:
+            idata = chinplan.Posterior.load(source).to_arviz().copy()
+            if kind == "lacking_nu":
+                idata.posterior = idata.posterior.drop_vars("nu")
+            elif kind == "nan_alpha":
+                idata.posterior["alpha"] = idata.posterior["alpha"] * np.nan
+            else:
+                raise ValueError(kind)
+            idata.to_netcdf(os.fspath(path), engine="h5netcdf")
+        return os.fspath(path)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    return Files(tmp_path_factory.mktemp("bad_inputs"))
+
+
+@functools.lru_cache(maxsize=1)
+def _huber_fit():
+    return huber.huber_fit(_HN, _HD, _HL, **_HKW)
+
+
+def _fit(runs=None, **kwargs):
+    """``chinplan.fit`` with sampling replaced by a failure: validation must come first."""
+    settings = dict(key=KEY, num_draws=10, num_warmup=10, num_chains=1, progress=False)
+    settings.update(kwargs)
+
+    def no_sampling(*args, **kw):
+        raise AssertionError("fit started sampling before rejecting its input")
+
+    with mock.patch("numpyro.infer.MCMC.run", no_sampling):
+        return chinplan.fit(_runs() if runs is None else runs, **settings)
+
+
+# ----------------------------------------------------------------------------- predicates
+
+
+def _all(x, test) -> bool:
+    return all(bool(np.all(test(np.asarray(leaf)))) for leaf in jax.tree.leaves(x))
+
+
+def is_nan(x) -> bool:
+    return _all(x, np.isnan)
+
+
+def is_posinf(x) -> bool:
+    return _all(x, np.isposinf)
+
+
+def _unreachable_plan(a) -> bool:  # Allocation(inf, inf, E): never NaN
+    return is_posinf((a.n, a.d)) and np.isclose(float(a.loss), float(H.E), rtol=1e-6)
+
+
+def _split_draws(result) -> bool:
+    prob, fraction = (np.asarray(x) for x in result)
+    return bool(np.all(np.isfinite(prob)) and 0.0 < float(fraction) < 1.0)
+
+
+def _inf_band_never_nan(bands) -> bool:
+    values = np.asarray(bands.values)
+    return bool(not np.isnan(values).any() and np.isinf(values[-1]) and np.isfinite(values[0]))
+
+
+def _cost_band_never_nan(ds) -> bool:
+    values = np.stack([ds[v].values for v in ("n", "d", "dollars")])
+    return bool(not np.isnan(values).any() and np.isinf(ds.dollars.values[-1, 0]) and np.isfinite(ds.dollars.values[:, 1]).all())
+
+
+def _nan_fraction(expected: float, field: str = "loss", omit: bool = False) -> Callable:
+    def check(bands) -> bool:
+        fraction = float(getattr(bands.nan_fraction, field))
+        values = np.asarray(getattr(bands.values, field))
+        ok_values = np.all(np.isfinite(values)) if omit else np.all(np.isnan(values))
+        return bool(np.isclose(fraction, expected) and ok_values)
+
+    return check
+
+
+# ----------------------------------------------------------------------------- the table
+
+ROWS = []
+
+
+def raises(row_id: str, call: Callable, match: str, exc=ValueError, *, gap: str | None = None):
+    """A row whose call must raise ``exc`` with a message matching ``match``."""
+    _add(row_id, call, exc, match, None, gap)
+
+
+def flags(row_id: str, call: Callable, check: Callable, *, gap: str | None = None):
+    """A row whose call must return a result for which ``check(result)`` is True."""
+    _add(row_id, call, None, None, check, gap)
+
+
+def _add(row_id, call, exc, match, check, gap):
+    marks = [pytest.mark.xfail(strict=True, reason=f"gap in {gap}")] if gap else []
+    ROWS.append(pytest.param(call, exc, match, check, id=row_id, marks=marks))
+
+
+# --- load_runs: files --------------------------------------------------------------------
+raises("load_runs/missing-file", lambda f: chinplan.load_runs(f.path("nope.csv")), r"runs file '.*nope\.csv' does not exist")
+raises("load_runs/empty-file", lambda f: chinplan.load_runs(f.text("empty.csv", "")), r"runs file '.*empty\.csv' is empty")
+raises("load_runs/header-only", lambda f: chinplan.load_runs(f.text("header.csv", "params,tokens,loss\n")),
+       r"runs table has 0 runs; the model needs at least 7")
+raises("load_runs/directory", lambda f: chinplan.load_runs(f.path("")), r"runs file '.*' cannot be read")
+raises("load_runs/binary-file", lambda f: chinplan.load_runs(f.posterior("truncated")), r"runs file '.*' is not a readable CSV")
+raises("load_runs/ragged-rows", lambda f: chinplan.load_runs(f.text("ragged.csv", _GOOD_CSV + "1,2,3,4,5\n")),
+       r"runs file '.*ragged\.csv' is not a readable CSV")
+raises("load_runs/wrong-columns", lambda f: chinplan.load_runs(f.text("cols.csv", _GOOD_CSV.replace("params", "size", 1))),
+       r"runs table has no 'params' column \(columns: \['size', 'tokens', 'loss'\]\)")
+raises("load_runs/missing-loss-column", lambda f: chinplan.load_runs(_runs().drop(columns="loss")), r"runs table has no 'loss' column")
+raises("load_runs/no-tokens-or-flops", lambda f: chinplan.load_runs(_runs().drop(columns="tokens")),
+       r"runs table needs a 'tokens' or a 'flops' column")
+raises("load_runs/wrong-delimiter", lambda f: chinplan.load_runs(f.text("semi.csv", _GOOD_CSV.replace(",", ";"))),
+       r"runs table has no 'params' column \(columns: \['params;tokens;loss'\]\)")
+# --- load_runs: cells ----------------------------------------------------------------------
+raises("load_runs/non-numeric-cell", lambda f: chinplan.load_runs(f.text("abc.csv", _csv_with(3, "loss", "abc"))),
+       r"column 'loss', row 3: value 'abc' is not a number")
+raises("load_runs/empty-cell", lambda f: chinplan.load_runs(f.text("blank.csv", _csv_with(3, "tokens", ""))),
+       r"column 'tokens', row 3: value .*nan.* is not finite")
+raises("load_runs/inf-cell", lambda f: chinplan.load_runs(f.text("inf.csv", _csv_with(3, "tokens", "inf"))),
+       r"column 'tokens', row 3: value .*inf.* is not finite")
+raises("load_runs/nan", lambda f: chinplan.load_runs(_runs_with("loss", np.nan)), r"column 'loss', row 3: .* is not finite")
+raises("load_runs/zero", lambda f: chinplan.load_runs(_runs_with("params", 0.0)), r"column 'params', row 3: .* must be positive")
+raises("load_runs/negative", lambda f: chinplan.load_runs(_runs_with("tokens", -1e9)), r"column 'tokens', row 3: .* must be positive")
+raises("load_runs/bool-column", lambda f: chinplan.load_runs(_runs().assign(params=True)),
+       r"column 'params' has dtype bool; it must hold real numbers")
+raises("load_runs/bool-cell", lambda f: chinplan.load_runs(_runs_with("params", True)),
+       r"column 'params', row 3: value True is not a number")
+raises("load_runs/complex-column", lambda f: chinplan.load_runs(_runs().assign(loss=_runs().loss + 1j)),
+       r"column 'loss' has dtype complex128")
+raises("load_runs/list-cell", lambda f: chinplan.load_runs(_runs_with("loss", [1, 2])), r"column 'loss', row 3: value \[1, 2\] is not a number")
+raises("load_runs/too-few-runs", lambda f: chinplan.load_runs(_runs(6)), r"runs table has 6 runs; the model needs at least 7")
+raises("load_runs/empty-dataframe", lambda f: chinplan.load_runs(pd.DataFrame()), r"runs table has no 'params' column \(columns: \[\]\)")
+raises("load_runs/int-argument", lambda f: chinplan.load_runs(123),
+       r"path_or_frame must be a CSV path or a pandas DataFrame, got int")
+raises("load_runs/ndarray-argument", lambda f: chinplan.load_runs(np.ones((10, 3))),
+       r"path_or_frame must be a CSV path or a pandas DataFrame, got ndarray")
+raises("load_runs/min-runs-zero", lambda f: chinplan.load_runs(_runs(), min_runs=0), r"min_runs must be an integer >= 1, got 0")
+raises("load_runs/min-runs-bool", lambda f: chinplan.load_runs(_runs(), min_runs=True), r"min_runs must be an integer >= 1, got True")
+raises("datasets/drop-outliers-string", lambda f: chinplan.datasets.chinchilla(drop_outliers="no"), r"drop_outliers")
+
+# --- fit: input validation only (sampling is blocked) ---------------------------------------
+raises("fit/nan-in-runs", lambda f: _fit(_runs_with("loss", np.nan)), r"column 'loss', row 3: .* is not finite")
+raises("fit/missing-runs-file", lambda f: _fit(f.path("nope.csv")), r"runs file '.*nope\.csv' does not exist")
+raises("fit/num-draws-zero", lambda f: _fit(num_draws=0), r"num_draws must be an integer >= 1, got 0")
+raises("fit/num-draws-float", lambda f: _fit(num_draws=2.5), r"num_draws must be an integer >= 1, got 2.5")
+raises("fit/num-warmup-negative", lambda f: _fit(num_warmup=-1), r"num_warmup must be an integer >= 0, got -1")
+raises("fit/num-chains-zero", lambda f: _fit(num_chains=0), r"num_chains must be an integer >= 1, got 0")
+raises("fit/priors-unknown", lambda f: _fit(priors="flat"), r"priors must be one of .* got 'flat'")
+raises("fit/law-unknown", lambda f: _fit(law="power"), r"law must be one of .* got 'power'")
+raises("fit/likelihood-unknown", lambda f: _fit(likelihood="cauchy"), r"likelihood must be one of .* got 'cauchy'")
+raises("fit/num-draws-bool", lambda f: _fit(num_draws=True), r"num_draws must be an integer >= 1, got True",
+       gap="fit.py: num_draws=True passes isinstance(int) and fit samples 1 draw; reject bools")
+raises("fit/key-none", lambda f: _fit(key=None), r"\bkey\b",
+       gap="fit.py: key=None reaches numpyro (sampling starts, then a vmap error); check key before sampling")
+raises("fit/key-int", lambda f: _fit(key=0), r"\bkey\b",
+       gap="fit.py: key=0 reaches numpyro; require a PRNG key (jax.random.key / PRNGKey) before sampling")
+raises("fit/target-accept-above-1", lambda f: _fit(target_accept_prob=1.5), r"target_accept_prob",
+       gap="fit.py: target_accept_prob=1.5 is passed to NUTS unchecked; require 0 < p < 1")
+raises("fit/target-accept-nan", lambda f: _fit(target_accept_prob=float("nan")), r"target_accept_prob",
+       gap="fit.py: target_accept_prob=nan is passed to NUTS unchecked; require 0 < p < 1")
+raises("fit/chain-method-unknown", lambda f: _fit(chain_method="threads"), r"chain_method",
+       gap="fit.py: chain_method is checked only by numpyro, whose message does not name the argument")
+
+# --- Posterior.load -----------------------------------------------------------------------
+raises("Posterior.load/missing-file", lambda f: chinplan.Posterior.load(f.path("missing.nc")),
+       r"posterior file '.*missing\.nc' does not exist")
+raises("Posterior.load/empty-file", lambda f: chinplan.Posterior.load(f.posterior("empty")),
+       r"posterior file '.*empty\.nc'.*not a readable chinplan posterior")
+raises("Posterior.load/truncated", lambda f: chinplan.Posterior.load(f.posterior("truncated")),
+       r"posterior file '.*truncated\.nc' is not a readable chinplan posterior")
+raises("Posterior.load/not-netcdf", lambda f: chinplan.Posterior.load(f.posterior("not_netcdf")),
+       r"posterior file '.*not_netcdf\.nc' is not a readable chinplan posterior")
+raises("Posterior.load/directory", lambda f: chinplan.Posterior.load(f.path("")),
+       r"posterior file '.*' (is a directory|is not a readable chinplan posterior)")
+raises("Posterior.load/no-posterior-group", lambda f: chinplan.Posterior.load(f.posterior("plain_netcdf")),
+       r"posterior file '.*plain_netcdf\.nc' has no 'posterior' group")
+raises("Posterior.load/lacking-variables", lambda f: chinplan.Posterior.load(f.posterior("lacking_nu")),
+       r"posterior file '.*lacking_nu\.nc': posterior lacks the variables \['nu'\]")
+raises("Posterior.load/none", lambda f: chinplan.Posterior.load(None), r"posterior file 'None' is not a readable chinplan posterior")
+raises("Posterior.load/nan-draws", lambda f: chinplan.Posterior.load(f.posterior("nan_alpha")), r"alpha",
+       gap="fit.py: a file whose alpha draws are all NaN loads silently; Posterior should check the law's draws "
+       "are finite (and alpha, beta > 0)")
+
+# --- law: pure per-point functions, eager (IEEE results; no raising on values) ---------------
+flags("loss/nan-n", lambda f: chinplan.loss(H, np.nan, 1e10), is_nan)
+flags("loss/negative-n", lambda f: chinplan.loss(H, -1e9, 1e10), is_nan)
+flags("loss/zero-d", lambda f: chinplan.loss(H, 1e9, 0.0), is_posinf)
+flags("loss/empty", lambda f: chinplan.loss(H, np.ones(0), 1e10), lambda r: np.shape(r) == (0,))
+raises("loss/mismatched-shapes", lambda f: chinplan.loss(H, np.ones(3), np.ones(2)), r"Incompatible shapes for broadcasting")
+raises("loss/string", lambda f: chinplan.loss(H, "1e9", 1e10), r"not a valid JAX array type", TypeError)
+raises("loss/complex", lambda f: chinplan.loss(H, 1e9 + 1j, 1e10), r"complex", (TypeError, ValueError),
+       gap="law.py: a complex n is cast to real with only a JAX warning; the dtype is static even under jit, "
+       "so as_float could raise a TypeError naming it")
+flags("compute_optimal/nan", lambda f: chinplan.compute_optimal(H, np.nan), is_nan)
+flags("compute_optimal/negative", lambda f: chinplan.compute_optimal(H, -1e22), is_nan)
+flags("compute_optimal/zero", lambda f: chinplan.compute_optimal(H, 0.0),
+      lambda a: float(a.n) == 0.0 and float(a.d) == 0.0 and is_posinf(a.loss))
+flags("compute_optimal/tiny-budget", lambda f: chinplan.compute_optimal(H, 1.0),
+      lambda a: 0 < float(a.n) < 1 and 0 < float(a.d) < 1 and np.isfinite(float(a.loss)))
+flags("compute_optimal/inf", lambda f: chinplan.compute_optimal(H, np.inf),
+      lambda a: is_posinf((a.n, a.d)) and np.isclose(float(a.loss), float(H.E), rtol=1e-6))
+flags("optimal_for_loss/below-E", lambda f: chinplan.optimal_for_loss(H, 1.0), _unreachable_plan)
+flags("optimal_for_loss/nan", lambda f: chinplan.optimal_for_loss(H, np.nan), lambda a: is_nan((a.n, a.d, a.loss)),
+      gap="law.py: a NaN target is read as unreachable (n = d = inf, loss = E) instead of NaN; "
+      "jnp.where(gap > 0, ...) hides the NaN")
+flags("params_for_loss/below-floor", lambda f: chinplan.params_for_loss(H, 1e10, 1.7), is_posinf)
+flags("params_for_loss/nan-tokens", lambda f: chinplan.params_for_loss(H, np.nan, 2.5), is_nan,
+      gap="law.py: NaN tokens are read as unreachable (inf) instead of NaN")
+
+# --- engine ------------------------------------------------------------------------------
+_co = law.compute_optimal
+raises("bands/nan-scenario", lambda f: chinplan.bands(_co, P, np.array([1e22, np.nan])),
+       r"scenario_args\[0\] contains NaN at 1 of 2 positions")
+raises("bands/string-scenario", lambda f: chinplan.bands(_co, P, "1e22"), r"scenario_args\[0\] must be numeric, got dtype <U4")
+raises("bands/object-scenario", lambda f: chinplan.bands(_co, P, np.array([1e22, None], dtype=object)),
+       r"scenario_args\[0\] must be numeric, got dtype object")
+raises("bands/complex-scenario", lambda f: chinplan.bands(_co, P, np.array([1e22 + 1j])), r"scenario_args\[0\]",
+       gap="engine.py: _prepare_scenarios casts complex scenarios to float64, dropping the imaginary part "
+       "(a NumPy ComplexWarning only)")
+raises("bands/mismatched-shapes", lambda f: chinplan.bands(law.loss, P, np.ones((2, 3)), np.ones(2)),
+       r"scenario arguments do not broadcast to a common shape \(scenario_args\[0\]: \(2, 3\), scenario_args\[1\]: \(2,\)\)")
+raises("bands/empty-scenario", lambda f: chinplan.bands(_co, P, np.ones(0)), r"scenario arguments broadcast to an empty shape \(0,\)")
+flags("bands/negative-budget", lambda f: chinplan.bands(_co, P, -1e22), _nan_fraction(1.0, "n"))
+flags("bands/zero-budget", lambda f: chinplan.bands(_co, P, 0.0),
+      lambda b: float(np.max(b.values.n)) == 0.0 and is_posinf(b.values.loss) and float(b.nan_fraction.loss) == 0)
+flags("bands/inf-budget", lambda f: chinplan.bands(_co, P, np.inf),
+      lambda b: is_posinf(b.values.n) and np.all(np.isfinite(b.values.loss)) and float(b.nan_fraction.n) == 0)
+raises("bands/single-law-params", lambda f: chinplan.bands(_co, H, 1e22), r"params leaf \.E is a scalar; params needs a leading draw axis")
+raises("bands/zero-draws", lambda f: chinplan.bands(_co, LawParams(*(np.ones(0),) * 5), 1e22), r"params has zero draws")
+raises("bands/mismatched-draws", lambda f: chinplan.bands(_co, P._replace(E=P.E[:3]), 1e22),
+       r"params leaves must share a leading draw axis")
+raises("bands/string-params", lambda f: chinplan.bands(_co, P._replace(E=np.array(["a"] * _DRAWS)), 1e22), r"params",
+       ValueError, gap="engine.py: string params leaves raise NumPy's 'could not convert string to float' (a plain string "
+       "leaf: JAX's TypeError), which does not name the leaf")
+flags("bands/nan-draw", lambda f: chinplan.bands(_co, P._replace(E=P.E.copy() * np.r_[np.nan, np.ones(_DRAWS - 1)]), 1e22),
+      _nan_fraction(1 / _DRAWS))
+flags("bands/nan-draw-omit", lambda f: chinplan.bands(_co, P._replace(E=P.E.copy() * np.r_[np.nan, np.ones(_DRAWS - 1)]), 1e22,
+                                                      nan_policy="omit"), _nan_fraction(1 / _DRAWS, omit=True))
+flags("expectation/nan-draw", lambda f: chinplan.expectation(_co, P._replace(E=P.E.copy() * np.r_[np.nan, np.ones(_DRAWS - 1)]),
+                                                             1e22), lambda a: is_nan(a.loss) and np.isfinite(float(a.n)))
+raises("bands/q-above-1", lambda f: chinplan.bands(_co, P, 1e22, q=[0.5, 1.5]), r"q must lie in \[0, 1\], got \[0\.5, 1\.5\]")
+raises("bands/q-negative", lambda f: chinplan.bands(_co, P, 1e22, q=-0.1), r"q must lie in \[0, 1\], got \[-0\.1\]")
+raises("bands/q-nan", lambda f: chinplan.bands(_co, P, 1e22, q=np.nan), r"q must lie in \[0, 1\], got \[nan\]")
+raises("bands/q-empty", lambda f: chinplan.bands(_co, P, 1e22, q=[]), r"q must be a scalar or a non-empty 1-D sequence")
+raises("bands/q-2d", lambda f: chinplan.bands(_co, P, 1e22, q=[[0.5]]), r"q must be a scalar or a non-empty 1-D sequence")
+raises("bands/q-string", lambda f: chinplan.bands(_co, P, 1e22, q="median"), r"\bq\b",
+       gap="engine.py: q='median' raises NumPy's 'could not convert string to float', which does not name q")
+raises("bands/q-bool", lambda f: chinplan.bands(_co, P, 1e22, q=True), r"\bq\b",
+       gap="engine.py: q=True is read as the level 1.0; reject booleans")
+raises("bands/nan-policy", lambda f: chinplan.bands(_co, P, 1e22, nan_policy="drop"),
+       r"nan_policy must be 'propagate' or 'omit', got 'drop'")
+raises("bands/chunk-zero", lambda f: chinplan.bands(_co, P, 1e22, chunk_size=0), r"chunk_size must be a positive integer or None, got 0")
+raises("bands/chunk-negative", lambda f: chinplan.bands(_co, P, 1e22, chunk_size=-4), r"chunk_size must be a positive integer or None, got -4")
+raises("bands/chunk-float", lambda f: chinplan.bands(_co, P, 1e22, chunk_size=2.5), r"chunk_size must be a positive integer or None, got 2\.5")
+raises("bands/chunk-string", lambda f: chinplan.bands(_co, P, 1e22, chunk_size="8"), r"chunk_size must be a positive integer or None, got '8'")
+raises("bands/chunk-bool", lambda f: chinplan.bands(_co, P, 1e22, chunk_size=True), r"chunk_size",
+       gap="engine.py: chunk_size=True passes isinstance(int) and runs with chunks of 1; reject booleans")
+raises("expectation/chunk-zero", lambda f: chinplan.expectation(_co, P, 1e22, chunk_size=0), r"chunk_size must be a positive integer")
+raises("probability/non-boolean-fn", lambda f: chinplan.probability(_co, P, 1e22), r"probability\(\) needs fn to return booleans", TypeError)
+raises("probability/nan-scenario", lambda f: chinplan.probability(decide.loss_at_most, P, 1e9, 1e11, np.nan),
+       r"scenario_args\[2\] contains NaN")
+raises("cvar/level-above-1", lambda f: chinplan.cvar(_co, P, 1e22, level=1.5), r"level must lie in \[0, 1\], got 1\.5")
+raises("cvar/level-nan", lambda f: chinplan.cvar(_co, P, 1e22, level=np.nan), r"level must lie in \[0, 1\], got nan")
+raises("cvar/chunk-zero", lambda f: chinplan.cvar(_co, P, 1e22, chunk_size=0), r"chunk_size must be a positive integer")
+raises("cvar/level-string", lambda f: chinplan.cvar(_co, P, 1e22, level="high"), r"\blevel\b",
+       gap="engine.py: level='high' raises float()'s 'could not convert string to float', which does not name level")
+
+# --- decide ------------------------------------------------------------------------------
+raises("prob_target/nan-n", lambda f: chinplan.prob_target(P, [1e9, np.nan], [1e11, 1e11], 2.5),
+       r"n must be finite and > 0 \(valid range \(0, inf\)\), got .*nan.* at 1 of 2 positions")
+raises("prob_target/inf-d", lambda f: chinplan.prob_target(P, 1e9, np.inf, 2.5), r"d must be finite and > 0 .*got .*inf")
+raises("prob_target/zero-n", lambda f: chinplan.prob_target(P, 0, 1e11, 2.5), r"n must be finite and > 0 .*got .*0")
+raises("prob_target/negative-target", lambda f: chinplan.prob_target(P, 1e9, 1e11, -2.5), r"target_loss must be finite and > 0")
+raises("prob_target/string-n", lambda f: chinplan.prob_target(P, "1e9", 1e11, 2.5), r"n must be a real number .*dtype <U3")
+raises("prob_target/bool-n", lambda f: chinplan.prob_target(P, True, 1e11, 2.5), r"n must be a real number .*dtype bool")
+raises("prob_target/complex-n", lambda f: chinplan.prob_target(P, np.array([1e9 + 1j]), 1e11, 2.5), r"n must be a real number .*complex128")
+raises("prob_target/object-none-n", lambda f: chinplan.prob_target(P, np.array([1e9, None], dtype=object), 1e11, 2.5),
+       r"n must be finite and > 0")
+raises("prob_target/object-bool-n", lambda f: chinplan.prob_target(P, np.array([1e9, True], dtype=object), 1e11, 2.5),
+       r"n must be a real number")
+raises("prob_target/ragged-n", lambda f: chinplan.prob_target(P, [[1e9], [1e9, 2e9]], 1e11, 2.5), r"n must be a number or an array of numbers")
+raises("prob_target/mismatched", lambda f: chinplan.prob_target(P, [1e9, 1e10, 1e11], [1e11, 1e12], 2.5),
+       r"scenario arguments do not broadcast to a common shape \(n: \(3,\), d: \(2,\), target_loss: \(\)\)")
+raises("prob_target/empty-n", lambda f: chinplan.prob_target(P, [], 1e11, 2.5), r"n must not be empty")
+raises("prob_target/zero-unique-tokens", lambda f: chinplan.prob_target(P, 1e9, 1e11, 2.5, unique_tokens=0.0),
+       r"unique_tokens must be finite and > 0")
+raises("prob_target/target-below-every-E", lambda f: chinplan.prob_target(P, 1e9, 1e11, E_MIN - 0.01),
+       r"target_loss must exceed the irreducible loss E of at least one posterior draw \(min E = [\d.]+\)")
+flags("prob_target/target-below-some-E", lambda f: (chinplan.prob_target(P, 1e12, 1e14, E_MID),
+                                                    decide.unreachable_fraction(P, E_MID)), _split_draws)
+raises("prob_target/params-nan-draw", lambda f: chinplan.prob_target(P._replace(E=P.E * np.r_[np.nan, np.ones(_DRAWS - 1)]), 1e9, 1e11, 2.5),
+       r"params\.E must be finite and > 0 in every draw .* in 1 of 64 draws")
+raises("prob_target/params-negative-alpha", lambda f: chinplan.prob_target(P._replace(alpha=-P.alpha), 1e9, 1e11, 2.5),
+       r"params\.alpha must be finite and > 0 in every draw")
+raises("prob_target/params-tuple", lambda f: chinplan.prob_target(tuple(P), 1e9, 1e11, 2.5),
+       r"params must be a LawParams with a leading draw axis, got tuple")
+raises("prob_target/params-single-law", lambda f: chinplan.prob_target(H, 1e9, 1e11, 2.5),
+       r"params must have one leading draw axis, got E of shape \(\)")
+raises("smallest_model/target-below-every-E", lambda f: chinplan.smallest_model(P, [2.5, E_MIN], 1e12),
+       r"target_loss must exceed the irreducible loss E")
+flags("smallest_model/target-below-some-E", lambda f: chinplan.smallest_model(P, E_MID + 0.01, 1e14, p=0.9), is_posinf)
+flags("params_for_loss-bands/target-below-some-floors", lambda f: chinplan.bands(decide.params_for_loss, P, 1e15, E_MID + 0.02),
+      _inf_band_never_nan)
+raises("smallest_model/p-zero", lambda f: chinplan.smallest_model(P, 2.5, 1e12, p=0), r"p must lie in \(0, 1\], got 0\.0")
+raises("smallest_model/p-above-1", lambda f: chinplan.smallest_model(P, 2.5, 1e12, p=1.5), r"p must lie in \(0, 1\], got 1\.5")
+raises("smallest_model/p-nan", lambda f: chinplan.smallest_model(P, 2.5, 1e12, p=np.nan), r"p must lie in \(0, 1\], got nan")
+raises("smallest_model/p-string", lambda f: chinplan.smallest_model(P, 2.5, 1e12, p="high"), r"p must be a number in \(0, 1\], got 'high'")
+raises("smallest_model/p-bool", lambda f: chinplan.smallest_model(P, 2.5, 1e12, p=True), r"p must be a number in \(0, 1\], got True")
+raises("smallest_model/tokens-nan", lambda f: chinplan.smallest_model(P, 2.5, np.nan), r"tokens must be finite and > 0")
+raises("target_cost_bands/target-below-every-E", lambda f: chinplan.target_cost_bands(P, 1.0, DEP),
+       r"target_loss must exceed the irreducible loss E")
+raises("target_cost_bands/2d-target", lambda f: chinplan.target_cost_bands(P, [[2.5]], DEP), r"target_loss must be a scalar or 1-D")
+flags("target_cost_bands/target-below-some-E", lambda f: chinplan.target_cost_bands(P, [E_MID, 2.5], DEP), _cost_band_never_nan)
+flags("unreachable_fraction/target-below-every-E", lambda f: decide.unreachable_fraction(P, 1.0), lambda r: float(r) == 1.0)
+raises("regret_compute/negative", lambda f: chinplan.regret_compute(P, -1e22), r"compute must be finite and > 0")
+raises("regret_compute/nan", lambda f: chinplan.regret_compute(P, [1e22, np.nan]), r"compute must be finite and > 0")
+raises("regret_compute/too-small-for-one-parameter", lambda f: chinplan.regret_compute(P, 1.0),
+       r"compute must be at least [\d.]+ FLOPs \(valid range \[[\d.]+, inf\)\): below that the compute-optimal plan has "
+       r"fewer than 1 parameter or 1 token; got .*1\.0")
+raises("regret_compute/sub-flop", lambda f: chinplan.regret_compute(P, [1e22, 1e-3]), r"compute must be at least [\d.]+ FLOPs")
+raises("regret_compute/2d", lambda f: chinplan.regret_compute(P, [[1e22]]), r"compute must be a scalar or 1-D, got shape \(1, 1\)")
+raises("regret_compute/grid-points-even", lambda f: chinplan.regret_compute(P, 1e22, grid_points=4),
+       r"grid_points must be an odd integer >= 3, got 4")
+raises("regret_compute/span-zero", lambda f: chinplan.regret_compute(P, 1e22, span=0), r"span must be > 0, got 0")
+raises("cost_bands/distribution-without-key", lambda f: chinplan.cost_bands(P, 1e9, 1e11, RANDOM_DEP),
+       r"key is required when deployment has distribution-valued fields")
+raises("cost_bands/int-key", lambda f: chinplan.cost_bands(P, 1e9, 1e11, RANDOM_DEP, key=0),
+       r"key must be a JAX PRNG key \(jax\.random\.key\(0\) or jax\.random\.PRNGKey\(0\)\), got 0")
+raises("cost_bands/float-array-key", lambda f: chinplan.cost_bands(P, 1e9, 1e11, RANDOM_DEP, key=np.array([1.0, 2.0])),
+       r"key must be a JAX PRNG key")
+raises("cost_bands/q-above-1", lambda f: chinplan.cost_bands(P, 1e9, 1e11, DEP, q=2.0), r"q must lie in \[0, 1\]")
+raises("expected_cost/unknown-field", lambda f: chinplan.expected_cost(P, 1e9, 1e11, DEP, field="cost"), r"field must be one of .* got 'cost'")
+raises("expected_cost/deployment-dict", lambda f: chinplan.expected_cost(P, 1e9, 1e11, {"queries": 1e9}),
+       r"deployment must be a chinplan\.costs\.Deployment, got dict")
+raises("expected_cost/negative-queries", lambda f: chinplan.expected_cost(P, 1e9, 1e11, DEP._replace(queries=-1.0)),
+       r"deployment\.queries must be finite and lie in \[0\.0, inf\), got -1\.0")
+raises("cost_cvar/level-above-1", lambda f: chinplan.cost_cvar(P, 1e9, 1e11, DEP, level=2.0), r"level must lie in \[0, 1\], got 2\.0")
+raises("cost_cvar/level-string", lambda f: chinplan.cost_cvar(P, 1e9, 1e11, DEP, level="high"),
+       r"level must be a number in \[0, 1\], got 'high'")
+raises("prob_cheaper/2d", lambda f: chinplan.prob_cheaper(P, np.full((2, 2), 1e9), np.full((2, 2), 1e11), DEP),
+       r"n and d must be 1-D arrays of the same length, got shapes \(2, 2\) and \(2, 2\)")
+raises("prob_cheaper/mismatched", lambda f: chinplan.prob_cheaper(P, [1e9, 2e9], [1e11], DEP),
+       r"n and d must be 1-D arrays of the same length, got shapes \(2,\) and \(1,\)")
+raises("evaluate_designs/mismatched", lambda f: chinplan.evaluate_designs(P, [1e9, 2e9], [1e11, 1e12, 1e13], DEP),
+       r"n and d must be 1-D arrays of the same length")
+raises("evaluate_designs/level-nan", lambda f: chinplan.evaluate_designs(P, [1e9], [1e11], DEP, level=np.nan),
+       r"level must lie in \[0, 1\], got nan")
+raises("chance_constrained/unknown-objective", lambda f: chinplan.chance_constrained(P, [1e9], [1e11], 2.5, objective="time"),
+       r"objective must be 'dollars', 'flops' or 'n', got 'time'")
+raises("chance_constrained/2d-grid", lambda f: chinplan.chance_constrained(P, [[1e9]], [1e11], 2.5), r"n_grid and d_grid must be 1-D")
+raises("chance_constrained/target-below-every-E", lambda f: chinplan.chance_constrained(P, [1e9], [1e11], 1.0),
+       r"target_loss must exceed the irreducible loss E")
+flags("chance_constrained/no-feasible-design", lambda f: chinplan.chance_constrained(P, [1e6, 1e7], [1e8, 1e9], 2.5, deployment=DEP)[0],
+      lambda choice: choice["found"] is False and math.isnan(choice["n"]))
+
+# --- costs -------------------------------------------------------------------------------
+_vd = costs.validate_deployment
+raises("Deployment/negative-queries", lambda f: _vd(DEP._replace(queries=-1.0)), r"deployment\.queries must be finite and lie in \[0\.0, inf\), got -1\.0")
+raises("Deployment/nan-price", lambda f: _vd(DEP._replace(price=np.nan)), r"deployment\.price must be finite and lie in \[0\.0, inf\), got nan")
+raises("Deployment/inf-queries", lambda f: _vd(DEP._replace(queries=np.inf)), r"deployment\.queries must be finite .*got inf")
+raises("Deployment/inf-peak", lambda f: _vd(DEP._replace(peak_flops=np.inf)), r"deployment\.peak_flops must be finite and lie in \(0\.0, inf\)")
+raises("Deployment/zero-peak", lambda f: _vd(DEP._replace(peak_flops=0.0)), r"deployment\.peak_flops must be finite and lie in \(0\.0, inf\), got 0\.0")
+raises("Deployment/zero-mfu", lambda f: _vd(DEP._replace(mfu_train=0.0)), r"deployment\.mfu_train must be finite and lie in \(0\.0, 1\.0\], got 0\.0")
+raises("Deployment/mfu-above-1", lambda f: _vd(DEP._replace(mfu_decode=1.5)), r"deployment\.mfu_decode must be finite and lie in \(0\.0, 1\.0\], got 1\.5")
+raises("Deployment/negative-inference-price", lambda f: _vd(DEP._replace(inference_price=-1.0)), r"deployment\.inference_price must be finite")
+raises("Deployment/string-peak", lambda f: _vd(DEP._replace(peak_flops="fast")), r"deployment\.peak_flops must be a real number .*dtype <U4")
+raises("Deployment/bool-mfu", lambda f: _vd(DEP._replace(mfu_train=True)), r"deployment\.mfu_train must be a real number .*dtype bool")
+raises("Deployment/complex-mfu", lambda f: _vd(DEP._replace(mfu_train=np.array([0.5 + 1j]))), r"deployment\.mfu_train must be a real number .*complex128")
+raises("Deployment/object-array", lambda f: _vd(DEP._replace(queries=np.array([1e9, None], dtype=object))), r"deployment\.queries must be finite")
+raises("Deployment/not-a-deployment", lambda f: _vd({"queries": 1e9}), r"deployment must be a chinplan\.costs\.Deployment, got dict")
+raises("Deployment/lognormal-negative-median", lambda f: _vd(DEP._replace(queries=LogNormal(-1.0, 0.2))),
+       r"deployment\.queries: LogNormal needs median > 0 and sigma >= 0")
+raises("Deployment/lognormal-negative-sigma", lambda f: _vd(DEP._replace(price=LogNormal(2.0, -0.1))),
+       r"deployment\.price: LogNormal needs median > 0 and sigma >= 0")
+raises("Deployment/lognormal-nan-median", lambda f: _vd(DEP._replace(queries=LogNormal(np.nan, 0.2))),
+       r"deployment\.queries: LogNormal\.median must be finite")
+raises("Deployment/uniform-lo-above-hi", lambda f: _vd(DEP._replace(mfu_prefill=Uniform(0.6, 0.4))), r"deployment\.mfu_prefill: Uniform needs lo <= hi")
+raises("Deployment/uniform-outside-range", lambda f: _vd(DEP._replace(mfu_train=Uniform(0.0, 1.5))),
+       r"deployment\.mfu_train: Uniform draws must lie in \(0\.0, 1\.0\]")
+raises("Deployment/uniform-nan", lambda f: _vd(DEP._replace(mfu_train=Uniform(np.nan, 0.5))), r"deployment\.mfu_train: Uniform\.lo must be finite")
+raises("Deployment/loguniform-zero-lo", lambda f: _vd(DEP._replace(queries=LogUniform(0.0, 1e9))),
+       r"deployment\.queries: LogUniform needs lo <= hi \(and lo > 0 if log-uniform\)")
+raises("Deployment/loguniform-string", lambda f: _vd(DEP._replace(price=LogUniform("a", 2.0))), r"deployment\.price\.lo must be a real number")
+raises("sample_deployment/zero-draws", lambda f: chinplan.sample_deployment(DEP, 0, key=KEY), r"num_draws must be a positive integer, got 0")
+raises("sample_deployment/float-draws", lambda f: chinplan.sample_deployment(DEP, 2.5, key=KEY), r"num_draws must be a positive integer, got 2\.5")
+raises("sample_deployment/nan-draws", lambda f: chinplan.sample_deployment(DEP, np.nan, key=KEY), r"num_draws must be a positive integer, got nan")
+raises("sample_deployment/bool-draws", lambda f: chinplan.sample_deployment(DEP, True, key=KEY), r"num_draws must be a positive integer, got True")
+raises("sample_deployment/string-draws", lambda f: chinplan.sample_deployment(DEP, "4", key=KEY), r"num_draws must be a positive integer, got '4'")
+raises("sample_deployment/missing-key", lambda f: chinplan.sample_deployment(RANDOM_DEP, 4, key=None),
+       r"key is required to sample distribution-valued leaves")
+raises("sample_deployment/int-key", lambda f: chinplan.sample_deployment(RANDOM_DEP, 4, key=3), r"key must be a JAX PRNG key .*got 3")
+raises("sample_deployment/bad-field", lambda f: chinplan.sample_deployment(DEP._replace(mfu_train=0.0), 4, key=KEY), r"deployment\.mfu_train")
+raises("with_cost_draws/single-law", lambda f: chinplan.with_cost_draws(H, DEP), r"params must have one leading draw axis, got E of shape \(\)")
+raises("with_cost_draws/missing-key", lambda f: chinplan.with_cost_draws(P, RANDOM_DEP), r"key is required when deployment has distribution-valued fields")
+raises("tco/unsampled-distribution", lambda f: chinplan.tco(1e9, 1e11, RANDOM_DEP),
+       r"deployment\.queries is a LogNormal distribution; sample it first")
+raises("tco/deployment-dict", lambda f: chinplan.tco(1e9, 1e11, {"queries": 1e9}), r"deployment must be a chinplan\.costs\.Deployment, got dict")
+flags("tco/nan-n", lambda f: chinplan.tco(np.nan, 1e11, DEP).dollars, is_nan)
+flags("tco/zero-mfu-eager", lambda f: chinplan.tco(1e9, 1e11, DEP._replace(mfu_train=0.0)).dollars, is_posinf)
+raises("cost_optimal/unsampled-distribution", lambda f: chinplan.cost_optimal(H, 2.5, RANDOM_DEP), r"deployment\.queries is a LogNormal distribution")
+raises("cost_optimal/nan-target", lambda f: chinplan.cost_optimal(H, np.nan, DEP), r"target_loss must be finite")
+raises("inference_optimal/negative-tokens", lambda f: chinplan.inference_optimal(H, 2.5, -1.0),
+       r"inference_tokens must be finite and >= 0 \(valid range \[0, inf\)\), got -1\.0")
+raises("inference_optimal/nan-tokens", lambda f: chinplan.inference_optimal(H, 2.5, np.nan), r"inference_tokens must be finite and >= 0")
+raises("inference_optimal/inf-tokens", lambda f: chinplan.inference_optimal(H, 2.5, np.inf), r"inference_tokens must be finite and >= 0")
+raises("inference_optimal/string-tokens", lambda f: chinplan.inference_optimal(H, 2.5, "many"), r"inference_tokens must be a real number")
+raises("inference_optimal/bool-tokens", lambda f: chinplan.inference_optimal(H, 2.5, True), r"inference_tokens must be a real number .*dtype bool")
+raises("inference_optimal/complex-tokens", lambda f: chinplan.inference_optimal(H, 2.5, 1e12 + 1j), r"inference_tokens must be a real number .*complex")
+raises("inference_optimal/nan-target", lambda f: chinplan.inference_optimal(H, np.nan, 1e12), r"target_loss must be finite \(a loss in nats\), got nan")
+flags("inference_optimal/target-below-E", lambda f: chinplan.inference_optimal(H, 1.0, 1e12), _unreachable_plan)
+flags("inference_optimal/negative-target", lambda f: chinplan.inference_optimal(H, -1.0, 1e12), _unreachable_plan)
+raises("data_constrained_optimal/zero-iters", lambda f: chinplan.data_constrained_optimal(H, 1e22, 1e10, iters=0), r"iters must be a positive integer, got 0")
+raises("data_constrained_optimal/zero-width", lambda f: chinplan.data_constrained_optimal(H, 1e22, 1e10, width=0.0), r"width must be > 0, got 0\.0")
+raises("HARDWARE/unknown-name", lambda f: chinplan.HARDWARE["tpu-v5"], r"unknown hardware 'tpu-v5'; choose from a100, h100, h100-sxm, h200")
+raises("HARDWARE/unknown-name-is-KeyError", lambda f: chinplan.HARDWARE["H100"], r"unknown hardware 'H100'", KeyError)
+raises("Hardware.peak/unknown-precision", lambda f: chinplan.H100_SXM.peak("fp4"), r"precision must be one of bf16, fp16, fp8, int8; got 'fp4'")
+raises("Hardware.peak/unsupported-precision", lambda f: chinplan.A100.peak("fp8"), r"precision 'fp8' is not supported by this hardware")
+
+# --- huber -------------------------------------------------------------------------------
+_hf = chinplan.huber_fit
+raises("huber_fit/nan-n", lambda f: _hf(np.r_[_HN[:9], np.nan], _HD, _HL, **_HKW), r"`n` must be finite and > 0; got .*nan")
+raises("huber_fit/inf-d", lambda f: _hf(_HN, np.r_[_HD[:9], np.inf], _HL, **_HKW), r"`d` must be finite and > 0; got .*inf")
+raises("huber_fit/zero-d", lambda f: _hf(_HN, np.r_[_HD[:9], 0.0], _HL, **_HKW), r"`d` must be finite and > 0; got .*0\.0")
+raises("huber_fit/negative-loss", lambda f: _hf(_HN, _HD, -_HL, **_HKW), r"`loss` must be finite and > 0")
+raises("huber_fit/object-none", lambda f: _hf(np.array([*_HN[:9], None], dtype=object), _HD, _HL, **_HKW), r"`n` must be finite and > 0")
+raises("huber_fit/2d-n", lambda f: _hf(_HN.reshape(2, 5), _HD, _HL, **_HKW), r"`n` must be 1-D \(one value per run\); got shape \(2, 5\)")
+raises("huber_fit/mismatched", lambda f: _hf(_HN, _HD[:9], _HL, **_HKW), r"`d` has 9 runs but `n` has 10")
+raises("huber_fit/empty", lambda f: _hf([], [], [], **_HKW), r"need at least 5 runs to fit 5 constants; got 0")
+raises("huber_fit/four-runs", lambda f: _hf(_HN[:4], _HD[:4], _HL[:4], **_HKW), r"need at least 5 runs to fit 5 constants; got 4")
+raises("huber_fit/negative-weights", lambda f: _hf(_HN, _HD, _HL, weights=-np.ones(10), **_HKW), r"`weights` must be finite, >= 0 and not all 0")
+raises("huber_fit/zero-weights", lambda f: _hf(_HN, _HD, _HL, weights=np.zeros(10), **_HKW), r"`weights` must be finite, >= 0 and not all 0")
+raises("huber_fit/weights-shape", lambda f: _hf(_HN, _HD, _HL, weights=np.ones(3), **_HKW), r"`weights` must have shape \(10,\); got \(3,\)")
+raises("huber_fit/grid-shape", lambda f: _hf(_HN, _HD, _HL, grid=np.ones((3, 4))), r"`grid` must have shape \(S, 5\)")
+raises("huber_fit/zero-lanes", lambda f: _hf(_HN, _HD, _HL, num_lanes=0, **_HKW), r"`num_lanes` must be an integer >= 1; got 0")
+raises("huber_fit/zero-max-iter", lambda f: _hf(_HN, _HD, _HL, grid=_HGRID, max_iter=0), r"`max_iter` must be >= 1; got 0")
+raises("huber_fit/string-n", lambda f: _hf(np.array(["a"] * 10), _HD, _HL, **_HKW), r"`n`")
+raises("huber_fit/bool-n", lambda f: _hf(np.ones(10, bool), _HD, _HL, **_HKW), r"`n`")
+raises("huber_fit/complex-n", lambda f: _hf(_HN + 1j, _HD, _HL, **_HKW), r"`n`")
+raises("huber_fit/zero-delta", lambda f: _hf(_HN, _HD, _HL, delta=0.0, **_HKW), r"delta")
+raises("huber_fit/negative-delta", lambda f: _hf(_HN, _HD, _HL, delta=-1.0, **_HKW), r"delta")
+raises("huber_fit/nan-delta", lambda f: _hf(_HN, _HD, _HL, delta=np.nan, **_HKW), r"delta")
+raises("huber_fit/nan-grid", lambda f: _hf(_HN, _HD, _HL, grid=_HGRID * np.nan, max_iter=5), r"`grid`")
+raises("huber_fit/empty-grid", lambda f: _hf(_HN, _HD, _HL, grid=np.ones((0, 5)), max_iter=5), r"`grid`")
+raises("huber_fit/float-max-iter", lambda f: _hf(_HN, _HD, _HL, grid=_HGRID, max_iter=5.5), r"`max_iter`")
+raises("huber_bootstrap/missing-key", lambda f: chinplan.huber_bootstrap(_HN, _HD, _HL, key=None, fit=_huber_fit(), num_resamples=1, max_iter=5),
+       r"\bkey\b")
+raises("huber_bootstrap/int-key", lambda f: chinplan.huber_bootstrap(_HN, _HD, _HL, key=0, fit=_huber_fit(), num_resamples=1, max_iter=5),
+       r"\bkey\b")
+raises("huber_bootstrap/zero-resamples", lambda f: chinplan.huber_bootstrap(_HN, _HD, _HL, key=KEY, fit=_huber_fit(), num_resamples=0),
+       r"`num_resamples` must be >= 1; got 0")
+raises("huber_bootstrap/zero-starts", lambda f: chinplan.huber_bootstrap(_HN, _HD, _HL, key=KEY, fit=_huber_fit(), num_starts=0),
+       r"`num_starts` must be >= 1; got 0")
+raises("huber_bootstrap/nan-loss", lambda f: chinplan.huber_bootstrap(_HN, _HD, np.r_[_HL[:9], np.nan], key=KEY, fit=_huber_fit()),
+       r"`loss` must be finite and > 0")
+raises("huber_bootstrap/extra-starts-shape", lambda f: chinplan.huber_bootstrap(_HN, _HD, _HL, key=KEY, fit=_huber_fit(), num_resamples=1,
+                                                                               max_iter=5, extra_starts=np.ones((2, 3))),
+       r"`extra_starts`")
+raises("huber_bootstrap/quantile-above-1", lambda f: chinplan.huber_bootstrap(_HN, _HD, _HL, key=KEY, fit=_huber_fit(), num_resamples=1,
+                                                                             max_iter=5, quantiles=(0.5, 1.5)),
+       r"quantiles")
+
+# --- arch --------------------------------------------------------------------------------
+_tp = chinplan.transformer_params
+raises("transformer_params/zero-layers", lambda f: _tp(SHAPE._replace(n_layers=0)), r"n_layers must be an integer >= 1, got 0")
+raises("transformer_params/bool-layers", lambda f: _tp(SHAPE._replace(n_layers=True)), r"n_layers must be an integer >= 1, got True")
+raises("transformer_params/float-layers", lambda f: _tp(SHAPE._replace(n_layers=2.5)), r"n_layers must be an integer >= 1, got 2\.5")
+raises("transformer_params/string-width", lambda f: _tp(SHAPE._replace(d_model="512")), r"d_model must be an integer >= 1, got '512'")
+raises("transformer_params/indivisible-width", lambda f: _tp(SHAPE._replace(d_model=500)), r"d_model must be divisible by n_heads=8, got d_model=500")
+raises("transformer_params/kv-heads", lambda f: _tp(SHAPE._replace(n_kv_heads=3)), r"n_kv_heads must divide n_heads=8, got n_kv_heads=3")
+raises("transformer_params/nan-mlp-ratio", lambda f: _tp(SHAPE._replace(mlp_ratio=np.nan)), r"mlp_ratio must be a finite number > 0, got nan")
+raises("transformer_params/unknown-norm", lambda f: _tp(SHAPE._replace(norm="batchnorm")), r"norm must be one of \['layernorm', 'rmsnorm'\], got 'batchnorm'")
+raises("transformer_params/string-flag", lambda f: _tp(SHAPE._replace(bias="yes")), r"bias must be True or False, got 'yes'")
+raises("transformer_params/tuple", lambda f: _tp((2, 512, 8, 1000)), r"shape must be a chinplan\.arch\.TransformerShape, got tuple")
+for _bad_id, _bad in [("nan", np.nan), ("inf", np.inf), ("zero", 0), ("negative", -7e9), ("bool", True), ("complex", 7e9 + 0j),
+                      ("array", np.array([7e9, 8e9]))]:
+    raises(f"shape_for_params/{_bad_id}", lambda f, _b=_bad: chinplan.shape_for_params(_b), r"n_params must be a finite number > 0, got ")
+raises("shape_for_params/numeric-string", lambda f: chinplan.shape_for_params("7e9"), r"n_params must be a finite number > 0")
+flags("shape_for_params/below-smallest-shape", lambda f: chinplan.shape_for_params(0.5), lambda fit: fit.rel_error > 1.0)
+raises("shape_for_params/zero-aspect-ratio", lambda f: chinplan.shape_for_params(7e9, aspect_ratio=0), r"aspect_ratio must be a finite number > 0, got 0")
+raises("shape_for_params/zero-head-dim", lambda f: chinplan.shape_for_params(7e9, head_dim=0), r"head_dim must be an integer >= 1, got 0")
+raises("training_memory_bytes/unknown-precision", lambda f: chinplan.training_memory_bytes(7e9, precision="fp4"), r"precision must be one of .* got 'fp4'")
+raises("training_memory_bytes/unknown-optimizer", lambda f: chinplan.training_memory_bytes(7e9, optimizer="lion"), r"optimizer must be one of .* got 'lion'")
+raises("training_memory_bytes/nan", lambda f: chinplan.training_memory_bytes(np.nan), r"n_params must be a finite number > 0, got nan")
+raises("weight_memory_bytes/unknown-precision", lambda f: arch.weight_memory_bytes(7e9, precision="int2"), r"precision must be one of .* got 'int2'")
+raises("lora_params/zero-rank", lambda f: chinplan.lora_params(SHAPE, 0), r"rank must be an integer >= 1, got 0")
+raises("lora_params/unknown-target", lambda f: chinplan.lora_params(SHAPE, 8, targets=["qkv"]), r"targets must be among .* got 'qkv'")
+raises("lora_params/zero-width-pair", lambda f: chinplan.lora_params([(0, 10)], 8), r"d_in must be an integer >= 1, got 0")
+
+
+# ----------------------------------------------------------------------------- the test
+
+
+@pytest.mark.parametrize("call, exc, match, check", ROWS)
+def test_bad_input(call, exc, match, check, files):
+    if exc is not None:
+        with pytest.raises(exc, match=match):
+            call(files)
+    else:
+        result = call(files)
+        assert check(result), f"not flagged as documented: {result!r}"
