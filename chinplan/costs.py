@@ -603,7 +603,8 @@ def _inference_log_d(params: LawParams, log_gap: jax.Array, log_c2: jax.Array) -
 def _optimum_for_tokens(params: LawParams, target_loss: ArrayLike, log_d_inf: jax.Array) -> Allocation:
     e, la, lb, alpha, beta = law.logs(params)
     target = as_float(target_loss)
-    gap = target - jnp.exp(e)
+    E = as_float(params.E)  # not exp(log E): target - E may be tiny, so E must be exact (as in law)
+    gap = target - E
     reachable = gap > 0
     log_gap = jnp.log(jnp.where(reachable, gap, 1.0))
     log_c2 = jnp.log(beta) + lb - LOG3 - jnp.log(alpha) + log_d_inf
@@ -614,7 +615,7 @@ def _optimum_for_tokens(params: LawParams, target_loss: ArrayLike, log_d_inf: ja
     inf = jnp.asarray(jnp.inf, log_n.dtype)
     n = jnp.where(reachable, jnp.exp(log_n), inf)
     d = jnp.where(reachable, jnp.exp(log_d), inf)
-    return Allocation(n, d, jnp.where(reachable, jnp.broadcast_to(target, n.shape), jnp.exp(e)))
+    return Allocation(n, d, jnp.where(reachable, jnp.broadcast_to(target, n.shape), E))
 
 
 def inference_optimal(params: LawParams, target_loss: ArrayLike, inference_tokens: ArrayLike) -> Allocation:

@@ -141,8 +141,13 @@ def log_loss(params: LawParams, log_n: ArrayLike, log_d: ArrayLike) -> jax.Array
     """
     e, a, b, alpha, beta = logs(params)
     log_n, log_d = as_float(log_n), as_float(log_d)
-    terms = jnp.stack(jnp.broadcast_arrays(e, a - alpha * log_n, b - beta * log_d))
-    return jax.nn.logsumexp(terms, axis=0)
+    t0, t1, t2 = jnp.broadcast_arrays(e, a - alpha * log_n, b - beta * log_d)
+    # The three terms are combined elementwise rather than by jax.nn.logsumexp over a stacked
+    # axis: XLA's CPU reduction over that axis rounds differently for different batch widths,
+    # which made the engine's results depend (by an ulp) on the chunk size.
+    m = jnp.maximum(jnp.maximum(t0, t1), t2)
+    m = jax.lax.stop_gradient(jnp.where(jnp.isfinite(m), m, 0.0))
+    return m + jnp.log(jnp.exp(t0 - m) + jnp.exp(t1 - m) + jnp.exp(t2 - m))
 
 
 def loss_log(params: LawParams, log_n: ArrayLike, log_d: ArrayLike) -> jax.Array:
