@@ -387,7 +387,10 @@ def _scenario_mesh(n_devices: int) -> Mesh:
 
 
 def _validate_q(q: ArrayLike) -> tuple[float, ...]:
-    levels = np.asarray(q, dtype=np.float64)
+    raw = np.asarray(q)
+    if raw.dtype.kind not in "iuf":
+        raise ValueError(f"q must be a number or a sequence of numbers in [0, 1], got {q!r}")
+    levels = raw.astype(np.float64)
     if levels.ndim > 1 or levels.size == 0:
         raise ValueError(f"q must be a scalar or a non-empty 1-D sequence of levels, got shape {levels.shape}")
     levels = levels.reshape(-1)
@@ -402,7 +405,9 @@ def _validate_nan_policy(nan_policy: str) -> None:
 
 
 def _validate_chunk_size(chunk_size: int | None) -> None:
-    if chunk_size is not None and (not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1):
+    if chunk_size is not None and (
+        isinstance(chunk_size, (bool, np.bool_)) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1
+    ):
         raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
 
 
@@ -417,6 +422,9 @@ def _prepare_params(params: PyTree) -> tuple[PyTree, int]:
         raise ValueError("params has no array leaves")
     leaves, n_draws = [], None
     for path, leaf in paths_leaves:
+        kind = np.asarray(leaf).dtype.kind if not isinstance(leaf, jax.Array) else leaf.dtype.kind
+        if kind not in "biuf":
+            raise ValueError(f"params leaf {_leaf_name(path)} must hold real numbers, got dtype kind {kind!r}")
         array = as_float(leaf)
         if array.ndim == 0:
             raise ValueError(
@@ -446,6 +454,8 @@ def _prepare_scenarios(scenario_args: Sequence[PyTree]) -> tuple[list[np.ndarray
         array = np.asarray(leaf)
         if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
             raise ValueError(f"{name} must be numeric, got dtype {array.dtype}")
+        if np.iscomplexobj(array):
+            raise ValueError(f"{name} must be real, got dtype {array.dtype}")
         if np.issubdtype(array.dtype, np.inexact) and np.isnan(array).any():
             raise ValueError(f"{name} contains NaN at {int(np.isnan(array).sum())} of {array.size} positions")
         # Integers (e.g. int64 token counts) become floats here, on the host, never int32.
@@ -663,6 +673,8 @@ def cvar(
       A pytree shaped like ``fn``'s output, leaves ``(*scenario_shape, *leaf_shape)``; NaN
       wherever any draw is NaN.
     """
+    if isinstance(level, (bool, np.bool_)) or not isinstance(level, (int, float, np.integer, np.floating)):
+        raise ValueError(f"level must be a number in [0, 1], got {level!r}")
     level = float(level)
     if not 0.0 <= level <= 1.0:
         raise ValueError(f"level must lie in [0, 1], got {level}")

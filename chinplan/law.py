@@ -116,8 +116,11 @@ def as_float(x: ArrayLike) -> jax.Array:
 
     ``jnp.asarray(np.int64(15e12))`` silently becomes int32 (and wraps) when x64 is off;
     casting to float64 in NumPy first and then to JAX's default float keeps the value.
-    Tracers and floating arrays pass through unchanged.
+    Tracers and floating arrays pass through unchanged. Complex input is refused (the dtype
+    is static, so this holds under ``jit`` too): the law has no meaning off the real line.
     """
+    if jnp.iscomplexobj(x):
+        raise TypeError(f"expected real numbers, got a complex value of dtype {jnp.result_type(x)}")
     if isinstance(x, jax.Array):
         return x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.result_type(float))
     if isinstance(x, (int, np.integer)) or (isinstance(x, np.ndarray) and not np.issubdtype(x.dtype, np.floating)):
@@ -254,23 +257,25 @@ def optimal_for_loss(params: LawParams, target_loss: ArrayLike) -> Allocation:
     log_n = (a + jnp.log1p(alpha / beta) - log_gap) / alpha
     log_d = (b + jnp.log1p(beta / alpha) - log_gap) / beta
     inf = jnp.asarray(jnp.inf, log_n.dtype)
-    n = jnp.where(reachable, jnp.exp(log_n), inf)
-    d = jnp.where(reachable, jnp.exp(log_d), inf)
-    # An unreachable target is approached only by an infinite plan, whose loss is E.
-    return Allocation(n, d, jnp.where(reachable, jnp.broadcast_to(target, n.shape), E))
+    # An unreachable target is approached only by an infinite plan, whose loss is E; a NaN
+    # target (or constant) stays NaN.
+    unreachable = jnp.where(jnp.isnan(gap), jnp.nan, inf)
+    n = jnp.where(reachable, jnp.exp(log_n), unreachable)
+    d = jnp.where(reachable, jnp.exp(log_d), unreachable)
+    return Allocation(n, d, jnp.where(reachable, jnp.broadcast_to(target, n.shape), jnp.where(jnp.isnan(gap), jnp.nan, E)))
 
 
 def params_for_loss(params: LawParams, d: ArrayLike, target_loss: ArrayLike) -> jax.Array:
     """The fewest parameters that reach ``target_loss`` with ``d`` training tokens.
 
     From L(N, D) = l: N = [A / (l - E - B D^-beta)]^(1/alpha), in log space; ``inf`` when
-    l <= E + B D^-beta (no model size reaches the target with these tokens).
+    l <= E + B D^-beta (no model size reaches the target with these tokens); NaN in, NaN out.
     """
     e, a, b, alpha, beta = logs(params)
     rest = as_float(target_loss) - as_float(params.E) - jnp.exp(b - beta * jnp.log(as_float(d)))
     reachable = rest > 0
     log_n = (a - jnp.log(jnp.where(reachable, rest, 1.0))) / alpha
-    return jnp.where(reachable, jnp.exp(log_n), jnp.inf)
+    return jnp.where(reachable, jnp.exp(log_n), jnp.where(jnp.isnan(rest), jnp.nan, jnp.inf))
 
 
 def tokens_per_parameter(params: LawParams, compute: ArrayLike) -> jax.Array:

@@ -316,9 +316,7 @@ flags("loss/zero-d", lambda f: chinplan.loss(H, 1e9, 0.0), is_posinf)
 flags("loss/empty", lambda f: chinplan.loss(H, np.ones(0), 1e10), lambda r: np.shape(r) == (0,))
 raises("loss/mismatched-shapes", lambda f: chinplan.loss(H, np.ones(3), np.ones(2)), r"Incompatible shapes for broadcasting")
 raises("loss/string", lambda f: chinplan.loss(H, "1e9", 1e10), r"not a valid JAX array type", TypeError)
-raises("loss/complex", lambda f: chinplan.loss(H, 1e9 + 1j, 1e10), r"complex", (TypeError, ValueError),
-       gap="law.py: a complex n is cast to real with only a JAX warning; the dtype is static even under jit, "
-       "so as_float could raise a TypeError naming it")
+raises("loss/complex", lambda f: chinplan.loss(H, 1e9 + 1j, 1e10), r"complex", (TypeError, ValueError))
 flags("compute_optimal/nan", lambda f: chinplan.compute_optimal(H, np.nan), is_nan)
 flags("compute_optimal/negative", lambda f: chinplan.compute_optimal(H, -1e22), is_nan)
 flags("compute_optimal/zero", lambda f: chinplan.compute_optimal(H, 0.0),
@@ -328,12 +326,9 @@ flags("compute_optimal/tiny-budget", lambda f: chinplan.compute_optimal(H, 1.0),
 flags("compute_optimal/inf", lambda f: chinplan.compute_optimal(H, np.inf),
       lambda a: is_posinf((a.n, a.d)) and np.isclose(float(a.loss), float(H.E), rtol=1e-6))
 flags("optimal_for_loss/below-E", lambda f: chinplan.optimal_for_loss(H, 1.0), _unreachable_plan)
-flags("optimal_for_loss/nan", lambda f: chinplan.optimal_for_loss(H, np.nan), lambda a: is_nan((a.n, a.d, a.loss)),
-      gap="law.py: a NaN target is read as unreachable (n = d = inf, loss = E) instead of NaN; "
-      "jnp.where(gap > 0, ...) hides the NaN")
+flags("optimal_for_loss/nan", lambda f: chinplan.optimal_for_loss(H, np.nan), lambda a: is_nan((a.n, a.d, a.loss)))
 flags("params_for_loss/below-floor", lambda f: chinplan.params_for_loss(H, 1e10, 1.7), is_posinf)
-flags("params_for_loss/nan-tokens", lambda f: chinplan.params_for_loss(H, np.nan, 2.5), is_nan,
-      gap="law.py: NaN tokens are read as unreachable (inf) instead of NaN")
+flags("params_for_loss/nan-tokens", lambda f: chinplan.params_for_loss(H, np.nan, 2.5), is_nan)
 
 # --- engine ------------------------------------------------------------------------------
 _co = law.compute_optimal
@@ -342,9 +337,7 @@ raises("bands/nan-scenario", lambda f: chinplan.bands(_co, P, np.array([1e22, np
 raises("bands/string-scenario", lambda f: chinplan.bands(_co, P, "1e22"), r"scenario_args\[0\] must be numeric, got dtype <U4")
 raises("bands/object-scenario", lambda f: chinplan.bands(_co, P, np.array([1e22, None], dtype=object)),
        r"scenario_args\[0\] must be numeric, got dtype object")
-raises("bands/complex-scenario", lambda f: chinplan.bands(_co, P, np.array([1e22 + 1j])), r"scenario_args\[0\]",
-       gap="engine.py: _prepare_scenarios casts complex scenarios to float64, dropping the imaginary part "
-       "(a NumPy ComplexWarning only)")
+raises("bands/complex-scenario", lambda f: chinplan.bands(_co, P, np.array([1e22 + 1j])), r"scenario_args\[0\]")
 raises("bands/mismatched-shapes", lambda f: chinplan.bands(law.loss, P, np.ones((2, 3)), np.ones(2)),
        r"scenario arguments do not broadcast to a common shape \(scenario_args\[0\]: \(2, 3\), scenario_args\[1\]: \(2,\)\)")
 raises("bands/empty-scenario", lambda f: chinplan.bands(_co, P, np.ones(0)), r"scenario arguments broadcast to an empty shape \(0,\)")
@@ -358,8 +351,7 @@ raises("bands/zero-draws", lambda f: chinplan.bands(_co, LawParams(*(np.ones(0),
 raises("bands/mismatched-draws", lambda f: chinplan.bands(_co, P._replace(E=P.E[:3]), 1e22),
        r"params leaves must share a leading draw axis")
 raises("bands/string-params", lambda f: chinplan.bands(_co, P._replace(E=np.array(["a"] * _DRAWS)), 1e22), r"params",
-       ValueError, gap="engine.py: string params leaves raise NumPy's 'could not convert string to float' (a plain string "
-       "leaf: JAX's TypeError), which does not name the leaf")
+       ValueError)
 flags("bands/nan-draw", lambda f: chinplan.bands(_co, P._replace(E=P.E.copy() * np.r_[np.nan, np.ones(_DRAWS - 1)]), 1e22),
       _nan_fraction(1 / _DRAWS))
 flags("bands/nan-draw-omit", lambda f: chinplan.bands(_co, P._replace(E=P.E.copy() * np.r_[np.nan, np.ones(_DRAWS - 1)]), 1e22,
@@ -371,18 +363,15 @@ raises("bands/q-negative", lambda f: chinplan.bands(_co, P, 1e22, q=-0.1), r"q m
 raises("bands/q-nan", lambda f: chinplan.bands(_co, P, 1e22, q=np.nan), r"q must lie in \[0, 1\], got \[nan\]")
 raises("bands/q-empty", lambda f: chinplan.bands(_co, P, 1e22, q=[]), r"q must be a scalar or a non-empty 1-D sequence")
 raises("bands/q-2d", lambda f: chinplan.bands(_co, P, 1e22, q=[[0.5]]), r"q must be a scalar or a non-empty 1-D sequence")
-raises("bands/q-string", lambda f: chinplan.bands(_co, P, 1e22, q="median"), r"\bq\b",
-       gap="engine.py: q='median' raises NumPy's 'could not convert string to float', which does not name q")
-raises("bands/q-bool", lambda f: chinplan.bands(_co, P, 1e22, q=True), r"\bq\b",
-       gap="engine.py: q=True is read as the level 1.0; reject booleans")
+raises("bands/q-string", lambda f: chinplan.bands(_co, P, 1e22, q="median"), r"\bq\b")
+raises("bands/q-bool", lambda f: chinplan.bands(_co, P, 1e22, q=True), r"\bq\b")
 raises("bands/nan-policy", lambda f: chinplan.bands(_co, P, 1e22, nan_policy="drop"),
        r"nan_policy must be 'propagate' or 'omit', got 'drop'")
 raises("bands/chunk-zero", lambda f: chinplan.bands(_co, P, 1e22, chunk_size=0), r"chunk_size must be a positive integer or None, got 0")
 raises("bands/chunk-negative", lambda f: chinplan.bands(_co, P, 1e22, chunk_size=-4), r"chunk_size must be a positive integer or None, got -4")
 raises("bands/chunk-float", lambda f: chinplan.bands(_co, P, 1e22, chunk_size=2.5), r"chunk_size must be a positive integer or None, got 2\.5")
 raises("bands/chunk-string", lambda f: chinplan.bands(_co, P, 1e22, chunk_size="8"), r"chunk_size must be a positive integer or None, got '8'")
-raises("bands/chunk-bool", lambda f: chinplan.bands(_co, P, 1e22, chunk_size=True), r"chunk_size",
-       gap="engine.py: chunk_size=True passes isinstance(int) and runs with chunks of 1; reject booleans")
+raises("bands/chunk-bool", lambda f: chinplan.bands(_co, P, 1e22, chunk_size=True), r"chunk_size")
 raises("expectation/chunk-zero", lambda f: chinplan.expectation(_co, P, 1e22, chunk_size=0), r"chunk_size must be a positive integer")
 raises("probability/non-boolean-fn", lambda f: chinplan.probability(_co, P, 1e22), r"probability\(\) needs fn to return booleans", TypeError)
 raises("probability/nan-scenario", lambda f: chinplan.probability(decide.loss_at_most, P, 1e9, 1e11, np.nan),
@@ -390,8 +379,7 @@ raises("probability/nan-scenario", lambda f: chinplan.probability(decide.loss_at
 raises("cvar/level-above-1", lambda f: chinplan.cvar(_co, P, 1e22, level=1.5), r"level must lie in \[0, 1\], got 1\.5")
 raises("cvar/level-nan", lambda f: chinplan.cvar(_co, P, 1e22, level=np.nan), r"level must lie in \[0, 1\], got nan")
 raises("cvar/chunk-zero", lambda f: chinplan.cvar(_co, P, 1e22, chunk_size=0), r"chunk_size must be a positive integer")
-raises("cvar/level-string", lambda f: chinplan.cvar(_co, P, 1e22, level="high"), r"\blevel\b",
-       gap="engine.py: level='high' raises float()'s 'could not convert string to float', which does not name level")
+raises("cvar/level-string", lambda f: chinplan.cvar(_co, P, 1e22, level="high"), r"\blevel\b")
 
 # --- decide ------------------------------------------------------------------------------
 raises("prob_target/nan-n", lambda f: chinplan.prob_target(P, [1e9, np.nan], [1e11, 1e11], 2.5),
