@@ -7,6 +7,14 @@ convergence diagnostics (R-hat, bulk and tail ESS, divergences; a
 ``InferenceData`` (``.to_arviz()``), a summary table, and a lossless NetCDF round trip
 (``.save(path)`` / ``Posterior.load(path)``) that carries its provenance: a hash of the
 data, the priors, the seed and the chinplan version.
+
+Model choices (see docs/MODEL_CHOICES.md for a comparison on the embedded runs):
+``fit(..., likelihood="student_t"|"normal"|"huber", priors="weak"|"informed"|<Priors>,
+law="chinchilla"|"kaplan"|"kaplan_irreducible", log_likelihood=True)``. The choices are
+recorded in the posterior's attrs (``law``, ``likelihood``, ``priors_name``, ``priors``).
+With ``log_likelihood=True`` the pointwise log-likelihood of every run is stored in the
+``log_likelihood`` group, so ``az.loo``, ``az.waic`` and :func:`chinplan.compare_models.compare`
+work on the posterior.
 """
 
 from __future__ import annotations
@@ -30,7 +38,24 @@ import xarray as xr
 
 from chinplan.data import load_runs, runs_arrays
 from chinplan.law import LawParams
-from chinplan.model import DEFAULT_PRIORS, PARAM_NAMES, Priors, chinchilla_model
+from chinplan.model import (
+    DEFAULT_KAPLAN_PRIORS,
+    DEFAULT_PRIORS,
+    HUBER_K,
+    INFORMED_PRIORS,
+    KAPLAN_LAW_SITES,
+    LAWS,
+    LIKELIHOODS,
+    PARAM_NAMES,
+    InformedPriors,
+    KaplanParams,
+    KaplanPriors,
+    Priors,
+    chinchilla_model,
+    kaplan_compute_optimal_log_n,
+    kaplan_model,
+    noise_sites,
+)
 
 __all__ = [
     "fit",
@@ -42,6 +67,7 @@ __all__ = [
     "RHAT_MAX",
     "ESS_MIN",
     "REFERENCE_COMPUTE",
+    "PRIOR_PRESETS",
 ]
 
 RHAT_MAX = 1.01
@@ -54,6 +80,40 @@ DEFAULT_POSTERIOR_FILE = "chinchilla_posterior.nc"
 DEFAULT_FIT_SETTINGS = dict(seed=20240416, num_draws=1000, num_warmup=500, num_chains=4)
 
 LAW_SITES = ("log_E", "log_A", "log_B", "alpha", "beta")
+
+#: Named prior sets accepted by ``fit(priors=...)``, per law.
+PRIOR_PRESETS = {
+    "chinchilla": {"weak": DEFAULT_PRIORS, "informed": INFORMED_PRIORS},
+    "kaplan": {"weak": DEFAULT_KAPLAN_PRIORS},
+    "kaplan_irreducible": {"weak": DEFAULT_KAPLAN_PRIORS},
+}
+
+
+def _law_sites(law: str) -> tuple[str, ...]:
+    if law == "chinchilla":
+        return LAW_SITES
+    if law == "kaplan":
+        return KAPLAN_LAW_SITES
+    return KAPLAN_LAW_SITES + ("log_E",)
+
+
+def _resolve_priors(law: str, priors):
+    """(priors object, name) for ``fit(priors=...)``; a ValueError naming what is valid."""
+    presets = PRIOR_PRESETS[law]
+    if priors is None:
+        return presets["weak"], "weak"
+    if isinstance(priors, str):
+        if priors not in presets:
+            raise ValueError(f"priors must be one of {sorted(presets)} for law={law!r} (or a priors object), got {priors!r}")
+        return presets[priors], priors
+    valid = (KaplanPriors,) if law != "chinchilla" else (Priors, InformedPriors)
+    if not isinstance(priors, valid):
+        names = " or ".join(c.__name__ for c in valid)
+        raise ValueError(f"priors for law={law!r} must be a name in {sorted(presets)} or a {names}, got {type(priors).__name__}")
+    for name, preset in presets.items():
+        if priors == preset and type(priors) is type(preset):
+            return priors, name
+    return priors, "custom"
 
 
 class ConvergenceWarning(UserWarning):
@@ -80,12 +140,18 @@ def fit(
     num_draws: int = 1000,
     num_warmup: int = 500,
     num_chains: int = 4,
-    priors: Priors = DEFAULT_PRIORS,
+    priors: Priors | InformedPriors | KaplanPriors | str | None = None,
+    likelihood: str = "student_t",
+    law: str = "chinchilla",
+    log_likelihood: bool = False,
     target_accept_prob: float = 0.8,
     chain_method: str | None = None,
     progress: bool | None = None,
 ) -> "Posterior":
-    """Fits the Chinchilla law to training runs with NUTS.
+    """Fits the Chinchilla law (or an alternative) to training runs with NUTS.
+
+    With no model option given this is exactly the default model (weak priors, Student-t
+    likelihood on log loss, the Chinchilla law) that the shipped posterior was built with.
 
     Args:
       runs: a runs table (DataFrame or CSV path), validated with :func:`chinplan.load_runs`.
@@ -95,7 +161,19 @@ def fit(
       num_chains: independent chains; run in parallel when there are at least as many
         local devices, else one after another (``chain_method`` overrides:
         "parallel", "sequential" or "vectorized").
-      priors: prior hyper-parameters (:class:`chinplan.model.Priors`).
+      priors: ``"weak"`` (default, :data:`chinplan.model.DEFAULT_PRIORS`; for the Kaplan laws
+        :data:`chinplan.model.DEFAULT_KAPLAN_PRIORS`), ``"informed"`` (Chinchilla law only:
+        :data:`chinplan.model.INFORMED_PRIORS`, centred on Hoffmann et al. 2022 / Besiroglu
+        et al. 2024), or a :class:`~chinplan.model.Priors`,
+        :class:`~chinplan.model.InformedPriors` or :class:`~chinplan.model.KaplanPriors`.
+        None means ``"weak"``.
+      likelihood: on log loss: ``"student_t"`` (default), ``"normal"`` or ``"huber"``
+        (:class:`chinplan.model.HuberLike`, Huber's density with k = 1.345).
+      law: ``"chinchilla"`` (default; E + A/N^alpha + B/D^beta), ``"kaplan"`` (Kaplan et al.
+        2020: [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D) or ``"kaplan_irreducible"`` (the
+        same plus an irreducible loss E).
+      log_likelihood: store the pointwise log-likelihood (group ``log_likelihood``, variable
+        ``log_loss``, dims chain x draw x run) for LOO/WAIC. Off by default (files stay small).
       target_accept_prob: NUTS's target acceptance probability.
       progress: numpyro's progress bar; None shows it when stderr is a terminal.
 
@@ -107,12 +185,25 @@ def fit(
     for name, value, low in (("num_draws", num_draws, 1), ("num_warmup", num_warmup, 0), ("num_chains", num_chains, 1)):
         if not isinstance(value, (int, np.integer)) or value < low:
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    if law not in LAWS:
+        raise ValueError(f"law must be one of {LAWS}, got {law!r}")
+    if likelihood not in LIKELIHOODS:
+        raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
+    priors, priors_name = _resolve_priors(law, priors)
     runs = load_runs(runs)
     arrays = runs_arrays(runs)
     log_n, log_d, log_loss = (jnp.asarray(a, dtype=jnp.result_type(float)) for a in arrays)
     if progress is None:
         progress = sys.stderr.isatty()
-    kernel = NUTS(chinchilla_model, dense_mass=True, target_accept_prob=target_accept_prob, init_strategy=init_to_median)
+    if law == "chinchilla":
+        model = chinchilla_model
+        model_kwargs = {"priors": priors}
+        if likelihood != "student_t":  # the default call stays exactly as it always was
+            model_kwargs["likelihood"] = likelihood
+    else:
+        model = kaplan_model
+        model_kwargs = {"priors": priors, "likelihood": likelihood, "irreducible": law == "kaplan_irreducible"}
+    kernel = NUTS(model, dense_mass=True, target_accept_prob=target_accept_prob, init_strategy=init_to_median)
     mcmc = MCMC(
         kernel,
         num_warmup=num_warmup,
@@ -123,8 +214,12 @@ def fit(
     )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="There are not enough devices to run parallel chains")
-        mcmc.run(key, log_n, log_d, log_loss, priors=priors)
-    idata = az.from_numpyro(mcmc, log_likelihood=False)
+        mcmc.run(key, log_n, log_d, log_loss, **model_kwargs)
+    idata = az.from_numpyro(mcmc, log_likelihood=bool(log_likelihood))
+    if log_likelihood:
+        # numpyro counts the prior factors (log_A_prior, ...) as observed sites; keep only the
+        # runs' term, so az.loo / az.waic / az.compare need no var_name.
+        idata.log_likelihood = idata.log_likelihood[["log_loss"]]
     idata.add_groups(
         constant_data=xr.Dataset({"log_n": ("run", arrays.log_n), "log_d": ("run", arrays.log_d)}),
     )
@@ -133,6 +228,10 @@ def fit(
         data_sha256=_data_hash(*arrays),
         num_runs=len(runs),
         priors=json.dumps(priors._asdict()),
+        priors_name=priors_name,
+        priors_type=type(priors).__name__,
+        law=law,
+        likelihood=likelihood,
         seed=json.dumps(np.asarray(jax.random.key_data(key)).ravel().tolist()),
         num_chains=num_chains,
         num_draws=num_draws,
@@ -141,6 +240,8 @@ def fit(
         sampler="numpyro NUTS, dense mass matrix",
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     )
+    if likelihood == "huber":
+        idata.posterior.attrs["huber_k"] = HUBER_K
     posterior = Posterior(idata)
     posterior.warn_if_unconverged()
     return posterior
@@ -155,16 +256,56 @@ def _version() -> str:
 class Posterior:
     """Posterior draws of the law's constants, with diagnostics and provenance.
 
-    Wraps an arviz ``InferenceData`` whose ``posterior`` group holds the sites log_E,
-    log_A, log_B, alpha, beta, sigma, nu with dims (chain, draw), and whose attributes
-    carry the provenance.
+    Wraps an arviz ``InferenceData`` whose ``posterior`` group holds, with dims (chain, draw),
+    the law's sites (Chinchilla: log_E, log_A, log_B, alpha, beta; Kaplan: log_Nc, log_Dc,
+    alpha_N, alpha_D, plus log_E for ``kaplan_irreducible``) and the noise sites (sigma;
+    nu for the Student-t likelihood), and whose attributes carry the provenance, including
+    ``law``, ``likelihood`` and ``priors_name`` (files written before these options existed
+    lack them and are read as the default: chinchilla, student_t, weak).
+
+    ``.params`` is a :class:`~chinplan.law.LawParams` and exists only for the Chinchilla law;
+    for a Kaplan fit it raises a TypeError and ``.kaplan_params`` gives a
+    :class:`~chinplan.model.KaplanParams` instead.
     """
 
     def __init__(self, idata: az.InferenceData):
-        missing = [name for name in PARAM_NAMES if name not in idata.posterior]
+        if "posterior" not in idata.groups():
+            raise ValueError("InferenceData has no 'posterior' group")
+        self._idata = idata
+        law, likelihood = self.law, self.likelihood
+        if law not in LAWS:
+            raise ValueError(f"posterior records an unknown law {law!r} (valid: {LAWS})")
+        if likelihood not in LIKELIHOODS:
+            raise ValueError(f"posterior records an unknown likelihood {likelihood!r} (valid: {LIKELIHOODS})")
+        missing = [name for name in self.sites if name not in idata.posterior]
         if missing:
             raise ValueError(f"posterior lacks the variables {missing}")
-        self._idata = idata
+
+    # ----- model choices -----------------------------------------------------------
+    @property
+    def law(self) -> str:
+        """``"chinchilla"``, ``"kaplan"`` or ``"kaplan_irreducible"`` (attrs; default chinchilla)."""
+        return str(self._idata.posterior.attrs.get("law", "chinchilla"))
+
+    @property
+    def likelihood(self) -> str:
+        """``"student_t"``, ``"normal"`` or ``"huber"`` (attrs; default student_t)."""
+        return str(self._idata.posterior.attrs.get("likelihood", "student_t"))
+
+    @property
+    def law_sites(self) -> tuple[str, ...]:
+        """The posterior variables of the law's constants."""
+        return _law_sites(self.law)
+
+    @property
+    def sites(self) -> tuple[str, ...]:
+        """The law's sites, then the noise sites (sigma; nu for the Student-t)."""
+        return self.law_sites + noise_sites(self.likelihood)
+
+    @property
+    def has_log_likelihood(self) -> bool:
+        """Whether the pointwise log-likelihood is stored (``fit(..., log_likelihood=True)``)."""
+        return "log_likelihood" in self._idata.groups()
 
     # ----- draws -----------------------------------------------------------------
     @property
@@ -179,18 +320,43 @@ class Posterior:
 
     @property
     def params(self) -> LawParams:
-        """LawParams with a leading draw axis (float32 unless x64 is on), chains flattened."""
+        """LawParams with a leading draw axis (float32 unless x64 is on), chains flattened.
+
+        Raises:
+          TypeError: for a Kaplan-law posterior, which has no (E, A, B, alpha, beta); use
+            :attr:`kaplan_params`.
+        """
+        if self.law != "chinchilla":
+            raise TypeError(
+                f"Posterior.params is a Chinchilla LawParams(E, A, B, alpha, beta), but this posterior "
+                f"is of the {self.law!r} law; use Posterior.kaplan_params (a KaplanParams) instead"
+            )
         dtype = jnp.result_type(float)
         logs = {name: jnp.asarray(self.draws(name), dtype=dtype) for name in LAW_SITES}
         return LawParams.from_logs(logs["log_E"], logs["log_A"], logs["log_B"], logs["alpha"], logs["beta"])
 
     @property
+    def kaplan_params(self) -> KaplanParams:
+        """KaplanParams(N_c, D_c, alpha_N, alpha_D, E) with a leading draw axis (E = 0 without E).
+
+        Raises:
+          TypeError: for a Chinchilla-law posterior (use :attr:`params`).
+        """
+        if self.law == "chinchilla":
+            raise TypeError("this posterior is of the Chinchilla law; use Posterior.params (a LawParams)")
+        dtype = jnp.result_type(float)
+        get = lambda name: jnp.asarray(self.draws(name), dtype=dtype)  # noqa: E731
+        E = jnp.exp(get("log_E")) if self.law == "kaplan_irreducible" else jnp.zeros(self.num_draws, dtype)
+        return KaplanParams(jnp.exp(get("log_Nc")), jnp.exp(get("log_Dc")), get("alpha_N"), get("alpha_D"), E)
+
+    @property
     def attrs(self) -> dict:
-        """Provenance: chinplan version, data hash, priors, seed, sampler settings."""
+        """Provenance: chinplan version, data hash, priors, model choices, seed, sampler settings."""
         return dict(self._idata.posterior.attrs)
 
     def to_arviz(self) -> az.InferenceData:
-        """The arviz InferenceData (posterior, sample_stats, observed_data, constant_data)."""
+        """The arviz InferenceData (posterior, sample_stats, observed_data, constant_data, and
+        log_likelihood when the fit stored it)."""
         return self._idata
 
     # ----- diagnostics -----------------------------------------------------------
@@ -204,15 +370,16 @@ class Posterior:
 
     def diagnostics(self) -> pd.DataFrame:
         """R-hat, bulk ESS and tail ESS of every sampled site (arviz, rank-normalised)."""
-        post = self._idata.posterior[list(PARAM_NAMES)]
+        names = list(self.sites)
+        post = self._idata.posterior[names]
         rhat, bulk, tail = az.rhat(post), az.ess(post, method="bulk"), az.ess(post, method="tail")
         return pd.DataFrame(
             {
-                "r_hat": [float(rhat[n]) for n in PARAM_NAMES],
-                "ess_bulk": [float(bulk[n]) for n in PARAM_NAMES],
-                "ess_tail": [float(tail[n]) for n in PARAM_NAMES],
+                "r_hat": [float(rhat[n]) for n in names],
+                "ess_bulk": [float(bulk[n]) for n in names],
+                "ess_tail": [float(tail[n]) for n in names],
             },
-            index=list(PARAM_NAMES),
+            index=names,
         )
 
     def convergence_problems(self) -> list[str]:
@@ -239,8 +406,13 @@ class Posterior:
         """Draws of the constants and of derived quantities, float64, chains flattened.
 
         E, A, B, alpha, beta; a = beta/(alpha+beta) (N_opt grows as C^a); the
-        tokens-per-parameter ratio D_opt/N_opt at ``compute`` FLOPs; sigma and nu.
+        tokens-per-parameter ratio D_opt/N_opt at ``compute`` FLOPs; sigma and nu (nu only
+        for the Student-t likelihood). For a Kaplan law: N_c, D_c, alpha_N, alpha_D (and E),
+        a = 1/(1 + alpha_N/alpha_D) and the tokens per parameter of its own compute optimum
+        (:func:`chinplan.model.kaplan_compute_optimal_log_n`).
         """
+        if self.law != "chinchilla":
+            return self._derived_kaplan(compute)
         log_E, log_A, log_B, alpha, beta = (self.draws(n).astype(np.float64) for n in LAW_SITES)
         log_g = (np.log(alpha) + log_A - np.log(beta) - log_B) / (alpha + beta)
         log_c6 = np.log(compute / 6.0)
@@ -253,9 +425,23 @@ class Posterior:
             "beta": beta,
             "a": beta / (alpha + beta),
             f"tokens_per_param@{compute:.3g}": tpp,
-            "sigma": self.draws("sigma").astype(np.float64),
-            "nu": self.draws("nu").astype(np.float64),
+            **self._noise_draws(),
         }
+
+    def _noise_draws(self) -> dict[str, np.ndarray]:
+        return {name: self.draws(name).astype(np.float64) for name in noise_sites(self.likelihood)}
+
+    def _derived_kaplan(self, compute: float) -> dict[str, np.ndarray]:
+        get = lambda name: self.draws(name).astype(np.float64)  # noqa: E731
+        log_Nc, log_Dc, alpha_N, alpha_D = (get(n) for n in KAPLAN_LAW_SITES)
+        log_n = np.asarray(kaplan_compute_optimal_log_n(log_Nc, log_Dc, alpha_N, alpha_D, np.log(compute)))
+        out = {"N_c": np.exp(log_Nc), "D_c": np.exp(log_Dc), "alpha_N": alpha_N, "alpha_D": alpha_D}
+        if self.law == "kaplan_irreducible":
+            out["E"] = np.exp(get("log_E"))
+        out["a"] = 1.0 / (1.0 + alpha_N / alpha_D)
+        out[f"tokens_per_param@{compute:.3g}"] = np.exp(np.log(compute / 6.0) - 2.0 * log_n)
+        out.update(self._noise_draws())
+        return out
 
     def summary(self, *, compute: float = REFERENCE_COMPUTE, q=(0.05, 0.5, 0.95)) -> pd.DataFrame:
         """Table of mean, sd, quantiles, R-hat and ESS for the constants and derived values."""
@@ -273,17 +459,26 @@ class Posterior:
 
     def __repr__(self) -> str:
         attrs = self.attrs
+        choices = ""
+        if self.law != "chinchilla" or self.likelihood != "student_t" or attrs.get("priors_name", "weak") != "weak":
+            choices = f"{self.law}, {self.likelihood}, {attrs.get('priors_name', '?')} priors, "
         return (
-            f"Posterior({self.num_draws} draws, {attrs.get('num_runs', '?')} runs, "
+            f"Posterior({choices}{self.num_draws} draws, {attrs.get('num_runs', '?')} runs, "
             f"{self.num_divergences} divergences, data {str(attrs.get('data_sha256', '?'))[:12]})"
         )
 
     # ----- files -------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> None:
-        """Writes the posterior to NetCDF atomically (a temporary file renamed into place)."""
+        """Writes the posterior to NetCDF atomically.
+
+        The file is written to a temporary file in the destination's directory and then
+        renamed over ``path`` with :func:`os.replace`, so a reader never sees a half-written
+        file and a failed save (full disk, interrupt, an unserialisable attribute) leaves any
+        existing file at ``path`` untouched and no temporary file behind.
+        """
         path = os.fspath(path)
         directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(suffix=".nc.tmp", dir=directory)
+        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
         os.close(fd)
         try:
             self._idata.to_netcdf(tmp, engine="h5netcdf")
@@ -298,20 +493,35 @@ class Posterior:
 
     @classmethod
     def load(cls, path) -> "Posterior":
-        """Reads a posterior written by :meth:`save`; a clear ValueError if it cannot."""
-        name = os.fspath(path) if not hasattr(path, "open") else str(path)
-        if isinstance(path, (str, os.PathLike)) and not os.path.exists(path):
-            raise ValueError(f"posterior file {name!r} does not exist")
+        """Reads a posterior written by :meth:`save`.
+
+        Raises:
+          ValueError: naming the path, for a missing, empty, truncated or non-NetCDF file, or
+            one that lacks the posterior group or the variables its law and likelihood need
+            (never a raw h5py/netCDF traceback).
+        """
+        name = os.fspath(path) if isinstance(path, (str, os.PathLike)) else str(path)
+        if isinstance(path, (str, os.PathLike)):
+            if not os.path.exists(path):
+                raise ValueError(f"posterior file {name!r} does not exist")
+            if os.path.isdir(path):
+                raise ValueError(f"posterior file {name!r} is a directory, not a NetCDF file")
+            if os.path.getsize(path) == 0:
+                raise ValueError(f"posterior file {name!r} is empty (0 bytes), not a readable chinplan posterior")
         try:
             idata = az.from_netcdf(path, engine="h5netcdf")
             idata.load()  # read everything now, so the file can be closed and replaced
         except Exception as err:  # h5py/netCDF raise many types for a damaged file
-            raise ValueError(f"posterior file {name!r} is not a readable chinplan posterior: {err}") from None
+            detail = f"{type(err).__name__}: {err}".splitlines()[0][:200]
+            raise ValueError(
+                f"posterior file {name!r} is not a readable chinplan posterior "
+                f"(truncated, damaged or not NetCDF/HDF5: {detail})"
+            ) from None
         if "posterior" not in idata.groups():
-            raise ValueError(f"posterior file {name!r} has no 'posterior' group")
+            raise ValueError(f"posterior file {name!r} has no 'posterior' group; not a chinplan posterior")
         try:
             return cls(idata)
-        except ValueError as err:
+        except (ValueError, KeyError, TypeError) as err:
             raise ValueError(f"posterior file {name!r}: {err}") from None
 
 

@@ -1,4 +1,6 @@
-"""The numpyro model of the Chinchilla law: priors and a robust likelihood, nothing else.
+"""The numpyro models of the scaling laws: priors and likelihoods, nothing else.
+
+The default (``chinchilla_model`` with ``likelihood="student_t"`` and :data:`DEFAULT_PRIORS`):
 
     log L_i ~ StudentT(nu, logsumexp(log E, log A - alpha log N_i, log B - beta log D_i), sigma)
 
@@ -7,7 +9,7 @@ Hoffmann et al. 2022 (Eq. 11): a few runs far off the law (the 5 digitised runs 
 FLOPs with under 0.41 tokens per parameter) fall in its heavy tails instead of dragging the
 fit, so they need not be dropped by hand.
 
-Priors (weakly informative; each covers every published fit by a wide margin):
+Weak priors (the default; each covers every published fit by a wide margin):
 
 =========  ================================  ==============================================
 name       prior                             why
@@ -20,27 +22,74 @@ beta       Uniform(0.05, 2)                  same
 sigma      HalfNormal(0.05)                  log-loss noise; digitising alone adds ~0.006
 nu         Gamma(2, 0.1)                     Juarez & Steel 2010: mean 20, allows heavy tails
 =========  ================================  ==============================================
+
+Model choices (all optional; the default above is unchanged bit for bit):
+
+* **Likelihood** on the log-loss residual ``r = log L_i - mu_i`` (:data:`LIKELIHOODS`):
+  ``"student_t"`` (above), ``"normal"`` (``Normal(mu, sigma)``, no ``nu``) and ``"huber"``
+  (:class:`HuberLike`: density ``exp(-H_delta(r) / sigma^2) / Z`` with a Gaussian core of
+  scale sigma and exponential tails beyond ``|r| = delta = k sigma``; ``k`` =
+  :data:`HUBER_K` = 1.345, Huber's 95%-efficiency constant; no ``nu``). The normaliser is in
+  closed form: ``Z = sigma (sqrt(2 pi) erf(k / sqrt 2) + 2 exp(-k^2/2) / k)``.
+* **Priors**: :data:`DEFAULT_PRIORS` (weak, above) or :data:`INFORMED_PRIORS`
+  (:class:`InformedPriors`, centred between the published fits of Hoffmann et al. 2022 and
+  Besiroglu et al. 2024; table in :class:`InformedPriors`).
+* **Law**: :func:`kaplan_model` fits the Kaplan et al. 2020 form (Eq. 1.5)
+  ``L = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D``, optionally plus an irreducible
+  ``E`` (``irreducible=True``), with :data:`DEFAULT_KAPLAN_PRIORS`.
 """
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpyro
 import numpyro.distributions as dist
+from jax.scipy.special import erf
 
 from chinplan.law import LawParams, log_loss
 
-__all__ = ["Priors", "DEFAULT_PRIORS", "chinchilla_model", "PARAM_NAMES", "law_from_sample"]
+__all__ = [
+    "Priors",
+    "InformedPriors",
+    "KaplanPriors",
+    "DEFAULT_PRIORS",
+    "INFORMED_PRIORS",
+    "DEFAULT_KAPLAN_PRIORS",
+    "LIKELIHOODS",
+    "LAWS",
+    "HUBER_K",
+    "HuberLike",
+    "huber_log_normaliser",
+    "KaplanParams",
+    "kaplan_log_loss",
+    "kaplan_compute_optimal_log_n",
+    "chinchilla_model",
+    "kaplan_model",
+    "PARAM_NAMES",
+    "KAPLAN_LAW_SITES",
+    "law_from_sample",
+    "noise_sites",
+]
 
-#: The sampled sites, in a fixed order.
+#: The sampled sites of the default model, in a fixed order.
 PARAM_NAMES = ("log_E", "log_A", "log_B", "alpha", "beta", "sigma", "nu")
+#: The law's sites of a Kaplan fit (``log_E`` is added for the irreducible variant).
+KAPLAN_LAW_SITES = ("log_Nc", "log_Dc", "alpha_N", "alpha_D")
+#: Likelihoods on log loss that :func:`chinplan.fit` accepts.
+LIKELIHOODS = ("student_t", "normal", "huber")
+#: Laws that :func:`chinplan.fit` accepts.
+LAWS = ("chinchilla", "kaplan", "kaplan_irreducible")
+#: Huber's tuning constant k (95% asymptotic efficiency under a Normal; Huber 1964/1981):
+#: the Huber-like likelihood is Gaussian within k sigma of the law and exponential beyond.
+HUBER_K = 1.345
 
 
 class Priors(NamedTuple):
-    """Hyper-parameters of the priors (see the module docstring for the table)."""
+    """Hyper-parameters of the weak priors (see the module docstring for the table)."""
 
     log_E_loc: float = 0.5
     log_E_scale: float = 0.5
@@ -58,17 +107,227 @@ class Priors(NamedTuple):
 DEFAULT_PRIORS = Priors()
 
 
+class InformedPriors(NamedTuple):
+    """Priors centred on the published fits of the Chinchilla law.
+
+    The centre is the midpoint of Hoffmann et al. 2022 (unrounded: log E 0.527, log A 6.007,
+    log B 6.018, alpha 0.339, beta 0.285) and Besiroglu et al. 2024 (log E 0.597, log A 6.178,
+    log B 7.643, alpha 0.348, beta 0.366), rounded. Each scale exceeds the half-gap between
+    the two fits (the widest gap is log B, 6.02 vs 7.64), so both lie within one standard
+    deviation of the centre; widths are rounded up because published constants move with
+    tokenizer, data and fitting procedure:
+
+    =========  ==================================  ===================================
+    name       prior                               95% range
+    =========  ==================================  ===================================
+    log_E      Normal(0.56, 0.1)                   E in [1.44, 2.13]
+    log_A      Normal(6.09, 0.5)                   A in [165, 1200]
+    log_B      Normal(6.83, 1.0)                   B in [130, 6500]
+    alpha      TruncatedNormal(0.34, 0.05)         [0.24, 0.44]
+    beta       TruncatedNormal(0.33, 0.08)         [0.17, 0.49]
+    sigma      HalfNormal(0.05)                    as the weak priors
+    nu         Gamma(2, 0.1)                       as the weak priors
+    =========  ==================================  ===================================
+
+    The exponents are truncated to ``[exponent_low, exponent_high]``. Caution: both published
+    fits come from the same Chinchilla experiments as the embedded runs, so on that data these
+    priors use the data twice; they are meant for a user's own runs on a similar setup.
+    """
+
+    log_E_loc: float = 0.56
+    log_E_scale: float = 0.1
+    log_A_loc: float = 6.09
+    log_A_scale: float = 0.5
+    log_B_loc: float = 6.83
+    log_B_scale: float = 1.0
+    alpha_loc: float = 0.34
+    alpha_scale: float = 0.05
+    beta_loc: float = 0.33
+    beta_scale: float = 0.08
+    exponent_low: float = 0.05
+    exponent_high: float = 2.0
+    sigma_scale: float = 0.05
+    nu_concentration: float = 2.0
+    nu_rate: float = 0.1
+
+
+INFORMED_PRIORS = InformedPriors()
+
+
+class KaplanPriors(NamedTuple):
+    """Weak priors of the Kaplan et al. 2020 law ``L = [(N_c/N)^(a_N/a_D) + D_c/D]^a_D``.
+
+    =========  ==================================  ============================================
+    name       prior                               why
+    =========  ==================================  ============================================
+    log_Nc     Normal(31.8, 6)                     centred on Kaplan's N_c = 6.4e13; +-5 decades
+    log_Dc     Normal(30.5, 6)                     centred on Kaplan's D_c = 1.8e13; +-5 decades
+    alpha_N    Uniform(0.01, 1)                    Kaplan 0.076
+    alpha_D    Uniform(0.01, 1)                    Kaplan 0.103
+    log_E      Normal(0.5, 0.5)                    irreducible variant only; as the weak priors
+    sigma      HalfNormal(0.05)                    as the weak priors
+    nu         Gamma(2, 0.1)                       as the weak priors
+    =========  ==================================  ============================================
+
+    N_c and D_c are wide because Kaplan's constants belong to their tokenizer, data set and
+    non-embedding parameter count, not to the Chinchilla runs.
+    """
+
+    log_Nc_loc: float = 31.8
+    log_Nc_scale: float = 6.0
+    log_Dc_loc: float = 30.5
+    log_Dc_scale: float = 6.0
+    exponent_low: float = 0.01
+    exponent_high: float = 1.0
+    log_E_loc: float = 0.5
+    log_E_scale: float = 0.5
+    sigma_scale: float = 0.05
+    nu_concentration: float = 2.0
+    nu_rate: float = 0.1
+
+
+DEFAULT_KAPLAN_PRIORS = KaplanPriors()
+
+
+class KaplanParams(NamedTuple):
+    """Constants of the Kaplan et al. 2020 law, ``L = E + [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D``.
+
+    ``E`` is 0 for the pure Kaplan form. A leading axis holds posterior draws.
+    """
+
+    N_c: jax.Array
+    D_c: jax.Array
+    alpha_N: jax.Array
+    alpha_D: jax.Array
+    E: jax.Array
+
+
+def kaplan_log_loss(log_Nc, log_Dc, alpha_N, alpha_D, log_n, log_d, log_E=None):
+    """``log L`` of the Kaplan law: ``alpha_D * logsumexp((alpha_N/alpha_D)(log N_c - log N), log D_c - log D)``.
+
+    With ``log_E``, the irreducible variant ``log(E + [...]^alpha_D)`` (a logsumexp again).
+    """
+    ratio = alpha_N / alpha_D
+    inner = jnp.logaddexp(ratio * (log_Nc - log_n), log_Dc - log_d)
+    out = alpha_D * inner
+    if log_E is not None:
+        out = jnp.logaddexp(log_E, out)
+    return out
+
+
+def kaplan_compute_optimal_log_n(log_Nc, log_Dc, alpha_N, alpha_D, log_compute):
+    """``log N_opt`` of the Kaplan L(N, D) form at ``C = 6 N D`` (E does not move it).
+
+    Setting the derivative of ``logsumexp(r (log N_c - x), log D_c - log(C/6) + x)`` in
+    ``x = log N`` to zero (``r = alpha_N / alpha_D``) gives
+    ``log N_opt = (log r + r log N_c - log D_c + log(C/6)) / (1 + r)``, so N_opt grows as
+    ``C^(1/(1+r))`` (Kaplan's 0.076/0.103 gives 0.58; their C^0.73 comes from the L(N, S) law).
+    """
+    r = alpha_N / alpha_D
+    return (jnp.log(r) + r * log_Nc - log_Dc + (log_compute - math.log(6.0))) / (1.0 + r)
+
+
 def law_from_sample(sample: dict) -> LawParams:
     """The LawParams of a sample dict with sites log_E, log_A, log_B, alpha, beta."""
     return LawParams.from_logs(sample["log_E"], sample["log_A"], sample["log_B"], sample["alpha"], sample["beta"])
+
+
+def noise_sites(likelihood: str) -> tuple[str, ...]:
+    """The noise sites a likelihood samples: sigma, and nu for the Student-t."""
+    return ("sigma", "nu") if likelihood == "student_t" else ("sigma",)
 
 
 def _improper_real():
     return dist.ImproperUniform(dist.constraints.real, (), ())
 
 
-def chinchilla_model(log_n: jax.Array, log_d: jax.Array, log_loss_obs: jax.Array | None = None, priors: Priors = DEFAULT_PRIORS):
-    """numpyro model: priors on (log E, log A, log B, alpha, beta) and a Student-t on log loss.
+def huber_log_normaliser(k):
+    """``log Z(k)`` with ``Z(k) = int exp(-rho_k(u)) du = sqrt(2 pi) erf(k/sqrt 2) + 2 exp(-k^2/2)/k``.
+
+    ``rho_k(u) = u^2/2`` for ``|u| <= k`` and ``k|u| - k^2/2`` beyond: the Gaussian core
+    contributes ``int_{-k}^{k} exp(-u^2/2) du = sqrt(2 pi)(2 Phi(k) - 1)``, each exponential
+    tail ``int_k^inf exp(-k u + k^2/2) du = exp(-k^2/2)/k``.
+    """
+    k = jnp.asarray(k, dtype=jnp.result_type(float))
+    return jnp.log(math.sqrt(2.0 * math.pi) * erf(k / math.sqrt(2.0)) + 2.0 * jnp.exp(-0.5 * k * k) / k)
+
+
+class HuberLike(dist.Distribution):
+    """Huber's least-favourable density (Huber 1964): ``p(x) = exp(-rho_k((x - loc)/scale)) / (scale Z(k))``.
+
+    Equivalently ``exp(-H_delta(x - loc) / scale^2) / Z`` with the Huber loss ``H_delta`` of
+    Hoffmann et al. 2022 (Eq. 11) at ``delta = k * scale``: a Normal(loc, scale) core within
+    ``k`` scales of ``loc`` and Laplace-like tails of rate ``k / scale`` beyond. The
+    normaliser :func:`huber_log_normaliser` is exact, so this is a proper likelihood whose
+    maximum (for fixed scale) is Huber's M-estimate.
+    """
+
+    arg_constraints = {"loc": dist.constraints.real, "scale": dist.constraints.positive}
+    support = dist.constraints.real
+    reparametrized_params = ["loc", "scale"]
+
+    def __init__(self, loc=0.0, scale=1.0, k=HUBER_K, *, validate_args=None):
+        self.loc, self.scale = dist.util.promote_shapes(loc, scale)
+        self.k = float(k)
+        if not self.k > 0:
+            raise ValueError(f"k must be > 0, got {k!r}")
+        batch_shape = jax.lax.broadcast_shapes(jnp.shape(loc), jnp.shape(scale))
+        super().__init__(batch_shape=batch_shape, validate_args=validate_args)
+
+    def log_prob(self, value):
+        u = jnp.abs((value - self.loc) / self.scale)
+        k = self.k
+        rho = jnp.where(u <= k, 0.5 * u * u, k * u - 0.5 * k * k)
+        return -rho - jnp.log(self.scale) - huber_log_normaliser(k)
+
+    def sample(self, key, sample_shape=()):
+        """Exact draws: the core (a truncated Normal) or a tail (k + Exponential(k)), by their masses."""
+        shape = sample_shape + self.batch_shape
+        k = self.k
+        k_core, k_tail, k_sign, k_pick = jax.random.split(key, 4)
+        core_mass = math.sqrt(2.0 * math.pi) * math.erf(k / math.sqrt(2.0))
+        p_core = core_mass / (core_mass + 2.0 * math.exp(-0.5 * k * k) / k)
+        core = jax.random.truncated_normal(k_core, -k, k, shape)
+        tail = (k + jax.random.exponential(k_tail, shape) / k) * jnp.where(jax.random.bernoulli(k_sign, 0.5, shape), 1.0, -1.0)
+        u = jnp.where(jax.random.uniform(k_pick, shape) < p_core, core, tail)
+        return self.loc + self.scale * u
+
+    @property
+    def mean(self):
+        return jnp.broadcast_to(self.loc, self.batch_shape)
+
+
+def _check_likelihood(likelihood: str) -> None:
+    if likelihood not in LIKELIHOODS:
+        raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
+
+
+def _noise(likelihood: str, p):
+    """Samples the noise sites (sigma; nu for the Student-t), in the default model's order."""
+    sigma = numpyro.sample("sigma", dist.HalfNormal(p.sigma_scale))
+    nu = numpyro.sample("nu", dist.Gamma(p.nu_concentration, p.nu_rate)) if likelihood == "student_t" else None
+    return sigma, nu
+
+
+def _observe(likelihood: str, mean, sigma, nu, log_loss_obs, num_runs: int) -> None:
+    if likelihood == "student_t":
+        density = dist.StudentT(nu, mean, sigma)
+    elif likelihood == "normal":
+        density = dist.Normal(mean, sigma)
+    else:
+        density = HuberLike(mean, sigma, HUBER_K)
+    with numpyro.plate("runs", num_runs):
+        numpyro.sample("log_loss", density, obs=log_loss_obs)
+
+
+def chinchilla_model(
+    log_n: jax.Array,
+    log_d: jax.Array,
+    log_loss_obs: jax.Array | None = None,
+    priors: Priors | InformedPriors = DEFAULT_PRIORS,
+    likelihood: str = "student_t",
+):
+    """numpyro model: priors on (log E, log A, log B, alpha, beta) and a likelihood on log loss.
 
     The sampler moves in ``log_A_ref = log A - alpha log N_ref`` and ``log_B_ref = log B -
     beta log D_ref`` (the law's two terms at the runs' geometric-mean size and data), which
@@ -79,23 +338,73 @@ def chinchilla_model(log_n: jax.Array, log_d: jax.Array, log_loss_obs: jax.Array
     Args:
       log_n, log_d: log parameters and log tokens of each run.
       log_loss_obs: observed log final loss of each run, or None to sample predictions.
-      priors: prior hyper-parameters.
+      priors: :class:`Priors` (weak, uniform exponents) or :class:`InformedPriors`.
+      likelihood: ``"student_t"`` (default), ``"normal"`` or ``"huber"`` (:class:`HuberLike`).
     """
+    _check_likelihood(likelihood)
     p = priors
     log_n_ref = jax.lax.stop_gradient(jnp.mean(log_n))
     log_d_ref = jax.lax.stop_gradient(jnp.mean(log_d))
     log_E = numpyro.sample("log_E", dist.Normal(p.log_E_loc, p.log_E_scale))
-    alpha = numpyro.sample("alpha", dist.Uniform(p.exponent_low, p.exponent_high))
-    beta = numpyro.sample("beta", dist.Uniform(p.exponent_low, p.exponent_high))
+    if isinstance(p, InformedPriors):
+        alpha = numpyro.sample("alpha", dist.TruncatedNormal(p.alpha_loc, p.alpha_scale, low=p.exponent_low, high=p.exponent_high))
+        beta = numpyro.sample("beta", dist.TruncatedNormal(p.beta_loc, p.beta_scale, low=p.exponent_low, high=p.exponent_high))
+    else:
+        alpha = numpyro.sample("alpha", dist.Uniform(p.exponent_low, p.exponent_high))
+        beta = numpyro.sample("beta", dist.Uniform(p.exponent_low, p.exponent_high))
     log_A_ref = numpyro.sample("log_A_ref", _improper_real())
     log_B_ref = numpyro.sample("log_B_ref", _improper_real())
     log_A = numpyro.deterministic("log_A", log_A_ref + alpha * log_n_ref)
     log_B = numpyro.deterministic("log_B", log_B_ref + beta * log_d_ref)
     numpyro.factor("log_A_prior", dist.Normal(p.log_A_loc, p.log_A_scale).log_prob(log_A))
     numpyro.factor("log_B_prior", dist.Normal(p.log_B_loc, p.log_B_scale).log_prob(log_B))
-    sigma = numpyro.sample("sigma", dist.HalfNormal(p.sigma_scale))
-    nu = numpyro.sample("nu", dist.Gamma(p.nu_concentration, p.nu_rate))
+    sigma, nu = _noise(likelihood, p)
     law = LawParams(jnp.exp(log_E), jnp.exp(log_A), jnp.exp(log_B), alpha, beta)
     mean = log_loss(law, log_n, log_d)
-    with numpyro.plate("runs", jnp.shape(log_n)[0]):
-        numpyro.sample("log_loss", dist.StudentT(nu, mean, sigma), obs=log_loss_obs)
+    _observe(likelihood, mean, sigma, nu, log_loss_obs, jnp.shape(log_n)[0])
+
+
+def kaplan_model(
+    log_n: jax.Array,
+    log_d: jax.Array,
+    log_loss_obs: jax.Array | None = None,
+    priors: KaplanPriors = DEFAULT_KAPLAN_PRIORS,
+    likelihood: str = "student_t",
+    irreducible: bool = False,
+):
+    """numpyro model of the Kaplan et al. 2020 law (Eq. 1.5), optionally with an irreducible E.
+
+        log L_i ~ lik(alpha_D logsumexp(r (log N_c - log N_i), log D_c - log D_i), sigma),  r = alpha_N / alpha_D
+
+    As in :func:`chinchilla_model`, the sampler moves in the two terms at the runs' mean
+    ``log N_ref``, ``log D_ref``: ``u = r (log N_c - log N_ref)`` and ``v = log D_c - log D_ref``
+    (both improper flat), and the priors on ``log N_c`` and ``log D_c`` enter as factors. The
+    map ``u -> log N_c = log N_ref + u / r`` has Jacobian ``1/r``, so the factor
+    ``-log r`` keeps the prior exactly as stated in :class:`KaplanPriors`.
+
+    Args:
+      log_n, log_d, log_loss_obs: as :func:`chinchilla_model`.
+      priors: :class:`KaplanPriors`.
+      likelihood: ``"student_t"``, ``"normal"`` or ``"huber"``.
+      irreducible: add an irreducible loss E (``log_E`` site): ``L = E + [...]^alpha_D``.
+    """
+    _check_likelihood(likelihood)
+    p = priors
+    log_n_ref = jax.lax.stop_gradient(jnp.mean(log_n))
+    log_d_ref = jax.lax.stop_gradient(jnp.mean(log_d))
+    log_E = numpyro.sample("log_E", dist.Normal(p.log_E_loc, p.log_E_scale)) if irreducible else None
+    alpha_N = numpyro.sample("alpha_N", dist.Uniform(p.exponent_low, p.exponent_high))
+    alpha_D = numpyro.sample("alpha_D", dist.Uniform(p.exponent_low, p.exponent_high))
+    ratio = alpha_N / alpha_D
+    u_ref = numpyro.sample("u_ref", _improper_real())
+    v_ref = numpyro.sample("v_ref", _improper_real())
+    log_Nc = numpyro.deterministic("log_Nc", log_n_ref + u_ref / ratio)
+    log_Dc = numpyro.deterministic("log_Dc", log_d_ref + v_ref)
+    numpyro.factor("log_Nc_prior", dist.Normal(p.log_Nc_loc, p.log_Nc_scale).log_prob(log_Nc) - jnp.log(ratio))
+    numpyro.factor("log_Dc_prior", dist.Normal(p.log_Dc_loc, p.log_Dc_scale).log_prob(log_Dc))
+    sigma, nu = _noise(likelihood, p)
+    inner = jnp.logaddexp(u_ref - ratio * (log_n - log_n_ref), v_ref - (log_d - log_d_ref))
+    mean = alpha_D * inner
+    if irreducible:
+        mean = jnp.logaddexp(log_E, mean)
+    _observe(likelihood, mean, sigma, nu, log_loss_obs, jnp.shape(log_n)[0])
