@@ -183,8 +183,16 @@ def fit(
     from numpyro.infer import MCMC, NUTS, init_to_median
 
     for name, value, low in (("num_draws", num_draws, 1), ("num_warmup", num_warmup, 0), ("num_chains", num_chains, 1)):
-        if not isinstance(value, (int, np.integer)) or value < low:
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < low:
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    if not (isinstance(key, jax.Array) and (jnp.issubdtype(key.dtype, jax.dtypes.prng_key) or (key.dtype == jnp.uint32 and key.shape == (2,)))):
+        raise ValueError(f"key must be a JAX PRNG key (jax.random.key(seed) or jax.random.PRNGKey(seed)), got {key!r}")
+    if isinstance(target_accept_prob, (bool, np.bool_)) or not (
+        isinstance(target_accept_prob, (int, float, np.integer, np.floating)) and 0.0 < float(target_accept_prob) < 1.0
+    ):
+        raise ValueError(f"target_accept_prob must be a number in (0, 1), got {target_accept_prob!r}")
+    if chain_method not in (None, "sequential", "parallel", "vectorized"):
+        raise ValueError(f"chain_method must be None, 'sequential', 'parallel' or 'vectorized', got {chain_method!r}")
     if law not in LAWS:
         raise ValueError(f"law must be one of {LAWS}, got {law!r}")
     if likelihood not in LIKELIHOODS:
@@ -280,6 +288,12 @@ class Posterior:
         missing = [name for name in self.sites if name not in idata.posterior]
         if missing:
             raise ValueError(f"posterior lacks the variables {missing}")
+        for name in self.sites:
+            draws = np.asarray(idata.posterior[name].values, dtype=np.float64)
+            if draws.size == 0 or not np.all(np.isfinite(draws)):
+                raise ValueError(f"posterior variable {name!r} must have finite draws (found NaN, inf or none)")
+            if name in ("alpha", "beta", "sigma", "nu") and not np.all(draws > 0):
+                raise ValueError(f"posterior variable {name!r} must be > 0 in every draw")
 
     # ----- model choices -----------------------------------------------------------
     @property
