@@ -6,7 +6,7 @@ constants) -> law/costs (per-point maths) -> engine (draws x scenarios, reduced 
 frequentist anchor beside the Bayesian fit; arch turns a parameter count into a shape.
 """
 
-from chinplan import arch, costs, datasets, decide, huber, plots
+from chinplan import arch, compare_models, costs, datasets, decide, huber, plots
 from chinplan.arch import (
     TransformerShape,
     lora_params,
@@ -61,6 +61,8 @@ from chinplan.decide import (
 )
 from chinplan.data import load_runs
 from chinplan.huber import HuberBootstrap, HuberFit, huber_bootstrap, huber_fit
+from chinplan.compare_models import average_plans, compare
+from chinplan.model import INFORMED_PRIORS, KaplanParams
 from chinplan.fit import ConvergenceWarning, Posterior, default_posterior, fit
 from chinplan.law import (
     BESIROGLU_2024,
@@ -150,6 +152,12 @@ __all__ = [
     "evaluate_designs",
     "regret_compute",
     "target_cost_bands",
+    # model choices
+    "compare_models",
+    "compare",
+    "average_plans",
+    "INFORMED_PRIORS",
+    "KaplanParams",
     # frequentist anchors
     "huber",
     "huber_fit",
