@@ -1,22 +1,63 @@
-"""The command line: runs end to end on the embedded default, clear errors, exit codes."""
+"""The command line: every command end to end on the embedded default, JSON, files, errors.
 
+Commands run in-process through ``chinplan.cli.main`` (output captured with capsys) on a
+few hundred draws, so the whole file stays well under a minute; one smoke test runs the
+installed ``chinplan`` entry point in a subprocess.
+"""
+
+import argparse
 import json
+import math
+import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
-from chinplan.cli import human_count, human_flops, main
+import chinplan
+from chinplan import cli
+from chinplan.cli import human_count, human_dollars, human_flops, main, parse_design, parse_human
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+DRAWS = "200"
+SERVING = ["--queries", "1e9", "--tokens-per-query", "500"]
+
+
+def _reject_constant(name):
+    raise AssertionError(f"non-standard JSON constant {name} in output")
+
+
+def run_json(capsys, argv):
+    """Runs ``chinplan ARGV --json`` in-process; the parsed, strict JSON document."""
+    assert main([*argv, "--json"]) == 0, capsys.readouterr().err
+    captured = capsys.readouterr()
+    return json.loads(captured.out, parse_constant=_reject_constant)
+
+
+def thinned(draws=int(DRAWS), seed=0):
+    """The draws the CLI uses for ``--draws N --seed S`` on the embedded posterior."""
+    return cli._load_draws(argparse.Namespace(posterior=None, draws=draws, seed=seed))
+
+
+@pytest.fixture(scope="module")
+def small_posterior(tmp_path_factory):
+    """A 200-draw posterior file (4 chains x 50 draws of the embedded fit)."""
+    path = tmp_path_factory.mktemp("posterior") / "small.nc"
+    idata = chinplan.default_posterior().to_arviz().isel(draw=slice(0, 50))
+    chinplan.Posterior(idata).save(path)
+    return str(path)
+
+
+# --------------------------------------------------------------------------------------
+# plan
+# --------------------------------------------------------------------------------------
 
 
 def test_plan_json_matches_the_library(capsys):
-    import numpy as np
-
-    import chinplan
     from chinplan.cli import plan_bands
 
-    assert main(["plan", "--compute", "5.76e23", "1e24", "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
+    out = run_json(capsys, ["plan", "--compute", "5.76e23", "1e24"])
     assert [p["compute"] for p in out["plans"]] == [5.76e23, 1e24]
     direct = plan_bands(chinplan.default_posterior(), [5.76e23, 1e24], [0.05, 0.5, 0.95])
     np.testing.assert_allclose(out["plans"][1]["n"], direct["n"][:, 1])
@@ -24,6 +65,7 @@ def test_plan_json_matches_the_library(capsys):
     post = chinplan.default_posterior()
     n = np.asarray(chinplan.compute_optimal(post.params, 5.76e23).n, np.float64)
     np.testing.assert_allclose(out["plans"][0]["n"][1], np.quantile(n, 0.5), rtol=1e-5)
+    assert 70e9 / 2 < out["plans"][0]["n"][1] < 70e9 * 2  # Chinchilla: 70B at 5.76e23 FLOPs
     lo, med, hi = out["plans"][0]["tokens_per_param"]
     assert lo < med < hi
 
@@ -32,6 +74,252 @@ def test_plan_table(capsys):
     assert main(["plan", "--compute", "5.76e23"]) == 0
     out = capsys.readouterr().out
     assert "5.76e23 FLOPs" in out and "B" in out and "T" in out
+
+
+def test_plan_thinning_follows_the_seed_and_draws_a_fan_chart(tmp_path, capsys):
+    plot = tmp_path / "fan.png"
+    a = run_json(capsys, ["plan", "--compute", "1e24", "--draws", DRAWS, "--seed", "1", "--plot", str(plot)])
+    assert a["num_draws"] == 200 and a["seed"] == 1 and a["plot"] == str(plot)
+    assert plot.read_bytes()[:8] == PNG_MAGIC
+    again = run_json(capsys, ["plan", "--compute", "1e24", "--draws", DRAWS, "--seed", "1"])
+    other = run_json(capsys, ["plan", "--compute", "1e24", "--draws", DRAWS, "--seed", "2"])
+    assert again["plans"] == a["plans"] and other["plans"] != a["plans"]
+    n = np.asarray(chinplan.compute_optimal(thinned(seed=1).params, 1e24).n, np.float64)
+    np.testing.assert_allclose(a["plans"][0]["n"], np.quantile(n, [0.05, 0.5, 0.95]), rtol=1e-5)
+
+
+def test_plan_reads_a_posterior_file(small_posterior, capsys):
+    out = run_json(capsys, ["plan", "--compute", "1e23", "--posterior", small_posterior])
+    assert out["num_draws"] == 200 and out["posterior"] == small_posterior
+
+
+# --------------------------------------------------------------------------------------
+# tco
+# --------------------------------------------------------------------------------------
+
+
+def test_tco_json_matches_per_draw_optima(tmp_path, capsys):
+    plot = tmp_path / "tco.svg"
+    out = run_json(capsys, ["tco", "--target-loss", "2.0", *SERVING, "--hardware", "h100", "--draws", DRAWS, "--plot", str(plot)])
+    assert out["num_draws"] == 200 and out["deployment"]["hardware"] == "h100"
+    assert out["plot"] == str(plot) and b"<svg" in plot.read_bytes()[:2000]
+    assert out["deployment"]["input_tokens"] + out["deployment"]["output_tokens"] == 500
+    (target,) = out["targets"]
+    assert target["target_loss"] == 2.0 and target["unreachable_fraction"] == 0.0
+    best, chin = target["inference_optimal"], target["chinchilla"]
+    keys = {"n", "d", "tokens_per_param", "train_flops", "gpu_hours", "train_dollars", "inference_dollars", "dollars"}
+    assert set(best) == set(chin) == keys
+    # Serving a billion queries: a smaller model trained on more tokens, and cheaper overall.
+    assert best["n"][1] < chin["n"][1] and best["d"][1] > chin["d"][1]
+    assert best["dollars"][1] <= chin["dollars"][1] and all(s > -1e-5 for s in target["savings"])
+    assert all(v > 0 for v in best["gpu_hours"] + best["dollars"])
+    # Oracle: the per-draw optimum and its TCO, quantiles in float64.
+    dep = chinplan.Deployment(queries=1e9, input_tokens=375.0, output_tokens=125.0)
+    params = thinned().params
+    plan = chinplan.cost_optimal(params, 2.0, dep)
+    np.testing.assert_allclose(best["n"][1], np.quantile(np.asarray(plan.n, np.float64), 0.5), rtol=1e-5)
+    dollars = np.asarray(chinplan.tco(plan.n, plan.d, dep).dollars, np.float64)
+    np.testing.assert_allclose(best["dollars"][1], np.quantile(dollars, 0.5), rtol=1e-4)
+    chinchilla = chinplan.optimal_for_loss(params, 2.0)
+    np.testing.assert_allclose(chin["d"][1], np.quantile(np.asarray(chinchilla.d, np.float64), 0.5), rtol=1e-5)
+
+
+def test_tco_reports_draws_that_cannot_reach_the_target(capsys):
+    e = np.asarray(thinned().params.E, np.float64)
+    target = float(np.round(np.median(e), 3))
+    out = run_json(capsys, ["tco", "--target-loss", str(target), *SERVING, "--draws", DRAWS])
+    fraction = out["targets"][0]["unreachable_fraction"]
+    assert 0.2 < fraction < 0.8
+    assert fraction == pytest.approx(np.mean(e >= np.float32(target)), abs=1.5 / len(e))
+    assert out["targets"][0]["inference_optimal"]["n"][2] is None  # +inf: never NaN, never silent
+    assert main(["tco", "--target-loss", str(target), *SERVING, "--draws", DRAWS]) == 0
+    text = capsys.readouterr().out
+    assert "unreachable" in text and f"{100 * fraction:.1f}%" in text
+
+
+def test_tco_table(capsys):
+    argv = ["tco", "--target-loss", "2.1", "--queries", "10B", "--input-tokens", "400", "--output-tokens", "100",
+            "--hardware", "h200", "--precision", "fp8", "--mfu", "0.3:0.5", "--price", "2.5", "--draws", DRAWS]  # fmt: skip
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    for expected in ("inference-aware optimum", "Chinchilla-optimal", "parameters N", "GPU-hours", "total cost", "$",
+                     "savings", "H200 fp8 (1979 TFLOP/s peak)", "MFU 30%-50% train", "$2.5 per GPU-hour", "10B queries"):  # fmt: skip
+        assert expected in text
+    assert "unreachable" not in text
+
+
+def test_deployment_options():
+    argv = ["tco", "--target-loss", "2", "--queries", "1e9", "--tokens-per-query", "1000", "--output-share", "0.1",
+            "--hardware", "h200", "--precision", "fp8", "--inference-hardware", "a100", "--inference-precision", "bf16",
+            "--mfu-decode", "0.05:0.2",
+            "--price", "1.5:3", "--inference-price", "1.2"]  # fmt: skip
+    deployment, described = cli._deployment(cli._parser().parse_args(argv))
+    assert (deployment.input_tokens, deployment.output_tokens) == pytest.approx((900.0, 100.0))
+    assert deployment.peak_flops == chinplan.H200.fp8 and deployment.inference_peak_flops == chinplan.A100.bf16
+    assert deployment.mfu_decode == chinplan.Uniform(0.05, 0.2) and deployment.inference_price == 1.2
+    assert described["price"] == {"uniform": [1.5, 3.0]} and described["inference_hardware"] == "a100"
+    line = cli._deployment_line(described)
+    assert "serving on A100 bf16" in line and "$1.5-$3 train / $1.2 serve" in line and "5%-20% decode" in line
+
+
+# --------------------------------------------------------------------------------------
+# compare
+# --------------------------------------------------------------------------------------
+
+
+def test_compare_json_probabilities(capsys):
+    designs = ["8B:15T", "70B:1.4T", "280B:5.6T"]
+    argv = ["compare", *designs, *SERVING, "--mfu-decode", "0.05:0.15", "--target-loss", "2.0", "--draws", DRAWS]
+    out = run_json(capsys, argv)
+    assert out["labels"] == designs and [d["label"] for d in out["designs"]] == designs
+    first = out["designs"][0]
+    assert (first["n"], first["d"], first["train_flops"]) == (8e9, 15e12, 6 * 8e9 * 15e12)
+    for name in ("p_cheaper", "p_lower_loss"):
+        m = np.asarray(out[name])
+        assert m.shape == (3, 3) and np.all(np.diag(m) == 0) and np.all((m >= 0) & (m <= 1))
+        assert np.all(m + m.T <= 1 + 1e-12)  # ties count for neither
+    lower = np.asarray(out["p_lower_loss"])
+    assert lower[2, 0] == 1.0 and lower[0, 2] == 0.0  # 280B on 5.6T tokens beats 8B on 15T
+    loss = [d["loss"] for d in out["designs"]]
+    assert all(lo < med < hi for lo, med, hi in loss) and loss[2][1] < loss[1][1] < loss[0][1]
+    assert 0 < out["designs"][0]["p_target"] < out["designs"][1]["p_target"] <= 1
+    # Common random numbers: the decode MFU is uncertain, so the 8B-vs-70B call is a probability.
+    assert 0 < out["p_cheaper"][0][1] < 1
+
+
+def test_compare_table_and_plot(tmp_path, capsys):
+    plot = tmp_path / "designs.png"
+    designs = ["[small]=8B:15T", "chinchilla=70e9:1.4e12", "gopher=280B:300B"]  # 3 designs, as above: no recompiling
+    assert main(["compare", *designs, *SERVING, "--mfu-decode", "0.05:0.15", "--draws", DRAWS, "--plot", str(plot)]) == 0
+    text = capsys.readouterr().out
+    for expected in ("P(row cheaper than column)", "P(row has lower loss than column)", "[small]", "chinchilla", "gopher", "$"):
+        assert expected in text
+    assert plot.read_bytes()[:8] == PNG_MAGIC
+
+
+# --------------------------------------------------------------------------------------
+# sweep
+# --------------------------------------------------------------------------------------
+
+SWEEP_TOML = """
+[sweep]
+quantiles = [0.05, 0.5, 0.95]
+outputs = ["n", "d", "loss", "dollars"]
+
+[grid]
+compute = {logspace = [20, 26, 7]}
+queries = {values = [0, "1B"]}
+
+[deployment]
+hardware = "h100"
+input_tokens = 400
+output_tokens = 100
+price = {lognormal = [2.0, 0.25]}
+"""
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".nc", ".csv"])
+def test_sweep_writes_each_format(suffix, tmp_path, capsys, small_posterior):
+    import pandas as pd
+    import xarray as xr
+
+    scenarios = tmp_path / "scenarios.toml"
+    scenarios.write_text(SWEEP_TOML)
+    output = tmp_path / f"out{suffix}"
+    summary = run_json(capsys, ["sweep", str(scenarios), "-o", str(output), "--posterior", small_posterior])
+    assert summary["rows"] == 14 and summary["axes"] == {"compute": 7, "queries": 2} and summary["num_draws"] == 200
+    assert not list(tmp_path.glob(".chinplan-*"))  # the temporary file was renamed into place
+    if suffix == ".nc":
+        ds = xr.open_dataset(output, engine="h5netcdf")
+        assert dict(ds.sizes) == {"quantile": 3, "compute": 7, "queries": 2}
+        assert list(ds.data_vars) == ["n", "d", "loss", "dollars"]
+        frame = ds.sel(quantile=0.5).to_dataframe().reset_index()
+        frame = frame.rename(columns={k: f"{k}_q50" for k in ("n", "d", "loss", "dollars")})
+        ds.close()
+    else:
+        frame = pd.read_parquet(output) if suffix == ".parquet" else pd.read_csv(output)
+        assert list(frame.columns[:2]) == ["compute", "queries"] and "dollars_q95" in frame
+    assert len(frame) == 14
+    med = frame.pivot(index="compute", columns="queries", values="n_q50")
+    assert np.all(np.diff(med[0.0].to_numpy()) > 0)  # N* grows with the budget
+    dollars = frame.pivot(index="compute", columns="queries", values="dollars_q50")
+    assert np.all(dollars[1e9] > dollars[0.0])  # serving costs money
+    n = np.asarray(chinplan.compute_optimal(chinplan.Posterior.load(small_posterior).params, 1e24).n, np.float64)
+    np.testing.assert_allclose(med.loc[1e24, 0.0], np.quantile(n, 0.5), rtol=1e-5)
+
+
+def test_sweep_target_loss_grid_reports_unreachable_draws(tmp_path, capsys, small_posterior):
+    import pandas as pd
+
+    scenarios = tmp_path / "targets.toml"
+    scenarios.write_text(
+        '[sweep]\noptimum = "flops"\n[grid]\ntarget_loss = [1.81, 2.0]\nmfu_decode = {linspace = [0.05, 0.2, 3]}\n'
+        "[deployment]\nqueries = 1e10\ninput_tokens = 400\noutput_tokens = 100\n"
+    )
+    output = tmp_path / "targets.csv"
+    assert main(["sweep", str(scenarios), "-o", str(output), "--posterior", small_posterior, "--no-progress"]) == 0
+    assert "6 scenarios" in capsys.readouterr().out
+    frame = pd.read_csv(output)
+    assert len(frame) == 6 and {"n_q50", "dollars_q95", "unreachable_fraction"} <= set(frame.columns)
+    e = np.asarray(chinplan.Posterior.load(small_posterior).params.E, np.float64)
+    by_target = frame.groupby("target_loss")["unreachable_fraction"].first()
+    assert by_target[2.0] == 0.0 and by_target[1.81] == pytest.approx(np.mean(e >= np.float32(1.81)), abs=0.01)
+    assert np.isinf(frame["n_q95"][frame.target_loss == 1.81]).all()
+
+
+def test_sweep_over_designs(tmp_path, capsys, small_posterior):
+    scenarios = tmp_path / "designs.toml"
+    scenarios.write_text('[grid]\nn = ["8B", "70B"]\nd = {logspace = [11, 13, 3]}\n[sweep]\noutputs = ["loss", "train_flops"]\n')
+    output = tmp_path / "designs.nc"
+    summary = run_json(capsys, ["sweep", str(scenarios), "-o", str(output), "--posterior", small_posterior])
+    assert summary["rows"] == 6 and summary["plan"] == "design"
+    import xarray as xr
+
+    with xr.open_dataset(output, engine="h5netcdf") as ds:
+        loss = ds["loss"].sel(quantile=0.5).values  # (n, d)
+        assert np.all(np.diff(loss, axis=1) < 0) and np.all(loss[1] < loss[0])  # more data, more params: lower loss
+        np.testing.assert_allclose(ds["train_flops"].sel(quantile=0.05, n=8e9, d=1e12), 6 * 8e9 * 1e12, rtol=1e-5)
+
+
+# --------------------------------------------------------------------------------------
+# plot
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kind, suffix, extra",
+    [
+        ("fan", ".png", ["--compute-range", "1e20", "1e25"]),
+        ("iso-loss", ".svg", []),
+        ("tco", ".png", ["--designs", "8B:15T", "70B:1.4T", "--tokens-per-query", "500"]),
+        ("pair", ".png", ["--pair-kind", "scatter"]),
+    ],
+)
+def test_plot_command_writes_a_figure(kind, suffix, extra, tmp_path, capsys, small_posterior):
+    output = tmp_path / f"figure{suffix}"
+    out = run_json(capsys, ["plot", kind, "-o", str(output), "--posterior", small_posterior, *extra])
+    assert out["kind"] == kind and out["bytes"] == output.stat().st_size > 0
+    data = output.read_bytes()
+    assert data[:8] == PNG_MAGIC if suffix == ".png" else b"<svg" in data[:2000]
+
+
+# --------------------------------------------------------------------------------------
+# fit
+# --------------------------------------------------------------------------------------
+
+
+def test_fit_command_writes_a_posterior(tmp_path, capsys):
+    runs = tmp_path / "runs.csv"
+    chinplan.datasets.chinchilla().to_csv(runs, index=False)
+    out = tmp_path / "post.nc"
+    summary = run_json(capsys, ["fit", str(runs), "-o", str(out), "--draws", "100", "--warmup", "100", "--chains", "1"])
+    assert set(summary["summary"]) >= {"E", "alpha", "beta"} and summary["num_draws"] == 100
+    assert chinplan.Posterior.load(out).num_draws == 100
+
+
+# --------------------------------------------------------------------------------------
+# Errors: one line on stderr, a non-zero exit code, never a traceback.
+# --------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -43,6 +331,26 @@ def test_plan_table(capsys):
         (["plan"], 2, "--compute"),
         (["plan", "--compute", "1e24", "--posterior", "/no/such.nc"], 1, "does not exist"),
         (["plan", "--compute", "1e24", "--quantiles", "1.5"], 1, "quantiles"),
+        (["plan", "--compute", "1e24", "--plot", "fan.gif"], 2, "must end in .png, .svg"),
+        (["plan", "--compute", "1e24", "--draws", "0"], 2, "at least 1"),
+        (["tco", "--target-loss", "2", "--hardware", "tpu"], 2, "invalid choice: 'tpu'"),
+        (["tco", "--target-loss", "1.0", "--draws", DRAWS], 1, "irreducible loss E of every posterior draw"),
+        (["tco", "--target-loss", "2", "--queries", "1e9"], 2, "--tokens-per-query"),
+        (["tco", "--target-loss", "2", "--tokens-per-query", "5", "--input-tokens", "4"], 2, "not both"),
+        (["tco", "--target-loss", "2", "--hardware", "a100", "--precision", "fp8"], 1, "fp8 is not supported by a100"),
+        (["tco", "--target-loss", "2", "--precision", "fp8", "--inference-hardware", "a100"], 1, "serving precision fp8"),
+        (["tco", "--target-loss", "2", "--mfu", "1.5"], 2, "(0, 1]"),
+        (["tco", "--target-loss", "2", "--price", "3:1"], 2, "LO < HI"),
+        (["compare", "70X:1T", "8B:15T"], 2, "'70X' is not a number"),
+        (["compare", "70B", "8B:15T"], 2, "must be N:D"),
+        (["compare", "a=70B:1T", "a=8B:15T"], 2, "more than once"),
+        (["compare", "70B:1T", "--target-loss", "1.0", "--draws", DRAWS], 1, "irreducible loss"),
+        (["sweep", "/no/such.toml", "-o", "out.csv"], 1, "does not exist"),
+        (["sweep", "s.toml", "-o", "out.xlsx"], 2, "must end in .parquet, .nc, .csv"),
+        (["sweep", "s.toml", "-o", "/no/such/dir/out.csv"], 1, "does not exist"),
+        (["plot", "violin", "-o", "x.png"], 2, "invalid choice"),
+        (["plot", "fan", "-o", "x.pdf"], 2, "must end in .png, .svg"),
+        (["plot", "tco", "-o", "x.png"], 2, "--tokens-per-query"),
         (["fit", "/no/such.csv", "-o", "x.nc"], 1, "does not exist"),
         (["frobnicate"], 2, "invalid choice"),
     ],
@@ -55,30 +363,101 @@ def test_bad_arguments_give_one_line_and_exit_code(argv, code, message, capsys):
     assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
 
 
-def test_fit_command_writes_a_posterior(tmp_path, capsys):
-    import chinplan
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[grid\ncompute = 1e24\n", "malformed TOML"),
+        ("[grid]\ncompute = 1e24\n[deploy]\nprice = 2\n", "'deploy'"),
+        ("[grid]\ncompute = 1e24\nqueris = [1, 2]\n", "grid.queris"),
+        ("[grid]\ncompute = {logspace = [20, 26]}\n", "grid.compute.logspace"),
+        ("[grid]\ncompute = {range = [1, 2]}\n", "grid.compute"),
+        ("[grid]\ncompute = [-1e24]\n", "grid.compute"),
+        ("[grid]\ncompute = 1e24\ntarget_loss = 2.0\n", "exactly one plan"),
+        ("[grid]\nn = 1e9\n", "exactly one plan"),
+        ("[grid]\nqueries = [1e9]\n", "exactly one plan"),
+        ("[grid]\ncompute = 1e24\nqueries = [1e9]\n[deployment]\nqueries = 1e9\n", "grid.queries"),
+        ("[grid]\ncompute = 1e24\n[sweep]\noutputs = ['dolars']\n", "sweep.outputs"),
+        ("[grid]\ncompute = 1e24\n[sweep]\nquantiles = [0.5, 2]\n", "sweep.quantiles"),
+        ("[grid]\ncompute = 1e24\n[sweep]\noptimum = 'cost'\n", "sweep.optimum"),
+        ("[grid]\ncompute = 1e24\n[deployment]\nhardware = 'tpu'\n", "deployment.hardware"),
+        ("[grid]\ncompute = 1e24\n[deployment]\nprice = {gamma = [1, 2]}\n", "deployment.price"),
+        ("[grid]\ncompute = 1e24\n[deployment]\nprice = {lognormal = [-1, 0.2]}\n", "deployment.price"),
+        ("[grid]\ncompute = [1e24, '70X']\n", "'70X'"),
+        ("[grid]\ntarget_loss = [1.0, 2.0]\n", "grid.target_loss"),
+        ("[grid]\ncompute = {linspace = [1e24, 1e24, 3]}\n", "grid.compute repeats"),
+        ("[grid]\ncompute = 1e24\n[deployment]\nprice = -1\n", "deployment.price"),
+        ("[grid]\ncompute = 1e24\n[deployment]\nprecision = 'fp8'\nhardware = 'a100'\n", "fp8 is not supported by a100"),
+        ("grid = 3\n", "'grid' must be a table"),
+        ("[grid]\ncompute = 1e24\nqueries = [1e9]\n", "input_tokens"),
+    ],
+)
+def test_bad_scenario_files_name_the_key(text, message, tmp_path, capsys):
+    scenarios = tmp_path / "bad.toml"
+    scenarios.write_text(text)
+    code = main(["sweep", str(scenarios), "-o", str(tmp_path / "out.csv"), "--draws", DRAWS])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "out.csv").exists()
 
-    runs = tmp_path / "runs.csv"
-    chinplan.datasets.chinchilla().to_csv(runs, index=False)
-    out = tmp_path / "post.nc"
-    code = main(["fit", str(runs), "-o", str(out), "--draws", "100", "--warmup", "100", "--chains", "1", "--json"])
-    assert code == 0
-    summary = json.loads(capsys.readouterr().out)
-    assert set(summary["summary"]) >= {"E", "alpha", "beta"}
-    assert chinplan.Posterior.load(out).num_draws == 100
+
+def test_unexpected_errors_are_one_line(monkeypatch, capsys):
+    def broken(args):
+        raise RuntimeError("XLA exploded\nwith a long\nmessage")
+
+    monkeypatch.setitem(cli._COMMANDS, "plan", broken)
+    assert main(["plan", "--compute", "1e24"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "chinplan: error: unexpected RuntimeError: XLA exploded with a long message"
 
 
-def test_console_script_runs():
-    result = subprocess.run(
-        [sys.executable, "-m", "chinplan.cli", "plan", "--compute", "1e23", "--json"], capture_output=True, text=True, timeout=300
-    )
+# --------------------------------------------------------------------------------------
+# The installed entry point, and the formatting helpers.
+# --------------------------------------------------------------------------------------
+
+
+def test_installed_entry_point_runs():
+    exe = shutil.which("chinplan")
+    command = [exe] if exe else [sys.executable, "-m", "chinplan.cli"]
+    result = subprocess.run([*command, "plan", "--compute", "1e23", "--draws", "50", "--json"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["plans"][0]["compute"] == 1e23
+    out = json.loads(result.stdout, parse_constant=_reject_constant)
+    assert out["plans"][0]["compute"] == 1e23 and out["num_draws"] == 50
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [("70B", 70e9), ("1.4T", 1.4e12), ("15t", 15e12), ("2.5K", 2500.0), ("0.5M", 5e5), ("1Q", 1e15),
+     ("1e9", 1e9), ("1000", 1000.0), ("7e1B", 70e9), (" 3 B ", 3e9)],
+)  # fmt: skip
+def test_parse_human(text, value):
+    assert parse_human(text) == pytest.approx(value, rel=1e-12)
+
+
+@pytest.mark.parametrize("text", ["70X", "B", "", "1.2.3T", "1e9B9"])
+def test_parse_human_rejects(text):
+    with pytest.raises(ValueError, match="is not a number"):
+        parse_human(text)
+
+
+def test_parse_design():
+    assert parse_design("70B:1.4T") == ("70B:1.4T", 70e9, 1.4e12)
+    assert parse_design("chinchilla=70e9:1.4e12") == ("chinchilla", 70e9, 1.4e12)
+    for bad in ("70B", "70B:1T:2", "0:1T", "70X:1T", "a=70B"):
+        with pytest.raises(ValueError, match="design"):
+            parse_design(bad)
 
 
 def test_human_formats():
     assert human_count(70e9) == "70B"
     assert human_count(1.4e12) == "1.4T"
+    assert human_count(3.4e3) == "3.4K"
     assert human_count(float("inf")) == "inf"
     assert human_flops(5.76e23) == "5.76e23 FLOPs"
     assert human_flops(1e24) == "1e24 FLOPs"
+    assert human_flops(math.inf) == "inf FLOPs"
+    assert human_dollars(1.2e6) == "$1.2M"
+    assert human_dollars(3.4e3) == "$3.4K"
+    assert human_dollars(512) == "$512"
+    assert human_dollars(0.25) == "$0.25"
+    assert human_dollars(-2e9) == "-$2B"
+    assert human_dollars(math.inf) == "$inf"
