@@ -1,0 +1,733 @@
+"""Calibration of the Bayesian fit: backtests, simulation-based calibration, predictive checks.
+
+Three questions, one function each:
+
+* :func:`backtest` -- *does the posterior predictive extrapolate honestly?* Fit on the runs
+  below a compute threshold, predict the larger runs, and count how many land inside the
+  central predictive intervals (coverage), with the median absolute and relative error of
+  the posterior-median prediction. This is the scaling-law use case: predict bigger runs
+  from smaller ones.
+* :func:`sbc` -- *is the inference machinery (model + NUTS) calibrated?* Simulation-based
+  calibration (Talts, Betancourt, Simpson, Vehtari & Gelman 2018, "Validating Bayesian
+  Inference Algorithms with Simulation-Based Calibration", arXiv:1804.06788): draw
+  theta* ~ p(theta), simulate y ~ p(y | theta*), fit p(theta | y), and record the rank of
+  theta* among L posterior draws. When the sampler is correct the ranks are uniform on
+  {0, ..., L} and every central interval of level q covers theta* in a fraction q of
+  repeats.
+* :func:`ppc` -- *does the fitted model reproduce the data it was fit to?* Posterior
+  predictive checks (Gelman et al., "Bayesian Data Analysis", 3rd ed. 2013, ch. 6):
+  replicated data y_rep ~ p(y_rep | y) as an arviz ``InferenceData`` (for
+  ``az.plot_ppc``) and Bayesian p-values of test statistics of the residuals.
+
+The predictive distribution is the model's own likelihood (:mod:`chinplan.model`): for a
+posterior draw s,
+
+    log L_rep = logsumexp(log E_s, log A_s - alpha_s log N, log B_s - beta_s log D)
+                + sigma_s * t_{nu_s},
+
+with t_nu a standard Student-t variate with nu degrees of freedom.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import time
+import warnings
+from typing import Mapping, NamedTuple, Sequence
+
+import arviz as az
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy import stats
+
+from chinplan.data import MIN_RUNS, load_runs, runs_arrays
+from chinplan.datasets import OUTLIER_MAX_TOKENS_PER_PARAM
+from chinplan.fit import Posterior, fit
+from chinplan.law import LawParams, log_loss
+from chinplan.model import PARAM_NAMES, Priors, chinchilla_model
+
+__all__ = [
+    "Backtest",
+    "backtest",
+    "DEFAULT_TRAIN_FRACTION",
+    "SBC",
+    "sbc",
+    "SBC_PRIORS",
+    "SBC_PARAMS",
+    "sbc_design",
+    "sample_prior",
+    "simulate_log_loss",
+    "rank_uniformity",
+    "PPC",
+    "ppc",
+    "predictive_log_loss",
+    "binomial_se",
+]
+
+#: Default share of runs (by FLOPs quantile) that :func:`backtest` fits on.
+DEFAULT_TRAIN_FRACTION = 0.65
+
+#: The SBC prior: the model's own families (:class:`chinplan.model.Priors`) narrowed to a
+#: realistic box around the published fits (Hoffmann et al. 2022, Besiroglu et al. 2024,
+#: Muennighoff et al. 2023: log E 0.53-0.63, log A 6.0-6.3, log B 6.0-7.6, alpha
+#: 0.34-0.35, beta 0.28-0.37). The default priors are too wide to simulate sensible runs
+#: from (see docs/CALIBRATION.md); SBC proper needs the truths to come from the prior the
+#: fit uses, so :func:`sbc` fits with this prior too. sigma ~ HalfNormal(0.01) covers the
+#: embedded fit's 0.004 and digitising noise of +-0.015 in loss; nu keeps the model's
+#: Gamma(2, 0.1).
+SBC_PRIORS = Priors(
+    log_E_loc=0.55,
+    log_E_scale=0.1,
+    log_A_loc=6.1,
+    log_A_scale=0.3,
+    log_B_loc=7.0,
+    log_B_scale=0.6,
+    exponent_low=0.25,
+    exponent_high=0.45,
+    sigma_scale=0.01,
+    nu_concentration=2.0,
+    nu_rate=0.1,
+)
+
+#: Quantities :func:`sbc` ranks: the law's constants and the noise parameters. E, A, B are
+#: ranked through their logs (the same ranks: the map is monotone).
+SBC_PARAMS = ("E", "A", "B", "alpha", "beta", "sigma", "nu")
+_SITE_OF = {"E": "log_E", "A": "log_A", "B": "log_B", "alpha": "alpha", "beta": "beta", "sigma": "sigma", "nu": "nu"}
+
+
+def binomial_se(p, n):
+    """Standard error sqrt(p (1 - p) / n) of a proportion ``p`` measured on ``n`` trials."""
+    p = np.asarray(p, dtype=np.float64)
+    return np.sqrt(p * (1.0 - p) / n)
+
+
+def _check_levels(levels) -> tuple[float, ...]:
+    try:
+        levels = tuple(float(q) for q in np.atleast_1d(np.asarray(levels, dtype=np.float64)))
+    except (TypeError, ValueError):
+        raise ValueError(f"levels must be numbers in (0, 1), got {levels!r}") from None
+    if not levels or not all(0.0 < q < 1.0 for q in levels):
+        raise ValueError(f"levels must be numbers strictly between 0 and 1, got {levels!r}")
+    return levels
+
+
+def _pct(q: float) -> str:
+    return f"{100 * q:g}"
+
+
+# ----------------------------------------------------------------------------------------
+# Posterior predictive draws
+# ----------------------------------------------------------------------------------------
+@jax.jit
+def _predictive(key, log_E, log_A, log_B, alpha, beta, sigma, nu, log_n, log_d):
+    """(mean, replicate) log losses, each of shape draws.shape + (runs,)."""
+    law = LawParams(jnp.exp(log_E), jnp.exp(log_A), jnp.exp(log_B), alpha, beta)
+    expand = lambda x: x[..., None]  # noqa: E731
+    mean = log_loss(LawParams(*(expand(p) for p in law)), log_n, log_d)
+    t = jax.random.t(key, expand(nu), mean.shape, dtype=mean.dtype)
+    return mean, mean + expand(sigma) * t
+
+
+def _posterior_sites(posterior: Posterior) -> dict[str, np.ndarray]:
+    post = posterior.to_arviz().posterior
+    return {name: np.asarray(post[name].values) for name in PARAM_NAMES}  # (chain, draw)
+
+
+def _predict(posterior: Posterior, log_n, log_d, key):
+    sites = _posterior_sites(posterior)
+    dtype = jnp.result_type(float)
+    args = [jnp.asarray(sites[name], dtype) for name in ("log_E", "log_A", "log_B", "alpha", "beta", "sigma", "nu")]
+    mean, rep = _predictive(key, *args, jnp.asarray(log_n, dtype), jnp.asarray(log_d, dtype))
+    return np.asarray(mean, np.float64), np.asarray(rep, np.float64)
+
+
+def predictive_log_loss(posterior: Posterior, runs, *, key: jax.Array) -> np.ndarray:
+    """Posterior predictive draws of log loss at the (N, D) of ``runs``.
+
+    For each posterior draw s (chains flattened), one replicate per run:
+    log L_rep = log L_s(N, D) + sigma_s t_{nu_s}, the model's Student-t likelihood
+    (:func:`chinplan.model.chinchilla_model`). Fixed ``key``, fixed draws.
+
+    Args:
+      posterior: a :class:`chinplan.fit.Posterior`.
+      runs: a runs table (only ``params`` and ``tokens``/``flops`` are used, but a
+        ``loss`` column is required by :func:`chinplan.load_runs`).
+      key: JAX PRNG key for the Student-t noise.
+
+    Returns:
+      float64 array of shape (num_draws, num_runs).
+    """
+    arrays = runs_arrays(load_runs(runs, min_runs=1))
+    _, rep = _predict(posterior, arrays.log_n, arrays.log_d, key)
+    return rep.reshape(-1, rep.shape[-1])
+
+
+# ----------------------------------------------------------------------------------------
+# Backtest
+# ----------------------------------------------------------------------------------------
+class Backtest(NamedTuple):
+    """Result of :func:`backtest`.
+
+    Attributes:
+      threshold: the compute threshold C*: runs with FLOPs < C* were fitted.
+      num_fit, num_heldout: runs on each side of C*.
+      levels: the central-interval levels.
+      coverage: {level: fraction of held-out runs inside the central predictive interval}.
+      coverage_se: {level: binomial standard error sqrt(p(1-p)/num_heldout)}.
+      coverage_without_outliers: the same coverage over held-out runs that are not flagged
+        as outliers (equal to ``coverage`` when none is held out).
+      num_outliers_fit, num_outliers_heldout: flagged runs on each side of C*.
+      median_abs_error: median over held-out runs of |median prediction - observed loss|.
+      median_rel_error: median of |median prediction - observed| / observed.
+      table: one row per run (fitted and held-out): params, tokens, flops, loss,
+        tokens_per_param, outlier, heldout, pred_median (posterior predictive median of the
+        loss), law_median (posterior median of the noiseless law), abs_error, rel_error and,
+        per level q in percent, lower_q, upper_q, inside_q.
+      posterior: the posterior fitted on the runs below C*.
+    """
+
+    threshold: float
+    num_fit: int
+    num_heldout: int
+    levels: tuple
+    coverage: dict
+    coverage_se: dict
+    coverage_without_outliers: dict
+    num_outliers_fit: int
+    num_outliers_heldout: int
+    median_abs_error: float
+    median_rel_error: float
+    table: pd.DataFrame
+    posterior: Posterior
+
+    def summary(self) -> pd.DataFrame:
+        """One row per level: coverage, its binomial SE, and coverage without outliers."""
+        return pd.DataFrame(
+            {
+                "coverage": [self.coverage[q] for q in self.levels],
+                "se": [self.coverage_se[q] for q in self.levels],
+                "coverage_without_outliers": [self.coverage_without_outliers[q] for q in self.levels],
+            },
+            index=pd.Index(self.levels, name="level"),
+        )
+
+
+def _split_threshold(flops: np.ndarray, compute_threshold, train_fraction) -> float:
+    if compute_threshold is not None and train_fraction is not None:
+        raise ValueError("give compute_threshold or train_fraction, not both")
+    if compute_threshold is None:
+        fraction = DEFAULT_TRAIN_FRACTION if train_fraction is None else train_fraction
+        if not isinstance(fraction, (int, float, np.floating)) or not 0.0 < fraction < 1.0:
+            raise ValueError(f"train_fraction must be a number strictly between 0 and 1, got {fraction!r}")
+        return float(np.quantile(flops, fraction))
+    try:
+        threshold = float(compute_threshold)
+    except (TypeError, ValueError):
+        raise ValueError(f"compute_threshold must be a positive number of FLOPs, got {compute_threshold!r}") from None
+    if not (math.isfinite(threshold) and threshold > 0):
+        raise ValueError(f"compute_threshold must be a positive finite number of FLOPs, got {compute_threshold!r}")
+    return threshold
+
+
+def backtest(
+    runs,
+    *,
+    key: jax.Array,
+    compute_threshold: float | None = None,
+    train_fraction: float | None = None,
+    levels: Sequence[float] = (0.5, 0.8, 0.9),
+    outlier_max_tokens_per_param: float | None = OUTLIER_MAX_TOKENS_PER_PARAM,
+    **fit_kwargs,
+) -> Backtest:
+    """Fits on the smaller runs and checks the predictive intervals on the larger ones.
+
+    Runs with training compute C < C* are fitted with :func:`chinplan.fit`; for every run
+    with C >= C* the posterior predictive distribution of its loss is sampled (one
+    Student-t replicate per posterior draw, see the module docstring) and the central
+    interval of level q, [Q((1-q)/2), Q((1+q)/2)], is compared with the observed loss.
+
+        coverage(q) = #{held-out runs with lower_q <= L_obs <= upper_q} / #{held-out runs}
+
+    A calibrated predictive gives coverage(q) = q up to binomial error
+    sqrt(q (1-q) / n_heldout) (larger in practice: the held-out runs share one posterior,
+    so their hits are positively correlated).
+
+    Args:
+      runs: runs table (DataFrame or CSV path), validated with :func:`chinplan.load_runs`.
+      key: JAX PRNG key; split into the fit's key and the predictive noise key.
+      compute_threshold: C* in FLOPs. Default: the ``train_fraction`` quantile of the runs'
+        FLOPs.
+      train_fraction: quantile of FLOPs used as C* when ``compute_threshold`` is None
+        (default :data:`DEFAULT_TRAIN_FRACTION` = 0.65, i.e. about 65% of runs fitted).
+      levels: central-interval levels, each strictly between 0 and 1.
+      outlier_max_tokens_per_param: runs with D/N below this are flagged ``outlier`` and
+        coverage is also reported without them (default 0.41: the 5 digitised Chinchilla
+        outliers near 1e19 FLOPs). None flags nothing.
+      **fit_kwargs: passed to :func:`chinplan.fit` (num_draws, num_warmup, num_chains,
+        chain_method, priors, progress, ...).
+
+    Returns:
+      A :class:`Backtest`.
+
+    Raises:
+      ValueError: ``levels`` outside (0, 1); a ``compute_threshold`` that is not a positive
+        number or that leaves fewer than 7 runs (the model's parameter count) to fit or to
+        hold out; a ``train_fraction`` outside (0, 1).
+    """
+    levels = _check_levels(levels)
+    runs = load_runs(runs)
+    flops = runs["flops"].to_numpy(np.float64)
+    threshold = _split_threshold(flops, compute_threshold, train_fraction)
+    heldout = flops >= threshold
+    num_fit, num_heldout = int((~heldout).sum()), int(heldout.sum())
+    arg = "compute_threshold" if compute_threshold is not None else "train_fraction"
+    for part, count in (("to fit", num_fit), ("to hold out", num_heldout)):
+        if count < MIN_RUNS:
+            raise ValueError(
+                f"{arg}: the threshold {threshold:.4g} FLOPs leaves {count} runs {part}; "
+                f"each side needs at least {MIN_RUNS} (the model's parameter count)"
+            )
+    fit_key, pred_key = jax.random.split(key)
+    posterior = fit(runs[~heldout].reset_index(drop=True), key=fit_key, **fit_kwargs)
+
+    arrays = runs_arrays(runs)
+    mean, rep = _predict(posterior, arrays.log_n, arrays.log_d, pred_key)
+    rep_loss = np.exp(rep.reshape(-1, rep.shape[-1]))
+    law_loss = np.exp(mean.reshape(-1, mean.shape[-1]))
+    table = runs.copy()
+    table["tokens_per_param"] = table["tokens"] / table["params"]
+    table["outlier"] = (
+        table["tokens_per_param"] < outlier_max_tokens_per_param if outlier_max_tokens_per_param is not None else False
+    )
+    table["heldout"] = heldout
+    table["pred_median"] = np.median(rep_loss, axis=0)
+    table["law_median"] = np.median(law_loss, axis=0)
+    table["abs_error"] = np.abs(table["pred_median"] - table["loss"])
+    table["rel_error"] = table["abs_error"] / table["loss"]
+    coverage, coverage_se, coverage_clean = {}, {}, {}
+    test = table[table["heldout"]]
+    clean = test[~test["outlier"]]
+    for q in levels:
+        lo, hi = np.quantile(rep_loss, [(1 - q) / 2, (1 + q) / 2], axis=0)
+        name = _pct(q)
+        table[f"lower_{name}"], table[f"upper_{name}"] = lo, hi
+        table[f"inside_{name}"] = (lo <= table["loss"]) & (table["loss"] <= hi)
+        inside = table.loc[table["heldout"], f"inside_{name}"]
+        coverage[q] = float(inside.mean())
+        coverage_se[q] = float(binomial_se(coverage[q], num_heldout))
+        coverage_clean[q] = float(table.loc[clean.index, f"inside_{name}"].mean()) if len(clean) else float("nan")
+    return Backtest(
+        threshold=threshold,
+        num_fit=num_fit,
+        num_heldout=num_heldout,
+        levels=levels,
+        coverage=coverage,
+        coverage_se=coverage_se,
+        coverage_without_outliers=coverage_clean,
+        num_outliers_fit=int(table.loc[~table["heldout"], "outlier"].sum()),
+        num_outliers_heldout=int(test["outlier"].sum()),
+        median_abs_error=float(test["abs_error"].median()),
+        median_rel_error=float(test["rel_error"].median()),
+        table=table,
+        posterior=posterior,
+    )
+
+
+# ----------------------------------------------------------------------------------------
+# Simulation-based calibration
+# ----------------------------------------------------------------------------------------
+def sbc_design(num_runs: int) -> pd.DataFrame:
+    """A realistic (N, D) design: ``num_runs`` embedded Chinchilla runs spread over compute.
+
+    The 240 embedded runs that are not outliers, sorted by FLOPs, are sampled at
+    ``num_runs`` evenly spaced ranks (deterministic), so the design spans the same
+    N (7e7 to 1.6e10), D and C (1e18 to 1e22) as Hoffmann et al.'s Figure 4 grid.
+    """
+    from chinplan import datasets
+
+    if not isinstance(num_runs, (int, np.integer)) or num_runs < MIN_RUNS:
+        raise ValueError(f"num_runs must be an integer >= {MIN_RUNS}, got {num_runs!r}")
+    runs = datasets.chinchilla(drop_outliers=True).sort_values("flops").reset_index(drop=True)
+    if num_runs > len(runs):
+        raise ValueError(f"num_runs must be at most {len(runs)} (the embedded runs), got {num_runs!r}")
+    index = np.round(np.linspace(0, len(runs) - 1, num_runs)).astype(int)
+    return runs.loc[index, ["params", "tokens", "flops"]].reset_index(drop=True)
+
+
+def sample_prior(priors: Priors, *, key: jax.Array) -> dict[str, jax.Array]:
+    """One draw of every site of :func:`chinplan.model.chinchilla_model` from its prior.
+
+    log E ~ N(m_E, s_E), log A ~ N(m_A, s_A), log B ~ N(m_B, s_B), alpha, beta ~ U(lo, hi),
+    sigma ~ HalfNormal(s_sigma), nu ~ Gamma(k, rate) -- exactly the model's joint prior
+    (its log A / log B reparameterisation has unit Jacobian).
+    """
+    p = priors
+    k = jax.random.split(key, 7)
+    dtype = jnp.result_type(float)
+    normal = lambda kk: jax.random.normal(kk, (), dtype)  # noqa: E731
+    uniform = lambda kk: jax.random.uniform(kk, (), dtype, p.exponent_low, p.exponent_high)  # noqa: E731
+    return {
+        "log_E": p.log_E_loc + p.log_E_scale * normal(k[0]),
+        "log_A": p.log_A_loc + p.log_A_scale * normal(k[1]),
+        "log_B": p.log_B_loc + p.log_B_scale * normal(k[2]),
+        "alpha": uniform(k[3]),
+        "beta": uniform(k[4]),
+        "sigma": p.sigma_scale * jnp.abs(normal(k[5])),
+        "nu": jax.random.gamma(k[6], p.nu_concentration, (), dtype) / p.nu_rate,
+    }
+
+
+def simulate_log_loss(sample: Mapping[str, jax.Array], log_n, log_d, *, key: jax.Array) -> jax.Array:
+    """log L_i = log L(N_i, D_i; theta) + sigma t_nu: the model's likelihood, one draw per run."""
+    law = LawParams.from_logs(sample["log_E"], sample["log_A"], sample["log_B"], sample["alpha"], sample["beta"])
+    mean = log_loss(law, log_n, log_d)
+    return mean + sample["sigma"] * jax.random.t(key, sample["nu"], jnp.shape(mean), dtype=mean.dtype)
+
+
+@functools.lru_cache(maxsize=8)
+def _sampler(num_warmup, num_draws, num_chains, chain_method, priors, target_accept_prob):
+    """One numpyro MCMC per setting, built once and re-run on every repeat's data.
+
+    ``jit_model_args=True`` passes the data as arguments of the jitted NUTS step, so the
+    model is traced and its step compiled for one data shape. Measured with numpyro 0.22:
+    this does *not* remove the per-run compilation of the sampling loop, because
+    ``numpyro.util.fori_collect`` jits ``_fori_collect_loop`` with a closure created anew
+    on each call as a static argument; every repeat still pays one XLA compilation of the
+    loop (docs/CALIBRATION.md gives the timings). The kernel matches :func:`chinplan.fit`
+    (NUTS, dense mass matrix, init_to_median).
+    """
+    from numpyro.infer import MCMC, NUTS, init_to_median
+
+    model = functools.partial(chinchilla_model, priors=priors)
+    kernel = NUTS(model, dense_mass=True, target_accept_prob=target_accept_prob, init_strategy=init_to_median)
+    return MCMC(
+        kernel,
+        num_warmup=num_warmup,
+        num_samples=num_draws,
+        num_chains=num_chains,
+        chain_method=chain_method,
+        progress_bar=False,
+        jit_model_args=True,
+    )
+
+
+def rank_uniformity(ranks, num_ranks: int, *, key: jax.Array, bins: int | None = None) -> tuple[float, float]:
+    """p-values of the hypothesis that SBC ranks are uniform on {0, ..., L}.
+
+    Chi-square: the ranks are grouped into ``bins`` bins of consecutive values, with
+    expected counts n * (values in bin) / (L + 1); default: the largest divisor of L + 1
+    that leaves at least 5 expected ranks per bin (at least 2 bins). Kolmogorov-Smirnov:
+    the randomised ranks u = (r + U) / (L + 1), U ~ U(0, 1) drawn from a NumPy generator seeded by
+    ``key``, are exactly
+    U(0, 1) under the null (Talts et al. 2018, Section 4).
+
+    Returns:
+      (chi-square p-value, KS p-value).
+    """
+    ranks = np.asarray(ranks, dtype=np.int64)
+    n, values = ranks.size, num_ranks + 1
+    if bins is None:
+        divisors = [b for b in range(2, values + 1) if values % b == 0 and n / b >= 5]
+        bins = max(divisors) if divisors else 2
+    edges = np.floor(np.arange(values) * bins / values).astype(int)  # bin of each rank value
+    observed = np.bincount(edges[ranks], minlength=bins)
+    expected = n * np.bincount(edges, minlength=bins) / values
+    chi2 = stats.chisquare(observed, expected).pvalue
+    seed = np.asarray(jax.random.key_data(key), dtype=np.uint32).ravel()
+    jitter = np.random.default_rng(seed).uniform(size=n)  # host-side: no compile per size
+    ks = stats.kstest((ranks + jitter) / values, "uniform").pvalue
+    return float(chi2), float(ks)
+
+
+@dataclasses.dataclass(frozen=True)
+class SBC:
+    """Result of :func:`sbc`.
+
+    Attributes:
+      ranks: DataFrame (repeat x parameter) of ranks in {0, ..., num_ranks}: the number of
+        thinned posterior draws below the truth.
+      num_ranks: L, the number of thinned draws ranked against.
+      level: the central-interval level of ``covered``.
+      covered: DataFrame (repeat x parameter), True when the central ``level`` interval of
+        all (unthinned) posterior draws contains the truth.
+      truths: DataFrame (repeat x parameter) of the drawn truths (E, A, B natural units).
+      coverage: Series per parameter, fraction of repeats covered.
+      coverage_se: binomial standard error sqrt(p (1-p) / repeats) of ``coverage``.
+      chi2_pvalue, ks_pvalue: Series per parameter, rank-uniformity p-values
+        (:func:`rank_uniformity`).
+      divergences: divergent transitions per repeat.
+      seconds: wall time of each repeat's fit (the first includes compilation).
+      settings: the arguments of the run.
+    """
+
+    ranks: pd.DataFrame
+    num_ranks: int
+    level: float
+    covered: pd.DataFrame
+    truths: pd.DataFrame
+    coverage: pd.Series
+    coverage_se: pd.Series
+    chi2_pvalue: pd.Series
+    ks_pvalue: pd.Series
+    divergences: np.ndarray
+    seconds: np.ndarray
+    settings: dict
+
+    @property
+    def num_repeats(self) -> int:
+        """Number of simulate-and-fit repeats."""
+        return len(self.ranks)
+
+    def summary(self) -> pd.DataFrame:
+        """Per parameter: coverage, its SE, chi-square and KS p-values, mean normalised rank."""
+        return pd.DataFrame(
+            {
+                "coverage": self.coverage,
+                "se": self.coverage_se,
+                "chi2_p": self.chi2_pvalue,
+                "ks_p": self.ks_pvalue,
+                "mean_rank": self.ranks.mean() / self.num_ranks,
+            }
+        )
+
+
+def sbc(
+    *,
+    key: jax.Array,
+    num_repeats: int = 100,
+    num_runs: int = 100,
+    noise: float | None = None,
+    num_draws: int = 400,
+    num_warmup: int = 300,
+    num_chains: int = 1,
+    num_ranks: int = 99,
+    level: float = 0.9,
+    priors: Priors = SBC_PRIORS,
+    chain_method: str = "sequential",
+    target_accept_prob: float = 0.8,
+    design: pd.DataFrame | None = None,
+    max_seconds: float | None = None,
+    first_repeat: int = 0,
+    progress: bool = False,
+) -> SBC:
+    """Simulation-based calibration of the NUTS fit (Talts et al. 2018, Algorithm 1).
+
+    For repeat i with key k_i = fold_in(split(key)[0], i):
+
+        theta* ~ p(theta)                         (:func:`sample_prior`, ``priors``)
+        log L_j ~ StudentT(nu*, log L(N_j, D_j; theta*), sigma*)   on the ``design``
+        theta_1..theta_S ~ p(theta | L)           (NUTS with the same ``priors``)
+        r_i = #{l : theta_l < theta*}             over L draws thinned evenly from S
+
+    If the posterior draws are exact, r_i is uniform on {0, ..., L} and the central
+    ``level`` interval covers theta* with probability ``level``. This is SBC proper: the
+    truths come from the prior the fit uses. The default prior :data:`SBC_PRIORS` is the
+    model's families narrowed to a realistic box around the published fits (the default
+    wide prior makes many synthetic runs degenerate; see docs/CALIBRATION.md). One numpyro
+    MCMC object (``jit_model_args=True``) serves every repeat, but numpyro 0.22 still
+    recompiles its sampling loop on each run (see ``_sampler``), so budget a few seconds of
+    compilation per repeat. Repeat i depends only on ``key`` and i, so a shorter run with
+    the same key reproduces the first repeats of a longer one.
+
+    Args:
+      key: JAX PRNG key.
+      num_repeats: number of simulate-and-fit repeats.
+      num_runs: runs per synthetic data set (:func:`sbc_design`); ignored with ``design``.
+      noise: if given, replaces ``priors.sigma_scale``: the HalfNormal scale of the
+        log-loss noise sigma (the typical noise of the synthetic runs).
+      num_draws, num_warmup, num_chains, chain_method, target_accept_prob: NUTS settings.
+      num_ranks: L, the thinned draws a truth is ranked among (<= num_chains * num_draws).
+      level: central-interval level for coverage, in (0, 1).
+      priors: the prior truths are drawn from and the fit uses.
+      design: optional DataFrame with ``params`` and ``tokens`` (or ``flops``).
+      max_seconds: optional wall-time budget: no new repeat starts once it is spent, and
+        the result holds the repeats done (``settings["num_repeats"]``); they are the same
+        as the first repeats of an unbudgeted run with the same key.
+      first_repeat: index of the first repeat (repeats first_repeat, first_repeat + 1, ...):
+        extends an earlier run with the same key, or splits one across processes.
+      progress: print one line per repeat.
+
+    Returns:
+      An :class:`SBC` with ranks, coverage per parameter and uniformity p-values.
+    """
+    for name, value, low in (
+        ("num_repeats", num_repeats, 1),
+        ("num_draws", num_draws, 1),
+        ("num_warmup", num_warmup, 0),
+        ("num_chains", num_chains, 1),
+        ("num_ranks", num_ranks, 1),
+        ("first_repeat", first_repeat, 0),
+    ):
+        if not isinstance(value, (int, np.integer)) or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    total = num_chains * num_draws
+    if num_ranks > total:
+        raise ValueError(f"num_ranks must be at most num_chains * num_draws = {total}, got {num_ranks}")
+    if not (isinstance(level, (int, float, np.floating)) and 0.0 < level < 1.0):
+        raise ValueError(f"level must be a number strictly between 0 and 1, got {level!r}")
+    level = float(level)
+    if noise is not None:
+        if not (isinstance(noise, (int, float, np.floating)) and noise > 0 and math.isfinite(noise)):
+            raise ValueError(f"noise must be a positive number, got {noise!r}")
+        priors = priors._replace(sigma_scale=float(noise))
+    if design is None:
+        design = sbc_design(num_runs)
+    else:
+        design = load_runs(design.assign(loss=1.0) if "loss" not in design else design)
+    dtype = jnp.result_type(float)
+    log_n = jnp.asarray(np.log(design["params"].to_numpy(np.float64)), dtype)
+    log_d = jnp.asarray(np.log(design["tokens"].to_numpy(np.float64)), dtype)
+
+    mcmc = _sampler(num_warmup, num_draws, num_chains, chain_method, priors, target_accept_prob)
+    thin = np.arange(num_ranks) * (total // num_ranks)
+    lo_q, hi_q = (1 - level) / 2, (1 + level) / 2
+    ranks, covered, truths, divergences, seconds = [], [], [], [], []
+    repeat_key, stats_key = jax.random.split(key)
+    started = time.perf_counter()
+    for i in range(first_repeat, first_repeat + num_repeats):
+        if max_seconds is not None and i > first_repeat and time.perf_counter() - started > max_seconds:
+            break
+        k_truth, k_data, k_fit = jax.random.split(jax.random.fold_in(repeat_key, i), 3)
+        truth = sample_prior(priors, key=k_truth)
+        y = simulate_log_loss(truth, log_n, log_d, key=k_data)
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="There are not enough devices to run parallel chains")
+            mcmc.run(k_fit, log_n, log_d, y)
+        samples = mcmc.get_samples()
+        jax.block_until_ready(samples)
+        seconds.append(time.perf_counter() - start)
+        divergences.append(int(np.asarray(mcmc.get_extra_fields()["diverging"]).sum()))
+        row_rank, row_cov, row_truth = {}, {}, {}
+        for name in SBC_PARAMS:
+            site = _SITE_OF[name]
+            draws = np.asarray(samples[site]).reshape(-1)
+            value = np.asarray(truth[site]).astype(draws.dtype)
+            row_rank[name] = int(np.sum(draws[thin] < value))
+            lo, hi = np.quantile(draws, [lo_q, hi_q])
+            row_cov[name] = bool(lo <= value <= hi)
+            v = float(value)
+            row_truth[name] = math.exp(v) if site.startswith("log_") else v
+        ranks.append(row_rank)
+        covered.append(row_cov)
+        truths.append(row_truth)
+        if progress:
+            print(f"sbc repeat {i + 1}/{first_repeat + num_repeats}: {seconds[-1]:.1f} s, {divergences[-1]} divergences", flush=True)
+
+    num_repeats = len(ranks)
+    index = pd.RangeIndex(first_repeat, first_repeat + num_repeats, name="repeat")
+    ranks = pd.DataFrame(ranks, columns=list(SBC_PARAMS), index=index)
+    covered = pd.DataFrame(covered, columns=list(SBC_PARAMS), index=index)
+    coverage = covered.mean()
+    p_keys = jax.random.split(stats_key, len(SBC_PARAMS))
+    pvalues = {name: rank_uniformity(ranks[name], num_ranks, key=k) for name, k in zip(SBC_PARAMS, p_keys)}
+    return SBC(
+        ranks=ranks,
+        num_ranks=num_ranks,
+        level=level,
+        covered=covered,
+        truths=pd.DataFrame(truths, columns=list(SBC_PARAMS), index=index),
+        coverage=coverage,
+        coverage_se=pd.Series(binomial_se(coverage.to_numpy(), num_repeats), index=coverage.index),
+        chi2_pvalue=pd.Series({n: p[0] for n, p in pvalues.items()}),
+        ks_pvalue=pd.Series({n: p[1] for n, p in pvalues.items()}),
+        divergences=np.asarray(divergences),
+        seconds=np.asarray(seconds),
+        settings=dict(
+            num_repeats=num_repeats,
+            first_repeat=first_repeat,
+            num_runs=len(design),
+            num_draws=num_draws,
+            num_warmup=num_warmup,
+            num_chains=num_chains,
+            num_ranks=num_ranks,
+            level=level,
+            priors=priors._asdict(),
+            chain_method=chain_method,
+            target_accept_prob=target_accept_prob,
+        ),
+    )
+
+
+# ----------------------------------------------------------------------------------------
+# Posterior predictive checks
+# ----------------------------------------------------------------------------------------
+class PPC(NamedTuple):
+    """Result of :func:`ppc`.
+
+    Attributes:
+      idata: arviz InferenceData with groups posterior, posterior_predictive (``log_loss``,
+        dims chain x draw x run), observed_data (``log_loss``, dim run) and constant_data
+        (log_n, log_d); ``az.plot_ppc(idata)`` draws the check.
+      summary: one row per test statistic of the residuals (mean, sd, min, max, max_abs):
+        ``observed`` = E[T(y - mu_theta)], ``replicated`` = E[T(y_rep - mu_theta)] and the
+        Bayesian p-value ``p_value`` = Pr(T(y_rep - mu_theta) >= T(y - mu_theta) | y).
+      coverage: {level: in-sample fraction of observed log losses inside the central
+        posterior predictive interval}.
+    """
+
+    idata: az.InferenceData
+    summary: pd.DataFrame
+    coverage: dict
+
+
+_PPC_STATS = {
+    "mean": lambda r: r.mean(axis=-1),
+    "sd": lambda r: r.std(axis=-1, ddof=1),
+    "min": lambda r: r.min(axis=-1),
+    "max": lambda r: r.max(axis=-1),
+    "max_abs": lambda r: np.abs(r).max(axis=-1),
+}
+
+
+def ppc(posterior: Posterior, runs, *, key: jax.Array, levels: Sequence[float] = (0.5, 0.8, 0.9)) -> PPC:
+    """Posterior predictive check of a fit against runs (Gelman et al. BDA3, ch. 6).
+
+    Replicates y_rep(s) = mu_s + sigma_s t_{nu_s}, one per posterior draw s, with
+    mu_s = log L(N, D; theta_s) and y the observed log losses. For a discrepancy
+    T(y, theta) of the residuals r = y - mu_theta, the posterior predictive (Bayesian)
+    p-value is (BDA3, Eq. 6.8)
+
+        p_B = Pr(T(y_rep, theta) >= T(y, theta) | y)
+            ~= (1/S) sum_s 1[T(y_rep(s) - mu_s) >= T(y - mu_s)].
+
+    p-values near 0 or 1 flag a feature of the data the model does not reproduce.
+
+    Args:
+      posterior: a :class:`chinplan.fit.Posterior`.
+      runs: the runs to check against (normally those the posterior was fit to).
+      key: JAX PRNG key for the replicates.
+      levels: central-interval levels for the in-sample coverage, each in (0, 1).
+
+    Returns:
+      A :class:`PPC`.
+    """
+    levels = _check_levels(levels)
+    arrays = runs_arrays(load_runs(runs, min_runs=1))
+    mean, rep = _predict(posterior, arrays.log_n, arrays.log_d, key)  # (chain, draw, run)
+    y = arrays.log_loss
+    post = posterior.to_arviz().posterior
+    coords = {"chain": post["chain"].values, "draw": post["draw"].values, "run": np.arange(len(y))}
+    idata = az.InferenceData(
+        posterior=post,
+        posterior_predictive=xr.Dataset({"log_loss": (("chain", "draw", "run"), rep)}, coords=coords),
+        observed_data=xr.Dataset({"log_loss": (("run",), y)}, coords={"run": coords["run"]}),
+        constant_data=xr.Dataset({"log_n": ("run", arrays.log_n), "log_d": ("run", arrays.log_d)}, coords={"run": coords["run"]}),
+    )
+    resid_obs = (y - mean).reshape(-1, len(y))
+    resid_rep = (rep - mean).reshape(-1, len(y))
+    rows = {}
+    for name, stat in _PPC_STATS.items():
+        t_obs, t_rep = stat(resid_obs), stat(resid_rep)
+        rows[name] = {"observed": t_obs.mean(), "replicated": t_rep.mean(), "p_value": float(np.mean(t_rep >= t_obs))}
+    flat = rep.reshape(-1, len(y))
+    coverage = {}
+    for q in levels:
+        lo, hi = np.quantile(flat, [(1 - q) / 2, (1 + q) / 2], axis=0)
+        coverage[q] = float(np.mean((lo <= y) & (y <= hi)))
+    return PPC(idata=idata, summary=pd.DataFrame.from_dict(rows, orient="index"), coverage=coverage)
