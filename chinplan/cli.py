@@ -373,6 +373,17 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--draws", type=_positive_int, default=1000, help="draws kept per chain")
     fit.add_argument("--warmup", type=_positive_int, default=500)
     fit.add_argument("--chains", type=_positive_int, default=4)
+
+    validate = commands.add_parser(
+        "validate", parents=[common],
+        help="back-test the fit: fit the smaller runs, check predictive intervals on the larger ones",
+    )  # fmt: skip
+    validate.add_argument("runs", nargs="?", metavar="RUNS.csv", help="runs CSV (default: the embedded Chinchilla runs)")
+    validate.add_argument("--threshold", type=_positive_float, metavar="FLOPS", help="fit runs below this compute (default: 65%% quantile)")
+    validate.add_argument("--levels", type=float, nargs="+", default=[0.5, 0.8, 0.9], metavar="P")
+    validate.add_argument("--draws", type=_positive_int, default=1000, help="draws kept per chain")
+    validate.add_argument("--warmup", type=_positive_int, default=500)
+    validate.add_argument("--chains", type=_positive_int, default=4)
     return parser
 
 
@@ -1455,12 +1466,56 @@ def _cmd_fit(args) -> int:
     return EXIT_OK
 
 
+def _cmd_validate(args) -> int:
+    import jax
+
+    from chinplan import datasets
+    from chinplan.data import load_runs
+    from chinplan.fit import ConvergenceWarning
+    from chinplan.validate import backtest
+
+    runs = load_runs(args.runs) if args.runs else datasets.chinchilla()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        result = backtest(
+            runs, key=jax.random.PRNGKey(args.seed), compute_threshold=args.threshold, levels=tuple(args.levels),
+            num_draws=args.draws, num_warmup=args.warmup, num_chains=args.chains,
+            progress=None if not args.json else False,
+        )  # fmt: skip
+    rows = [
+        {"level": q, "coverage": result.coverage[q], "se": result.coverage_se[q],
+         "coverage_without_outliers": result.coverage_without_outliers[q]}
+        for q in result.levels
+    ]  # fmt: skip
+    if args.json:
+        _emit_json(
+            {
+                "threshold_flops": result.threshold, "num_fit": result.num_fit, "num_heldout": result.num_heldout,
+                "coverage": rows, "median_abs_error": result.median_abs_error,
+                "median_rel_error": result.median_rel_error,
+                "outliers_fit": result.num_outliers_fit, "outliers_heldout": result.num_outliers_heldout,
+            }
+        )  # fmt: skip
+        return EXIT_OK
+    title = (f"Back-test: fit {result.num_fit} runs below {human_flops(result.threshold)}, "
+             f"predict {result.num_heldout} larger runs")  # fmt: skip
+    table = _table(title, ["interval", "coverage", "std. error", "without outliers"])
+    for row in rows:
+        table.add_row(f"{row['level']:.0%}", f"{row['coverage']:.3f}", f"{row['se']:.3f}", f"{row['coverage_without_outliers']:.3f}")
+    console = _console()
+    console.print(table)
+    console.print(f"median error of the median prediction: {result.median_abs_error:.4f} "
+                  f"({result.median_rel_error:.2%} of the loss)")  # fmt: skip
+    return EXIT_OK
+
+
 # --------------------------------------------------------------------------------------
 # main
 # --------------------------------------------------------------------------------------
 
 _COMMANDS = {
     "plan": _cmd_plan, "tco": _cmd_tco, "compare": _cmd_compare, "sweep": _cmd_sweep, "plot": _cmd_plot, "fit": _cmd_fit,
+    "validate": _cmd_validate,
 }  # fmt: skip
 
 

@@ -317,6 +317,15 @@ def test_fit_command_writes_a_posterior(tmp_path, capsys):
     assert chinplan.Posterior.load(out).num_draws == 100
 
 
+def test_validate_command_back_tests_the_embedded_runs(capsys):
+    result = run_json(capsys, ["validate", "--draws", "100", "--warmup", "100", "--chains", "1"])
+    assert result["num_fit"] + result["num_heldout"] == 245 and result["num_heldout"] > 50
+    assert [row["level"] for row in result["coverage"]] == [0.5, 0.8, 0.9]
+    coverage = [row["coverage"] for row in result["coverage"]]
+    assert all(0 <= c <= 1 for c in coverage) and coverage == sorted(coverage)  # nested intervals
+    assert 0 < result["median_rel_error"] < 0.05
+
+
 # --------------------------------------------------------------------------------------
 # Errors: one line on stderr, a non-zero exit code, never a traceback.
 # --------------------------------------------------------------------------------------
@@ -326,6 +335,8 @@ def test_fit_command_writes_a_posterior(tmp_path, capsys):
     "argv, code, message",
     [
         (["plan", "--compute", "-1"], 2, "must be a finite positive number"),
+        (["validate", "--threshold", "-5"], 2, "must be a finite positive number"),
+        (["validate", "/no/such/runs.csv"], 1, "does not exist"),
         (["plan", "--compute", "nan"], 2, "must be a finite positive number"),
         (["plan", "--compute", "abc"], 2, "is not a number"),
         (["plan"], 2, "--compute"),
