@@ -44,7 +44,6 @@ import math
 import os
 import re
 import sys
-import tempfile
 import warnings
 
 __all__ = ["main", "human_count", "human_flops", "human_dollars", "parse_human", "parse_design", "load_scenarios"]
@@ -668,19 +667,9 @@ def _check_output_dir(path: str) -> None:
 
 def _write_atomic(path: str, write) -> None:
     """Calls ``write(tmp)`` on a temporary file beside ``path``, then renames it into place."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".chinplan-", suffix=".tmp", dir=directory)
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    from chinplan._files import write_atomic
+
+    write_atomic(path, write)
 
 
 def _save_plot(fig, path: str) -> None:

@@ -24,7 +24,6 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 import warnings
 from functools import lru_cache
 from importlib import resources
@@ -36,6 +35,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from chinplan._files import write_atomic
 from chinplan.data import load_runs, runs_arrays
 from chinplan.law import LawParams
 from chinplan.model import (
@@ -490,20 +490,7 @@ class Posterior:
         file and a failed save (full disk, interrupt, an unserialisable attribute) leaves any
         existing file at ``path`` untouched and no temporary file behind.
         """
-        path = os.fspath(path)
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-        os.close(fd)
-        try:
-            self._idata.to_netcdf(tmp, engine="h5netcdf")
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        write_atomic(path, lambda tmp: self._idata.to_netcdf(tmp, engine="h5netcdf"))
 
     @classmethod
     def load(cls, path) -> "Posterior":

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from typing import Any, Mapping, Sequence
 
 import jax
@@ -31,6 +30,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from chinplan import costs, engine, law
+from chinplan._files import write_atomic
 from chinplan.costs import Deployment
 from chinplan.law import LawParams
 
@@ -200,19 +200,12 @@ def save(fig, path: str | os.PathLike, *, dpi: float = 150) -> None:
     if suffix not in _SAVE_FORMATS:
         raise ValueError(f"path must end in .png or .svg, got {path!r}")
     dpi = _positive_scalar("dpi", dpi)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".chinplan-", suffix=suffix + ".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as handle:
             fig.savefig(handle, format=_SAVE_FORMATS[suffix], dpi=dpi)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+
+    write_atomic(path, write, suffix=suffix + ".tmp")
 
 
 # --------------------------------------------------------------------------------------
