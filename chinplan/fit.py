@@ -36,6 +36,7 @@ import pandas as pd
 import xarray as xr
 
 from chinplan._files import write_atomic
+from chinplan._sampler import CHAIN_METHODS, sample_nuts
 from chinplan.data import load_runs, runs_arrays
 from chinplan.law import LawParams
 from chinplan.model import (
@@ -127,10 +128,28 @@ def _data_hash(log_n, log_d, log_loss) -> str:
     return digest.hexdigest()
 
 
-def _chain_method(num_chains: int, chain_method: str | None) -> str:
-    if chain_method is not None:
-        return chain_method
-    return "parallel" if jax.local_device_count() >= num_chains > 1 else "sequential"
+def _inference_data(model, model_kwargs, data, samples, diverging, log_likelihood: bool) -> az.InferenceData:
+    """arviz InferenceData of a NUTS run: posterior, sample_stats (diverging), observed_data
+    (``log_loss``, dim ``runs``) and, when asked, the pointwise log-likelihood of the runs."""
+    import numpyro
+    from numpyro.infer import log_likelihood as pointwise_log_likelihood
+
+    groups = {
+        "posterior": samples,
+        "sample_stats": {"diverging": diverging},
+        "observed_data": {"log_loss": np.asarray(data[2])},
+    }
+    if log_likelihood:
+        num_chains, num_draws = diverging.shape
+        flat = {name: jnp.asarray(value.reshape((num_chains * num_draws,) + value.shape[2:])) for name, value in samples.items()}
+        # numpyro also counts the prior factors (log_A_prior, ...) as observed sites; keep only
+        # the runs' term, so az.loo / az.waic / az.compare need no var_name.
+        pointwise = pointwise_log_likelihood(model, flat, *data, **model_kwargs)["log_loss"]
+        groups["log_likelihood"] = {"log_loss": np.asarray(pointwise).reshape(num_chains, num_draws, -1)}
+    idata = az.from_dict(**groups, dims={"log_loss": ["runs"]})
+    for group in idata.groups():
+        idata[group].attrs.update(inference_library="numpyro", inference_library_version=numpyro.__version__)
+    return idata
 
 
 def fit(
@@ -175,13 +194,12 @@ def fit(
       log_likelihood: store the pointwise log-likelihood (group ``log_likelihood``, variable
         ``log_loss``, dims chain x draw x run) for LOO/WAIC. Off by default (files stay small).
       target_accept_prob: NUTS's target acceptance probability.
-      progress: numpyro's progress bar; None shows it when stderr is a terminal.
+      progress: a progress bar over the NUTS steps (tqdm); None shows it when stderr is a
+        terminal.
 
     Returns:
       A :class:`Posterior` with ``num_chains * num_draws`` draws.
     """
-    from numpyro.infer import MCMC, NUTS, init_to_median
-
     for name, value, low in (("num_draws", num_draws, 1), ("num_warmup", num_warmup, 0), ("num_chains", num_chains, 1)):
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < low:
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
@@ -191,7 +209,7 @@ def fit(
         isinstance(target_accept_prob, (int, float, np.integer, np.floating)) and 0.0 < float(target_accept_prob) < 1.0
     ):
         raise ValueError(f"target_accept_prob must be a number in (0, 1), got {target_accept_prob!r}")
-    if chain_method not in (None, "sequential", "parallel", "vectorized"):
+    if chain_method is not None and chain_method not in CHAIN_METHODS:
         raise ValueError(f"chain_method must be None, 'sequential', 'parallel' or 'vectorized', got {chain_method!r}")
     if law not in LAWS:
         raise ValueError(f"law must be one of {LAWS}, got {law!r}")
@@ -211,23 +229,20 @@ def fit(
     else:
         model = kaplan_model
         model_kwargs = {"priors": priors, "likelihood": likelihood, "irreducible": law == "kaplan_irreducible"}
-    kernel = NUTS(model, dense_mass=True, target_accept_prob=target_accept_prob, init_strategy=init_to_median)
-    mcmc = MCMC(
-        kernel,
+    data = (log_n, log_d, log_loss)
+    samples, diverging = sample_nuts(
+        model,
+        data,
+        model_kwargs,
+        key=key,
         num_warmup=num_warmup,
-        num_samples=num_draws,
+        num_draws=num_draws,
         num_chains=num_chains,
-        chain_method=_chain_method(num_chains, chain_method),
-        progress_bar=progress,
+        chain_method=chain_method,
+        target_accept_prob=target_accept_prob,
+        progress=progress,
     )
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="There are not enough devices to run parallel chains")
-        mcmc.run(key, log_n, log_d, log_loss, **model_kwargs)
-    idata = az.from_numpyro(mcmc, log_likelihood=bool(log_likelihood))
-    if log_likelihood:
-        # numpyro counts the prior factors (log_A_prior, ...) as observed sites; keep only the
-        # runs' term, so az.loo / az.waic / az.compare need no var_name.
-        idata.log_likelihood = idata.log_likelihood[["log_loss"]]
+    idata = _inference_data(model, model_kwargs, data, samples, diverging, log_likelihood)
     idata.add_groups(
         constant_data=xr.Dataset({"log_n": ("run", arrays.log_n), "log_d": ("run", arrays.log_d)}),
     )
@@ -245,7 +260,7 @@ def fit(
         num_draws=num_draws,
         num_warmup=num_warmup,
         target_accept_prob=target_accept_prob,
-        sampler="numpyro NUTS, dense mass matrix",
+        sampler="numpyro NUTS, dense mass matrix, init_to_median (chinplan jitted chains)",
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     )
     if likelihood == "huber":

@@ -31,10 +31,8 @@ with t_nu a standard Student-t variate with nu degrees of freedom.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import time
-import warnings
 from typing import Mapping, NamedTuple, Sequence
 
 import arviz as az
@@ -45,6 +43,7 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
+from chinplan._sampler import CHAIN_METHODS, sample_nuts
 from chinplan.data import MIN_RUNS, load_runs, runs_arrays
 from chinplan.datasets import OUTLIER_MAX_TOKENS_PER_PARAM
 from chinplan.fit import Posterior, fit
@@ -389,33 +388,6 @@ def simulate_log_loss(sample: Mapping[str, jax.Array], log_n, log_d, *, key: jax
     return mean + sample["sigma"] * jax.random.t(key, sample["nu"], jnp.shape(mean), dtype=mean.dtype)
 
 
-@functools.lru_cache(maxsize=8)
-def _sampler(num_warmup, num_draws, num_chains, chain_method, priors, target_accept_prob):
-    """One numpyro MCMC per setting, built once and re-run on every repeat's data.
-
-    ``jit_model_args=True`` passes the data as arguments of the jitted NUTS step, so the
-    model is traced and its step compiled for one data shape. Measured with numpyro 0.22:
-    this does *not* remove the per-run compilation of the sampling loop, because
-    ``numpyro.util.fori_collect`` jits ``_fori_collect_loop`` with a closure created anew
-    on each call as a static argument; every repeat still pays one XLA compilation of the
-    loop (docs/CALIBRATION.md gives the timings). The kernel matches :func:`chinplan.fit`
-    (NUTS, dense mass matrix, init_to_median).
-    """
-    from numpyro.infer import MCMC, NUTS, init_to_median
-
-    model = functools.partial(chinchilla_model, priors=priors)
-    kernel = NUTS(model, dense_mass=True, target_accept_prob=target_accept_prob, init_strategy=init_to_median)
-    return MCMC(
-        kernel,
-        num_warmup=num_warmup,
-        num_samples=num_draws,
-        num_chains=num_chains,
-        chain_method=chain_method,
-        progress_bar=False,
-        jit_model_args=True,
-    )
-
-
 def rank_uniformity(ranks, num_ranks: int, *, key: jax.Array, bins: int | None = None) -> tuple[float, float]:
     """p-values of the hypothesis that SBC ranks are uniform on {0, ..., L}.
 
@@ -529,10 +501,10 @@ def sbc(
     truths come from the prior the fit uses. The default prior :data:`SBC_PRIORS` is the
     model's families narrowed to a realistic box around the published fits (the default
     wide prior makes many synthetic runs degenerate; see docs/CALIBRATION.md). One numpyro
-    MCMC object (``jit_model_args=True``) serves every repeat, but numpyro 0.22 still
-    recompiles its sampling loop on each run (see ``_sampler``), so budget a few seconds of
-    compilation per repeat. Repeat i depends only on ``key`` and i, so a shorter run with
-    the same key reproduces the first repeats of a longer one.
+    compiled NUTS function (:mod:`chinplan._sampler`, numpyro's NUTS kernel with the settings
+    of :func:`chinplan.fit`) serves every repeat: only the first repeat compiles. Repeat i
+    depends only on ``key`` and i, so a shorter run with the same key reproduces the first
+    repeats of a longer one.
 
     Args:
       key: JAX PRNG key.
@@ -565,6 +537,8 @@ def sbc(
     ):
         if not isinstance(value, (int, np.integer)) or value < low:
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    if chain_method not in CHAIN_METHODS:
+        raise ValueError(f"chain_method must be one of {CHAIN_METHODS}, got {chain_method!r}")
     total = num_chains * num_draws
     if num_ranks > total:
         raise ValueError(f"num_ranks must be at most num_chains * num_draws = {total}, got {num_ranks}")
@@ -583,7 +557,6 @@ def sbc(
     log_n = jnp.asarray(np.log(design["params"].to_numpy(np.float64)), dtype)
     log_d = jnp.asarray(np.log(design["tokens"].to_numpy(np.float64)), dtype)
 
-    mcmc = _sampler(num_warmup, num_draws, num_chains, chain_method, priors, target_accept_prob)
     thin = np.arange(num_ranks) * (total // num_ranks)
     lo_q, hi_q = (1 - level) / 2, (1 + level) / 2
     ranks, covered, truths, divergences, seconds = [], [], [], [], []
@@ -596,13 +569,19 @@ def sbc(
         truth = sample_prior(priors, key=k_truth)
         y = simulate_log_loss(truth, log_n, log_d, key=k_data)
         start = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="There are not enough devices to run parallel chains")
-            mcmc.run(k_fit, log_n, log_d, y)
-        samples = mcmc.get_samples()
-        jax.block_until_ready(samples)
+        samples, diverging = sample_nuts(
+            chinchilla_model,
+            (log_n, log_d, y),
+            {"priors": priors},
+            key=k_fit,
+            num_warmup=num_warmup,
+            num_draws=num_draws,
+            num_chains=num_chains,
+            chain_method=chain_method,
+            target_accept_prob=target_accept_prob,
+        )
         seconds.append(time.perf_counter() - start)
-        divergences.append(int(np.asarray(mcmc.get_extra_fields()["diverging"]).sum()))
+        divergences.append(int(diverging.sum()))
         row_rank, row_cov, row_truth = {}, {}, {}
         for name in SBC_PARAMS:
             site = _SITE_OF[name]

@@ -12,7 +12,7 @@ on traced values: called eagerly with NaN or a negative count they return NaN/in
 rules, and the engine/decision wrappers around them are where bad values are rejected. Both
 sides are rows here.
 
-``fit`` rows never sample: ``numpyro.infer.MCMC.run`` is replaced by a function that fails
+``fit`` rows never sample: ``chinplan.fit.sample_nuts`` is replaced by a function that fails
 with "fit started sampling", so a row whose input ``fit`` does not reject before sampling
 fails fast instead of running NUTS.
 """
@@ -155,7 +155,7 @@ def _fit(runs=None, **kwargs):
     def no_sampling(*args, **kw):
         raise AssertionError("fit started sampling before rejecting its input")
 
-    with mock.patch("numpyro.infer.MCMC.run", no_sampling):
+    with mock.patch("chinplan.fit.sample_nuts", no_sampling):
         return chinplan.fit(_runs() if runs is None else runs, **settings)
 
 

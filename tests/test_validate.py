@@ -1,5 +1,6 @@
 """Calibration tools: backtest coverage, simulation-based calibration, predictive checks."""
 
+import contextlib
 import math
 import warnings
 
@@ -10,12 +11,28 @@ import pandas as pd
 import pytest
 
 import chinplan
-from chinplan import BESIROGLU_2024, validate
+from chinplan import BESIROGLU_2024, _sampler, validate
 from chinplan.fit import ConvergenceWarning
 
 NOISE = 0.01  # log-loss noise of the synthetic runs: digitising alone adds ~0.005
 TINY_FIT = dict(num_chains=1, num_warmup=100, num_draws=150, progress=False)
 SBC_TINY = dict(num_runs=30, num_warmup=50, num_draws=50, num_ranks=9, num_chains=1)
+
+
+@contextlib.contextmanager
+def count_compilations():
+    """XLA backend compilations (jitted functions and eager ops alike) in the block."""
+    seen = []
+
+    def listener(event, duration_secs, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            seen.append(event)
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        yield seen
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
 
 
 def simulate(truth, *, key, num_runs=60, noise=NOISE):
@@ -136,7 +153,17 @@ def test_sbc_is_reproducible_and_extends_with_first_repeat(small_sbc):
     again = validate.sbc(key=jax.random.PRNGKey(7), num_repeats=1, first_repeat=1, **SBC_TINY)
     pd.testing.assert_frame_equal(again.ranks, small_sbc.ranks.iloc[1:2])
     pd.testing.assert_frame_equal(again.truths, small_sbc.truths.iloc[1:2])
-    assert validate._sampler.cache_info().hits >= 1  # the MCMC object is built once per setting
+    assert _sampler._runner.cache_info().hits >= 1  # the NUTS function is compiled once per setting
+
+
+def test_sbc_compiles_only_its_first_repeat():
+    """Every repeat after the first reuses the compiled NUTS function: no XLA compilation."""
+    settings = dict(SBC_TINY, num_warmup=20, num_draws=20, num_ranks=4)
+    validate.sbc(key=jax.random.PRNGKey(3), num_repeats=1, **settings)  # compile (or reuse)
+    with count_compilations() as compiled:
+        res = validate.sbc(key=jax.random.PRNGKey(3), num_repeats=3, first_repeat=1, **settings)
+    assert res.num_repeats == 3
+    assert compiled == []
 
 
 def test_rank_uniformity_p_values():
@@ -152,7 +179,7 @@ def test_rank_uniformity_p_values():
 @pytest.mark.parametrize(
     "kwargs, name",
     [(dict(level=1.5), "level"), (dict(num_ranks=1000), "num_ranks"), (dict(num_repeats=0), "num_repeats"),
-     (dict(noise=-0.1), "noise"), (dict(num_runs=3), "num_runs")],
+     (dict(noise=-0.1), "noise"), (dict(num_runs=3), "num_runs"), (dict(chain_method="threads"), "chain_method")],
 )
 def test_sbc_bad_arguments(kwargs, name):
     args = dict(SBC_TINY, **kwargs)

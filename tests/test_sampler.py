@@ -1,0 +1,82 @@
+"""The jitted NUTS driver (chinplan._sampler): right answers, one compilation, every chain method."""
+
+import contextlib
+
+import arviz as az
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+import pytest
+
+from chinplan import _sampler
+
+MEAN = np.array([3.0, -1.0])
+SCALE = np.array([2.0, 0.5])
+RHO = 0.8
+
+
+def gaussian(loc, *, rho):
+    """A correlated 2-D Gaussian whose mean comes in as data: exact moments to test against."""
+    cov = jnp.array([[SCALE[0] ** 2, rho * SCALE[0] * SCALE[1]], [rho * SCALE[0] * SCALE[1], SCALE[1] ** 2]])
+    numpyro.sample("x", dist.MultivariateNormal(loc, cov))
+
+
+@contextlib.contextmanager
+def count_compilations():
+    seen = []
+
+    def listener(event, duration_secs, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            seen.append(event)
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        yield seen
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+
+
+def _run(loc, method, key=0, **kw):
+    settings = dict(num_warmup=300, num_draws=1000, num_chains=2, chain_method=method)
+    settings.update(kw)
+    return _sampler.sample_nuts(gaussian, (jnp.asarray(loc, jnp.float32),), {"rho": RHO}, key=jax.random.PRNGKey(key), **settings)
+
+
+@pytest.mark.parametrize("method", ["sequential", "vectorized", "parallel"])
+def test_moments_of_a_correlated_gaussian(method):
+    """Means within 4 Monte Carlo SE (SE = sd / sqrt(ESS)), sds within 4 SE (sd / sqrt(2 ESS))."""
+    with pytest.warns(UserWarning, match="devices") if method == "parallel" and jax.local_device_count() < 2 else contextlib.nullcontext():
+        samples, diverging = _run(MEAN, method)
+    x = samples["x"]
+    assert x.shape == (2, 1000, 2) and diverging.shape == (2, 1000)
+    assert not diverging.any()
+    ess = np.asarray(az.ess({"x": x})["x"])
+    assert np.all(ess > 200)
+    flat = x.reshape(-1, 2).astype(np.float64)
+    assert np.all(np.abs(flat.mean(0) - MEAN) < 4 * SCALE / np.sqrt(ess))
+    assert np.all(np.abs(flat.std(0) / SCALE - 1) < 4 / np.sqrt(2 * ess))
+    corr = np.corrcoef(flat.T)[0, 1]
+    assert abs(corr - RHO) < 4 * (1 - RHO**2) / np.sqrt(ess.min())  # SE of r: (1 - rho^2) / sqrt(n)
+
+
+def test_new_data_of_the_same_shape_does_not_recompile():
+    _run(MEAN, "sequential", num_warmup=50, num_draws=50)
+    with count_compilations() as compiled:
+        samples, _ = _run(MEAN + 10.0, "sequential", key=1, num_warmup=50, num_draws=50)
+    assert compiled == []
+    assert np.all(np.abs(samples["x"].reshape(-1, 2).mean(0) - (MEAN + 10.0)) < 4 * SCALE)
+
+
+def test_same_key_same_draws_and_chains_differ():
+    a, _ = _run(MEAN, "sequential", num_warmup=50, num_draws=50)
+    b, _ = _run(MEAN, "sequential", num_warmup=50, num_draws=50)
+    np.testing.assert_array_equal(a["x"], b["x"])
+    assert not np.array_equal(a["x"][0], a["x"][1])
+
+
+def test_progress_bar_counts_every_step(capsys):
+    _run(MEAN, "sequential", num_warmup=20, num_draws=30, progress=True)
+    err = capsys.readouterr().err
+    assert "100/100" in err  # 2 chains x 50 steps
