@@ -79,6 +79,7 @@ def main():
     parser.add_argument("--sbc-runs", type=int, default=100)
     parser.add_argument("--sbc-draws", type=int, default=200)
     parser.add_argument("--sbc-warmup", type=int, default=200)
+    parser.add_argument("--sbc-chains", type=int, default=1)
     parser.add_argument("--sbc-ranks", type=int, default=49)
     args = parser.parse_args()
     key = jax.random.PRNGKey(args.seed)
@@ -124,6 +125,7 @@ def main():
         num_runs=args.sbc_runs,
         num_draws=args.sbc_draws,
         num_warmup=args.sbc_warmup,
+        num_chains=args.sbc_chains,
         num_ranks=args.sbc_ranks,
         max_seconds=60.0 * args.sbc_minutes,
         first_repeat=args.sbc_start,

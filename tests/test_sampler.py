@@ -1,6 +1,11 @@
 """The jitted NUTS driver (chinplan._sampler): right answers, one compilation, every chain method."""
 
 import contextlib
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import arviz as az
 import jax
@@ -11,6 +16,8 @@ import numpyro.distributions as dist
 import pytest
 
 from chinplan import _sampler
+
+REPO = Path(__file__).resolve().parents[1]
 
 MEAN = np.array([3.0, -1.0])
 SCALE = np.array([2.0, 0.5])
@@ -80,3 +87,38 @@ def test_progress_bar_counts_every_step(capsys):
     _run(MEAN, "sequential", num_warmup=20, num_draws=30, progress=True)
     err = capsys.readouterr().err
     assert "100/100" in err  # 2 chains x 50 steps
+
+
+PARALLEL_SCRIPT = textwrap.dedent(
+    """
+    import os, sys, warnings
+    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
+    import jax, numpy as np
+    sys.path.insert(0, {tests!r})
+    from test_sampler import MEAN, _run
+    from chinplan import _sampler
+    assert jax.local_device_count() == 4
+    assert _sampler.chain_method_for(4, None) == "parallel"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no fallback warning: the chains really run in parallel
+        samples, diverging = _run(MEAN, None, num_chains=4)
+    np.savez(sys.argv[1], x=samples["x"], diverging=diverging)
+    """
+)
+
+
+def test_parallel_chains_on_four_devices(tmp_path):
+    """Four host devices: fit's default picks one chain per device, and the moments are right."""
+    script = tmp_path / "parallel.py"
+    script.write_text(PARALLEL_SCRIPT.format(tests=str(Path(__file__).parent)))
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("XLA_FLAGS", None)
+    subprocess.run([sys.executable, str(script), str(tmp_path / "out.npz")], check=True, env=env, timeout=300)
+    out = np.load(tmp_path / "out.npz")
+    x = out["x"]
+    assert x.shape == (4, 1000, 2) and not out["diverging"].any()
+    assert not np.array_equal(x[0], x[1])
+    ess = np.asarray(az.ess({"x": x})["x"])
+    flat = x.reshape(-1, 2).astype(np.float64)
+    assert np.all(np.abs(flat.mean(0) - MEAN) < 4 * SCALE / np.sqrt(ess))
+    assert np.all(np.abs(flat.std(0) / SCALE - 1) < 4 / np.sqrt(2 * ess))
