@@ -1461,7 +1461,7 @@ def _cmd_validate(args) -> int:
     from chinplan import datasets
     from chinplan.data import load_runs
     from chinplan.fit import ConvergenceWarning
-    from chinplan.validate import backtest
+    from chinplan.calibration import backtest
 
     runs = load_runs(args.runs) if args.runs else datasets.chinchilla()
     with warnings.catch_warnings():

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 import chinplan
-from chinplan import BESIROGLU_2024, _sampler, validate
+from chinplan import BESIROGLU_2024, _sampler
+from chinplan import calibration as validate
 from chinplan.fit import ConvergenceWarning
 
 NOISE = 0.01  # log-loss noise of the synthetic runs: digitising alone adds ~0.005
