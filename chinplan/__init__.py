@@ -1,98 +1,173 @@
 """chinplan: Bayesian Chinchilla scaling-law planning in JAX.
 
 The pipeline, module by module: data (runs) -> model/fit (posterior over the law's
-constants) -> law/costs (per-point maths) -> engine (draws x scenarios, reduced to bands)
--> decide (probabilities, risk) -> cli/plots (outputs). The Huber fit (huber) is the
-frequentist anchor beside the Bayesian fit; arch turns a parameter count into a shape.
+constants) -> law/optima/costs (per-point maths) -> kernels/engine (draws x scenarios,
+reduced to bands) -> decide (probabilities, risk) -> sweep/cli/plots (outputs). The Huber
+fit (huber) is the frequentist anchor beside the Bayesian fit; arch turns a parameter count
+into a shape.
+
+``import chinplan`` loads only JAX and NumPy: the modules that pull in pandas, xarray,
+arviz, numpyro or matplotlib (data, datasets, fit, model, huber, decide, compare_models,
+calibration, sweep, plots) are imported on first use of one of their names.
 """
 
-from chinplan import arch, compare_models, costs, datasets, decide, huber, plots
-from chinplan.arch import (
-    TransformerShape,
-    lora_params,
-    pytree_params,
-    shape_for_params,
-    training_memory_bytes,
-    transformer_params,
-)
-from chinplan.costs import (
-    A100,
-    H100_SXM,
-    H200,
-    HARDWARE,
-    PFLOPS_DAY,
-    Cost,
-    Deployment,
-    Hardware,
-    LogNormal,
-    LogUniform,
-    Uniform,
-    cost_optimal,
-    data_constrained_optimal,
-    inference_optimal,
-    sample_deployment,
-    tco,
-    weighted_inference_tokens,
-    with_cost_draws,
-)
-from chinplan.engine import (
-    DEFAULT_QUANTILES,
-    Bands,
-    bands,
-    bands_dataset,
-    cvar,
-    draw_quantiles,
-    expectation,
-    probability,
-    sort_over_draws,
-    to_dataset,
-)
-from chinplan.decide import (
-    chance_constrained,
-    cost_bands,
-    cost_cvar,
-    evaluate_designs,
-    expected_cost,
-    prob_cheaper,
-    prob_target,
-    regret_compute,
-    smallest_model,
-    target_cost_bands,
-)
-from chinplan.data import load_runs
-from chinplan.huber import HuberBootstrap, HuberFit, huber_bootstrap, huber_fit
-from chinplan.compare_models import average_plans, compare
-from chinplan.model import INFORMED_PRIORS, KaplanParams
-from chinplan.fit import ConvergenceWarning, Posterior, default_posterior, fit
-from chinplan.law import (
-    BESIROGLU_2024,
-    HOFFMANN_2022,
-    HOFFMANN_2022_PRINTED,
-    MUENNIGHOFF_2023,
-    PRESETS,
-    Allocation,
-    LawParams,
-    compute_optimal,
-    effective_data,
-    effective_params,
-    log_loss,
-    loss,
-    optimal_for_loss,
-    params_for_loss,
-    tokens_per_parameter,
-    training_flops,
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from importlib import metadata as _metadata
+
+from chinplan import arch
+from chinplan import costs
+from chinplan import engine
+from chinplan import law
+from chinplan import optima
+from chinplan import uncertain
+from chinplan.arch import TransformerShape
+from chinplan.arch import lora_params
+from chinplan.arch import pytree_params
+from chinplan.arch import shape_for_params
+from chinplan.arch import training_memory_bytes
+from chinplan.arch import transformer_params
+from chinplan.costs import A100
+from chinplan.costs import H100_SXM
+from chinplan.costs import H200
+from chinplan.costs import HARDWARE
+from chinplan.costs import PFLOPS_DAY
+from chinplan.costs import Cost
+from chinplan.costs import Deployment
+from chinplan.costs import Hardware
+from chinplan.costs import sample_deployment
+from chinplan.costs import tco
+from chinplan.costs import weighted_inference_tokens
+from chinplan.costs import with_cost_draws
+from chinplan.engine import DEFAULT_QUANTILES
+from chinplan.engine import Bands
+from chinplan.engine import bands
+from chinplan.engine import bands_dataset
+from chinplan.engine import cvar
+from chinplan.engine import draw_quantiles
+from chinplan.engine import expectation
+from chinplan.engine import probability
+from chinplan.engine import sort_over_draws
+from chinplan.engine import to_dataset
+from chinplan.law import BESIROGLU_2024
+from chinplan.law import HOFFMANN_2022
+from chinplan.law import HOFFMANN_2022_PRINTED
+from chinplan.law import MUENNIGHOFF_2023
+from chinplan.law import PRESETS
+from chinplan.law import Allocation
+from chinplan.law import LawParams
+from chinplan.law import effective_data
+from chinplan.law import effective_params
+from chinplan.law import log_loss
+from chinplan.law import loss
+from chinplan.law import training_flops
+from chinplan.optima import compute_optimal
+from chinplan.optima import cost_optimal
+from chinplan.optima import data_constrained_optimal
+from chinplan.optima import inference_optimal
+from chinplan.optima import optimal_for_loss
+from chinplan.optima import params_for_loss
+from chinplan.optima import smallest_budget
+from chinplan.optima import tokens_per_parameter
+from chinplan.uncertain import LogNormal
+from chinplan.uncertain import LogUniform
+from chinplan.uncertain import Uniform
+
+try:
+    __version__ = _metadata.version("chinplan")
+except _metadata.PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
+
+#: Submodules imported on first attribute access (they pull in pandas, xarray, arviz,
+#: numpyro or matplotlib, or are rarely needed).
+_LAZY_MODULES = (
+    "calibration",
+    "compare_models",
+    "data",
+    "datasets",
+    "decide",
+    "fit",
+    "format",
+    "huber",
+    "kernels",
+    "model",
+    "plots",
+    "sweep",
 )
 
-__version__ = "0.1.0"
+#: Public names imported on first access: name -> the submodule that defines it.
+_LAZY_NAMES = {
+    "load_runs": "data",
+    "fit": "fit",
+    "Posterior": "fit",
+    "ConvergenceWarning": "fit",
+    "default_posterior": "fit",
+    "INFORMED_PRIORS": "model",
+    "KaplanParams": "model",
+    "HuberFit": "huber",
+    "HuberBootstrap": "huber",
+    "huber_fit": "huber",
+    "huber_bootstrap": "huber",
+    "compare": "compare_models",
+    "average_plans": "compare_models",
+    "prob_target": "decide",
+    "expected_cost": "decide",
+    "cost_bands": "decide",
+    "cost_cvar": "decide",
+    "prob_cheaper": "decide",
+    "smallest_model": "decide",
+    "chance_constrained": "decide",
+    "evaluate_designs": "decide",
+    "regret_compute": "decide",
+    "target_cost_bands": "decide",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY_NAMES:
+        value = getattr(importlib.import_module(f"chinplan.{_LAZY_NAMES[name]}"), name)
+    elif name in _LAZY_MODULES:
+        value = importlib.import_module(f"chinplan.{name}")
+    else:
+        raise AttributeError(f"module 'chinplan' has no attribute {name!r}")
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+class _Package(types.ModuleType):
+    """Keeps ``chinplan.fit`` the function when the submodule of that name is imported.
+
+    Importing ``chinplan.fit`` (the module) sets the package attribute ``fit`` to it; the
+    public name is the function ``chinplan.fit.fit``, as it was when the package imported it
+    eagerly.
+    """
+
+    def __setattr__(self, name, value):
+        if name == "fit" and isinstance(value, types.ModuleType):
+            value = value.fit
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "__version__",
+    # runs and fitting
     "datasets",
     "load_runs",
     "fit",
     "Posterior",
     "ConvergenceWarning",
     "default_posterior",
+    # the law
     "LawParams",
     "Allocation",
     "HOFFMANN_2022",
@@ -102,13 +177,36 @@ __all__ = [
     "PRESETS",
     "loss",
     "log_loss",
-    "compute_optimal",
-    "optimal_for_loss",
-    "tokens_per_parameter",
     "effective_data",
     "effective_params",
     "training_flops",
+    # optima
+    "compute_optimal",
+    "optimal_for_loss",
     "params_for_loss",
+    "tokens_per_parameter",
+    "inference_optimal",
+    "cost_optimal",
+    "data_constrained_optimal",
+    "smallest_budget",
+    # uncertain inputs
+    "LogNormal",
+    "Uniform",
+    "LogUniform",
+    # costs
+    "costs",
+    "Hardware",
+    "A100",
+    "H100_SXM",
+    "H200",
+    "HARDWARE",
+    "PFLOPS_DAY",
+    "Deployment",
+    "Cost",
+    "sample_deployment",
+    "with_cost_draws",
+    "tco",
+    "weighted_inference_tokens",
     # engine
     "Bands",
     "bands",
@@ -120,26 +218,6 @@ __all__ = [
     "to_dataset",
     "bands_dataset",
     "DEFAULT_QUANTILES",
-    # costs
-    "costs",
-    "Hardware",
-    "A100",
-    "H100_SXM",
-    "H200",
-    "HARDWARE",
-    "PFLOPS_DAY",
-    "Deployment",
-    "Cost",
-    "LogNormal",
-    "Uniform",
-    "LogUniform",
-    "sample_deployment",
-    "with_cost_draws",
-    "tco",
-    "inference_optimal",
-    "cost_optimal",
-    "weighted_inference_tokens",
-    "data_constrained_optimal",
     # decisions
     "decide",
     "prob_target",
@@ -172,6 +250,9 @@ __all__ = [
     "training_memory_bytes",
     "lora_params",
     "shape_for_params",
-    # outputs
+    # outputs and submodules
+    "calibration",
+    "kernels",
     "plots",
+    "sweep",
 ]

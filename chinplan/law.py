@@ -1,4 +1,4 @@
-"""The Chinchilla scaling law, written for one point and computed in log space.
+"""The Chinchilla scaling law's forms, written for one point and computed in log space.
 
     L(N, D) = E + A / N^alpha + B / D^beta            (Hoffmann et al. 2022, Eq. 2)
 
@@ -7,6 +7,8 @@ broadcast against the other inputs) and array-like inputs, and is pure, jittable
 vmappable and differentiable. Work is done on ``log N``, ``log D`` and ``log C``, so the
 functions stay exact in float32 for N up to 1e13, D up to 1e15 and C up to 1e28: nothing
 as large as ``6 N D`` is ever formed outside a logarithm.
+
+The optima built on these forms live in :mod:`chinplan.optima`.
 
 Integer counts (NumPy ``int64`` or Python ``int``) are converted to floating point on the
 host before they reach JAX, so a 15e12-token count never wraps around in int32.
@@ -34,16 +36,14 @@ __all__ = [
     "R_N_STAR",
     "as_float",
     "logs",
-    "params_for_loss",
+    "safe_log",
     "log_loss",
     "loss",
     "loss_log",
-    "compute_optimal",
-    "compute_optimal_log",
-    "optimal_for_loss",
-    "tokens_per_parameter",
     "effective_data",
     "effective_params",
+    "log_g",
+    "log_training_flops",
     "training_flops",
 ]
 
@@ -72,16 +72,6 @@ class LawParams(NamedTuple):
     def from_logs(cls, log_E, log_A, log_B, alpha, beta) -> "LawParams":
         """Builds a law from ``log E``, ``log A``, ``log B`` (the fitting parameterisation)."""
         return cls(jnp.exp(log_E), jnp.exp(log_A), jnp.exp(log_B), jnp.asarray(alpha), jnp.asarray(beta))
-
-    @property
-    def a(self):
-        """Exponent of compute in N_opt = G (C/6)^a: a = beta / (alpha + beta)."""
-        return jnp.asarray(self.beta) / (jnp.asarray(self.alpha) + jnp.asarray(self.beta))
-
-    @property
-    def b(self):
-        """Exponent of compute in D_opt = G^-1 (C/6)^b: b = alpha / (alpha + beta)."""
-        return jnp.asarray(self.alpha) / (jnp.asarray(self.alpha) + jnp.asarray(self.beta))
 
 
 class Allocation(NamedTuple):
@@ -130,6 +120,12 @@ def as_float(x: ArrayLike) -> jax.Array:
     return jnp.asarray(x)
 
 
+def safe_log(x: jax.Array) -> jax.Array:
+    """log x with log 0 = -inf and a zero (not NaN) gradient at x = 0 (counts that may be 0)."""
+    pos = x > 0
+    return jnp.where(pos, jnp.log(jnp.where(pos, x, 1.0)), -jnp.inf)
+
+
 def logs(params: LawParams):
     """``(log E, log A, log B, alpha, beta)`` of a law, as floating JAX arrays."""
     E, A, B, alpha, beta = (as_float(p) for p in params)
@@ -175,12 +171,21 @@ def effective_data(d: ArrayLike, unique_tokens: ArrayLike) -> jax.Array:
     return jnp.exp(_log_effective(jnp.log(as_float(d)), jnp.log(as_float(unique_tokens)), R_D_STAR))
 
 
+def log_g(log_a, log_b, alpha, beta):
+    """log G = (log(alpha A) - log(beta B)) / (alpha + beta) (Hoffmann et al. 2022, Eq. 4).
+
+    G sets the compute-optimal split N_opt = G (C/6)^a, D_opt = G^-1 (C/6)^b. Works on JAX
+    arrays (and tracers) and, for host code in float64, on NumPy arrays and Python numbers.
+    """
+    log = jnp.log if any(isinstance(x, jax.Array) for x in (log_a, log_b, alpha, beta)) else np.log
+    return (log(alpha) + log_a - log(beta) - log_b) / (alpha + beta)
+
+
 def _log_n_for_data(params: LawParams, log_d: jax.Array) -> jax.Array:
     """log of the compute-optimal N whose optimal D is ``exp(log_d)`` (N = G^(1 + a/b) D^(a/b))."""
     e, a, b, alpha, beta = logs(params)
-    log_g = (jnp.log(alpha) + a - jnp.log(beta) - b) / (alpha + beta)
     ratio = beta / alpha  # a / b
-    return log_g * (1.0 + ratio) + ratio * log_d
+    return log_g(a, b, alpha, beta) * (1.0 + ratio) + ratio * log_d
 
 
 def effective_params(params: LawParams, n: ArrayLike, unique_tokens: ArrayLike) -> jax.Array:
@@ -216,78 +221,15 @@ def loss(params: LawParams, n: ArrayLike, d: ArrayLike, *, unique_tokens: ArrayL
     return jnp.exp(log_loss(params, log_n, log_d))
 
 
-def compute_optimal_log(params: LawParams, log_compute: ArrayLike):
-    """``(log N_opt, log D_opt)`` for ``log C`` (Hoffmann et al. 2022, Eq. 4).
-
-    log G = (log(alpha A) - log(beta B)) / (alpha + beta);
-    log N_opt = log G + a (log C - log 6); log D_opt = -log G + b (log C - log 6).
-    """
-    e, a, b, alpha, beta = logs(params)
-    log_g = (jnp.log(alpha) + a - jnp.log(beta) - b) / (alpha + beta)
-    log_c6 = as_float(log_compute) - LOG6
-    s = alpha + beta
-    return log_g + (beta / s) * log_c6, -log_g + (alpha / s) * log_c6
-
-
-def compute_optimal(params: LawParams, compute: ArrayLike) -> Allocation:
-    """The Chinchilla optimum for a FLOP budget C = 6 N D (Hoffmann et al. 2022, Eq. 4).
-
-    N_opt = G (C/6)^a, D_opt = G^-1 (C/6)^b, G = (alpha A / (beta B))^(1/(alpha+beta)),
-    a = beta/(alpha+beta), b = alpha/(alpha+beta).
-
-    Returns:
-      ``Allocation(n, d, loss)`` broadcast over ``compute`` and ``params``.
-    """
-    log_n, log_d = compute_optimal_log(params, jnp.log(as_float(compute)))
-    return Allocation(jnp.exp(log_n), jnp.exp(log_d), jnp.exp(log_loss(params, log_n, log_d)))
-
-
-def optimal_for_loss(params: LawParams, target_loss: ArrayLike) -> Allocation:
-    """The compute-optimal plan that reaches ``target_loss`` (Hoffmann et al. 2022, §3).
-
-    N*(l) = [A (1 + alpha/beta) / (l - E)]^(1/alpha), D*(l) = [B (1 + beta/alpha) / (l - E)]^(1/beta).
-    A target at or below E cannot be reached: ``n`` and ``d`` are then ``inf`` and ``loss`` is E.
-    """
-    e, a, b, alpha, beta = logs(params)
-    target = as_float(target_loss)
-    E = as_float(params.E)  # not exp(log E): l - E may be tiny, so E must be exact
-    gap = target - E
-    reachable = gap > 0
-    log_gap = jnp.log(jnp.where(reachable, gap, 1.0))
-    log_n = (a + jnp.log1p(alpha / beta) - log_gap) / alpha
-    log_d = (b + jnp.log1p(beta / alpha) - log_gap) / beta
-    inf = jnp.asarray(jnp.inf, log_n.dtype)
-    # An unreachable target is approached only by an infinite plan, whose loss is E; a NaN
-    # target (or constant) stays NaN.
-    unreachable = jnp.where(jnp.isnan(gap), jnp.nan, inf)
-    n = jnp.where(reachable, jnp.exp(log_n), unreachable)
-    d = jnp.where(reachable, jnp.exp(log_d), unreachable)
-    return Allocation(n, d, jnp.where(reachable, jnp.broadcast_to(target, n.shape), jnp.where(jnp.isnan(gap), jnp.nan, E)))
-
-
-def params_for_loss(params: LawParams, d: ArrayLike, target_loss: ArrayLike) -> jax.Array:
-    """The fewest parameters that reach ``target_loss`` with ``d`` training tokens.
-
-    From L(N, D) = l: N = [A / (l - E - B D^-beta)]^(1/alpha), in log space; ``inf`` when
-    l <= E + B D^-beta (no model size reaches the target with these tokens); NaN in, NaN out.
-    """
-    e, a, b, alpha, beta = logs(params)
-    rest = as_float(target_loss) - as_float(params.E) - jnp.exp(b - beta * jnp.log(as_float(d)))
-    reachable = rest > 0
-    log_n = (a - jnp.log(jnp.where(reachable, rest, 1.0))) / alpha
-    return jnp.where(reachable, jnp.exp(log_n), jnp.where(jnp.isnan(rest), jnp.nan, jnp.inf))
-
-
-def tokens_per_parameter(params: LawParams, compute: ArrayLike) -> jax.Array:
-    """D_opt / N_opt at budget C: exp(-2 log G + (b - a)(log C - log 6))."""
-    log_n, log_d = compute_optimal_log(params, jnp.log(as_float(compute)))
-    return jnp.exp(log_d - log_n)
+def log_training_flops(n: ArrayLike, d: ArrayLike) -> jax.Array:
+    """log(6 N D): training compute (Kaplan et al. 2020, §2.1) = log 6 + log N + log D."""
+    return LOG6 + jnp.log(as_float(n)) + jnp.log(as_float(d))
 
 
 def training_flops(n: ArrayLike, d: ArrayLike) -> jax.Array:
-    """Training compute 6 N D (Kaplan et al. 2020, §2.1), formed as exp(log 6 + log N + log D).
+    """Training compute 6 N D (Kaplan et al. 2020, §2.1): exp of :func:`log_training_flops`.
 
     Values reach 1e25 and beyond, still well inside float32's range (3.4e38) because the
     product is never formed outside the exponent.
     """
-    return jnp.exp(LOG6 + jnp.log(as_float(n)) + jnp.log(as_float(d)))
+    return jnp.exp(log_training_flops(n, d))

@@ -33,8 +33,9 @@ import pandas as pd
 import pytest
 
 import chinplan
-from chinplan import arch, costs, decide, engine, huber, law
-from chinplan.costs import Deployment, LogNormal, LogUniform, Uniform
+from chinplan import arch, costs, decide, engine, huber, law, optima
+from chinplan.costs import Deployment
+from chinplan.uncertain import LogNormal, LogUniform, Uniform
 from chinplan.law import HOFFMANN_2022 as H
 from chinplan.law import LawParams
 
@@ -323,7 +324,7 @@ flags("params_for_loss/below-floor", lambda f: chinplan.params_for_loss(H, 1e10,
 flags("params_for_loss/nan-tokens", lambda f: chinplan.params_for_loss(H, np.nan, 2.5), is_nan)
 
 # --- engine ------------------------------------------------------------------------------
-_co = law.compute_optimal
+_co = optima.compute_optimal
 raises("bands/nan-scenario", lambda f: chinplan.bands(_co, P, np.array([1e22, np.nan])),
        r"scenario_args\[0\] contains NaN at 1 of 2 positions")
 raises("bands/string-scenario", lambda f: chinplan.bands(_co, P, "1e22"), r"scenario_args\[0\] must be numeric, got dtype <U4")

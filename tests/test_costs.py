@@ -12,8 +12,9 @@ import scipy.optimize
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from chinplan import costs, law
-from chinplan.costs import Deployment, LogNormal, LogUniform, Uniform
+from chinplan import costs, law, optima, uncertain
+from chinplan.costs import Deployment
+from chinplan.uncertain import LogNormal, LogUniform, Uniform
 from chinplan.law import LawParams
 
 P = law.HOFFMANN_2022
@@ -129,16 +130,16 @@ def test_flop_formulas(dtype, rtol):
     n = 10 ** rng.uniform(7, 13, 20)
     d = 10 ** rng.uniform(9, 15, 20)
     with x64(dtype):
-        got = np.exp(np.asarray(costs.log_training_flops(n, d), np.float64))
+        got = np.exp(np.asarray(law.log_training_flops(n, d), np.float64))
         np.testing.assert_allclose(got, 6 * n * d, rtol=rtol * 30)  # exp of a ~60 log amplifies
-        assert costs.log_training_flops(n, d).dtype == jnp.dtype(dtype)
+        assert law.log_training_flops(n, d).dtype == jnp.dtype(dtype)
         np.testing.assert_allclose(costs.inference_flops(n, d), 2 * n * d, rtol=rtol * 30)
         np.testing.assert_allclose(costs.lifetime_tokens(1e9, 500, 200), 7e11, rtol=rtol)
         np.testing.assert_allclose(costs.pflops_days(8.64e19 * 3), 3.0, rtol=rtol)
         np.testing.assert_allclose(costs.gpu_hours(3.6e18, 1e15, 0.5), 2.0, rtol=rtol * 10)
     # 6ND well beyond 1e25 stays finite and exact in float32.
     assert np.isfinite(float(law.training_flops(1e13, 1e15)))
-    np.testing.assert_allclose(float(jnp.exp(costs.log_training_flops(1e13, 1e15))), 6e28, rtol=1e-5)
+    np.testing.assert_allclose(float(jnp.exp(law.log_training_flops(1e13, 1e15))), 6e28, rtol=1e-5)
 
 
 @pytest.mark.parametrize("dtype,rtol", DTYPES)
@@ -245,7 +246,7 @@ def test_deployment_validation(field, value):
 
 def test_sample_tree_errors():
     with pytest.raises(ValueError, match="num_draws"):
-        costs.sample_tree(DEP, 0, key=jax.random.key(0))
+        uncertain.sample_tree(DEP, 0, key=jax.random.key(0))
     with pytest.raises(ValueError, match="params"):
         costs.with_cost_draws(P, DEP, key=jax.random.key(0))
     params = jax.tree_util.tree_map(lambda x: jnp.full((4,), x), P)
@@ -276,7 +277,7 @@ def test_inference_optimal_vs_brentq(dtype, rtol):
     target = np.array([c[1] for c in cases])
     d_inf = np.array([c[2] for c in cases])
     with x64(dtype):
-        got = jax.jit(costs.inference_optimal)(stacked, target, d_inf)
+        got = jax.jit(optima.inference_optimal)(stacked, target, d_inf)
         assert got.n.dtype == jnp.dtype(dtype)
         assert bool(jnp.all(jnp.isfinite(got.n))) and bool(jnp.all(jnp.isfinite(got.d)))
         for i, (p, t, di) in enumerate(cases):
@@ -292,8 +293,8 @@ def test_inference_optimal_vs_constrained_minimisation():
     """SLSQP on min 6ND + 2N D_inf s.t. L(N, D) = target, in float64 log coordinates."""
     for p, t, di in _random_cases(5, 8):
         with jax.enable_x64(True):
-            got = costs.inference_optimal(p, t, di)
-        chin = law.optimal_for_loss(p, t)
+            got = optima.inference_optimal(p, t, di)
+        chin = optima.optimal_for_loss(p, t)
         u0, v0 = math.log(float(chin.n)), math.log(float(chin.d))
         scale = 6 * float(chin.n) * float(chin.d) + 2 * float(chin.n) * di
 
@@ -322,8 +323,8 @@ def test_inference_optimal_zero_inference_is_chinchilla(dtype, rtol):
         p = random_law(rng)
         t = p.E + 10 ** rng.uniform(-2.5, 0.3)
         with x64(dtype):
-            got = costs.inference_optimal(p, t, 0.0)
-            ref = law.optimal_for_loss(p, t)
+            got = optima.inference_optimal(p, t, 0.0)
+            ref = optima.optimal_for_loss(p, t)
             np.testing.assert_allclose(got.d, ref.d, rtol=rtol)
             np.testing.assert_allclose(got.n, ref.n, rtol=rtol * 10)
             np.testing.assert_allclose(got.loss, ref.loss, rtol=rtol)
@@ -351,7 +352,7 @@ def test_never_more_parameters_than_chinchilla(case):
     assume((la + math.log1p(al / be) - log_gap * math.log(10)) / al < 80)
     d_inf = 10**log_dinf
     got = _jit_opt(p, t, d_inf)
-    chin = law.optimal_for_loss(p, t)
+    chin = optima.optimal_for_loss(p, t)
     assert np.isfinite(float(got.n)) and np.isfinite(float(got.d))
     # float32 forms the gap l - E by cancellation: a few ulps of l, amplified by 1/(gap min(alpha, beta))
     # in N and D (jit and eager may round exp(log E) differently).
@@ -363,36 +364,38 @@ def test_never_more_parameters_than_chinchilla(case):
     assert float(more.n) <= float(got.n) * (1 + 1e-5)
 
 
-_jit_opt = jax.jit(costs.inference_optimal)
+_jit_opt = jax.jit(optima.inference_optimal)
 
 
 def test_inference_optimal_unreachable_and_invalid():
     target = jnp.array([1.5, P.E, 2.0, 2.5])
-    got = costs.inference_optimal(P, target, 1e12)
+    with pytest.raises(ValueError, match=r"target_loss must exceed the irreducible loss E"):
+        optima.inference_optimal(P, target, 1e12)  # concrete: an input error
+    got = jax.jit(optima.inference_optimal)(P, target, 1e12)  # traced: inf plans, never NaN
     assert not bool(jnp.any(jnp.isnan(got.n))) and not bool(jnp.any(jnp.isnan(got.d)))
     np.testing.assert_array_equal(np.isinf(got.n), [True, True, False, False])
     np.testing.assert_array_equal(np.isinf(got.d), [True, True, False, False])
     np.testing.assert_allclose(got.loss[:2], P.E, rtol=1e-6)
     with pytest.raises(ValueError, match="inference_tokens"):
-        costs.inference_optimal(P, 2.0, -1.0)
+        optima.inference_optimal(P, 2.0, -1.0)
     # Gradients of the unreachable lanes are not NaN either.
-    g = jax.grad(lambda t: jnp.sum(jnp.where(jnp.isfinite(costs.inference_optimal(P, t, 1e12).d), jnp.log(costs.inference_optimal(P, t, 1e12).d), 0.0)))(target)
+    g = jax.grad(lambda t: jnp.sum(jnp.where(jnp.isfinite(optima.inference_optimal(P, t, 1e12).d), jnp.log(optima.inference_optimal(P, t, 1e12).d), 0.0)))(target)
     assert bool(jnp.all(jnp.isfinite(g)))
 
 
 def test_inference_optimal_jit_vmap_grad():
     targets = jnp.array([1.9, 2.0, 2.2])
     d_inf = jnp.array([0.0, 1e12, 1e16])
-    eager = costs.inference_optimal(P, targets, d_inf)
-    jitted = jax.jit(costs.inference_optimal)(P, targets, d_inf)
-    vmapped = jax.vmap(costs.inference_optimal, in_axes=(None, 0, 0))(P, targets, d_inf)
+    eager = optima.inference_optimal(P, targets, d_inf)
+    jitted = jax.jit(optima.inference_optimal)(P, targets, d_inf)
+    vmapped = jax.vmap(optima.inference_optimal, in_axes=(None, 0, 0))(P, targets, d_inf)
     for a, b, c in zip(eager, jitted, vmapped):
         np.testing.assert_allclose(a, b, rtol=1e-6)
         np.testing.assert_allclose(a, c, rtol=1e-6)
     # Implicit gradient vs central finite differences of the brentq oracle (float64).
     with jax.enable_x64(True):
         for t, di in [(2.0, 1e12), (1.9, 1e15), (2.3, 0.0)]:
-            g = jax.grad(lambda t, di: jnp.log(costs.inference_optimal(P, t, di).n), argnums=(0, 1))(t, di)
+            g = jax.grad(lambda t, di: jnp.log(optima.inference_optimal(P, t, di).n), argnums=(0, 1))(t, di)
             h = 1e-6
             fd = (math.log(sardana_root(P, t + h, di)[0]) - math.log(sardana_root(P, t - h, di)[0])) / (2 * h)
             np.testing.assert_allclose(float(g[0]), fd, rtol=1e-5)
@@ -402,7 +405,7 @@ def test_inference_optimal_jit_vmap_grad():
             else:
                 assert np.isfinite(float(g[1]))
             # Gradient with respect to the law's constants is finite.
-            gp = jax.grad(lambda p: jnp.log(costs.inference_optimal(p, t, di).d))(LawParams(*map(jnp.asarray, P)))
+            gp = jax.grad(lambda p: jnp.log(optima.inference_optimal(p, t, di).d))(LawParams(*map(jnp.asarray, P)))
             assert all(np.isfinite(float(x)) for x in gp)
 
 
@@ -412,7 +415,7 @@ def test_inference_optimal_no_recompile():
     @jax.jit
     def f(t, di):
         traces.append(1)
-        return costs.inference_optimal(P, t, di)
+        return optima.inference_optimal(P, t, di)
 
     f(jnp.float32(2.0), jnp.float32(1e12))
     f(jnp.float32(2.1), jnp.float32(1e14))
@@ -420,7 +423,7 @@ def test_inference_optimal_no_recompile():
 
 
 def test_inference_optimal_float32_extremes():
-    got = costs.inference_optimal(P, jnp.array([1.70, 1.8, 3.0, 5.0]), jnp.array([1e22, 1e25, 1e3, 1e20]))
+    got = optima.inference_optimal(P, jnp.array([1.70, 1.8, 3.0, 5.0]), jnp.array([1e22, 1e25, 1e3, 1e20]))
     assert bool(jnp.all(jnp.isfinite(got.n))) and bool(jnp.all(jnp.isfinite(got.d)))
     np.testing.assert_allclose(law.loss(P, got.n, got.d), got.loss, rtol=1e-5)
 
@@ -440,9 +443,9 @@ def test_cost_optimal_minimises_dollars():
     """Along the iso-loss curve, no D gives fewer dollars than cost_optimal (float64 scan)."""
     with jax.enable_x64(True):
         for t in (1.9, 2.1, 2.4):
-            got = costs.cost_optimal(P, t, DEP)
+            got = optima.cost_optimal(P, t, DEP)
             ours = np_tco(float(got.n), float(got.d), DEP)["dollars"]
-            chin = law.optimal_for_loss(P, t)
+            chin = optima.optimal_for_loss(P, t)
             E, A, B, al, be = P
 
             def dollars(x):
@@ -469,7 +472,7 @@ def _dc_cases(seed, k):
     for _ in range(k):
         p = random_law(rng)
         c = 10 ** rng.uniform(20, 26)
-        d_opt = float(law.compute_optimal(p, c).d)
+        d_opt = float(optima.compute_optimal(p, c).d)
         u = d_opt * 10 ** rng.uniform(-1.5, 1.0)  # from ~30 epochs to no repetition
         out.append((p, c, u))
     return out
@@ -482,10 +485,10 @@ def test_data_constrained_vs_grid(dtype):
     c_arr = np.array([c[1] for c in cases])
     u_arr = np.array([c[2] for c in cases])
     with x64(dtype):
-        got = jax.jit(costs.data_constrained_optimal)(stacked, c_arr, u_arr)
+        got = jax.jit(optima.data_constrained_optimal)(stacked, c_arr, u_arr)
         assert got.n.dtype == jnp.dtype(dtype)
     for i, (p, c, u) in enumerate(cases):
-        n0 = float(law.compute_optimal(p, c).n)
+        n0 = float(optima.compute_optimal(p, c).n)
         x = np.linspace(math.log(n0) - 8, math.log(n0) + 8, 200_001)
         losses = np_dc_loss(p, np.exp(x), c / 6 / np.exp(x), u)
         j = int(np.argmin(losses))
@@ -505,23 +508,23 @@ def test_data_constrained_vs_grid(dtype):
 
 def test_data_constrained_unconstrained_limit_and_grad():
     c = jnp.array([1e21, 1e23, 1e25])
-    plenty = costs.data_constrained_optimal(P, c, 1e18)
-    chin = law.compute_optimal(P, c)
+    plenty = optima.data_constrained_optimal(P, c, 1e18)
+    chin = optima.compute_optimal(P, c)
     np.testing.assert_allclose(plenty.n, chin.n, rtol=1e-4)
     np.testing.assert_allclose(plenty.loss, chin.loss, rtol=1e-6)
     # Scarce data: a worse loss than Chinchilla's, never better.
-    scarce = costs.data_constrained_optimal(P, c, chin.d / 30)
+    scarce = optima.data_constrained_optimal(P, c, chin.d / 30)
     assert bool(jnp.all(scarce.loss > chin.loss))
     # jit / vmap / grad compose.
-    vm = jax.vmap(costs.data_constrained_optimal, in_axes=(None, 0, 0))(P, c, chin.d / 30)
+    vm = jax.vmap(optima.data_constrained_optimal, in_axes=(None, 0, 0))(P, c, chin.d / 30)
     np.testing.assert_allclose(vm.n, scarce.n, rtol=1e-5)
-    c0, u0 = 1e23, float(law.compute_optimal(P, 1e23).d) / 10
+    c0, u0 = 1e23, float(optima.compute_optimal(P, 1e23).d) / 10
     with jax.enable_x64(True):
-        g = jax.grad(lambda lc: jnp.log(costs.data_constrained_optimal(P, jnp.exp(lc), u0).n))(math.log(c0))
+        g = jax.grad(lambda lc: jnp.log(optima.data_constrained_optimal(P, jnp.exp(lc), u0).n))(math.log(c0))
 
     def log_n_ref(lc):  # float64 oracle: bounded scalar minimisation of the NumPy loss
         c = math.exp(lc)
-        n0 = math.log(float(law.compute_optimal(P, c).n))
+        n0 = math.log(float(optima.compute_optimal(P, c).n))
         res = scipy.optimize.minimize_scalar(
             lambda z: np_dc_loss(P, math.exp(z), c / 6 / math.exp(z), u0), bounds=(n0 - 3, n0 + 3),
             method="bounded", options={"xatol": 1e-12},
@@ -532,4 +535,4 @@ def test_data_constrained_unconstrained_limit_and_grad():
     fd = (log_n_ref(math.log(c0) + h) - log_n_ref(math.log(c0) - h)) / (2 * h)
     np.testing.assert_allclose(float(g), fd, rtol=1e-3)
     with pytest.raises(ValueError, match="iters"):
-        costs.data_constrained_optimal(P, 1e23, 1e11, iters=0)
+        optima.data_constrained_optimal(P, 1e23, 1e11, iters=0)

@@ -16,7 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chinplan import engine
-from chinplan.law import HOFFMANN_2022, LawParams, compute_optimal, loss, optimal_for_loss
+from chinplan.law import HOFFMANN_2022, LawParams, loss
+from chinplan.optima import compute_optimal, optimal_for_loss
 
 N_DRAWS = 200
 Q = (0.05, 0.5, 0.95)
@@ -351,7 +352,8 @@ MULTI_DEVICE_SCRIPT = textwrap.dedent(
     sys.path.insert(0, {tests!r})
     from test_engine import BUDGETS, D_GRID, N_GRID, make_draws, nan_for_large_e
     from chinplan import engine
-    from chinplan.law import compute_optimal, loss
+    from chinplan.optima import compute_optimal
+    from chinplan.law import loss
     assert jax.local_device_count() == 4, jax.local_device_count()
     draws = make_draws()
     out = {{}}

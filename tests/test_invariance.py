@@ -27,8 +27,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from chinplan import costs, decide, engine, huber, law
-from chinplan.costs import Deployment, LogNormal, Uniform
+from chinplan import costs, decide, engine, huber, law, optima, uncertain
+from chinplan.costs import Deployment
+from chinplan.uncertain import LogNormal, Uniform
 from chinplan.law import LawParams
 
 REPO = Path(__file__).resolve().parents[1]
@@ -83,7 +84,7 @@ def test_sample_deployment_same_key_same_draws():
     other = costs.sample_deployment(DEP, N_DRAWS, key=jax.random.key(4))
     equal_trees(one, again)
     for name, value in DEP._asdict().items():
-        if costs.is_distribution(value):
+        if uncertain.is_distribution(value):
             assert not np.array_equal(getattr(one, name), getattr(other, name)), name
         elif value is not None:
             np.testing.assert_array_equal(getattr(one, name), getattr(other, name))
@@ -161,7 +162,7 @@ def test_engine_pytree_results_do_not_depend_on_chunk_size():
     for chunk_size in CHUNK_SIZES:
         results.append(
             dict(
-                plan=engine.bands(law.compute_optimal, PARAMS, BUDGETS, chunk_size=chunk_size),
+                plan=engine.bands(optima.compute_optimal, PARAMS, BUDGETS, chunk_size=chunk_size),
                 cost=engine.bands(_dollars_and_flops, theta, N, D, q=(0.1, 0.5, 0.9), chunk_size=chunk_size),
                 prob=engine.probability(_below, PARAMS, N[:, None], D[None, :], chunk_size=chunk_size),
                 cvar=engine.cvar(_dollars_and_flops, theta, N, D, level=0.8, chunk_size=chunk_size),
@@ -205,7 +206,8 @@ FOUR_DEVICES = textwrap.dedent(
     os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
     import jax, numpy as np
     from chinplan import decide, engine, law
-    from chinplan.costs import Deployment, LogNormal, Uniform
+    from chinplan.costs import Deployment
+    from chinplan.uncertain import LogNormal, Uniform
     from chinplan.law import LawParams
     assert jax.local_device_count() == 4, jax.local_device_count()
     rng = np.random.default_rng(0)
@@ -283,14 +285,14 @@ def test_float32_matches_float64_law(name):
     # Addends of the exponents: |log E|, log A + alpha |log N|, log B + beta |log D|.
     tol = 4 * EPS32 * (4 + abs(math.log(E)) + math.log(A) + alpha * np.log(N_GRID) + math.log(B) + beta * np.log(D_GRID))
     assert np.all(_rel(lo, hi) <= tol), np.max(_rel(lo, hi) / tol)
-    lo, hi = _both(law.compute_optimal, p, C_GRID)
+    lo, hi = _both(optima.compute_optimal, p, C_GRID)
     # log N = log G + a (log C - log 6): a few ulps of |log C| (<= 65), a and b included.
     tol_nd = 8 * EPS32 * (1 + np.log(C_GRID))
     assert np.all(_rel(lo.n, hi.n) <= tol_nd) and np.all(_rel(lo.d, hi.d) <= tol_nd)
     # The loss at the optimum: its own rounding plus max(alpha, beta) times that of N and D.
     assert np.all(_rel(lo.loss, hi.loss) <= 4 * EPS32 * 25 + max(alpha, beta) * tol_nd)
     targets = E + np.array([1e-2, 0.1, 0.5, 2.0])
-    lo, hi = _both(law.optimal_for_loss, p, targets)
+    lo, hi = _both(optima.optimal_for_loss, p, targets)
     # N* = [A (1 + alpha/beta) / (l - E)]^(1/alpha): rounding l to float32 (eps l / 2) is
     # amplified by l / (alpha (l - E)); the exp/log chain by |log N*| (<= 60).
     cond = targets / ((targets - E) * min(alpha, beta))
@@ -303,7 +305,7 @@ def test_float32_matches_float64_costs():
     E, alpha, beta = float(p.E), float(p.alpha), float(p.beta)
     targets = np.array([1.75, 1.9, 2.1, 2.5, 3.0])
     d_inf = np.array([0.0, 1e9, 1e13, 1e17, 1e22])
-    lo, hi = _both(costs.inference_optimal, p, targets, d_inf)
+    lo, hi = _both(optima.inference_optimal, p, targets, d_inf)
     # As for optimal_for_loss, with the log chains of the Newton solve (|log N| + |log D|) and
     # the gap l - E (condition l / (min(alpha, beta) (l - E)), E rounded twice: exp(log E)).
     cond = targets / ((targets - E) * min(alpha, beta))
@@ -328,9 +330,9 @@ def test_float32_matches_float64_posterior_bands():
     of the interpolation itself).
     """
     draws = make_draws(200, seed=3)
-    lo = engine.bands(law.compute_optimal, draws, BUDGETS).values
+    lo = engine.bands(optima.compute_optimal, draws, BUDGETS).values
     with jax.enable_x64(True):
-        hi = engine.bands(law.compute_optimal, as64(draws), BUDGETS).values
+        hi = engine.bands(optima.compute_optimal, as64(draws), BUDGETS).values
         assert np.asarray(hi.n).dtype == np.float64
     tol = 8 * EPS32 * (1 + np.log(BUDGETS)) + EPS32
     for name in ("n", "d"):
@@ -367,7 +369,7 @@ def _params32(p: LawParams) -> LawParams:
 
 @pytest.mark.parametrize(
     "fn,arg",
-    [(law.loss, None), (law.compute_optimal, C_GRID), (law.optimal_for_loss, np.array([1.9, 2.0, 2.5]))],
+    [(law.loss, None), (optima.compute_optimal, C_GRID), (optima.optimal_for_loss, np.array([1.9, 2.0, 2.5]))],
     ids=["loss", "compute_optimal", "optimal_for_loss"],
 )
 def test_law_under_jit_compiles_once(fn, arg):
@@ -392,7 +394,7 @@ def test_engine_reductions_compile_once():
 
     def counted(theta, n, d):
         traces.append(1)
-        return law.compute_optimal(theta, 6 * n * d)._replace(loss=law.loss(theta, n, d))
+        return optima.compute_optimal(theta, 6 * n * d)._replace(loss=law.loss(theta, n, d))
 
     def counted_below(theta, n, d):
         traces.append(1)
@@ -425,14 +427,14 @@ def test_decide_and_costs_entry_points_compile_once():
         return (
             decide.prob_target(draws[i], N * scale[i], D, 2.2),
             decide.cost_bands(draws[i], N * scale[i], D, DEP, key=keys[i]),
-            costs.inference_optimal(law.HOFFMANN_2022, TARGETS * scale[i], np.array([0.0, 1e10, 1e14, 1e18]) * scale[i]),
+            optima.inference_optimal(law.HOFFMANN_2022, TARGETS * scale[i], np.array([0.0, 1e10, 1e14, 1e18]) * scale[i]),
         )
 
     jax.block_until_ready(round_trip(0))
-    cache = costs._optimum_for_tokens._cache_size()
+    cache = optima._optimum_for_tokens._cache_size()
     with count_compiles() as compiles:
         jax.block_until_ready(round_trip(1))
-    assert costs._optimum_for_tokens._cache_size() == cache
+    assert optima._optimum_for_tokens._cache_size() == cache
     assert compiles == []
 
 

@@ -24,7 +24,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from chinplan import costs, law
+from chinplan import costs, law, optima
 from chinplan.costs import Deployment
 from chinplan.law import LawParams
 
@@ -69,11 +69,11 @@ def loss_rtol(eps: float, p: LawParams, n: float, d: float) -> float:
 # Jitted once: every example of every property reuses one executable per (dtype, shape).
 _loss = jax.jit(law.loss)
 _loss_dc = jax.jit(lambda p, n, d, u: law.loss(p, n, d, unique_tokens=u))
-_compute_optimal = jax.jit(law.compute_optimal)
-_optimal_for_loss = jax.jit(law.optimal_for_loss)
+_compute_optimal = jax.jit(optima.compute_optimal)
+_optimal_for_loss = jax.jit(optima.optimal_for_loss)
 _effective_data = jax.jit(law.effective_data)
 _effective_params = jax.jit(law.effective_params)
-_inference_optimal = jax.jit(costs.inference_optimal)
+_inference_optimal = jax.jit(optima.inference_optimal)
 _tco = jax.jit(costs.tco)
 
 # Constants around the published fits (Hoffmann 2022: A 406, B 411, alpha 0.34, beta 0.28;
@@ -223,7 +223,7 @@ def _inference_tol(eps: float, p: LawParams, target: float, gap: float, n: float
 
     Two sources: (1) the log-space chains (|log N|, |log D| up to ~50 in the exponents, each
     rounded a few times and divided by alpha or beta); (2) the gap l - E: the target and E
-    are rounded to the dtype (half an ulp of l each) and :func:`chinplan.costs.inference_optimal`
+    are rounded to the dtype (half an ulp of l each) and :func:`chinplan.optima.inference_optimal`
     used to form E as exp(log E), one more ulp of E (see the regression test below). A relative error
     eps l / gap in the gap moves log N by 1/alpha (log D by 1/beta) times as much: condition
     number l / (gap min(alpha, beta)). Observed at most 0.65x (float32) and 4.6x (float64) of
@@ -275,8 +275,8 @@ def test_inference_optimal_at_zero_tokens_is_exactly_chinchilla(dtype):
     p = law.HOFFMANN_2022._replace(E=1.7058087548273855)
     with x64(dtype):
         target = float(array(p.E, dtype)) + 2e-4
-        got = costs.inference_optimal(p, target, 0.0)
-        chin = law.optimal_for_loss(p, target)
+        got = optima.inference_optimal(p, target, 0.0)
+        chin = optima.optimal_for_loss(p, target)
         n_c, d_c = float(chin.n), float(chin.d)
         # Only the exp/log chains (no conditioning of the gap: both sides see the same gap).
         tol = 16 * eps * (abs(math.log(n_c)) + abs(math.log(d_c)))

@@ -8,8 +8,9 @@ a target unreachable for only some draws must be counted, never hidden as NaN in
 import numpy as np
 import pytest
 
-from chinplan import decide, engine, law
-from chinplan.costs import H100_SXM, Deployment, LogNormal, Uniform
+from chinplan import decide, engine, law, optima
+from chinplan.costs import H100_SXM, Deployment
+from chinplan.uncertain import LogNormal, Uniform
 from chinplan.law import LawParams
 
 RNG = np.random.default_rng(11)
@@ -40,7 +41,7 @@ DEPLOYMENT = Deployment(queries=1e9, input_tokens=400.0, output_tokens=100.0, pe
         (lambda: decide.target_cost_bands(PARAMS, 1.0, DEPLOYMENT), "irreducible loss"),
         (lambda: decide.expected_cost(PARAMS, [1e9], [-1e12], DEPLOYMENT), "d must be finite and > 0"),
         (lambda: decide.prob_cheaper(PARAMS, [1e9, 1e10], [1e12, np.nan], DEPLOYMENT), "must be finite"),
-        (lambda: engine.bands(law.compute_optimal, PARAMS, np.array([1e22, np.nan])), r"scenario_args\[0\]"),
+        (lambda: engine.bands(optima.compute_optimal, PARAMS, np.array([1e22, np.nan])), r"scenario_args\[0\]"),
     ],
 )
 def test_bad_scenario_inputs_raise_named_value_errors(call, match):

@@ -1,0 +1,276 @@
+"""Every boundary check of chinplan, written once.
+
+Each public function validates its inputs once, at the outermost Python boundary, and passes
+checked values inward. Every check raises a ``ValueError`` that names the argument, the bad
+value and the valid range. Checks run on the host (NumPy), never inside traced code: a value
+that is a JAX tracer (the caller's ``jit``, ``vmap`` or ``grad``) is not checked at all, so the
+per-point formulas keep their documented NaN/inf semantics there (:func:`is_traced`).
+
+Booleans, complex numbers and strings where numbers are expected are refused, not converted
+(``True`` would become 1.0, ``1+2j`` would lose its imaginary part, ``"1e9"`` would be parsed).
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = [
+    "is_traced",
+    "real_array",
+    "interval",
+    "in_range",
+    "positive",
+    "nonnegative",
+    "finite",
+    "positive_number",
+    "integer",
+    "level",
+    "levels",
+    "key",
+    "broadcast_shape",
+    "law",
+    "law_draws",
+    "reachable",
+]
+
+INF = math.inf
+
+
+def is_traced(*trees: Any) -> bool:
+    """Whether any leaf of ``trees`` is a JAX tracer (inside the caller's jit, vmap or grad)."""
+    return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(trees))
+
+
+def real_array(name: str, x: Any) -> np.ndarray:
+    """``x`` as a float64 host array; ValueError naming ``name`` unless it holds real numbers.
+
+    Booleans, complex numbers, strings and other non-numeric values are rejected rather than
+    silently converted.
+    """
+    try:
+        raw = np.asarray(x)
+    except (TypeError, ValueError):  # e.g. a ragged nested list
+        raise ValueError(f"{name} must be a number or an array of numbers, got {x!r}") from None
+    kind = raw.dtype.kind
+    if kind == "O" and any(
+        isinstance(v, (bool, np.bool_, str, bytes, complex, np.complexfloating)) for v in raw.reshape(-1)
+    ):
+        kind = "?"
+    if kind not in "iufO" and not jnp.issubdtype(raw.dtype, jnp.floating):  # bfloat16 is kind "V"
+        raise ValueError(f"{name} must be a real number or an array of real numbers, got {x!r} (dtype {raw.dtype})")
+    try:
+        return np.asarray(raw, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number or an array of numbers, got {x!r}") from None
+
+
+def _num(v: float) -> str:
+    return "inf" if v == INF else "-inf" if v == -INF else f"{v:g}"
+
+
+def interval(lo: float = -INF, hi: float = INF, *, low_open: bool = False, high_open: bool = False) -> str:
+    """``[lo, hi]``-style text of a range; infinite ends are always open."""
+    left = "(" if low_open or lo == -INF else "["
+    right = ")" if high_open or hi == INF else "]"
+    return f"{left}{_num(lo)}, {_num(hi)}{right}"
+
+
+def _describe(lo: float, hi: float, low_open: bool, high_open: bool) -> str:
+    parts = ["finite"]
+    if lo > -INF:
+        parts.append(f"{'>' if low_open else '>='} {_num(lo)}")
+    if hi < INF:
+        parts.append(f"{'<' if high_open else '<='} {_num(hi)}")
+    return " and ".join(parts)
+
+
+def in_range(
+    name: str,
+    x: Any,
+    lo: float = -INF,
+    hi: float = INF,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+    allow_empty: bool = True,
+    unit: str = "positions",
+) -> np.ndarray:
+    """Host copy of ``x`` after checking every value is finite and inside the range.
+
+    Raises ``ValueError("{name} must be finite and > 0 (valid range (0, inf)), got -1.0 at 1
+    of 3 positions")`` and the like.
+    """
+    arr = real_array(name, x)
+    if arr.size == 0 and not allow_empty:
+        raise ValueError(f"{name} must not be empty, got {x!r}")
+    ok = np.isfinite(arr) & (arr > lo if low_open else arr >= lo) & (arr < hi if high_open else arr <= hi)
+    if not np.all(ok):
+        bad = ~ok
+        first = float(arr.reshape(-1)[np.argmax(bad.reshape(-1))])
+        every, where = (" in every draw", "in") if unit == "draws" else ("", "at")
+        raise ValueError(
+            f"{name} must be {_describe(lo, hi, low_open, high_open)}{every} (valid range "
+            f"{interval(lo, hi, low_open=low_open, high_open=high_open)}), got {first!r} {where} "
+            f"{int(bad.sum())} of {arr.size} {unit}"
+        )
+    return arr
+
+
+def positive(name: str, x: Any, *, allow_empty: bool = True) -> np.ndarray:
+    """Checks ``x`` is finite and > 0 everywhere (a count, a budget, a price per unit)."""
+    return in_range(name, x, 0.0, INF, low_open=True, allow_empty=allow_empty)
+
+
+def nonnegative(name: str, x: Any) -> np.ndarray:
+    """Checks ``x`` is finite and >= 0 everywhere (a count that may be zero)."""
+    return in_range(name, x, 0.0, INF)
+
+
+def finite(name: str, x: Any) -> np.ndarray:
+    """Checks ``x`` holds finite real numbers (a logarithm, a loss)."""
+    return in_range(name, x)
+
+
+def positive_number(name: str, value: Any) -> float:
+    """``value`` as one finite Python float > 0 (a number, not a string or a bool)."""
+    if isinstance(value, (str, bytes, bool, np.bool_)):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}") from None
+    if not (math.isfinite(x) and x > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return x
+
+
+def integer(name: str, value: Any, low: int = 1) -> int:
+    """``value`` as a Python int >= ``low``; integral floats are accepted, bools and strings not."""
+    n = None
+    if not isinstance(value, (bool, np.bool_, str, bytes)):
+        try:
+            n = operator.index(value)  # Python/NumPy ints, exactly
+        except TypeError:
+            try:
+                x = float(value)
+                n = int(x) if math.isfinite(x) and x == int(x) else None
+            except (TypeError, ValueError, OverflowError):
+                pass
+    if n is None or n < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return n
+
+
+def level(name: str, p: Any, *, low_open: bool = False, high_open: bool = False) -> float:
+    """One probability level ``p`` as a float in [0, 1] (ends open as asked)."""
+    valid = interval(0.0, 1.0, low_open=low_open, high_open=high_open)
+    if isinstance(p, (bool, np.bool_, str, bytes)) or np.ndim(p) != 0:
+        raise ValueError(f"{name} must be a number in {valid}, got {p!r}")
+    try:
+        p = float(p)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number in {valid}, got {p!r}") from None
+    if not ((0.0 < p if low_open else 0.0 <= p) and (p < 1.0 if high_open else p <= 1.0)):
+        raise ValueError(f"{name} must lie in {valid}, got {p}")
+    return p
+
+
+def levels(name: str, q: Any) -> tuple[float, ...]:
+    """Quantile levels: a number or a non-empty 1-D sequence of numbers in [0, 1]."""
+    raw = np.asarray(q)
+    if raw.dtype.kind not in "iuf":
+        raise ValueError(f"{name} must be a number or a sequence of numbers in [0, 1], got {q!r}")
+    values = raw.astype(np.float64)
+    if values.ndim > 1 or values.size == 0:
+        raise ValueError(f"{name} must be a scalar or a non-empty 1-D sequence of levels, got shape {values.shape}")
+    values = values.reshape(-1)
+    if not np.all((values >= 0) & (values <= 1)):
+        raise ValueError(f"{name} must lie in [0, 1], got {values.tolist()}")
+    return tuple(float(v) for v in values)
+
+
+def key(value: Any, name: str = "key") -> jax.Array:
+    """``value`` if it is a JAX PRNG key (typed ``jax.random.key`` or legacy ``PRNGKey``)."""
+    if isinstance(value, jax.Array) and not isinstance(value, jax.core.Tracer):
+        if jnp.issubdtype(value.dtype, jax.dtypes.prng_key) and value.ndim == 0:
+            return value
+        if value.dtype == jnp.uint32 and value.shape == (2,):
+            return value
+    elif isinstance(value, jax.core.Tracer):
+        return value  # a key traced by the caller: its dtype was checked where it was made
+    raise ValueError(f"{name} must be a JAX PRNG key (jax.random.key(0) or jax.random.PRNGKey(0)), got {value!r}")
+
+
+def broadcast_shape(**arrays: Any) -> tuple[int, ...]:
+    """The broadcast shape of named arguments; ValueError naming them all if there is none."""
+    try:
+        return tuple(np.broadcast_shapes(*(np.shape(a) for a in arrays.values())))
+    except ValueError:
+        shapes = ", ".join(f"{k}: {np.shape(a)}" for k, a in arrays.items())
+        raise ValueError(f"scenario arguments do not broadcast to a common shape ({shapes})") from None
+
+
+#: Domains of the law's constants: E, A, B > 0 (their logs are taken), alpha, beta > 0.
+_LAW_FIELDS = ("E", "A", "B", "alpha", "beta")
+
+
+def law(params: Any, name: str = "params") -> None:
+    """Checks a law's concrete constants (E, A, B, alpha, beta) are finite and > 0.
+
+    Fields that are tracers are skipped. ``params`` must be a NamedTuple with those fields.
+    """
+    fields = getattr(params, "_fields", None)
+    if fields is None or tuple(fields)[:5] != _LAW_FIELDS:
+        raise ValueError(f"{name} must be a chinplan.LawParams, got {type(params).__name__}")
+    for field in _LAW_FIELDS:
+        value = getattr(params, field)
+        if not is_traced(value):
+            positive(f"{name}.{field}", value)
+
+
+def law_draws(params: Any, name: str = "params") -> int:
+    """The number of draws of a posterior law (one leading axis); every constant finite and > 0."""
+    fields = getattr(params, "_fields", None)
+    if fields is None or tuple(fields)[:5] != _LAW_FIELDS:
+        raise ValueError(f"{name} must be a LawParams with a leading draw axis, got {type(params).__name__}")
+    shape = np.shape(params.E)
+    if len(shape) != 1 or shape[0] < 1:
+        raise ValueError(f"{name} must have one leading draw axis, got E of shape {shape}")
+    for field in _LAW_FIELDS:
+        in_range(f"{name}.{field}", getattr(params, field), 0.0, INF, low_open=True, unit="draws")
+    return shape[0]
+
+
+def reachable(name: str, target: Any, e: Any, *, every: bool = True) -> None:
+    """Checks a target loss lies above the irreducible loss E.
+
+    No (N, D) reaches l <= E (L > E for all finite N, D; Hoffmann et al. 2022, Eq. 2). With
+    ``every`` (one law, or laws broadcast against the targets) each target must exceed the E
+    it meets; without it (posterior draws) it must exceed the smallest E, so a target
+    unreachable for only some draws stays a result (those draws give inf), not an error.
+    """
+    target = np.asarray(target, np.float64)
+    e = np.asarray(e, np.float64)
+    if every:
+        t, ee = np.broadcast_arrays(target, e)
+        bad = t <= ee
+        if np.any(bad):
+            raise ValueError(
+                f"{name} must exceed the irreducible loss E (valid range (E, inf), E = "
+                f"{float(ee[bad].reshape(-1)[0]):.6g}), got {float(t[bad].reshape(-1)[0])!r}"
+            )
+        return
+    e_min = float(np.min(e))
+    bad = target <= e_min
+    if np.any(bad):
+        raise ValueError(
+            f"{name} must exceed the irreducible loss E of at least one posterior draw "
+            f"(min E = {e_min:.6g}); got {target[bad].reshape(-1)[0]!r}, unreachable for every draw"
+        )
+
