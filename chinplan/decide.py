@@ -1,32 +1,35 @@
 """Decisions under the posterior: probabilities, risk measures and chance-constrained choices.
 
-Each decision is a per-point kernel ``fn(theta, *scenario)`` for ONE posterior draw and ONE
-scenario, reduced over draws by :mod:`chinplan.engine` (never materialising draws x
-scenarios). ``theta`` is a :class:`~chinplan.law.LawParams` of scalars for loss questions, and
-the pair ``(LawParams, Deployment)`` for cost questions: the deployment's uncertain inputs are
-sampled once per law draw (:func:`chinplan.costs.with_cost_draws`), so every design is priced
-under the same draws (common random numbers).
+Each decision reduces a per-draw kernel of :mod:`chinplan.kernels` over the posterior draws
+with :mod:`chinplan.engine` (never materialising draws x scenarios). Cost questions need a
+deployment sampled once per law draw: :func:`draw_pairs` checks the law draws and samples the
+deployment ONCE, giving a :class:`Draws` that every cost wrapper accepts in place of
+``params`` (then without ``deployment`` or ``key``), so one decision over several designs
+validates once, samples once and prices every design under the same draws (common random
+numbers). Every wrapper also takes plain ``params`` (LawParams with a leading draw axis).
 
-JAX callers use the kernels (``loss_at_most``, ``design_cost``, ``cheaper``,
-``params_for_loss``) and the raw-array wrappers (:func:`prob_target`, :func:`expected_cost`,
-:func:`cost_bands`, :func:`cost_cvar`, :func:`prob_cheaper`, :func:`smallest_model`); users get
-pandas/xarray tables from :func:`evaluate_designs`, :func:`chance_constrained` and
-:func:`regret_compute`.
+JAX callers use the kernels and the raw-array wrappers (:func:`prob_target`,
+:func:`expected_cost`, :func:`cost_bands`, :func:`cost_cvar`, :func:`prob_cheaper`,
+:func:`smallest_model`); users get pandas/xarray tables from :func:`evaluate_designs`,
+:func:`chance_constrained` and :func:`regret_compute`.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple, Sequence
+from typing import NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from chinplan import costs, engine, law
-from chinplan.costs import Cost, Deployment, _real_array
+from chinplan import _checks, costs, engine, kernels
+from chinplan.costs import Deployment
+from chinplan.kernels import PlanCost, cheaper, design_cost, loss_at_most, params_for_loss, target_plan_cost
+from chinplan.format import quantile_name
 from chinplan.law import LawParams, as_float
+from chinplan.optima import compute_optimal, smallest_budget
 
 __all__ = [
     "loss_at_most",
@@ -35,9 +38,14 @@ __all__ = [
     "params_for_loss",
     "PlanCost",
     "target_plan_cost",
-    "target_cost_bands",
+    "Draws",
     "draw_pairs",
+    "draw_fraction",
     "median_params",
+    "plan_bands",
+    "tco_bands",
+    "prob_lower_loss",
+    "target_cost_bands",
     "prob_target",
     "expected_cost",
     "cost_bands",
@@ -49,183 +57,72 @@ __all__ = [
     "chance_constrained",
     "Regret",
     "regret_compute",
-    "smallest_budget",
 ]
 
-PyTree = Any
-
 
 # --------------------------------------------------------------------------------------
-# Per-point kernels: ONE draw, ONE scenario.
+# Draws: checked once, sampled once.
 # --------------------------------------------------------------------------------------
 
 
-def _law_of(theta: PyTree) -> LawParams:
-    return theta if isinstance(theta, LawParams) else theta[0]
+class Draws(NamedTuple):
+    """Checked law draws and one sampled deployment per draw: the cost kernels' ``theta``.
 
-
-def loss_at_most(theta: PyTree, n: ArrayLike, d: ArrayLike, target_loss: ArrayLike) -> jax.Array:
-    """Whether L(N, D) <= target for this draw (Hoffmann et al. 2022, Eq. 2)."""
-    return law.loss(_law_of(theta), n, d) <= as_float(target_loss)
-
-
-def _loss_at_most_dc(theta: PyTree, n, d, target_loss, unique_tokens) -> jax.Array:
-    """Whether the data-constrained loss (Muennighoff et al. 2023) is <= target."""
-    return law.loss(_law_of(theta), n, d, unique_tokens=unique_tokens) <= as_float(target_loss)
-
-
-def _loss(theta: PyTree, n, d) -> jax.Array:
-    return law.loss(_law_of(theta), n, d)
-
-
-def design_cost(theta: tuple[LawParams, Deployment], n: ArrayLike, d: ArrayLike) -> Cost:
-    """:func:`chinplan.costs.tco` of design (N, D) under this draw's deployment."""
-    return costs.tco(n, d, theta[1])
-
-
-def cheaper(theta: tuple[LawParams, Deployment], n_a, d_a, n_b, d_b) -> jax.Array:
-    """Whether design A costs strictly fewer dollars than design B under this draw."""
-    dep = theta[1]
-    return costs.log_dollars(n_a, d_a, dep) < costs.log_dollars(n_b, d_b, dep)
-
-
-def params_for_loss(theta: PyTree, d: ArrayLike, target_loss: ArrayLike) -> jax.Array:
-    """The fewest parameters reaching ``target_loss`` with ``d`` tokens under this draw.
-
-    :func:`chinplan.law.params_for_loss` on the law of ``theta`` (a LawParams or a
-    ``(LawParams, Deployment)`` pair): N = [A / (l - E - B D^-beta)]^(1/alpha), ``inf`` when
-    l <= E + B D^-beta.
+    A pytree with one leading draw axis on every leaf; the engine hands each kernel
+    ``theta = (LawParams, Deployment)`` of scalars. Make it with :func:`draw_pairs`.
     """
-    return law.params_for_loss(_law_of(theta), d, target_loss)
+
+    law: LawParams
+    deployment: Deployment
 
 
-class PlanCost(NamedTuple):
-    """A plan (n, d) for a target loss and its total cost of ownership in dollars."""
+def draw_pairs(params: LawParams | Draws, deployment: Deployment | None = None, *, key: jax.Array | None = None) -> Draws:
+    """``(params, deployment)`` with one deployment draw per law draw, checked once.
 
-    n: jax.Array
-    d: jax.Array
-    dollars: jax.Array
-
-
-def target_plan_cost(theta: tuple[LawParams, Deployment], target_loss: ArrayLike) -> PlanCost:
-    """This draw's dollar-optimal plan for ``target_loss`` and its TCO.
-
-    :func:`chinplan.costs.cost_optimal` under this draw's law and deployment (Sardana et al.
-    2024), priced by :func:`chinplan.costs.tco`; ``inf`` everywhere if the target is at or
-    below this draw's E.
+    Checks every constant of ``params`` is finite and > 0 in every draw, checks the
+    deployment and samples its distribution fields once per draw
+    (:func:`chinplan.costs.sample_deployment`); ``key`` is required when any field is a
+    distribution. ``deployment=None`` uses ``Deployment()`` (training only, default hardware
+    and prices). A :class:`Draws` is returned as it is (it was checked when made).
     """
-    plan = costs.cost_optimal(theta[0], target_loss, theta[1])
-    ok = jnp.isfinite(plan.n)
-    n, d = jnp.where(ok, plan.n, 1.0), jnp.where(ok, plan.d, 1.0)
-    dollars = jnp.where(ok, costs.tco(n, d, theta[1]).dollars, jnp.inf)
-    return PlanCost(plan.n, plan.d, dollars)
+    if isinstance(params, Draws):
+        if deployment is not None or key is not None:
+            raise ValueError("params is already a Draws (law draws with a sampled deployment): pass no deployment or key")
+        return params
+    num = _checks.law_draws(params)
+    return Draws(params, costs.sample_deployment(Deployment() if deployment is None else deployment, num, key=key))
 
 
-_COST_KERNELS = {
-    field: (lambda theta, n, d, _f=field: getattr(costs.tco(n, d, theta[1]), _f)) for field in Cost._fields
-}
+def _law_draws(params: LawParams | Draws) -> tuple[LawParams, int]:
+    """The law draws and their number; checked unless they come from a :class:`Draws`."""
+    if isinstance(params, Draws):
+        return params.law, int(np.shape(params.law.E)[0])
+    return params, _checks.law_draws(params)
 
 
-# --------------------------------------------------------------------------------------
-# Boundary helpers.
-# --------------------------------------------------------------------------------------
+def draw_fraction(params: LawParams | Draws, probability: ArrayLike) -> np.ndarray:
+    """A probability over draws (a float32 k / n from the engine) as k / n in float64."""
+    n = int(np.shape(_law_draws(params)[0].E)[0])
+    return np.round(np.asarray(probability, np.float64) * n) / n
 
 
-def _n_draws(params: LawParams) -> int:
-    """The number of draws; checks every constant is finite and > 0 in every draw (on the host)."""
-    if not isinstance(params, LawParams):
-        raise ValueError(f"params must be a LawParams with a leading draw axis, got {type(params).__name__}")
-    shape = np.shape(params.E)
-    if len(shape) != 1 or shape[0] < 1:
-        raise ValueError(f"params must have one leading draw axis, got E of shape {shape}")
-    for name, value in params._asdict().items():
-        arr = _real_array(f"params.{name}", value)
-        bad = ~(np.isfinite(arr) & (arr > 0))
-        if np.any(bad):
-            first = arr.reshape(-1)[np.argmax(bad.reshape(-1))]
-            raise ValueError(
-                f"params.{name} must be finite and > 0 in every draw (valid range (0, inf)), got "
-                f"{first!r} in {int(bad.sum())} of {arr.size} draws"
-            )
-    return shape[0]
+def _reachable(params: LawParams, name: str, target: np.ndarray) -> None:
+    """A target at or below E for EVERY draw is an input error (:func:`chinplan._checks.reachable`)."""
+    _checks.reachable(name, target, params.E, every=False)
 
 
-def _positive(name: str, x: ArrayLike) -> np.ndarray:
-    """Host copy of ``x`` after checking every value is finite and > 0 (before tracing)."""
-    arr = _real_array(name, x)
-    if arr.size == 0:
-        raise ValueError(f"{name} must not be empty, got {x!r}")
-    bad = ~(np.isfinite(arr) & (arr > 0))
-    if np.any(bad):
-        first = arr.reshape(-1)[np.argmax(bad.reshape(-1))]
-        raise ValueError(
-            f"{name} must be finite and > 0 (valid range (0, inf)), got {first!r} at "
-            f"{int(bad.sum())} of {arr.size} positions"
-        )
-    return arr
+def _designs(n: ArrayLike, d: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """1-D arrays of k candidate designs (N, D), checked finite and > 0."""
+    n, d = np.atleast_1d(_positive("n", n)), np.atleast_1d(_positive("d", d))
+    if n.ndim != 1 or n.shape != d.shape:
+        raise ValueError(f"n and d must be 1-D arrays of the same length, got shapes {n.shape} and {d.shape}")
+    return n, d
 
 
-def _same_shape(**arrays: np.ndarray) -> tuple[int, ...]:
-    """The broadcast shape of the named scenario arguments; ValueError naming them if none."""
-    try:
-        return tuple(np.broadcast_shapes(*(np.shape(a) for a in arrays.values())))
-    except ValueError:
-        shapes = ", ".join(f"{k}: {np.shape(a)}" for k, a in arrays.items())
-        raise ValueError(f"scenario arguments do not broadcast to a common shape ({shapes})") from None
-
-
-def _reachable_somewhere(params: LawParams, name: str, target: np.ndarray) -> None:
-    """Raises if some target loss is at or below E for EVERY posterior draw.
-
-    No N, D reaches l <= E_i (L > E for all finite N, D; Hoffmann et al. 2022, Eq. 2), so a
-    target with l <= min_i E_i is unreachable under the whole posterior: an input error, not
-    a result. Targets unreachable for only some draws are allowed and reported per scenario
-    (:func:`unreachable_fraction`). The draws are concrete, so this is a host check.
-    """
-    e_min = float(np.min(np.asarray(params.E, np.float64)))
-    bad = target <= e_min
-    if np.any(bad):
-        raise ValueError(
-            f"{name} must exceed the irreducible loss E of at least one posterior draw "
-            f"(min E = {e_min:.6g}); got {target[bad].reshape(-1)[0]!r}, unreachable for every draw"
-        )
-
-
-def _probability_level(name: str, p: float, *, low_closed: bool = False) -> float:
-    """``p`` as a float in (0, 1] (or [0, 1] with ``low_closed``); ValueError naming ``name``."""
-    valid = "[0, 1]" if low_closed else "(0, 1]"
-    if isinstance(p, (bool, np.bool_, str, bytes)) or np.ndim(p) != 0:
-        raise ValueError(f"{name} must be a number in {valid}, got {p!r}")
-    try:
-        p = float(p)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number in {valid}, got {p!r}") from None
-    if not (0.0 <= p <= 1.0 if low_closed else 0.0 < p <= 1.0):
-        raise ValueError(f"{name} must lie in {valid}, got {p}")
-    return p
-
-
-def _field(field: str) -> str:
-    if field not in Cost._fields:
-        raise ValueError(f"field must be one of {Cost._fields}, got {field!r}")
-    return field
-
-
-def draw_pairs(params: LawParams, deployment: Deployment | None = None, *, key: jax.Array | None = None):
-    """``(params, deployment)`` with one deployment draw per law draw: the cost kernels' theta.
-
-    :func:`chinplan.costs.with_cost_draws` after checking ``params``; ``key`` is required when
-    any field of ``deployment`` is a distribution. ``deployment=None`` uses ``Deployment()``
-    (training only, default hardware and prices). Pass the unsampled deployment.
-    """
-    _n_draws(params)
-    return costs.with_cost_draws(params, Deployment() if deployment is None else deployment, key=key)
-
-
-def median_params(params: LawParams) -> LawParams:
+def median_params(params: LawParams | Draws) -> LawParams:
     """The posterior median of each constant (a point estimate; not itself a draw)."""
-    _n_draws(params)
-    return LawParams(*(jnp.median(as_float(x), axis=0) for x in params))
+    law_params, _ = _law_draws(params)
+    return LawParams(*(jnp.median(as_float(x), axis=0) for x in law_params))
 
 
 # --------------------------------------------------------------------------------------
@@ -233,8 +130,12 @@ def median_params(params: LawParams) -> LawParams:
 # --------------------------------------------------------------------------------------
 
 
+def _positive(name: str, x: ArrayLike) -> np.ndarray:
+    return _checks.positive(name, x, allow_empty=False)
+
+
 def prob_target(
-    params: LawParams,
+    params: LawParams | Draws,
     n: ArrayLike,
     d: ArrayLike,
     target_loss: ArrayLike,
@@ -247,19 +148,28 @@ def prob_target(
     The fraction of draws theta_i with L_i(N, D) <= l (an exact count over n draws). With
     ``unique_tokens`` the data-constrained loss of Muennighoff et al. 2023 is used.
     """
-    _n_draws(params)
+    law_params, _ = _law_draws(params)
     arrays = dict(n=_positive("n", n), d=_positive("d", d), target_loss=_positive("target_loss", target_loss))
     if unique_tokens is not None:
         arrays["unique_tokens"] = _positive("unique_tokens", unique_tokens)
-    _same_shape(**arrays)
-    _reachable_somewhere(params, "target_loss", arrays["target_loss"])
+    _checks.broadcast_shape(**arrays)
+    _reachable(law_params, "target_loss", arrays["target_loss"])
     if unique_tokens is None:
-        return engine.probability(loss_at_most, params, n, d, target_loss, chunk_size=chunk_size)
-    return engine.probability(_loss_at_most_dc, params, n, d, target_loss, unique_tokens, chunk_size=chunk_size)
+        return engine.probability(loss_at_most, law_params, n, d, target_loss, chunk_size=chunk_size)
+    return engine.probability(
+        kernels.loss_at_most_repeated, law_params, n, d, target_loss, unique_tokens, chunk_size=chunk_size
+    )
+
+
+def _cost_question(params, n, d, deployment, key, field) -> tuple[Draws, object]:
+    """Checked designs, the draws (sampled once) and the kernel of ``field``."""
+    _checks.broadcast_shape(n=_positive("n", n), d=_positive("d", d))
+    kernel = kernels.cost_field(field)
+    return draw_pairs(params, deployment, key=key), kernel
 
 
 def expected_cost(
-    params: LawParams,
+    params: LawParams | Draws,
     n: ArrayLike,
     d: ArrayLike,
     deployment: Deployment | None = None,
@@ -268,14 +178,13 @@ def expected_cost(
     field: str = "dollars",
     chunk_size: int | None = None,
 ) -> jax.Array:
-    """E[cost] of design (N, D) over the deployment's draws (``field`` of :class:`Cost`)."""
-    _same_shape(n=_positive("n", n), d=_positive("d", d))
-    theta = draw_pairs(params, deployment, key=key)
-    return engine.expectation(_COST_KERNELS[_field(field)], theta, n, d, chunk_size=chunk_size)
+    """E[cost] of design (N, D) over the deployment's draws (``field`` of :class:`~chinplan.costs.Cost`)."""
+    theta, kernel = _cost_question(params, n, d, deployment, key, field)
+    return engine.expectation(kernel, theta, n, d, chunk_size=chunk_size)
 
 
 def cost_bands(
-    params: LawParams,
+    params: LawParams | Draws,
     n: ArrayLike,
     d: ArrayLike,
     deployment: Deployment | None = None,
@@ -286,13 +195,12 @@ def cost_bands(
     chunk_size: int | None = None,
 ) -> jax.Array:
     """Quantiles of the cost of design (N, D): shape ``(len(q), *broadcast shape)``."""
-    _same_shape(n=_positive("n", n), d=_positive("d", d))
-    theta = draw_pairs(params, deployment, key=key)
-    return engine.bands(_COST_KERNELS[_field(field)], theta, n, d, q=q, chunk_size=chunk_size).values
+    theta, kernel = _cost_question(params, n, d, deployment, key, field)
+    return engine.bands(kernel, theta, n, d, q=q, chunk_size=chunk_size).values
 
 
 def cost_cvar(
-    params: LawParams,
+    params: LawParams | Draws,
     n: ArrayLike,
     d: ArrayLike,
     deployment: Deployment | None = None,
@@ -303,14 +211,13 @@ def cost_cvar(
     chunk_size: int | None = None,
 ) -> jax.Array:
     """CVaR_level of the cost: the mean of the most expensive ``1 - level`` of the draws."""
-    _same_shape(n=_positive("n", n), d=_positive("d", d))
-    level = _probability_level("level", level, low_closed=True)
-    theta = draw_pairs(params, deployment, key=key)
-    return engine.cvar(_COST_KERNELS[_field(field)], theta, n, d, level=level, chunk_size=chunk_size)
+    level = _checks.level("level", level)
+    theta, kernel = _cost_question(params, n, d, deployment, key, field)
+    return engine.cvar(kernel, theta, n, d, level=level, chunk_size=chunk_size)
 
 
 def prob_cheaper(
-    params: LawParams,
+    params: LawParams | Draws,
     n: ArrayLike,
     d: ArrayLike,
     deployment: Deployment | None = None,
@@ -321,7 +228,8 @@ def prob_cheaper(
     """Pairwise matrix ``M[a, b] = P(dollars(design a) < dollars(design b))``.
 
     Args:
-      params: law draws (they fix the draw count; costs do not depend on the law).
+      params: law draws (they fix the draw count; costs do not depend on the law), or a
+        :class:`Draws` (then no ``deployment`` or ``key``).
       n, d: 1-D arrays of the k candidate designs.
       deployment: the deployment, possibly with distribution-valued fields.
       key: PRNG key for those distributions.
@@ -329,11 +237,17 @@ def prob_cheaper(
     Returns:
       ``(k, k)`` array; the diagonal is 0 and ``M + M.T <= 1`` (ties count for neither).
     """
-    n, d = np.atleast_1d(_positive("n", n)), np.atleast_1d(_positive("d", d))
-    if n.ndim != 1 or n.shape != d.shape:
-        raise ValueError(f"n and d must be 1-D arrays of the same length, got shapes {n.shape} and {d.shape}")
+    n, d = _designs(n, d)
     theta = draw_pairs(params, deployment, key=key)
     return engine.probability(cheaper, theta, n[:, None], d[:, None], n[None, :], d[None, :], chunk_size=chunk_size)
+
+
+def prob_lower_loss(params: LawParams | Draws, n: ArrayLike, d: ArrayLike, *, chunk_size: int | None = None) -> jax.Array:
+    """Pairwise matrix ``M[a, b] = P(L(design a) < L(design b))`` over the law draws."""
+    n, d = _designs(n, d)
+    law_params, _ = _law_draws(params)
+    pairs = (n[:, None], d[:, None], n[None, :], d[None, :])
+    return engine.probability(kernels.lower_loss, law_params, *pairs, chunk_size=chunk_size)
 
 
 def _order_statistic_level(k: int, n: int) -> float:
@@ -352,7 +266,7 @@ def _order_statistic_level(k: int, n: int) -> float:
 
 
 def smallest_model(
-    params: LawParams,
+    params: LawParams | Draws,
     target_loss: ArrayLike,
     tokens: ArrayLike,
     p: float = 0.9,
@@ -369,23 +283,18 @@ def smallest_model(
     evaluated forward at the returned N equals the target only up to float rounding, so
     :func:`prob_target` there can read one draw short of p; 1e-5 more N in float32 is safe.)
     """
-    n = _n_draws(params)
+    law_params, n = _law_draws(params)
     target = _positive("target_loss", target_loss)
-    _same_shape(target_loss=target, tokens=_positive("tokens", tokens))
-    _reachable_somewhere(params, "target_loss", target)
-    p = _probability_level("p", p)
+    _checks.broadcast_shape(target_loss=target, tokens=_positive("tokens", tokens))
+    _reachable(law_params, "target_loss", target)
+    p = _checks.level("p", p, low_open=True)
     k = max(1, math.ceil(p * n - 1e-9 * n))  # guard p n = integer against rounding up
     q = _order_statistic_level(k, n)
-    return engine.bands(params_for_loss, params, tokens, target_loss, q=(q,), chunk_size=chunk_size).values[0]
-
-
-def _unreachable(theta: PyTree, d: ArrayLike, target_loss: ArrayLike) -> jax.Array:
-    """Whether no N reaches ``target_loss`` with D tokens under this draw (N_i = inf)."""
-    return jnp.isinf(law.params_for_loss(_law_of(theta), d, target_loss))
+    return engine.bands(params_for_loss, law_params, tokens, target_loss, q=(q,), chunk_size=chunk_size).values[0]
 
 
 def unreachable_fraction(
-    params: LawParams,
+    params: LawParams | Draws,
     target_loss: ArrayLike,
     tokens: ArrayLike | None = None,
     *,
@@ -400,16 +309,25 @@ def unreachable_fraction(
     this count says how many there are. Unlike the other wrappers, a target below every
     draw's E is allowed here (the answer is 1).
     """
-    _n_draws(params)
+    law_params, _ = _law_draws(params)
     target = _positive("target_loss", target_loss)
     if tokens is None:
-        return engine.probability(lambda th, t: t <= _law_of(th).E, params, target, chunk_size=chunk_size)
-    _same_shape(target_loss=target, tokens=_positive("tokens", tokens))
-    return engine.probability(_unreachable, params, tokens, target_loss, chunk_size=chunk_size)
+        return engine.probability(kernels.below_floor, law_params, target, chunk_size=chunk_size)
+    _checks.broadcast_shape(target_loss=target, tokens=_positive("tokens", tokens))
+    return engine.probability(kernels.unreachable, law_params, tokens, target_loss, chunk_size=chunk_size)
+
+
+def _targets(params: LawParams, target_loss: ArrayLike) -> np.ndarray:
+    """Target losses as a checked 1-D host array, reachable by at least one draw."""
+    targets = np.atleast_1d(_positive("target_loss", target_loss))
+    if targets.ndim != 1:
+        raise ValueError(f"target_loss must be a scalar or 1-D, got shape {targets.shape}")
+    _reachable(params, "target_loss", targets)
+    return targets
 
 
 def target_cost_bands(
-    params: LawParams,
+    params: LawParams | Draws,
     target_loss: ArrayLike,
     deployment: Deployment | None = None,
     *,
@@ -427,14 +345,50 @@ def target_cost_bands(
       ``xarray.Dataset`` with variables ``n``, ``d``, ``dollars`` over
       ``("quantile", "target_loss")``.
     """
-    _n_draws(params)
-    targets = np.atleast_1d(_positive("target_loss", target_loss))
-    if targets.ndim != 1:
-        raise ValueError(f"target_loss must be a scalar or 1-D, got shape {targets.shape}")
-    _reachable_somewhere(params, "target_loss", targets)
     theta = draw_pairs(params, deployment, key=key)
+    targets = _targets(theta.law, target_loss)
     result = engine.bands(target_plan_cost, theta, targets, q=q, chunk_size=chunk_size)
     return engine.to_dataset(result, q, dims=("target_loss",), coords={"target_loss": targets})
+
+
+def plan_bands(params: LawParams | Draws, compute: ArrayLike, q: Sequence[float] = engine.DEFAULT_QUANTILES) -> dict:
+    """Bands of the compute-optimal plan (:func:`chinplan.kernels.plan`) for each FLOP budget.
+
+    Returns:
+      ``{"n", "d", "tokens_per_param", "loss"}``, each a float64 array ``(len(q), len(compute))``.
+    """
+    law_params, _ = _law_draws(params)
+    compute = np.atleast_1d(_positive("compute", compute))
+    result = engine.bands(kernels.plan, law_params, compute, q=tuple(q))
+    return {name: np.asarray(v, dtype=np.float64) for name, v in result.values.items()}
+
+
+def tco_bands(
+    params: LawParams | Draws,
+    target_loss: ArrayLike,
+    deployment: Deployment | None = None,
+    *,
+    key: jax.Array | None = None,
+    optimum: str = "cost",
+    q: Sequence[float] = engine.DEFAULT_QUANTILES,
+    chunk_size: int | None = None,
+) -> engine.Bands:
+    """Per target loss, bands of the ``optimum`` plan and of the Chinchilla plan, priced.
+
+    Per draw :func:`chinplan.kernels.tco_point`: the inference-aware optimum (``"cost"``,
+    least dollars, or ``"flops"``, least lifetime FLOPs; Sardana et al. 2024) and the
+    training-only Chinchilla plan (Hoffmann et al. 2022) with their TCO, and the savings
+    1 - dollars/dollars_chinchilla (NaN where a plan is unreachable; omitted from its bands).
+
+    Returns:
+      :class:`chinplan.engine.Bands` with values ``{"optimal": {...}, "chinchilla": {...},
+      "savings"}`` over ``(len(q), len(targets))`` and the NaN fraction per output.
+    """
+    if optimum not in ("cost", "flops"):
+        raise ValueError(f"optimum must be 'cost' or 'flops', got {optimum!r}")
+    theta = draw_pairs(params, deployment, key=key)
+    targets = _targets(theta.law, target_loss)
+    return engine.bands(kernels.tco_kernel(optimum), theta, targets, q=tuple(q), nan_policy="omit", chunk_size=chunk_size)
 
 
 # --------------------------------------------------------------------------------------
@@ -442,12 +396,8 @@ def target_cost_bands(
 # --------------------------------------------------------------------------------------
 
 
-def _bands_names(q: Sequence[float]) -> list[str]:
-    return [f"q{100 * float(v):g}" for v in q]
-
-
 def evaluate_designs(
-    params: LawParams,
+    params: LawParams | Draws,
     n: ArrayLike,
     d: ArrayLike,
     deployment: Deployment | None = None,
@@ -467,28 +417,27 @@ def evaluate_designs(
     """
     import pandas as pd
 
-    n, d = np.atleast_1d(_positive("n", n)), np.atleast_1d(_positive("d", d))
-    if n.ndim != 1 or n.shape != d.shape:
-        raise ValueError(f"n and d must be 1-D arrays of the same length, got shapes {n.shape} and {d.shape}")
-    level = _probability_level("level", level, low_closed=True)
+    n, d = _designs(n, d)
+    level = _checks.level("level", level)
     theta = draw_pairs(params, deployment, key=key)
-    frame = pd.DataFrame({"n": n, "d": d, "train_flops": 6.0 * n * d})
-    frame["loss_mean"] = np.asarray(engine.expectation(_loss, params, n, d, chunk_size=chunk_size), np.float64)
-    loss_q = np.asarray(engine.bands(_loss, params, n, d, q=q, chunk_size=chunk_size).values)
-    for name, row in zip(_bands_names(q), loss_q):
+    names = [quantile_name(v) for v in q]
+    frame = pd.DataFrame({"n": n, "d": d, "train_flops": 6.0 * n * d})  # law.training_flops, exact in float64
+    frame["loss_mean"] = np.asarray(engine.expectation(kernels.loss, theta.law, n, d, chunk_size=chunk_size), np.float64)
+    loss_q = np.asarray(engine.bands(kernels.loss, theta.law, n, d, q=q, chunk_size=chunk_size).values)
+    for name, row in zip(names, loss_q):
         frame[f"loss_{name}"] = row
     if target_loss is not None:
-        frame["p_target"] = np.asarray(prob_target(params, n, d, target_loss, chunk_size=chunk_size))
-    dollars = _COST_KERNELS["dollars"]
+        frame["p_target"] = np.asarray(prob_target(theta, n, d, target_loss, chunk_size=chunk_size))
+    dollars = kernels.cost_field("dollars")
     frame["dollars_mean"] = np.asarray(engine.expectation(dollars, theta, n, d, chunk_size=chunk_size))
-    for name, row in zip(_bands_names(q), np.asarray(engine.bands(dollars, theta, n, d, q=q, chunk_size=chunk_size).values)):
+    for name, row in zip(names, np.asarray(engine.bands(dollars, theta, n, d, q=q, chunk_size=chunk_size).values)):
         frame[f"dollars_{name}"] = row
     frame["dollars_cvar"] = np.asarray(engine.cvar(dollars, theta, n, d, level=level, chunk_size=chunk_size))
     return frame
 
 
 def chance_constrained(
-    params: LawParams,
+    params: LawParams | Draws,
     n_grid: ArrayLike,
     d_grid: ArrayLike,
     target_loss: float,
@@ -521,14 +470,13 @@ def chance_constrained(
     d_grid = np.atleast_1d(_positive("d_grid", d_grid))
     if n_grid.ndim != 1 or d_grid.ndim != 1:
         raise ValueError("n_grid and d_grid must be 1-D")
-    _n_draws(params)
-    _reachable_somewhere(params, "target_loss", _positive("target_loss", target_loss))
-    p = _probability_level("p", p)
-    nn, dd = n_grid[:, None], d_grid[None, :]
-    prob = np.asarray(engine.probability(loss_at_most, params, nn, dd, target_loss, chunk_size=chunk_size))
     theta = draw_pairs(params, deployment, key=key)
-    money = np.asarray(engine.expectation(_COST_KERNELS["dollars"], theta, nn, dd, chunk_size=chunk_size), np.float64)
-    flops = np.asarray(engine.expectation(_COST_KERNELS["flops"], theta, nn, dd, chunk_size=chunk_size), np.float64)
+    _reachable(theta.law, "target_loss", _positive("target_loss", target_loss))
+    p = _checks.level("p", p, low_open=True)
+    nn, dd = n_grid[:, None], d_grid[None, :]
+    prob = np.asarray(engine.probability(loss_at_most, theta.law, nn, dd, target_loss, chunk_size=chunk_size))
+    money = np.asarray(engine.expectation(kernels.cost_field("dollars"), theta, nn, dd, chunk_size=chunk_size), np.float64)
+    flops = np.asarray(engine.expectation(kernels.cost_field("flops"), theta, nn, dd, chunk_size=chunk_size), np.float64)
     feasible = prob >= p
     grid = xr.Dataset(
         {
@@ -560,21 +508,6 @@ def chance_constrained(
         found=True,
     )
     return pd.Series(choice), grid
-
-
-def smallest_budget(point: LawParams) -> float:
-    """The least FLOP budget whose Chinchilla optimum has N* >= 1 parameter and D* >= 1 token.
-
-    With N* = G (C/6)^a and D* = G^-1 (C/6)^b (Hoffmann et al. 2022, Eq. 4):
-    C_min = 6 exp(max(-log G / a, log G / b)). Since N* D* = C/6, C_min >= 6 FLOPs for any law.
-    ``point`` is one law (scalars), computed on the host in float64.
-    """
-    e, la, lb, alpha, beta = (np.asarray(v, np.float64) for v in law.logs(point))
-    if np.ndim(alpha) != 0:
-        raise ValueError(f"point must be one law (scalar constants), got alpha of shape {np.shape(alpha)}")
-    log_g = (np.log(alpha) + la - np.log(beta) - lb) / (alpha + beta)
-    a, b = beta / (alpha + beta), alpha / (alpha + beta)
-    return float(6.0 * np.exp(max(-log_g / a, log_g / b)))
 
 
 class Regret(NamedTuple):
@@ -619,7 +552,7 @@ def regret_compute(
         the optimum would have N* < 1 parameter or D* < 1 token, almost surely a units
         mistake), besides the usual bad ``compute``, ``grid_points`` or ``span``.
     """
-    _n_draws(params)
+    law_params, _ = _law_draws(params)
     c = np.atleast_1d(_positive("compute", compute))
     if c.ndim != 1:
         raise ValueError(f"compute must be a scalar or 1-D, got shape {c.shape}")
@@ -627,7 +560,7 @@ def regret_compute(
         raise ValueError(f"grid_points must be an odd integer >= 3, got {grid_points!r}")
     if not span > 0:
         raise ValueError(f"span must be > 0, got {span!r}")
-    point = median_params(params) if point is None else point
+    point = median_params(law_params) if point is None else point
     c_min = smallest_budget(point)
     if np.any(c < c_min):
         too_small = c[c < c_min][0]
@@ -635,13 +568,13 @@ def regret_compute(
             f"compute must be at least {c_min:.6g} FLOPs (valid range [{c_min:.6g}, inf)): below that the "
             f"compute-optimal plan has fewer than 1 parameter or 1 token; got {too_small!r}"
         )
-    plan = law.compute_optimal(point, c)
+    plan = compute_optimal(point, c)
     x0 = np.log(np.asarray(plan.n, np.float64))
     offsets = np.linspace(-span, span, int(grid_points))
     x = x0[:, None] + offsets[None, :]
     log_c6 = np.log(c / 6.0)[:, None]
     grid_loss = np.asarray(
-        engine.expectation(_loss, params, np.exp(x), np.exp(log_c6 - x), chunk_size=chunk_size), np.float64
+        engine.expectation(kernels.loss, law_params, np.exp(x), np.exp(log_c6 - x), chunk_size=chunk_size), np.float64
     )
     centre = grid_points // 2
     point_loss = grid_loss[:, centre]
@@ -653,7 +586,7 @@ def regret_compute(
     shift = np.where(denom > 0, 0.5 * h * (f0 - f2) / np.where(denom > 0, denom, 1.0), 0.0)
     x_ref = x[rows, j] + np.clip(shift, -h, h)
     ref_loss = np.asarray(
-        engine.expectation(_loss, params, np.exp(x_ref), np.exp(log_c6[:, 0] - x_ref), chunk_size=chunk_size), np.float64
+        engine.expectation(kernels.loss, law_params, np.exp(x_ref), np.exp(log_c6[:, 0] - x_ref), chunk_size=chunk_size), np.float64
     )
     j_best = np.argmin(grid_loss, axis=1)
     use_ref = ref_loss < grid_loss[rows, j_best]

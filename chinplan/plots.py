@@ -29,10 +29,12 @@ import jax
 import numpy as np
 from jax.typing import ArrayLike
 
-from chinplan import costs, engine, law
+from chinplan import _checks, decide, engine, kernels
 from chinplan._files import write_atomic
 from chinplan.costs import Deployment
+from chinplan.format import short_sci
 from chinplan.law import LawParams
+from chinplan.optima import compute_optimal
 
 __all__ = [
     "REFERENCE_MODELS",
@@ -92,15 +94,14 @@ def _axes_or_new(ax, figsize: tuple[float, float]):
     return _figure_of(ax), ax
 
 
-def _check_params(params: Any) -> int:
-    """Number of draws of a LawParams with one leading draw axis."""
-    if not isinstance(params, LawParams):
-        raise ValueError(f"params must be a chinplan.LawParams with a leading draw axis, got {type(params).__name__}")
-    shapes = {name: np.shape(value) for name, value in params._asdict().items()}
-    first = shapes["E"]
-    if len(first) != 1 or first[0] < 1 or any(s != first for s in shapes.values()):
-        raise ValueError(f"params must have one common leading draw axis (shape (n_draws,)), got shapes {shapes}")
-    return first[0]
+def _budget(n, d):
+    """Training FLOPs C = 6ND (:func:`chinplan.law.training_flops`) on the host, in float64, for drawing."""
+    return 6.0 * np.asarray(n, np.float64) * np.asarray(d, np.float64)
+
+
+def _budget_tokens(c, n):
+    """The other factor on the budget line: D = C / (6N) (or N = C / (6D)), on the host."""
+    return np.asarray(c, np.float64) / _budget(n, 1.0)
 
 
 def _positive_grid(name: str, x: ArrayLike, *, min_points: int = 2) -> np.ndarray:
@@ -163,12 +164,6 @@ def _nested_levels(q: Sequence[float]) -> tuple[tuple[float, ...], list[tuple[fl
 
 def _band_label(lo: float, hi: float) -> str:
     return f"{100 * lo:g}–{100 * hi:g}%"
-
-
-def _sci(x: float) -> str:
-    """Compact scientific notation for labels: 1.4e12 -> '1.4e12', 7e10 -> '7e10'."""
-    mantissa, exponent = f"{x:.1e}".split("e")
-    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
 
 
 # --------------------------------------------------------------------------------------
@@ -246,7 +241,7 @@ def fan_chart(
     """
     from matplotlib.axes import Axes
 
-    n_draws = _check_params(params)
+    n_draws = _checks.law_draws(params)
     budgets = _positive_grid("compute", compute)
     levels, pairs = _nested_levels(q)
     references = _references(REFERENCE_MODELS if references is None else references)
@@ -266,7 +261,7 @@ def fan_chart(
         fig = _figure_of(ax_n)
     one_panel = ax_n is ax_d
 
-    result = engine.bands(law.compute_optimal, params, budgets, q=levels).values
+    result = engine.bands(compute_optimal, params, budgets, q=levels).values
     index = {v: i for i, v in enumerate(levels)}
     panels = (
         (ax_n, "N*", np.asarray(result.n, np.float64), _N_COLOUR, 0, "parameters"),
@@ -285,7 +280,7 @@ def fan_chart(
             )
         axis.plot(budgets, values[index[0.5]], color=colour, linewidth=2.0, label=f"{symbol} median")
         for k, (name, nd) in enumerate(references.items()):
-            c, y = 6.0 * nd[0] * nd[1], nd[which]
+            c, y = _budget(nd[0], nd[1]), nd[which]
             marker = _MARKERS[k % len(_MARKERS)]
             axis.scatter([c], [y], marker=marker, s=55, color=colour, edgecolor="black", zorder=5)
             if which == 0 or not one_panel:  # legend entry: the marker identifies the run
@@ -296,7 +291,7 @@ def fan_chart(
                     s=55,
                     color="lightgrey" if one_panel else colour,
                     edgecolor="black",
-                    label=f"{name} ({_sci(nd[0])} params, {_sci(nd[1])} tokens)",
+                    label=f"{name} ({short_sci(nd[0])} params, {short_sci(nd[1])} tokens)",
                 )
             if one_panel:  # N labels below-left, D labels above-left, so close pairs stay apart
                 offset = (-7, -13) if which == 0 else (-7, 7)
@@ -348,11 +343,6 @@ def _references(references: Mapping[str, tuple[float, float]]) -> dict[str, tupl
 # --------------------------------------------------------------------------------------
 
 
-def _loss_kernel(theta: LawParams, n: ArrayLike, d: ArrayLike) -> jax.Array:
-    """L(N, D) for one draw (Hoffmann et al. 2022, Eq. 2)."""
-    return law.loss(theta, n, d)
-
-
 def iso_loss(
     params: LawParams,
     *,
@@ -388,14 +378,14 @@ def iso_loss(
     Returns:
       The matplotlib Figure.
     """
-    n_draws = _check_params(params)
+    n_draws = _checks.law_draws(params)
     n_lo, n_hi = _range("n_range", n_range)
     d_lo, d_hi = _range("d_range", d_range)
     if isinstance(grid_points, bool) or not isinstance(grid_points, (int, np.integer)) or grid_points < 8:
         raise ValueError(f"grid_points must be an integer >= 8, got {grid_points!r}")
     if levels is not None:
         levels = _levels("levels", levels)
-    c_lo, c_hi = 6.0 * n_lo * d_lo, 6.0 * n_hi * d_hi
+    c_lo, c_hi = _budget(n_lo, d_lo), _budget(n_hi, d_hi)
     if flops is None:
         decades = np.arange(math.ceil(math.log10(c_lo)), math.floor(math.log10(c_hi)) + 1)
         flops = 10.0 ** decades[decades % 2 == 0] if decades.size > 4 else 10.0 ** decades
@@ -407,7 +397,7 @@ def iso_loss(
     n_grid = np.logspace(math.log10(n_lo), math.log10(n_hi), int(grid_points))
     d_grid = np.logspace(math.log10(d_lo), math.log10(d_hi), int(grid_points))
     median_loss = np.asarray(
-        engine.bands(_loss_kernel, params, n_grid[:, None], d_grid[None, :], q=(0.5,)).values[0], np.float64
+        engine.bands(kernels.loss, params, n_grid[:, None], d_grid[None, :], q=(0.5,)).values[0], np.float64
     )
     if levels is None:
         levels = _auto_levels(median_loss)
@@ -417,12 +407,12 @@ def iso_loss(
         text.set_bbox(dict(boxstyle="round,pad=0.15", facecolor="white", edgecolor="none", alpha=0.8))
 
     budgets = np.logspace(math.log10(c_lo), math.log10(c_hi), 121)
-    frontier = engine.bands(law.compute_optimal, params, budgets, q=(0.05, 0.5, 0.95)).values
+    frontier = engine.bands(compute_optimal, params, budgets, q=(0.05, 0.5, 0.95)).values
     n_q = np.asarray(frontier.n, np.float64)
     d_q = np.asarray(frontier.d, np.float64)
     # The band's edges: the 5% and 95% model sizes on each budget line D = C / (6 N).
-    edge_lo = (n_q[0], budgets / (6.0 * n_q[0]))
-    edge_hi = (n_q[2], budgets / (6.0 * n_q[2]))
+    edge_lo = (n_q[0], _budget_tokens(budgets, n_q[0]))
+    edge_hi = (n_q[2], _budget_tokens(budgets, n_q[2]))
     ax.fill(
         np.concatenate([edge_lo[0], edge_hi[0][::-1]]),
         np.concatenate([edge_lo[1], edge_hi[1][::-1]]),
@@ -437,7 +427,7 @@ def iso_loss(
     for k, c in enumerate(flops):
         ax.plot(
             n_line,
-            c / (6.0 * n_line),
+            _budget_tokens(c, n_line),
             color="grey",
             linestyle="--",
             linewidth=0.8,
@@ -446,8 +436,8 @@ def iso_loss(
         n_text = _iso_flop_label_n(c, n_lo, n_hi, d_lo, d_hi)
         if n_text is not None:
             ax.annotate(
-                f"C = {_sci(c)} FLOPs",
-                (n_text, c / (6.0 * n_text)),
+                f"C = {short_sci(c)} FLOPs",
+                (n_text, _budget_tokens(c, n_text)),
                 xytext=(2, 2),
                 textcoords="offset points",
                 fontsize=7,
@@ -473,8 +463,8 @@ def iso_loss(
 
 def _iso_flop_label_n(c: float, n_lo: float, n_hi: float, d_lo: float, d_hi: float) -> float | None:
     """An N inside the plot where the line 6ND = C is visible, near its upper-left end."""
-    lo = max(n_lo, c / (6.0 * d_hi))
-    hi = min(n_hi, c / (6.0 * d_lo))
+    lo = max(n_lo, _budget_tokens(c, d_hi))
+    hi = min(n_hi, _budget_tokens(c, d_lo))
     if math.log10(hi / lo) < 1.5:  # too short a visible piece to carry a label
         return None
     return math.exp(math.log(lo) + 0.12 * (math.log(hi) - math.log(lo)))
@@ -506,17 +496,6 @@ def _auto_levels(values: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------
 # 3. Total cost of ownership against lifetime query volume.
 # --------------------------------------------------------------------------------------
-
-
-def _dollars_at_queries(theta: tuple[LawParams, Deployment], n, d, queries) -> jax.Array:
-    """TCO in dollars of design (N, D) under this draw's deployment, served for ``queries``."""
-    return costs.tco(n, d, theta[1]._replace(queries=queries)).dollars
-
-
-def _a_cheaper_at_queries(theta: tuple[LawParams, Deployment], n_a, d_a, n_b, d_b, queries) -> jax.Array:
-    """Whether design A costs strictly fewer dollars than B at ``queries`` under this draw."""
-    dep = theta[1]._replace(queries=queries)
-    return costs.log_dollars(n_a, d_a, dep) < costs.log_dollars(n_b, d_b, dep)
 
 
 def _crossing(log_x: np.ndarray, p: np.ndarray, level: float) -> float | None:
@@ -557,9 +536,9 @@ def _uncertain_span(log_x: np.ndarray, p: np.ndarray, lo: float, hi: float) -> t
 
 
 def tco_vs_queries(
-    params: LawParams,
+    params: LawParams | decide.Draws,
     designs: Mapping[str, tuple[float, float]],
-    deployment: Deployment,
+    deployment: Deployment | None,
     queries: ArrayLike = np.logspace(7, 11, 41),
     *,
     key: jax.Array | None = None,
@@ -584,7 +563,8 @@ def tco_vs_queries(
 
     Args:
       params: LawParams with a leading draw axis (fixes the number of draws; the dollars do
-        not depend on the law).
+        not depend on the law), or a :class:`chinplan.decide.Draws` whose deployment is
+        already sampled (then ``deployment`` and ``key`` are None).
       designs: label -> (N parameters, D training tokens); at least one.
       deployment: a :class:`chinplan.Deployment` whose fields may be distributions.
       queries: lifetime query volumes, 1-D, increasing, > 0.
@@ -595,7 +575,8 @@ def tco_vs_queries(
     Returns:
       The matplotlib Figure.
     """
-    _check_params(params)
+    if not isinstance(params, decide.Draws):
+        _checks.law_draws(params)
     if not isinstance(designs, Mapping) or len(designs) == 0:
         raise ValueError(f"designs must be a non-empty mapping label -> (n, d), got {designs!r}")
     checked = {}
@@ -608,21 +589,20 @@ def tco_vs_queries(
             _positive_scalar(f"designs[{label!r}] n", n),
             _positive_scalar(f"designs[{label!r}] d", d),
         )
-    if not isinstance(deployment, Deployment):
+    if not isinstance(params, decide.Draws) and not isinstance(deployment, Deployment):
         raise ValueError(f"deployment must be a chinplan.Deployment, got {type(deployment).__name__}")
     q_grid = _positive_grid("queries", queries)
     if isinstance(refine, bool) or not isinstance(refine, (int, np.integer)) or refine < 1:
         raise ValueError(f"refine must be an integer >= 1, got {refine!r}")
-    # Validate the deployment with a harmless queries value: the field is replaced below.
-    deployment = deployment._replace(queries=0.0)
-    theta = costs.with_cost_draws(params, costs.validate_deployment(deployment), key=key)
+    # The deployment's queries field is replaced per scenario by the kernels (checked as 0 here).
+    theta = decide.draw_pairs(params, deployment if deployment is None else deployment._replace(queries=0.0), key=key)
     fig, ax = _axes_or_new(ax, (7.5, 5.0))
 
     labels = list(checked)
     n_arr = np.array([checked[k][0] for k in labels])
     d_arr = np.array([checked[k][1] for k in labels])
     result = engine.bands(
-        _dollars_at_queries, theta, n_arr[:, None], d_arr[:, None], q_grid[None, :], q=(0.05, 0.5, 0.95)
+        kernels.dollars_at_queries, theta, n_arr[:, None], d_arr[:, None], q_grid[None, :], q=(0.05, 0.5, 0.95)
     )
     dollars = np.asarray(result.values, np.float64)  # (quantile, design, queries)
     colours = [f"C{k % 10}" for k in range(len(labels))]
@@ -634,14 +614,14 @@ def tco_vs_queries(
             dollars[1, k],
             color=colours[k],
             linewidth=2.0,
-            label=f"{label} (N={_sci(n)}, D={_sci(d)}): median, 5–95% band",
+            label=f"{label} (N={short_sci(n)}, D={short_sci(d)}): median, 5–95% band",
         )
 
     if len(labels) >= 2:
         a, b = labels[0], labels[1]
         fine = np.logspace(math.log10(q_grid[0]), math.log10(q_grid[-1]), (len(q_grid) - 1) * int(refine) + 1)
         p = np.asarray(
-            engine.probability(_a_cheaper_at_queries, theta, n_arr[0], d_arr[0], n_arr[1], d_arr[1], fine), np.float64
+            engine.probability(kernels.cheaper_at_queries, theta, n_arr[0], d_arr[0], n_arr[1], d_arr[1], fine), np.float64
         )
         log_fine = np.log(fine)
         span = _uncertain_span(log_fine, p, 0.05, 0.95)
@@ -660,7 +640,7 @@ def tco_vs_queries(
                 color="black",
                 linestyle=":",
                 linewidth=1.2,
-                label=f"P({a} cheaper) = 0.5 at {_sci(median_cross)} queries",
+                label=f"P({a} cheaper) = 0.5 at {short_sci(median_cross)} queries",
             )
         elif span is None:
             cheaper = a if p[-1] > 0.5 else b
@@ -671,7 +651,7 @@ def tco_vs_queries(
     ax.set_xlim(q_grid[0], q_grid[-1])
     ax.set_xlabel("lifetime queries Q (count)")
     ax.set_ylabel("total cost of ownership (US$)")
-    ax.set_title(f"Training + serving cost vs query volume ({np.shape(params.E)[0]} draws)")
+    ax.set_title(f"Training + serving cost vs query volume ({np.shape(theta.law.E)[0]} draws)")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
     return fig

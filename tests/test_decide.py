@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import scipy.optimize
 
-from chinplan import costs, decide, law
-from chinplan.costs import Deployment, LogNormal, Uniform
+from chinplan import costs, decide, law, optima
+from chinplan.costs import Deployment
+from chinplan.uncertain import LogNormal, Uniform
 from chinplan.law import LawParams
 
 N_DRAWS = 128
@@ -259,7 +260,7 @@ def test_regret_vs_brute_force():
     med = LawParams(*(np.median(np.asarray(x, np.float64)) for x in PARAMS))
     for i, c in enumerate(compute):
         # Point plan: Chinchilla optimum under the median constants.
-        np.testing.assert_allclose(reg.point_n[i], float(law.compute_optimal(med, c).n), rtol=1e-4)
+        np.testing.assert_allclose(reg.point_n[i], float(optima.compute_optimal(med, c).n), rtol=1e-4)
 
         def mean_loss(x):
             return np_loss(PARAMS, [math.exp(x)], [c / 6 / math.exp(x)]).mean()
@@ -314,6 +315,6 @@ def test_target_cost_bands_vs_materialised():
     unreachable = np.asarray(PARAMS.E) >= 1.72
     assert unreachable.any() and np.all(np.isinf(dollars[unreachable, 0])) and not np.isnan(dollars).any()
     # Each draw's cost-optimal plan is no dearer than its Chinchilla plan for the same loss.
-    chin = jax.vmap(lambda p: law.optimal_for_loss(p, targets[1:]))(PARAMS)
+    chin = jax.vmap(lambda p: optima.optimal_for_loss(p, targets[1:]))(PARAMS)
     own = np_dollars(theta[1], chin.n, chin.d, per_draw=True)
     assert np.all(dollars[:, 1:] <= own * (1 + 1e-5))

@@ -1,0 +1,556 @@
+"""The ``chinplan`` commands: parse (:mod:`chinplan.cli`) -> library -> render.
+
+Each ``cmd_<name>(args)`` turns parsed options into library calls (:mod:`chinplan.decide`,
+:mod:`chinplan.sweep`, :mod:`chinplan.plots`, :mod:`chinplan.fit`,
+:mod:`chinplan.calibration`) and renders the result as a rich table or one JSON document.
+Imported by :mod:`chinplan.cli` only when a command runs, so ``chinplan --help`` needs no JAX.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import math
+import os
+import sys
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from chinplan import __version__, _checks, datasets, decide, engine, kernels, plots, sweep
+from chinplan._files import write_atomic
+from chinplan.calibration import backtest
+from chinplan.cli import EXIT_OK, CliError, Range, UsageError
+from chinplan.data import load_runs
+from chinplan.fit import ConvergenceWarning, Posterior, default_posterior, fit
+from chinplan.format import FORMATS, ROW_LABELS, band_cell, deployment_line, human_count, human_flops, quantile_label, sci
+from chinplan.uncertain import Uniform
+
+_THIN, _COSTS = 0, 1  # key streams
+
+
+# --------------------------------------------------------------------------------------
+# Shared helpers: posterior draws, keys, deployments, tables, JSON, files.
+# --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class _Draws:
+    """The law draws a command works on (possibly a random subset of the posterior)."""
+
+    params: object  # LawParams with a leading draw axis
+    num_draws: int
+    source: str
+    posterior: object  # the full chinplan.Posterior
+
+
+def _key(args, stream: int):
+    """The JAX PRNG key of one use of randomness: fold_in(PRNGKey(--seed), stream)."""
+    return jax.random.fold_in(jax.random.PRNGKey(args.seed), stream)
+
+
+def _load_draws(args) -> _Draws:
+    path = getattr(args, "posterior", None)
+    posterior = default_posterior() if path is None else Posterior.load(path)
+    params, total = posterior.params, posterior.num_draws
+    wanted = getattr(args, "draws", None)
+    if wanted is not None and wanted < total:
+        # A host-side draw without replacement (no compilation), seeded by (--seed, stream).
+        index = np.sort(np.random.default_rng([args.seed, _THIN]).choice(total, wanted, replace=False))
+        params = jax.tree.map(lambda x: jnp.asarray(np.asarray(x)[index]), params)
+        total = wanted
+    source = path or f"embedded Chinchilla ({posterior.attrs.get('num_runs', 245)} runs)"
+    return _Draws(params, total, source, posterior)
+
+
+def _check_quantiles(q) -> list[float]:
+    if not q or any(not 0.0 <= v <= 1.0 for v in q):
+        raise CliError(f"--quantiles must lie in [0, 1], got {list(q)}")
+    return [float(v) for v in q]
+
+
+def _reachable(params, targets, name: str) -> None:
+    """A target at or below E for every draw is an input error, not a result."""
+    try:
+        _checks.reachable(name, targets, params.E, every=False)
+    except ValueError as err:
+        raise CliError(f"{err}: it is at or below the irreducible loss E of every posterior draw") from None
+
+
+def _token_split(args) -> tuple[float, float]:
+    explicit = args.input_tokens is not None or args.output_tokens is not None
+    if args.tokens_per_query is not None and explicit:
+        raise UsageError("give either --tokens-per-query or --input-tokens/--output-tokens, not both")
+    if args.tokens_per_query is not None:
+        out = args.tokens_per_query * args.output_share
+        return args.tokens_per_query - out, out
+    return args.input_tokens or 0.0, args.output_tokens or 0.0
+
+
+def _uncertain(value):
+    """A number, or a range LO:HI from the command line as costs' Uniform(LO, HI)."""
+    return Uniform(*value) if isinstance(value, Range) else value
+
+
+def _deployment(args, *, queries: float | None = None):
+    """The Deployment of the deployment options, and its description for JSON."""
+    input_tokens, output_tokens = _token_split(args)
+    queries = args.queries if queries is None else queries
+    if queries > 0 and input_tokens + output_tokens == 0:
+        raise UsageError("--queries > 0 needs --tokens-per-query or --input-tokens/--output-tokens")
+    return sweep.build_deployment(
+        hardware=args.hardware,
+        precision=args.precision,
+        inference_hardware=args.inference_hardware,
+        inference_precision=args.inference_precision,
+        queries=queries,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        mfu_train=_uncertain(args.mfu),
+        mfu_prefill=_uncertain(args.mfu_prefill),
+        mfu_decode=_uncertain(args.mfu_decode),
+        price=_uncertain(args.price),
+        inference_price=_uncertain(args.inference_price),
+    )
+
+
+def _console() -> Console:
+    # No markup: design labels and file names are the user's text, printed as given.
+    console = Console(markup=False, highlight=False)
+    if not console.is_terminal:  # a pipe or file: do not squeeze tables into 80 columns
+        console = Console(markup=False, highlight=False, width=max(console.width, 160))
+    return console
+
+
+def _table(title: str, headers) -> Table:
+    table = Table(title=title)
+    for k, header in enumerate(headers):
+        table.add_column(header, justify="left" if k == 0 else "right")
+    return table
+
+
+def _jsonable(x):
+    """Nested floats for JSON: arrays to lists, non-finite numbers to None (strict JSON)."""
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (str, bool)) or x is None:
+        return x
+    if isinstance(x, (int, np.integer)):
+        return int(x)
+    array = np.asarray(x, dtype=np.float64)
+    if array.ndim:
+        return [_jsonable(v) for v in array]
+    value = float(array)
+    return value if math.isfinite(value) else None
+
+
+def _emit_json(document: dict) -> None:
+    print(json.dumps(_jsonable(document), indent=2, allow_nan=False))
+
+
+def _bands_json(values: dict, index=()) -> dict:
+    """{name: [value at each quantile]} from {name: array (len(q), *scenarios)}."""
+    return {name: array[(slice(None), *index)] for name, array in values.items()}
+
+
+def _check_output_dir(path: str) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise CliError(f"output directory {directory!r} does not exist")
+
+
+def _save_plot(fig, path: str) -> None:
+    _check_output_dir(path)
+    plots.save(fig, path)
+
+
+def _queries_grid(queries: float):
+    if queries > 0:
+        return np.logspace(math.log10(queries) - 3, math.log10(queries) + 3, 49)
+    return np.logspace(6, 12, 49)
+
+
+def _warn(message: str) -> None:
+    print(f"chinplan: warning: {message}", file=sys.stderr)
+
+
+def _print_tables(tables, notes=(), plot=None) -> None:
+    console = _console()
+    for item in tables:
+        console.print(item)
+    for note in notes:
+        console.print(note)
+    if plot:
+        console.print(f"wrote {plot}")
+
+
+# --------------------------------------------------------------------------------------
+# plan
+# --------------------------------------------------------------------------------------
+
+
+def cmd_plan(args) -> int:
+    q = _check_quantiles(args.quantiles)
+    draws = _load_draws(args)
+    result = decide.plan_bands(draws.params, args.compute, q)
+    if args.plot:
+        lo, hi = min(1e18, min(args.compute) / 100), max(1e26, max(args.compute) * 100)
+        _save_plot(plots.fan_chart(draws.params, np.logspace(math.log10(lo), math.log10(hi), 41)), args.plot)
+    if args.json:
+        _emit_json(
+            {
+                "posterior": draws.source,
+                "num_draws": draws.num_draws,
+                "seed": args.seed,
+                "quantiles": q,
+                "plans": [{"compute": c, **_bands_json(result, (i,))} for i, c in enumerate(args.compute)],
+                **({"plot": args.plot} if args.plot else {}),
+            }
+        )
+        return EXIT_OK
+    table = _table(
+        f"Compute-optimal plan, {draws.num_draws} posterior draws: {quantile_label(q)}",
+        ("budget", "parameters N*", "tokens D*", "tokens/param", "loss"),
+    )
+    for i, c in enumerate(args.compute):
+        cells = (band_cell(result[k][:, i], FORMATS[k]) for k in ("n", "d", "tokens_per_param", "loss"))
+        table.add_row(human_flops(c), *cells)
+    _print_tables([table], plot=args.plot)
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------------------
+# tco
+# --------------------------------------------------------------------------------------
+
+
+def cmd_tco(args) -> int:
+    q = _check_quantiles(args.quantiles)
+    deployment, described = _deployment(args)
+    draws = _load_draws(args)
+    targets = np.asarray(args.target_loss, np.float64)
+    _reachable(draws.params, targets, "--target-loss")
+    theta = decide.draw_pairs(draws.params, deployment, key=_key(args, _COSTS))
+    result = decide.tco_bands(theta, targets, optimum=args.optimum, q=q)
+    groups = ("optimal", "chinchilla")
+    values = {g: {f: np.asarray(result.values[g][f], np.float64) for f in kernels.TCO_FIELDS} for g in groups}
+    savings = np.asarray(result.values["savings"], np.float64)
+    unreachable = decide.draw_fraction(theta, decide.unreachable_fraction(theta, targets))
+    for group in groups:
+        if any(np.any(np.asarray(f) > 0) for f in result.nan_fraction[group].values()):
+            _warn(f"some draws gave NaN in the {group} plan; their quantiles are over the other draws")
+    if args.plot:
+        _plot_tco_designs(args, theta, values, targets)
+
+    best = "inference-aware optimum" if args.optimum == "cost" else "FLOPs-optimal (inference-aware)"
+    if args.json:
+        _emit_json(
+            {
+                "posterior": draws.source,
+                "num_draws": draws.num_draws,
+                "seed": args.seed,
+                "quantiles": q,
+                "optimum": args.optimum,
+                "deployment": described,
+                "targets": [
+                    {
+                        "target_loss": float(t),
+                        "unreachable_fraction": float(unreachable[i]),
+                        "inference_optimal": _bands_json(values["optimal"], (i,)),
+                        "chinchilla": _bands_json(values["chinchilla"], (i,)),
+                        "savings": savings[:, i],
+                    }
+                    for i, t in enumerate(targets)
+                ],
+                **({"plot": args.plot} if args.plot else {}),
+            }
+        )
+        return EXIT_OK
+    console = _console()
+    console.print(deployment_line(described))
+    for i, t in enumerate(targets):
+        saved = band_cell(savings[:, i], FORMATS["savings"])
+        notes = [f"savings of the inference-aware plan: {saved} (over the draws that reach the target)"]
+        if unreachable[i] > 0:
+            notes.append(f"target unreachable (L <= E) for {100 * unreachable[i]:.1f}% of draws: they count as inf")
+        table = _table(
+            f"Target loss {t:g}, {draws.num_draws} posterior draws: {quantile_label(q)}",
+            ("", best, "Chinchilla-optimal"),
+        )
+        for field in kernels.TCO_FIELDS:
+            table.add_row(ROW_LABELS[field], *(band_cell(values[g][field][:, i], FORMATS[field]) for g in groups))
+        _print_tables([table], notes)
+    if args.plot:
+        console.print(f"wrote {args.plot}")
+    return EXIT_OK
+
+
+def _plot_tco_designs(args, theta, values, targets) -> None:
+    """TCO vs queries of the median inference-aware and Chinchilla plans of the first target."""
+    levels = list(args.quantiles)
+    median = levels.index(0.5) if 0.5 in levels else len(levels) // 2  # the median, or the middle level
+    designs = {}
+    for group, label in (("optimal", "inference-aware"), ("chinchilla", "Chinchilla")):
+        n, d = values[group]["n"][median, 0], values[group]["d"][median, 0]
+        if not (np.isfinite(n) and np.isfinite(d)):
+            raise CliError(f"cannot plot: target loss {targets[0]:g} is unreachable for most draws")
+        designs[f"{label} {human_count(n)}:{human_count(d)}"] = (float(n), float(d))
+    _save_plot(plots.tco_vs_queries(theta, designs, None, _queries_grid(args.queries)), args.plot)
+
+
+# --------------------------------------------------------------------------------------
+# compare
+# --------------------------------------------------------------------------------------
+
+
+def cmd_compare(args) -> int:
+    q = _check_quantiles(args.quantiles)
+    labels = [label for label, _, _ in args.designs]
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
+    if repeated:
+        raise UsageError(f"design {repeated[0]!r} given more than once (label them LABEL=N:D)")
+    n = np.array([design[1] for design in args.designs])
+    d = np.array([design[2] for design in args.designs])
+    deployment, described = _deployment(args)
+    draws = _load_draws(args)
+    if args.target_loss is not None:
+        _reachable(draws.params, [args.target_loss], "--target-loss")
+    theta = decide.draw_pairs(draws.params, deployment, key=_key(args, _COSTS))  # checked and sampled once
+    bands = engine.bands(kernels.design_point, theta, n, d, q=tuple(q)).values
+    bands = {name: np.asarray(bands[name], np.float64) for name in kernels.DESIGN_FIELDS}
+    p_cheaper = decide.draw_fraction(theta, decide.prob_cheaper(theta, n, d))
+    p_lower = decide.draw_fraction(theta, decide.prob_lower_loss(theta, n, d))
+    p_target = None
+    if args.target_loss is not None:
+        p_target = decide.draw_fraction(theta, decide.prob_target(theta, n, d, args.target_loss))
+    if args.plot:
+        designs = {label: (a, b) for label, a, b in args.designs}
+        _save_plot(plots.tco_vs_queries(theta, designs, None, _queries_grid(args.queries)), args.plot)
+
+    if args.json:
+        designs = []
+        for i, label in enumerate(labels):
+            entry = {"label": label, "n": n[i], "d": d[i], "tokens_per_param": d[i] / n[i]}
+            entry["train_flops"] = 6.0 * n[i] * d[i]
+            entry.update(_bands_json(bands, (i,)))
+            if p_target is not None:
+                entry["p_target"] = p_target[i]
+            designs.append(entry)
+        _emit_json(
+            {
+                "posterior": draws.source,
+                "num_draws": draws.num_draws,
+                "seed": args.seed,
+                "quantiles": q,
+                "deployment": described,
+                "target_loss": args.target_loss,
+                "designs": designs,
+                "labels": labels,
+                "p_cheaper": p_cheaper,
+                "p_lower_loss": p_lower,
+                **({"plot": args.plot} if args.plot else {}),
+            }
+        )
+        return EXIT_OK
+    headers = ["design", "parameters N", "tokens D", "tokens/param", "training FLOPs", "loss", "GPU-hours", "total cost"]
+    if p_target is not None:
+        headers.append(f"P(loss <= {args.target_loss:g})")
+    table = _table(f"Designs, {draws.num_draws} posterior draws: {quantile_label(q)}", headers)
+    for i, label in enumerate(labels):
+        row = [label, human_count(n[i]), human_count(d[i]), f"{d[i] / n[i]:.1f}", sci(6.0 * n[i] * d[i])]
+        row += [band_cell(bands[k][:, i], FORMATS[k]) for k in ("loss", "gpu_hours", "dollars")]
+        if p_target is not None:
+            row.append(f"{p_target[i]:.3f}")
+        table.add_row(*row)
+    tables = [deployment_line(described), table]
+    for title, matrix in (("P(row cheaper than column)", p_cheaper), ("P(row has lower loss than column)", p_lower)):
+        grid = _table(title, ["", *labels])
+        for i, label in enumerate(labels):
+            grid.add_row(label, *("-" if i == j else f"{matrix[i, j]:.3f}" for j in range(len(labels))))
+        tables.append(grid)
+    _print_tables(tables, plot=args.plot)
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------------------
+# sweep
+# --------------------------------------------------------------------------------------
+
+
+def cmd_sweep(args) -> int:
+    suffix = os.path.splitext(args.output)[1].lower()
+    _check_output_dir(args.output)
+    if suffix == ".parquet" and importlib.util.find_spec("pyarrow") is None:
+        raise CliError("writing Parquet needs pyarrow (pip install pyarrow); or write .nc or .csv")
+    scenarios = sweep.load_scenarios(args.scenarios)
+    draws = _load_draws(args)
+    progress = not args.no_progress and not args.json and sys.stderr.isatty()
+    dataset = sweep.run_sweep(scenarios, draws.params, key=_key(args, _COSTS), progress=progress)
+    dataset.attrs.update(
+        scenarios=os.path.basename(args.scenarios),
+        posterior=draws.source,
+        num_draws=draws.num_draws,
+        seed=args.seed,
+        plan=scenarios.plan,
+        optimum=scenarios.optimum,
+        deployment=json.dumps(scenarios.described),
+        chinplan_version=__version__,
+    )
+    if suffix == ".nc":
+        write_atomic(args.output, lambda tmp: dataset.to_netcdf(tmp, engine="h5netcdf"))
+    else:
+        frame = sweep.sweep_frame(dataset)
+        if suffix == ".parquet":
+            write_atomic(args.output, lambda tmp: frame.to_parquet(tmp, engine="pyarrow", index=False))
+        else:
+            write_atomic(args.output, lambda tmp: frame.to_csv(tmp, index=False))
+    rows = math.prod(scenarios.shape)
+    summary = {
+        "output": args.output,
+        "format": suffix[1:],
+        "rows": rows,
+        "axes": {name: len(values) for name, values in scenarios.axes.items()},
+        "plan": scenarios.plan,
+        "outputs": list(scenarios.outputs),
+        "quantiles": list(scenarios.quantiles),
+        "num_draws": draws.num_draws,
+        "seed": args.seed,
+    }
+    if args.json:
+        _emit_json(summary)
+    else:
+        axes = " x ".join(f"{len(v)} {k}" for k, v in scenarios.axes.items())
+        _console().print(
+            f"wrote {args.output}: {rows} scenarios ({axes}), {len(scenarios.outputs)} quantities "
+            f"x {len(scenarios.quantiles)} quantiles over {draws.num_draws} posterior draws"
+        )
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------------------
+# plot
+# --------------------------------------------------------------------------------------
+
+
+def _check_range(option: str, values) -> tuple[float, float]:
+    lo, hi = values
+    if not lo < hi:
+        raise UsageError(f"{option} needs LO < HI, got {lo:g} {hi:g}")
+    return lo, hi
+
+
+def cmd_plot(args) -> int:
+    _check_output_dir(args.output)
+    if args.kind == "fan":
+        lo, hi = _check_range("--compute-range", args.compute_range)
+    elif args.kind == "tco":
+        lo, hi = _check_range("--queries-range", args.queries_range)
+        deployment, _ = _deployment(args, queries=0.0)
+        if deployment.input_tokens + deployment.output_tokens == 0:
+            raise UsageError("plot tco needs --tokens-per-query or --input-tokens/--output-tokens")
+    draws = _load_draws(args)
+    if args.kind == "fan":
+        fig = plots.fan_chart(draws.params, np.logspace(math.log10(lo), math.log10(hi), 41))
+    elif args.kind == "iso-loss":
+        fig = plots.iso_loss(draws.params)
+    elif args.kind == "tco":
+        designs = args.designs or [("Llama-3 8B", 8e9, 15e12), ("Chinchilla 70B", 70e9, 1.4e12)]
+        grid = np.logspace(math.log10(lo), math.log10(hi), 41)
+        designs = {label: (n, d) for label, n, d in designs}
+        fig = plots.tco_vs_queries(draws.params, designs, deployment, grid, key=_key(args, _COSTS))
+    else:
+        max_draws = None if args.draws is None else max(2, args.draws)  # evenly thinned by arviz
+        fig = plots.pair_plot(draws.posterior, kind=args.pair_kind, max_draws=max_draws)
+    _save_plot(fig, args.output)
+    if args.json:
+        size, n_draws = os.path.getsize(args.output), draws.num_draws
+        _emit_json({"kind": args.kind, "output": args.output, "bytes": size, "num_draws": n_draws, "seed": args.seed})
+    else:
+        _console().print(f"wrote {args.output} ({args.kind}, {draws.num_draws} posterior draws)")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------------------
+# fit and validate
+# --------------------------------------------------------------------------------------
+
+
+def cmd_fit(args) -> int:
+    _check_output_dir(args.output)
+    runs = load_runs(args.runs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # reported below, one line each
+        posterior = fit(
+            runs,
+            key=jax.random.PRNGKey(args.seed),
+            num_draws=args.draws,
+            num_warmup=args.warmup,
+            num_chains=args.chains,
+            progress=None if not args.json else False,
+        )
+    posterior.save(args.output)
+    summary = posterior.summary()
+    problems = posterior.convergence_problems()
+    if args.json:
+        _emit_json(
+            {
+                "output": args.output,
+                "num_draws": posterior.num_draws,
+                "num_divergences": posterior.num_divergences,
+                "summary": {name: row.to_dict() for name, row in summary.iterrows()},
+                "warnings": problems,
+            }
+        )
+    else:
+        table = _table(f"Posterior of the law, {len(runs)} runs, {posterior.num_draws} draws", ["", *summary.columns])
+        for name, row in summary.iterrows():
+            table.add_row(str(name), *(f"{v:.4g}" for v in row.values))
+        console = _console()
+        console.print(table)
+        console.print(f"wrote {args.output} ({posterior.num_draws} draws, {posterior.num_divergences} divergences)")
+    for problem in problems:
+        _warn(problem)
+    return EXIT_OK
+
+
+def cmd_validate(args) -> int:
+    runs = load_runs(args.runs) if args.runs else datasets.chinchilla()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        result = backtest(
+            runs, key=jax.random.PRNGKey(args.seed), compute_threshold=args.threshold, levels=tuple(args.levels),
+            num_draws=args.draws, num_warmup=args.warmup, num_chains=args.chains,
+            progress=None if not args.json else False,
+        )  # fmt: skip
+    rows = [
+        {"level": q, "coverage": result.coverage[q], "se": result.coverage_se[q],
+         "coverage_without_outliers": result.coverage_without_outliers[q]}
+        for q in result.levels
+    ]  # fmt: skip
+    if args.json:
+        _emit_json(
+            {
+                "threshold_flops": result.threshold, "num_fit": result.num_fit, "num_heldout": result.num_heldout,
+                "coverage": rows, "median_abs_error": result.median_abs_error,
+                "median_rel_error": result.median_rel_error,
+                "outliers_fit": result.num_outliers_fit, "outliers_heldout": result.num_outliers_heldout,
+            }
+        )  # fmt: skip
+        return EXIT_OK
+    title = (f"Back-test: fit {result.num_fit} runs below {human_flops(result.threshold)}, "
+             f"predict {result.num_heldout} larger runs")  # fmt: skip
+    table = _table(title, ["interval", "coverage", "std. error", "without outliers"])
+    for row in rows:
+        table.add_row(f"{row['level']:.0%}", f"{row['coverage']:.3f}", f"{row['se']:.3f}", f"{row['coverage_without_outliers']:.3f}")
+    console = _console()
+    console.print(table)
+    console.print(f"median error of the median prediction: {result.median_abs_error:.4f} "
+                  f"({result.median_rel_error:.2%} of the loss)")  # fmt: skip
+    return EXIT_OK

@@ -1,0 +1,205 @@
+"""Numbers the way people read and write them: 70B, 1.4T, $1.2M, 5.8e23 FLOPs, band cells.
+
+Pure standard library (no JAX, no NumPy), so the command-line parser can use it without
+loading the numerical stack. The CLI, the plots and the examples format through here.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Callable, Iterable
+
+__all__ = [
+    "human_count",
+    "human_flops",
+    "human_dollars",
+    "sci",
+    "short_sci",
+    "percent",
+    "parse_human",
+    "parse_design",
+    "band_cell",
+    "quantile_label",
+    "quantile_name",
+    "FORMATS",
+    "ROW_LABELS",
+    "deployment_line",
+]
+
+_SUFFIX_SCALE = {"K": 1e3, "M": 1e6, "B": 1e9, "T": 1e12, "Q": 1e15}
+_HUMAN = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*([KMBTQkmbtq])$")
+
+
+def human_count(x: float) -> str:
+    """70e9 -> '70B', 1.4e12 -> '1.4T', 5.2e5 -> '520K'; inf -> 'inf'."""
+    x = float(x)
+    if not math.isfinite(x):
+        return str(x)
+    for scale, suffix in ((1e15, "Q"), (1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if abs(x) >= scale:
+            return f"{x / scale:.3g}{suffix}"
+    return f"{x:.3g}"
+
+
+def human_flops(x: float) -> str:
+    """5.76e23 -> '5.76e23 FLOPs', 1e24 -> '1e24 FLOPs'; inf -> 'inf FLOPs'."""
+    return f"{sci(x)} FLOPs"
+
+
+def sci(x: float) -> str:
+    """5.76e23 -> '5.76e23', 1e24 -> '1e24' (three significant digits, trailing zeros dropped)."""
+    x = float(x)
+    if not math.isfinite(x) or x == 0:
+        return f"{x:g}"
+    mantissa, exponent = f"{x:.2e}".split("e")
+    return f"{float(mantissa):g}e{int(exponent)}"
+
+
+def short_sci(x: float) -> str:
+    """Two significant digits for figure labels: 1.4e12 -> '1.4e12', 7e10 -> '7e10'."""
+    mantissa, exponent = f"{float(x):.1e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+
+
+def human_dollars(x: float) -> str:
+    """1.2e6 -> '$1.2M', 3400 -> '$3.4K', 512 -> '$512', 0.25 -> '$0.25'; inf -> '$inf'."""
+    x = float(x)
+    if not math.isfinite(x):
+        return f"${x}"
+    sign = "-" if x < 0 else ""
+    return f"{sign}${human_count(abs(x))}"
+
+
+def percent(x: float) -> str:
+    """0.123 -> '12.3%' (never '-0.0%')."""
+    return f"{100 * float(x):.1f}%".replace("-0.0%", "0.0%")
+
+
+def parse_human(text: str) -> float:
+    """'70B' -> 7e10, '1.4T' -> 1.4e12, '1e9' -> 1e9, '500' -> 500.0 (K, M, B, T, Q suffixes).
+
+    Raises:
+      ValueError: ``text`` is neither a number nor a number with one of those suffixes.
+    """
+    text = str(text).strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    match = _HUMAN.match(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a number (write e.g. 70B, 1.4T, 1e9 or 500; suffixes K, M, B, T, Q)")
+    return float(match.group(1)) * _SUFFIX_SCALE[match.group(2).upper()]
+
+
+def parse_design(text: str) -> tuple[str, float, float]:
+    """'70B:1.4T' -> ('70B:1.4T', 7e10, 1.4e12); 'chinchilla=70B:1.4T' -> ('chinchilla', ...).
+
+    A design is N parameters and D training tokens, ``N:D``, optionally labelled ``LABEL=N:D``.
+
+    Raises:
+      ValueError: a malformed design or a size that is not finite and > 0.
+    """
+    label, _, body = str(text).rpartition("=")
+    label = label.strip() or str(text).strip()
+    parts = body.split(":")
+    if len(parts) != 2:
+        raise ValueError(f"design {text!r} must be N:D, parameters:tokens, e.g. 70B:1.4T")
+    values = []
+    for name, part in zip(("parameters", "tokens"), parts):
+        try:
+            value = parse_human(part)
+        except ValueError as err:
+            raise ValueError(f"design {text!r}: {err}") from None
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"design {text!r}: {name} must be finite and > 0, got {part!r}")
+        values.append(value)
+    return label, values[0], values[1]
+
+
+def band_cell(values: Iterable[float], fmt: Callable[[float], str]) -> str:
+    """'median (low - high)' for three quantiles, else the values joined by ' / '."""
+    texts = [fmt(float(v)) for v in values]
+    if len(texts) == 3:
+        return f"{texts[1]} ({texts[0]} - {texts[2]})"
+    return " / ".join(texts)
+
+
+def quantile_label(q) -> str:
+    """[0.05, 0.5, 0.95] -> '50% (5% - 95%)'; other level lists joined by '/'."""
+    if len(q) == 3:
+        return f"{100 * q[1]:g}% ({100 * q[0]:g}% - {100 * q[2]:g}%)"
+    return "/".join(f"{100 * v:g}%" for v in q)
+
+
+def quantile_name(level: float) -> str:
+    """0.05 -> 'q5', 0.5 -> 'q50': the column suffix of a quantile level."""
+    return f"q{100 * float(level):g}"
+
+
+#: How each planned or priced quantity is shown in a table cell.
+FORMATS = {
+    "n": human_count,
+    "d": human_count,
+    "tokens_per_param": lambda v: f"{v:.1f}" if math.isfinite(v) else str(v),
+    "loss": lambda v: f"{v:.3f}",
+    "train_flops": sci,
+    "inference_flops": sci,
+    "flops": sci,
+    "train_gpu_hours": human_count,
+    "inference_gpu_hours": human_count,
+    "gpu_hours": human_count,
+    "train_dollars": human_dollars,
+    "inference_dollars": human_dollars,
+    "dollars": human_dollars,
+    "savings": percent,
+}
+
+#: Row labels of the planned and priced quantities in tables.
+ROW_LABELS = {
+    "n": "parameters N",
+    "d": "tokens D",
+    "tokens_per_param": "tokens/param",
+    "loss": "loss",
+    "train_flops": "training FLOPs",
+    "gpu_hours": "GPU-hours",
+    "train_dollars": "training cost",
+    "inference_dollars": "serving cost",
+    "dollars": "total cost",
+}
+
+
+def deployment_line(described: dict) -> str:
+    """One line describing a deployment, e.g. 'H100 bf16 (989 TFLOP/s peak); MFU 40% train, ...'.
+
+    ``described`` is :func:`chinplan.sweep.build_deployment`'s description: preset names and
+    each field as a number or ``{"uniform": [lo, hi]}`` (etc.) for a distribution.
+    """
+
+    def show(value, fmt):
+        if isinstance(value, dict):  # a distribution: uniform LO-HI, else kind(a, b)
+            ((kind, (a, b)),) = value.items()
+            return f"{fmt(a)}-{fmt(b)}" if kind == "uniform" else f"{kind}({a:g}, {b:g})"
+        return fmt(value)
+
+    def pct(v):
+        return f"{100 * v:g}%"
+
+    def usd(v):
+        return f"${v:g}"
+
+    x = described
+    chip = f"{x['hardware'].upper()} {x['precision']} ({x['peak_flops'] / 1e12:g} TFLOP/s peak)"
+    if (x["inference_hardware"], x["inference_precision"]) != (x["hardware"], x["precision"]):
+        chip += f", serving on {x['inference_hardware'].upper()} {x['inference_precision']}"
+    price = show(x["price"], usd)
+    if "inference_price" in x:
+        price += f" train / {show(x['inference_price'], usd)} serve"
+    tokens = x["input_tokens"] + x["output_tokens"]
+    return (
+        f"{chip}; MFU {show(x['mfu_train'], pct)} train, {show(x['mfu_prefill'], pct)} prefill, "
+        f"{show(x['mfu_decode'], pct)} decode; {price} per GPU-hour; "
+        f"{human_count(x['queries'])} queries x {human_count(tokens)} tokens "
+        f"({human_count(x['input_tokens'])} in + {human_count(x['output_tokens'])} out)"
+    )

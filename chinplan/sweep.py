@@ -1,0 +1,385 @@
+"""Scenario sweeps: a TOML grid of scenarios in, bands of every quantity out.
+
+The library side of ``chinplan sweep``: a Python user runs the same sweep as the command line::
+
+    scenarios = chinplan.sweep.load_scenarios("scenarios.toml")
+    dataset = chinplan.sweep.run_sweep(scenarios, posterior.params, key=jax.random.key(0))
+    frame = chinplan.sweep.sweep_frame(dataset)  # one row per scenario
+
+The schema is :data:`SCENARIOS_SCHEMA`. Per draw, each scenario is planned (the Chinchilla
+optimum of a budget, Hoffmann et al. 2022 Eq. 4; an optimum for a target loss, Sardana et al.
+2024; or a given design) and priced (:func:`chinplan.costs.tco`) by one kernel,
+:func:`chinplan.kernels.sweep_kernel`; the engine reduces over draws. Errors are
+``ValueError`` naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+
+import numpy as np
+
+from chinplan import _checks, costs, decide, engine, kernels
+from chinplan.format import parse_human, quantile_name
+from chinplan.uncertain import LogNormal, LogUniform, Uniform, is_distribution
+
+__all__ = [
+    "SWEEP_OUTPUTS",
+    "MAX_SCENARIOS",
+    "PRECISIONS",
+    "SCENARIOS_SCHEMA",
+    "Scenarios",
+    "build_deployment",
+    "describe",
+    "load_scenarios",
+    "run_sweep",
+    "sweep_frame",
+]
+
+#: Quantities a sweep can write (per scenario, bands over draws).
+SWEEP_OUTPUTS = (
+    "n", "d", "tokens_per_param", "loss", "train_flops", "inference_flops", "flops",
+    "train_gpu_hours", "inference_gpu_hours", "gpu_hours", "train_dollars", "inference_dollars", "dollars",
+)  # fmt: skip
+#: The most scenarios one sweep may have (its bands are held in memory, then written).
+MAX_SCENARIOS = 10_000_000
+#: Precisions a hardware preset may be used at (the peak-throughput fields of a Hardware).
+PRECISIONS = costs.Hardware._fields[: costs.Hardware._fields.index("memory_bytes")]
+DEFAULT_QUANTILES = (0.05, 0.5, 0.95)
+_PLAN_AXES = ("compute", "target_loss", "n", "d")
+_HARDWARE_KEYS = ("hardware", "precision", "inference_hardware", "inference_precision")
+_DEFAULT_OUTPUTS = {
+    "compute": ("n", "d", "tokens_per_param", "loss", "gpu_hours", "dollars"),
+    "target_loss": ("n", "d", "tokens_per_param", "loss", "gpu_hours", "dollars"),
+    "design": ("loss", "gpu_hours", "dollars"),
+}
+_DISTRIBUTIONS = {"lognormal": LogNormal, "uniform": Uniform, "loguniform": LogUniform}
+
+
+@dataclasses.dataclass
+class Scenarios:
+    """A parsed scenario file: the grid axes, the plan, the deployment and what to report."""
+
+    axes: dict  # name -> 1-D float array, in file order
+    plan: str  # "compute", "target_loss" or "design"
+    optimum: str  # with target_loss: "cost", "flops" or "chinchilla"
+    outputs: tuple
+    quantiles: tuple
+    deployment: costs.Deployment
+    described: dict
+
+    @property
+    def shape(self) -> tuple:
+        return tuple(len(v) for v in self.axes.values())
+
+
+SCENARIOS_SCHEMA = """\
+[sweep]                                  # optional
+quantiles = [0.05, 0.5, 0.95]
+outputs = ["n", "d", "loss", "dollars"]  # default n, d, tokens_per_param, loss, gpu_hours, dollars; also
+                                         # train_/inference_flops, flops, train_/inference_gpu_hours,
+                                         # train_dollars, inference_dollars
+optimum = "cost"                         # with target_loss: "cost", "flops" or "chinchilla"
+
+[grid]                                   # scenario axes; every combination is one scenario
+compute = {logspace = [20, 26, 61]}      # or target_loss = ..., or n = ... and d = ...
+queries = {values = [0, 1e9, 1e11]}      # and any deployment field below
+# an axis is a number, a list, {values = [...]}, {logspace = [lo_exp, hi_exp, num]}
+# or {linspace = [lo, hi, num]}; sizes may be strings such as "70B"
+
+[deployment]                             # fixed values or distributions sampled per draw
+hardware = "h100"                        # and precision, inference_hardware, inference_precision
+input_tokens = 400
+output_tokens = 100
+price = {lognormal = [2.0, 0.25]}        # median, sigma; or {uniform = [lo, hi]}, {loguniform = [lo, hi]}
+
+Output: .parquet and .csv hold one row per scenario (the axis values, then <output>_q5,
+<output>_q50, ... and, for target_loss, unreachable_fraction); .nc holds an xarray Dataset
+over (quantile, *axes). Draws that cannot reach a target loss count as inf.
+"""
+
+
+# --------------------------------------------------------------------------------------
+# Deployments from preset names.
+# --------------------------------------------------------------------------------------
+
+
+def describe(value):
+    """A deployment field for JSON: a float, or {'uniform': [lo, hi]} etc. for a distribution."""
+    if is_distribution(value):
+        return {type(value).__name__.lower(): [float(v) for v in value]}
+    return float(value)
+
+
+def build_deployment(*, hardware, precision, inference_hardware=None, inference_precision=None, **fields):
+    """A Deployment from hardware preset names and field values, and its description for JSON.
+
+    The fields are checked where they are used, once: by :func:`chinplan.decide.draw_pairs`
+    (or :func:`chinplan.costs.validate_deployment`).
+
+    Raises:
+      ValueError: a precision the chosen hardware does not support.
+    """
+
+    def peak(name, precision, role):
+        chip = costs.HARDWARE[name]
+        if math.isnan(getattr(chip, precision)):
+            supported = ", ".join(p for p in PRECISIONS if not math.isnan(getattr(chip, p)))
+            raise ValueError(f"{role} precision {precision} is not supported by {name} (supported: {supported})")
+        return chip.peak(precision)
+
+    training_peak = peak(hardware, precision, "training")
+    inference_peak = None
+    if inference_hardware is not None or inference_precision is not None:
+        inference_peak = peak(inference_hardware or hardware, inference_precision or precision, "serving")
+    deployment = costs.Deployment(peak_flops=training_peak, inference_peak_flops=inference_peak, **fields)
+    described = {
+        "hardware": hardware,
+        "precision": precision,
+        "inference_hardware": inference_hardware or hardware,
+        "inference_precision": inference_precision or precision,
+    }
+    described.update({name: describe(value) for name, value in deployment._asdict().items() if value is not None})
+    return deployment, described
+
+
+# --------------------------------------------------------------------------------------
+# The scenario file.
+# --------------------------------------------------------------------------------------
+
+
+def _toml_module():
+    try:
+        import tomllib
+
+        return tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        try:
+            import tomli
+
+            return tomli
+        except ModuleNotFoundError:
+            raise ValueError("reading a scenario file needs Python 3.11+ or the 'tomli' package") from None
+
+
+def _table_of(document: dict, name: str, where: str) -> dict:
+    value = document.get(name, {})
+    if not isinstance(value, dict):
+        raise ValueError(f"{where}: '{name}' must be a table [{name}]")
+    return value
+
+
+def _scalar(value, key: str, where: str) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"{where}: {key} must be a number, got {value!r}")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return parse_human(value)
+        except ValueError as err:
+            raise ValueError(f"{where}: {key}: {err}") from None
+    raise ValueError(f"{where}: {key} must be a number, got {value!r}")
+
+
+def _axis(value, key: str, where: str) -> np.ndarray:
+    if isinstance(value, dict):
+        if len(value) != 1 or next(iter(value)) not in ("values", "logspace", "linspace"):
+            forms = "{values = [...]}, {logspace = [lo_exp, hi_exp, num]} or {linspace = [lo, hi, num]}"
+            raise ValueError(f"{where}: {key} must be a number, a list, {forms}; got {value!r}")
+        ((form, spec),) = value.items()
+        if form == "values":
+            return _axis(spec, f"{key}.values", where)
+        num = spec[2] if isinstance(spec, list) and len(spec) == 3 else None
+        if not (isinstance(num, int) and not isinstance(num, bool) and num >= 1):
+            raise ValueError(f"{where}: {key}.{form} must be [start, stop, num] with an integer num >= 1, got {spec!r}")
+        start, stop = (_scalar(v, f"{key}.{form}", where) for v in spec[:2])
+        array = (np.logspace if form == "logspace" else np.linspace)(start, stop, num)
+    else:
+        values = value if isinstance(value, list) else [value]
+        if not values:
+            raise ValueError(f"{where}: {key} must not be empty")
+        array = np.array([_scalar(v, key, where) for v in values], np.float64)
+    if len(np.unique(array)) != len(array):
+        raise ValueError(f"{where}: {key} repeats a value")
+    return array
+
+
+def _check_axis_range(name: str, values: np.ndarray, where: str) -> None:
+    finite = np.all(np.isfinite(values))
+    if name in _PLAN_AXES:
+        ok, valid = finite and np.all(values > 0), "finite and > 0"
+    elif name.startswith("mfu"):
+        ok, valid = finite and np.all((values > 0) & (values <= 1)), "in (0, 1]"
+    else:
+        ok, valid = finite and np.all(values >= 0), "finite and >= 0"
+    if not ok:
+        raise ValueError(f"{where}: grid.{name} values must be {valid}, got {values.tolist()}")
+
+
+def _distribution(value: dict, key: str, where: str):
+    if len(value) != 1 or next(iter(value)) not in _DISTRIBUTIONS:
+        forms = "{lognormal = [median, sigma]}, {uniform = [lo, hi]} or {loguniform = [lo, hi]}"
+        raise ValueError(f"{where}: deployment.{key} must be a number or {forms}; got {value!r}")
+    ((kind, spec),) = value.items()
+    if not (isinstance(spec, list) and len(spec) == 2):
+        raise ValueError(f"{where}: deployment.{key}.{kind} must be a pair of numbers, got {spec!r}")
+    a, b = (_scalar(v, f"deployment.{key}.{kind}", where) for v in spec)
+    return _DISTRIBUTIONS[kind](a, b)
+
+
+def _check_keys(where: str, sweep: dict, grid: dict, dep: dict) -> None:
+    for table, name, allowed in (
+        (sweep, "sweep", ("quantiles", "outputs", "optimum")),
+        (grid, "grid", _PLAN_AXES + kernels.DEPLOYMENT_FIELDS),
+        (dep, "deployment", _HARDWARE_KEYS + kernels.DEPLOYMENT_FIELDS),
+    ):
+        for key in table:
+            if key not in allowed:
+                raise ValueError(f"{where}: unknown key {name}.{key} (expected one of {', '.join(allowed)})")
+
+
+def _settings(where: str, sweep: dict, plan: str):
+    """sweep.optimum, sweep.outputs and sweep.quantiles, checked."""
+    optimum = sweep.get("optimum", "cost")
+    if optimum not in kernels.OPTIMA:
+        raise ValueError(f"{where}: sweep.optimum must be 'cost', 'flops' or 'chinchilla', got {optimum!r}")
+    if "optimum" in sweep and plan != "target_loss":
+        raise ValueError(f"{where}: sweep.optimum applies only to a grid.target_loss sweep")
+    outputs = sweep.get("outputs", list(_DEFAULT_OUTPUTS[plan]))
+    if not isinstance(outputs, list) or not outputs:
+        raise ValueError(f"{where}: sweep.outputs must be a non-empty list, got {outputs!r}")
+    for name in outputs:
+        if name not in SWEEP_OUTPUTS:
+            raise ValueError(f"{where}: sweep.outputs: unknown quantity {name!r} (choose from {', '.join(SWEEP_OUTPUTS)})")
+    quantiles = sweep.get("quantiles", list(DEFAULT_QUANTILES))
+    is_level = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1  # noqa: E731
+    if not isinstance(quantiles, list) or not quantiles or not all(is_level(v) for v in quantiles):
+        raise ValueError(f"{where}: sweep.quantiles must be a non-empty list of levels in [0, 1], got {quantiles!r}")
+    return optimum, tuple(outputs), tuple(float(v) for v in quantiles)
+
+
+def _deployment_of(where: str, dep: dict, axes: dict):
+    names = {}
+    for key in _HARDWARE_KEYS:
+        if key in dep:
+            value = dep[key]
+            choices = sorted(costs.HARDWARE) if "hardware" in key else PRECISIONS
+            if value not in choices:
+                raise ValueError(f"{where}: deployment.{key} must be one of {', '.join(choices)}, got {value!r}")
+            names[key] = value
+    fields = {}
+    for key in kernels.DEPLOYMENT_FIELDS:
+        if key in dep:
+            value = dep[key]
+            fields[key] = _distribution(value, key, where) if isinstance(value, dict) else _scalar(value, f"deployment.{key}", where)
+    serving = [k for k in ("input_tokens", "output_tokens") if k in axes or k in fields]
+    if ("queries" in axes or "queries" in fields) and not serving:
+        raise ValueError(f"{where}: queries needs deployment.input_tokens or deployment.output_tokens (or a grid of them)")
+    names.setdefault("hardware", "h100")
+    names.setdefault("precision", "bf16")
+    try:
+        deployment, described = build_deployment(**names, **fields)
+        costs.validate_deployment(deployment)
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}") from None
+    return deployment, described
+
+
+def load_scenarios(path: str | os.PathLike) -> Scenarios:
+    """Reads and validates a sweep scenario file (see :data:`SCENARIOS_SCHEMA`).
+
+    Raises:
+      ValueError: a missing or malformed file, an unknown key, a bad value; the message names
+        the file and the key.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise ValueError(f"scenario file {path!r} does not exist")
+    where = os.path.basename(path)
+    toml = _toml_module()
+    try:
+        with open(path, "rb") as handle:
+            document = toml.load(handle)
+    except toml.TOMLDecodeError as err:
+        raise ValueError(f"{where}: malformed TOML: {err}") from None
+    unknown = sorted(set(document) - {"sweep", "grid", "deployment"})
+    if unknown:
+        raise ValueError(f"{where}: unknown key {unknown[0]!r} (expected the tables [sweep], [grid], [deployment])")
+    sweep, grid, dep = (_table_of(document, name, where) for name in ("sweep", "grid", "deployment"))
+    _check_keys(where, sweep, grid, dep)
+
+    axes = {key: _axis(value, f"grid.{key}", where) for key, value in grid.items()}
+    for key, values in axes.items():
+        _check_axis_range(key, values, where)
+    size = math.prod(len(v) for v in axes.values())
+    if size > MAX_SCENARIOS:
+        raise ValueError(f"{where}: [grid] has {size:,} scenarios, more than {MAX_SCENARIOS:,}; split the sweep")
+    plans = [k for k in ("compute", "target_loss") if k in axes] + (["design"] if {"n", "d"} & set(axes) else [])
+    if len(plans) != 1 or (plans == ["design"] and not {"n", "d"} <= set(axes)):
+        raise ValueError(f"{where}: [grid] needs exactly one plan: grid.compute, grid.target_loss, or grid.n with grid.d")
+    plan = plans[0]
+    both = sorted(set(axes) & set(dep))
+    if both:
+        key = both[0]
+        raise ValueError(f"{where}: {key} is both a grid axis (grid.{key}) and fixed (deployment.{key}); give it once")
+    optimum, outputs, quantiles = _settings(where, sweep, plan)
+    deployment, described = _deployment_of(where, dep, axes)
+    return Scenarios(axes, plan, optimum, outputs, quantiles, deployment, described)
+
+
+# --------------------------------------------------------------------------------------
+# Running it.
+# --------------------------------------------------------------------------------------
+
+
+def run_sweep(scenarios: Scenarios, params, *, key=None, progress: bool = False):
+    """Bands of every output for every scenario: an ``xarray.Dataset`` over (quantile, *axes).
+
+    Args:
+      scenarios: from :func:`load_scenarios`.
+      params: posterior draws of the law (LawParams with a leading draw axis).
+      key: PRNG key of the deployment's distributions (required if it has any).
+      progress: show a progress bar.
+
+    With a ``target_loss`` grid the dataset also holds ``unreachable_fraction`` per scenario
+    (draws with target <= E, whose plan counts as inf).
+    """
+    import xarray as xr
+
+    names = tuple(scenarios.axes)
+    theta = decide.draw_pairs(params, scenarios.deployment, key=key)
+    if scenarios.plan == "target_loss":
+        _checks.reachable("grid.target_loss", scenarios.axes["target_loss"], theta.law.E, every=False)
+    # Axis k varies along dimension k: the engine broadcasts them to the full grid.
+    grids = [v.reshape([-1 if i == k else 1 for i in range(len(names))]) for k, v in enumerate(scenarios.axes.values())]
+    kernel = kernels.sweep_kernel(scenarios.plan, scenarios.optimum, names, scenarios.outputs)
+    result = engine.bands(kernel, theta, *grids, q=scenarios.quantiles, progress=progress)
+    variables = {name: (("quantile", *names), np.asarray(result.values[name], np.float64)) for name in scenarios.outputs}
+    if scenarios.plan == "target_loss":
+        unreachable = decide.draw_fraction(theta, decide.unreachable_fraction(theta, scenarios.axes["target_loss"]))
+        index = names.index("target_loss")
+        shape = [len(v) if i == index else 1 for i, v in enumerate(scenarios.axes.values())]
+        variables["unreachable_fraction"] = (names, np.broadcast_to(unreachable.reshape(shape), scenarios.shape).copy())
+    coords = {"quantile": np.asarray(scenarios.quantiles), **scenarios.axes}
+    return xr.Dataset(variables, coords=coords)
+
+
+def sweep_frame(dataset):
+    """One row per scenario: the axis values, then ``<output>_q5``, ``<output>_q50``, ... columns."""
+    import pandas as pd
+
+    first = next(iter(dataset.data_vars))
+    names = [dim for dim in dataset[first].dims if dim != "quantile"]  # the axes, in file order
+    mesh = np.meshgrid(*(dataset[n].values for n in names), indexing="ij")
+    columns = {n: m.reshape(-1) for n, m in zip(names, mesh)}
+    for var in dataset.data_vars:
+        array = dataset[var].transpose(*(["quantile"] if "quantile" in dataset[var].dims else []), *names).values
+        if "quantile" in dataset[var].dims:
+            for k, level in enumerate(dataset["quantile"].values):
+                columns[f"{var}_{quantile_name(float(level))}"] = array[k].reshape(-1)
+        else:
+            columns[var] = array.reshape(-1)
+    return pd.DataFrame(columns)
