@@ -318,3 +318,73 @@ def test_target_cost_bands_vs_materialised():
     chin = jax.vmap(lambda p: optima.optimal_for_loss(p, targets[1:]))(PARAMS)
     own = np_dollars(theta[1], chin.n, chin.d, per_draw=True)
     assert np.all(dollars[:, 1:] <= own * (1 + 1e-5))
+
+
+# --------------------------------------------------------------------------------------
+# Draws: one decision checks the law draws once and samples the deployment once.
+# --------------------------------------------------------------------------------------
+
+
+def test_draws_are_sampled_once_and_reused_by_every_cost_question(monkeypatch):
+    key = jax.random.key(7)
+    n, d = np.array([7e10, 8e9]), np.array([1.4e12, 15e12])
+    expected = {
+        "cost_bands": np.asarray(decide.cost_bands(PARAMS, n, d, DEP, key=key)),
+        "expected_cost": np.asarray(decide.expected_cost(PARAMS, n, d, DEP, key=key)),
+        "prob_cheaper": np.asarray(decide.prob_cheaper(PARAMS, n, d, DEP, key=key)),
+    }
+    theta = decide.draw_pairs(PARAMS, DEP, key=key)
+    assert isinstance(theta, decide.Draws) and theta.law is PARAMS
+    calls = {"sample": 0, "law": 0}
+    real_sample, real_law = costs.sample_deployment, decide._checks.law_draws
+
+    def counting_sample(*args, **kwargs):
+        calls["sample"] += 1
+        return real_sample(*args, **kwargs)
+
+    def counting_law(*args, **kwargs):
+        calls["law"] += 1
+        return real_law(*args, **kwargs)
+
+    monkeypatch.setattr(costs, "sample_deployment", counting_sample)
+    monkeypatch.setattr(decide._checks, "law_draws", counting_law)
+    got = {
+        "cost_bands": np.asarray(decide.cost_bands(theta, n, d)),
+        "expected_cost": np.asarray(decide.expected_cost(theta, n, d)),
+        "prob_cheaper": np.asarray(decide.prob_cheaper(theta, n, d)),
+    }
+    decide.prob_target(theta, n, d, 2.0)
+    decide.prob_lower_loss(theta, n, d)
+    assert calls == {"sample": 0, "law": 0}  # neither re-sampled nor re-checked
+    for name in expected:
+        np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+
+
+def test_draws_refuse_a_second_deployment_or_key():
+    theta = decide.draw_pairs(PARAMS, DEP, key=jax.random.key(0))
+    assert decide.draw_pairs(theta) is theta
+    with pytest.raises(ValueError, match="already a Draws"):
+        decide.cost_bands(theta, 7e10, 1.4e12, DEP)
+    with pytest.raises(ValueError, match="already a Draws"):
+        decide.prob_cheaper(theta, [7e10], [1.4e12], key=jax.random.key(1))
+
+
+def test_prob_lower_loss_and_draw_fraction_match_numpy():
+    n, d = np.array([7e10, 2.8e11]), np.array([1.4e12, 3e11])
+    losses = np.asarray(jax.vmap(lambda p: law.loss(p, n, d))(PARAMS), np.float64)
+    expected = np.mean(losses[:, 0] < losses[:, 1])
+    m = decide.draw_fraction(PARAMS, decide.prob_lower_loss(PARAMS, n, d))
+    assert m[0, 1] == expected and m[0, 0] == 0.0 and m.dtype == np.float64
+    assert np.all(np.round(m * N_DRAWS) == m * N_DRAWS)  # exactly k / n
+
+
+def test_plan_and_tco_bands_match_per_draw_optima():
+    bands = decide.plan_bands(PARAMS, [5.76e23, 1e24], q=(0.5,))
+    n = np.asarray(jax.vmap(lambda p: optima.compute_optimal(p, 5.76e23).n)(PARAMS), np.float64)
+    np.testing.assert_allclose(bands["n"][0, 0], np.quantile(n, 0.5), rtol=1e-5)
+    dep = Deployment(queries=1e9, input_tokens=400.0, output_tokens=100.0)
+    result = decide.tco_bands(PARAMS, [2.0], dep, q=(0.5,))
+    chin = np.asarray(jax.vmap(lambda p: optima.optimal_for_loss(p, 2.0).n)(PARAMS), np.float64)
+    np.testing.assert_allclose(np.asarray(result.values["chinchilla"]["n"])[0, 0], np.quantile(chin, 0.5), rtol=1e-5)
+    with pytest.raises(ValueError, match="optimum"):
+        decide.tco_bands(PARAMS, [2.0], dep, optimum="chinchilla")

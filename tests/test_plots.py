@@ -16,7 +16,8 @@ from matplotlib.figure import Figure  # noqa: E402
 
 import chinplan  # noqa: E402
 from chinplan import costs, plots  # noqa: E402
-from chinplan.costs import Deployment, LogNormal, Uniform  # noqa: E402
+from chinplan.costs import Deployment  # noqa: E402
+from chinplan.uncertain import LogNormal, Uniform  # noqa: E402
 from chinplan.law import LawParams  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
