@@ -7,8 +7,8 @@ fit (huber) is the frequentist anchor beside the Bayesian fit; arch turns a para
 into a shape.
 
 ``import chinplan`` loads only JAX and NumPy: the modules that pull in pandas, xarray,
-arviz, numpyro or matplotlib (data, datasets, fit, model, huber, decide, compare_models,
-calibration, sweep, plots) are imported on first use of one of their names.
+arviz, numpyro or matplotlib (data, datasets, fit, posterior, model, huber, decide,
+compare_models, calibration, sweep, plots) are imported on first use of one of their names.
 """
 
 from __future__ import annotations
@@ -89,12 +89,14 @@ _LAZY_MODULES = (
     "data",
     "datasets",
     "decide",
+    "extrapolation",
     "fit",
     "format",
     "huber",
     "kernels",
     "model",
     "plots",
+    "posterior",
     "sweep",
 )
 
@@ -102,9 +104,9 @@ _LAZY_MODULES = (
 _LAZY_NAMES = {
     "load_runs": "data",
     "fit": "fit",
-    "Posterior": "fit",
-    "ConvergenceWarning": "fit",
-    "default_posterior": "fit",
+    "Posterior": "posterior",
+    "ConvergenceWarning": "posterior",
+    "default_posterior": "posterior",
     "INFORMED_PRIORS": "model",
     "KaplanParams": "model",
     "HuberFit": "huber",

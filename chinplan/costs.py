@@ -33,7 +33,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from chinplan import _checks
-from chinplan.law import as_float, log_training_flops, safe_log
+from chinplan.law import _log_training_flops, as_float, safe_log
 from chinplan.uncertain import is_distribution, sample_tree, validate_distribution
 
 __all__ = [
@@ -372,7 +372,7 @@ def tco(n: ArrayLike, d: ArrayLike, deployment: Deployment) -> Cost:
     checked_deployment(deployment)
     log_n = jnp.log(as_float(n))
     r = _rates(deployment)
-    log_tr = log_training_flops(n, d)
+    log_tr = _log_training_flops(log_n, jnp.log(as_float(d)))
     tokens = _lifetime_tokens(deployment.queries, deployment.input_tokens, deployment.output_tokens)
     log_inf = _log_inference_flops(log_n, tokens)
     log_tr_h = log_tr + r.train_hours
@@ -398,7 +398,8 @@ def log_dollars(n: ArrayLike, d: ArrayLike, deployment: Deployment) -> jax.Array
     checked_deployment(deployment)
     r = _rates(deployment)
     log_n = jnp.log(as_float(n))
-    return jnp.logaddexp(r.price + r.train_hours + log_training_flops(n, d), r.inference_price + r.inference_hours + LOG2 + log_n)
+    log_tr = _log_training_flops(log_n, jnp.log(as_float(d)))
+    return jnp.logaddexp(r.price + r.train_hours + log_tr, r.inference_price + r.inference_hours + LOG2 + log_n)
 
 
 def log_weighted_inference_tokens(deployment: Deployment) -> jax.Array:

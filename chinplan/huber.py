@@ -26,8 +26,6 @@ this module never changes global JAX flags.
 
 from __future__ import annotations
 
-import collections
-import math
 from functools import partial
 from typing import NamedTuple
 
@@ -37,19 +35,18 @@ import numpy as np
 import optax
 from jax.typing import ArrayLike
 
-from chinplan.law import LawParams
+from chinplan import _checks
+from chinplan.law import LawParams, log_loss_parts
 
 __all__ = [
     "HuberFit",
     "HuberBootstrap",
     "HOFFMANN_GRID",
-    "huber",
     "huber_objective",
     "hoffmann_grid",
     "huber_fit",
     "huber_bootstrap",
     "theta_to_params",
-    "params_to_theta",
 ]
 
 #: Hoffmann et al. 2022's start grid, as (e, a, b, alpha, beta) axis values.
@@ -60,10 +57,6 @@ HOFFMANN_GRID = (
     np.arange(0.0, 2.01, 0.5),  # alpha
     np.arange(0.0, 2.01, 0.5),  # beta
 )
-
-# Number of times each jitted core has been traced (for no-recompilation tests).
-TRACE_COUNTS: collections.Counter = collections.Counter()
-
 
 class HuberFit(NamedTuple):
     """Result of :func:`huber_fit`.
@@ -124,14 +117,10 @@ class HuberBootstrap(NamedTuple):
 # ----------------------------------------------------------------------------- objective
 
 
-def huber(r: ArrayLike, delta: ArrayLike) -> jax.Array:
-    """Huber_delta(r) = r^2/2 for |r| <= delta, else delta (|r| - delta/2) (Huber 1964).
-
-    Same convention as ``scipy.special.huber`` and ``optax.huber_loss``.
-    """
-    r = jnp.asarray(r)
-    abs_r = jnp.abs(r)
-    return jnp.where(abs_r <= delta, 0.5 * r * r, delta * (abs_r - 0.5 * delta))
+def _huber(r: jax.Array, delta: jax.Array) -> jax.Array:
+    """Huber_delta(r) = r^2/2 for |r| <= delta, else delta (|r| - delta/2) (Huber 1964), as
+    ``optax.losses.huber_loss`` (the convention of ``scipy.special.huber``)."""
+    return optax.losses.huber_loss(r, delta=delta)
 
 
 def _log_pred(theta: jax.Array, log_n: jax.Array, log_d: jax.Array) -> jax.Array:
@@ -141,12 +130,8 @@ def _log_pred(theta: jax.Array, log_n: jax.Array, log_d: jax.Array) -> jax.Array
     parameters so no ``exp(a)`` is ever formed (the start grid reaches a = 25 and the
     linesearch may probe further).
     """
-    e, a, b, alpha, beta = theta[0], theta[1], theta[2], theta[3], theta[4]
-    t1 = a - alpha * log_n
-    t2 = b - beta * log_d
-    m = jnp.maximum(jnp.maximum(t1, t2), e)
-    m = jax.lax.stop_gradient(jnp.where(jnp.isfinite(m), m, 0.0))
-    return m + jnp.log(jnp.exp(e - m) + jnp.exp(t1 - m) + jnp.exp(t2 - m))
+    m, s0, s1, s2 = log_loss_parts(theta[0], theta[1], theta[2], theta[3], theta[4], log_n, log_d)
+    return m + jnp.log(s0 + s1 + s2)
 
 
 def huber_objective(
@@ -175,19 +160,13 @@ def huber_objective(
     """
     theta = jnp.asarray(theta)
     r = _log_pred(theta, log_n, log_d) - log_loss
-    return jnp.sum(weights * huber(r, delta))
+    return jnp.sum(weights * _huber(r, delta))
 
 
 def theta_to_params(theta: ArrayLike) -> LawParams:
     """``(..., 5)`` array ``(log E, log A, log B, alpha, beta)`` -> ``LawParams(E, A, B, alpha, beta)``."""
     theta = jnp.asarray(theta)
     return LawParams.from_logs(theta[..., 0], theta[..., 1], theta[..., 2], theta[..., 3], theta[..., 4])
-
-
-def params_to_theta(params: LawParams) -> jax.Array:
-    """``LawParams(E, A, B, alpha, beta)`` -> ``(..., 5)`` array ``(log E, log A, log B, alpha, beta)``."""
-    E, A, B, alpha, beta = (jnp.asarray(p) for p in params)
-    return jnp.stack(jnp.broadcast_arrays(jnp.log(E), jnp.log(A), jnp.log(B), alpha, beta), axis=-1)
 
 
 def hoffmann_grid(axes=HOFFMANN_GRID, dtype=None) -> jax.Array:
@@ -217,15 +196,10 @@ def _value_and_grad(theta: jax.Array, data: tuple, delta: jax.Array) -> tuple[ja
     ``tests/test_huber.py`` checks it against.
     """
     log_n, log_d, log_l, w = data
-    e, a, b, alpha, beta = theta[0], theta[1], theta[2], theta[3], theta[4]
-    t1 = a - alpha * log_n
-    t2 = b - beta * log_d
-    m = jnp.maximum(jnp.maximum(t1, t2), e)
-    m = jnp.where(jnp.isfinite(m), m, 0.0)
-    s0, s1, s2 = jnp.exp(e - m), jnp.exp(t1 - m), jnp.exp(t2 - m)
+    m, s0, s1, s2 = log_loss_parts(theta[0], theta[1], theta[2], theta[3], theta[4], log_n, log_d)
     total = s0 + s1 + s2
     r = m + jnp.log(total) - log_l
-    value = jnp.sum(w * huber(r, delta))
+    value = jnp.sum(w * _huber(r, delta))
     psi = w * jnp.clip(r, -delta, delta) / total
     g1, g2 = psi * s1, psi * s2
     grad = jnp.stack([jnp.sum(psi * s0), jnp.sum(g1), jnp.sum(g2), -jnp.sum(g1 * log_n), -jnp.sum(g2 * log_d)])
@@ -356,7 +330,6 @@ def _solve_jobs(starts, log_n, log_d, log_l, weights, delta, cfg: _Config, num_l
     parameterisation of :func:`_center`; points come back in the original one, shaped
     ``theta (R, S, 5)``, ``value (R, S)`` (``inf`` where a start diverged), ``evals (R, S)``.
     """
-    TRACE_COUNTS["solve"] += 1
     mu_n, mu_d = jnp.mean(log_n), jnp.mean(log_d)
     cn, cd = log_n - mu_n, log_d - mu_d
     starts = _center(starts, mu_n, mu_d, -1)
@@ -406,81 +379,45 @@ def _validate(n, d, loss, weights):
     """Checks the runs on the host and returns float64 NumPy ``(log_n, log_d, log_l, w)``."""
     arrays = {}
     for name, x in (("n", n), ("d", d), ("loss", loss)):
-        a = _real_array(name, x)
+        a = _checks.positive(name, x)
         if a.ndim != 1:
-            raise ValueError(f"`{name}` must be 1-D (one value per run); got shape {a.shape}.")
-        if not np.all(np.isfinite(a) & (a > 0)):
-            bad = a[~(np.isfinite(a) & (a > 0))][0]
-            raise ValueError(f"`{name}` must be finite and > 0; got {bad!r}.")
+            raise ValueError(f"{name} must be 1-D (one value per run), got shape {a.shape}")
         arrays[name] = a
     size = arrays["n"].shape[0]
     for name in ("d", "loss"):
         if arrays[name].shape[0] != size:
-            raise ValueError(f"`{name}` has {arrays[name].shape[0]} runs but `n` has {size}.")
+            raise ValueError(f"{name} has {arrays[name].shape[0]} runs but n has {size}")
     if size < 5:
-        raise ValueError(f"need at least 5 runs to fit 5 constants; got {size}.")
+        raise ValueError(f"need at least 5 runs to fit 5 constants, got {size}")
     if weights is None:
-        w = np.ones(size)
-    else:
-        w = np.asarray(weights, dtype=np.float64)
-        if w.shape != (size,):
-            raise ValueError(f"`weights` must have shape ({size},); got {w.shape}.")
-        if not np.all(np.isfinite(w) & (w >= 0)) or not np.any(w > 0):
-            raise ValueError("`weights` must be finite, >= 0 and not all 0.")
+        return np.log(arrays["n"]), np.log(arrays["d"]), np.log(arrays["loss"]), np.ones(size)
+    w = _checks.nonnegative("weights", weights)
+    if w.shape != (size,):
+        raise ValueError(f"weights must have shape ({size},), got {w.shape}")
+    if not np.any(w > 0):
+        raise ValueError("weights must not be all 0")
     return np.log(arrays["n"]), np.log(arrays["d"]), np.log(arrays["loss"]), w
 
 
 def _config(max_iter, memory_size, ftol, dtype, max_stalls=2) -> _Config:
     eps = float(jnp.finfo(dtype).eps)
-    if isinstance(max_iter, (bool, np.bool_)) or not isinstance(max_iter, (int, np.integer)):
-        raise ValueError(f"`max_iter` must be an integer >= 1; got {max_iter!r}.")
-    if max_iter < 1:
-        raise ValueError(f"`max_iter` must be >= 1; got {max_iter}.")
     return _Config(
-        max_iter=int(max_iter),
-        memory_size=int(memory_size),
-        ftol=float(ftol) if ftol is not None else 4.0 * eps,
+        max_iter=_checks.integer("max_iter", max_iter),
+        memory_size=_checks.integer("memory_size", memory_size),
+        ftol=_checks.positive_number("ftol", ftol) if ftol is not None else 4.0 * eps,
         max_stalls=int(max_stalls),
     )
-
-
-def _real_array(name: str, x) -> np.ndarray:
-    """``x`` as a float64 NumPy array; booleans, complex numbers and strings are refused."""
-    a = np.asarray(x)
-    if a.dtype == object:
-        try:
-            a = a.astype(np.float64)
-        except (TypeError, ValueError):
-            raise ValueError(f"`{name}` must hold real numbers; got non-numeric values.") from None
-    if a.dtype.kind not in "iuf":
-        raise ValueError(f"`{name}` must hold real numbers; got dtype {a.dtype}.")
-    return a.astype(np.float64)
 
 
 def _as_starts(grid, dtype, name: str = "grid") -> jax.Array:
     if grid is None:
         return hoffmann_grid(dtype=dtype)
-    starts = _real_array(name, grid)
+    starts = _checks.finite(name, grid)
     if starts.ndim == 1:
         starts = starts[None]
     if starts.ndim != 2 or starts.shape[-1] != 5 or starts.shape[0] == 0:
-        raise ValueError(f"`{name}` must have shape (S, 5), S >= 1, of (log E, log A, log B, alpha, beta); got {starts.shape}.")
-    if not np.all(np.isfinite(starts)):
-        raise ValueError(f"`{name}` must be finite; got a non-finite start.")
+        raise ValueError(f"{name} must have shape (S, 5), S >= 1, of (log E, log A, log B, alpha, beta), got {starts.shape}")
     return jnp.asarray(starts, dtype=dtype)
-
-
-def _check_delta(delta) -> float:
-    if isinstance(delta, (bool, np.bool_)) or not isinstance(delta, (int, float, np.integer, np.floating)):
-        raise ValueError(f"`delta` must be a finite number > 0; got {delta!r}.")
-    if not (math.isfinite(delta) and delta > 0):
-        raise ValueError(f"`delta` must be a finite number > 0; got {delta!r}.")
-    return float(delta)
-
-
-def _check_key(key) -> None:
-    if not (isinstance(key, jax.Array) and (jnp.issubdtype(key.dtype, jax.dtypes.prng_key) or (key.dtype == jnp.uint32 and key.shape[-1:] == (2,)))):
-        raise ValueError(f"`key` must be a JAX PRNG key (jax.random.key(seed)); got {key!r}.")
 
 
 # ----------------------------------------------------------------------------- public API
@@ -530,8 +467,8 @@ def huber_fit(
     log_n, log_d, log_l, w = (jnp.asarray(x, dtype=dtype) for x in _validate(n, d, loss, weights))
     starts = _as_starts(grid, dtype)
     cfg = _config(max_iter, memory_size, ftol, dtype)
-    _check_lanes(num_lanes)
-    delta = jnp.asarray(_check_delta(delta), dtype)
+    num_lanes = _checks.integer("num_lanes", num_lanes)
+    delta = jnp.asarray(_checks.positive_number("delta", delta), dtype)
     theta, value, evals = _solve_jobs(starts, log_n, log_d, log_l, w[None], delta, cfg, num_lanes)
     theta, value, gnorm, evals, i, all_theta, all_value = _fit_result(theta[0], value[0], evals[0], log_n, log_d, log_l, w, delta)
     return HuberFit(theta_to_params(theta), theta, value, gnorm, evals, i, starts, all_theta, all_value)
@@ -608,16 +545,12 @@ def huber_bootstrap(
     Returns:
       A :class:`HuberBootstrap` with ``(num_resamples, 5)`` draws and their summary.
     """
-    if num_resamples < 1:
-        raise ValueError(f"`num_resamples` must be >= 1; got {num_resamples}.")
-    if num_starts < 1:
-        raise ValueError(f"`num_starts` must be >= 1; got {num_starts}.")
-    _check_lanes(num_lanes)
-    _check_key(key)
-    _check_delta(delta)
-    levels = np.asarray(quantiles, dtype=np.float64)
-    if levels.ndim != 1 or levels.size == 0 or not np.all((levels >= 0) & (levels <= 1)):
-        raise ValueError(f"`quantiles` must be a non-empty 1-D sequence of levels in [0, 1]; got {quantiles!r}.")
+    num_resamples = _checks.integer("num_resamples", num_resamples)
+    num_starts = _checks.integer("num_starts", num_starts)
+    num_lanes = _checks.integer("num_lanes", num_lanes)
+    _checks.key(key)
+    _checks.positive_number("delta", delta)
+    _checks.levels("quantiles", quantiles)
     dtype = jnp.result_type(float)
     log_n, log_d, log_l, _ = (jnp.asarray(x, dtype=dtype) for x in _validate(n, d, loss, None))
     kw = dict(max_iter=max_iter, memory_size=memory_size, ftol=ftol)
@@ -638,11 +571,6 @@ def _best_per_row(theta, value, evals):
     i = jnp.argmin(value, axis=1)
     pick = lambda x: jnp.take_along_axis(x, i.reshape((-1, 1) + (1,) * (x.ndim - 2)), axis=1)[:, 0]  # noqa: E731
     return pick(theta), pick(value), pick(evals)
-
-
-def _check_lanes(num_lanes: int) -> None:
-    if not isinstance(num_lanes, (int, np.integer)) or num_lanes < 1:
-        raise ValueError(f"`num_lanes` must be an integer >= 1; got {num_lanes!r}.")
 
 
 def _summarise(theta, value, it, fit, quantiles) -> HuberBootstrap:

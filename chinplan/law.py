@@ -10,6 +10,10 @@ as large as ``6 N D`` is ever formed outside a logarithm.
 
 The optima built on these forms live in :mod:`chinplan.optima`.
 
+Concrete inputs are checked at the boundary (:mod:`chinplan._checks`): NaN, inf, a count
+<= 0 or a constant out of its domain raises a ``ValueError`` naming the argument. Under a
+caller's ``jit``/``vmap``/``grad`` nothing is checked and IEEE rules apply (NaN in, NaN out).
+
 Integer counts (NumPy ``int64`` or Python ``int``) are converted to floating point on the
 host before they reach JAX, so a 15e12-token count never wraps around in int32.
 """
@@ -23,6 +27,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
+
+from chinplan import _checks
 
 __all__ = [
     "LawParams",
@@ -38,6 +44,7 @@ __all__ = [
     "logs",
     "safe_log",
     "log_loss",
+    "log_loss_parts",
     "loss",
     "loss_log",
     "effective_data",
@@ -132,21 +139,48 @@ def logs(params: LawParams):
     return jnp.log(E), jnp.log(A), jnp.log(B), alpha, beta
 
 
+def log_loss_parts(log_e, log_a, log_b, alpha, beta, log_n, log_d):
+    """``(m, s0, s1, s2)`` with log L = m + log(s0 + s1 + s2) (Hoffmann et al. 2022, Eq. 11).
+
+    s0, s1, s2 are E, A N^-alpha and B D^-beta scaled by exp(-m), m the largest log term
+    (held constant for gradients): the one place the law's log L is written. :func:`log_loss`
+    and the Huber fit (objective and closed-form gradient) are built on it. Unchecked.
+    """
+    t0, t1, t2 = jnp.broadcast_arrays(log_e, log_a - alpha * log_n, log_b - beta * log_d)
+    # The three terms are combined elementwise rather than by jax.nn.logsumexp over a stacked
+    # axis: XLA's CPU reduction over that axis rounds differently for different batch widths,
+    # which made the engine's results depend (by an ulp) on the chunk size.
+    m = jnp.maximum(jnp.maximum(t0, t1), t2)
+    m = jax.lax.stop_gradient(jnp.where(jnp.isfinite(m), m, 0.0))
+    return m, jnp.exp(t0 - m), jnp.exp(t1 - m), jnp.exp(t2 - m)
+
+
+def _log_loss(params: LawParams, log_n: ArrayLike, log_d: ArrayLike) -> jax.Array:
+    e, a, b, alpha, beta = logs(params)
+    m, s0, s1, s2 = log_loss_parts(e, a, b, alpha, beta, as_float(log_n), as_float(log_d))
+    return m + jnp.log(s0 + s1 + s2)
+
+
+def _check(params: LawParams | None = None, *, finite=(), positive=()) -> None:
+    """The boundary check of this module's functions: the law, then named inputs (concrete only)."""
+    if params is not None:
+        _checks.law(params)
+    for name, x in finite:
+        if not _checks.is_traced(x):
+            _checks.finite(name, x)
+    for name, x in positive:
+        if x is not None and not _checks.is_traced(x):
+            _checks.positive(name, x)
+
+
 def log_loss(params: LawParams, log_n: ArrayLike, log_d: ArrayLike) -> jax.Array:
     """``log L`` at ``log N``, ``log D``: logsumexp(log E, log A - alpha log N, log B - beta log D).
 
     This is the quantity the Huber fit and the Bayesian likelihood compare with observed log
     losses (Hoffmann et al. 2022, Eq. 11).
     """
-    e, a, b, alpha, beta = logs(params)
-    log_n, log_d = as_float(log_n), as_float(log_d)
-    t0, t1, t2 = jnp.broadcast_arrays(e, a - alpha * log_n, b - beta * log_d)
-    # The three terms are combined elementwise rather than by jax.nn.logsumexp over a stacked
-    # axis: XLA's CPU reduction over that axis rounds differently for different batch widths,
-    # which made the engine's results depend (by an ulp) on the chunk size.
-    m = jnp.maximum(jnp.maximum(t0, t1), t2)
-    m = jax.lax.stop_gradient(jnp.where(jnp.isfinite(m), m, 0.0))
-    return m + jnp.log(jnp.exp(t0 - m) + jnp.exp(t1 - m) + jnp.exp(t2 - m))
+    _check(params, finite=(("log_n", log_n), ("log_d", log_d)))
+    return _log_loss(params, log_n, log_d)
 
 
 def loss_log(params: LawParams, log_n: ArrayLike, log_d: ArrayLike) -> jax.Array:
@@ -168,6 +202,7 @@ def effective_data(d: ArrayLike, unique_tokens: ArrayLike) -> jax.Array:
     (Muennighoff et al. 2023, Eq. 5, R_D* = 15.387). D' <= D, with equality when nothing
     is repeated; D' tends to U_D (1 + R_D*) for endless repetition.
     """
+    _check(positive=(("d", d), ("unique_tokens", unique_tokens)))
     return jnp.exp(_log_effective(jnp.log(as_float(d)), jnp.log(as_float(unique_tokens)), R_D_STAR))
 
 
@@ -195,6 +230,7 @@ def effective_params(params: LawParams, n: ArrayLike, unique_tokens: ArrayLike) 
     R_N = N/U_N - 1; N' = U_N + U_N R_N* (1 - exp(-R_N / R_N*)) (Muennighoff et al. 2023,
     Eq. 6, R_N* = 5.309).
     """
+    _check(params, positive=(("n", n), ("unique_tokens", unique_tokens)))
     log_cap = _log_n_for_data(params, jnp.log(as_float(unique_tokens)))
     return jnp.exp(_log_effective(jnp.log(as_float(n)), log_cap, R_N_STAR))
 
@@ -213,17 +249,23 @@ def loss(params: LawParams, n: ArrayLike, d: ArrayLike, *, unique_tokens: ArrayL
     Returns:
       The loss, broadcast over the inputs.
     """
+    _check(params, positive=(("n", n), ("d", d), ("unique_tokens", unique_tokens)))
     log_n, log_d = jnp.log(as_float(n)), jnp.log(as_float(d))
     if unique_tokens is not None:
         log_u = jnp.log(as_float(unique_tokens))
         log_d = _log_effective(log_d, log_u, R_D_STAR)
         log_n = _log_effective(log_n, _log_n_for_data(params, log_u), R_N_STAR)
-    return jnp.exp(log_loss(params, log_n, log_d))
+    return jnp.exp(_log_loss(params, log_n, log_d))
+
+
+def _log_training_flops(log_n: jax.Array, log_d: jax.Array) -> jax.Array:
+    return LOG6 + log_n + log_d
 
 
 def log_training_flops(n: ArrayLike, d: ArrayLike) -> jax.Array:
     """log(6 N D): training compute (Kaplan et al. 2020, §2.1) = log 6 + log N + log D."""
-    return LOG6 + jnp.log(as_float(n)) + jnp.log(as_float(d))
+    _check(positive=(("n", n), ("d", d)))
+    return _log_training_flops(jnp.log(as_float(n)), jnp.log(as_float(d)))
 
 
 def training_flops(n: ArrayLike, d: ArrayLike) -> jax.Array:

@@ -21,7 +21,7 @@ from jax.typing import ArrayLike
 
 from chinplan import _checks
 from chinplan.costs import Deployment, checked_deployment, log_weighted_inference_tokens
-from chinplan.law import LOG6, Allocation, LawParams, as_float, log_g, log_loss, logs, loss, safe_log
+from chinplan.law import LOG6, Allocation, LawParams, _log_loss, as_float, log_g, logs, loss, safe_log
 
 __all__ = [
     "compute_optimal",
@@ -102,7 +102,7 @@ def compute_optimal(params: LawParams, compute: ArrayLike) -> Allocation:
     _check_law(params)
     _check_positive(compute=compute)
     log_n, log_d = _compute_optimal_log(params, jnp.log(as_float(compute)))
-    return Allocation(jnp.exp(log_n), jnp.exp(log_d), jnp.exp(log_loss(params, log_n, log_d)))
+    return Allocation(jnp.exp(log_n), jnp.exp(log_d), jnp.exp(_log_loss(params, log_n, log_d)))
 
 
 def optimal_for_loss(params: LawParams, target_loss: ArrayLike) -> Allocation:

@@ -1,5 +1,7 @@
 """Shared fixtures: float32 and float64 runs of the same test, without global flag changes."""
 
+import contextlib
+
 import jax
 import numpy as np
 import pytest
@@ -17,3 +19,29 @@ def precision(request):
             yield np.float64, 1e-12
     else:
         yield np.float32, 2e-6
+
+
+#: The event jax.monitoring reports once per XLA backend compilation.
+BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"
+
+
+@pytest.fixture
+def count_compiles():
+    """A context manager factory: ``with count_compiles() as seen:`` lists every XLA backend
+    compilation (jitted functions and eager ops alike) made inside the block."""
+
+    @contextlib.contextmanager
+    def counting():
+        seen = []
+
+        def listener(event, duration_secs, **kwargs):
+            if event == BACKEND_COMPILE:
+                seen.append(event)
+
+        jax.monitoring.register_event_duration_secs_listener(listener)
+        try:
+            yield seen
+        finally:
+            jax.monitoring.unregister_event_duration_listener(listener)
+
+    return counting

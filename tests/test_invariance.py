@@ -8,13 +8,12 @@
 * float32 agrees with float64 within tolerances derived from the conditioning of the
   exp/log chains.
 * A second call with new values of the same shapes compiles nothing: counted with JAX's
-  own compilation events (``jax.monitoring``), with jit cache sizes, the engine's trace
-  counts and ``huber.TRACE_COUNTS``.
+  own compilation events (the ``count_compiles`` fixture of conftest.py), with jit cache
+  sizes and the engine's trace counts.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import subprocess
@@ -344,25 +343,6 @@ def test_float32_matches_float64_posterior_bands():
 
 # ----------------------------------------------------------------------------- no recompilation
 
-BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"
-
-
-@contextlib.contextmanager
-def count_compiles():
-    """Counts XLA backend compilations (jitted functions and eager ops alike) in the block."""
-    seen = []
-
-    def listener(event, duration_secs, **kwargs):
-        if event == BACKEND_COMPILE:
-            seen.append(event)
-
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
-        yield seen
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listener)
-
-
 def _params32(p: LawParams) -> LawParams:
     return LawParams(*(jnp.asarray(x, jnp.float32) for x in p))
 
@@ -372,7 +352,7 @@ def _params32(p: LawParams) -> LawParams:
     [(law.loss, None), (optima.compute_optimal, C_GRID), (optima.optimal_for_loss, np.array([1.9, 2.0, 2.5]))],
     ids=["loss", "compute_optimal", "optimal_for_loss"],
 )
-def test_law_under_jit_compiles_once(fn, arg):
+def test_law_under_jit_compiles_once(fn, arg, count_compiles):
     # A fresh function object: jax.jit's cache is per underlying function, shared by every
     # jax.jit(law.loss) in the process (other tests included).
     jitted = jax.jit(lambda *args: fn(*args))
@@ -389,7 +369,7 @@ def test_law_under_jit_compiles_once(fn, arg):
     assert compiles == []
 
 
-def test_engine_reductions_compile_once():
+def test_engine_reductions_compile_once(count_compiles):
     traces = []
 
     def counted(theta, n, d):
@@ -418,7 +398,7 @@ def test_engine_reductions_compile_once():
     assert compiles == []
 
 
-def test_decide_and_costs_entry_points_compile_once():
+def test_decide_and_costs_entry_points_compile_once(count_compiles):
     keys = [jax.random.key(1), jax.random.key(2)]
     draws = [make_draws(seed=30), make_draws(seed=31)]
     scale = [1.0, 1.3]
@@ -438,10 +418,10 @@ def test_decide_and_costs_entry_points_compile_once():
     assert compiles == []
 
 
-def test_huber_fit_compiles_once():
+def test_huber_fit_compiles_once(count_compiles):
     huber.huber_fit(*_synthetic_runs(1), **HUBER_KW)
-    before = huber.TRACE_COUNTS["solve"]
+    cache = huber._solve_jobs._cache_size()
     with count_compiles() as compiles:
         huber.huber_fit(*_synthetic_runs(2), **HUBER_KW)
-    assert huber.TRACE_COUNTS["solve"] == before
+    assert huber._solve_jobs._cache_size() == cache
     assert compiles == []
