@@ -17,7 +17,6 @@ import sys
 import warnings
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from rich.console import Console
 from rich.table import Table
@@ -59,11 +58,8 @@ def _load_draws(args) -> _Draws:
     posterior = default_posterior() if path is None else Posterior.load(path)
     params, total = posterior.params, posterior.num_draws
     wanted = getattr(args, "draws", None)
-    if wanted is not None and wanted < total:
-        # A host-side draw without replacement (no compilation), seeded by (--seed, stream).
-        index = np.sort(np.random.default_rng([args.seed, _THIN]).choice(total, wanted, replace=False))
-        params = jax.tree.map(lambda x: jnp.asarray(np.asarray(x)[index]), params)
-        total = wanted
+    if wanted is not None and wanted < total:  # seeded by (--seed, stream)
+        params, total = decide.subset_draws(params, wanted, seed=[args.seed, _THIN]), wanted
     source = path or f"embedded Chinchilla ({posterior.attrs.get('num_runs', 245)} runs)"
     return _Draws(params, total, source, posterior)
 
@@ -155,6 +151,11 @@ def _emit_json(document: dict) -> None:
     print(json.dumps(_jsonable(document), indent=2, allow_nan=False))
 
 
+def _header(draws: _Draws, args, q) -> dict:
+    """The first entries of every bands document: where the draws came from, seed, levels."""
+    return {"posterior": draws.source, "num_draws": draws.num_draws, "seed": args.seed, "quantiles": q}
+
+
 def _bands_json(values: dict, index=()) -> dict:
     """{name: [value at each quantile]} from {name: array (len(q), *scenarios)}."""
     return {name: array[(slice(None), *index)] for name, array in values.items()}
@@ -206,10 +207,7 @@ def cmd_plan(args) -> int:
     if args.json:
         _emit_json(
             {
-                "posterior": draws.source,
-                "num_draws": draws.num_draws,
-                "seed": args.seed,
-                "quantiles": q,
+                **_header(draws, args, q),
                 "plans": [{"compute": c, **_bands_json(result, (i,))} for i, c in enumerate(args.compute)],
                 **({"plot": args.plot} if args.plot else {}),
             }
@@ -253,10 +251,7 @@ def cmd_tco(args) -> int:
     if args.json:
         _emit_json(
             {
-                "posterior": draws.source,
-                "num_draws": draws.num_draws,
-                "seed": args.seed,
-                "quantiles": q,
+                **_header(draws, args, q),
                 "optimum": args.optimum,
                 "deployment": described,
                 "targets": [
@@ -345,10 +340,7 @@ def cmd_compare(args) -> int:
             designs.append(entry)
         _emit_json(
             {
-                "posterior": draws.source,
-                "num_draws": draws.num_draws,
-                "seed": args.seed,
-                "quantiles": q,
+                **_header(draws, args, q),
                 "deployment": described,
                 "target_loss": args.target_loss,
                 "designs": designs,

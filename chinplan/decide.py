@@ -42,6 +42,7 @@ __all__ = [
     "draw_pairs",
     "draw_fraction",
     "median_params",
+    "subset_draws",
     "plan_bands",
     "tco_bands",
     "prob_lower_loss",
@@ -607,3 +608,18 @@ def regret_compute(
     import pandas as pd
 
     return pd.DataFrame(result._asdict()).set_index("compute")
+
+
+def subset_draws(params: LawParams, num_draws: int, *, seed) -> LawParams:
+    """A random subset of ``num_draws`` posterior draws without replacement, in draw order.
+
+    ``seed`` seeds NumPy's generator (any ``numpy.random.default_rng`` seed), so the subset is
+    reproducible; all draws are returned when ``num_draws`` is at least their number.
+    """
+    total = _checks.law_draws(params)
+    num_draws = _checks.integer("num_draws", num_draws)
+    if num_draws >= total:
+        return params
+    # A host-side draw (no compilation).
+    index = np.sort(np.random.default_rng(seed).choice(total, num_draws, replace=False))
+    return jax.tree.map(lambda x: jnp.asarray(np.asarray(x)[index]), params)

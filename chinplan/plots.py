@@ -131,16 +131,6 @@ def _range(name: str, value: Any) -> tuple[float, float]:
     return lo, hi
 
 
-def _positive_scalar(name: str, value: Any) -> float:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if not (math.isfinite(x) and x > 0):
-        raise ValueError(f"{name} must be finite and > 0, got {value!r}")
-    return x
-
-
 def _nested_levels(q: Sequence[float]) -> tuple[tuple[float, ...], list[tuple[float, float]]]:
     """Validated levels and the (lower, upper) pairs of nested bands, outermost first.
 
@@ -194,7 +184,7 @@ def save(fig, path: str | os.PathLike, *, dpi: float = 150) -> None:
     suffix = os.path.splitext(path)[1].lower()
     if suffix not in _SAVE_FORMATS:
         raise ValueError(f"path must end in .png or .svg, got {path!r}")
-    dpi = _positive_scalar("dpi", dpi)
+    dpi = _checks.positive_number("dpi", dpi)
 
     def write(tmp: str) -> None:
         with open(tmp, "wb") as handle:
@@ -332,8 +322,8 @@ def _references(references: Mapping[str, tuple[float, float]]) -> dict[str, tupl
         except (TypeError, ValueError):
             raise ValueError(f"references[{name!r}] must be a pair (N, D), got {value!r}") from None
         out[str(name)] = (
-            _positive_scalar(f"references[{name!r}] N", n),
-            _positive_scalar(f"references[{name!r}] D", d),
+            _checks.positive_number(f"references[{name!r}] N", n),
+            _checks.positive_number(f"references[{name!r}] D", d),
         )
     return out
 
@@ -586,8 +576,8 @@ def tco_vs_queries(
         except (TypeError, ValueError):
             raise ValueError(f"designs[{label!r}] must be a pair (n, d), got {value!r}") from None
         checked[str(label)] = (
-            _positive_scalar(f"designs[{label!r}] n", n),
-            _positive_scalar(f"designs[{label!r}] d", d),
+            _checks.positive_number(f"designs[{label!r}] n", n),
+            _checks.positive_number(f"designs[{label!r}] d", d),
         )
     if not isinstance(params, decide.Draws) and not isinstance(deployment, Deployment):
         raise ValueError(f"deployment must be a chinplan.Deployment, got {type(deployment).__name__}")

@@ -50,12 +50,15 @@ Run::
 from __future__ import annotations
 
 import argparse
-import math
 
 import jax
 import numpy as np
 
 import chinplan as cp
+from chinplan import kernels
+from chinplan.format import band_cell as band
+from chinplan.format import human_count as count
+from chinplan.format import human_dollars as usd
 
 DESIGNS = {
     "8B x 15T": (8e9, 15e12),
@@ -85,77 +88,8 @@ def deployment(input_tokens: float, output_tokens: float, price: float) -> cp.De
 
 
 # ----------------------------------------------------------------------------------------
-# Per-draw functions. theta = (LawParams, Deployment) of scalars for ONE draw.
-# ----------------------------------------------------------------------------------------
-
-
-def loss_of(theta, n, d):
-    """L(N, D) under one draw of the law."""
-    return cp.loss(theta, n, d)
-
-
-def a_not_worse(theta, n_a, d_a, n_b, d_b):
-    """Whether design A's loss is at most design B's under one draw."""
-    return cp.loss(theta, n_a, d_a) <= cp.loss(theta, n_b, d_b)
-
-
-def dollars_at(theta, n, d, queries):
-    """Total cost of ownership (US$) of design (N, D) served for ``queries`` queries."""
-    return cp.tco(n, d, theta[1]._replace(queries=queries)).dollars
-
-
-def train_dollars(theta, n, d):
-    """Training cost (US$) of design (N, D) under one draw of the cost inputs."""
-    return cp.tco(n, d, theta[1]).train_dollars
-
-
-def a_cheaper_at(theta, n_a, d_a, n_b, d_b, queries):
-    """Whether design A costs strictly less than design B at ``queries`` under one draw."""
-    dep = theta[1]._replace(queries=queries)
-    return cp.costs.log_dollars(n_a, d_a, dep) < cp.costs.log_dollars(n_b, d_b, dep)
-
-
-# ----------------------------------------------------------------------------------------
 # Helpers.
 # ----------------------------------------------------------------------------------------
-
-
-def posterior_params(draws: int, seed: int, path: str | None = None) -> cp.LawParams:
-    """``draws`` posterior draws (a random subset, fixed by ``seed``) of the shipped or a saved fit."""
-    posterior = cp.Posterior.load(path) if path else cp.default_posterior()
-    params = posterior.params
-    total = params.E.shape[0]
-    if draws >= total:
-        return params
-    index = np.sort(np.random.default_rng(seed).choice(total, size=draws, replace=False))
-    return jax.tree.map(lambda x: x[index], params)
-
-
-def usd(x) -> str:
-    """1.23e6 -> '$1.23M'."""
-    x = float(x)
-    if not math.isfinite(x):
-        return str(x)
-    for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if abs(x) >= scale:
-            return f"${x / scale:.3g}{suffix}"
-    return f"${x:.3g}"
-
-
-def count(x) -> str:
-    """A count in human units: 70e9 -> '70B', 1.4e12 -> '1.4T', 5e8 -> '500M'."""
-    x = float(x)
-    if not math.isfinite(x):
-        return str(x)
-    for scale, suffix in ((1e15, "Q"), (1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if abs(x) >= scale:
-            return f"{x / scale:.3g}{suffix}"
-    return f"{x:.3g}"
-
-
-def band(q, fmt) -> str:
-    q = np.asarray(q, np.float64)
-    return f"{fmt(q[1])} [{fmt(q[0])}, {fmt(q[2])}]"
 
 
 def crossing(x: np.ndarray, p: np.ndarray, level: float) -> float | None:
@@ -169,6 +103,12 @@ def crossing(x: np.ndarray, p: np.ndarray, level: float) -> float | None:
             t = s[i] / (s[i] - s[i + 1])
             return float(np.exp(log_x[i] + t * (log_x[i + 1] - log_x[i])))
     return float(x[-1]) if s[-1] == 0 else None
+
+
+def posterior_params(draws: int, seed: int, path: str | None = None) -> cp.LawParams:
+    """``draws`` posterior draws (a random subset, fixed by ``seed``) of the shipped or a saved fit."""
+    posterior = cp.Posterior.load(path) if path else cp.default_posterior()
+    return cp.decide.subset_draws(posterior.params, draws, seed=seed)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -204,19 +144,19 @@ def main(argv=None) -> dict:
     volumes = np.logspace(np.log10(lo), np.log10(hi), points)
 
     # Loss and training cost of each design.
-    loss = np.asarray(cp.bands(loss_of, params, n, d, q=q).values, np.float64)  # (3, designs)
-    train = np.asarray(cp.bands(train_dollars, theta, n, d, q=q).values, np.float64)
-    p_loss = float(cp.probability(a_not_worse, params, n[0], d[0], n[1], d[1]))
+    loss = np.asarray(cp.bands(kernels.loss, params, n, d, q=q).values, np.float64)  # (3, designs)
+    train = np.asarray(cp.bands(kernels.cost_field("train_dollars"), theta, n, d, q=q).values, np.float64)
+    p_loss = float(cp.probability(kernels.loss_not_worse, params, n[0], d[0], n[1], d[1]))
 
     # TCO bands for every design x volume, and P(8B cheaper) on the table's volumes.
-    tco = np.asarray(cp.bands(dollars_at, theta, n[:, None], d[:, None], volumes[None, :], q=q).values, np.float64)
+    tco = np.asarray(cp.bands(kernels.dollars_at_queries, theta, n[:, None], d[:, None], volumes[None, :], q=q).values, np.float64)
     p_vs = np.asarray(
-        cp.probability(a_cheaper_at, theta, n[0], d[0], n[1:, None], d[1:, None], volumes[None, :]), np.float64
+        cp.probability(kernels.cheaper_at_queries, theta, n[0], d[0], n[1:, None], d[1:, None], volumes[None, :]), np.float64
     )  # (2, volumes): 8B vs 70B, 8B vs 280B
 
     # The crossover, on a fine grid (one more probability call over 8B vs 70B).
     fine = np.logspace(np.log10(lo), np.log10(hi), 21 if args.small else 161)
-    p_fine = np.asarray(cp.probability(a_cheaper_at, theta, n[0], d[0], n[1], d[1], fine), np.float64)
+    p_fine = np.asarray(cp.probability(kernels.cheaper_at_queries, theta, n[0], d[0], n[1], d[1], fine), np.float64)
     cross = crossing(fine, p_fine, 0.5)
     span = (crossing(fine, p_fine, 0.05), crossing(fine, p_fine, 0.95))
 

@@ -40,12 +40,13 @@ Run::
 from __future__ import annotations
 
 import argparse
-import math
 
-import jax
 import numpy as np
 
 import chinplan as cp
+from chinplan import kernels
+from chinplan.format import band_cell as band
+from chinplan.format import human_count as count
 
 #: Hoffmann et al. 2022 (Table 1 and Section 4): Chinchilla's budget and the two models.
 CHINCHILLA_BUDGET = 5.76e23
@@ -54,61 +55,18 @@ GOPHER = (280e9, 300e9)
 
 
 # ----------------------------------------------------------------------------------------
-# Per-draw functions: ONE posterior draw theta (a LawParams of scalars), ONE scenario.
-# Defined at module level so the engine compiles each once and reuses it.
-# ----------------------------------------------------------------------------------------
-
-
-def loss_of(theta, n, d):
-    """Predicted final loss L(N, D) under one draw."""
-    return cp.loss(theta, n, d)
-
-
-def loss_gap(theta, n_a, d_a, n_b, d_b):
-    """L(B) - L(A) under one draw: positive when design A has the lower loss."""
-    return cp.loss(theta, n_b, d_b) - cp.loss(theta, n_a, d_a)
-
-
-def a_lower(theta, n_a, d_a, n_b, d_b):
-    """Whether design A has strictly lower loss than design B under one draw."""
-    return cp.loss(theta, n_a, d_a) < cp.loss(theta, n_b, d_b)
-
-
-# ----------------------------------------------------------------------------------------
 # Helpers.
 # ----------------------------------------------------------------------------------------
+
+
+def nats(x) -> str:
+    return f"{float(x):.4f}"
 
 
 def posterior_params(draws: int, seed: int, path: str | None = None) -> cp.LawParams:
     """``draws`` posterior draws (a random subset, fixed by ``seed``) of the shipped or a saved fit."""
     posterior = cp.Posterior.load(path) if path else cp.default_posterior()
-    params = posterior.params
-    total = params.E.shape[0]
-    if draws >= total:
-        return params
-    index = np.sort(np.random.default_rng(seed).choice(total, size=draws, replace=False))
-    return jax.tree.map(lambda x: x[index], params)
-
-
-def band(q, fmt) -> str:
-    """``median [5%, 95%]`` of a (3,) quantile array."""
-    q = np.asarray(q, np.float64)
-    return f"{fmt(q[1])} [{fmt(q[0])}, {fmt(q[2])}]"
-
-
-def count(x) -> str:
-    """A count in human units: 70e9 -> '70B', 1.4e12 -> '1.4T', 5e8 -> '500M'."""
-    x = float(x)
-    if not math.isfinite(x):
-        return str(x)
-    for scale, suffix in ((1e15, "Q"), (1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if abs(x) >= scale:
-            return f"{x / scale:.3g}{suffix}"
-    return f"{x:.3g}"
-
-
-def nats(x) -> str:
-    return f"{float(x):.4f}"
+    return cp.decide.subset_draws(posterior.params, draws, seed=seed)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -134,11 +92,11 @@ def main(argv=None) -> dict:
     designs = {"Chinchilla": CHINCHILLA, "Gopher": GOPHER}
     n = np.array([v[0] for v in designs.values()])
     d = np.array([v[1] for v in designs.values()])
-    losses = np.asarray(cp.bands(loss_of, params, n, d, q=q).values, np.float64)  # (3, 2)
+    losses = np.asarray(cp.bands(kernels.loss, params, n, d, q=q).values, np.float64)  # (3, 2)
 
     # 2. The gap and the probability, draw by draw (common random numbers).
-    gap = np.asarray(cp.bands(loss_gap, params, *CHINCHILLA, *GOPHER, q=q).values, np.float64)
-    p_lower = float(cp.probability(a_lower, params, *CHINCHILLA, *GOPHER))
+    gap = np.asarray(cp.bands(kernels.loss_gap, params, *CHINCHILLA, *GOPHER, q=q).values, np.float64)
+    p_lower = float(cp.probability(kernels.lower_loss, params, *CHINCHILLA, *GOPHER))
 
     # 3. The compute-optimal plan for the budget, with bands, and the published point plans.
     plan = cp.bands(cp.compute_optimal, params, compute, q=q).values

@@ -43,12 +43,13 @@ Run::
 from __future__ import annotations
 
 import argparse
-import math
 
-import jax
 import numpy as np
 
 import chinplan as cp
+from chinplan import kernels
+from chinplan.format import band_cell as band
+from chinplan.format import human_count as count
 
 #: BloombergGPT (Wu et al. 2023): 50.6B parameters trained on 569B tokens.
 BLOOMBERG_N = 50.6e9
@@ -58,61 +59,18 @@ UNIQUE_TOKENS = 345e9
 
 
 # ----------------------------------------------------------------------------------------
-# Per-draw functions: ONE draw theta (LawParams of scalars), ONE scenario.
-# ----------------------------------------------------------------------------------------
-
-
-def loss_repeated(theta, n, d, unique):
-    """Data-constrained loss with D tokens drawn from ``unique`` unique ones."""
-    return cp.loss(theta, n, d, unique_tokens=unique)
-
-
-def design_losses(theta, n, d, unique):
-    """Fresh-data loss, repeated-data loss and their difference (the cost of repetition)."""
-    fresh = cp.loss(theta, n, d)
-    repeated = cp.loss(theta, n, d, unique_tokens=unique)
-    return {"fresh": fresh, "repeated": repeated, "cost": repeated - fresh}
-
-
-def constrained_plan(theta, compute, unique):
-    """Best (N, D, loss) on 6ND = C with ``unique`` unique tokens (Muennighoff et al. 2023)."""
-    return cp.data_constrained_optimal(theta, compute, unique)
-
-
-# ----------------------------------------------------------------------------------------
 # Helpers.
 # ----------------------------------------------------------------------------------------
-
-
-def posterior_params(draws: int, seed: int, path: str | None = None) -> cp.LawParams:
-    """``draws`` posterior draws (a random subset, fixed by ``seed``) of the shipped or a saved fit."""
-    posterior = cp.Posterior.load(path) if path else cp.default_posterior()
-    params = posterior.params
-    total = params.E.shape[0]
-    if draws >= total:
-        return params
-    index = np.sort(np.random.default_rng(seed).choice(total, size=draws, replace=False))
-    return jax.tree.map(lambda x: x[index], params)
-
-
-def count(x) -> str:
-    """A count in human units: 70e9 -> '70B', 1.4e12 -> '1.4T', 5e8 -> '500M'."""
-    x = float(x)
-    if not math.isfinite(x):
-        return str(x)
-    for scale, suffix in ((1e15, "Q"), (1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if abs(x) >= scale:
-            return f"{x / scale:.3g}{suffix}"
-    return f"{x:.3g}"
 
 
 def nats(x) -> str:
     return f"{float(x):.4f}"
 
 
-def band(q, fmt) -> str:
-    q = np.asarray(q, np.float64)
-    return f"{fmt(q[1])} [{fmt(q[0])}, {fmt(q[2])}]"
+def posterior_params(draws: int, seed: int, path: str | None = None) -> cp.LawParams:
+    """``draws`` posterior draws (a random subset, fixed by ``seed``) of the shipped or a saved fit."""
+    posterior = cp.Posterior.load(path) if path else cp.default_posterior()
+    return cp.decide.subset_draws(posterior.params, draws, seed=seed)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -138,7 +96,7 @@ def main(argv=None) -> dict:
     q = cp.DEFAULT_QUANTILES
 
     # 1. The design as trained: fresh data vs the data-constrained law.
-    design = cp.bands(design_losses, params, n, d, u, q=q).values  # one pass, three outputs
+    design = cp.bands(kernels.fresh_and_repeated, params, n, d, u, q=q).values  # one pass, three outputs
     fresh, repeated, gap = (np.asarray(design[k], np.float64) for k in ("fresh", "repeated", "cost"))
     effective = float(cp.effective_data(d, u))
 
@@ -146,7 +104,7 @@ def main(argv=None) -> dict:
     #    unconstrained (Chinchilla, Eq. 4) vs data-constrained (Muennighoff et al. 2023).
     multiples = np.array([1, 4, 16] if args.small else [1, 2, 4, 8, 16, 32, 64], np.float64)
     budgets = compute * multiples
-    more = cp.bands(constrained_plan, params, budgets, u, q=q).values
+    more = cp.bands(cp.data_constrained_optimal, params, budgets, u, q=q).values
     more_free = cp.bands(cp.compute_optimal, params, budgets, q=q).values
     more_n, more_d, more_loss = (np.asarray(x, np.float64) for x in more)
     free_loss = np.asarray(more_free.loss, np.float64)
@@ -156,8 +114,8 @@ def main(argv=None) -> dict:
     # 3. What more epochs buy at this N: D = epochs x U, repeated vs all-unique tokens.
     epochs = 2.0 ** np.arange(0, 7, 2 if args.small else 1)  # 1, 2, 4, ... 64 epochs
     tokens = epochs * u
-    ep_repeated = np.asarray(cp.bands(loss_repeated, params, n, tokens, u, q=q).values, np.float64)
-    ep_unique = np.asarray(cp.bands(loss_repeated, params, n, tokens, tokens, q=q).values, np.float64)
+    ep_repeated = np.asarray(cp.bands(kernels.loss_repeated, params, n, tokens, u, q=q).values, np.float64)
+    ep_unique = np.asarray(cp.bands(kernels.loss_repeated, params, n, tokens, tokens, q=q).values, np.float64)
     ep_value = np.asarray(cp.effective_data(tokens, u), np.float64) / tokens
 
     # 4. More compute, no more data: computed with the plans above (budgets x 1, 2, 4, ...).

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
 import tempfile
 import warnings
@@ -56,6 +55,7 @@ import numpy as np
 import pandas as pd
 
 import chinplan as cp
+from chinplan.format import human_count as count
 
 NAMES = ("E", "A", "B", "alpha", "beta")
 
@@ -78,17 +78,6 @@ def simulate_runs(truth: cp.LawParams, *, seed: int, budgets: int, sizes: int, n
     log_loss = np.log(E + A * n**-alpha + B * d**-beta) + noise * rng.standard_normal(n.size)
     log_loss[rng.choice(n.size, size=outliers, replace=False)] += 0.1
     return pd.DataFrame({"params": n, "flops": c, "loss": np.exp(log_loss)})
-
-
-def count(x) -> str:
-    """A count in human units: 70e9 -> '70B', 1.4e12 -> '1.4T', 5e8 -> '500M'."""
-    x = float(x)
-    if not math.isfinite(x):
-        return str(x)
-    for scale, suffix in ((1e15, "Q"), (1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if abs(x) >= scale:
-            return f"{x / scale:.3g}{suffix}"
-    return f"{x:.3g}"
 
 
 def fmt(x) -> str:

@@ -49,6 +49,9 @@ import jax
 import numpy as np
 
 import chinplan as cp
+from chinplan import kernels
+from chinplan.format import human_count as count
+from chinplan.format import human_dollars as usd
 
 
 class Outcome(NamedTuple):
@@ -60,8 +63,7 @@ class Outcome(NamedTuple):
 
 def outcome(theta, n, d, queries):
     """Loss and total cost of ownership of design (N, D) served for ``queries`` queries."""
-    law, dep = theta
-    return Outcome(cp.loss(law, n, d), cp.tco(n, d, dep._replace(queries=queries)).dollars)
+    return Outcome(kernels.loss(theta, n, d), kernels.dollars_at_queries(theta, n, d, queries))
 
 
 def deployment() -> cp.Deployment:
@@ -79,17 +81,6 @@ def deployment() -> cp.Deployment:
     )
 
 
-def posterior_params(draws: int, seed: int, path: str | None = None) -> cp.LawParams:
-    """``draws`` posterior draws (a random subset, fixed by ``seed``) of the shipped or a saved fit."""
-    posterior = cp.Posterior.load(path) if path else cp.default_posterior()
-    params = posterior.params
-    total = params.E.shape[0]
-    if draws >= total:
-        return params
-    index = np.sort(np.random.default_rng(seed).choice(total, size=draws, replace=False))
-    return jax.tree.map(lambda x: x[index], params)
-
-
 def pow2(x: int) -> int:
     return 1 << max(0, (int(x) - 1).bit_length())
 
@@ -100,23 +91,10 @@ def chunk_size_for(draws: int, scenarios: int, devices: int, platform: str) -> i
     return max(1, min(budget // pow2(draws), pow2(math.ceil(scenarios / devices))))
 
 
-def count(x) -> str:
-    """A count in human units: 70e9 -> '70B', 1.4e12 -> '1.4T', 5e8 -> '500M'."""
-    x = float(x)
-    if not math.isfinite(x):
-        return str(x)
-    for scale, suffix in ((1e15, "Q"), (1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if abs(x) >= scale:
-            return f"{x / scale:.3g}{suffix}"
-    return f"{x:.3g}"
-
-
-def usd(x) -> str:
-    x = float(x)
-    for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if abs(x) >= scale:
-            return f"${x / scale:.3g}{suffix}"
-    return f"${x:.3g}"
+def posterior_params(draws: int, seed: int, path: str | None = None) -> cp.LawParams:
+    """``draws`` posterior draws (a random subset, fixed by ``seed``) of the shipped or a saved fit."""
+    posterior = cp.Posterior.load(path) if path else cp.default_posterior()
+    return cp.decide.subset_draws(posterior.params, draws, seed=seed)
 
 
 def _parser() -> argparse.ArgumentParser:

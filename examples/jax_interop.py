@@ -53,6 +53,7 @@ import numpy as np
 import optax
 
 import chinplan as cp
+from chinplan.format import human_count as count
 
 LOG6 = math.log(6.0)
 TRACES = {"plan": 0}
@@ -160,30 +161,14 @@ def continuation(solve, z, *args):
 # ----------------------------------------------------------------------------------------
 
 
+def rel(a, b) -> float:
+    return float(abs(float(a) / float(b) - 1.0))
+
+
 def posterior_params(draws: int, seed: int, path: str | None = None) -> cp.LawParams:
     """``draws`` posterior draws (a random subset, fixed by ``seed``) of the shipped or a saved fit."""
     posterior = cp.Posterior.load(path) if path else cp.default_posterior()
-    params = posterior.params
-    total = params.E.shape[0]
-    if draws >= total:
-        return params
-    index = np.sort(np.random.default_rng(seed).choice(total, size=draws, replace=False))
-    return jax.tree.map(lambda x: x[index], params)
-
-
-def count(x) -> str:
-    """A count in human units: 70e9 -> '70B', 1.4e12 -> '1.4T', 5e8 -> '500M'."""
-    x = float(x)
-    if not math.isfinite(x):
-        return str(x)
-    for scale, suffix in ((1e15, "Q"), (1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if abs(x) >= scale:
-            return f"{x / scale:.3g}{suffix}"
-    return f"{x:.3g}"
-
-
-def rel(a, b) -> float:
-    return float(abs(float(a) / float(b) - 1.0))
+    return cp.decide.subset_draws(posterior.params, draws, seed=seed)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -7,7 +7,6 @@ installed ``chinplan`` entry point in a subprocess.
 
 import argparse
 import json
-import math
 import shutil
 import subprocess
 import sys
