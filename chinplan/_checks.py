@@ -30,10 +30,14 @@ __all__ = [
     "finite",
     "positive_number",
     "integer",
+    "one_of",
+    "flag",
     "level",
     "levels",
     "key",
+    "not_nan",
     "broadcast_shape",
+    "draw_axis",
     "law",
     "law_draws",
     "reachable",
@@ -68,6 +72,15 @@ def real_array(name: str, x: Any) -> np.ndarray:
         return np.asarray(raw, dtype=np.float64)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a number or an array of numbers, got {x!r}") from None
+
+
+def not_nan(name: str, x: Any) -> np.ndarray:
+    """``x`` as a float64 host array of real numbers, none NaN (+-inf allowed: the limits)."""
+    arr = real_array(name, x)
+    nan = np.isnan(arr)
+    if np.any(nan):
+        raise ValueError(f"{name} contains NaN at {int(nan.sum())} of {arr.size} positions")
+    return arr
 
 
 def _num(v: float) -> str:
@@ -150,8 +163,13 @@ def positive_number(name: str, value: Any) -> float:
     return x
 
 
-def integer(name: str, value: Any, low: int = 1) -> int:
-    """``value`` as a Python int >= ``low``; integral floats are accepted, bools and strings not."""
+def integer(name: str, value: Any, low: int = 1, *, optional: bool = False) -> int | None:
+    """``value`` as a Python int >= ``low``; integral floats are accepted, bools and strings not.
+
+    With ``optional``, ``None`` is valid too (and returned).
+    """
+    if optional and value is None:
+        return None
     n = None
     if not isinstance(value, (bool, np.bool_, str, bytes)):
         try:
@@ -163,8 +181,26 @@ def integer(name: str, value: Any, low: int = 1) -> int:
             except (TypeError, ValueError, OverflowError):
                 pass
     if n is None or n < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        raise ValueError(f"{name} must be an integer >= {low}{' or None' if optional else ''}, got {value!r}")
     return n
+
+
+def flag(name: str, value: Any) -> bool:
+    """``value`` if it is True or False (a NumPy bool too); a truthy string is not a flag."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def one_of(name: str, value: Any, options) -> Any:
+    """``value`` if it is one of ``options`` (any container of hashables); else a ValueError listing them."""
+    try:
+        ok = value in options
+    except TypeError:  # an unhashable value
+        ok = False
+    if not ok:
+        raise ValueError(f"{name} must be one of {sorted(options)}, got {value!r}")
+    return value
 
 
 def level(name: str, p: Any, *, low_open: bool = False, high_open: bool = False) -> float:
@@ -216,6 +252,35 @@ def broadcast_shape(**arrays: Any) -> tuple[int, ...]:
         raise ValueError(f"scenario arguments do not broadcast to a common shape ({shapes})") from None
 
 
+def draw_axis(tree: Any, name: str = "params") -> int:
+    """The common leading (draw) axis of every leaf of ``tree``: real leaves, >= 1 draw."""
+    paths_leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+    if not paths_leaves:
+        raise ValueError(f"{name} has no array leaves")
+    n_draws = None
+    for path, leaf in paths_leaves:
+        where = jax.tree_util.keystr(path) or "<root>"
+        kind = np.asarray(leaf).dtype.kind if not isinstance(leaf, jax.Array) else leaf.dtype.kind
+        if kind not in "biuf" and not (isinstance(leaf, jax.Array) and jnp.issubdtype(leaf.dtype, jnp.floating)):
+            raise ValueError(f"{name} leaf {where} must hold real numbers, got dtype kind {kind!r}")
+        shape = np.shape(leaf)
+        if not shape:
+            raise ValueError(
+                f"{name} leaf {where} is a scalar; {name} needs a leading draw axis "
+                "(e.g. jax.tree.map(lambda v: jnp.asarray(v)[None], law) for a single law)"
+            )
+        if n_draws is None:
+            n_draws = shape[0]
+        if shape[0] != n_draws:
+            raise ValueError(
+                f"{name} leaves must share a leading draw axis: leaf {where} has shape {shape}, "
+                f"the first leaf has {n_draws} draws"
+            )
+    if n_draws == 0:
+        raise ValueError(f"{name} has zero draws")
+    return n_draws
+
+
 #: Domains of the law's constants: E, A, B > 0 (their logs are taken), alpha, beta > 0.
 _LAW_FIELDS = ("E", "A", "B", "alpha", "beta")
 
@@ -242,9 +307,10 @@ def law_draws(params: Any, name: str = "params") -> int:
     shape = np.shape(params.E)
     if len(shape) != 1 or shape[0] < 1:
         raise ValueError(f"{name} must have one leading draw axis, got E of shape {shape}")
+    n_draws = draw_axis(params, name)
     for field in _LAW_FIELDS:
         in_range(f"{name}.{field}", getattr(params, field), 0.0, INF, low_open=True, unit="draws")
-    return shape[0]
+    return n_draws
 
 
 def reachable(name: str, target: Any, e: Any, *, every: bool = True) -> None:

@@ -3,7 +3,7 @@
 Parameter counts of a decoder-only transformer, exact and with a breakdown; the number and
 bytes of the scalars of any JAX pytree; training and inference memory per parameter; LoRA's
 trainable parameters; and a concrete shape for a parameter budget. The rough rule these
-refine is (Kaplan et al. 2020, Table 1; REFERENCES §5)
+refine is (Kaplan et al. 2020, Table 1)
 
     N ≈ 12 L d² + V d        (attention 4d², MLP with a 4d hidden layer 8d², embeddings V d).
 
@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import functools
 import math
-import operator
 from typing import Any, Iterable, NamedTuple
 
 import jax
 import numpy as np
+
+from chinplan import _checks
 
 __all__ = [
     "TransformerShape",
@@ -45,36 +46,6 @@ __all__ = [
 
 _NORMS = {"rmsnorm": 1, "layernorm": 2}  # parameters per channel: scale, or scale and bias
 _LORA_TARGETS = ("q", "k", "v", "o", "gate", "up", "down")
-
-
-def _int(name: str, value: Any, low: int = 1) -> int:
-    """``value`` as a Python int >= ``low``; integral floats are accepted, bools and strings not."""
-    n = None
-    if not isinstance(value, (bool, np.bool_, str, bytes)):
-        try:
-            n = operator.index(value)  # Python/NumPy ints, exactly
-        except TypeError:
-            try:
-                x = float(value)
-                n = int(x) if math.isfinite(x) and x == int(x) else None
-            except (TypeError, ValueError):
-                pass
-    if n is None or n < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return n
-
-
-def _positive(name: str, value: Any) -> float:
-    """``value`` as a finite float > 0 (a number, not a string)."""
-    if isinstance(value, (str, bytes)):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}") from None
-    if isinstance(value, (bool, np.bool_)) or not (math.isfinite(x) and x > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return x
 
 
 class TransformerShape(NamedTuple):
@@ -134,24 +105,22 @@ def validate_shape(shape: TransformerShape) -> TransformerShape:
     """
     if not isinstance(shape, TransformerShape):
         raise ValueError(f"shape must be a chinplan.arch.TransformerShape, got {type(shape).__name__}")
-    n_layers, d, heads, vocab = (_int(f, getattr(shape, f)) for f in ("n_layers", "d_model", "n_heads", "vocab_size"))
+    n_layers, d, heads, vocab = (_checks.integer(f, getattr(shape, f)) for f in ("n_layers", "d_model", "n_heads", "vocab_size"))
     if d % heads:
         raise ValueError(f"d_model must be divisible by n_heads={heads}, got d_model={shape.d_model!r}")
-    kv = heads if shape.n_kv_heads is None else _int("n_kv_heads", shape.n_kv_heads)
+    kv = heads if shape.n_kv_heads is None else _checks.integer("n_kv_heads", shape.n_kv_heads)
     if heads % kv:
         raise ValueError(f"n_kv_heads must divide n_heads={heads}, got n_kv_heads={shape.n_kv_heads!r}")
     if shape.d_ff is None:
-        d_ff = _int("d_ff", round(_positive("mlp_ratio", shape.mlp_ratio) * d))
+        d_ff = _checks.integer("d_ff", round(_checks.positive_number("mlp_ratio", shape.mlp_ratio) * d))
     else:
-        d_ff = _int("d_ff", shape.d_ff)
+        d_ff = _checks.integer("d_ff", shape.d_ff)
     for flag in ("gated_mlp", "tied_embeddings", "bias"):
-        if not isinstance(getattr(shape, flag), (bool, np.bool_)):
-            raise ValueError(f"{flag} must be True or False, got {getattr(shape, flag)!r}")
-    if shape.norm not in _NORMS:
-        raise ValueError(f"norm must be one of {sorted(_NORMS)}, got {shape.norm!r}")
+        _checks.flag(flag, getattr(shape, flag))
+    _checks.one_of("norm", shape.norm, _NORMS)
     return shape._replace(
         n_layers=n_layers, d_model=d, n_heads=heads, vocab_size=vocab, n_kv_heads=kv, d_ff=d_ff,
-        max_positions=_int("max_positions", shape.max_positions, low=0),
+        max_positions=_checks.integer("max_positions", shape.max_positions, low=0),
         gated_mlp=bool(shape.gated_mlp), tied_embeddings=bool(shape.tied_embeddings), bias=bool(shape.bias),
     )  # fmt: skip
 
@@ -276,15 +245,13 @@ def training_bytes_per_param(precision: str = "bf16-mixed", optimizer: str = "ad
     by default it keeps no momentum (Shazeer & Stern 2018; add 4 B with beta1 > 0); 8-bit
     Adam two 8-bit moments, 2 B, block-wise scales neglected (Dettmers et al. 2022).
     Mixed precision (Micikevicius et al. 2018) keeps an fp32 master copy: 2 + 2 + 12 = 16 B
-    with Adam (Rajbhandari et al. 2020, ZeRO, §3.1; REFERENCES §5); "bf16" is pure bf16
-    training without it, 12 B with Adam (REFERENCES §5). ``fp16-mixed`` equals
+    with Adam (Rajbhandari et al. 2020, ZeRO, §3.1); "bf16" is pure bf16
+    training without it, 12 B with Adam (the same accounting less the master copy). ``fp16-mixed`` equals
     ``bf16-mixed``. Activations, KV caches, communication buffers and fragmentation are NOT
     included: they depend on batch, sequence length and recomputation.
     """
-    if precision not in _PRECISION_BYTES:
-        raise ValueError(f"precision must be one of {sorted(_PRECISION_BYTES)}, got {precision!r}")
-    if optimizer not in _OPTIMIZER_BYTES:
-        raise ValueError(f"optimizer must be one of {sorted(_OPTIMIZER_BYTES)}, got {optimizer!r}")
+    _checks.one_of("precision", precision, _PRECISION_BYTES)
+    _checks.one_of("optimizer", optimizer, _OPTIMIZER_BYTES)
     return TRAINING_BYTES_PER_PARAM[precision, optimizer]
 
 
@@ -292,9 +259,9 @@ def training_memory_bytes(n_params: float, *, precision: str = "bf16-mixed", opt
     """Training-state memory, n_params × :func:`training_bytes_per_param`; excludes activations.
 
     E.g. a 7e9-parameter model with mixed-precision Adam needs 7e9 × 16 B = 112 GB before
-    activations (REFERENCES §5), i.e. sharding (ZeRO/FSDP) across at least two 80 GB GPUs.
+    activations (Rajbhandari et al. 2020, §3.1), i.e. sharding (ZeRO/FSDP) across at least two 80 GB GPUs.
     """
-    return _positive("n_params", n_params) * training_bytes_per_param(precision, optimizer)
+    return _checks.positive_number("n_params", n_params) * training_bytes_per_param(precision, optimizer)
 
 
 def weight_memory_bytes(n_params: float, *, precision: str = "bf16") -> float:
@@ -309,9 +276,8 @@ def weight_memory_bytes(n_params: float, *, precision: str = "bf16") -> float:
     int4       0.5     packed two per byte, as GPTQ/AWQ; group scales neglected
     =========  ======  ==========================================================
     """
-    if precision not in WEIGHT_BYTES:
-        raise ValueError(f"precision must be one of {sorted(WEIGHT_BYTES)}, got {precision!r}")
-    return _positive("n_params", n_params) * WEIGHT_BYTES[precision]
+    _checks.one_of("precision", precision, WEIGHT_BYTES)
+    return _checks.positive_number("n_params", n_params) * WEIGHT_BYTES[precision]
 
 
 def lora_params(
@@ -325,9 +291,9 @@ def lora_params(
       rank: the LoRA rank r.
       targets: block matrices to adapt, among q, k, v, o, gate (gated MLPs only), up, down.
     """
-    r = _int("rank", rank)
+    r = _checks.integer("rank", rank)
     if not isinstance(shape_or_matrices, TransformerShape):
-        pairs = [(_int("d_in", a), _int("d_out", b)) for a, b in shape_or_matrices]
+        pairs = [(_checks.integer("d_in", a), _checks.integer("d_out", b)) for a, b in shape_or_matrices]
         return sum(r * (a + b) for a, b in pairs)
     s = validate_shape(shape_or_matrices)
     targets = (targets,) if isinstance(targets, str) else tuple(targets)
@@ -382,11 +348,11 @@ def shape_for_params(
       multiple_of, ff_multiple_of: rounding of d_model and d_ff.
       embeddings: count the embeddings and output head toward ``n_params``.
     """
-    target = _positive("n_params", n_params)
-    ar = _positive("aspect_ratio", aspect_ratio)
-    hd, g, vocab = _int("head_dim", head_dim), _int("heads_per_kv", heads_per_kv), _int("vocab_size", vocab_size)
-    step = math.lcm(_int("multiple_of", multiple_of), hd * g)
-    ffm = _int("ff_multiple_of", ff_multiple_of)
+    target = _checks.positive_number("n_params", n_params)
+    ar = _checks.positive_number("aspect_ratio", aspect_ratio)
+    hd, g, vocab = _checks.integer("head_dim", head_dim), _checks.integer("heads_per_kv", heads_per_kv), _checks.integer("vocab_size", vocab_size)
+    step = math.lcm(_checks.integer("multiple_of", multiple_of), hd * g)
+    ffm = _checks.integer("ff_multiple_of", ff_multiple_of)
 
     def make(k: int, layers: int) -> TransformerShape:
         d = k * step

@@ -14,6 +14,9 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from chinplan import _checks
+from chinplan.law import FLOPS_PER_PARAM_TOKEN
+
 __all__ = ["load_runs", "RunsArrays", "runs_arrays", "MIN_RUNS", "COLUMN_ALIASES"]
 
 #: The Bayesian model has 7 parameters (E, A, B, alpha, beta, the noise scale and the
@@ -97,8 +100,7 @@ def load_runs(path_or_frame: str | os.PathLike | pd.DataFrame, *, min_runs: int 
         value that is not a finite positive number (naming the column and the row), fewer
         than ``min_runs`` runs, or ``min_runs`` not an integer >= 1.
     """
-    if isinstance(min_runs, (bool, np.bool_)) or not isinstance(min_runs, (int, np.integer)) or min_runs < 1:
-        raise ValueError(f"min_runs must be an integer >= 1, got {min_runs!r}")
+    min_runs = _checks.integer("min_runs", min_runs)
     if isinstance(path_or_frame, pd.DataFrame):
         frame = path_or_frame
     elif isinstance(path_or_frame, (str, os.PathLike)) or hasattr(path_or_frame, "read"):
@@ -126,9 +128,9 @@ def load_runs(path_or_frame: str | os.PathLike | pd.DataFrame, *, min_runs: int 
     rows = list(frame.index)
     data = {name: _check_column(frame[col], name, rows) for name, col in columns.items()}
     if "tokens" not in data:
-        data["tokens"] = data["flops"] / (6.0 * data["params"])
+        data["tokens"] = data["flops"] / (FLOPS_PER_PARAM_TOKEN * data["params"])
     if "flops" not in data:
-        data["flops"] = 6.0 * data["params"] * data["tokens"]
+        data["flops"] = FLOPS_PER_PARAM_TOKEN * data["params"] * data["tokens"]
     if len(rows) < min_runs:
         raise ValueError(f"runs table has {len(rows)} runs; the model needs at least {min_runs}")
     return pd.DataFrame({name: data[name] for name in ("params", "tokens", "flops", "loss")})

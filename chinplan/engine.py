@@ -48,6 +48,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jax.typing import ArrayLike
 
+from chinplan import _checks
 from chinplan.law import as_float
 
 __all__ = [
@@ -256,8 +257,8 @@ def draw_quantiles(samples: ArrayLike, q: ArrayLike = DEFAULT_QUANTILES, *, nan_
     Returns:
       Array of shape ``(len(q), *rest)`` (or ``rest`` for a scalar ``q``).
     """
-    levels = _validate_q(q)
-    _validate_nan_policy(nan_policy)
+    levels = _checks.levels("q", q)
+    _checks.one_of("nan_policy", nan_policy, ("omit", "propagate"))
     x = as_float(samples)
     if x.ndim == 0 or x.shape[0] == 0:
         raise ValueError(f"samples must have a non-empty leading axis, got shape {x.shape}")
@@ -386,62 +387,10 @@ def _scenario_mesh(n_devices: int) -> Mesh:
 # --------------------------------------------------------------------------------------------
 
 
-def _validate_q(q: ArrayLike) -> tuple[float, ...]:
-    raw = np.asarray(q)
-    if raw.dtype.kind not in "iuf":
-        raise ValueError(f"q must be a number or a sequence of numbers in [0, 1], got {q!r}")
-    levels = raw.astype(np.float64)
-    if levels.ndim > 1 or levels.size == 0:
-        raise ValueError(f"q must be a scalar or a non-empty 1-D sequence of levels, got shape {levels.shape}")
-    levels = levels.reshape(-1)
-    if not np.all((levels >= 0) & (levels <= 1)):
-        raise ValueError(f"q must lie in [0, 1], got {levels.tolist()}")
-    return tuple(float(v) for v in levels)
-
-
-def _validate_nan_policy(nan_policy: str) -> None:
-    if nan_policy not in ("propagate", "omit"):
-        raise ValueError(f"nan_policy must be 'propagate' or 'omit', got {nan_policy!r}")
-
-
-def _validate_chunk_size(chunk_size: int | None) -> None:
-    if chunk_size is not None and (
-        isinstance(chunk_size, (bool, np.bool_)) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1
-    ):
-        raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
-
-
-def _leaf_name(path) -> str:
-    return jax.tree_util.keystr(path) or "<root>"
-
-
 def _prepare_params(params: PyTree) -> tuple[PyTree, int]:
-    """Converts params leaves to floating arrays and checks their common leading draw axis."""
-    paths_leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
-    if not paths_leaves:
-        raise ValueError("params has no array leaves")
-    leaves, n_draws = [], None
-    for path, leaf in paths_leaves:
-        kind = np.asarray(leaf).dtype.kind if not isinstance(leaf, jax.Array) else leaf.dtype.kind
-        if kind not in "biuf":
-            raise ValueError(f"params leaf {_leaf_name(path)} must hold real numbers, got dtype kind {kind!r}")
-        array = as_float(leaf)
-        if array.ndim == 0:
-            raise ValueError(
-                f"params leaf {_leaf_name(path)} is a scalar; params needs a leading draw axis "
-                "(e.g. jax.tree.map(lambda v: jnp.asarray(v)[None], law) for a single law)"
-            )
-        if n_draws is None:
-            n_draws = array.shape[0]
-        if array.shape[0] != n_draws:
-            raise ValueError(
-                f"params leaves must share a leading draw axis: leaf {_leaf_name(path)} has shape "
-                f"{array.shape}, the first leaf has {n_draws} draws"
-            )
-        leaves.append(array)
-    if n_draws == 0:
-        raise ValueError("params has zero draws")
-    return jax.tree.unflatten(treedef, leaves), n_draws
+    """Converts params leaves to floating arrays after checking their common leading draw axis."""
+    n_draws = _checks.draw_axis(params)
+    return jax.tree.map(as_float, params), n_draws
 
 
 def _prepare_scenarios(scenario_args: Sequence[PyTree]) -> tuple[list[np.ndarray], Any, tuple[int, ...]]:
@@ -449,25 +398,11 @@ def _prepare_scenarios(scenario_args: Sequence[PyTree]) -> tuple[list[np.ndarray
     paths_leaves, treedef = jax.tree_util.tree_flatten_with_path(tuple(scenario_args))
     dtype = np.dtype(jnp.result_type(float))
     leaves = []
-    for path, leaf in paths_leaves:
-        name = f"scenario_args[{path[0].idx}]{jax.tree_util.keystr(path[1:])}"
-        array = np.asarray(leaf)
-        if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
-            raise ValueError(f"{name} must be numeric, got dtype {array.dtype}")
-        if np.iscomplexobj(array):
-            raise ValueError(f"{name} must be real, got dtype {array.dtype}")
-        if np.issubdtype(array.dtype, np.inexact) and np.isnan(array).any():
-            raise ValueError(f"{name} contains NaN at {int(np.isnan(array).sum())} of {array.size} positions")
+    names = [f"scenario_args[{path[0].idx}]{jax.tree_util.keystr(path[1:])}" for path, _ in paths_leaves]
+    for name, (path, leaf) in zip(names, paths_leaves):
         # Integers (e.g. int64 token counts) become floats here, on the host, never int32.
-        leaves.append(array.astype(np.float64).astype(dtype))
-    try:
-        shape = np.broadcast_shapes(*(leaf.shape for leaf in leaves))
-    except ValueError:
-        shapes = ", ".join(
-            f"scenario_args[{p[0].idx}]{jax.tree_util.keystr(p[1:])}: {leaf.shape}"
-            for (p, _), leaf in zip(paths_leaves, leaves)
-        )
-        raise ValueError(f"scenario arguments do not broadcast to a common shape ({shapes})") from None
+        leaves.append(_checks.not_nan(name, leaf).astype(dtype))
+    shape = _checks.broadcast_shape(**dict(zip(names, leaves)))
     if math.prod(shape) == 0:
         raise ValueError(f"scenario arguments broadcast to an empty shape {shape}")
     return leaves, treedef, tuple(shape)
@@ -501,7 +436,7 @@ def _run(
     cvar_level: float | None = None,
 ) -> tuple[PyTree, tuple[int, ...]]:
     """Evaluates and reduces chunk by chunk; returns NumPy leaves ``(*scenario_shape, ...)``."""
-    _validate_chunk_size(chunk_size)
+    chunk_size = _checks.integer("chunk_size", chunk_size, optional=True)
     params, n_draws = _prepare_params(params)
     # Traced scalar options: the CVaR tail mass k = n (1 - level), in float64 on the host.
     traced = () if cvar_level is None else (jnp.asarray(n_draws * (1.0 - cvar_level), jnp.result_type(float)),)
@@ -597,8 +532,8 @@ def bands(
       ValueError: bad ``q``, NaN in a scenario argument, scenario shapes that do not
         broadcast, or params leaves without a common leading draw axis.
     """
-    levels = _validate_q(q)
-    _validate_nan_policy(nan_policy)
+    levels = _checks.levels("q", q)
+    _checks.one_of("nan_policy", nan_policy, ("omit", "propagate"))
     (values, nan_fraction), shape = _run(
         fn, params, scenario_args, "quantiles", (levels, nan_policy), chunk_size, progress
     )
@@ -673,11 +608,7 @@ def cvar(
       A pytree shaped like ``fn``'s output, leaves ``(*scenario_shape, *leaf_shape)``; NaN
       wherever any draw is NaN.
     """
-    if isinstance(level, (bool, np.bool_)) or not isinstance(level, (int, float, np.integer, np.floating)):
-        raise ValueError(f"level must be a number in [0, 1], got {level!r}")
-    level = float(level)
-    if not 0.0 <= level <= 1.0:
-        raise ValueError(f"level must lie in [0, 1], got {level}")
+    level = _checks.level("level", level)
     result, _ = _run(fn, params, scenario_args, "cvar", (), chunk_size, progress, cvar_level=level)
     return jax.tree.map(jnp.asarray, result)
 
@@ -736,7 +667,7 @@ def to_dataset(
 
     is_bands = isinstance(result, Bands)
     if is_bands:
-        levels = _validate_q(q)
+        levels = _checks.levels("q", q)
         named = _variable_names(result.values)
         fractions = dict(_variable_names(result.nan_fraction))
     else:

@@ -40,6 +40,7 @@ __all__ = [
     "PRESETS",
     "R_D_STAR",
     "R_N_STAR",
+    "FLOPS_PER_PARAM_TOKEN",
     "as_float",
     "logs",
     "safe_log",
@@ -54,7 +55,9 @@ __all__ = [
     "training_flops",
 ]
 
-LOG6 = math.log(6.0)
+#: FLOPs per parameter per training token: C = 6 N D (Kaplan et al. 2020, §2.1).
+FLOPS_PER_PARAM_TOKEN = 6.0
+LOG6 = math.log(FLOPS_PER_PARAM_TOKEN)
 
 #: Data-constrained decay constants of Muennighoff et al. 2023 (huggingface/datablations):
 #: repeated data loses value after about R_D* epochs, excess parameters after R_N*.

@@ -21,7 +21,7 @@ from jax.typing import ArrayLike
 
 from chinplan import _checks
 from chinplan.costs import Deployment, checked_deployment, log_weighted_inference_tokens
-from chinplan.law import LOG6, Allocation, LawParams, _log_loss, as_float, log_g, logs, loss, safe_log
+from chinplan.law import FLOPS_PER_PARAM_TOKEN, LOG6, Allocation, LawParams, _log_loss, as_float, log_g, logs, loss, safe_log
 
 __all__ = [
     "compute_optimal",
@@ -350,4 +350,4 @@ def smallest_budget(point: LawParams) -> float:
         raise ValueError(f"point must be one law (scalar constants), got alpha of shape {np.shape(alpha)}")
     g = log_g(la, lb, alpha, beta)
     a, b = beta / (alpha + beta), alpha / (alpha + beta)
-    return float(6.0 * np.exp(max(-g / a, g / b)))
+    return float(FLOPS_PER_PARAM_TOKEN * np.exp(max(-g / a, g / b)))

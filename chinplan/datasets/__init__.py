@@ -6,11 +6,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from importlib import resources
 
 import numpy as np
 import pandas as pd
+
+from chinplan import _checks
+from chinplan.law import FLOPS_PER_PARAM_TOKEN
 
 __all__ = ["chinchilla", "chinchilla_path", "CHINCHILLA_SHA256", "OUTLIER_MAX_TOKENS_PER_PARAM"]
 
@@ -37,15 +39,14 @@ def chinchilla(*, drop_outliers: bool = False) -> pd.DataFrame:
       One row per run: ``params`` N, ``tokens`` D = C/(6N), ``flops`` C and final ``loss``,
       all float64.
     """
-    if not isinstance(drop_outliers, (bool, np.bool_)):
-        raise ValueError(f"drop_outliers must be True or False, got {drop_outliers!r}")
+    _checks.flag("drop_outliers", drop_outliers)
     raw = pd.read_csv(chinchilla_path().open("rb"))
     params = raw["Model Size"].to_numpy(np.float64)
     flops = raw["Training FLOP"].to_numpy(np.float64)
     frame = pd.DataFrame(
         {
             "params": params,
-            "tokens": flops / (6.0 * params),
+            "tokens": flops / (FLOPS_PER_PARAM_TOKEN * params),
             "flops": flops,
             "loss": raw["loss"].to_numpy(np.float64),
         }
@@ -53,9 +54,3 @@ def chinchilla(*, drop_outliers: bool = False) -> pd.DataFrame:
     if drop_outliers:
         frame = frame[frame["tokens"] / frame["params"] >= OUTLIER_MAX_TOKENS_PER_PARAM].reset_index(drop=True)
     return frame
-
-
-def file_sha256(path) -> str:
-    """sha256 hex digest of a file's bytes."""
-    with open(path, "rb") as fh:
-        return hashlib.sha256(fh.read()).hexdigest()
