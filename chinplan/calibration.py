@@ -46,13 +46,18 @@ from scipy import stats
 from chinplan._sampler import CHAIN_METHODS, sample_nuts
 from chinplan.data import MIN_RUNS, load_runs, runs_arrays
 from chinplan.datasets import OUTLIER_MAX_TOKENS_PER_PARAM
+from chinplan.extrapolation import decades_beyond, isoflop_minima
 from chinplan.fit import Posterior, fit
 from chinplan.law import LawParams, log_loss
-from chinplan.model import PARAM_NAMES, Priors, chinchilla_model
+from chinplan.model import Priors, chinchilla_model, noise_distribution
 
 __all__ = [
     "Backtest",
     "backtest",
+    "AllocationBacktest",
+    "allocation_backtest",
+    "isoflop_minima",
+    "SPLITS",
     "DEFAULT_TRAIN_FRACTION",
     "SBC",
     "sbc",
@@ -70,6 +75,10 @@ __all__ = [
 
 #: Default share of runs (by FLOPs quantile) that :func:`backtest` fits on.
 DEFAULT_TRAIN_FRACTION = 0.65
+#: Default share of runs (by parameter-count quantile) the ``size`` split fits on.
+DEFAULT_SIZE_TRAIN_FRACTION = 0.9
+#: The back-test splits: the column whose larger values are held out.
+SPLITS = {"compute": "flops", "size": "params"}
 
 #: The SBC prior: the model's own families (:class:`chinplan.model.Priors`) narrowed to a
 #: realistic box around the published fits (Hoffmann et al. 2022, Besiroglu et al. 2024,
@@ -122,35 +131,20 @@ def _pct(q: float) -> str:
 # ----------------------------------------------------------------------------------------
 # Posterior predictive draws
 # ----------------------------------------------------------------------------------------
-@jax.jit
-def _predictive(key, log_E, log_A, log_B, alpha, beta, sigma, nu, log_n, log_d):
-    """(mean, replicate) log losses, each of shape draws.shape + (runs,)."""
-    law = LawParams(jnp.exp(log_E), jnp.exp(log_A), jnp.exp(log_B), alpha, beta)
-    expand = lambda x: x[..., None]  # noqa: E731
-    mean = log_loss(LawParams(*(expand(p) for p in law)), log_n, log_d)
-    t = jax.random.t(key, expand(nu), mean.shape, dtype=mean.dtype)
-    return mean, mean + expand(sigma) * t
-
-
-def _posterior_sites(posterior: Posterior) -> dict[str, np.ndarray]:
+def _predict(posterior: Posterior, log_n, log_d, key, uncertainty: str = "law"):
+    """(mean, replicate) log losses from :meth:`Posterior.sample_log_loss`, shape (chain, draw, runs)."""
+    mean, rep = posterior.sample_log_loss(log_n, log_d, key=key, uncertainty=uncertainty)
     post = posterior.to_arviz().posterior
-    return {name: np.asarray(post[name].values) for name in PARAM_NAMES}  # (chain, draw)
-
-
-def _predict(posterior: Posterior, log_n, log_d, key):
-    sites = _posterior_sites(posterior)
-    dtype = jnp.result_type(float)
-    args = [jnp.asarray(sites[name], dtype) for name in ("log_E", "log_A", "log_B", "alpha", "beta", "sigma", "nu")]
-    mean, rep = _predictive(key, *args, jnp.asarray(log_n, dtype), jnp.asarray(log_d, dtype))
-    return np.asarray(mean, np.float64), np.asarray(rep, np.float64)
+    shape = (post.sizes["chain"], post.sizes["draw"], -1)
+    return mean.reshape(shape), rep.reshape(shape)
 
 
 def predictive_log_loss(posterior: Posterior, runs, *, key: jax.Array) -> np.ndarray:
     """Posterior predictive draws of log loss at the (N, D) of ``runs``.
 
     For each posterior draw s (chains flattened), one replicate per run:
-    log L_rep = log L_s(N, D) + sigma_s t_{nu_s}, the model's Student-t likelihood
-    (:func:`chinplan.model.chinchilla_model`). Fixed ``key``, fixed draws.
+    log L_rep = log L_s(N, D) + eps_s, eps from the posterior's own likelihood
+    (:func:`chinplan.model.noise_distribution`). Fixed ``key``, fixed draws.
 
     Args:
       posterior: a :class:`chinplan.fit.Posterior`.
@@ -203,6 +197,10 @@ class Backtest(NamedTuple):
     median_rel_error: float
     table: pd.DataFrame
     posterior: Posterior
+    split: str = "compute"
+    uncertainty: str = "law"
+    width90: float = float("nan")
+    interval_score90: float = float("nan")
 
     def summary(self) -> pd.DataFrame:
         """One row per level: coverage, its binomial SE, and coverage without outliers."""
@@ -214,6 +212,21 @@ class Backtest(NamedTuple):
             },
             index=pd.Index(self.levels, name="level"),
         )
+
+
+def _relative_width(test: pd.DataFrame, draws: np.ndarray, level: float) -> float:
+    """Median over held-out runs of the central ``level`` interval's width / predictive median."""
+    lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
+    return float(np.median((hi - lo) / np.median(draws, axis=0)))
+
+
+def _interval_score(y: np.ndarray, draws: np.ndarray, level: float) -> float:
+    """Mean interval score (Gneiting & Raftery 2007, Eq. 43) of the central ``level`` interval,
+    relative to the observed loss: ``[(u - l) + (2/a)(l - y)+ + (2/a)(y - u)+] / y``, a = 1 - level."""
+    lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
+    a = 1.0 - level
+    score = (hi - lo) + 2.0 / a * np.maximum(lo - y, 0.0) + 2.0 / a * np.maximum(y - hi, 0.0)
+    return float(np.mean(score / y))
 
 
 def _split_threshold(flops: np.ndarray, compute_threshold, train_fraction) -> float:
@@ -241,6 +254,9 @@ def backtest(
     train_fraction: float | None = None,
     levels: Sequence[float] = (0.5, 0.8, 0.9),
     outlier_max_tokens_per_param: float | None = OUTLIER_MAX_TOKENS_PER_PARAM,
+    split: str = "compute",
+    uncertainty: str = "extrapolation",
+    posterior: Posterior | None = None,
     **fit_kwargs,
 ) -> Backtest:
     """Fits on the smaller runs and checks the predictive intervals on the larger ones.
@@ -267,6 +283,12 @@ def backtest(
       outlier_max_tokens_per_param: runs with D/N below this are flagged ``outlier`` and
         coverage is also reported without them (default 0.41: the 5 digitised Chinchilla
         outliers near 1e19 FLOPs). None flags nothing.
+      split: ``"compute"`` (hold out the runs at or above a compute threshold) or ``"size"``
+        (hold out the runs with at least ``compute_threshold`` parameters -- the argument
+        then counts parameters -- or, by default, the largest models, about 10% of runs).
+      uncertainty: ``"extrapolation"`` (default) or ``"law"``: which predictive to score.
+      posterior: an already fitted posterior of the same split (skips the fit; lets one fit
+        serve both kinds of interval).
       **fit_kwargs: passed to :func:`chinplan.fit` (num_draws, num_warmup, num_chains,
         chain_method, priors, progress, ...).
 
@@ -279,10 +301,14 @@ def backtest(
         hold out; a ``train_fraction`` outside (0, 1).
     """
     levels = _check_levels(levels)
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     runs = load_runs(runs)
-    flops = runs["flops"].to_numpy(np.float64)
-    threshold = _split_threshold(flops, compute_threshold, train_fraction)
-    heldout = flops >= threshold
+    size = runs[SPLITS[split]].to_numpy(np.float64)
+    if split == "size" and compute_threshold is None and train_fraction is None:
+        train_fraction = DEFAULT_SIZE_TRAIN_FRACTION
+    threshold = _split_threshold(size, compute_threshold, train_fraction)
+    heldout = size >= threshold
     num_fit, num_heldout = int((~heldout).sum()), int(heldout.sum())
     arg = "compute_threshold" if compute_threshold is not None else "train_fraction"
     for part, count in (("to fit", num_fit), ("to hold out", num_heldout)):
@@ -292,10 +318,11 @@ def backtest(
                 f"each side needs at least {MIN_RUNS} (the model's parameter count)"
             )
     fit_key, pred_key = jax.random.split(key)
-    posterior = fit(runs[~heldout].reset_index(drop=True), key=fit_key, **fit_kwargs)
+    if posterior is None:
+        posterior = fit(runs[~heldout].reset_index(drop=True), key=fit_key, extrapolation=uncertainty == "extrapolation", **fit_kwargs)
 
     arrays = runs_arrays(runs)
-    mean, rep = _predict(posterior, arrays.log_n, arrays.log_d, pred_key)
+    mean, rep = _predict(posterior, arrays.log_n, arrays.log_d, pred_key, uncertainty)
     rep_loss = np.exp(rep.reshape(-1, rep.shape[-1]))
     law_loss = np.exp(mean.reshape(-1, mean.shape[-1]))
     table = runs.copy()
@@ -308,6 +335,7 @@ def backtest(
     table["law_median"] = np.median(law_loss, axis=0)
     table["abs_error"] = np.abs(table["pred_median"] - table["loss"])
     table["rel_error"] = table["abs_error"] / table["loss"]
+    table["decades_beyond"] = decades_beyond(posterior.domain, arrays.log_n, arrays.log_d)[0]
     coverage, coverage_se, coverage_clean = {}, {}, {}
     test = table[table["heldout"]]
     clean = test[~test["outlier"]]
@@ -334,6 +362,10 @@ def backtest(
         median_rel_error=float(test["rel_error"].median()),
         table=table,
         posterior=posterior,
+        split=split,
+        uncertainty=uncertainty,
+        width90=_relative_width(table[table["heldout"]], rep_loss[:, heldout], 0.9),
+        interval_score90=_interval_score(test["loss"].to_numpy(), rep_loss[:, heldout], 0.9),
     )
 
 
@@ -384,8 +416,7 @@ def sample_prior(priors: Priors, *, key: jax.Array) -> dict[str, jax.Array]:
 def simulate_log_loss(sample: Mapping[str, jax.Array], log_n, log_d, *, key: jax.Array) -> jax.Array:
     """log L_i = log L(N_i, D_i; theta) + sigma t_nu: the model's likelihood, one draw per run."""
     law = LawParams.from_logs(sample["log_E"], sample["log_A"], sample["log_B"], sample["alpha"], sample["beta"])
-    mean = log_loss(law, log_n, log_d)
-    return mean + sample["sigma"] * jax.random.t(key, sample["nu"], jnp.shape(mean), dtype=mean.dtype)
+    return noise_distribution("student_t", log_loss(law, log_n, log_d), sample["sigma"], sample["nu"]).sample(key)
 
 
 def rank_uniformity(ranks, num_ranks: int, *, key: jax.Array, bins: int | None = None) -> tuple[float, float]:
@@ -710,3 +741,93 @@ def ppc(posterior: Posterior, runs, *, key: jax.Array, levels: Sequence[float] =
         lo, hi = np.quantile(flat, [(1 - q) / 2, (1 + q) / 2], axis=0)
         coverage[q] = float(np.mean((lo <= y) & (y <= hi)))
     return PPC(idata=idata, summary=pd.DataFrame.from_dict(rows, orient="index"), coverage=coverage)
+
+
+# ----------------------------------------------------------------------------------------
+# Allocation back-test
+# ----------------------------------------------------------------------------------------
+class AllocationBacktest(NamedTuple):
+    """Result of :func:`allocation_backtest`: one row per held-out isoFLOP minimum.
+
+    ``table`` columns: log10_compute, log10_params (the empirical minimum), lower, upper (its
+    bootstrap 5-95%), decades_beyond, n05, n50, n95 (the predicted N* band), inside, width
+    (n95 / n05). ``coverage`` is the fraction inside the 90% band, ``se`` its binomial SE.
+    """
+
+    uncertainty: str
+    table: pd.DataFrame
+    coverage: float
+    se: float
+    median_width: float
+
+
+def allocation_backtest(posterior: Posterior, runs, *, key: jax.Array, uncertainty: str = "extrapolation") -> AllocationBacktest:
+    """Checks the 90% N* bands of ``posterior`` against the empirical isoFLOP minima beyond it.
+
+    The minima are :func:`isoflop_minima` of ``runs`` (Hoffmann et al. 2022, Approach 2); those
+    whose slice lies above the posterior's largest fitted compute (by more than the slice
+    half-width, 0.1 decade) are held out and compared with
+    :meth:`Posterior.compute_optimal` at the slice's compute.
+    """
+    minima = isoflop_minima(load_runs(runs))
+    held = minima[minima["log10_compute"] - 0.1 > posterior.domain.log10_compute].reset_index(drop=True)
+    if held.empty:
+        raise ValueError("runs: no isoFLOP minimum lies beyond the posterior's fitted compute")
+    plan = posterior.compute_optimal(10.0 ** held["log10_compute"].to_numpy(), q=(0.05, 0.5, 0.95), key=key, uncertainty=uncertainty)
+    table = held.copy()
+    table["decades_beyond"] = held["log10_compute"] - posterior.domain.log10_compute
+    table["n05"], table["n50"], table["n95"] = plan.n
+    table["inside"] = (np.log10(plan.n[0]) <= held["log10_params"]) & (held["log10_params"] <= np.log10(plan.n[2]))
+    table["width"] = plan.n[2] / plan.n[0]
+    cov = float(table["inside"].mean())
+    return AllocationBacktest(uncertainty, table, cov, float(binomial_se(cov, len(table))), float(table["width"].median()))
+
+
+def report(runs, *, key: jax.Array, splits=("compute", "size"), levels=(0.5, 0.8, 0.9), **fit_kwargs) -> dict:
+    """The back-tests ``chinplan validate`` prints: for each split one fit (with the
+    extrapolation component), scored with both kinds of interval, plus the allocation
+    back-test of the compute split where the runs have isoFLOP slices beyond it.
+
+    Returns:
+      ``{"splits": [{"split", "interval", "num_fit", "num_predicted", "median_rel_error",
+      "width90", "interval_score90", "coverage": [{"level", "coverage", "se"}]}],
+      "allocation": [{"interval", "num_minima", "coverage", "se", "median_width",
+      "minima": [...]}]}``.
+    """
+    runs = load_runs(runs)
+    out = {"splits": [], "allocation": []}
+    for i, split in enumerate(splits):
+        split_key = jax.random.fold_in(key, i)
+        posterior = None
+        for interval in ("extrapolation", "law"):
+            bt = backtest(runs, key=split_key, split=split, uncertainty=interval, levels=levels, posterior=posterior, **fit_kwargs)
+            posterior = bt.posterior
+            out["splits"].append(
+                {
+                    "split": split,
+                    "interval": interval,
+                    "num_fit": bt.num_fit,
+                    "num_predicted": bt.num_heldout,
+                    "median_rel_error": bt.median_rel_error,
+                    "width90": bt.width90,
+                    "interval_score90": bt.interval_score90,
+                    "coverage": [{"level": q, "coverage": bt.coverage[q], "se": bt.coverage_se[q]} for q in bt.levels],
+                }
+            )
+            if split == "compute":
+                try:
+                    ab = allocation_backtest(posterior, runs, key=split_key, uncertainty=interval)
+                except ValueError:
+                    continue
+                minima = ab.table[["log10_compute", "log10_params", "lower", "upper", "decades_beyond", "n05", "n50", "n95", "inside"]]
+                out["allocation"].append(
+                    {
+                        "interval": interval,
+                        "num_minima": len(ab.table),
+                        "coverage": ab.coverage,
+                        "se": ab.se,
+                        "median_width": ab.median_width,
+                        "minima": [{k: (bool(v) if k == "inside" else float(v)) for k, v in row.items()} for row in minima.to_dict("records")],
+                    }
+                )
+    return out

@@ -73,6 +73,7 @@ __all__ = [
     "KAPLAN_LAW_SITES",
     "law_from_sample",
     "noise_sites",
+    "noise_distribution",
 ]
 
 #: The sampled sites of the default model, in a fixed order.
@@ -309,21 +310,37 @@ def _noise(likelihood: str, p):
     return sigma, nu
 
 
-def _observe(likelihood: str, mean, sigma, nu, log_loss_obs, num_runs: int) -> None:
+def noise_distribution(likelihood: str, loc, sigma, nu=None) -> dist.Distribution:
+    """The likelihood's density of log loss around ``loc``: StudentT(nu), Normal or HuberLike."""
     if likelihood == "student_t":
-        density = dist.StudentT(nu, mean, sigma)
-    elif likelihood == "normal":
-        density = dist.Normal(mean, sigma)
-    else:
-        density = HuberLike(mean, sigma, HUBER_K)
+        return dist.StudentT(nu, loc, sigma)
+    if likelihood == "normal":
+        return dist.Normal(loc, sigma)
+    return HuberLike(loc, sigma, HUBER_K)
+
+
+def _observe(likelihood: str, mean, sigma, nu, log_loss_obs, num_runs: int, weight=None) -> None:
+    density = noise_distribution(likelihood, mean, sigma, nu)
+    if weight is not None:  # leave-out folds: runs with weight 0 do not enter the likelihood
+        density = density.mask(weight > 0)
     with numpyro.plate("runs", num_runs):
         numpyro.sample("log_loss", density, obs=log_loss_obs)
+
+
+def _references(log_n, log_d, weight):
+    """The runs' mean log N and log D (over the runs with weight > 0), outside the gradient."""
+    if weight is None:
+        return jax.lax.stop_gradient(jnp.mean(log_n)), jax.lax.stop_gradient(jnp.mean(log_d))
+    w = (weight > 0).astype(log_n.dtype)
+    mean = lambda x: jax.lax.stop_gradient(jnp.sum(w * x) / jnp.sum(w))  # noqa: E731
+    return mean(log_n), mean(log_d)
 
 
 def chinchilla_model(
     log_n: jax.Array,
     log_d: jax.Array,
     log_loss_obs: jax.Array | None = None,
+    weight: jax.Array | None = None,
     priors: Priors | InformedPriors = DEFAULT_PRIORS,
     likelihood: str = "student_t",
 ):
@@ -338,13 +355,15 @@ def chinchilla_model(
     Args:
       log_n, log_d: log parameters and log tokens of each run.
       log_loss_obs: observed log final loss of each run, or None to sample predictions.
+      weight: None (every run counts) or one number per run; runs with weight 0 are left
+        out of the likelihood and the reference sizes (leave-out folds share the compiled
+        sampler of the full fit this way).
       priors: :class:`Priors` (weak, uniform exponents) or :class:`InformedPriors`.
       likelihood: ``"student_t"`` (default), ``"normal"`` or ``"huber"`` (:class:`HuberLike`).
     """
     _check_likelihood(likelihood)
     p = priors
-    log_n_ref = jax.lax.stop_gradient(jnp.mean(log_n))
-    log_d_ref = jax.lax.stop_gradient(jnp.mean(log_d))
+    log_n_ref, log_d_ref = _references(log_n, log_d, weight)
     log_E = numpyro.sample("log_E", dist.Normal(p.log_E_loc, p.log_E_scale))
     if isinstance(p, InformedPriors):
         alpha = numpyro.sample("alpha", dist.TruncatedNormal(p.alpha_loc, p.alpha_scale, low=p.exponent_low, high=p.exponent_high))
@@ -361,13 +380,14 @@ def chinchilla_model(
     sigma, nu = _noise(likelihood, p)
     law = LawParams(jnp.exp(log_E), jnp.exp(log_A), jnp.exp(log_B), alpha, beta)
     mean = log_loss(law, log_n, log_d)
-    _observe(likelihood, mean, sigma, nu, log_loss_obs, jnp.shape(log_n)[0])
+    _observe(likelihood, mean, sigma, nu, log_loss_obs, jnp.shape(log_n)[0], weight)
 
 
 def kaplan_model(
     log_n: jax.Array,
     log_d: jax.Array,
     log_loss_obs: jax.Array | None = None,
+    weight: jax.Array | None = None,
     priors: KaplanPriors = DEFAULT_KAPLAN_PRIORS,
     likelihood: str = "student_t",
     irreducible: bool = False,
@@ -383,15 +403,14 @@ def kaplan_model(
     ``-log r`` keeps the prior exactly as stated in :class:`KaplanPriors`.
 
     Args:
-      log_n, log_d, log_loss_obs: as :func:`chinchilla_model`.
+      log_n, log_d, log_loss_obs, weight: as :func:`chinchilla_model`.
       priors: :class:`KaplanPriors`.
       likelihood: ``"student_t"``, ``"normal"`` or ``"huber"``.
       irreducible: add an irreducible loss E (``log_E`` site): ``L = E + [...]^alpha_D``.
     """
     _check_likelihood(likelihood)
     p = priors
-    log_n_ref = jax.lax.stop_gradient(jnp.mean(log_n))
-    log_d_ref = jax.lax.stop_gradient(jnp.mean(log_d))
+    log_n_ref, log_d_ref = _references(log_n, log_d, weight)
     log_E = numpyro.sample("log_E", dist.Normal(p.log_E_loc, p.log_E_scale)) if irreducible else None
     alpha_N = numpyro.sample("alpha_N", dist.Uniform(p.exponent_low, p.exponent_high))
     alpha_D = numpyro.sample("alpha_D", dist.Uniform(p.exponent_low, p.exponent_high))
@@ -407,4 +426,4 @@ def kaplan_model(
     mean = alpha_D * inner
     if irreducible:
         mean = jnp.logaddexp(log_E, mean)
-    _observe(likelihood, mean, sigma, nu, log_loss_obs, jnp.shape(log_n)[0])
+    _observe(likelihood, mean, sigma, nu, log_loss_obs, jnp.shape(log_n)[0], weight)

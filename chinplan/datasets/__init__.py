@@ -14,7 +14,7 @@ import pandas as pd
 from chinplan import _checks
 from chinplan.law import FLOPS_PER_PARAM_TOKEN
 
-__all__ = ["chinchilla", "chinchilla_path", "CHINCHILLA_SHA256", "OUTLIER_MAX_TOKENS_PER_PARAM"]
+__all__ = ["chinchilla", "chinchilla_path", "datablations", "CHINCHILLA_SHA256", "OUTLIER_MAX_TOKENS_PER_PARAM"]
 
 #: sha256 of the shipped CSV, as recorded in SOURCE.md (the file is unchanged from Epoch AI's).
 CHINCHILLA_SHA256 = "193478df4e90f040016431996c45682659306840ecdadf83cfb9cd5ca0aa1b30"
@@ -54,3 +54,19 @@ def chinchilla(*, drop_outliers: bool = False) -> pd.DataFrame:
     if drop_outliers:
         frame = frame[frame["tokens"] / frame["params"] >= OUTLIER_MAX_TOKENS_PER_PARAM].reset_index(drop=True)
     return frame
+
+
+def datablations() -> pd.DataFrame:
+    """The 306 runs of Muennighoff et al. 2023 ("Scaling Data-Constrained Language Models"),
+    from huggingface/datablations (Apache-2.0); see ``SOURCE-datablations.md`` beside this file.
+
+    Returns:
+      The CSV's columns (name, params, tokens, unique_tokens, epochs, dataset, seed, loss,
+      in_paper_fit) with params, tokens and unique_tokens as float64 (counts up to 1e11 stay
+      exact, and products such as 6ND never wrap around in int64) and ``flops`` = 6ND added.
+    """
+    runs = pd.read_csv((resources.files(__name__) / "datablations_runs.csv").open("rb"))
+    for column in ("params", "tokens", "unique_tokens", "epochs", "loss"):
+        runs[column] = runs[column].to_numpy(np.float64)
+    runs["flops"] = FLOPS_PER_PARAM_TOKEN * runs["params"] * runs["tokens"]
+    return runs
