@@ -43,6 +43,7 @@ __all__ = [
     "draw_fraction",
     "median_params",
     "subset_draws",
+    "crossing",
     "plan_bands",
     "tco_bands",
     "prob_lower_loss",
@@ -385,8 +386,7 @@ def tco_bands(
       :class:`chinplan.engine.Bands` with values ``{"optimal": {...}, "chinchilla": {...},
       "savings"}`` over ``(len(q), len(targets))`` and the NaN fraction per output.
     """
-    if optimum not in ("cost", "flops"):
-        raise ValueError(f"optimum must be 'cost' or 'flops', got {optimum!r}")
+    _checks.one_of("optimum", optimum, ("cost", "flops"))
     theta = draw_pairs(params, deployment, key=key)
     targets = _targets(theta.law, target_loss)
     return engine.bands(kernels.tco_kernel(optimum), theta, targets, q=tuple(q), nan_policy="omit", chunk_size=chunk_size)
@@ -465,8 +465,7 @@ def chance_constrained(
     import pandas as pd
     import xarray as xr
 
-    if objective not in ("dollars", "flops", "n"):
-        raise ValueError(f"objective must be 'dollars', 'flops' or 'n', got {objective!r}")
+    _checks.one_of("objective", objective, ("dollars", "flops", "n"))
     n_grid = np.atleast_1d(_positive("n_grid", n_grid))
     d_grid = np.atleast_1d(_positive("d_grid", d_grid))
     if n_grid.ndim != 1 or d_grid.ndim != 1:
@@ -608,6 +607,25 @@ def regret_compute(
     import pandas as pd
 
     return pd.DataFrame(result._asdict()).set_index("compute")
+
+
+def crossing(x: ArrayLike, p: ArrayLike, level: float) -> float | None:
+    """The first x at which the curve p(x) crosses ``level``; None if it never does.
+
+    ``x`` is an increasing grid > 0 (e.g. query volumes) and ``p`` a probability on it (e.g.
+    P(design A cheaper) from :func:`prob_cheaper`); between grid points p is interpolated
+    linearly in log x.
+    """
+    x = np.asarray(x, np.float64)
+    s = np.asarray(p, np.float64) - level
+    log_x = np.log(x)
+    for i in range(len(s) - 1):
+        if s[i] == 0:
+            return float(x[i])
+        if s[i] * s[i + 1] < 0:
+            t = s[i] / (s[i] - s[i + 1])
+            return float(np.exp(log_x[i] + t * (log_x[i + 1] - log_x[i])))
+    return float(x[-1]) if s[-1] == 0 else None
 
 
 def subset_draws(params: LawParams, num_draws: int, *, seed) -> LawParams:

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from chinplan import costs, law
+from chinplan import _checks, costs, law
 from chinplan.costs import Cost, Deployment
 from chinplan.law import LawParams, as_float
 
@@ -153,12 +153,13 @@ def design_cost(theta: tuple[LawParams, Deployment], n: ArrayLike, d: ArrayLike)
     return costs.tco(n, d, theta[1])
 
 
-@functools.lru_cache(maxsize=None)
 def cost_field(field: str):
     """The kernel ``(theta, n, d) -> design_cost(theta, n, d).<field>``, built once per field."""
-    if field not in Cost._fields:
-        raise ValueError(f"field must be one of {Cost._fields}, got {field!r}")
+    return _cost_field(_checks.one_of("field", field, Cost._fields))
 
+
+@functools.lru_cache(maxsize=None)
+def _cost_field(field: str):
     def kernel(theta, n, d):
         return getattr(design_cost(theta, n, d), field)
 

@@ -488,20 +488,6 @@ def _auto_levels(values: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------
 
 
-def _crossing(log_x: np.ndarray, p: np.ndarray, level: float) -> float | None:
-    """The first x at which p crosses ``level``, interpolated linearly in log x; None if never."""
-    s = p - level
-    for i in range(len(s) - 1):
-        if s[i] == 0:
-            return float(np.exp(log_x[i]))
-        if s[i] * s[i + 1] < 0:
-            t = s[i] / (s[i] - s[i + 1])
-            return float(np.exp(log_x[i] + t * (log_x[i + 1] - log_x[i])))
-    if s[-1] == 0:
-        return float(np.exp(log_x[-1]))
-    return None
-
-
 def _uncertain_span(log_x: np.ndarray, p: np.ndarray, lo: float, hi: float) -> tuple[float, float] | None:
     """The smallest interval of x holding every x where lo <= p(x) <= hi.
 
@@ -623,7 +609,7 @@ def tco_vs_queries(
                 linewidth=0,
                 label=f"crossover band: 0.05 ≤ P({a} cheaper than {b}) ≤ 0.95",
             )
-        median_cross = _crossing(log_fine, p, 0.5)
+        median_cross = decide.crossing(fine, p, 0.5)
         if median_cross is not None:
             ax.axvline(
                 median_cross,

@@ -87,30 +87,6 @@ def deployment(input_tokens: float, output_tokens: float, price: float) -> cp.De
     )
 
 
-# ----------------------------------------------------------------------------------------
-# Helpers.
-# ----------------------------------------------------------------------------------------
-
-
-def crossing(x: np.ndarray, p: np.ndarray, level: float) -> float | None:
-    """First x where p crosses ``level``, interpolated linearly in log x; None if it never does."""
-    s = np.asarray(p, np.float64) - level
-    log_x = np.log(x)
-    for i in range(len(s) - 1):
-        if s[i] == 0:
-            return float(x[i])
-        if s[i] * s[i + 1] < 0:
-            t = s[i] / (s[i] - s[i + 1])
-            return float(np.exp(log_x[i] + t * (log_x[i + 1] - log_x[i])))
-    return float(x[-1]) if s[-1] == 0 else None
-
-
-def posterior_params(draws: int, seed: int, path: str | None = None) -> cp.LawParams:
-    """``draws`` posterior draws (a random subset, fixed by ``seed``) of the shipped or a saved fit."""
-    posterior = cp.Posterior.load(path) if path else cp.default_posterior()
-    return cp.decide.subset_draws(posterior.params, draws, seed=seed)
-
-
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--draws", type=int, default=1000, help="posterior draws to use (at most 4,000 shipped)")
@@ -130,7 +106,8 @@ def main(argv=None) -> dict:
     args = _parser().parse_args(argv)
     draws = min(args.draws, 200) if args.small else args.draws
     points = min(args.points, 5) if args.small else args.points
-    params = posterior_params(draws, args.seed, args.posterior)
+    posterior = cp.Posterior.load(args.posterior) if args.posterior else cp.default_posterior()
+    params = cp.decide.subset_draws(posterior.params, draws, seed=args.seed)  # a seeded subset
     n_draws = int(params.E.shape[0])
     key = jax.random.PRNGKey(args.seed)
     dep = deployment(args.input_tokens, args.output_tokens, args.price)
@@ -157,8 +134,8 @@ def main(argv=None) -> dict:
     # The crossover, on a fine grid (one more probability call over 8B vs 70B).
     fine = np.logspace(np.log10(lo), np.log10(hi), 21 if args.small else 161)
     p_fine = np.asarray(cp.probability(kernels.cheaper_at_queries, theta, n[0], d[0], n[1], d[1], fine), np.float64)
-    cross = crossing(fine, p_fine, 0.5)
-    span = (crossing(fine, p_fine, 0.05), crossing(fine, p_fine, 0.95))
+    cross = cp.decide.crossing(fine, p_fine, 0.5)
+    span = (cp.decide.crossing(fine, p_fine, 0.05), cp.decide.crossing(fine, p_fine, 0.95))
 
     # Pairwise P(row cheaper than column) at the middle volume (chinplan.prob_cheaper).
     mid = float(volumes[len(volumes) // 2])

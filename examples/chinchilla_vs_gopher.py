@@ -63,12 +63,6 @@ def nats(x) -> str:
     return f"{float(x):.4f}"
 
 
-def posterior_params(draws: int, seed: int, path: str | None = None) -> cp.LawParams:
-    """``draws`` posterior draws (a random subset, fixed by ``seed``) of the shipped or a saved fit."""
-    posterior = cp.Posterior.load(path) if path else cp.default_posterior()
-    return cp.decide.subset_draws(posterior.params, draws, seed=seed)
-
-
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--draws", type=int, default=1000, help="posterior draws to use (at most 4,000 shipped)")
@@ -83,7 +77,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv=None) -> dict:
     args = _parser().parse_args(argv)
     draws = min(args.draws, 200) if args.small else args.draws
-    params = posterior_params(draws, args.seed, args.posterior)
+    posterior = cp.Posterior.load(args.posterior) if args.posterior else cp.default_posterior()
+    params = cp.decide.subset_draws(posterior.params, draws, seed=args.seed)  # a seeded subset
     n_draws = int(params.E.shape[0])
     compute = float(args.compute)
     q = cp.DEFAULT_QUANTILES

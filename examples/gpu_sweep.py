@@ -91,12 +91,6 @@ def chunk_size_for(draws: int, scenarios: int, devices: int, platform: str) -> i
     return max(1, min(budget // pow2(draws), pow2(math.ceil(scenarios / devices))))
 
 
-def posterior_params(draws: int, seed: int, path: str | None = None) -> cp.LawParams:
-    """``draws`` posterior draws (a random subset, fixed by ``seed``) of the shipped or a saved fit."""
-    posterior = cp.Posterior.load(path) if path else cp.default_posterior()
-    return cp.decide.subset_draws(posterior.params, draws, seed=seed)
-
-
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--draws", type=int, default=1000, help="posterior draws (at most 4,000 shipped)")
@@ -115,7 +109,8 @@ def main(argv=None) -> dict:
     draws, grid = args.draws, tuple(args.grid)
     if args.small:
         draws, grid = min(draws, 128), (16, 16, 4)
-    params = posterior_params(draws, args.seed, args.posterior)
+    posterior = cp.Posterior.load(args.posterior) if args.posterior else cp.default_posterior()
+    params = cp.decide.subset_draws(posterior.params, draws, seed=args.seed)  # a seeded subset
     n_draws = int(params.E.shape[0])
     theta = cp.with_cost_draws(params, deployment(), key=jax.random.PRNGKey(args.seed))
 

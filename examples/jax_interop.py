@@ -165,12 +165,6 @@ def rel(a, b) -> float:
     return float(abs(float(a) / float(b) - 1.0))
 
 
-def posterior_params(draws: int, seed: int, path: str | None = None) -> cp.LawParams:
-    """``draws`` posterior draws (a random subset, fixed by ``seed``) of the shipped or a saved fit."""
-    posterior = cp.Posterior.load(path) if path else cp.default_posterior()
-    return cp.decide.subset_draws(posterior.params, draws, seed=seed)
-
-
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--draws", type=int, default=1000, help="posterior draws to use (at most 4,000 shipped)")
@@ -189,7 +183,8 @@ def main(argv=None) -> dict:
     args = _parser().parse_args(argv)
     draws = min(args.draws, 200) if args.small else args.draws
     steps = min(args.steps, 300) if args.small else args.steps
-    params = posterior_params(draws, args.seed, args.posterior)
+    posterior = cp.Posterior.load(args.posterior) if args.posterior else cp.default_posterior()
+    params = cp.decide.subset_draws(posterior.params, draws, seed=args.seed)  # a seeded subset
     n_draws = int(params.E.shape[0])
     law = cp.decide.median_params(params)  # one law: each constant's posterior median
     compute = float(args.compute)

@@ -388,3 +388,10 @@ def test_plan_and_tco_bands_match_per_draw_optima():
     np.testing.assert_allclose(np.asarray(result.values["chinchilla"]["n"])[0, 0], np.quantile(chin, 0.5), rtol=1e-5)
     with pytest.raises(ValueError, match="optimum"):
         decide.tco_bands(PARAMS, [2.0], dep, optimum="chinchilla")
+
+
+def test_crossing_interpolates_in_log_x():
+    x = np.array([1e6, 1e8, 1e10])
+    assert decide.crossing(x, [0.0, 0.4, 0.8], 0.6) == pytest.approx(1e9, rel=1e-12)
+    assert decide.crossing(x, [0.0, 0.5, 1.0], 0.5) == 1e8  # on a grid point: that point
+    assert decide.crossing(x, [0.1, 0.2, 0.3], 0.5) is None
