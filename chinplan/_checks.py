@@ -22,6 +22,7 @@ import numpy as np
 
 __all__ = [
     "is_traced",
+    "show",
     "real_array",
     "interval",
     "in_range",
@@ -51,6 +52,12 @@ def is_traced(*trees: Any) -> bool:
     return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(trees))
 
 
+def show(x: Any, limit: int = 80) -> str:
+    """``repr(x)`` on one line, cut to about ``limit`` characters (for error messages)."""
+    text = " ".join(repr(x).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def real_array(name: str, x: Any) -> np.ndarray:
     """``x`` as a float64 host array; ValueError naming ``name`` unless it holds real numbers.
 
@@ -60,18 +67,18 @@ def real_array(name: str, x: Any) -> np.ndarray:
     try:
         raw = np.asarray(x)
     except (TypeError, ValueError):  # e.g. a ragged nested list
-        raise ValueError(f"{name} must be a number or an array of numbers, got {x!r}") from None
+        raise ValueError(f"{name} must be a number or an array of numbers, got {show(x)}") from None
     kind = raw.dtype.kind
     if kind == "O" and any(
         isinstance(v, (bool, np.bool_, str, bytes, complex, np.complexfloating)) for v in raw.reshape(-1)
     ):
         kind = "?"
     if kind not in "iufO" and not jnp.issubdtype(raw.dtype, jnp.floating):  # bfloat16 is kind "V"
-        raise ValueError(f"{name} must be a real number or an array of real numbers, got {x!r} (dtype {raw.dtype})")
+        raise ValueError(f"{name} must be a real number or an array of real numbers, got {show(x)} (dtype {raw.dtype})")
     try:
         return np.asarray(raw, dtype=np.float64)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number or an array of numbers, got {x!r}") from None
+        raise ValueError(f"{name} must be a number or an array of numbers, got {show(x)}") from None
 
 
 def not_nan(name: str, x: Any) -> np.ndarray:
@@ -100,7 +107,7 @@ def _describe(lo: float, hi: float, low_open: bool, high_open: bool) -> str:
         parts.append(f"{'>' if low_open else '>='} {_num(lo)}")
     if hi < INF:
         parts.append(f"{'<' if high_open else '<='} {_num(hi)}")
-    return " and ".join(parts)
+    return ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]
 
 
 def in_range(
@@ -121,16 +128,16 @@ def in_range(
     """
     arr = real_array(name, x)
     if arr.size == 0 and not allow_empty:
-        raise ValueError(f"{name} must not be empty, got {x!r}")
+        raise ValueError(f"{name} must not be empty, got {show(x)}")
     ok = np.isfinite(arr) & (arr > lo if low_open else arr >= lo) & (arr < hi if high_open else arr <= hi)
     if not np.all(ok):
         bad = ~ok
         first = float(arr.reshape(-1)[np.argmax(bad.reshape(-1))])
         every, where = (" in every draw", "in") if unit == "draws" else ("", "at")
+        count = f" {where} {int(bad.sum())} of {arr.size} {unit}" if arr.ndim else ""
         raise ValueError(
             f"{name} must be {_describe(lo, hi, low_open, high_open)}{every} (valid range "
-            f"{interval(lo, hi, low_open=low_open, high_open=high_open)}), got {first!r} {where} "
-            f"{int(bad.sum())} of {arr.size} {unit}"
+            f"{interval(lo, hi, low_open=low_open, high_open=high_open)}), got {first!r}{count}"
         )
     return arr
 
