@@ -3,7 +3,7 @@
 A kernel is written for ONE posterior draw and ONE scenario; :mod:`chinplan.engine` maps it
 over every draw x scenario and reduces over draws. ``theta`` is a
 :class:`~chinplan.law.LawParams` of scalars for loss questions, or the pair
-``(LawParams, Deployment)`` for cost questions (see :func:`chinplan.decide.draws`). Kernels
+``(LawParams, Deployment)`` for cost questions (see :func:`chinplan.decide.draw_pairs`). Kernels
 are module-level functions (or built once and cached) so the engine compiles each once.
 
 Formulas: the loss L(N, D) = E + A N^-alpha + B D^-beta (Hoffmann et al. 2022, Eq. 2) and
