@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import re
 from importlib import resources
 from typing import Any, Callable
 from unittest import mock
@@ -207,6 +208,20 @@ def _nan_fraction(expected: float, field: str = "loss", omit: bool = False) -> C
 # ----------------------------------------------------------------------------- the table
 
 ROWS = []
+#: Row id -> the "Gets" text of a flagged row in docs/BAD_INPUTS.md.
+SAYS: dict[str, str] = {}
+
+
+_SECTION = [""]
+#: Row id -> the section of docs/BAD_INPUTS.md it is listed under.
+SECTIONS: dict[str, str] = {}
+#: Row id -> the call as the doc writes it, for rows built in a loop (others: from the source).
+CALL_TEXT: dict[str, str] = {}
+
+
+def section(title: str) -> None:
+    """Starts a new section of the table (a ``###`` heading of docs/BAD_INPUTS.md)."""
+    _SECTION[0] = title
 
 
 def raises(row_id: str, call: Callable, match: str, exc=ValueError, *, gap: str | None = None):
@@ -214,17 +229,22 @@ def raises(row_id: str, call: Callable, match: str, exc=ValueError, *, gap: str 
     _add(row_id, call, exc, match, None, gap)
 
 
-def flags(row_id: str, call: Callable, check: Callable, *, gap: str | None = None):
-    """A row whose call must return a result for which ``check(result)`` is True."""
+def flags(row_id: str, call: Callable, check: Callable, *, says: str, gap: str | None = None):
+    """A row whose call must return a result for which ``check(result)`` is True; ``says`` is
+    what docs/BAD_INPUTS.md writes in its "Gets" column."""
+    SAYS[row_id] = says
     _add(row_id, call, None, None, check, gap)
 
 
 def _add(row_id, call, exc, match, check, gap):
+    assert row_id not in SECTIONS, f"duplicate row id {row_id}"
+    SECTIONS[row_id] = _SECTION[0]
     marks = [pytest.mark.xfail(strict=True, reason=f"gap in {gap}")] if gap else []
     ROWS.append(pytest.param(call, exc, match, check, id=row_id, marks=marks))
 
 
 # --- load_runs: files --------------------------------------------------------------------
+section("Runs tables: `load_runs`, `datasets`")
 raises("load_runs/missing-file", lambda f: chinplan.load_runs(f.path("nope.csv")), r"runs file '.*nope\.csv' does not exist")
 raises("load_runs/empty-file", lambda f: chinplan.load_runs(f.text("empty.csv", "")), r"runs file '.*empty\.csv' is empty")
 raises("load_runs/header-only", lambda f: chinplan.load_runs(f.text("header.csv", "params,tokens,loss\n")),
@@ -268,6 +288,7 @@ raises("load_runs/min-runs-bool", lambda f: chinplan.load_runs(_runs(), min_runs
 raises("datasets/drop-outliers-string", lambda f: chinplan.datasets.chinchilla(drop_outliers="no"), r"drop_outliers")
 
 # --- fit: input validation only (sampling is blocked) ---------------------------------------
+section("`fit` (input validation only; sampling is blocked in the test)")
 raises("fit/nan-in-runs", lambda f: _fit(_runs_with("loss", np.nan)), r"column 'loss', row 3: .* is not finite")
 raises("fit/missing-runs-file", lambda f: _fit(f.path("nope.csv")), r"runs file '.*nope\.csv' does not exist")
 raises("fit/num-draws-zero", lambda f: _fit(num_draws=0), r"num_draws must be an integer >= 1, got 0")
@@ -285,6 +306,7 @@ raises("fit/target-accept-nan", lambda f: _fit(target_accept_prob=float("nan")),
 raises("fit/chain-method-unknown", lambda f: _fit(chain_method="threads"), r"chain_method")
 
 # --- Posterior.load -----------------------------------------------------------------------
+section("`Posterior.load`")
 raises("Posterior.load/missing-file", lambda f: chinplan.Posterior.load(f.path("missing.nc")),
        r"posterior file '.*missing\.nc' does not exist")
 raises("Posterior.load/empty-file", lambda f: chinplan.Posterior.load(f.posterior("empty")),
@@ -303,39 +325,44 @@ raises("Posterior.load/none", lambda f: chinplan.Posterior.load(None), r"posteri
 raises("Posterior.load/nan-draws", lambda f: chinplan.Posterior.load(f.posterior("nan_alpha")), r"alpha")
 
 # --- law and optima: concrete bad values raise; traced ones keep IEEE semantics ------------------
+section("Law and optima: concrete values raise, traced values keep IEEE results")
 _POS = r" must be finite and > 0 \(valid range \(0, inf\)\), got "
 _BELOW_E = r"target_loss must exceed the irreducible loss E \(valid range \(E, inf\), E = 1\.69337\), got "
 raises("loss/nan-n", lambda f: chinplan.loss(H, np.nan, 1e10), r"\bn" + _POS + "nan")
-flags("loss/nan-n-traced", lambda f: jax.jit(chinplan.loss)(H, np.nan, 1e10), is_nan)
+flags("loss/nan-n-traced", lambda f: jax.jit(chinplan.loss)(H, np.nan, 1e10), is_nan, says="under `jax.jit`: NaN (IEEE)")
 raises("loss/negative-n", lambda f: chinplan.loss(H, -1e9, 1e10), r"\bn" + _POS + r"-1000000000\.0")
-flags("loss/negative-n-traced", lambda f: jax.jit(chinplan.loss)(H, -1e9, 1e10), is_nan)
+flags("loss/negative-n-traced", lambda f: jax.jit(chinplan.loss)(H, -1e9, 1e10), is_nan, says="under `jax.jit`: NaN (IEEE: log of a negative count)")
 raises("loss/zero-d", lambda f: chinplan.loss(H, 1e9, 0.0), r"\bd" + _POS + r"0\.0")
-flags("loss/zero-d-traced", lambda f: jax.jit(chinplan.loss)(H, 1e9, 0.0), is_posinf)
-flags("loss/empty", lambda f: chinplan.loss(H, np.ones(0), 1e10), lambda r: np.shape(r) == (0,))
+flags("loss/zero-d-traced", lambda f: jax.jit(chinplan.loss)(H, 1e9, 0.0), is_posinf, says="under `jax.jit`: +inf (B / 0^beta)")
+flags("loss/empty", lambda f: chinplan.loss(H, np.ones(0), 1e10), lambda r: np.shape(r) == (0,),
+      says="an empty array, shape (0,) (broadcasting rules)")
 raises("loss/mismatched-shapes", lambda f: chinplan.loss(H, np.ones(3), np.ones(2)), r"Incompatible shapes for broadcasting")
 raises("loss/string", lambda f: chinplan.loss(H, "1e9", 1e10), r"n must be a real number or an array of real numbers, got '1e9'")
 raises("loss/complex", lambda f: chinplan.loss(H, 1e9 + 1j, 1e10), r"complex", (TypeError, ValueError))
 raises("compute_optimal/nan", lambda f: chinplan.compute_optimal(H, np.nan), r"compute" + _POS + "nan")
-flags("compute_optimal/nan-traced", lambda f: jax.jit(chinplan.compute_optimal)(H, np.nan), is_nan)
+flags("compute_optimal/nan-traced", lambda f: jax.jit(chinplan.compute_optimal)(H, np.nan), is_nan, says="under `jax.jit`: n, d, loss all NaN")
 raises("compute_optimal/negative", lambda f: chinplan.compute_optimal(H, -1e22), r"compute" + _POS + r"-1e\+22")
-flags("compute_optimal/negative-traced", lambda f: jax.jit(chinplan.compute_optimal)(H, -1e22), is_nan)
+flags("compute_optimal/negative-traced", lambda f: jax.jit(chinplan.compute_optimal)(H, -1e22), is_nan, says="under `jax.jit`: n, d, loss all NaN (IEEE)")
 raises("compute_optimal/zero", lambda f: chinplan.compute_optimal(H, 0.0), r"compute" + _POS + r"0\.0")
 flags("compute_optimal/zero-traced", lambda f: jax.jit(chinplan.compute_optimal)(H, 0.0),
-      lambda a: float(a.n) == 0.0 and float(a.d) == 0.0 and is_posinf(a.loss))
+      lambda a: float(a.n) == 0.0 and float(a.d) == 0.0 and is_posinf(a.loss), says="under `jax.jit`: n = d = 0, loss = +inf (the limit)")
 flags("compute_optimal/tiny-budget", lambda f: chinplan.compute_optimal(H, 1.0),
-      lambda a: 0 < float(a.n) < 1 and 0 < float(a.d) < 1 and np.isfinite(float(a.loss)))
+      lambda a: 0 < float(a.n) < 1 and 0 < float(a.d) < 1 and np.isfinite(float(a.loss)),
+      says="n ≈ 0.57 < 1 parameter, d ≈ 0.29 < 1 token, finite loss: mathematically fine for the pure law (the decision layer rejects it: see regret_compute rows)")
 raises("compute_optimal/inf", lambda f: chinplan.compute_optimal(H, np.inf), r"compute" + _POS + "inf")
 flags("compute_optimal/inf-traced", lambda f: jax.jit(chinplan.compute_optimal)(H, np.inf),
-      lambda a: is_posinf((a.n, a.d)) and np.isclose(float(a.loss), float(H.E), rtol=1e-6))
+      lambda a: is_posinf((a.n, a.d)) and np.isclose(float(a.loss), float(H.E), rtol=1e-6), says="under `jax.jit`: n = d = +inf, loss = E (the limit)")
 raises("optimal_for_loss/below-E", lambda f: chinplan.optimal_for_loss(H, 1.0), _BELOW_E + r"1\.0")
-flags("optimal_for_loss/below-E-traced", lambda f: jax.jit(chinplan.optimal_for_loss)(H, 1.0), _unreachable_plan)
+flags("optimal_for_loss/below-E-traced", lambda f: jax.jit(chinplan.optimal_for_loss)(H, 1.0), _unreachable_plan, says="under `jax.jit`: flagged: n = d = +inf, loss = E (unreachable; never NaN)")
 raises("optimal_for_loss/nan", lambda f: chinplan.optimal_for_loss(H, np.nan), r"target_loss must be finite \(valid range \(-inf, inf\)\), got nan")
-flags("optimal_for_loss/nan-traced", lambda f: jax.jit(chinplan.optimal_for_loss)(H, np.nan), lambda a: is_nan((a.n, a.d, a.loss)))
-flags("params_for_loss/below-floor", lambda f: chinplan.params_for_loss(H, 1e10, 1.7), is_posinf)
+flags("optimal_for_loss/nan-traced", lambda f: jax.jit(chinplan.optimal_for_loss)(H, np.nan), lambda a: is_nan((a.n, a.d, a.loss)), says="under `jax.jit`: n, d, loss NaN (NaN in, NaN out)")
+flags("params_for_loss/below-floor", lambda f: chinplan.params_for_loss(H, 1e10, 1.7), is_posinf,
+      says="flagged: +inf (no N reaches the target with these tokens)")
 raises("params_for_loss/nan-tokens", lambda f: chinplan.params_for_loss(H, np.nan, 2.5), r"\bd" + _POS + "nan")
-flags("params_for_loss/nan-tokens-traced", lambda f: jax.jit(chinplan.params_for_loss)(H, np.nan, 2.5), is_nan)
+flags("params_for_loss/nan-tokens-traced", lambda f: jax.jit(chinplan.params_for_loss)(H, np.nan, 2.5), is_nan, says="under `jax.jit`: NaN (NaN in, NaN out)")
 
 # --- engine ------------------------------------------------------------------------------
+section("Engine: `bands`, `expectation`, `probability`, `cvar`")
 _co = optima.compute_optimal
 raises("bands/nan-scenario", lambda f: chinplan.bands(_co, P, np.array([1e22, np.nan])),
        r"scenario_args\[0\] contains NaN at 1 of 2 positions")
@@ -346,11 +373,14 @@ raises("bands/complex-scenario", lambda f: chinplan.bands(_co, P, np.array([1e22
 raises("bands/mismatched-shapes", lambda f: chinplan.bands(law.loss, P, np.ones((2, 3)), np.ones(2)),
        r"scenario arguments do not broadcast to a common shape \(scenario_args\[0\]: \(2, 3\), scenario_args\[1\]: \(2,\)\)")
 raises("bands/empty-scenario", lambda f: chinplan.bands(_co, P, np.ones(0)), r"scenario arguments broadcast to an empty shape \(0,\)")
-flags("bands/negative-budget", lambda f: chinplan.bands(_co, P, -1e22), _nan_fraction(1.0, "n"))
+flags("bands/negative-budget", lambda f: chinplan.bands(_co, P, -1e22), _nan_fraction(1.0, "n"),
+      says="flagged: quantiles NaN and `Bands.nan_fraction.n == 1.0`")
 flags("bands/zero-budget", lambda f: chinplan.bands(_co, P, 0.0),
-      lambda b: float(np.max(b.values.n)) == 0.0 and is_posinf(b.values.loss) and float(b.nan_fraction.loss) == 0)
+      lambda b: float(np.max(b.values.n)) == 0.0 and is_posinf(b.values.loss) and float(b.nan_fraction.loss) == 0,
+      says="n = 0, loss = +inf in every quantile; nan_fraction 0 (IEEE limits, no NaN)")
 flags("bands/inf-budget", lambda f: chinplan.bands(_co, P, np.inf),
-      lambda b: is_posinf(b.values.n) and np.all(np.isfinite(b.values.loss)) and float(b.nan_fraction.n) == 0)
+      lambda b: is_posinf(b.values.n) and np.all(np.isfinite(b.values.loss)) and float(b.nan_fraction.n) == 0,
+      says="n = +inf, loss = E quantiles (finite); nan_fraction 0")
 raises("bands/single-law-params", lambda f: chinplan.bands(_co, H, 1e22), r"params leaf \.E is a scalar; params needs a leading draw axis")
 raises("bands/zero-draws", lambda f: chinplan.bands(_co, LawParams(*(np.ones(0),) * 5), 1e22), r"params has zero draws")
 raises("bands/mismatched-draws", lambda f: chinplan.bands(_co, P._replace(E=P.E[:3]), 1e22),
@@ -358,11 +388,14 @@ raises("bands/mismatched-draws", lambda f: chinplan.bands(_co, P._replace(E=P.E[
 raises("bands/string-params", lambda f: chinplan.bands(_co, P._replace(E=np.array(["a"] * _DRAWS)), 1e22), r"params",
        ValueError)
 flags("bands/nan-draw", lambda f: chinplan.bands(_co, P._replace(E=P.E.copy() * np.r_[np.nan, np.ones(_DRAWS - 1)]), 1e22),
-      _nan_fraction(1 / _DRAWS))
+      _nan_fraction(1 / _DRAWS),
+      says="flagged: `nan_fraction.loss == 1/64`, loss quantiles NaN (nan_policy='propagate')")
 flags("bands/nan-draw-omit", lambda f: chinplan.bands(_co, P._replace(E=P.E.copy() * np.r_[np.nan, np.ones(_DRAWS - 1)]), 1e22,
-                                                      nan_policy="omit"), _nan_fraction(1 / _DRAWS, omit=True))
+                                                      nan_policy="omit"), _nan_fraction(1 / _DRAWS, omit=True),
+      says="flagged: `nan_fraction.loss == 1/64`, loss quantiles over the 63 finite draws")
 flags("expectation/nan-draw", lambda f: chinplan.expectation(_co, P._replace(E=P.E.copy() * np.r_[np.nan, np.ones(_DRAWS - 1)]),
-                                                             1e22), lambda a: is_nan(a.loss) and np.isfinite(float(a.n)))
+                                                             1e22), lambda a: is_nan(a.loss) and np.isfinite(float(a.n)),
+      says="loss mean NaN (documented: a NaN draw makes the mean NaN); n mean finite")
 raises("bands/q-above-1", lambda f: chinplan.bands(_co, P, 1e22, q=[0.5, 1.5]), r"q must lie in \[0, 1\], got \[0\.5, 1\.5\]")
 raises("bands/q-negative", lambda f: chinplan.bands(_co, P, 1e22, q=-0.1), r"q must lie in \[0, 1\], got \[-0\.1\]")
 raises("bands/q-nan", lambda f: chinplan.bands(_co, P, 1e22, q=np.nan), r"q must lie in \[0, 1\], got \[nan\]")
@@ -387,6 +420,7 @@ raises("cvar/chunk-zero", lambda f: chinplan.cvar(_co, P, 1e22, chunk_size=0), r
 raises("cvar/level-string", lambda f: chinplan.cvar(_co, P, 1e22, level="high"), r"\blevel\b")
 
 # --- decide ------------------------------------------------------------------------------
+section("Decisions (`chinplan.decide`)")
 raises("prob_target/nan-n", lambda f: chinplan.prob_target(P, [1e9, np.nan], [1e11, 1e11], 2.5),
        r"n must be finite and > 0 \(valid range \(0, inf\)\), got .*nan.* at 1 of 2 positions")
 raises("prob_target/inf-d", lambda f: chinplan.prob_target(P, 1e9, np.inf, 2.5), r"d must be finite and > 0 .*got .*inf")
@@ -408,7 +442,8 @@ raises("prob_target/zero-unique-tokens", lambda f: chinplan.prob_target(P, 1e9, 
 raises("prob_target/target-below-every-E", lambda f: chinplan.prob_target(P, 1e9, 1e11, E_MIN - 0.01),
        r"target_loss must exceed the irreducible loss E of at least one posterior draw \(min E = [\d.]+\)")
 flags("prob_target/target-below-some-E", lambda f: (chinplan.prob_target(P, 1e12, 1e14, E_MID),
-                                                    decide.unreachable_fraction(P, E_MID)), _split_draws)
+                                                    decide.unreachable_fraction(P, E_MID)), _split_draws,
+      says="flagged: a finite probability (those draws count as misses) and `decide.unreachable_fraction` strictly between 0 and 1")
 raises("prob_target/params-nan-draw", lambda f: chinplan.prob_target(P._replace(E=P.E * np.r_[np.nan, np.ones(_DRAWS - 1)]), 1e9, 1e11, 2.5),
        r"params\.E must be finite and > 0 in every draw .* in 1 of 64 draws")
 raises("prob_target/params-negative-alpha", lambda f: chinplan.prob_target(P._replace(alpha=-P.alpha), 1e9, 1e11, 2.5),
@@ -419,9 +454,11 @@ raises("prob_target/params-single-law", lambda f: chinplan.prob_target(H, 1e9, 1
        r"params must have one leading draw axis, got E of shape \(\)")
 raises("smallest_model/target-below-every-E", lambda f: chinplan.smallest_model(P, [2.5, E_MIN], 1e12),
        r"target_loss must exceed the irreducible loss E")
-flags("smallest_model/target-below-some-E", lambda f: chinplan.smallest_model(P, E_MID + 0.01, 1e14, p=0.9), is_posinf)
+flags("smallest_model/target-below-some-E", lambda f: chinplan.smallest_model(P, E_MID + 0.01, 1e14, p=0.9), is_posinf,
+      says="flagged: +inf (fewer than p·n draws can reach it), never NaN")
 flags("params_for_loss-bands/target-below-some-floors", lambda f: chinplan.bands(decide.params_for_loss, P, 1e15, E_MID + 0.02),
-      _inf_band_never_nan)
+      _inf_band_never_nan,
+      says="flagged: upper quantile +inf, lower quantile finite, no NaN, nan_fraction 0")
 raises("smallest_model/p-zero", lambda f: chinplan.smallest_model(P, 2.5, 1e12, p=0), r"p must lie in \(0, 1\], got 0\.0")
 raises("smallest_model/p-above-1", lambda f: chinplan.smallest_model(P, 2.5, 1e12, p=1.5), r"p must lie in \(0, 1\], got 1\.5")
 raises("smallest_model/p-nan", lambda f: chinplan.smallest_model(P, 2.5, 1e12, p=np.nan), r"p must lie in \(0, 1\], got nan")
@@ -431,8 +468,10 @@ raises("smallest_model/tokens-nan", lambda f: chinplan.smallest_model(P, 2.5, np
 raises("target_cost_bands/target-below-every-E", lambda f: chinplan.target_cost_bands(P, 1.0, DEP),
        r"target_loss must exceed the irreducible loss E")
 raises("target_cost_bands/2d-target", lambda f: chinplan.target_cost_bands(P, [[2.5]], DEP), r"target_loss must be a scalar or 1-D")
-flags("target_cost_bands/target-below-some-E", lambda f: chinplan.target_cost_bands(P, [E_MID, 2.5], DEP), _cost_band_never_nan)
-flags("unreachable_fraction/target-below-every-E", lambda f: decide.unreachable_fraction(P, 1.0), lambda r: float(r) == 1.0)
+flags("target_cost_bands/target-below-some-E", lambda f: chinplan.target_cost_bands(P, [E_MID, 2.5], DEP), _cost_band_never_nan,
+      says="flagged: upper dollars quantile +inf for the split target, no NaN anywhere; the reachable target is finite")
+flags("unreachable_fraction/target-below-every-E", lambda f: decide.unreachable_fraction(P, 1.0), lambda r: float(r) == 1.0,
+      says="1.0 (allowed here: this is the counter)")
 raises("regret_compute/negative", lambda f: chinplan.regret_compute(P, -1e22), r"compute must be finite and > 0")
 raises("regret_compute/nan", lambda f: chinplan.regret_compute(P, [1e22, np.nan]), r"compute must be finite and > 0")
 raises("regret_compute/too-small-for-one-parameter", lambda f: chinplan.regret_compute(P, 1.0),
@@ -472,9 +511,11 @@ raises("chance_constrained/2d-grid", lambda f: chinplan.chance_constrained(P, [[
 raises("chance_constrained/target-below-every-E", lambda f: chinplan.chance_constrained(P, [1e9], [1e11], 1.0),
        r"target_loss must exceed the irreducible loss E")
 flags("chance_constrained/no-feasible-design", lambda f: chinplan.chance_constrained(P, [1e6, 1e7], [1e8, 1e9], 2.5, deployment=DEP)[0],
-      lambda choice: choice["found"] is False and math.isnan(choice["n"]))
+      lambda choice: choice["found"] is False and math.isnan(choice["n"]),
+      says="flagged: `choice.found is False` (n, d, ... NaN by design, with the flag)")
 
 # --- costs -------------------------------------------------------------------------------
+section("Costs: `Deployment`, `sample_deployment`, `tco`, optima, hardware")
 _vd = costs.validate_deployment
 raises("Deployment/negative-queries", lambda f: _vd(DEP._replace(queries=-1.0)), r"deployment\.queries must be finite and >= 0 \(valid range \[0, inf\)\), got -1\.0")
 raises("Deployment/nan-price", lambda f: _vd(DEP._replace(price=np.nan)), r"deployment\.price must be finite and >= 0 \(valid range \[0, inf\)\), got nan")
@@ -517,10 +558,10 @@ raises("tco/unsampled-distribution", lambda f: chinplan.tco(1e9, 1e11, RANDOM_DE
        r"deployment\.queries is a LogNormal distribution; sample it first")
 raises("tco/deployment-dict", lambda f: chinplan.tco(1e9, 1e11, {"queries": 1e9}), r"deployment must be a chinplan\.costs\.Deployment, got dict")
 raises("tco/nan-n", lambda f: chinplan.tco(np.nan, 1e11, DEP), r"\bn" + _POS + "nan")
-flags("tco/nan-n-traced", lambda f: jax.jit(chinplan.tco)(np.nan, 1e11, DEP).dollars, is_nan)
+flags("tco/nan-n-traced", lambda f: jax.jit(chinplan.tco)(np.nan, 1e11, DEP).dollars, is_nan, says="under `jax.jit`: dollars NaN")
 raises("tco/zero-mfu", lambda f: chinplan.tco(1e9, 1e11, DEP._replace(mfu_train=0.0)),
        r"deployment\.mfu_train must be finite, > 0 and <= 1 \(valid range \(0, 1\]\), got 0\.0")
-flags("tco/zero-mfu-traced", lambda f: jax.jit(chinplan.tco)(1e9, 1e11, DEP._replace(mfu_train=0.0)).dollars, is_posinf)
+flags("tco/zero-mfu-traced", lambda f: jax.jit(chinplan.tco)(1e9, 1e11, DEP._replace(mfu_train=0.0)).dollars, is_posinf, says="under `jax.jit`: dollars +inf (a zero MFU never finishes)")
 raises("cost_optimal/unsampled-distribution", lambda f: chinplan.cost_optimal(H, 2.5, RANDOM_DEP), r"deployment\.queries is a LogNormal distribution")
 raises("cost_optimal/nan-target", lambda f: chinplan.cost_optimal(H, np.nan, DEP), r"target_loss must be finite")
 raises("inference_optimal/negative-tokens", lambda f: chinplan.inference_optimal(H, 2.5, -1.0),
@@ -532,9 +573,9 @@ raises("inference_optimal/bool-tokens", lambda f: chinplan.inference_optimal(H, 
 raises("inference_optimal/complex-tokens", lambda f: chinplan.inference_optimal(H, 2.5, 1e12 + 1j), r"inference_tokens must be a real number .*complex")
 raises("inference_optimal/nan-target", lambda f: chinplan.inference_optimal(H, np.nan, 1e12), r"target_loss must be finite \(valid range \(-inf, inf\)\), got nan")
 raises("inference_optimal/target-below-E", lambda f: chinplan.inference_optimal(H, 1.0, 1e12), _BELOW_E + r"1\.0")
-flags("inference_optimal/target-below-E-traced", lambda f: jax.jit(chinplan.inference_optimal)(H, 1.0, 1e12), _unreachable_plan)
+flags("inference_optimal/target-below-E-traced", lambda f: jax.jit(chinplan.inference_optimal)(H, 1.0, 1e12), _unreachable_plan, says="under `jax.jit`: flagged: n = d = +inf, loss = E (unreachable; never NaN)")
 raises("inference_optimal/negative-target", lambda f: chinplan.inference_optimal(H, -1.0, 1e12), _BELOW_E + r"-1\.0")
-flags("inference_optimal/negative-target-traced", lambda f: jax.jit(chinplan.inference_optimal)(H, -1.0, 1e12), _unreachable_plan)
+flags("inference_optimal/negative-target-traced", lambda f: jax.jit(chinplan.inference_optimal)(H, -1.0, 1e12), _unreachable_plan, says="under `jax.jit`: flagged: n = d = +inf, loss = E (unreachable; never NaN)")
 raises("data_constrained_optimal/zero-iters", lambda f: chinplan.data_constrained_optimal(H, 1e22, 1e10, iters=0), r"iters must be an integer >= 1, got 0")
 raises("data_constrained_optimal/zero-width", lambda f: chinplan.data_constrained_optimal(H, 1e22, 1e10, width=0.0), r"width must be a finite number > 0, got 0\.0")
 raises("HARDWARE/unknown-name", lambda f: chinplan.HARDWARE["tpu-v5"], r"unknown hardware 'tpu-v5'; choose from a100, h100, h100-sxm, h200")
@@ -543,6 +584,7 @@ raises("Hardware.peak/unknown-precision", lambda f: chinplan.H100_SXM.peak("fp4"
 raises("Hardware.peak/unsupported-precision", lambda f: chinplan.A100.peak("fp8"), r"precision 'fp8' is not supported by this hardware")
 
 # --- huber -------------------------------------------------------------------------------
+section("Huber fit: `huber_fit`, `huber_bootstrap`")
 _hf = chinplan.huber_fit
 raises("huber_fit/nan-n", lambda f: _hf(np.r_[_HN[:9], np.nan], _HD, _HL, **_HKW), r"n must be finite and > 0 \(valid range \(0, inf\)\), got nan at 1 of 10 positions")
 raises("huber_fit/inf-d", lambda f: _hf(_HN, np.r_[_HD[:9], np.inf], _HL, **_HKW), r"d must be finite and > 0 \(valid range \(0, inf\)\), got inf")
@@ -586,6 +628,7 @@ raises("huber_bootstrap/quantile-above-1", lambda f: chinplan.huber_bootstrap(_H
        r"quantiles")
 
 # --- arch --------------------------------------------------------------------------------
+section("Architecture (`chinplan.arch`)")
 _tp = chinplan.transformer_params
 raises("transformer_params/zero-layers", lambda f: _tp(SHAPE._replace(n_layers=0)), r"n_layers must be an integer >= 1, got 0")
 raises("transformer_params/bool-layers", lambda f: _tp(SHAPE._replace(n_layers=True)), r"n_layers must be an integer >= 1, got True")
@@ -601,7 +644,8 @@ for _bad_id, _bad in [("nan", np.nan), ("inf", np.inf), ("zero", 0), ("negative"
                       ("array", np.array([7e9, 8e9]))]:
     raises(f"shape_for_params/{_bad_id}", lambda f, _b=_bad: chinplan.shape_for_params(_b), r"n_params must be a finite number > 0, got ")
 raises("shape_for_params/numeric-string", lambda f: chinplan.shape_for_params("7e9"), r"n_params must be a finite number > 0")
-flags("shape_for_params/below-smallest-shape", lambda f: chinplan.shape_for_params(0.5), lambda fit: fit.rel_error > 1.0)
+flags("shape_for_params/below-smallest-shape", lambda f: chinplan.shape_for_params(0.5), lambda fit: fit.rel_error > 1.0,
+      says="flagged: the smallest shape with `rel_error` > 1 (documented)")
 raises("shape_for_params/zero-aspect-ratio", lambda f: chinplan.shape_for_params(7e9, aspect_ratio=0), r"aspect_ratio must be a finite number > 0, got 0")
 raises("shape_for_params/zero-head-dim", lambda f: chinplan.shape_for_params(7e9, head_dim=0), r"head_dim must be an integer >= 1, got 0")
 raises("training_memory_bytes/unknown-precision", lambda f: chinplan.training_memory_bytes(7e9, precision="fp4"), r"precision must be one of .* got 'fp4'")
@@ -611,6 +655,125 @@ raises("weight_memory_bytes/unknown-precision", lambda f: arch.weight_memory_byt
 raises("lora_params/zero-rank", lambda f: chinplan.lora_params(SHAPE, 0), r"rank must be an integer >= 1, got 0")
 raises("lora_params/unknown-target", lambda f: chinplan.lora_params(SHAPE, 8, targets=["qkv"]), r"targets must be among .* got 'qkv'")
 raises("lora_params/zero-width-pair", lambda f: chinplan.lora_params([(0, 10)], 8), r"d_in must be an integer >= 1, got 0")
+
+
+# --- every public function of law, optima, costs and arch: one bad argument at a time --------
+section("Every public function of law, optima, costs and arch: one bad argument at a time")
+
+#: Each checked function with good arguments: (doc name, function, takes a law first,
+#: [(argument, kind, good value)]); the law argument's name in messages is ``params``
+#: (``point`` for smallest_budget).
+CHECKED = [
+    ("chinplan.loss", chinplan.loss, "params", [("n", "positive", 1e9), ("d", "positive", 1e11)]),
+    ("chinplan.log_loss", chinplan.log_loss, "params", [("log_n", "finite", 20.0), ("log_d", "finite", 25.0)]),
+    ("law.loss_log", law.loss_log, "params", [("log_n", "finite", 20.0), ("log_d", "finite", 25.0)]),
+    ("chinplan.effective_data", chinplan.effective_data, None, [("d", "positive", 1e11), ("unique_tokens", "positive", 1e10)]),
+    ("chinplan.effective_params", chinplan.effective_params, "params", [("n", "positive", 1e9), ("unique_tokens", "positive", 1e10)]),
+    ("chinplan.training_flops", chinplan.training_flops, None, [("n", "positive", 1e9), ("d", "positive", 1e11)]),
+    ("law.log_training_flops", law.log_training_flops, None, [("n", "positive", 1e9), ("d", "positive", 1e11)]),
+    ("chinplan.compute_optimal", chinplan.compute_optimal, "params", [("compute", "positive", 1e22)]),
+    ("optima.compute_optimal_log", optima.compute_optimal_log, "params", [("log_compute", "finite", 50.0)]),
+    ("chinplan.tokens_per_parameter", chinplan.tokens_per_parameter, "params", [("compute", "positive", 1e22)]),
+    ("chinplan.optimal_for_loss", chinplan.optimal_for_loss, "params", [("target_loss", "target", 2.5)]),
+    ("chinplan.params_for_loss", chinplan.params_for_loss, "params", [("d", "positive", 1e11), ("target_loss", "target", 2.5)]),
+    ("chinplan.inference_optimal", chinplan.inference_optimal, "params",
+     [("target_loss", "target", 2.5), ("inference_tokens", "nonnegative", 1e12)]),
+    ("chinplan.cost_optimal", chinplan.cost_optimal, "params", [("target_loss", "target", 2.5), ("deployment", "deployment", DEP)]),
+    ("chinplan.data_constrained_optimal", chinplan.data_constrained_optimal, "params",
+     [("compute", "positive", 1e22), ("unique_tokens", "positive", 1e10)]),
+    ("chinplan.smallest_budget", chinplan.smallest_budget, "point", []),
+    ("chinplan.tco", chinplan.tco, None, [("n", "positive", 1e9), ("d", "positive", 1e11), ("deployment", "deployment", DEP)]),
+    ("costs.log_dollars", costs.log_dollars, None, [("n", "positive", 1e9), ("d", "positive", 1e11), ("deployment", "deployment", DEP)]),
+    ("chinplan.weighted_inference_tokens", chinplan.weighted_inference_tokens, None, [("deployment", "deployment", DEP)]),
+    ("costs.lifetime_tokens", costs.lifetime_tokens, None,
+     [("queries", "nonnegative", 1e9), ("input_tokens", "nonnegative", 500.0), ("output_tokens", "nonnegative", 100.0)]),
+    ("costs.inference_flops", costs.inference_flops, None, [("n", "positive", 1e9), ("tokens", "nonnegative", 1e12)]),
+    ("costs.log_inference_flops", costs.log_inference_flops, None, [("n", "positive", 1e9), ("tokens", "nonnegative", 1e12)]),
+    ("costs.pflops_days", costs.pflops_days, None, [("flops", "nonnegative", 1e22)]),
+    ("costs.gpu_hours", costs.gpu_hours, None,
+     [("flops", "nonnegative", 1e22), ("peak_flops", "positive", 1e15), ("mfu", "fraction", 0.4)]),
+    ("chinplan.training_memory_bytes", chinplan.training_memory_bytes, None, [("n_params", "number", 7e9)]),
+    ("arch.weight_memory_bytes", arch.weight_memory_bytes, None, [("n_params", "number", 7e9)]),
+    ("chinplan.shape_for_params", chinplan.shape_for_params, None, [("n_params", "number", 7e9)]),
+    ("chinplan.lora_params", lambda rank: chinplan.lora_params(SHAPE, rank), None, [("rank", "integer", 8)]),
+]
+_E = float(H.E)
+_NUM = {math.nan: "np.nan", math.inf: "np.inf", -math.inf: "-np.inf"}
+#: kind -> [(label, bad value, regex of the message after the argument's name)]
+BAD_VALUES = {
+    "positive": [("nan", math.nan, r" must be finite and > 0 \(valid range \(0, inf\)\), got nan"),
+                 ("inf", math.inf, r" must be finite and > 0 \(valid range \(0, inf\)\), got inf"),
+                 ("negative", -1.0, r" must be finite and > 0 \(valid range \(0, inf\)\), got -1\.0"),
+                 ("zero", 0.0, r" must be finite and > 0 \(valid range \(0, inf\)\), got 0\.0")],
+    "nonnegative": [("nan", math.nan, r" must be finite and >= 0 \(valid range \[0, inf\)\), got nan"),
+                    ("inf", math.inf, r" must be finite and >= 0 \(valid range \[0, inf\)\), got inf"),
+                    ("negative", -1.0, r" must be finite and >= 0 \(valid range \[0, inf\)\), got -1\.0")],
+    "finite": [("nan", math.nan, r" must be finite \(valid range \(-inf, inf\)\), got nan"),
+               ("inf", math.inf, r" must be finite \(valid range \(-inf, inf\)\), got inf"),
+               ("-inf", -math.inf, r" must be finite \(valid range \(-inf, inf\)\), got -inf")],
+    "target": [("nan", math.nan, r" must be finite \(valid range \(-inf, inf\)\), got nan"),
+               ("inf", math.inf, r" must be finite \(valid range \(-inf, inf\)\), got inf"),
+               ("at-E", _E, r" must exceed the irreducible loss E \(valid range \(E, inf\), E = 1\.69337\), got " + re.escape(repr(_E))),
+               ("below-E", 1.0, r" must exceed the irreducible loss E \(valid range \(E, inf\), E = 1\.69337\), got 1\.0")],
+    "fraction": [("nan", math.nan, r" must be finite, > 0 and <= 1 \(valid range \(0, 1\]\), got nan"),
+                 ("zero", 0.0, r" must be finite, > 0 and <= 1 \(valid range \(0, 1\]\), got 0\.0"),
+                 ("above-1", 1.5, r" must be finite, > 0 and <= 1 \(valid range \(0, 1\]\), got 1\.5")],
+    "number": [("nan", math.nan, r" must be a finite number > 0, got nan"),
+               ("inf", math.inf, r" must be a finite number > 0, got inf"),
+               ("negative", -1.0, r" must be a finite number > 0, got -1\.0"),
+               ("zero", 0.0, r" must be a finite number > 0, got 0\.0")],
+    "integer": [("zero", 0, r" must be an integer >= 1, got 0"),
+                ("float", 2.5, r" must be an integer >= 1, got 2\.5"),
+                ("bool", True, r" must be an integer >= 1, got True")],
+}
+#: Bad deployments: (label, text, value, regex of the whole message).
+BAD_DEPLOYMENTS = [
+    ("negative-queries", "DEP._replace(queries=-1.0)", DEP._replace(queries=-1.0),
+     r"deployment\.queries must be finite and >= 0 \(valid range \[0, inf\)\), got -1\.0"),
+    ("zero-mfu", "DEP._replace(mfu_train=0.0)", DEP._replace(mfu_train=0.0),
+     r"deployment\.mfu_train must be finite, > 0 and <= 1 \(valid range \(0, 1\]\), got 0\.0"),
+    ("nan-price", "DEP._replace(price=np.nan)", DEP._replace(price=math.nan),
+     r"deployment\.price must be finite and >= 0 \(valid range \[0, inf\)\), got nan"),
+]
+#: Laws with one constant out of its domain (every constant must be finite and > 0).
+BAD_LAWS = [
+    ("negative-alpha", "alpha=-0.34", "alpha", H._replace(alpha=-0.34), r"-0\.34"),
+    ("zero-beta", "beta=0.0", "beta", H._replace(beta=0.0), r"0\.0"),
+    ("nan-E", "E=np.nan", "E", H._replace(E=math.nan), "nan"),
+    ("inf-A", "A=np.inf", "A", H._replace(A=math.inf), "inf"),
+    ("negative-B", "B=-410.7", "B", H._replace(B=-410.7), r"-410\.7"),
+]
+
+
+def _text(value) -> str:
+    return _NUM.get(value, repr(value)) if isinstance(value, float) else "DEP" if value is DEP else repr(value)
+
+
+def _checked_row(name, fn, law_name, args, row, bad_index=None, bad_value=None, bad_text=None, law_value=H, law_text="H", match=""):
+    values = [bad_value if i == bad_index else good for i, (_, _, good) in enumerate(args)]
+    texts = [bad_text if i == bad_index else _text(good) for i, (_, _, good) in enumerate(args)]
+    if law_name is not None:
+        values, texts = [law_value, *values], [law_text, *texts]
+    CALL_TEXT[row] = f"{name}({', '.join(texts)})"
+    raises(row, lambda f, v=tuple(values): fn(*v), match)
+
+
+for _name, _fn, _law, _args in CHECKED:
+    _short = _name.split(".")[-1]
+    for _i, (_arg, _kind, _good) in enumerate(_args):
+        if _kind == "deployment":
+            for _label, _dtext, _dep, _match in BAD_DEPLOYMENTS:
+                _checked_row(_name, _fn, _law, _args, f"{_short}/{_arg}={_label}", _i, _dep, _dtext, match=_match)
+            continue
+        for _label, _bad, _tail in BAD_VALUES[_kind]:
+            _checked_row(_name, _fn, _law, _args, f"{_short}/{_arg}={_label}", _i, _bad, _text(_bad),
+                         match=rf"\b{_arg}" + _tail)
+    if _law is not None:
+        for _label, _ltext, _field, _bad_law, _got in BAD_LAWS:
+            _checked_row(_name, _fn, _law, _args, f"{_short}/{_law}={_label}", law_value=_bad_law,
+                         law_text=f"H._replace({_ltext})",
+                         match=rf"{_law}\.{_field} must be finite and > 0 \(valid range \(0, inf\)\), got {_got}")
+
 
 
 # ----------------------------------------------------------------------------- the test
@@ -624,3 +787,49 @@ def test_bad_input(call, exc, match, check, files):
     else:
         result = call(files)
         assert check(result), f"not flagged as documented: {result!r}"
+
+
+# ----------------------------------------------------------------------------- tracers pass
+
+
+_TRACEABLE = [row for row in CHECKED if row[0].split(".")[-1] not in
+              ("smallest_budget", "training_memory_bytes", "weight_memory_bytes", "shape_for_params", "lora_params")]
+
+
+def _with(args, index, value):
+    return [value if i == index else good for i, (_, _, good) in enumerate(args)]
+
+
+@pytest.mark.parametrize("name, fn, law_name, args", _TRACEABLE, ids=[row[0] for row in _TRACEABLE])
+def test_checked_functions_jit_vmap_grad_with_tracers(name, fn, law_name, args):
+    """The checks skip tracers: the same functions jit, vmap and grad as before, and a bad value
+    under jit gives the IEEE result (NaN or inf) instead of an error."""
+    lead = (H,) if law_name is not None else ()
+    values = [good for _, _, good in args]
+    eager = fn(*lead, *values)
+    jitted = jax.jit(fn)(*lead, *values)
+    for e, j in zip(jax.tree.leaves(eager), jax.tree.leaves(jitted)):
+        np.testing.assert_allclose(np.asarray(j), np.asarray(e), rtol=2e-6)
+    numeric = [i for i, (_, kind, _) in enumerate(args) if kind not in ("deployment",)]
+    if not numeric:  # weighted_inference_tokens: map over a deployment field instead
+        out = jax.vmap(lambda q: fn(DEP._replace(queries=q)))(jnp.array([1e9, 2e9]))
+        assert np.asarray(out).shape == (2,)
+        return
+    i = numeric[0]
+    good = args[i][2]
+    batch = jnp.asarray([good, good * 1.25 if args[i][1] != "fraction" else 0.5])
+    out = jax.vmap(lambda x: fn(*lead, *_with(args, i, x)))(batch)
+    assert all(np.asarray(leaf).shape[:1] == (2,) for leaf in jax.tree.leaves(out))
+    first = lambda x: jnp.sum(jnp.asarray(jax.tree.leaves(fn(*lead, *_with(args, i, x)))[0], jnp.float32))  # noqa: E731
+    grad = jax.grad(first)(jnp.float32(good))
+    assert np.isfinite(float(grad))
+    if law_name is not None:  # a traced law checks nothing either
+        grad_law = jax.grad(lambda p: first_law(fn, p, values))(jax.tree.map(jnp.float32, H))
+        assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree.leaves(grad_law))
+    _, bad, _ = BAD_VALUES[args[i][1]][0]  # the first bad value of the kind: NaN (or 0 for integers)
+    result = jax.jit(lambda x: fn(*lead, *_with(args, i, x)))(jnp.float32(bad))
+    assert any(not np.all(np.isfinite(np.asarray(leaf))) for leaf in jax.tree.leaves(result))
+
+
+def first_law(fn, params, values):
+    return jnp.sum(jnp.asarray(jax.tree.leaves(fn(params, *values))[0], jnp.float32))
