@@ -105,18 +105,12 @@ def _budget_tokens(c, n):
 
 
 def _positive_grid(name: str, x: ArrayLike, *, min_points: int = 2) -> np.ndarray:
-    """A 1-D, strictly increasing host array of finite values > 0."""
-    try:
-        arr = np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a 1-D array of numbers, got {x!r}") from None
+    """A 1-D, strictly increasing host array of finite values > 0 (a grid, or contour levels)."""
+    arr = _checks.positive(name, x)
     if arr.ndim != 1 or arr.size < min_points:
         raise ValueError(f"{name} must be 1-D with at least {min_points} values, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr) & (arr > 0)):
-        bad = arr[~(np.isfinite(arr) & (arr > 0))][0]
-        raise ValueError(f"{name} must be finite and > 0 (valid range (0, inf)), got {bad!r}")
     if np.any(np.diff(arr) <= 0):
-        raise ValueError(f"{name} must be strictly increasing")
+        raise ValueError(f"{name} must be strictly increasing, got {arr.tolist()}")
     return arr
 
 
@@ -461,15 +455,7 @@ def _iso_flop_label_n(c: float, n_lo: float, n_hi: float, d_lo: float, d_hi: flo
 
 
 def _levels(name: str, levels: ArrayLike) -> np.ndarray:
-    try:
-        arr = np.atleast_1d(np.asarray(levels, dtype=np.float64))
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be an array of loss values, got {levels!r}") from None
-    if arr.ndim != 1 or arr.size == 0 or not np.all(np.isfinite(arr) & (arr > 0)):
-        raise ValueError(f"{name} must be a non-empty 1-D array of finite losses > 0, got {levels!r}")
-    if np.any(np.diff(arr) <= 0):
-        raise ValueError(f"{name} must be strictly increasing, got {levels!r}")
-    return arr
+    return _positive_grid(name, levels if np.ndim(levels) else [levels], min_points=1)
 
 
 def _auto_levels(values: np.ndarray) -> np.ndarray:
