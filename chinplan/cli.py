@@ -46,6 +46,7 @@ import math
 import os
 import sys
 
+from chinplan import __version__
 from chinplan.format import parse_design, parse_human
 
 __all__ = ["main"]
@@ -248,8 +249,6 @@ def _nuts_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from chinplan import __version__
-
     parser = _Parser(prog="chinplan", description="Bayesian Chinchilla scaling-law planning.")
     parser.add_argument("--version", action="version", version=f"chinplan {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)

@@ -440,3 +440,11 @@ def test_parser_choices_match_the_library():
     """The parser knows preset names without importing the library; they must agree with it."""
     assert sorted(cli.HARDWARE_NAMES) == sorted(costs.HARDWARE)
     assert tuple(cli.PRECISIONS) == tuple(sweep.PRECISIONS)
+
+
+def test_every_command_has_an_implementation():
+    """cli.py names the commands; _commands implements each as cmd_<name>(args) -> exit code."""
+    subparsers = next(a for a in cli._parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(subparsers.choices) == set(cli._COMMANDS)
+    for name in cli._COMMANDS:
+        assert callable(getattr(_commands, f"cmd_{name}"))
