@@ -17,7 +17,7 @@ import pytest
 import chinplan
 from chinplan import _commands, cli, costs, decide, format, sweep
 from chinplan.cli import main
-from test_sweep import BAD_SCENARIOS
+from test_sweep import BAD_SCENARIOS, SWEEP_TOML
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 DRAWS = "200"
@@ -196,24 +196,8 @@ def test_compare_table_and_plot(tmp_path, capsys):
 
 
 # --------------------------------------------------------------------------------------
-# sweep
+# sweep (SWEEP_TOML and BAD_SCENARIOS live in tests/test_sweep.py)
 # --------------------------------------------------------------------------------------
-
-SWEEP_TOML = """
-[sweep]
-quantiles = [0.05, 0.5, 0.95]
-outputs = ["n", "d", "loss", "dollars"]
-
-[grid]
-compute = {logspace = [20, 26, 7]}
-queries = {values = [0, "1B"]}
-
-[deployment]
-hardware = "h100"
-input_tokens = 400
-output_tokens = 100
-price = {lognormal = [2.0, 0.25]}
-"""
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".nc", ".csv"])
