@@ -1,4 +1,9 @@
-"""Bad input, everywhere (issue "Trust", item 5): one row per bad input of docs/BAD_INPUTS.md.
+"""Bad input, everywhere: one row per bad input of docs/BAD_INPUTS.md.
+
+The doc's table is written from these rows (``python tests/test_bad_inputs.py`` runs every
+row and rewrites it) and :func:`test_doc_lists_every_row` checks the two agree: the same rows
+in the same order and sections, each call as written here, each quoted message matching the
+row's regex, each flagged result described by the row's ``says``.
 
 Every row is a public call with one bad input and what it must get: a ``ValueError`` (or the
 named exception type) whose message matches a regex naming the argument, or a flagged result
@@ -7,10 +12,11 @@ predicate. Rows marked ``xfail(strict=True)`` are known gaps in files this chang
 touch; each reason says what is wrong and where, and the row turns into a pass (and the strict
 xfail into an error) when the gap is fixed.
 
-Pure per-point JAX functions (``chinplan.loss``, ``compute_optimal``, ``tco``, ...) cannot raise
-on traced values: called eagerly with NaN or a negative count they return NaN/inf by IEEE
-rules, and the engine/decision wrappers around them are where bad values are rejected. Both
-sides are rows here.
+Law, optima, costs and arch functions called with concrete bad values (NaN, inf, a negative
+or zero count, a target at or below E, a constant out of its domain) raise a ``ValueError``
+naming the argument, the value and the valid range. Under a caller's ``jit``/``vmap``/``grad``
+(tracers) they check nothing and return NaN/inf by IEEE rules: ``-traced`` rows and
+:func:`test_checked_functions_jit_vmap_grad_with_tracers` show it.
 
 ``fit`` rows never sample: ``chinplan.fit.sample_nuts`` is replaced by a function that fails
 with "fit started sampling", so a row whose input ``fit`` does not reject before sampling
@@ -57,6 +63,14 @@ DEP = Deployment(queries=1e9, input_tokens=400.0, output_tokens=100.0)
 RANDOM_DEP = DEP._replace(queries=LogNormal(1e9, 0.5))
 KEY = jax.random.key(0)
 SHAPE = arch.TransformerShape(2, 512, 8, 1000)
+
+
+def _num(value) -> str:
+    """A value as the doc writes it: np.nan, np.inf, -np.inf, else its repr."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "np.nan" if math.isnan(value) else "np.inf" if value > 0 else "-np.inf"
+    return repr(value)
+
 
 # Ten runs on the exact Hoffmann law: the Huber rows' data.
 _HN = 10 ** _RNG.uniform(7, 10, 10)
@@ -642,6 +656,7 @@ raises("transformer_params/string-flag", lambda f: _tp(SHAPE._replace(bias="yes"
 raises("transformer_params/tuple", lambda f: _tp((2, 512, 8, 1000)), r"shape must be a chinplan\.arch\.TransformerShape, got tuple")
 for _bad_id, _bad in [("nan", np.nan), ("inf", np.inf), ("zero", 0), ("negative", -7e9), ("bool", True), ("complex", 7e9 + 0j),
                       ("array", np.array([7e9, 8e9]))]:
+    CALL_TEXT[f"shape_for_params/{_bad_id}"] = f"chinplan.shape_for_params({_num(_bad)})"
     raises(f"shape_for_params/{_bad_id}", lambda f, _b=_bad: chinplan.shape_for_params(_b), r"n_params must be a finite number > 0, got ")
 raises("shape_for_params/numeric-string", lambda f: chinplan.shape_for_params("7e9"), r"n_params must be a finite number > 0")
 flags("shape_for_params/below-smallest-shape", lambda f: chinplan.shape_for_params(0.5), lambda fit: fit.rel_error > 1.0,
@@ -695,10 +710,9 @@ CHECKED = [
     ("chinplan.training_memory_bytes", chinplan.training_memory_bytes, None, [("n_params", "number", 7e9)]),
     ("arch.weight_memory_bytes", arch.weight_memory_bytes, None, [("n_params", "number", 7e9)]),
     ("chinplan.shape_for_params", chinplan.shape_for_params, None, [("n_params", "number", 7e9)]),
-    ("chinplan.lora_params", lambda rank: chinplan.lora_params(SHAPE, rank), None, [("rank", "integer", 8)]),
+    ("chinplan.lora_params", functools.partial(chinplan.lora_params, SHAPE), "SHAPE", [("rank", "integer", 8)]),
 ]
 _E = float(H.E)
-_NUM = {math.nan: "np.nan", math.inf: "np.inf", -math.inf: "-np.inf"}
 #: kind -> [(label, bad value, regex of the message after the argument's name)]
 BAD_VALUES = {
     "positive": [("nan", math.nan, r" must be finite and > 0 \(valid range \(0, inf\)\), got nan"),
@@ -746,13 +760,15 @@ BAD_LAWS = [
 
 
 def _text(value) -> str:
-    return _NUM.get(value, repr(value)) if isinstance(value, float) else "DEP" if value is DEP else repr(value)
+    return "DEP" if value is DEP else _num(value)
 
 
 def _checked_row(name, fn, law_name, args, row, bad_index=None, bad_value=None, bad_text=None, law_value=H, law_text="H", match=""):
     values = [bad_value if i == bad_index else good for i, (_, _, good) in enumerate(args)]
     texts = [bad_text if i == bad_index else _text(good) for i, (_, _, good) in enumerate(args)]
-    if law_name is not None:
+    if law_name == "SHAPE":  # a fixed first argument, not a law
+        texts = ["SHAPE", *texts]
+    elif law_name is not None:
         values, texts = [law_value, *values], [law_text, *texts]
     CALL_TEXT[row] = f"{name}({', '.join(texts)})"
     raises(row, lambda f, v=tuple(values): fn(*v), match)
@@ -768,7 +784,7 @@ for _name, _fn, _law, _args in CHECKED:
         for _label, _bad, _tail in BAD_VALUES[_kind]:
             _checked_row(_name, _fn, _law, _args, f"{_short}/{_arg}={_label}", _i, _bad, _text(_bad),
                          match=rf"\b{_arg}" + _tail)
-    if _law is not None:
+    if _law in ("params", "point"):
         for _label, _ltext, _field, _bad_law, _got in BAD_LAWS:
             _checked_row(_name, _fn, _law, _args, f"{_short}/{_law}={_label}", law_value=_bad_law,
                          law_text=f"H._replace({_ltext})",
@@ -833,3 +849,110 @@ def test_checked_functions_jit_vmap_grad_with_tracers(name, fn, law_name, args):
 
 def first_law(fn, params, values):
     return jnp.sum(jnp.asarray(jax.tree.leaves(fn(params, *values))[0], jnp.float32))
+
+
+# ----------------------------------------------------------------------------- the doc
+
+DOC = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "docs", "BAD_INPUTS.md")
+TABLE_START, TABLE_END = "## The table\n", "\n## Gaps found, and closed\n"
+_ROW_LINE = re.compile(r"^\| (\d+) \| (`+)(.*?)\2 \| `([^`]+)` \| (.*) \|$")
+
+
+def _row_calls() -> dict[str, str]:
+    """Row id -> the call's source text (the body of the row's ``lambda f: ...``)."""
+    import ast
+
+    with open(__file__, encoding="utf-8") as fh:
+        source = fh.read()
+    calls = dict(CALL_TEXT)
+    for node in ast.walk(ast.parse(source)):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("raises", "flags")
+                and len(node.args) >= 2 and isinstance(node.args[0], ast.Constant) and isinstance(node.args[1], ast.Lambda)):
+            segment = ast.get_source_segment(source, node.args[1].body)
+            calls.setdefault(node.args[0].value, " ".join(segment.split()))
+    return calls
+
+
+def _subclass_names(classes) -> set[str]:
+    names, todo = set(), list(classes)
+    while todo:
+        cls = todo.pop()
+        names.add(cls.__name__)
+        todo.extend(cls.__subclasses__())
+    return names
+
+
+def _code(text: str) -> str:
+    text = text.replace("|", "\\|")
+    ticks = "``" if "`" in text else "`"
+    return f"{ticks}{text}{ticks}"
+
+
+def _uncode(text: str) -> str:
+    return text.replace("\\|", "|")
+
+
+def _outcome(param, files) -> str:
+    """What the row's call gets, as the doc writes it."""
+    call, exc, match, check = param.values
+    if exc is None:
+        return SAYS[param.id]
+    try:
+        call(files)
+    except Exception as err:  # noqa: BLE001 - the row says which
+        message = " ".join(str(err).split()).replace(os.fspath(files.root), "<tmp>")
+        return f"{type(err).__name__}: {_code(message)}"
+    raise AssertionError(f"{param.id}: no exception")
+
+
+def write_doc() -> None:
+    """Runs every row and rewrites the table of docs/BAD_INPUTS.md from the results."""
+    import pathlib
+    import tempfile
+
+    files = Files(pathlib.Path(tempfile.mkdtemp()))
+    calls = _row_calls()
+    lines, current = [], None
+    for n, param in enumerate(ROWS, 1):
+        if SECTIONS[param.id] != current:
+            current = SECTIONS[param.id]
+            lines += ["", f"### {current}", "", "| # | Call (bad input) | Row | Gets |", "|---|---|---|---|"]
+        lines.append(f"| {n} | {_code(calls[param.id])} | `{param.id}` | {_outcome(param, files)} |")
+    with open(DOC, encoding="utf-8") as fh:
+        text = fh.read()
+    head, rest = text.split(TABLE_START)
+    tail = rest[rest.index(TABLE_END):]
+    intro = rest[: rest.index("\n###")].rstrip("\n") if "\n###" in rest else ""
+    with open(DOC, "w", encoding="utf-8") as fh:
+        fh.write(head + TABLE_START + intro + "\n" + "\n".join(lines) + "\n" + tail)
+
+
+def test_doc_lists_every_row():
+    """docs/BAD_INPUTS.md's table is this module's rows: same ids, order, sections and calls; each
+    quoted error matches the row's regex and exception type; each flagged result is the row's ``says``."""
+    with open(DOC, encoding="utf-8") as fh:
+        text = fh.read()
+    table = text.split(TABLE_START)[1].split(TABLE_END)[0]
+    sections = re.findall(r"^### (.*)$", table, re.M)
+    parsed = [_ROW_LINE.match(line) for line in table.splitlines() if line.startswith("| ") and not line.startswith("| #")]
+    assert all(parsed), "a table line does not parse"
+    assert [m.group(4) for m in parsed] == [p.id for p in ROWS], "rows differ: run python tests/test_bad_inputs.py"
+    assert [int(m.group(1)) for m in parsed] == list(range(1, len(ROWS) + 1))
+    assert sections == list(dict.fromkeys(SECTIONS[p.id] for p in ROWS))
+    calls = _row_calls()
+    for m, param in zip(parsed, ROWS):
+        call, exc, match, check = param.values
+        assert _uncode(m.group(3)) == calls[param.id], param.id
+        gets = m.group(5)
+        if exc is None:
+            assert gets == SAYS[param.id], param.id
+            continue
+        name, _, quoted = gets.partition(": ")
+        allowed = exc if isinstance(exc, tuple) else (exc,)
+        assert name in _subclass_names(allowed), param.id
+        message = _uncode(quoted.strip("`"))
+        assert re.search(match, message), (param.id, match, message)
+
+
+if __name__ == "__main__":
+    write_doc()
