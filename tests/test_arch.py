@@ -115,7 +115,7 @@ def test_gqa_and_defaults():
 
 @pytest.mark.parametrize("L,d,V", [(12, 768, 50257), (48, 1600, 50257), (96, 12288, 50257), (80, 8192, 32000)])
 def test_kaplan_approximation(L, d, V):
-    """N ≈ 12 L d² + V d for a plain MHA, non-gated, tied, bias-free model (REFERENCES §5)."""
+    """N ≈ 12 L d² + V d for a plain MHA, non-gated, tied, bias-free model (Kaplan et al. 2020, Table 1)."""
     shape = TransformerShape(L, d, d // 64, V, tied_embeddings=True)
     approx = 12.0 * L * d**2 + V * d
     exact = arch.transformer_params(shape)
@@ -167,7 +167,7 @@ def test_pytree_from_shape_matches(name):
 
 def test_training_bytes_table():
     expected = {
-        ("fp32", "adam"): 16, ("bf16-mixed", "adam"): 16, ("bf16", "adam"): 12,  # REFERENCES §5
+        ("fp32", "adam"): 16, ("bf16-mixed", "adam"): 16, ("bf16", "adam"): 12,  # Rajbhandari et al. 2020 (ZeRO), §3.1
         ("fp32", "sgd-momentum"): 12, ("bf16-mixed", "sgd-momentum"): 12, ("bf16", "sgd-momentum"): 8,
         ("fp32", "sgd"): 8, ("bf16-mixed", "adafactor"): 8, ("bf16", "adafactor"): 4,
         ("bf16-mixed", "adam-8bit"): 10, ("fp16-mixed", "adamw"): 16,
