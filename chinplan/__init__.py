@@ -23,6 +23,7 @@ from chinplan import costs
 from chinplan import engine
 from chinplan import law
 from chinplan import optima
+from chinplan import quantiles
 from chinplan import uncertain
 from chinplan.arch import TransformerShape
 from chinplan.arch import lora_params
@@ -42,15 +43,12 @@ from chinplan.costs import sample_deployment
 from chinplan.costs import tco
 from chinplan.costs import weighted_inference_tokens
 from chinplan.costs import with_cost_draws
-from chinplan.engine import DEFAULT_QUANTILES
 from chinplan.engine import Bands
 from chinplan.engine import bands
 from chinplan.engine import bands_dataset
 from chinplan.engine import cvar
-from chinplan.engine import draw_quantiles
 from chinplan.engine import expectation
 from chinplan.engine import probability
-from chinplan.engine import sort_over_draws
 from chinplan.engine import to_dataset
 from chinplan.law import BESIROGLU_2024
 from chinplan.law import HOFFMANN_2022
@@ -72,6 +70,9 @@ from chinplan.optima import optimal_for_loss
 from chinplan.optima import params_for_loss
 from chinplan.optima import smallest_budget
 from chinplan.optima import tokens_per_parameter
+from chinplan.quantiles import DEFAULT_QUANTILES
+from chinplan.quantiles import draw_quantiles
+from chinplan.quantiles import sort_over_draws
 from chinplan.uncertain import LogNormal
 from chinplan.uncertain import LogUniform
 from chinplan.uncertain import Uniform

@@ -33,7 +33,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from chinplan import _checks
-from chinplan.law import _log_training_flops, as_float, safe_log
+from chinplan.law import LawParams, _log_training_flops, as_float, safe_log
 from chinplan.uncertain import is_distribution, sample_tree, validate_distribution
 
 __all__ = [
