@@ -40,7 +40,7 @@ import pandas as pd
 import pytest
 
 import chinplan
-from chinplan import arch, costs, decide, engine, huber, law, optima
+from chinplan import arch, costs, decide, huber, law, optima
 from chinplan.costs import Deployment
 from chinplan.uncertain import LogNormal, LogUniform, Uniform
 from chinplan.law import HOFFMANN_2022 as H

@@ -1,12 +1,9 @@
 """The law's formulas against an independent float64 NumPy computation."""
 
-import math
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from scipy import optimize
 
 import chinplan
 from chinplan import law
