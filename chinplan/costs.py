@@ -29,7 +29,6 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.typing import ArrayLike
 
 from chinplan import _checks
@@ -223,13 +222,7 @@ def with_cost_draws(
     kernel receives ``theta = (LawParams, Deployment)`` of scalars. ``key`` is required when
     a field of ``deployment`` is a distribution; constant fields are broadcast to the draw axis.
     """
-    e = np.shape(params.E)
-    if len(e) != 1:
-        raise ValueError(f"params must have one leading draw axis, got E of shape {e}")
-    leaves = jax.tree_util.tree_leaves(deployment, is_leaf=is_distribution)
-    if key is None and any(is_distribution(x) for x in leaves):
-        raise ValueError("key is required when deployment has distribution-valued fields")
-    return params, sample_deployment(deployment, e[0], key=key)
+    return params, sample_deployment(deployment, _checks.law_draws(params), key=key)
 
 
 class Cost(NamedTuple):

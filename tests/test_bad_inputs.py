@@ -567,7 +567,7 @@ raises("sample_deployment/missing-key", lambda f: chinplan.sample_deployment(RAN
 raises("sample_deployment/int-key", lambda f: chinplan.sample_deployment(RANDOM_DEP, 4, key=3), r"key must be a JAX PRNG key .*got 3")
 raises("sample_deployment/bad-field", lambda f: chinplan.sample_deployment(DEP._replace(mfu_train=0.0), 4, key=KEY), r"deployment\.mfu_train")
 raises("with_cost_draws/single-law", lambda f: chinplan.with_cost_draws(H, DEP), r"params must have one leading draw axis, got E of shape \(\)")
-raises("with_cost_draws/missing-key", lambda f: chinplan.with_cost_draws(P, RANDOM_DEP), r"key is required when deployment has distribution-valued fields")
+raises("with_cost_draws/missing-key", lambda f: chinplan.with_cost_draws(P, RANDOM_DEP), r"key is required to sample distribution-valued leaves")
 raises("tco/unsampled-distribution", lambda f: chinplan.tco(1e9, 1e11, RANDOM_DEP),
        r"deployment\.queries is a LogNormal distribution; sample it first")
 raises("tco/deployment-dict", lambda f: chinplan.tco(1e9, 1e11, {"queries": 1e9}), r"deployment must be a chinplan\.costs\.Deployment, got dict")
