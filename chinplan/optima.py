@@ -105,6 +105,15 @@ def compute_optimal(params: LawParams, compute: ArrayLike) -> Allocation:
     return Allocation(jnp.exp(log_n), jnp.exp(log_d), jnp.exp(_log_loss(params, log_n, log_d)))
 
 
+def _target_gap(params: LawParams, target_loss: ArrayLike):
+    """``(l, E, l - E, reachable, log(l - E))``; E exact (not exp(log E)): l - E may be tiny."""
+    target = as_float(target_loss)
+    E = as_float(params.E)
+    gap = target - E
+    reachable = gap > 0
+    return target, E, gap, reachable, jnp.log(jnp.where(reachable, gap, 1.0))
+
+
 def optimal_for_loss(params: LawParams, target_loss: ArrayLike) -> Allocation:
     """The compute-optimal plan that reaches ``target_loss`` (Hoffmann et al. 2022, §3).
 
@@ -114,11 +123,7 @@ def optimal_for_loss(params: LawParams, target_loss: ArrayLike) -> Allocation:
     """
     _check_target(params, target_loss)
     e, a, b, alpha, beta = logs(params)
-    target = as_float(target_loss)
-    E = as_float(params.E)  # not exp(log E): l - E may be tiny, so E must be exact
-    gap = target - E
-    reachable = gap > 0
-    log_gap = jnp.log(jnp.where(reachable, gap, 1.0))
+    target, E, gap, reachable, log_gap = _target_gap(params, target_loss)
     log_n = (a + jnp.log1p(alpha / beta) - log_gap) / alpha
     log_d = (b + jnp.log1p(beta / alpha) - log_gap) / beta
     inf = jnp.asarray(jnp.inf, log_n.dtype)
@@ -194,11 +199,7 @@ def _inference_log_d(params: LawParams, log_gap: jax.Array, log_c2: jax.Array) -
 @jax.jit
 def _optimum_for_tokens(params: LawParams, target_loss: ArrayLike, log_d_inf: jax.Array) -> Allocation:
     e, la, lb, alpha, beta = logs(params)
-    target = as_float(target_loss)
-    E = as_float(params.E)  # not exp(log E): target - E may be tiny, so E must be exact (as in law)
-    gap = target - E
-    reachable = gap > 0
-    log_gap = jnp.log(jnp.where(reachable, gap, 1.0))
+    target, E, _, reachable, log_gap = _target_gap(params, target_loss)
     log_c2 = jnp.log(beta) + lb - LOG3 - jnp.log(alpha) + log_d_inf
     log_d = _inference_log_d(params, log_gap, log_c2)
     # N from the constraint L(N, D) = target: N = [A / (target - E - B D^-beta)]^(1/alpha).
