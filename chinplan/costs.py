@@ -285,7 +285,12 @@ def gpu_hours(flops: ArrayLike, peak_flops: ArrayLike, mfu: ArrayLike) -> jax.Ar
         _checks.nonnegative("flops", flops)
         _checks.positive("peak_flops", peak_flops)
         _checks.in_range("mfu", mfu, 0.0, 1.0, low_open=True)
-    return jnp.exp(jnp.log(as_float(flops)) - LOG3600 - jnp.log(as_float(peak_flops)) - jnp.log(as_float(mfu)))
+    return jnp.exp(jnp.log(as_float(flops)) + _log_hours_per_flop(as_float(peak_flops), as_float(mfu)))
+
+
+def _log_hours_per_flop(peak: jax.Array, mfu: jax.Array) -> jax.Array:
+    """log of the GPU-hours one FLOP takes at ``mfu`` of ``peak`` FLOP/s: -log(3600 peak MFU)."""
+    return -LOG3600 - jnp.log(peak) - jnp.log(mfu)
 
 
 def _check_sampled(deployment: Any) -> None:
@@ -332,8 +337,8 @@ def _rates(deployment: Deployment) -> _Rates:
     q, t_in, t_out = (as_float(x) for x in (deployment.queries, deployment.input_tokens, deployment.output_tokens))
     w = t_in / as_float(deployment.mfu_prefill) + t_out / as_float(deployment.mfu_decode)
     return _Rates(
-        train_hours=-LOG3600 - jnp.log(peak) - jnp.log(as_float(deployment.mfu_train)),
-        inference_hours=safe_log(q) + safe_log(w) - LOG3600 - jnp.log(peak_inf),
+        train_hours=_log_hours_per_flop(peak, as_float(deployment.mfu_train)),
+        inference_hours=safe_log(q) + safe_log(w) + _log_hours_per_flop(peak_inf, 1.0),
         price=jnp.log(price),
         inference_price=jnp.log(price_inf),
     )
