@@ -18,13 +18,22 @@ noise (Student-t), ``z ~ N(0, 1)`` per point, and for each posterior draw:
   compute-optimal N moves by exactly that;
 * ``kappa``: extra per-point scatter per decade.
 
-The scales are learned from the runs being fitted only, by leaving their largest out
-(:func:`fold_masks`: the top 20% and 40% by compute, the top 20% and 40% by parameters),
-refitting, and scoring the dropped runs: ``p(tau_u, kappa | folds)`` from their log-loss
-residuals (a Gaussian with shared ``u``, mixed with a 5% broad outlier component, with ``u``
-integrated on a grid) and ``p(tau_v | folds)`` from the empirical isoFLOP minima
-(:func:`isoflop_minima`) the compute folds left out. Each posterior draw takes its own scales from
-these grid posteriors (half-normal priors, :data:`PRIOR_SCALE_TAU_U` and siblings).
+Everything is learned from the runs being fitted only, by leaving their largest out
+(:func:`fold_masks`: the top 20, 40 and 60% by compute, the top 20 and 40% by parameters),
+refitting (the same compiled sampler, runs masked out), and scoring what each fold did not
+see (:func:`fold_evidence`):
+
+* ``p(tau_u, kappa | folds)`` from the dropped runs' log-loss residuals: each fold's drift is
+  its own draw of ``u`` (a Gaussian in ``u d`` plus ``kappa d`` scatter and the fit's noise,
+  mixed with a 5% broad outlier component; ``u`` integrated on a grid). The folds inform the
+  scale of the level drift, not its sign: in the back-tests the sign did not carry over.
+* ``p(tau_v, v | folds)`` from the empirical isoFLOP minima (:func:`isoflop_minima`) the
+  compute folds left out: one ``v`` shared by the folds and the full fit, because the
+  valley's drift is a property of the law's form on these runs (on the embedded runs every
+  fold's law put N* too high, by about 0.2 decade per decade).
+
+Each posterior draw takes its own scales from these grid posteriors (half-normal priors,
+:data:`PRIOR_SCALE_TAU_U` and siblings), then its ``u`` and ``v``.
 """
 
 from __future__ import annotations
@@ -48,9 +57,12 @@ __all__ = [
     "decades_beyond",
     "extrapolated_log_loss",
     "extrapolated_optimum_log",
+    "FoldEvidence",
+    "fold_evidence",
     "fold_masks",
     "isoflop_minima",
     "learn",
+    "scale_posterior",
     "sample_discrepancy",
 ]
 
@@ -70,8 +82,6 @@ PRIOR_SCALE_TAU_U, PRIOR_SCALE_KAPPA, PRIOR_SCALE_TAU_V = 0.05, 0.05, 0.15
 #: Outlier component of the fold likelihood: weight and sd (log loss).
 OUTLIER_WEIGHT, OUTLIER_SD = 0.05, 0.3
 _U_GRID = np.linspace(-0.6, 0.6, 2401)
-#: Half-width (decades of N) of the search for the extrapolated compute optimum.
-SEARCH_DECADES = 3.0
 
 
 class Domain(NamedTuple):
@@ -130,44 +140,38 @@ def extrapolated_log_loss(theta: ExtrapolatedLaw, log_n, log_d):
     return log_loss(theta.law, log_n - shift, log_d + shift) + theta.u * d
 
 
-def extrapolated_optimum_log(theta: ExtrapolatedLaw, log_compute, *, num_grid: int = 241, num_refine: int = 24):
-    """``(log N, log D, log L)`` minimising :func:`extrapolated_log_loss` on ``6 N D = C``.
+def extrapolated_optimum_log(theta: ExtrapolatedLaw, log_compute):
+    """``(log N, log D, log L)`` of one draw's compute optimum on ``6 N D = C``, with its discrepancy.
 
-    A grid of ``num_grid`` points over +-3 decades of N around the law's own optimum
-    (``log N = log G + a log(C/6)``, Hoffmann et al. 2022 Eq. 4), then ``num_refine``
-    golden-section steps between the grid neighbours of the best point. One draw, one budget.
+    On an isoFLOP line the allocation drift is a pure translation by ``v dC`` decades of N
+    (``dC`` is constant there), so the optimum is the law's closed form (Hoffmann et al.
+    2022, Eq. 4: ``log N = log G + a log(C/6)``, ``a = beta/(alpha+beta)``) moved by
+    ``v dC``: it minimises the law moved by ``v dC`` plus the level drift ``u dC``, which is
+    constant on the line. The returned loss is :func:`extrapolated_log_loss` at that plan.
     """
-    law = theta.law
+    law, dom = theta.law, theta.domain
     log_c6 = log_compute - math.log(6.0)
     a = law.beta / (law.alpha + law.beta)
-    x0 = log_g(jnp.log(law.A), jnp.log(law.B), law.alpha, law.beta) + a * log_c6
-    step = 2.0 * SEARCH_DECADES * LN10 / (num_grid - 1)
-    grid = x0 + (jnp.arange(num_grid) - (num_grid - 1) / 2) * step
-    f = lambda x: extrapolated_log_loss(theta, x, log_c6 - x)  # noqa: E731
-    best = grid[jnp.argmin(jax.vmap(f)(grid))]
-    lo, hi = best - step, best + step
-    ratio = (math.sqrt(5.0) - 1.0) / 2.0
-
-    def golden(_, bounds):
-        lo, hi = bounds
-        x1, x2 = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
-        left = f(x1) <= f(x2)
-        return jnp.where(left, lo, x1), jnp.where(left, x2, hi)
-
-    lo, hi = jax.lax.fori_loop(0, num_refine, golden, (lo, hi))
-    x = 0.5 * (lo + hi)
-    return x, log_c6 - x, f(x)
+    log_n = log_g(jnp.log(law.A), jnp.log(law.B), law.alpha, law.beta) + a * log_c6
+    d_c = jnp.maximum(0.0, log_compute / LN10 - dom[..., 0])
+    log_n = log_n + LN10 * theta.v * d_c
+    log_d = log_c6 - log_n
+    return log_n, log_d, extrapolated_log_loss(theta, log_n, log_d)
 
 
 # ----------------------------------------------------------------------------------------
 # Learning the scales from the fitted runs (host side, float64)
 # ----------------------------------------------------------------------------------------
-def fold_masks(log_n: np.ndarray, log_d: np.ndarray, fractions=(0.2, 0.4)) -> dict[str, np.ndarray]:
-    """Leave-the-largest-out folds: the runs kept when the top 20%/40% by compute (``c20``,
-    ``c40``) or by parameters (``n20``, ``n40``) are dropped."""
+#: The leave-the-largest-out folds: shares of runs dropped by compute and by parameters.
+COMPUTE_FOLDS, SIZE_FOLDS = (0.2, 0.4, 0.6), (0.2, 0.4)
+
+
+def fold_masks(log_n: np.ndarray, log_d: np.ndarray) -> dict[str, np.ndarray]:
+    """Leave-the-largest-out folds: the runs kept when the top 20/40/60% by compute (``c20``,
+    ``c40``, ``c60``) or the top 20/40% by parameters (``n20``, ``n40``) are dropped."""
     log_c = np.asarray(log_n) + np.asarray(log_d)
     out = {}
-    for tag, x in (("c", log_c), ("n", np.asarray(log_n))):
+    for tag, x, fractions in (("c", log_c, COMPUTE_FOLDS), ("n", np.asarray(log_n), SIZE_FOLDS)):
         for frac in fractions:
             out[f"{tag}{round(100 * frac)}"] = x < np.quantile(x, 1.0 - frac)
     return out
@@ -236,28 +240,53 @@ def _law_log_n_opt(draws: dict, log10_compute: float) -> np.ndarray:
     return (lg + beta / (alpha + beta) * (log10_compute - LOG10_6) * LN10) / LN10
 
 
-def _loss_evidence(residual, var, d) -> np.ndarray:
-    """log p(residuals | tau_u, kappa) on the grids: shared u integrated on a grid."""
-    out = np.empty((len(TAU_U_GRID), len(KAPPA_GRID)))
-    du = _U_GRID[1] - _U_GRID[0]
-    outlier = math.log(OUTLIER_WEIGHT) + stats.norm.logpdf(residual, 0.0, OUTLIER_SD)
-    for j, kappa in enumerate(KAPPA_GRID):
-        sd = np.sqrt(var + (kappa * d) ** 2)
-        core = math.log1p(-OUTLIER_WEIGHT) + stats.norm.logpdf(residual[None, :] - _U_GRID[:, None] * d[None, :], 0.0, sd[None, :])
-        ll = np.logaddexp(core, outlier[None, :]).sum(axis=1)
-        for i, tau in enumerate(TAU_U_GRID):
-            if tau == 0.0:
-                out[i, j] = ll[np.argmin(np.abs(_U_GRID))]
-            else:
-                out[i, j] = np.logaddexp.reduce(ll + stats.norm.logpdf(_U_GRID, 0.0, tau) + math.log(du))
-    return out
+def _normal_logpdf(x, sd):
+    return -0.5 * (x / sd) ** 2 - np.log(sd) - 0.5 * math.log(2.0 * math.pi)
 
 
-def _allocation_evidence(miss, var, d) -> np.ndarray:
-    """log p(isoFLOP-minimum misses | tau_v): N(0, tau_v^2 d d^T + diag(var))."""
-    return np.array(
-        [stats.multivariate_normal.logpdf(miss, np.zeros(len(miss)), tau**2 * np.outer(d, d) + np.diag(var), allow_singular=True) for tau in TAU_V_GRID]
-    )
+def _loss_likelihood(residual, var, d) -> np.ndarray:
+    """log p(residuals | u, kappa) of one fold on the (kappa, u) grids:
+    ``r_i = u d_i + e_i``, ``e_i ~ (1 - w) N(0, var_i + kappa^2 d_i^2) + w N(0, OUTLIER_SD^2)``."""
+    outlier = math.log(OUTLIER_WEIGHT) + _normal_logpdf(residual, OUTLIER_SD)
+    shifted = residual[None, :] - _U_GRID[:, None] * d[None, :]  # (u grid, runs)
+    sd = np.sqrt(var[None, :] + (KAPPA_GRID[:, None] * d[None, :]) ** 2)  # (kappa, runs)
+    core = math.log1p(-OUTLIER_WEIGHT) + _normal_logpdf(shifted[None, :, :], sd[:, None, :])
+    return np.logaddexp(core, outlier[None, None, :]).sum(axis=2)  # (kappa, u grid)
+
+
+def _u_prior() -> np.ndarray:
+    """N(u; 0, tau^2) du on the u grid, one row per tau (a point mass at 0 for tau = 0)."""
+    tau = np.where(TAU_U_GRID > 0, TAU_U_GRID, 1.0)
+    prior = np.exp(_normal_logpdf(_U_GRID[None, :], tau[:, None])) * (_U_GRID[1] - _U_GRID[0])
+    prior[TAU_U_GRID == 0] = 0.0
+    prior[TAU_U_GRID == 0, np.argmin(np.abs(_U_GRID))] = 1.0
+    return prior
+
+
+def _integrate_u(ll: np.ndarray) -> np.ndarray:
+    """log of int N(u; 0, tau^2) exp(ll(kappa, u)) du, shape (tau, kappa)."""
+    top = ll.max(axis=1)
+    with np.errstate(divide="ignore"):  # a prior that misses every likely u gives log 0 = -inf
+        return np.log(_u_prior() @ np.exp(ll - top[:, None]).T) + top[None, :]
+
+
+def _allocation_posterior(miss, var, d):
+    """For each tau_v on the grid: log p(misses | tau_v) and the conditional mean and sd of v.
+
+    The misses of the folds' compute-optimal N at the isoFLOP minima they left out are
+    ``m = v d + e``, ``e ~ N(0, var)``, with one ``v ~ N(0, tau_v^2)`` shared by the folds
+    and by the plans asked of the full fit: the valley's drift is a property of the law's
+    form on these runs, so what the folds saw is evidence about it, not only about its scale.
+    """
+    if len(miss) == 0:  # no isoFLOP slice beyond any fold: the prior alone
+        return np.zeros(len(TAU_V_GRID)), np.zeros(len(TAU_V_GRID)), TAU_V_GRID.copy()
+    log_ev, mean, sd = [], [], []
+    for tau in TAU_V_GRID:
+        log_ev.append(stats.multivariate_normal.logpdf(miss, np.zeros(len(miss)), tau**2 * np.outer(d, d) + np.diag(var), allow_singular=True))
+        precision = (1.0 / tau**2 if tau > 0 else np.inf) + np.sum(d * d / var)
+        mean.append(np.sum(d * miss / var) / precision if np.isfinite(precision) else 0.0)
+        sd.append(math.sqrt(1.0 / precision) if np.isfinite(precision) else 0.0)
+    return np.array(log_ev), np.array(mean), np.array(sd)
 
 
 class Hyper(NamedTuple):
@@ -265,6 +294,8 @@ class Hyper(NamedTuple):
 
     p_tau_u_kappa: np.ndarray  # (len(TAU_U_GRID), len(KAPPA_GRID))
     p_tau_v: np.ndarray  # (len(TAU_V_GRID),)
+    v_mean: np.ndarray  # (len(TAU_V_GRID),): E[v | tau_v, fold misses]
+    v_sd: np.ndarray  # (len(TAU_V_GRID),): sd[v | tau_v, fold misses]
     domain: Domain
     folds: list  # [{name, num_dropped, num_minima}]
 
@@ -274,11 +305,24 @@ class Hyper(NamedTuple):
             "extrapolation_folds": json.dumps(self.folds),
             "extrapolation_p_tau_u_kappa": json.dumps(np.round(self.p_tau_u_kappa, 12).tolist()),
             "extrapolation_p_tau_v": json.dumps(np.round(self.p_tau_v, 12).tolist()),
+            "extrapolation_v_mean": json.dumps(np.round(self.v_mean, 12).tolist()),
+            "extrapolation_v_sd": json.dumps(np.round(self.v_sd, 12).tolist()),
         }
 
 
-def learn(log_n, log_d, log_loss_obs, fold_draws: dict, minima: pd.DataFrame) -> Hyper:
-    """Grid posteriors of (tau_u, kappa) and tau_v from leave-the-largest-out refits.
+class FoldEvidence(NamedTuple):
+    """What the leave-out folds saw: per fold, the dropped runs' log-loss residuals, their
+    variances and decades beyond the fold; and the isoFLOP-minimum misses of the compute folds."""
+
+    loss: list  # [(residual, variance, decades), ...] one per fold
+    misses: np.ndarray  # decades of N: empirical minimum - fold's law optimum
+    miss_var: np.ndarray
+    miss_decades: np.ndarray
+    folds: list  # [{fold, num_dropped, num_minima}]
+
+
+def fold_evidence(log_n, log_d, log_loss_obs, fold_draws: dict, minima: pd.DataFrame) -> FoldEvidence:
+    """Scores each leave-out fold's law on the runs (and isoFLOP minima) it did not see.
 
     Args:
       log_n, log_d, log_loss_obs: the fitted runs (natural logs).
@@ -288,10 +332,11 @@ def learn(log_n, log_d, log_loss_obs, fold_draws: dict, minima: pd.DataFrame) ->
     """
     log_n, log_d, y = (np.asarray(a, np.float64) for a in (log_n, log_d, log_loss_obs))
     lc = (log_n + log_d) / LN10 + LOG10_6
-    loss_lp = np.zeros((len(TAU_U_GRID), len(KAPPA_GRID)))
-    alloc_lp = np.zeros(len(TAU_V_GRID))
     inside = minima[minima["log10_compute"] + 0.1 < lc.max()]
-    folds = []
+    loss, misses, miss_var, miss_dist, folds = [], [], [], [], []
+    # how well a fold's law places a minimum at all: its in-sample misses beyond the minima's
+    # own bootstrap error add to the noise of every out-of-fold miss
+    nugget = 0.0
     for name, (draws, kept) in fold_draws.items():
         dropped = ~kept
         domain = Domain.of(log_n[kept], log_d[kept])
@@ -301,28 +346,47 @@ def learn(log_n, log_d, log_loss_obs, fold_draws: dict, minima: pd.DataFrame) ->
             noise = 1.4826 * np.median(np.abs(y[kept] - mu_in))
             mu = _law_log_loss(draws, log_n[dropped], log_d[dropped])
             d = decades_beyond(domain, log_n[dropped], log_d[dropped])[0]
-            loss_lp += _loss_evidence(y[dropped] - np.median(mu, axis=0), noise**2 + np.var(mu, axis=0), d)
-        beyond = inside[inside["log10_compute"] - 0.1 > domain.log10_compute]
-        if len(beyond) and name.startswith("c"):  # allocation drift: per decade of compute
-            miss, var, dist = [], [], []
+            loss.append((y[dropped] - np.median(mu, axis=0), noise**2 + np.var(mu, axis=0), d))
+        if name.startswith("c"):  # allocation drift: per decade of compute
+            within = inside[inside["log10_compute"] + 0.1 < domain.log10_compute]
+            if len(within) >= 3:
+                law_n = np.array([np.median(_law_log_n_opt(draws, c)) for c in within["log10_compute"]])
+                excess = (within["log10_params"].to_numpy() - law_n) ** 2 - ((within["upper"] - within["lower"]).to_numpy() / 3.29) ** 2
+                nugget = max(nugget, float(np.mean(excess)))
+            beyond = inside[inside["log10_compute"] - 0.1 > domain.log10_compute]
             for row in beyond.itertuples():
                 law_n = _law_log_n_opt(draws, row.log10_compute)
-                miss.append(row.log10_params - np.median(law_n))
-                var.append(((row.upper - row.lower) / 3.29) ** 2 + np.var(law_n))
-                dist.append(row.log10_compute - domain.log10_compute)
-            alloc_lp += _allocation_evidence(np.array(miss), np.array(var), np.array(dist))
+                misses.append(row.log10_params - np.median(law_n))
+                miss_var.append(((row.upper - row.lower) / 3.29) ** 2 + np.var(law_n))
+                miss_dist.append(row.log10_compute - domain.log10_compute)
             info["num_minima"] = len(beyond)
         folds.append(info)
-    loss_lp += stats.halfnorm.logpdf(TAU_U_GRID, scale=PRIOR_SCALE_TAU_U)[:, None]
-    loss_lp += stats.halfnorm.logpdf(KAPPA_GRID, scale=PRIOR_SCALE_KAPPA)[None, :]
-    alloc_lp += stats.halfnorm.logpdf(TAU_V_GRID, scale=PRIOR_SCALE_TAU_V)
+    return FoldEvidence(loss, np.array(misses), np.array(miss_var) + nugget, np.array(miss_dist), folds)
+
+
+def scale_posterior(evidence: FoldEvidence, domain: Domain) -> Hyper:
+    """Grid posteriors of (tau_u, kappa) and tau_v (with v | tau_v) from the folds' evidence,
+    under half-normal priors (:data:`PRIOR_SCALE_TAU_U`, ...)."""
+    # each fold's level drift is its own draw of u: the folds inform its scale, not its sign
+    loss_lp = sum((_integrate_u(_loss_likelihood(*fold)) for fold in evidence.loss), np.zeros((len(TAU_U_GRID), len(KAPPA_GRID))))
+    loss_lp = loss_lp + stats.halfnorm.logpdf(TAU_U_GRID, scale=PRIOR_SCALE_TAU_U)[:, None]
+    loss_lp = loss_lp + stats.halfnorm.logpdf(KAPPA_GRID, scale=PRIOR_SCALE_KAPPA)[None, :]
+    alloc_lp, v_mean, v_sd = _allocation_posterior(evidence.misses, evidence.miss_var, evidence.miss_decades)
+    alloc_lp = alloc_lp + stats.halfnorm.logpdf(TAU_V_GRID, scale=PRIOR_SCALE_TAU_V)
     p_uk = np.exp(loss_lp - loss_lp.max())
     p_v = np.exp(alloc_lp - alloc_lp.max())
-    return Hyper(p_uk / p_uk.sum(), p_v / p_v.sum(), Domain.of(log_n, log_d), folds)
+    return Hyper(p_uk / p_uk.sum(), p_v / p_v.sum(), v_mean, v_sd, domain, evidence.folds)
+
+
+def learn(log_n, log_d, log_loss_obs, fold_draws: dict, minima: pd.DataFrame) -> Hyper:
+    """:func:`fold_evidence` then :func:`scale_posterior`: the discrepancy's grid posteriors."""
+    evidence = fold_evidence(log_n, log_d, log_loss_obs, fold_draws, minima)
+    return scale_posterior(evidence, Domain.of(np.asarray(log_n, np.float64), np.asarray(log_d, np.float64)))
 
 
 def sample_discrepancy(hyper: Hyper, num_draws: int, *, key: jax.Array) -> dict[str, np.ndarray]:
-    """Per-draw scales from the grid posteriors, then ``u ~ N(0, tau_u^2)``, ``v ~ N(0, tau_v^2)``."""
+    """Per-draw scales from the grid posteriors, then ``u ~ N(0, tau_u^2)`` and ``v`` from its
+    posterior given ``tau_v`` and the folds' isoFLOP misses (``N(0, tau_v^2)`` without any)."""
     k_uk, k_v, k_z = jax.random.split(key, 3)
     p_uk = np.asarray(hyper.p_tau_u_kappa, np.float64).ravel()
     p_v = np.asarray(hyper.p_tau_v, np.float64)
@@ -332,4 +396,6 @@ def sample_discrepancy(hyper: Hyper, num_draws: int, *, key: jax.Array) -> dict[
     kappa = KAPPA_GRID[i % len(KAPPA_GRID)]
     tau_v = TAU_V_GRID[j]
     z = np.asarray(jax.random.normal(k_z, (2, num_draws)), np.float64)
-    return {"u": tau_u * z[0], "v": tau_v * z[1], "kappa": kappa, "tau_u": tau_u, "tau_v": tau_v}
+    v = np.asarray(hyper.v_mean)[j] + np.asarray(hyper.v_sd)[j] * z[1]
+    u = tau_u * z[0]
+    return {"u": u, "v": v, "kappa": kappa, "tau_u": tau_u, "tau_v": tau_v}

@@ -384,9 +384,9 @@ class Posterior:
     def compute_optimal(self, compute, *, q=(0.05, 0.5, 0.95), key, uncertainty: str = "extrapolation") -> Allocation:
         """Bands of the compute-optimal plan at ``compute`` FLOPs (``6 N D = C``).
 
-        For each draw the plan minimises the draw's extrapolated mean log loss on the
-        isoFLOP line (:func:`chinplan.extrapolation.extrapolated_optimum_log`; the closed form
-        of Hoffmann et al. 2022 Eq. 4 when ``uncertainty="law"``). ``loss`` is the observed
+        For each draw the plan is the law's closed form (Hoffmann et al. 2022, Eq. 4) moved
+        by the draw's allocation drift (:func:`chinplan.extrapolation.extrapolated_optimum_log`;
+        no drift when ``uncertainty="law"``). ``loss`` is the observed
         loss of that plan (noise included, as :meth:`predict_loss`).
 
         Returns:
