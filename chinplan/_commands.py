@@ -17,16 +17,19 @@ import sys
 import warnings
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
 from chinplan import __version__, _checks, datasets, decide, engine, kernels, plots, sweep
 from chinplan._files import write_atomic
-from chinplan.calibration import backtest
+from chinplan.calibration import report as calibration_report
 from chinplan.cli import EXIT_OK, CliError, Range, UsageError
 from chinplan.data import load_runs
-from chinplan.fit import ConvergenceWarning, Posterior, default_posterior, fit
+from chinplan.fit import fit
+from chinplan.extrapolation import compute_optimal_draws
+from chinplan.posterior import ConvergenceWarning, Posterior, default_posterior
 from chinplan.format import FORMATS, ROW_LABELS, band_cell, deployment_line, human_count, human_flops, quantile_label, sci
 from chinplan.uncertain import Uniform
 
@@ -46,6 +49,8 @@ class _Draws:
     num_draws: int
     source: str
     posterior: object  # the full chinplan.Posterior
+    theta: object  # the same draws as an ExtrapolatedLaw (zero discrepancy for --uncertainty law)
+    uncertainty: str
 
 
 def _key(args, stream: int):
@@ -56,12 +61,41 @@ def _key(args, stream: int):
 def _load_draws(args) -> _Draws:
     path = getattr(args, "posterior", None)
     posterior = default_posterior() if path is None else Posterior.load(path)
-    params, total = posterior.params, posterior.num_draws
+    if not int(posterior.attrs.get("converged", 1)):
+        attempts = json.loads(posterior.attrs.get("fit_attempts", "[]"))
+        problems = attempts[-1]["problems"] if attempts else ["see chinplan fit"]
+        _warn(f"the posterior did not converge ({'; '.join(problems[:2])}): its bands are not to be trusted")
+    uncertainty = getattr(args, "uncertainty", None)
+    if uncertainty is None:
+        uncertainty = "extrapolation" if posterior.has_extrapolation else "law"
+        if not posterior.has_extrapolation:
+            _warn("the posterior has no extrapolation component (refit with chinplan fit): bands beyond the fitted runs are law-only")
+    elif uncertainty == "extrapolation" and not posterior.has_extrapolation:
+        raise CliError("--uncertainty extrapolation needs a posterior fitted with the extrapolation component (chinplan fit)")
+    theta, total = posterior.extrapolated_params(uncertainty), posterior.num_draws
     wanted = getattr(args, "draws", None)
     if wanted is not None and wanted < total:  # seeded by (--seed, stream)
-        params, total = decide.subset_draws(params, wanted, seed=[args.seed, _THIN]), wanted
+        theta, total = decide.subset_draws(theta, wanted, seed=[args.seed, _THIN]), wanted
     source = path or f"embedded Chinchilla ({posterior.attrs.get('num_runs', 245)} runs)"
-    return _Draws(params, total, source, posterior)
+    return _Draws(theta.law, total, source, posterior, theta, uncertainty)
+
+
+def _beyond(draws: _Draws, compute) -> list[dict]:
+    """How far each budget lies beyond the fitted runs (decades), for tables and JSON."""
+    ext = draws.posterior.extrapolation(compute=np.asarray(compute, np.float64))
+    largest = 10.0 ** draws.posterior.domain.log10_compute
+    return [
+        {"decades": float(ext.decades[i]), "compute_decades": float(ext.compute[i]), "params_decades": float(ext.params[i]),
+         "tokens_decades": float(ext.tokens[i]), "largest_fitted_compute": largest}
+        for i in range(len(ext.decades))
+    ]  # fmt: skip
+
+
+def _beyond_note(compute: float, beyond: dict) -> str:
+    if beyond["decades"] <= 0.0:
+        return f"{human_flops(compute)} lies inside the fitted runs (largest {human_flops(beyond['largest_fitted_compute'])})"
+    return (f"{human_flops(compute)} is {beyond['decades']:.1f} decades beyond the largest fitted run "
+            f"({human_flops(beyond['largest_fitted_compute'])})")  # fmt: skip
 
 
 def _check_quantiles(q) -> list[float]:
@@ -200,7 +234,10 @@ def _print_tables(tables, notes=(), plot=None) -> None:
 def cmd_plan(args) -> int:
     q = _check_quantiles(args.quantiles)
     draws = _load_draws(args)
-    result = decide.plan_bands(draws.params, args.compute, q)
+    log_n, log_d, log_loss = (np.asarray(x, np.float64) for x in compute_optimal_draws(draws.theta, jnp.log(jnp.asarray(args.compute))))
+    draws_of = {"n": np.exp(log_n), "d": np.exp(log_d), "tokens_per_param": np.exp(log_d - log_n), "loss": np.exp(log_loss)}
+    result = {k: np.quantile(v, q, axis=0) for k, v in draws_of.items()}
+    beyond = _beyond(draws, args.compute)
     if args.plot:
         lo, hi = min(1e18, min(args.compute) / 100), max(1e26, max(args.compute) * 100)
         _save_plot(plots.fan_chart(draws.params, np.logspace(math.log10(lo), math.log10(hi), 41)), args.plot)
@@ -208,7 +245,8 @@ def cmd_plan(args) -> int:
         _emit_json(
             {
                 **_header(draws, args, q),
-                "plans": [{"compute": c, **_bands_json(result, (i,))} for i, c in enumerate(args.compute)],
+                "uncertainty": draws.uncertainty,
+                "plans": [{"compute": c, **_bands_json(result, (i,)), "extrapolation": beyond[i]} for i, c in enumerate(args.compute)],
                 **({"plot": args.plot} if args.plot else {}),
             }
         )
@@ -220,7 +258,9 @@ def cmd_plan(args) -> int:
     for i, c in enumerate(args.compute):
         cells = (band_cell(result[k][:, i], FORMATS[k]) for k in ("n", "d", "tokens_per_param", "loss"))
         table.add_row(human_flops(c), *cells)
-    _print_tables([table], plot=args.plot)
+    notes = [_beyond_note(c, beyond[i]) for i, c in enumerate(args.compute)]
+    notes.append(f"bands: {draws.uncertainty} uncertainty (--uncertainty law|extrapolation); losses in the nats of the fitted runs' tokenizer and evaluation set")
+    _print_tables([table], notes=notes, plot=args.plot)
     return EXIT_OK
 
 
@@ -485,11 +525,14 @@ def cmd_fit(args) -> int:
             num_draws=args.draws,
             num_warmup=args.warmup,
             num_chains=args.chains,
+            target_accept_prob=args.target_accept,
+            extrapolation=not args.no_extrapolation,
             progress=None if not args.json else False,
         )
     posterior.save(args.output)
     summary = posterior.summary()
     problems = posterior.convergence_problems()
+    attempts = json.loads(posterior.attrs.get("fit_attempts", "[]"))
     if args.json:
         _emit_json(
             {
@@ -498,6 +541,9 @@ def cmd_fit(args) -> int:
                 "num_divergences": posterior.num_divergences,
                 "summary": {name: row.to_dict() for name, row in summary.iterrows()},
                 "warnings": problems,
+                "converged": not problems,
+                "attempts": attempts,
+                "extrapolation": posterior.has_extrapolation,
             }
         )
     else:
@@ -507,6 +553,13 @@ def cmd_fit(args) -> int:
         console = _console()
         console.print(table)
         console.print(f"wrote {args.output} ({posterior.num_draws} draws, {posterior.num_divergences} divergences)")
+        if len(attempts) > 1:
+            console.print(f"convergence gate: {len(attempts)} attempts (longer warm-up, target acceptance, fresh starts)")
+    if problems and not args.allow_unconverged:
+        raise CliError(
+            f"NUTS did not converge after {len(attempts)} attempt(s): {'; '.join(problems[:3])} "
+            f"(the file records the diagnostics; more --draws/--warmup, or --allow-unconverged)"
+        )
     for problem in problems:
         _warn(problem)
     return EXIT_OK
@@ -516,33 +569,27 @@ def cmd_validate(args) -> int:
     runs = load_runs(args.runs) if args.runs else datasets.chinchilla()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        result = backtest(
-            runs, key=jax.random.PRNGKey(args.seed), compute_threshold=args.threshold, levels=tuple(args.levels),
-            num_draws=args.draws, num_warmup=args.warmup, num_chains=args.chains,
+        result = calibration_report(
+            runs, key=jax.random.PRNGKey(args.seed), splits=tuple(args.splits), levels=tuple(args.levels),
+            compute_threshold=args.threshold, num_draws=args.draws, num_warmup=args.warmup, num_chains=args.chains,
             progress=None if not args.json else False,
         )  # fmt: skip
-    rows = [
-        {"level": q, "coverage": result.coverage[q], "se": result.coverage_se[q],
-         "coverage_without_outliers": result.coverage_without_outliers[q]}
-        for q in result.levels
-    ]  # fmt: skip
     if args.json:
-        _emit_json(
-            {
-                "threshold_flops": result.threshold, "num_fit": result.num_fit, "num_heldout": result.num_heldout,
-                "coverage": rows, "median_abs_error": result.median_abs_error,
-                "median_rel_error": result.median_rel_error,
-                "outliers_fit": result.num_outliers_fit, "outliers_heldout": result.num_outliers_heldout,
-            }
-        )  # fmt: skip
+        _emit_json(result)
         return EXIT_OK
-    title = (f"Back-test: fit {result.num_fit} runs below {human_flops(result.threshold)}, "
-             f"predict {result.num_heldout} larger runs")  # fmt: skip
-    table = _table(title, ["interval", "coverage", "std. error", "without outliers"])
-    for row in rows:
-        table.add_row(f"{row['level']:.0%}", f"{row['coverage']:.3f}", f"{row['se']:.3f}", f"{row['coverage_without_outliers']:.3f}")
+    table = _table(
+        "Back-tests: fit the smaller runs, predict the larger",
+        ["split", "interval", "fit", "pred", "error", *(f"cov{100 * q:g}" for q in args.levels), "width90", "score90"],
+    )
+    for row in result["splits"]:
+        cover = [f"{c['coverage']:.2f}" for c in row["coverage"]]
+        table.add_row(row["split"], row["interval"][:6], str(row["num_fit"]), str(row["num_predicted"]),
+                      f"{row['median_rel_error']:.2%}", *cover, f"{row['width90']:.3f}", f"{row['interval_score90']:.3f}")  # fmt: skip
     console = _console()
     console.print(table)
-    console.print(f"median error of the median prediction: {result.median_abs_error:.4f} "
-                  f"({result.median_rel_error:.2%} of the loss)")  # fmt: skip
+    for row in result["allocation"]:
+        console.print(f"allocation ({row['interval']}): 90% N* bands hold {row['coverage']:.2f} ± {row['se']:.2f} of "
+                      f"{row['num_minima']} isoFLOP minima beyond the fit; median width {row['median_width']:.1f}x")  # fmt: skip
+    console.print("error: median |relative error| of the median prediction; width90: median 90% width / median; "
+                  "score90: mean interval score / loss (lower is better); coverage SE = sqrt(p(1-p)/pred)")  # fmt: skip
     return EXIT_OK

@@ -47,7 +47,8 @@ from chinplan._sampler import CHAIN_METHODS, sample_nuts
 from chinplan.data import MIN_RUNS, load_runs, runs_arrays
 from chinplan.datasets import OUTLIER_MAX_TOKENS_PER_PARAM
 from chinplan.extrapolation import decades_beyond, isoflop_minima
-from chinplan.fit import Posterior, fit
+from chinplan.fit import fit
+from chinplan.posterior import Posterior
 from chinplan.law import LawParams, log_loss
 from chinplan.model import Priors, chinchilla_model, noise_distribution
 
@@ -147,7 +148,7 @@ def predictive_log_loss(posterior: Posterior, runs, *, key: jax.Array) -> np.nda
     (:func:`chinplan.model.noise_distribution`). Fixed ``key``, fixed draws.
 
     Args:
-      posterior: a :class:`chinplan.fit.Posterior`.
+      posterior: a :class:`chinplan.posterior.Posterior`.
       runs: a runs table (only ``params`` and ``tokens``/``flops`` are used, but a
         ``loss`` column is required by :func:`chinplan.load_runs`).
       key: JAX PRNG key for the Student-t noise.
@@ -709,7 +710,7 @@ def ppc(posterior: Posterior, runs, *, key: jax.Array, levels: Sequence[float] =
     p-values near 0 or 1 flag a feature of the data the model does not reproduce.
 
     Args:
-      posterior: a :class:`chinplan.fit.Posterior`.
+      posterior: a :class:`chinplan.posterior.Posterior`.
       runs: the runs to check against (normally those the posterior was fit to).
       key: JAX PRNG key for the replicates.
       levels: central-interval levels for the in-sample coverage, each in (0, 1).
@@ -783,7 +784,7 @@ def allocation_backtest(posterior: Posterior, runs, *, key: jax.Array, uncertain
     return AllocationBacktest(uncertainty, table, cov, float(binomial_se(cov, len(table))), float(table["width"].median()))
 
 
-def report(runs, *, key: jax.Array, splits=("compute", "size"), levels=(0.5, 0.8, 0.9), **fit_kwargs) -> dict:
+def report(runs, *, key: jax.Array, splits=("compute", "size"), levels=(0.5, 0.8, 0.9), compute_threshold=None, **fit_kwargs) -> dict:
     """The back-tests ``chinplan validate`` prints: for each split one fit (with the
     extrapolation component), scored with both kinds of interval, plus the allocation
     back-test of the compute split where the runs have isoFLOP slices beyond it.
@@ -800,7 +801,8 @@ def report(runs, *, key: jax.Array, splits=("compute", "size"), levels=(0.5, 0.8
         split_key = jax.random.fold_in(key, i)
         posterior = None
         for interval in ("extrapolation", "law"):
-            bt = backtest(runs, key=split_key, split=split, uncertainty=interval, levels=levels, posterior=posterior, **fit_kwargs)
+            threshold = compute_threshold if split == "compute" else None
+            bt = backtest(runs, key=split_key, split=split, uncertainty=interval, levels=levels, posterior=posterior, compute_threshold=threshold, **fit_kwargs)
             posterior = bt.posterior
             out["splits"].append(
                 {

@@ -29,6 +29,11 @@ with ``--output-share`` (or ``--input-tokens`` and ``--output-tokens``), ``--har
 ``LO:HI``, sampled uniformly once per posterior draw. Sizes take K/M/B/T/Q suffixes
 (``70B``, ``1.4T``) as well as plain numbers and ``1e9`` notation.
 
+Losses are in the nats of the fitted runs' tokenizer and evaluation set: the embedded
+posterior describes Chinchilla's setup (MassiveText, its tokenizer); plan with a fit of your
+own runs (``chinplan fit``). ``plan`` says how far each budget lies beyond the fitted runs, and
+its bands include the extrapolation component by default (``--uncertainty law|extrapolation``).
+
 Exit codes: 0 success; 1 bad input file or values (a missing file, a target loss below the
 irreducible loss of every draw, a malformed scenario file); 2 bad usage (an unknown option, a
 malformed number or design, a wrong output suffix). Errors print one line on stderr, never a
@@ -210,6 +215,10 @@ def _posterior_options(*, quantiles: bool = True) -> argparse.ArgumentParser:
     options.add_argument(
         "--draws", type=_positive_int, metavar="N", help="use a random subset of N posterior draws (chosen with --seed)"
     )
+    options.add_argument(
+        "--uncertainty", choices=("extrapolation", "law"),
+        help="extrapolation (default when the posterior has it): bands widen beyond the fitted runs; law: the law's posterior alone",
+    )  # fmt: skip
     if quantiles:
         options.add_argument(
             "--quantiles", type=float, nargs="+", default=DEFAULT_QUANTILES, metavar="Q",
@@ -249,7 +258,11 @@ def _nuts_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="chinplan", description="Bayesian Chinchilla scaling-law planning.")
+    parser = _Parser(
+        prog="chinplan",
+        description="Bayesian Chinchilla scaling-law planning. Losses are in the nats of the fitted runs' "
+        "tokenizer and evaluation set (the embedded default: Chinchilla's); plan with a fit of your own runs.",
+    )
     parser.add_argument("--version", action="version", version=f"chinplan {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     common, posterior, deployment = _common_options(), _posterior_options(), _deployment_options()
@@ -311,6 +324,12 @@ def _parser() -> argparse.ArgumentParser:
     fit = commands.add_parser("fit", parents=[common], help="fit the law to a runs CSV with NUTS and save the posterior")
     fit.add_argument("runs", metavar="RUNS.csv")
     fit.add_argument("-o", "--output", required=True, metavar="FILE", help="posterior NetCDF to write")
+    fit.add_argument("--target-accept", type=_fraction, default=0.8, metavar="P", help="NUTS target acceptance (default 0.8)")
+    fit.add_argument(
+        "--allow-unconverged", action="store_true",
+        help="exit 0 even when R-hat, ESS or divergences fail after the automatic retries",
+    )  # fmt: skip
+    fit.add_argument("--no-extrapolation", action="store_true", help="skip the leave-the-largest-out refits (law-only bands)")
     _nuts_options(fit)
 
     validate = commands.add_parser(
@@ -318,7 +337,8 @@ def _parser() -> argparse.ArgumentParser:
         help="back-test the fit: fit the smaller runs, check predictive intervals on the larger ones",
     )  # fmt: skip
     validate.add_argument("runs", nargs="?", metavar="RUNS.csv", help="runs CSV (default: the embedded Chinchilla runs)")
-    validate.add_argument("--threshold", type=_positive_float, metavar="FLOPS", help="fit runs below this compute (default: 65%% quantile)")
+    validate.add_argument("--threshold", type=_positive_float, metavar="FLOPS", help="compute split: fit runs below this compute (default: 65%% quantile)")
+    validate.add_argument("--splits", nargs="+", choices=("compute", "size"), default=["compute", "size"], help="back-test splits (default both)")
     validate.add_argument("--levels", type=float, nargs="+", default=[0.5, 0.8, 0.9], metavar="P")
     _nuts_options(validate)
     return parser

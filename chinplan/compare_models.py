@@ -32,7 +32,7 @@ import pandas as pd
 from jax.typing import ArrayLike
 
 from chinplan.engine import DEFAULT_QUANTILES, Bands, bands
-from chinplan.fit import Posterior
+from chinplan.posterior import Posterior
 from chinplan.law import LawParams
 
 __all__ = ["ParetoKWarning", "compare", "stacking_weights", "mix_draws", "average_plans", "law_params"]

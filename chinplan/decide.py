@@ -628,13 +628,15 @@ def crossing(x: ArrayLike, p: ArrayLike, level: float) -> float | None:
     return float(x[-1]) if s[-1] == 0 else None
 
 
-def subset_draws(params: LawParams, num_draws: int, *, seed) -> LawParams:
+def subset_draws(params, num_draws: int, *, seed):
     """A random subset of ``num_draws`` posterior draws without replacement, in draw order.
 
+    ``params`` is a LawParams or any pytree holding one as ``.law`` (an
+    :class:`~chinplan.extrapolation.ExtrapolatedLaw`) whose leaves share the leading draw axis.
     ``seed`` seeds NumPy's generator (any ``numpy.random.default_rng`` seed), so the subset is
     reproducible; all draws are returned when ``num_draws`` is at least their number.
     """
-    total = _checks.law_draws(params)
+    total = _checks.law_draws(getattr(params, "law", params))
     num_draws = _checks.integer("num_draws", num_draws)
     if num_draws >= total:
         return params

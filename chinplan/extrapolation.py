@@ -54,6 +54,7 @@ __all__ = [
     "Domain",
     "ExtrapolatedLaw",
     "Hyper",
+    "compute_optimal_draws",
     "decades_beyond",
     "extrapolated_log_loss",
     "extrapolated_optimum_log",
@@ -62,6 +63,7 @@ __all__ = [
     "fold_masks",
     "isoflop_minima",
     "learn",
+    "log_loss_draws",
     "scale_posterior",
     "sample_discrepancy",
 ]
@@ -157,6 +159,20 @@ def extrapolated_optimum_log(theta: ExtrapolatedLaw, log_compute):
     log_n = log_n + LN10 * theta.v * d_c
     log_d = log_c6 - log_n
     return log_n, log_d, extrapolated_log_loss(theta, log_n, log_d)
+
+
+@jax.jit
+def log_loss_draws(theta: ExtrapolatedLaw, log_n, log_d):
+    """(draws, *shape) mean log loss of every draw (leading axis of ``theta``) at every point."""
+    return jax.vmap(extrapolated_log_loss, in_axes=(0, None, None))(theta, log_n, log_d)
+
+
+@jax.jit
+def compute_optimal_draws(theta: ExtrapolatedLaw, log_compute):
+    """(draws, *shape) log N, log D and mean log loss of each draw's compute optimum."""
+    flat = log_compute.reshape(-1)
+    out = jax.vmap(jax.vmap(extrapolated_optimum_log, in_axes=(None, 0)), in_axes=(0, None))(theta, flat)
+    return tuple(x.reshape((-1,) + log_compute.shape) for x in out)
 
 
 # ----------------------------------------------------------------------------------------
@@ -333,7 +349,7 @@ def fold_evidence(log_n, log_d, log_loss_obs, fold_draws: dict, minima: pd.DataF
     log_n, log_d, y = (np.asarray(a, np.float64) for a in (log_n, log_d, log_loss_obs))
     lc = (log_n + log_d) / LN10 + LOG10_6
     inside = minima[minima["log10_compute"] + 0.1 < lc.max()]
-    loss, misses, miss_var, miss_dist, folds = [], [], [], [], []
+    loss, misses, miss_var, miss_dist, folds, seen = [], [], [], [], [], []
     # how well a fold's law places a minimum at all: its in-sample misses beyond the minima's
     # own bootstrap error add to the noise of every out-of-fold miss
     nugget = 0.0
@@ -359,9 +375,15 @@ def fold_evidence(log_n, log_d, log_loss_obs, fold_draws: dict, minima: pd.DataF
                 misses.append(row.log10_params - np.median(law_n))
                 miss_var.append(((row.upper - row.lower) / 3.29) ** 2 + np.var(law_n))
                 miss_dist.append(row.log10_compute - domain.log10_compute)
+                seen.append(row.Index)
             info["num_minima"] = len(beyond)
         folds.append(info)
-    return FoldEvidence(loss, np.array(misses), np.array(miss_var) + nugget, np.array(miss_dist), folds)
+    # the nested compute folds score the same minimum up to three times: count each once
+    # overall by dividing its precision by the number of folds that scored it
+    seen = np.asarray(seen)
+    multiplicity = np.array([np.sum(seen == i) for i in seen], dtype=np.float64)
+    miss_var = (np.asarray(miss_var) + nugget) * multiplicity
+    return FoldEvidence(loss, np.array(misses), miss_var, np.array(miss_dist), folds)
 
 
 def scale_posterior(evidence: FoldEvidence, domain: Domain) -> Hyper:

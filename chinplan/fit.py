@@ -33,7 +33,7 @@ import xarray as xr
 from chinplan._sampler import CHAIN_METHODS, sample_nuts
 from chinplan.data import load_runs, runs_arrays
 from chinplan.extrapolation import fold_masks, isoflop_minima, learn, sample_discrepancy
-from chinplan.posterior import LAW_SITES, ConvergenceWarning, Posterior, _law_sites, _problems, default_posterior  # noqa: F401  (re-exported names)
+from chinplan.posterior import LAW_SITES, Posterior, _law_sites, _problems
 from chinplan.model import (
     DEFAULT_KAPLAN_PRIORS,
     DEFAULT_PRIORS,

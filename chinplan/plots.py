@@ -629,7 +629,7 @@ def _pair_dataset(data: Any, max_draws: int | None):
     import arviz as az
     import xarray as xr
 
-    from chinplan.fit import Posterior
+    from chinplan.posterior import Posterior
 
     if isinstance(data, Posterior):
         data = data.to_arviz()

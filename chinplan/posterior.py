@@ -30,7 +30,7 @@ import xarray as xr
 
 from chinplan import _checks
 from chinplan._files import write_atomic
-from chinplan.extrapolation import Domain, ExtrapolatedLaw, decades_beyond, extrapolated_log_loss, extrapolated_optimum_log
+from chinplan.extrapolation import Domain, ExtrapolatedLaw, compute_optimal_draws, decades_beyond, log_loss_draws
 from chinplan.law import Allocation, LawParams, log_g
 from chinplan.model import KAPLAN_LAW_SITES, LAWS, LIKELIHOODS, KaplanParams, kaplan_compute_optimal_log_n, kaplan_log_loss, noise_distribution, noise_sites
 
@@ -99,21 +99,6 @@ class Extrapolation(NamedTuple):
 def _check_uncertainty(uncertainty: str) -> None:
     if uncertainty not in UNCERTAINTIES:
         raise ValueError(f"uncertainty must be one of {UNCERTAINTIES}, got {uncertainty!r}")
-
-
-@jax.jit
-def _mean_log_loss(theta: ExtrapolatedLaw, log_n, log_d):
-    """(draws, *shape) mean log loss of every draw at every point."""
-    return jax.vmap(extrapolated_log_loss, in_axes=(0, None, None))(theta, log_n, log_d)
-
-
-@jax.jit
-def _optimum(theta: ExtrapolatedLaw, log_c):
-    """(draws, *shape) log N, log D and mean log loss of each draw's compute optimum."""
-    per_budget = jax.vmap(extrapolated_optimum_log, in_axes=(None, 0))
-    flat = log_c.reshape(-1)
-    out = jax.vmap(per_budget, in_axes=(0, None))(theta, flat)
-    return tuple(x.reshape((-1,) + log_c.shape) for x in out)
 
 
 def _replicate(posterior, mean, kappa, domain, log_n, log_d, key):
@@ -353,7 +338,7 @@ class Posterior:
         log_n, log_d = (jnp.asarray(x, dtype) for x in np.broadcast_arrays(log_n, log_d))
         if self.law == "chinchilla":
             theta = self.extrapolated_params(uncertainty)
-            mean = _mean_log_loss(theta, log_n, log_d)
+            mean = log_loss_draws(theta, log_n, log_d)
             kappa, domain = theta.kappa, theta.domain[0]
         else:
             if uncertainty != "law":
@@ -397,7 +382,7 @@ class Posterior:
         log_c = np.log(_checks.positive("compute", compute))
         theta = self.extrapolated_params(uncertainty)
         dtype = theta.law.alpha.dtype
-        log_n, log_d, mean = _optimum(theta, jnp.asarray(log_c, dtype))
+        log_n, log_d, mean = compute_optimal_draws(theta, jnp.asarray(log_c, dtype))
         _, rep = _replicate(self, mean, theta.kappa, theta.domain[0], log_n, log_d, key)
         n, d = (np.quantile(np.exp(np.asarray(x, np.float64)), q, axis=0) for x in (log_n, log_d))
         return Allocation(n, d, np.quantile(np.exp(rep), q, axis=0))

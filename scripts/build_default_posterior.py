@@ -13,7 +13,8 @@ from importlib import resources
 import jax
 
 from chinplan import datasets
-from chinplan.fit import DEFAULT_FIT_SETTINGS, DEFAULT_POSTERIOR_FILE, fit
+from chinplan.fit import DEFAULT_FIT_SETTINGS, fit
+from chinplan.posterior import DEFAULT_POSTERIOR_FILE
 
 
 def build_default_posterior(progress: bool | None = None):

@@ -13,7 +13,7 @@ import pytest
 import chinplan
 from chinplan import BESIROGLU_2024, _sampler
 from chinplan import calibration as validate
-from chinplan.fit import ConvergenceWarning
+from chinplan.posterior import ConvergenceWarning
 
 NOISE = 0.01  # log-loss noise of the synthetic runs: digitising alone adds ~0.005
 TINY_FIT = dict(num_chains=1, num_warmup=100, num_draws=150, progress=False)

@@ -11,7 +11,7 @@ import xarray as xr
 
 import chinplan
 from chinplan import BESIROGLU_2024, datasets
-from chinplan.fit import ConvergenceWarning, Posterior
+from chinplan.posterior import ConvergenceWarning, Posterior
 
 
 def simulate_runs(truth, *, key, num_runs=120, noise=0.006, outliers=3):

@@ -17,7 +17,7 @@ from scipy import integrate, stats
 import chinplan
 from chinplan import BESIROGLU_2024, compare_models, model
 from chinplan.compare_models import ParetoKWarning, average_plans, compare, mix_draws
-from chinplan.fit import ConvergenceWarning, Posterior
+from chinplan.posterior import ConvergenceWarning, Posterior
 
 FIT = dict(num_chains=1, num_draws=300, num_warmup=300, progress=False)
 
