@@ -6,7 +6,8 @@ reduced to bands) -> decide (probabilities, risk) -> sweep/cli/plots (outputs). 
 fit (huber) is the frequentist anchor beside the Bayesian fit; arch turns a parameter count
 into a shape.
 
-``import chinplan`` loads only JAX and NumPy: the modules that pull in pandas, xarray,
+``import chinplan`` loads nothing but the standard library (so ``chinplan --help`` starts
+without JAX); every public name is imported on first use. The modules that pull in pandas, xarray,
 arviz, numpyro or matplotlib (data, datasets, fit, posterior, model, huber, decide,
 compare_models, calibration, sweep, plots) are imported on first use of one of their names.
 """
@@ -18,64 +19,6 @@ import sys
 import types
 from importlib import metadata as _metadata
 
-from chinplan import arch
-from chinplan import costs
-from chinplan import engine
-from chinplan import law
-from chinplan import optima
-from chinplan import quantiles
-from chinplan import uncertain
-from chinplan.arch import TransformerShape
-from chinplan.arch import lora_params
-from chinplan.arch import pytree_params
-from chinplan.arch import shape_for_params
-from chinplan.arch import training_memory_bytes
-from chinplan.arch import transformer_params
-from chinplan.costs import A100
-from chinplan.costs import H100_SXM
-from chinplan.costs import H200
-from chinplan.costs import HARDWARE
-from chinplan.costs import PFLOPS_DAY
-from chinplan.costs import Cost
-from chinplan.costs import Deployment
-from chinplan.costs import Hardware
-from chinplan.costs import sample_deployment
-from chinplan.costs import tco
-from chinplan.costs import weighted_inference_tokens
-from chinplan.costs import with_cost_draws
-from chinplan.engine import Bands
-from chinplan.engine import bands
-from chinplan.engine import bands_dataset
-from chinplan.engine import cvar
-from chinplan.engine import expectation
-from chinplan.engine import probability
-from chinplan.engine import to_dataset
-from chinplan.law import BESIROGLU_2024
-from chinplan.law import HOFFMANN_2022
-from chinplan.law import HOFFMANN_2022_PRINTED
-from chinplan.law import MUENNIGHOFF_2023
-from chinplan.law import PRESETS
-from chinplan.law import Allocation
-from chinplan.law import LawParams
-from chinplan.law import effective_data
-from chinplan.law import effective_params
-from chinplan.law import log_loss
-from chinplan.law import loss
-from chinplan.law import training_flops
-from chinplan.optima import compute_optimal
-from chinplan.optima import cost_optimal
-from chinplan.optima import data_constrained_optimal
-from chinplan.optima import inference_optimal
-from chinplan.optima import optimal_for_loss
-from chinplan.optima import params_for_loss
-from chinplan.optima import smallest_budget
-from chinplan.optima import tokens_per_parameter
-from chinplan.quantiles import DEFAULT_QUANTILES
-from chinplan.quantiles import draw_quantiles
-from chinplan.quantiles import sort_over_draws
-from chinplan.uncertain import LogNormal
-from chinplan.uncertain import LogUniform
-from chinplan.uncertain import Uniform
 
 try:
     __version__ = _metadata.version("chinplan")
@@ -85,6 +28,13 @@ except _metadata.PackageNotFoundError:  # a source tree that was never installed
 #: Submodules imported on first attribute access (they pull in pandas, xarray, arviz,
 #: numpyro or matplotlib, or are rarely needed).
 _LAZY_MODULES = (
+    "arch",
+    "costs",
+    "engine",
+    "law",
+    "optima",
+    "quantiles",
+    "uncertain",
     "calibration",
     "compare_models",
     "data",
@@ -103,6 +53,57 @@ _LAZY_MODULES = (
 
 #: Public names imported on first access: name -> the submodule that defines it.
 _LAZY_NAMES = {
+    "TransformerShape": "arch",
+    "lora_params": "arch",
+    "pytree_params": "arch",
+    "shape_for_params": "arch",
+    "training_memory_bytes": "arch",
+    "transformer_params": "arch",
+    "A100": "costs",
+    "H100_SXM": "costs",
+    "H200": "costs",
+    "HARDWARE": "costs",
+    "PFLOPS_DAY": "costs",
+    "Cost": "costs",
+    "Deployment": "costs",
+    "Hardware": "costs",
+    "sample_deployment": "costs",
+    "tco": "costs",
+    "weighted_inference_tokens": "costs",
+    "with_cost_draws": "costs",
+    "Bands": "engine",
+    "bands": "engine",
+    "bands_dataset": "engine",
+    "cvar": "engine",
+    "expectation": "engine",
+    "probability": "engine",
+    "to_dataset": "engine",
+    "BESIROGLU_2024": "law",
+    "HOFFMANN_2022": "law",
+    "HOFFMANN_2022_PRINTED": "law",
+    "MUENNIGHOFF_2023": "law",
+    "PRESETS": "law",
+    "Allocation": "law",
+    "LawParams": "law",
+    "effective_data": "law",
+    "effective_params": "law",
+    "log_loss": "law",
+    "loss": "law",
+    "training_flops": "law",
+    "compute_optimal": "optima",
+    "cost_optimal": "optima",
+    "data_constrained_optimal": "optima",
+    "inference_optimal": "optima",
+    "optimal_for_loss": "optima",
+    "params_for_loss": "optima",
+    "smallest_budget": "optima",
+    "tokens_per_parameter": "optima",
+    "DEFAULT_QUANTILES": "quantiles",
+    "draw_quantiles": "quantiles",
+    "sort_over_draws": "quantiles",
+    "LogNormal": "uncertain",
+    "LogUniform": "uncertain",
+    "Uniform": "uncertain",
     "load_runs": "data",
     "fit": "fit",
     "Posterior": "posterior",

@@ -527,6 +527,7 @@ def cmd_fit(args) -> int:
             num_chains=args.chains,
             target_accept_prob=args.target_accept,
             extrapolation=not args.no_extrapolation,
+            max_retries=args.max_retries,
             progress=None if not args.json else False,
         )
     posterior.save(args.output)

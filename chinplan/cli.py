@@ -330,6 +330,8 @@ def _parser() -> argparse.ArgumentParser:
         help="exit 0 even when R-hat, ESS or divergences fail after the automatic retries",
     )  # fmt: skip
     fit.add_argument("--no-extrapolation", action="store_true", help="skip the leave-the-largest-out refits (law-only bands)")
+    fit.add_argument("--max-retries", type=_integer_type(0, "be an integer >= 0"), default=3, metavar="K",
+                     help="convergence gate: refits with longer warm-up, higher acceptance, fresh starts (default 3)")  # fmt: skip
     _nuts_options(fit)
 
     validate = commands.add_parser(

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -55,7 +56,7 @@ def small_posterior(tmp_path_factory):
 
 
 def test_plan_json_matches_the_library(capsys):
-    out = run_json(capsys, ["plan", "--compute", "5.76e23", "1e24"])
+    out = run_json(capsys, ["plan", "--compute", "5.76e23", "1e24", "--uncertainty", "law"])
     assert [p["compute"] for p in out["plans"]] == [5.76e23, 1e24]
     direct = decide.plan_bands(chinplan.default_posterior().params, [5.76e23, 1e24], [0.05, 0.5, 0.95])
     np.testing.assert_allclose(out["plans"][1]["n"], direct["n"][:, 1])
@@ -68,6 +69,31 @@ def test_plan_json_matches_the_library(capsys):
     assert lo < med < hi
 
 
+def test_plan_defaults_to_extrapolation_bands_and_says_how_far_beyond(capsys):
+    out = run_json(capsys, ["plan", "--compute", "1e21", "5.76e23"])
+    assert out["uncertainty"] == "extrapolation"
+    post = chinplan.default_posterior()
+    want = post.compute_optimal(np.array([1e21, 5.76e23]), q=(0.05, 0.5, 0.95), key=jax.random.key(0))
+    for i in range(2):
+        np.testing.assert_allclose(out["plans"][i]["n"], want.n[:, i], rtol=1e-5)
+        np.testing.assert_allclose(out["plans"][i]["d"], want.d[:, i], rtol=1e-5)
+    inside, beyond = (p["extrapolation"] for p in out["plans"])
+    assert inside["decades"] == 0.0
+    largest = 6 * datasets_max_compute()
+    assert beyond["largest_fitted_compute"] == pytest.approx(largest, rel=1e-9)
+    assert beyond["compute_decades"] == pytest.approx(np.log10(5.76e23 / largest), rel=1e-9)
+    law = run_json(capsys, ["plan", "--compute", "5.76e23", "--uncertainty", "law"])["plans"][0]["n"]
+    ext = out["plans"][1]["n"]
+    assert ext[2] / ext[0] > law[2] / law[0]  # wider beyond the data
+    assert main(["plan", "--compute", "5.76e23"]) == 0
+    assert "1.6 decades beyond the largest fitted run (1.3e22 FLOPs)" in capsys.readouterr().out
+
+
+def datasets_max_compute():
+    runs = chinplan.datasets.chinchilla()
+    return float(np.max(runs["params"] * runs["tokens"]))
+
+
 def test_plan_table(capsys):
     assert main(["plan", "--compute", "5.76e23"]) == 0
     out = capsys.readouterr().out
@@ -76,11 +102,11 @@ def test_plan_table(capsys):
 
 def test_plan_thinning_follows_the_seed_and_draws_a_fan_chart(tmp_path, capsys):
     plot = tmp_path / "fan.png"
-    a = run_json(capsys, ["plan", "--compute", "1e24", "--draws", DRAWS, "--seed", "1", "--plot", str(plot)])
+    a = run_json(capsys, ["plan", "--compute", "1e24", "--draws", DRAWS, "--seed", "1", "--plot", str(plot), "--uncertainty", "law"])
     assert a["num_draws"] == 200 and a["seed"] == 1 and a["plot"] == str(plot)
     assert plot.read_bytes()[:8] == PNG_MAGIC
-    again = run_json(capsys, ["plan", "--compute", "1e24", "--draws", DRAWS, "--seed", "1"])
-    other = run_json(capsys, ["plan", "--compute", "1e24", "--draws", DRAWS, "--seed", "2"])
+    again = run_json(capsys, ["plan", "--compute", "1e24", "--draws", DRAWS, "--seed", "1", "--uncertainty", "law"])
+    other = run_json(capsys, ["plan", "--compute", "1e24", "--draws", DRAWS, "--seed", "2", "--uncertainty", "law"])
     assert again["plans"] == a["plans"] and other["plans"] != a["plans"]
     n = np.asarray(chinplan.compute_optimal(thinned(seed=1).params, 1e24).n, np.float64)
     np.testing.assert_allclose(a["plans"][0]["n"], np.quantile(n, [0.05, 0.5, 0.95]), rtol=1e-5)
@@ -294,18 +320,42 @@ def test_fit_command_writes_a_posterior(tmp_path, capsys):
     runs = tmp_path / "runs.csv"
     chinplan.datasets.chinchilla().to_csv(runs, index=False)
     out = tmp_path / "post.nc"
-    summary = run_json(capsys, ["fit", str(runs), "-o", str(out), "--draws", "100", "--warmup", "100", "--chains", "1"])
+    summary = run_json(capsys, ["fit", str(runs), "-o", str(out), "--draws", "100", "--warmup", "100", "--chains", "1", "--allow-unconverged"])
     assert set(summary["summary"]) >= {"E", "alpha", "beta"} and summary["num_draws"] == 100
     assert chinplan.Posterior.load(out).num_draws == 100
+    assert summary["extrapolation"] is True and summary["attempts"]
+
+
+def test_fit_command_refuses_an_unconverged_fit_of_seven_runs(tmp_path, capsys):
+    """The issue's case: 7 runs give R-hat > 1.01 and divergences; the gate retries, records
+    what it did in the file, and exits 1 with one line unless --allow-unconverged."""
+    runs = tmp_path / "runs.csv"
+    chinplan.datasets.chinchilla().iloc[[10, 40, 80, 120, 160, 200, 240]].to_csv(runs, index=False)
+    out = tmp_path / "post.nc"
+    args = ["fit", str(runs), "-o", str(out), "--draws", "200", "--warmup", "100", "--max-retries", "1", "--no-extrapolation"]
+    code = main(args)
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and err.count("\n") == 0 and "did not converge after 2 attempt(s)" in err
+    attrs = chinplan.Posterior.load(out).attrs
+    assert attrs["converged"] == 0 and len(json.loads(attrs["fit_attempts"])) == 2
 
 
 def test_validate_command_back_tests_the_embedded_runs(capsys):
-    result = run_json(capsys, ["validate", "--draws", "100", "--warmup", "100", "--chains", "1"])
-    assert result["num_fit"] + result["num_heldout"] == 245 and result["num_heldout"] > 50
-    assert [row["level"] for row in result["coverage"]] == [0.5, 0.8, 0.9]
-    coverage = [row["coverage"] for row in result["coverage"]]
+    result = run_json(capsys, ["validate", "--draws", "100", "--warmup", "100", "--chains", "2", "--splits", "compute"])
+    rows = {(row["split"], row["interval"]): row for row in result["splits"]}
+    assert set(rows) == {("compute", "extrapolation"), ("compute", "law")}
+    row = rows[("compute", "extrapolation")]
+    assert row["num_fit"] + row["num_predicted"] == 245 and row["num_predicted"] > 50
+    assert [c["level"] for c in row["coverage"]] == [0.5, 0.8, 0.9]
+    for c in row["coverage"]:
+        assert c["se"] == pytest.approx(np.sqrt(c["coverage"] * (1 - c["coverage"]) / row["num_predicted"]))
+    # the same posterior scored two ways: the extrapolation-aware intervals are the wider
+    assert row["width90"] > rows[("compute", "law")]["width90"]
+    assert {a["interval"] for a in result["allocation"]} == {"extrapolation", "law"}
+    assert all(a["num_minima"] == len(a["minima"]) > 0 for a in result["allocation"])
+    coverage = [c["coverage"] for c in row["coverage"]]
     assert all(0 <= c <= 1 for c in coverage) and coverage == sorted(coverage)  # nested intervals
-    assert 0 < result["median_rel_error"] < 0.05
+    assert 0 < row["median_rel_error"] < 0.05
 
 
 # --------------------------------------------------------------------------------------
