@@ -48,6 +48,7 @@ _LAZY_MODULES = (
     "model",
     "plots",
     "posterior",
+    "sbc",
     "sweep",
 )
 

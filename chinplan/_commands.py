@@ -240,7 +240,7 @@ def cmd_plan(args) -> int:
     beyond = _beyond(draws, args.compute)
     if args.plot:
         lo, hi = min(1e18, min(args.compute) / 100), max(1e26, max(args.compute) * 100)
-        _save_plot(plots.fan_chart(draws.params, np.logspace(math.log10(lo), math.log10(hi), 41)), args.plot)
+        _save_plot(plots.fan_chart(draws.theta, np.logspace(math.log10(lo), math.log10(hi), 41)), args.plot)
     if args.json:
         _emit_json(
             {

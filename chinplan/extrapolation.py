@@ -6,7 +6,7 @@ The law's posterior alone is too sure of itself beyond the data (docs/CALIBRATIO
 another). The errors are not noise: they are shared by all points of a split and grow with
 the distance from the fitted runs. So the predictive of an observed log loss is
 
-    log L(N, D) = log L_theta(N 10^(-v dC), D 10^(v dC)) + u d + kappa d z + eps,
+    log L(N, D) = log L_theta(N 10^(-v dC), D 10^(v dC)) + u s + kappa s z + eps,   s = d^(1/2)
 
 where ``d = max(dC, dN, dD)`` counts the decades beyond the fitted runs' largest compute,
 parameters and tokens (0 inside, so fitted runs are untouched), ``eps`` is the fit's own
@@ -112,6 +112,23 @@ def decades_beyond(domain, log_n, log_d):
     return xp.maximum(d_c, xp.maximum(d_n, d_d)), d_c, d_n, d_d
 
 
+#: The level terms grow as ``d ** LEVEL_POWER``: 1/2 is a random walk in the decades beyond
+#: the data (a Wiener process), which matches the back-tests' errors growing about 3x from
+#: half a decade to two (docs/CALIBRATION.md); the valley drift stays linear in ``dC``.
+LEVEL_POWER = 0.5
+
+
+def _level(d):
+    """``d ** LEVEL_POWER`` with a zero (not NaN) gradient at ``d = 0``, inside the data."""
+    xp = jnp if isinstance(d, jax.Array) else np
+    return xp.where(d > 0, xp.where(d > 0, d, 1.0) ** LEVEL_POWER, 0.0)
+
+
+def level_distance(domain, log_n, log_d):
+    """``d ** LEVEL_POWER``, the scale of the level drift and scatter at a point (0 inside)."""
+    return _level(decades_beyond(domain, log_n, log_d)[0])
+
+
 class ExtrapolatedLaw(NamedTuple):
     """One draw (or a leading draw axis) of the law with its discrepancy; a pytree.
 
@@ -131,7 +148,7 @@ class ExtrapolatedLaw(NamedTuple):
 
 
 def extrapolated_log_loss(theta: ExtrapolatedLaw, log_n, log_d):
-    """Mean log loss of one draw with its discrepancy: ``log L(N 10^-v dC, D 10^v dC) + u d``.
+    """Mean log loss of one draw with its discrepancy: ``log L(N 10^-v dC, D 10^v dC) + u d^(1/2)``.
 
     The valley slides with the compute distance ``dC`` only, so on an isoFLOP line it is a
     pure translation and the compute-optimal N moves by exactly ``v dC`` decades.
@@ -139,7 +156,7 @@ def extrapolated_log_loss(theta: ExtrapolatedLaw, log_n, log_d):
     dom = theta.domain
     d, d_c, _, _ = decades_beyond((dom[..., 0], dom[..., 1], dom[..., 2]), log_n, log_d)
     shift = LN10 * theta.v * d_c
-    return log_loss(theta.law, log_n - shift, log_d + shift) + theta.u * d
+    return log_loss(theta.law, log_n - shift, log_d + shift) + theta.u * _level(d)
 
 
 def extrapolated_optimum_log(theta: ExtrapolatedLaw, log_compute):
@@ -361,7 +378,7 @@ def fold_evidence(log_n, log_d, log_loss_obs, fold_draws: dict, minima: pd.DataF
             mu_in = np.median(_law_log_loss(draws, log_n[kept], log_d[kept]), axis=0)
             noise = 1.4826 * np.median(np.abs(y[kept] - mu_in))
             mu = _law_log_loss(draws, log_n[dropped], log_d[dropped])
-            d = decades_beyond(domain, log_n[dropped], log_d[dropped])[0]
+            d = level_distance(domain, log_n[dropped], log_d[dropped])
             loss.append((y[dropped] - np.median(mu, axis=0), noise**2 + np.var(mu, axis=0), d))
         if name.startswith("c"):  # allocation drift: per decade of compute
             within = inside[inside["log10_compute"] + 0.1 < domain.log10_compute]

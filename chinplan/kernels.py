@@ -22,6 +22,7 @@ from jax.typing import ArrayLike
 
 from chinplan import _checks, costs, law
 from chinplan.costs import Cost, Deployment
+from chinplan.extrapolation import ExtrapolatedLaw, extrapolated_optimum_log
 from chinplan.law import LawParams, as_float
 
 from chinplan import optima
@@ -69,7 +70,10 @@ DEPLOYMENT_FIELDS = (
 
 
 def law_of(theta: PyTree) -> LawParams:
-    """The law of ``theta``: a LawParams itself, or the first of a ``(LawParams, Deployment)`` pair."""
+    """The law of ``theta``: a LawParams itself, an ExtrapolatedLaw's ``law``, or the first of a
+    ``(LawParams, Deployment)`` pair."""
+    if isinstance(theta, ExtrapolatedLaw):
+        return theta.law
     return theta if isinstance(theta, LawParams) else theta[0]
 
 
@@ -138,7 +142,12 @@ def below_floor(theta: PyTree, target_loss: ArrayLike) -> jax.Array:
 
 
 def plan(theta: PyTree, compute: ArrayLike) -> dict:
-    """This draw's compute-optimal plan (Hoffmann et al. 2022, Eq. 4) with D/N."""
+    """This draw's compute-optimal plan (Hoffmann et al. 2022, Eq. 4) with D/N; for an
+    :class:`~chinplan.extrapolation.ExtrapolatedLaw` the plan moved by its valley drift and
+    its loss with the level drift (:func:`chinplan.extrapolation.extrapolated_optimum_log`)."""
+    if isinstance(theta, ExtrapolatedLaw):
+        log_n, log_d, log_l = extrapolated_optimum_log(theta, jnp.log(as_float(compute)))
+        return {"n": jnp.exp(log_n), "d": jnp.exp(log_d), "tokens_per_param": jnp.exp(log_d - log_n), "loss": jnp.exp(log_l)}
     best = compute_optimal(law_of(theta), compute)
     return {"n": best.n, "d": best.d, "tokens_per_param": best.d / best.n, "loss": best.loss}
 

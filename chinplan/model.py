@@ -71,7 +71,6 @@ __all__ = [
     "kaplan_model",
     "PARAM_NAMES",
     "KAPLAN_LAW_SITES",
-    "law_from_sample",
     "noise_sites",
     "noise_distribution",
 ]
@@ -226,11 +225,6 @@ def kaplan_compute_optimal_log_n(log_Nc, log_Dc, alpha_N, alpha_D, log_compute):
     """
     r = alpha_N / alpha_D
     return (jnp.log(r) + r * log_Nc - log_Dc + (log_compute - math.log(6.0))) / (1.0 + r)
-
-
-def law_from_sample(sample: dict) -> LawParams:
-    """The LawParams of a sample dict with sites log_E, log_A, log_B, alpha, beta."""
-    return LawParams.from_logs(sample["log_E"], sample["log_A"], sample["log_B"], sample["alpha"], sample["beta"])
 
 
 def noise_sites(likelihood: str) -> tuple[str, ...]:

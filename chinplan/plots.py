@@ -32,6 +32,7 @@ from jax.typing import ArrayLike
 from chinplan import _checks, decide, engine, kernels
 from chinplan._files import write_atomic
 from chinplan.costs import Deployment
+from chinplan.extrapolation import ExtrapolatedLaw
 from chinplan.format import short_sci
 from chinplan.law import LawParams
 from chinplan.optima import compute_optimal
@@ -202,6 +203,11 @@ def fan_chart(
 ):
     """Posterior fan chart of the compute-optimal parameters N*(C) and tokens D*(C).
 
+    ``params`` may be a LawParams (the law's posterior) or an
+    :class:`~chinplan.extrapolation.ExtrapolatedLaw` (``Posterior.extrapolated_params()``):
+    then the plans carry the extrapolation component and the budgets beyond the fitted runs
+    are shaded grey.
+
     For every draw theta_i and budget C, N_opt = G (C/6)^a and D_opt = G^-1 (C/6)^b with
     G = (alpha A / (beta B))^(1/(alpha+beta)), a = beta/(alpha+beta), b = alpha/(alpha+beta)
     (Hoffmann et al. 2022, Eq. 4), reduced over draws by :func:`chinplan.bands` with
@@ -225,7 +231,7 @@ def fan_chart(
     """
     from matplotlib.axes import Axes
 
-    n_draws = _checks.law_draws(params)
+    n_draws = _checks.law_draws(kernels.law_of(params))
     budgets = _positive_grid("compute", compute)
     levels, pairs = _nested_levels(q)
     references = _references(REFERENCE_MODELS if references is None else references)
@@ -245,11 +251,16 @@ def fan_chart(
         fig = _figure_of(ax_n)
     one_panel = ax_n is ax_d
 
-    result = engine.bands(compute_optimal, params, budgets, q=levels).values
+    result = engine.bands(kernels.plan, params, budgets, q=levels).values
     index = {v: i for i, v in enumerate(levels)}
+    if isinstance(params, ExtrapolatedLaw):  # shade the budgets beyond the fitted runs
+        edge = 10.0 ** float(np.asarray(params.domain)[0, 0])
+        for axis in {ax_n, ax_d}:
+            if edge < budgets[-1]:
+                axis.axvspan(max(edge, budgets[0]), budgets[-1], color="0.85", zorder=0, label="beyond the fitted runs")
     panels = (
-        (ax_n, "N*", np.asarray(result.n, np.float64), _N_COLOUR, 0, "parameters"),
-        (ax_d, "D*", np.asarray(result.d, np.float64), _D_COLOUR, 1, "training tokens"),
+        (ax_n, "N*", np.asarray(result["n"], np.float64), _N_COLOUR, 0, "parameters"),
+        (ax_d, "D*", np.asarray(result["d"], np.float64), _D_COLOUR, 1, "training tokens"),
     )
     for axis, symbol, values, colour, which, noun in panels:
         for k, (lo, hi) in enumerate(pairs):

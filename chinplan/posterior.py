@@ -30,7 +30,7 @@ import xarray as xr
 
 from chinplan import _checks
 from chinplan._files import write_atomic
-from chinplan.extrapolation import Domain, ExtrapolatedLaw, compute_optimal_draws, decades_beyond, log_loss_draws
+from chinplan.extrapolation import Domain, ExtrapolatedLaw, compute_optimal_draws, decades_beyond, level_distance, log_loss_draws
 from chinplan.law import Allocation, LawParams, log_g
 from chinplan.model import KAPLAN_LAW_SITES, LAWS, LIKELIHOODS, KaplanParams, kaplan_compute_optimal_log_n, kaplan_log_loss, noise_distribution, noise_sites
 
@@ -105,7 +105,7 @@ def _replicate(posterior, mean, kappa, domain, log_n, log_d, key):
     """``(mean, mean + kappa d z + eps)`` as float64 NumPy, eps from the fitted likelihood."""
     k_z, k_eps = jax.random.split(key)
     shape = mean.shape[1:]
-    dist = decades_beyond((domain[0], domain[1], domain[2]), log_n, log_d)[0]
+    dist = level_distance((domain[0], domain[1], domain[2]), log_n, log_d)
     kappa = kappa.reshape((-1,) + (1,) * len(shape))
     scatter = kappa * dist * jax.random.normal(k_z, mean.shape, mean.dtype)
     sigma = jnp.asarray(posterior.draws("sigma"), mean.dtype).reshape(kappa.shape)

@@ -1,17 +1,21 @@
 """Back-tests of loss and allocation on both embedded datasets (docs/CALIBRATION.md).
 
-    python scripts/run_backtests.py [--out benchmarks/backtests.json]
+    python scripts/run_backtests.py [--out docs/backtests.json] [--docs]
 
 For the Chinchilla runs and for the data-constrained paper's runs with at most 2 epochs
 (where repetition costs under 0.2% of loss, so the Chinchilla law applies), it runs
 :func:`chinplan.calibration.report`: the ``compute`` and ``size`` splits, each scored with
 the extrapolation-aware and the law-only intervals, and the allocation back-test.
+With ``--docs`` it rewrites the generated tables in docs/CALIBRATION.md and README.md (between
+``<!-- backtests:start -->`` and ``<!-- backtests:end -->``), so no figure there is typed by hand.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import re
 import time
 
 import jax
@@ -26,11 +30,64 @@ def datablations_few_epochs(max_epochs: float = 2.0):
     return runs[["params", "tokens", "loss"]].reset_index(drop=True)
 
 
+def render(results: dict) -> str:
+    """Markdown tables of the back-tests (the generated block of docs/CALIBRATION.md)."""
+    lines = [
+        "| data | split | interval | fitted | predicted | median error | cov 50% | cov 80% | cov 90% | 90% width | score |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, result in results.items():
+        for row in result["splits"]:
+            cov = " | ".join(f"{c['coverage']:.2f} ± {c['se']:.2f}" for c in row["coverage"])
+            lines.append(
+                f"| {name} | {row['split']} | {row['interval']} | {row['num_fit']} | {row['num_predicted']} | "
+                f"{100 * row['median_rel_error']:.2f}% | {cov} | {row['width90']:.3f} | {row['interval_score90']:.3f} |"
+            )
+    lines += ["", "| data | interval | isoFLOP minima beyond the fit | inside the 90% N* band | median band width (95%/5%) |", "|---|---|---|---|---|"]
+    for name, result in results.items():
+        for row in result["allocation"]:
+            lines.append(f"| {name} | {row['interval']} | {row['num_minima']} | {row['coverage']:.2f} ± {row['se']:.2f} | {row['median_width']:.2f}x |")
+    lines += ["", "Minima of the allocation back-test (log10 N; the empirical minimum with its bootstrap 5-95%, the band predicted):", ""]
+    lines += ["| data | interval | log10 C | decades beyond | empirical | bootstrap | predicted 5% | 50% | 95% | inside |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, result in results.items():
+        for row in result["allocation"]:
+            for m in row["minima"]:
+                lines.append(
+                    f"| {name} | {row['interval']} | {m['log10_compute']:.2f} | {m['decades_beyond']:.2f} | {m['log10_params']:.3f} | "
+                    f"{m['lower']:.2f}-{m['upper']:.2f} | {math.log10(m['n05']):.3f} | {math.log10(m['n50']):.3f} | "
+                    f"{math.log10(m['n95']):.3f} | {'yes' if m['inside'] else 'no'} |"
+                )
+    seconds = ", ".join(f"{name} {result['seconds']:.0f} s" for name, result in results.items())
+    lines += ["", f"Wall time of the whole run (fits with their leave-out refits, 2-core CPU): {seconds}."]
+    return "\n".join(lines)
+
+
+def replace_block(path: str, block: str) -> None:
+    """Rewrites the text between the backtests markers of ``path``."""
+    with open(path) as f:
+        text = f.read()
+    pattern = re.compile(r"(<!-- backtests:start -->\n).*?(\n<!-- backtests:end -->)", re.S)
+    if not pattern.search(text):
+        raise SystemExit(f"{path} has no <!-- backtests:start --> ... <!-- backtests:end --> block")
+    with open(path, "w") as f:
+        f.write(pattern.sub(lambda m: m.group(1) + block + m.group(2), text))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="docs/backtests.json")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--docs", action="store_true", help="rewrite the generated tables in docs/CALIBRATION.md and README.md")
+    parser.add_argument("--from-json", metavar="FILE", help="render a saved run instead of running the back-tests")
     args = parser.parse_args()
+    if args.from_json:
+        with open(args.from_json) as f:
+            results = json.load(f)
+        block = render(results)
+        print(block)
+        if args.docs:
+            replace_block("docs/CALIBRATION.md", block)
+        return
     results = {}
     for name, runs in (("chinchilla", datasets.chinchilla()), ("datablations_2_epochs", datablations_few_epochs())):
         start = time.perf_counter()
@@ -44,6 +101,8 @@ def main() -> None:
             print(f"{name:22s} allocation {row['interval']:13s} {row['num_minima']} minima: coverage {row['coverage']:.2f} median width {row['median_width']:.1f}x", flush=True)
     with open(args.out, "w") as f:
         json.dump(results, f, indent=1)
+    if args.docs:
+        replace_block("docs/CALIBRATION.md", render(results))
 
 
 if __name__ == "__main__":

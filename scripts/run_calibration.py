@@ -12,7 +12,7 @@
 2. Posterior predictive check of the shipped default posterior against all 245 runs.
 3. How wide the default prior is: the share of prior draws whose law gives sensible losses
    (all in [1.5, 8] nats) on the Chinchilla design, for the default and the SBC prior.
-4. Simulation-based calibration (chinplan.calibration.sbc, SBC_PRIORS) with as many repeats as
+4. Simulation-based calibration (chinplan.sbc.sbc, SBC_PRIORS) with as many repeats as
    fit in --sbc-minutes (at most --sbc-repeats).
 """
 
@@ -28,6 +28,7 @@ import numpy as np
 
 import chinplan
 from chinplan import calibration as validate, datasets
+from chinplan import sbc as sbc_mod
 from chinplan.fit import DEFAULT_FIT_SETTINGS
 from chinplan.law import LawParams, log_loss
 from chinplan.model import DEFAULT_PRIORS
@@ -50,11 +51,11 @@ def _compile_counter():
 
 def prior_realism(priors, *, key, num=20000, low=1.5, high=8.0):
     """Share of prior draws whose noiseless losses on the design all lie in [low, high]."""
-    design = validate.sbc_design(100)
+    design = sbc_mod.sbc_design(100)
     log_n = jnp.log(jnp.asarray(design["params"].to_numpy()))
     log_d = jnp.log(jnp.asarray(design["tokens"].to_numpy()))
     keys = jax.random.split(key, num)
-    draws = jax.vmap(lambda k: validate.sample_prior(priors, key=k))(keys)
+    draws = jax.vmap(lambda k: sbc_mod.sample_prior(priors, key=k))(keys)
     law = LawParams.from_logs(draws["log_E"], draws["log_A"], draws["log_B"], draws["alpha"], draws["beta"])
     losses = np.exp(np.asarray(jax.vmap(lambda p: log_loss(p, log_n, log_d))(law)))
     sensible = np.all((losses >= low) & (losses <= high), axis=1)
@@ -119,7 +120,7 @@ def main():
 
     counter = _compile_counter()
     t0 = time.perf_counter()
-    result = validate.sbc(
+    result = sbc_mod.sbc(
         key=k_sbc,
         num_repeats=args.sbc_repeats,
         num_runs=args.sbc_runs,
@@ -154,11 +155,11 @@ def main():
 def merge(paths, out_path, key):
     """Pools the SBC repeats of several outputs (same settings, disjoint repeats)."""
     parts = [json.load(open(p)) for p in paths]
-    ranks = {n: sum((p["sbc"]["ranks"][n] for p in parts), []) for n in validate.SBC_PARAMS}
+    ranks = {n: sum((p["sbc"]["ranks"][n] for p in parts), []) for n in sbc_mod.SBC_PARAMS}
     num = len(ranks["E"])
     num_ranks = parts[0]["sbc"]["settings"]["num_ranks"]
     summary = {}
-    for n in validate.SBC_PARAMS:
+    for n in sbc_mod.SBC_PARAMS:
         hits = 0
         for p in parts:
             if "covered" in p["sbc"]:
@@ -166,7 +167,7 @@ def merge(paths, out_path, key):
             else:  # older output: coverage x repeats is an exact count
                 hits += round(p["sbc"]["summary"][n]["coverage"] * p["sbc"]["num_repeats"])
         cov = hits / num
-        chi2, ks = validate.rank_uniformity(ranks[n], num_ranks, key=key)
+        chi2, ks = sbc_mod.rank_uniformity(ranks[n], num_ranks, key=key)
         summary[n] = dict(coverage=cov, se=float(validate.binomial_se(cov, num)), chi2_p=chi2, ks_p=ks,
                           mean_rank=float(np.mean(ranks[n]) / num_ranks))
     merged = dict(parts[0])
@@ -198,7 +199,7 @@ def ppc_and_prior(out, k_ppc, k_prior):
 
     out["prior_realism"] = {
         "default_priors": prior_realism(DEFAULT_PRIORS, key=k_prior),
-        "sbc_priors": prior_realism(validate.SBC_PRIORS, key=k_prior),
+        "sbc_priors": prior_realism(sbc_mod.SBC_PRIORS, key=k_prior),
     }
     print(json.dumps(out["prior_realism"], indent=1), flush=True)
 

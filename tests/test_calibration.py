@@ -13,6 +13,7 @@ import pytest
 import chinplan
 from chinplan import BESIROGLU_2024, _sampler
 from chinplan import calibration as validate
+from chinplan import sbc as sbc_mod
 from chinplan.posterior import ConvergenceWarning
 
 NOISE = 0.01  # log-loss noise of the synthetic runs: digitising alone adds ~0.005
@@ -38,7 +39,7 @@ def count_compilations():
 
 def simulate(truth, *, key, num_runs=60, noise=NOISE):
     """Runs on the realistic Chinchilla design with Gaussian log-loss noise."""
-    design = validate.sbc_design(num_runs)
+    design = sbc_mod.sbc_design(num_runs)
     n, d = design["params"].to_numpy(copy=True), design["tokens"].to_numpy(copy=True)
     # The two largest-compute runs become over-sized (0.3 tokens per parameter, same FLOPs),
     # like the digitised Chinchilla outliers: flagged by backtest, still on the law here.
@@ -65,7 +66,7 @@ def synthetic_backtest(synthetic_runs):
 
 @pytest.fixture(scope="module")
 def small_sbc():
-    return validate.sbc(key=jax.random.PRNGKey(7), num_repeats=4, **SBC_TINY)
+    return sbc_mod.sbc(key=jax.random.PRNGKey(7), num_repeats=4, **SBC_TINY)
 
 
 # ----- backtest --------------------------------------------------------------------------
@@ -133,7 +134,7 @@ def test_bad_levels(synthetic_runs, levels):
 # ----- SBC -------------------------------------------------------------------------------
 def test_sbc_ranks_in_range_and_finite_coverage(small_sbc):
     res = small_sbc
-    assert res.num_repeats == 4 and list(res.ranks.columns) == list(validate.SBC_PARAMS)
+    assert res.num_repeats == 4 and list(res.ranks.columns) == list(sbc_mod.SBC_PARAMS)
     assert res.ranks.dtypes.map(lambda t: np.issubdtype(t, np.integer)).all()
     assert ((res.ranks >= 0) & (res.ranks <= res.num_ranks)).all().all()
     assert np.isfinite(res.coverage).all() and ((res.coverage >= 0) & (res.coverage <= 1)).all()
@@ -141,7 +142,7 @@ def test_sbc_ranks_in_range_and_finite_coverage(small_sbc):
     assert ((res.chi2_pvalue >= 0) & (res.chi2_pvalue <= 1)).all()
     assert ((res.ks_pvalue >= 0) & (res.ks_pvalue <= 1)).all()
     # Truths come from the realistic prior box.
-    p = validate.SBC_PRIORS
+    p = sbc_mod.SBC_PRIORS
     assert res.truths["alpha"].between(p.exponent_low, p.exponent_high).all()
     assert (res.truths["sigma"] > 0).all() and (res.truths["E"] > 0).all()
     assert set(res.summary().columns) == {"coverage", "se", "chi2_p", "ks_p", "mean_rank"}
@@ -151,7 +152,7 @@ def test_sbc_ranks_in_range_and_finite_coverage(small_sbc):
 
 def test_sbc_is_reproducible_and_extends_with_first_repeat(small_sbc):
     """Repeat i depends only on (key, i): a later call with first_repeat=1 repeats row 1."""
-    again = validate.sbc(key=jax.random.PRNGKey(7), num_repeats=1, first_repeat=1, **SBC_TINY)
+    again = sbc_mod.sbc(key=jax.random.PRNGKey(7), num_repeats=1, first_repeat=1, **SBC_TINY)
     pd.testing.assert_frame_equal(again.ranks, small_sbc.ranks.iloc[1:2])
     pd.testing.assert_frame_equal(again.truths, small_sbc.truths.iloc[1:2])
     assert _sampler._runner.cache_info().hits >= 1  # the NUTS function is compiled once per setting
@@ -160,9 +161,9 @@ def test_sbc_is_reproducible_and_extends_with_first_repeat(small_sbc):
 def test_sbc_compiles_only_its_first_repeat():
     """Every repeat after the first reuses the compiled NUTS function: no XLA compilation."""
     settings = dict(SBC_TINY, num_warmup=20, num_draws=20, num_ranks=4)
-    validate.sbc(key=jax.random.PRNGKey(3), num_repeats=1, **settings)  # compile (or reuse)
+    sbc_mod.sbc(key=jax.random.PRNGKey(3), num_repeats=1, **settings)  # compile (or reuse)
     with count_compilations() as compiled:
-        res = validate.sbc(key=jax.random.PRNGKey(3), num_repeats=3, first_repeat=1, **settings)
+        res = sbc_mod.sbc(key=jax.random.PRNGKey(3), num_repeats=3, first_repeat=1, **settings)
     assert res.num_repeats == 3
     assert compiled == []
 
@@ -170,10 +171,10 @@ def test_sbc_compiles_only_its_first_repeat():
 def test_rank_uniformity_p_values():
     key = jax.random.PRNGKey(0)
     uniform = np.tile(np.arange(20), 5)  # 100 ranks, exactly uniform on 0..19
-    chi2, ks = validate.rank_uniformity(uniform, 19, key=key)
+    chi2, ks = sbc_mod.rank_uniformity(uniform, 19, key=key)
     assert chi2 > 0.99 and ks > 0.5
     skewed = np.zeros(100, dtype=int)
-    chi2, ks = validate.rank_uniformity(skewed, 19, key=key)
+    chi2, ks = sbc_mod.rank_uniformity(skewed, 19, key=key)
     assert chi2 < 1e-6 and ks < 1e-6
 
 
@@ -185,13 +186,13 @@ def test_rank_uniformity_p_values():
 def test_sbc_bad_arguments(kwargs, name):
     args = dict(SBC_TINY, **kwargs)
     with pytest.raises(ValueError, match=name):
-        validate.sbc(key=jax.random.PRNGKey(0), **args)
+        sbc_mod.sbc(key=jax.random.PRNGKey(0), **args)
 
 
 def test_sample_prior_matches_the_model_prior():
     """Moments of sample_prior against the Priors table (Monte Carlo tolerance: 5 SE)."""
     keys = jax.random.split(jax.random.PRNGKey(1), 4000)
-    draws = jax.vmap(lambda k: validate.sample_prior(chinplan.model.DEFAULT_PRIORS, key=k))(keys)
+    draws = jax.vmap(lambda k: sbc_mod.sample_prior(chinplan.model.DEFAULT_PRIORS, key=k))(keys)
     p = chinplan.model.DEFAULT_PRIORS
     for site, mean, sd in [
         ("log_E", p.log_E_loc, p.log_E_scale),
