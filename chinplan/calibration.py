@@ -468,7 +468,11 @@ def report(runs, *, key: jax.Array, splits=("compute", "size"), levels=(0.5, 0.8
                     "median_rel_error": bt.median_rel_error,
                     "width90": bt.width90,
                     "interval_score90": bt.interval_score90,
-                    "coverage": [{"level": q, "coverage": bt.coverage[q], "se": bt.coverage_se[q]} for q in bt.levels],
+                    "coverage": [
+                        {"level": q, "coverage": bt.coverage[q], "se": bt.coverage_se[q], "without_outliers": bt.coverage_without_outliers[q]}
+                        for q in bt.levels
+                    ],
+                    "num_outliers_predicted": bt.num_outliers_heldout,
                 }
             )
             if split == "compute":

@@ -159,7 +159,7 @@ def fit(
       progress: a progress bar over the NUTS steps (tqdm); None shows it when stderr is a
         terminal.
       extrapolation: learn the extrapolation component of the uncertainty
-        (:mod:`chinplan.extrapolation`) from leave-the-largest-out refits (4 more NUTS runs
+        (:mod:`chinplan.extrapolation`) from leave-the-largest-out refits (5 more NUTS runs
         with the same compiled sampler). None means on for the Chinchilla law.
       max_retries: the convergence gate: when R-hat > 1.01 or any divergence, refit with
         twice the warm-up, then also target acceptance 0.95, then also fresh chain starts
@@ -185,6 +185,12 @@ def fit(
         raise ValueError(f"law must be one of {LAWS}, got {law!r}")
     if likelihood not in LIKELIHOODS:
         raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
+    if extrapolation is None:
+        extrapolation = law == "chinchilla"
+    if extrapolation not in (True, False):
+        raise ValueError(f"extrapolation must be None, True or False, got {extrapolation!r}")
+    if extrapolation and law != "chinchilla":
+        raise ValueError(f"extrapolation=True needs law='chinchilla' (the component moves the Chinchilla law's valley), got law={law!r}")
     priors, priors_name = _resolve_priors(law, priors)
     runs = load_runs(runs)
     arrays = runs_arrays(runs)
@@ -252,11 +258,7 @@ def fit(
     )
     if likelihood == "huber":
         idata.posterior.attrs["huber_k"] = HUBER_K
-    if extrapolation is None:
-        extrapolation = law == "chinchilla"
     if extrapolation:
-        if law != "chinchilla":
-            raise ValueError(f"extrapolation=True needs law='chinchilla', got law={law!r}")
         fold_key, draw_key = jax.random.split(jax.random.fold_in(key, 7))
         folds = {}
         for i, (name, kept) in enumerate(fold_masks(arrays.log_n, arrays.log_d).items()):

@@ -33,15 +33,15 @@ def datablations_few_epochs(max_epochs: float = 2.0):
 def render(results: dict) -> str:
     """Markdown tables of the back-tests (the generated block of docs/CALIBRATION.md)."""
     lines = [
-        "| data | split | interval | fitted | predicted | median error | cov 50% | cov 80% | cov 90% | 90% width | score |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| data | split | interval | fitted | predicted (outliers) | median error | cov 50% | cov 80% | cov 90% | cov 90% w/o outliers | 90% width | score |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, result in results.items():
         for row in result["splits"]:
             cov = " | ".join(f"{c['coverage']:.2f} ± {c['se']:.2f}" for c in row["coverage"])
             lines.append(
-                f"| {name} | {row['split']} | {row['interval']} | {row['num_fit']} | {row['num_predicted']} | "
-                f"{100 * row['median_rel_error']:.2f}% | {cov} | {row['width90']:.3f} | {row['interval_score90']:.3f} |"
+                f"| {name} | {row['split']} | {row['interval']} | {row['num_fit']} | {row['num_predicted']} ({row['num_outliers_predicted']}) | "
+                f"{100 * row['median_rel_error']:.2f}% | {cov} | {row['coverage'][-1]['without_outliers']:.2f} | {row['width90']:.3f} | {row['interval_score90']:.3f} |"
             )
     lines += ["", "| data | interval | isoFLOP minima beyond the fit | inside the 90% N* band | median band width (95%/5%) |", "|---|---|---|---|---|"]
     for name, result in results.items():
@@ -66,11 +66,11 @@ def replace_block(path: str, block: str) -> None:
     """Rewrites the text between the backtests markers of ``path``."""
     with open(path) as f:
         text = f.read()
-    pattern = re.compile(r"(<!-- backtests:start -->\n).*?(\n<!-- backtests:end -->)", re.S)
+    pattern = re.compile(r"(<!-- backtests:start -->\n)(?:.*?\n)?(<!-- backtests:end -->)", re.S)
     if not pattern.search(text):
         raise SystemExit(f"{path} has no <!-- backtests:start --> ... <!-- backtests:end --> block")
     with open(path, "w") as f:
-        f.write(pattern.sub(lambda m: m.group(1) + block + m.group(2), text))
+        f.write(pattern.sub(lambda m: m.group(1) + block + "\n" + m.group(2), text))
 
 
 def main() -> None:

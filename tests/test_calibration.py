@@ -241,3 +241,61 @@ def test_predictive_log_loss_matches_the_law_in_the_median():
     law = np.asarray(jax.vmap(lambda p: chinplan.log_loss(p, np.log(runs["params"].to_numpy()), np.log(runs["tokens"].to_numpy())))(posterior.params))
     # Symmetric noise: the predictive median tracks the law's median to Monte Carlo error.
     np.testing.assert_allclose(np.median(draws, 0), np.median(law, 0), atol=2e-3)
+
+
+def _posterior_from_draws(law: str, likelihood: str, runs, seed: int = 0):
+    """A Posterior built from fixed draws (no NUTS) for any law and likelihood the fit offers."""
+    import arviz as az
+    import xarray as xr
+
+    from chinplan.posterior import Posterior
+
+    rng = np.random.default_rng(seed)
+    shape = (2, 50)
+    if law == "chinchilla":
+        sites = {"log_E": np.log(1.82), "log_A": np.log(482.0), "log_B": np.log(2085.0), "alpha": 0.348, "beta": 0.366}
+    else:
+        sites = {"log_Nc": np.log(8.8e13), "log_Dc": np.log(5.4e13), "alpha_N": 0.076, "alpha_D": 0.095}
+        if law == "kaplan_irreducible":
+            sites["log_E"] = np.log(1.5)
+    sites = {k: v + 0.01 * abs(v) * rng.standard_normal(shape) for k, v in sites.items()}
+    sites["sigma"] = np.full(shape, 0.01)
+    if likelihood == "student_t":
+        sites["nu"] = np.full(shape, 5.0)
+    idata = az.from_dict(posterior=sites, sample_stats={"diverging": np.zeros(shape, bool)})
+    arrays = chinplan.data.runs_arrays(chinplan.load_runs(runs))
+    idata.add_groups(constant_data=xr.Dataset({"log_n": ("run", arrays.log_n), "log_d": ("run", arrays.log_d)}))
+    idata.posterior.attrs.update(law=law, likelihood=likelihood)
+    return Posterior(idata)
+
+
+@pytest.mark.parametrize("law", ["chinchilla", "kaplan", "kaplan_irreducible"])
+@pytest.mark.parametrize("likelihood", ["student_t", "normal", "huber"])
+def test_ppc_and_predictive_work_for_every_likelihood_and_law(law, likelihood, synthetic_runs):
+    """The predictive is the model's own (noise_distribution), so no site is assumed: a
+    Normal or Huber-like posterior has no nu (the old hand-typed copy raised KeyError 'nu')."""
+    post = _posterior_from_draws(law, likelihood, synthetic_runs)
+    result = validate.ppc(post, synthetic_runs, key=jax.random.PRNGKey(0))
+    assert result.idata.posterior_predictive["log_loss"].shape == (2, 50, len(synthetic_runs))
+    assert set(result.coverage) == {0.5, 0.8, 0.9}
+    rep = validate.predictive_log_loss(post, synthetic_runs, key=jax.random.PRNGKey(1))
+    mean, _ = post.sample_log_loss(np.log(synthetic_runs["params"].to_numpy()), np.log(synthetic_runs["tokens"].to_numpy()), key=jax.random.PRNGKey(1), uncertainty="law")
+    # the replicates scatter around the law with the likelihood's scale (sigma = 0.01)
+    resid = rep - mean
+    assert np.all(np.isfinite(resid)) and 0.005 < np.median(np.abs(resid)) < 0.02
+
+
+def test_backtest_with_a_normal_likelihood_kaplan_fit_and_the_size_split(synthetic_runs):
+    """backtest runs every model the fit offers (here Kaplan's law with a Normal likelihood,
+    scored with the law's intervals: the extrapolation component is the Chinchilla law's)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        bt = validate.backtest(synthetic_runs, key=jax.random.PRNGKey(8), split="size", uncertainty="law", law="kaplan", likelihood="normal", **TINY_FIT)
+    assert bt.split == "size" and bt.posterior.law == "kaplan" and bt.posterior.likelihood == "normal"
+    sizes = synthetic_runs["params"].to_numpy()
+    assert bt.num_heldout == int((sizes >= np.quantile(sizes, 0.9)).sum())
+    assert all(0.0 <= bt.coverage[q] <= 1.0 for q in bt.levels) and np.isfinite(bt.interval_score90)
+    with pytest.raises(ValueError, match="extrapolation=True needs law='chinchilla'"):
+        validate.backtest(synthetic_runs, key=jax.random.PRNGKey(8), law="kaplan", **TINY_FIT)
+    with pytest.raises(ValueError, match="split must be one of"):
+        validate.backtest(synthetic_runs, key=jax.random.PRNGKey(8), split="tokens", **TINY_FIT)

@@ -217,3 +217,22 @@ def test_allocation_drift_intervals_are_nominal_for_a_shared_drift_of_known_size
         lo, hi = np.quantile(draws["v"] * 1.5, [(1 - level) / 2, (1 + level) / 2])
         hits += bool(lo <= v * 1.5 <= hi)
     _coverage_check(hits, reps, level)
+
+
+def test_plan_kernel_and_fan_chart_take_extrapolated_draws():
+    from chinplan import engine, kernels, plots
+
+    post = _synthetic_posterior()
+    theta = post.extrapolated_params()
+    compute = np.array([1e20, 1e23, 1e25])
+    log_n, log_d, log_l = ex.compute_optimal_draws(theta, jax.numpy.log(jax.numpy.asarray(compute)))
+    q = (0.05, 0.5, 0.95)
+    got = engine.bands(kernels.plan, theta, compute, q=q).values
+    np.testing.assert_allclose(got["n"], np.quantile(np.exp(np.asarray(log_n, np.float64)), q, axis=0), rtol=1e-5)
+    np.testing.assert_allclose(got["loss"], np.quantile(np.exp(np.asarray(log_l, np.float64)), q, axis=0), rtol=1e-5)
+    fig = plots.fan_chart(theta, np.logspace(19, 25, 13))
+    shaded = [p for ax in fig.axes for p in ax.patches if p.get_label() == "beyond the fitted runs"]
+    assert len(shaded) == 2
+    edge = 10.0 ** post.domain.log10_compute
+    for patch in shaded:
+        assert patch.get_x() == pytest.approx(edge, rel=1e-6)
