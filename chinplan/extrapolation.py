@@ -1,10 +1,9 @@
 """Extrapolation-aware uncertainty: how far beyond the fitted runs a question lies, and how
 much less sure the law is there.
 
-The law's posterior alone is too sure of itself beyond the data (docs/CALIBRATION.md: its
-90% intervals held 0.73 of the larger runs of a back-test and 0.46 of the larger models of
-another). The errors are not noise: they are shared by all points of a split and grow with
-the distance from the fitted runs. So the predictive of an observed log loss is
+The law's posterior alone is too sure of itself beyond the data (docs/CALIBRATION.md): its
+errors there are not noise, they are shared by the points of a back-test and grow with the
+distance from the fitted runs. So the predictive of an observed log loss is
 
     log L(N, D) = log L_theta(N 10^(-v dC), D 10^(v dC)) + u s + kappa s z + eps,   s = d^(1/2)
 
@@ -12,11 +11,12 @@ where ``d = max(dC, dN, dD)`` counts the decades beyond the fitted runs' largest
 parameters and tokens (0 inside, so fitted runs are untouched), ``eps`` is the fit's own
 noise (Student-t), ``z ~ N(0, 1)`` per point, and for each posterior draw:
 
-* ``u ~ N(0, tau_u^2)``: a level drift in log loss per decade (shared by every point);
-* ``v ~ N(0, tau_v^2)``: an allocation drift: the isoFLOP valley slides by ``v dC`` decades
-  of N at fixed compute (``N D`` unchanged; ``dC`` the decades beyond in compute), so the
-  compute-optimal N moves by exactly that;
-* ``kappa``: extra per-point scatter per decade.
+* ``u ~ N(0, tau_u^2)``: a level drift in log loss, shared by every point, growing as a random
+  walk in the decades beyond (``s = d^(1/2)``, :data:`LEVEL_POWER`);
+* ``v``: an allocation drift: the isoFLOP valley slides by ``v dC`` decades of N at fixed
+  compute (``N D`` unchanged; ``dC`` the decades beyond in compute), so the compute-optimal N
+  moves by exactly that;
+* ``kappa``: extra per-point scatter, also growing as ``s``.
 
 Everything is learned from the runs being fitted only, by leaving their largest out
 (:func:`fold_masks`: the top 20, 40 and 60% by compute, the top 20 and 40% by parameters),
@@ -24,13 +24,13 @@ refitting (the same compiled sampler, runs masked out), and scoring what each fo
 see (:func:`fold_evidence`):
 
 * ``p(tau_u, kappa | folds)`` from the dropped runs' log-loss residuals: each fold's drift is
-  its own draw of ``u`` (a Gaussian in ``u d`` plus ``kappa d`` scatter and the fit's noise,
+  its own draw of ``u`` (a Gaussian in ``u s`` plus ``kappa s`` scatter and the fit's noise,
   mixed with a 5% broad outlier component; ``u`` integrated on a grid). The folds inform the
-  scale of the level drift, not its sign: in the back-tests the sign did not carry over.
+  scale of the level drift, not its sign: in the design study the sign did not carry over.
 * ``p(tau_v, v | folds)`` from the empirical isoFLOP minima (:func:`isoflop_minima`) the
-  compute folds left out: one ``v`` shared by the folds and the full fit, because the
-  valley's drift is a property of the law's form on these runs (on the embedded runs every
-  fold's law put N* too high, by about 0.2 decade per decade).
+  compute folds left out: ``v ~ N(0, tau_v^2)`` is one value shared by the folds and the full
+  fit, because the valley's drift is a property of the law's form on these runs (on the
+  embedded runs every fold's law put N* too high at the budgets it did not see).
 
 Each posterior draw takes its own scales from these grid posteriors (half-normal priors,
 :data:`PRIOR_SCALE_TAU_U` and siblings), then its ``u`` and ``v``.
@@ -63,6 +63,7 @@ __all__ = [
     "fold_masks",
     "isoflop_minima",
     "learn",
+    "level_distance",
     "log_loss_draws",
     "scale_posterior",
     "sample_discrepancy",
@@ -70,7 +71,7 @@ __all__ = [
 
 LN10 = math.log(10.0)
 LOG10_6 = math.log10(6.0)
-#: Grids of the hyperparameters (flat priors on them).
+#: Grids of the hyperparameters.
 TAU_U_GRID = np.linspace(0.0, 0.2, 41)
 KAPPA_GRID = np.linspace(0.0, 0.2, 41)
 TAU_V_GRID = np.linspace(0.0, 0.5, 51)

@@ -1,6 +1,5 @@
 """Calibration tools: backtest coverage, simulation-based calibration, predictive checks."""
 
-import contextlib
 import math
 import warnings
 
@@ -19,22 +18,6 @@ from chinplan.posterior import ConvergenceWarning
 NOISE = 0.01  # log-loss noise of the synthetic runs: digitising alone adds ~0.005
 TINY_FIT = dict(num_chains=1, num_warmup=100, num_draws=150, progress=False)
 SBC_TINY = dict(num_runs=30, num_warmup=50, num_draws=50, num_ranks=9, num_chains=1)
-
-
-@contextlib.contextmanager
-def count_compilations():
-    """XLA backend compilations (jitted functions and eager ops alike) in the block."""
-    seen = []
-
-    def listener(event, duration_secs, **kwargs):
-        if event == "/jax/core/compile/backend_compile_duration":
-            seen.append(event)
-
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
-        yield seen
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listener)
 
 
 def simulate(truth, *, key, num_runs=60, noise=NOISE):
@@ -158,11 +141,11 @@ def test_sbc_is_reproducible_and_extends_with_first_repeat(small_sbc):
     assert _sampler._runner.cache_info().hits >= 1  # the NUTS function is compiled once per setting
 
 
-def test_sbc_compiles_only_its_first_repeat():
+def test_sbc_compiles_only_its_first_repeat(count_compiles):
     """Every repeat after the first reuses the compiled NUTS function: no XLA compilation."""
     settings = dict(SBC_TINY, num_warmup=20, num_draws=20, num_ranks=4)
     sbc_mod.sbc(key=jax.random.PRNGKey(3), num_repeats=1, **settings)  # compile (or reuse)
-    with count_compilations() as compiled:
+    with count_compiles() as compiled:
         res = sbc_mod.sbc(key=jax.random.PRNGKey(3), num_repeats=3, first_repeat=1, **settings)
     assert res.num_repeats == 3
     assert compiled == []

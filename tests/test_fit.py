@@ -128,24 +128,17 @@ def test_bad_fit_arguments(arg, value):
         chinplan.fit(datasets.chinchilla(), key=jax.random.PRNGKey(0), **{arg: value})
 
 
-def test_second_fit_on_new_runs_of_the_same_shape_does_not_recompile():
-    """The NUTS chains are one jitted function: a second fit reuses it (no XLA compilation)."""
+def test_second_fit_on_new_runs_of_the_same_shape_does_not_recompile(count_compiles):
+    """The NUTS chains are one jitted function: a second fit (with its leave-out refits, which
+    share the compiled sampler through the run weights) reuses it (no XLA compilation)."""
     settings = dict(num_draws=40, num_warmup=40, num_chains=2, progress=False)
     first = simulate_runs(BESIROGLU_2024, key=jax.random.PRNGKey(11), num_runs=40)
     second = simulate_runs(chinplan.HOFFMANN_2022, key=jax.random.PRNGKey(12), num_runs=40)
-    seen = []
-
-    def listener(event, duration_secs, **kwargs):
-        if event == "/jax/core/compile/backend_compile_duration":
-            seen.append(event)
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         chinplan.fit(first, key=jax.random.PRNGKey(0), **settings)
-        jax.monitoring.register_event_duration_secs_listener(listener)
-        try:
+        with count_compiles() as seen:
             post = chinplan.fit(second, key=jax.random.PRNGKey(1), **settings)
-        finally:
-            jax.monitoring.unregister_event_duration_listener(listener)
     assert seen == []
+    assert post.has_extrapolation
     assert post.num_draws == 80

@@ -30,21 +30,6 @@ def gaussian(loc, *, rho):
     numpyro.sample("x", dist.MultivariateNormal(loc, cov))
 
 
-@contextlib.contextmanager
-def count_compilations():
-    seen = []
-
-    def listener(event, duration_secs, **kwargs):
-        if event == "/jax/core/compile/backend_compile_duration":
-            seen.append(event)
-
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
-        yield seen
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listener)
-
-
 def _run(loc, method, key=0, **kw):
     settings = dict(num_warmup=300, num_draws=1000, num_chains=2, chain_method=method)
     settings.update(kw)
@@ -68,9 +53,9 @@ def test_moments_of_a_correlated_gaussian(method):
     assert abs(corr - RHO) < 4 * (1 - RHO**2) / np.sqrt(ess.min())  # SE of r: (1 - rho^2) / sqrt(n)
 
 
-def test_new_data_of_the_same_shape_does_not_recompile():
+def test_new_data_of_the_same_shape_does_not_recompile(count_compiles):
     _run(MEAN, "sequential", num_warmup=50, num_draws=50)
-    with count_compilations() as compiled:
+    with count_compiles() as compiled:
         samples, _ = _run(MEAN + 10.0, "sequential", key=1, num_warmup=50, num_draws=50)
     assert compiled == []
     assert np.all(np.abs(samples["x"].reshape(-1, 2).mean(0) - (MEAN + 10.0)) < 4 * SCALE)
