@@ -591,6 +591,6 @@ def cmd_validate(args) -> int:
     for row in result["allocation"]:
         console.print(f"allocation ({row['interval']}): 90% N* bands hold {row['coverage']:.2f} ± {row['se']:.2f} of "
                       f"{row['num_minima']} isoFLOP minima beyond the fit; median width {row['median_width']:.1f}x")  # fmt: skip
-    console.print("error: median |relative error| of the median prediction; width90: median 90% width / median; "
-                  "score90: mean interval score / loss (lower is better); coverage SE = sqrt(p(1-p)/pred)")  # fmt: skip
+    console.print("error: median |relative error| of the median prediction; coverage SE = sqrt(p(1-p)/pred)")
+    console.print("width90: median 90% width / median; score90: mean interval score / loss (lower is better)")
     return EXIT_OK
