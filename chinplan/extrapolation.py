@@ -166,7 +166,7 @@ def extrapolated_optimum_log(theta: ExtrapolatedLaw, log_compute):
     On an isoFLOP line the allocation drift is a pure translation by ``v dC`` decades of N
     (``dC`` is constant there), so the optimum is the law's closed form (Hoffmann et al.
     2022, Eq. 4: ``log N = log G + a log(C/6)``, ``a = beta/(alpha+beta)``) moved by
-    ``v dC``: it minimises the law moved by ``v dC`` plus the level drift ``u dC``, which is
+    ``v dC``: it minimises the law moved by ``v dC`` plus the level drift ``u dC^(1/2)``, which is
     constant on the line. The returned loss is :func:`extrapolated_log_loss` at that plan.
     """
     law, dom = theta.law, theta.domain

@@ -231,7 +231,7 @@ def fan_chart(
     """
     from matplotlib.axes import Axes
 
-    n_draws = _checks.law_draws(kernels.law_of(params))
+    n_draws = _checks.law_draws(params.law if isinstance(params, ExtrapolatedLaw) else params)
     budgets = _positive_grid("compute", compute)
     levels, pairs = _nested_levels(q)
     references = _references(REFERENCE_MODELS if references is None else references)

@@ -90,7 +90,7 @@ def test_predict_loss_matches_numpy_per_draw():
     dist, d_c, _, _ = ex.decades_beyond(post.domain, np.log(n), np.log(d))
     shift = LN10 * v[:, None] * d_c[None]
     mean = _numpy_log_loss(*(s[k][:, None] for k in ("log_E", "log_A", "log_B", "alpha", "beta")), np.log(n)[None] - shift, np.log(d)[None] + shift)
-    mean = mean + u[:, None] * dist[None]
+    mean = mean + u[:, None] * dist[None] ** ex.LEVEL_POWER
     _, rep = post.sample_log_loss(np.log(n), np.log(d), key=key)
     noise = rep - post.sample_log_loss(np.log(n), np.log(d), key=key)[0]
     np.testing.assert_allclose(post.sample_log_loss(np.log(n), np.log(d), key=key)[0], mean, rtol=0, atol=2e-5)
@@ -98,7 +98,7 @@ def test_predict_loss_matches_numpy_per_draw():
     np.testing.assert_allclose(got, want, rtol=5e-5)
     assert got.shape == (3, 3)
     # the noise is the fitted likelihood's: kappa * d * z + sigma * t_nu, whose scale we check
-    z = noise / np.sqrt(s["sigma"][:, None] ** 2 + (kappa[:, None] * dist[None]) ** 2)
+    z = noise / np.sqrt(s["sigma"][:, None] ** 2 + (kappa[:, None] * dist[None] ** ex.LEVEL_POWER) ** 2)
     assert np.all(np.isfinite(z))
 
 
