@@ -29,7 +29,7 @@ import jax
 import numpy as np
 from jax.typing import ArrayLike
 
-from chinplan import _checks, decide, engine, kernels
+from chinplan import _checks, _figures, decide, engine, kernels
 from chinplan._files import write_atomic
 from chinplan.costs import Deployment
 from chinplan.extrapolation import ExtrapolatedLaw
@@ -59,96 +59,11 @@ _SAVE_FORMATS = {".png": "png", ".svg": "svg"}
 _N_COLOUR = "tab:blue"
 _D_COLOUR = "tab:orange"
 _MARKERS = ("o", "s", "^", "D", "v", "P")
-_PAIR_NAMES = ("E", "A", "B", "alpha", "beta")
 
 
 # --------------------------------------------------------------------------------------
 # Boundary helpers: validate on the host, with errors that name the argument.
 # --------------------------------------------------------------------------------------
-
-
-def _new_figure(figsize: tuple[float, float]):
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=figsize, layout="constrained")
-
-
-def _figure_of(ax) -> Any:
-    """The top-level Figure an Axes belongs to (not a SubFigure)."""
-    try:
-        return ax.get_figure(root=True)
-    except TypeError:  # matplotlib < 3.10
-        fig = ax.figure
-        while hasattr(fig, "figure") and fig.figure is not fig and fig.figure is not None:
-            fig = fig.figure
-        return fig
-
-
-def _axes_or_new(ax, figsize: tuple[float, float]):
-    from matplotlib.axes import Axes
-
-    if ax is None:
-        fig = _new_figure(figsize)
-        return fig, fig.add_subplot()
-    if not isinstance(ax, Axes):
-        raise ValueError(f"ax must be a matplotlib Axes or None, got {type(ax).__name__}")
-    return _figure_of(ax), ax
-
-
-def _budget(n, d):
-    """Training FLOPs C = 6ND (:func:`chinplan.law.training_flops`) on the host, in float64, for drawing."""
-    return 6.0 * np.asarray(n, np.float64) * np.asarray(d, np.float64)
-
-
-def _budget_tokens(c, n):
-    """The other factor on the budget line: D = C / (6N) (or N = C / (6D)), on the host."""
-    return np.asarray(c, np.float64) / _budget(n, 1.0)
-
-
-def _positive_grid(name: str, x: ArrayLike, *, min_points: int = 2) -> np.ndarray:
-    """A 1-D, strictly increasing host array of finite values > 0 (a grid, or contour levels)."""
-    arr = _checks.positive(name, x)
-    if arr.ndim != 1 or arr.size < min_points:
-        raise ValueError(f"{name} must be 1-D with at least {min_points} values, got shape {arr.shape}")
-    if np.any(np.diff(arr) <= 0):
-        raise ValueError(f"{name} must be strictly increasing, got {arr.tolist()}")
-    return arr
-
-
-def _range(name: str, value: Any) -> tuple[float, float]:
-    """A (lo, hi) pair with 0 < lo < hi < inf."""
-    try:
-        lo, hi = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a pair (lo, hi) of numbers, got {value!r}") from None
-    if not (math.isfinite(lo) and math.isfinite(hi) and 0 < lo < hi):
-        raise ValueError(f"{name} must satisfy 0 < lo < hi < inf, got {value!r}")
-    return lo, hi
-
-
-def _nested_levels(q: Sequence[float]) -> tuple[tuple[float, ...], list[tuple[float, float]]]:
-    """Validated levels and the (lower, upper) pairs of nested bands, outermost first.
-
-    ``q`` must be strictly increasing in [0, 1], contain 0.5 (the median line) and have as
-    many levels below 0.5 as above; the i-th lowest pairs with the i-th highest.
-    """
-    try:
-        levels = tuple(float(v) for v in q)
-    except (TypeError, ValueError):
-        raise ValueError(f"q must be a sequence of quantile levels, got {q!r}") from None
-    if not levels or any(not 0.0 <= v <= 1.0 for v in levels) or any(b <= a for a, b in zip(levels, levels[1:])):
-        raise ValueError(f"q must be strictly increasing levels in [0, 1], got {q!r}")
-    if 0.5 not in levels:
-        raise ValueError(f"q must contain 0.5 (the median line), got {q!r}")
-    lower = [v for v in levels if v < 0.5]
-    upper = [v for v in levels if v > 0.5]
-    if len(lower) != len(upper):
-        raise ValueError(f"q must have as many levels below 0.5 as above (nested bands), got {q!r}")
-    return levels, list(zip(lower, reversed(upper)))
-
-
-def _band_label(lo: float, hi: float) -> str:
-    return f"{100 * lo:g}–{100 * hi:g}%"
 
 
 # --------------------------------------------------------------------------------------
@@ -232,14 +147,14 @@ def fan_chart(
     from matplotlib.axes import Axes
 
     n_draws = _checks.law_draws(params.law if isinstance(params, ExtrapolatedLaw) else params)
-    budgets = _positive_grid("compute", compute)
-    levels, pairs = _nested_levels(q)
-    references = _references(REFERENCE_MODELS if references is None else references)
+    budgets = _figures._positive_grid("compute", compute)
+    levels, pairs = _figures._nested_levels(q)
+    references = _figures._references(REFERENCE_MODELS if references is None else references)
     if ax is None:
-        fig = _new_figure((7.5, 8.0))
+        fig = _figures._new_figure((7.5, 8.0))
         ax_n, ax_d = fig.subplots(2, 1, sharex=True)
     elif isinstance(ax, Axes):
-        fig, ax_n = _axes_or_new(ax, (7.5, 5.0))
+        fig, ax_n = _figures._axes_or_new(ax, (7.5, 5.0))
         ax_d = ax_n
     else:
         try:
@@ -248,7 +163,7 @@ def fan_chart(
             raise ValueError(f"ax must be None, an Axes or a pair of Axes, got {ax!r}") from None
         if not (isinstance(ax_n, Axes) and isinstance(ax_d, Axes)):
             raise ValueError(f"ax must be None, an Axes or a pair of Axes, got {ax!r}")
-        fig = _figure_of(ax_n)
+        fig = _figures._figure_of(ax_n)
     one_panel = ax_n is ax_d
 
     result = engine.bands(kernels.plan, params, budgets, q=levels).values
@@ -271,11 +186,11 @@ def fan_chart(
                 color=colour,
                 alpha=0.15 + 0.2 * k / max(1, len(pairs) - 1),
                 linewidth=0,
-                label=f"{symbol} {_band_label(lo, hi)} band",
+                label=f"{symbol} {_figures._band_label(lo, hi)} band",
             )
         axis.plot(budgets, values[index[0.5]], color=colour, linewidth=2.0, label=f"{symbol} median")
         for k, (name, nd) in enumerate(references.items()):
-            c, y = _budget(nd[0], nd[1]), nd[which]
+            c, y = _figures._budget(nd[0], nd[1]), nd[which]
             marker = _MARKERS[k % len(_MARKERS)]
             axis.scatter([c], [y], marker=marker, s=55, color=colour, edgecolor="black", zorder=5)
             if which == 0 or not one_panel:  # legend entry: the marker identifies the run
@@ -315,22 +230,6 @@ def fan_chart(
         ax_n.legend(loc="upper left", fontsize=7.5)
     ax_n.set_title(f"Compute-optimal allocation (Hoffmann et al. 2022, Eq. 4), {n_draws} posterior draws", fontsize=10)
     return fig
-
-
-def _references(references: Mapping[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
-    if not isinstance(references, Mapping):
-        raise ValueError(f"references must be a mapping name -> (N, D), got {type(references).__name__}")
-    out = {}
-    for name, value in references.items():
-        try:
-            n, d = value
-        except (TypeError, ValueError):
-            raise ValueError(f"references[{name!r}] must be a pair (N, D), got {value!r}") from None
-        out[str(name)] = (
-            _checks.positive_number(f"references[{name!r}] N", n),
-            _checks.positive_number(f"references[{name!r}] D", d),
-        )
-    return out
 
 
 # --------------------------------------------------------------------------------------
@@ -374,20 +273,20 @@ def iso_loss(
       The matplotlib Figure.
     """
     n_draws = _checks.law_draws(params)
-    n_lo, n_hi = _range("n_range", n_range)
-    d_lo, d_hi = _range("d_range", d_range)
+    n_lo, n_hi = _figures._range("n_range", n_range)
+    d_lo, d_hi = _figures._range("d_range", d_range)
     if isinstance(grid_points, bool) or not isinstance(grid_points, (int, np.integer)) or grid_points < 8:
         raise ValueError(f"grid_points must be an integer >= 8, got {grid_points!r}")
     if levels is not None:
-        levels = _levels("levels", levels)
-    c_lo, c_hi = _budget(n_lo, d_lo), _budget(n_hi, d_hi)
+        levels = _figures._levels("levels", levels)
+    c_lo, c_hi = _figures._budget(n_lo, d_lo), _figures._budget(n_hi, d_hi)
     if flops is None:
         decades = np.arange(math.ceil(math.log10(c_lo)), math.floor(math.log10(c_hi)) + 1)
         flops = 10.0 ** decades[decades % 2 == 0] if decades.size > 4 else 10.0 ** decades
     else:
-        flops = _positive_grid("flops", np.atleast_1d(flops), min_points=1)
-    references = _references(REFERENCE_MODELS if references is None else references)
-    fig, ax = _axes_or_new(ax, (10.0, 6.5))
+        flops = _figures._positive_grid("flops", np.atleast_1d(flops), min_points=1)
+    references = _figures._references(REFERENCE_MODELS if references is None else references)
+    fig, ax = _figures._axes_or_new(ax, (10.0, 6.5))
 
     n_grid = np.logspace(math.log10(n_lo), math.log10(n_hi), int(grid_points))
     d_grid = np.logspace(math.log10(d_lo), math.log10(d_hi), int(grid_points))
@@ -395,7 +294,7 @@ def iso_loss(
         engine.bands(kernels.loss, params, n_grid[:, None], d_grid[None, :], q=(0.5,)).values[0], np.float64
     )
     if levels is None:
-        levels = _auto_levels(median_loss)
+        levels = _figures._auto_levels(median_loss)
     contours = ax.contour(n_grid, d_grid, median_loss.T, levels=levels, cmap="viridis", linewidths=1.2)
     # inline=False: cutting the labels into the lines misplaces the gaps on log axes.
     for text in ax.clabel(contours, fmt="%.2f", fontsize=8, inline=False):
@@ -406,8 +305,8 @@ def iso_loss(
     n_q = np.asarray(frontier.n, np.float64)
     d_q = np.asarray(frontier.d, np.float64)
     # The band's edges: the 5% and 95% model sizes on each budget line D = C / (6 N).
-    edge_lo = (n_q[0], _budget_tokens(budgets, n_q[0]))
-    edge_hi = (n_q[2], _budget_tokens(budgets, n_q[2]))
+    edge_lo = (n_q[0], _figures._budget_tokens(budgets, n_q[0]))
+    edge_hi = (n_q[2], _figures._budget_tokens(budgets, n_q[2]))
     ax.fill(
         np.concatenate([edge_lo[0], edge_hi[0][::-1]]),
         np.concatenate([edge_lo[1], edge_hi[1][::-1]]),
@@ -422,17 +321,17 @@ def iso_loss(
     for k, c in enumerate(flops):
         ax.plot(
             n_line,
-            _budget_tokens(c, n_line),
+            _figures._budget_tokens(c, n_line),
             color="grey",
             linestyle="--",
             linewidth=0.8,
             label="iso-FLOP 6ND = C" if k == 0 else None,
         )
-        n_text = _iso_flop_label_n(c, n_lo, n_hi, d_lo, d_hi)
+        n_text = _figures._iso_flop_label_n(c, n_lo, n_hi, d_lo, d_hi)
         if n_text is not None:
             ax.annotate(
                 f"C = {short_sci(c)} FLOPs",
-                (n_text, _budget_tokens(c, n_text)),
+                (n_text, _figures._budget_tokens(c, n_text)),
                 xytext=(2, 2),
                 textcoords="offset points",
                 fontsize=7,
@@ -456,56 +355,9 @@ def iso_loss(
     return fig
 
 
-def _iso_flop_label_n(c: float, n_lo: float, n_hi: float, d_lo: float, d_hi: float) -> float | None:
-    """An N inside the plot where the line 6ND = C is visible, near its upper-left end."""
-    lo = max(n_lo, _budget_tokens(c, d_hi))
-    hi = min(n_hi, _budget_tokens(c, d_lo))
-    if math.log10(hi / lo) < 1.5:  # too short a visible piece to carry a label
-        return None
-    return math.exp(math.log(lo) + 0.12 * (math.log(hi) - math.log(lo)))
-
-
-def _levels(name: str, levels: ArrayLike) -> np.ndarray:
-    return _positive_grid(name, levels if np.ndim(levels) else [levels], min_points=1)
-
-
-def _auto_levels(values: np.ndarray) -> np.ndarray:
-    """About eight round loss values spread (in quantiles) over the plotted plane."""
-    finite = values[np.isfinite(values)]
-    raw = np.quantile(finite, np.linspace(0.03, 0.97, 8))
-    for decimals in (1, 2, 3):
-        out = np.unique(np.round(raw, decimals))
-        if out.size >= 6:
-            return out
-    return np.unique(raw)
-
-
 # --------------------------------------------------------------------------------------
 # 3. Total cost of ownership against lifetime query volume.
 # --------------------------------------------------------------------------------------
-
-
-def _uncertain_span(log_x: np.ndarray, p: np.ndarray, lo: float, hi: float) -> tuple[float, float] | None:
-    """The smallest interval of x holding every x where lo <= p(x) <= hi.
-
-    p is interpolated linearly in log x between grid points, so a jump across the whole band
-    between two neighbours (e.g. when every draw agrees) still gives a thin span there.
-    None when p never enters [lo, hi].
-    """
-    pieces = []
-    for i in range(len(p) - 1):
-        p0, dp = p[i], p[i + 1] - p[i]
-        if dp == 0:
-            t0, t1 = (0.0, 1.0) if lo <= p0 <= hi else (1.0, 0.0)
-        else:
-            t0, t1 = sorted(((lo - p0) / dp, (hi - p0) / dp))
-            t0, t1 = max(t0, 0.0), min(t1, 1.0)
-        if t0 <= t1:
-            step = log_x[i + 1] - log_x[i]
-            pieces.append((log_x[i] + t0 * step, log_x[i] + t1 * step))
-    if not pieces:
-        return None
-    return float(np.exp(min(x for x, _ in pieces))), float(np.exp(max(x for _, x in pieces)))
 
 
 def tco_vs_queries(
@@ -564,12 +416,12 @@ def tco_vs_queries(
         )
     if not isinstance(params, decide.Draws) and not isinstance(deployment, Deployment):
         raise ValueError(f"deployment must be a chinplan.Deployment, got {type(deployment).__name__}")
-    q_grid = _positive_grid("queries", queries)
+    q_grid = _figures._positive_grid("queries", queries)
     if isinstance(refine, bool) or not isinstance(refine, (int, np.integer)) or refine < 1:
         raise ValueError(f"refine must be an integer >= 1, got {refine!r}")
     # The deployment's queries field is replaced per scenario by the kernels (checked as 0 here).
     theta = decide.draw_pairs(params, deployment if deployment is None else deployment._replace(queries=0.0), key=key)
-    fig, ax = _axes_or_new(ax, (7.5, 5.0))
+    fig, ax = _figures._axes_or_new(ax, (7.5, 5.0))
 
     labels = list(checked)
     n_arr = np.array([checked[k][0] for k in labels])
@@ -597,7 +449,7 @@ def tco_vs_queries(
             engine.probability(kernels.cheaper_at_queries, theta, n_arr[0], d_arr[0], n_arr[1], d_arr[1], fine), np.float64
         )
         log_fine = np.log(fine)
-        span = _uncertain_span(log_fine, p, 0.05, 0.95)
+        span = _figures._uncertain_span(log_fine, p, 0.05, 0.95)
         if span is not None:
             ax.axvspan(
                 *span,
@@ -635,46 +487,11 @@ def tco_vs_queries(
 # --------------------------------------------------------------------------------------
 
 
-def _pair_dataset(data: Any, max_draws: int | None):
-    """An xarray Dataset with E, A, B, alpha, beta over (chain, draw), thinned to max_draws."""
-    import arviz as az
-    import xarray as xr
-
-    from chinplan.posterior import Posterior
-
-    if isinstance(data, Posterior):
-        data = data.to_arviz()
-    if not isinstance(data, az.InferenceData):
-        raise ValueError(
-            f"posterior_or_idata must be a chinplan Posterior or an arviz InferenceData, got {type(data).__name__}"
-        )
-    if "posterior" not in data.groups():
-        raise ValueError("posterior_or_idata has no 'posterior' group")
-    post = data.posterior
-    variables = {}
-    for name in _PAIR_NAMES:
-        if name in post:
-            variables[name] = post[name]
-        elif name in ("E", "A", "B") and f"log_{name}" in post:
-            variables[name] = np.exp(post[f"log_{name}"])
-        else:
-            raise ValueError(
-                f"posterior_or_idata's posterior lacks {name!r} (or log_{name}); has {list(post.data_vars)}"
-            )
-    ds = xr.Dataset(variables)
-    if max_draws is not None:
-        total = int(ds.sizes.get("chain", 1) * ds.sizes.get("draw", 1))
-        step = max(1, math.ceil(total / max_draws))
-        if step > 1 and "draw" in ds.dims:
-            ds = ds.isel(draw=slice(None, None, step))
-    return ds
-
-
 def pair_plot(
     posterior_or_idata: Any,
     *,
     kind: str = "kde",
-    var_names: Sequence[str] = _PAIR_NAMES,
+    var_names: Sequence[str] = _figures.PAIR_NAMES,
     max_draws: int | None = 2000,
     marginals: bool = True,
     axes=None,
@@ -705,15 +522,15 @@ def pair_plot(
     if kind not in ("kde", "scatter"):
         raise ValueError(f"kind must be 'kde' or 'scatter', got {kind!r}")
     names = [str(v) for v in (var_names if not isinstance(var_names, str) else [var_names])]
-    if len(names) < 2 or len(set(names)) != len(names) or any(v not in _PAIR_NAMES for v in names):
-        raise ValueError(f"var_names must be at least two distinct names from {_PAIR_NAMES}, got {var_names!r}")
+    if len(names) < 2 or len(set(names)) != len(names) or any(v not in _figures.PAIR_NAMES for v in names):
+        raise ValueError(f"var_names must be at least two distinct names from {_figures.PAIR_NAMES}, got {var_names!r}")
     bad_max = isinstance(max_draws, bool) or not isinstance(max_draws, (int, np.integer)) or max_draws < 2
     if max_draws is not None and bad_max:
         raise ValueError(f"max_draws must be an integer >= 2 or None, got {max_draws!r}")
-    ds = _pair_dataset(posterior_or_idata, max_draws)[names]
+    ds = _figures._pair_dataset(posterior_or_idata, max_draws)[names]
     k = len(names) if marginals else len(names) - 1
     if axes is None:
-        fig = _new_figure((2.0 * k + 1.0, 2.0 * k + 0.6))
+        fig = _figures._new_figure((2.0 * k + 1.0, 2.0 * k + 0.6))
         axes = fig.subplots(k, k, squeeze=False)
     else:
         grid = np.asarray(axes, dtype=object)
@@ -726,7 +543,7 @@ def pair_plot(
         if not all(isinstance(a, Axes) for a in grid.flat):
             raise ValueError("axes must contain only matplotlib Axes")
         axes = grid
-        fig = _figure_of(grid.flat[0])
+        fig = _figures._figure_of(grid.flat[0])
     az.plot_pair(
         ds,
         var_names=names,
