@@ -341,7 +341,7 @@ def test_fit_command_refuses_an_unconverged_fit_of_seven_runs(tmp_path, capsys):
 
 
 def test_validate_command_back_tests_the_embedded_runs(capsys):
-    result = run_json(capsys, ["validate", "--draws", "100", "--warmup", "100", "--chains", "2", "--splits", "compute"])
+    result = run_json(capsys, ["validate", "--draws", "100", "--warmup", "100", "--chains", "1", "--splits", "compute"])
     rows = {(row["split"], row["interval"]): row for row in result["splits"]}
     assert set(rows) == {("compute", "extrapolation"), ("compute", "law")}
     row = rows[("compute", "extrapolation")]
