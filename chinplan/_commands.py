@@ -91,6 +91,16 @@ def _beyond(draws: _Draws, compute) -> list[dict]:
     ]  # fmt: skip
 
 
+def _design_beyond(draws: _Draws, n, d) -> list[dict]:
+    """How far each design (N, D) lies beyond the fitted runs (decades), for tables and JSON."""
+    ext = draws.posterior.extrapolation(np.asarray(n, np.float64), np.asarray(d, np.float64))
+    return [
+        {"decades": float(ext.decades[i]), "compute_decades": float(ext.compute[i]), "params_decades": float(ext.params[i]),
+         "tokens_decades": float(ext.tokens[i])}
+        for i in range(len(ext.decades))
+    ]  # fmt: skip
+
+
 def _beyond_note(compute: float, beyond: dict) -> str:
     if beyond["decades"] <= 0.0:
         return f"{human_flops(compute)} lies inside the fitted runs (largest {human_flops(beyond['largest_fitted_compute'])})"
@@ -357,7 +367,9 @@ def cmd_compare(args) -> int:
     draws = _load_draws(args)
     if args.target_loss is not None:
         _reachable(draws.params, [args.target_loss], "--target-loss")
-    theta = decide.draw_pairs(draws.params, deployment, key=_key(args, _COSTS))  # checked and sampled once
+    # checked and sampled once; the loss questions carry the extrapolation component (costs of
+    # a fixed design do not depend on the law)
+    theta = decide.draw_pairs(draws.theta, deployment, key=_key(args, _COSTS))
     bands = engine.bands(kernels.design_point, theta, n, d, q=tuple(q)).values
     bands = {name: np.asarray(bands[name], np.float64) for name in kernels.DESIGN_FIELDS}
     p_cheaper = decide.draw_fraction(theta, decide.prob_cheaper(theta, n, d))
@@ -365,6 +377,7 @@ def cmd_compare(args) -> int:
     p_target = None
     if args.target_loss is not None:
         p_target = decide.draw_fraction(theta, decide.prob_target(theta, n, d, args.target_loss))
+    beyond = _design_beyond(draws, n, d)
     if args.plot:
         designs = {label: (a, b) for label, a, b in args.designs}
         _save_plot(plots.tco_vs_queries(theta, designs, None, _queries_grid(args.queries)), args.plot)
@@ -377,11 +390,13 @@ def cmd_compare(args) -> int:
             entry.update(_bands_json(bands, (i,)))
             if p_target is not None:
                 entry["p_target"] = p_target[i]
+            entry["extrapolation"] = beyond[i]
             designs.append(entry)
         _emit_json(
             {
                 **_header(draws, args, q),
                 "deployment": described,
+                "uncertainty": draws.uncertainty,
                 "target_loss": args.target_loss,
                 "designs": designs,
                 "labels": labels,
@@ -407,7 +422,9 @@ def cmd_compare(args) -> int:
         for i, label in enumerate(labels):
             grid.add_row(label, *("-" if i == j else f"{matrix[i, j]:.3f}" for j in range(len(labels))))
         tables.append(grid)
-    _print_tables(tables, plot=args.plot)
+    notes = [f"{label}: {b['decades']:.1f} decades beyond the fitted runs" for label, b in zip(labels, beyond) if b["decades"] > 0]
+    notes.append(f"loss bands and probabilities: {draws.uncertainty} uncertainty (--uncertainty law|extrapolation)")
+    _print_tables(tables, notes=notes, plot=args.plot)
     return EXIT_OK
 
 

@@ -26,6 +26,7 @@ from jax.typing import ArrayLike
 
 from chinplan import _checks, costs, engine, kernels
 from chinplan.costs import Deployment
+from chinplan.extrapolation import ExtrapolatedLaw
 from chinplan.kernels import PlanCost, cheaper, design_cost, loss_at_most, params_for_loss, target_plan_cost
 from chinplan.format import quantile_name
 from chinplan.law import LawParams, as_float
@@ -44,6 +45,7 @@ __all__ = [
     "median_params",
     "subset_draws",
     "crossing",
+    "draw_count",
     "plan_bands",
     "tco_bands",
     "prob_lower_loss",
@@ -74,7 +76,7 @@ class Draws(NamedTuple):
     ``theta = (LawParams, Deployment)`` of scalars. Make it with :func:`draw_pairs`.
     """
 
-    law: LawParams
+    law: LawParams | ExtrapolatedLaw
     deployment: Deployment
 
 
@@ -91,26 +93,37 @@ def draw_pairs(params: LawParams | Draws, deployment: Deployment | None = None, 
         if deployment is not None or key is not None:
             raise ValueError("params is already a Draws (law draws with a sampled deployment): pass no deployment or key")
         return params
-    num = _checks.law_draws(params)
+    num = _checks.law_draws(_constants(params))
     return Draws(params, costs.sample_deployment(Deployment() if deployment is None else deployment, num, key=key))
 
 
-def _law_draws(params: LawParams | Draws) -> tuple[LawParams, int]:
-    """The law draws and their number; checked unless they come from a :class:`Draws`."""
+def _constants(params: LawParams | ExtrapolatedLaw) -> LawParams:
+    """The law's constants: LawParams itself, or an extrapolation-aware draw's ``law``."""
+    return params.law if isinstance(params, ExtrapolatedLaw) else params
+
+
+def _law_draws(params: LawParams | ExtrapolatedLaw | Draws) -> tuple[LawParams | ExtrapolatedLaw, int]:
+    """The law draws (LawParams, or ExtrapolatedLaw for the loss questions that carry the
+    extrapolation component) and their number; checked unless they come from a :class:`Draws`."""
     if isinstance(params, Draws):
-        return params.law, int(np.shape(params.law.E)[0])
-    return params, _checks.law_draws(params)
+        return params.law, int(np.shape(_constants(params.law).E)[0])
+    return params, _checks.law_draws(_constants(params))
+
+
+def draw_count(params: LawParams | ExtrapolatedLaw | Draws) -> int:
+    """The number of posterior draws of ``params``."""
+    return _law_draws(params)[1]
 
 
 def draw_fraction(params: LawParams | Draws, probability: ArrayLike) -> np.ndarray:
     """A probability over draws (a float32 k / n from the engine) as k / n in float64."""
-    n = int(np.shape(_law_draws(params)[0].E)[0])
+    n = draw_count(params)
     return np.round(np.asarray(probability, np.float64) * n) / n
 
 
 def _reachable(params: LawParams, name: str, target: np.ndarray) -> None:
     """A target at or below E for EVERY draw is an input error (:func:`chinplan._checks.reachable`)."""
-    _checks.reachable(name, target, params.E, every=False)
+    _checks.reachable(name, target, _constants(params).E, every=False)
 
 
 def _designs(n: ArrayLike, d: ArrayLike) -> tuple[np.ndarray, np.ndarray]:

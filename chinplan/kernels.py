@@ -22,7 +22,7 @@ from jax.typing import ArrayLike
 
 from chinplan import _checks, costs, law
 from chinplan.costs import Cost, Deployment
-from chinplan.extrapolation import ExtrapolatedLaw, extrapolated_optimum_log
+from chinplan.extrapolation import ExtrapolatedLaw, extrapolated_log_loss, extrapolated_optimum_log
 from chinplan.law import LawParams, as_float
 
 from chinplan import optima
@@ -69,11 +69,30 @@ DEPLOYMENT_FIELDS = (
 )  # fmt: skip
 
 
-def law_of(theta: PyTree) -> LawParams:
-    """The law of ``theta``: a LawParams itself, an ExtrapolatedLaw's ``law``, or the first of a
-    ``(LawParams, Deployment)`` pair."""
+def extrapolated_of(theta: PyTree) -> ExtrapolatedLaw | None:
+    """The :class:`~chinplan.extrapolation.ExtrapolatedLaw` of ``theta`` (itself, or the first of
+    a ``(law, Deployment)`` pair), or None for law-only draws."""
     if isinstance(theta, ExtrapolatedLaw):
-        return theta.law
+        return theta
+    if isinstance(theta, tuple) and not isinstance(theta, LawParams) and isinstance(theta[0], ExtrapolatedLaw):
+        return theta[0]
+    return None
+
+
+def law_of(theta: PyTree) -> LawParams:
+    """The law of ``theta``: a LawParams itself, or the first of a ``(LawParams, Deployment)`` pair.
+
+    Raises:
+      TypeError: for extrapolation-aware draws: the kernels built on the law's closed forms
+        (targets, optima, costs of an optimum) do not carry the discrepancy yet, and a
+        law-only answer must not pass for an extrapolation-aware one.
+    """
+    if extrapolated_of(theta) is not None:
+        raise TypeError(
+            "this question is answered with the law's posterior only (its closed-form inverse and "
+            "optima do not carry the extrapolation component yet): pass LawParams draws "
+            "(Posterior.params, or --uncertainty law)"
+        )
     return theta if isinstance(theta, LawParams) else theta[0]
 
 
@@ -83,7 +102,11 @@ def law_of(theta: PyTree) -> LawParams:
 
 
 def loss(theta: PyTree, n: ArrayLike, d: ArrayLike) -> jax.Array:
-    """L(N, D) under this draw (Hoffmann et al. 2022, Eq. 2)."""
+    """L(N, D) under this draw (Hoffmann et al. 2022, Eq. 2); for extrapolation-aware draws the
+    law with the draw's discrepancy (:func:`chinplan.extrapolation.extrapolated_log_loss`)."""
+    ext = extrapolated_of(theta)
+    if ext is not None:
+        return jnp.exp(extrapolated_log_loss(ext, jnp.log(as_float(n)), jnp.log(as_float(d))))
     return law.loss(law_of(theta), n, d)
 
 
@@ -145,8 +168,9 @@ def plan(theta: PyTree, compute: ArrayLike) -> dict:
     """This draw's compute-optimal plan (Hoffmann et al. 2022, Eq. 4) with D/N; for an
     :class:`~chinplan.extrapolation.ExtrapolatedLaw` the plan moved by its valley drift and
     its loss with the level drift (:func:`chinplan.extrapolation.extrapolated_optimum_log`)."""
-    if isinstance(theta, ExtrapolatedLaw):
-        log_n, log_d, log_l = extrapolated_optimum_log(theta, jnp.log(as_float(compute)))
+    ext = extrapolated_of(theta)
+    if ext is not None:
+        log_n, log_d, log_l = extrapolated_optimum_log(ext, jnp.log(as_float(compute)))
         return {"n": jnp.exp(log_n), "d": jnp.exp(log_d), "tokens_per_param": jnp.exp(log_d - log_n), "loss": jnp.exp(log_l)}
     best = compute_optimal(law_of(theta), compute)
     return {"n": best.n, "d": best.d, "tokens_per_param": best.d / best.n, "loss": best.loss}

@@ -476,7 +476,7 @@ def tco_vs_queries(
     ax.set_xlim(q_grid[0], q_grid[-1])
     ax.set_xlabel("lifetime queries Q (count)")
     ax.set_ylabel("total cost of ownership (US$)")
-    ax.set_title(f"Training + serving cost vs query volume ({np.shape(theta.law.E)[0]} draws)")
+    ax.set_title(f"Training + serving cost vs query volume ({decide.draw_count(theta)} draws)")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
     return fig

@@ -482,3 +482,18 @@ def test_every_command_has_an_implementation():
     assert set(subparsers.choices) == set(cli._COMMANDS)
     for name in cli._COMMANDS:
         assert callable(getattr(_commands, f"cmd_{name}"))
+
+
+def test_compare_loss_bands_carry_the_extrapolation_component(capsys):
+    out = run_json(capsys, ["compare", "8B:15T", "70B:1.4T", "--queries", "1e10", "--tokens-per-query", "500"])
+    assert out["uncertainty"] == "extrapolation"
+    post = chinplan.default_posterior()
+    n, d = np.array([8e9, 70e9]), np.array([15e12, 1.4e12])
+    mean, _ = post.sample_log_loss(np.log(n), np.log(d), key=jax.random.key(0))
+    for i, design in enumerate(out["designs"]):
+        np.testing.assert_allclose(design["loss"], np.quantile(np.exp(mean[:, i]), [0.05, 0.5, 0.95]), rtol=1e-5)
+        assert design["extrapolation"]["decades"] == pytest.approx(float(post.extrapolation(n[i], d[i]).decades), rel=1e-9)
+    law = run_json(capsys, ["compare", "8B:15T", "70B:1.4T", "--queries", "1e10", "--tokens-per-query", "500", "--uncertainty", "law"])
+    for a, b in zip(out["designs"], law["designs"]):
+        assert a["loss"][2] - a["loss"][0] > b["loss"][2] - b["loss"][0]  # wider beyond the data
+        assert a["dollars"] == b["dollars"]  # a fixed design's cost does not depend on the law

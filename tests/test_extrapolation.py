@@ -236,3 +236,16 @@ def test_plan_kernel_and_fan_chart_take_extrapolated_draws():
     edge = 10.0 ** post.domain.log10_compute
     for patch in shaded:
         assert patch.get_x() == pytest.approx(edge, rel=1e-6)
+
+
+def test_loss_questions_take_extrapolated_draws_and_law_only_questions_refuse_them():
+    from chinplan import decide
+
+    post = _synthetic_posterior()
+    theta = post.extrapolated_params()
+    n, d = np.array([1e9, 3e11]), np.array([2e10, 6e12])
+    mean, _ = post.sample_log_loss(np.log(n), np.log(d), key=jax.random.key(0))
+    p = decide.prob_target(theta, n, d, 2.0)
+    np.testing.assert_allclose(p, np.mean(np.exp(mean) <= 2.0, axis=0), atol=1e-6)
+    with pytest.raises(TypeError, match="law's posterior only"):
+        decide.smallest_model(theta, 2.0, 1e12)
