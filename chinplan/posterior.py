@@ -147,6 +147,14 @@ class Posterior:
                 raise ValueError(f"posterior variable {name!r} must have finite draws (found NaN, inf or none)")
             if name in ("alpha", "beta", "sigma", "nu") and not np.all(draws > 0):
                 raise ValueError(f"posterior variable {name!r} must be > 0 in every draw")
+        if "extrapolation" in idata.groups():
+            group = idata.extrapolation
+            for name in ("u", "v", "kappa"):
+                values = np.asarray(group[name].values) if name in group else np.array([])
+                if values.size != self.num_draws or not np.all(np.isfinite(values)):
+                    raise ValueError(f"extrapolation variable {name!r} must have one finite value per posterior draw")
+            if "extrapolation_domain" not in group.attrs:
+                raise ValueError("the extrapolation group lacks its 'extrapolation_domain' attribute")
 
     # ----- model choices -----------------------------------------------------------
     @property

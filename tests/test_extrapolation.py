@@ -249,3 +249,17 @@ def test_loss_questions_take_extrapolated_draws_and_law_only_questions_refuse_th
     np.testing.assert_allclose(p, np.mean(np.exp(mean) <= 2.0, axis=0), atol=1e-6)
     with pytest.raises(TypeError, match="law's posterior only"):
         decide.smallest_model(theta, 2.0, 1e12)
+
+
+def test_posterior_refuses_a_damaged_extrapolation_group():
+    post = _synthetic_posterior()
+    idata = post.to_arviz().copy()
+    bad = idata.extrapolation.copy()
+    bad["u"] = bad["u"] * np.nan
+    idata.extrapolation = bad
+    with pytest.raises(ValueError, match="extrapolation variable 'u'"):
+        Posterior(idata)
+    idata = post.to_arviz().copy()
+    idata.extrapolation.attrs.pop("extrapolation_domain")
+    with pytest.raises(ValueError, match="extrapolation_domain"):
+        Posterior(idata)
