@@ -41,3 +41,13 @@ def test_rebuilding_reproduces_the_shipped_posterior_within_mc_error():
         assert diff <= 4 * se, (name, diff, se)
         ratio = float(b[name].std()) / float(a[name].std())
         assert 0.85 < ratio < 1.15, (name, ratio)  # ESS > 2000: the sd agrees to a few percent
+    # the extrapolation component: the learned scale posteriors (grids over a deterministic
+    # refit pipeline) and the 4,000 draws of the valley drift and level drift
+    ga, gb = shipped.to_arviz().extrapolation, rebuilt.to_arviz().extrapolation
+    assert ga.attrs["extrapolation_domain"] == gb.attrs["extrapolation_domain"]
+    assert ga.attrs["extrapolation_folds"] == gb.attrs["extrapolation_folds"]
+    for name in ("u", "v"):
+        x, y = np.asarray(ga[name]).ravel(), np.asarray(gb[name]).ravel()
+        se = np.hypot(x.std(), y.std()) / np.sqrt(x.size)  # independent draws given the scales
+        assert abs(x.mean() - y.mean()) <= 4 * se, (name, x.mean(), y.mean(), se)
+        assert 0.85 < y.std() / x.std() < 1.15, (name, y.std() / x.std())
