@@ -80,23 +80,12 @@ def _load_draws(args) -> _Draws:
     return _Draws(theta.law, total, source, posterior, theta, uncertainty)
 
 
-def _beyond(draws: _Draws, compute) -> list[dict]:
-    """How far each budget lies beyond the fitted runs (decades), for tables and JSON."""
-    ext = draws.posterior.extrapolation(compute=np.asarray(compute, np.float64))
+def _beyond(draws: _Draws, ext) -> list[dict]:
+    """Rows of decades beyond the fitted runs (:meth:`Posterior.extrapolation`), for tables and JSON."""
     largest = 10.0 ** draws.posterior.domain.log10_compute
     return [
         {"decades": float(ext.decades[i]), "compute_decades": float(ext.compute[i]), "params_decades": float(ext.params[i]),
          "tokens_decades": float(ext.tokens[i]), "largest_fitted_compute": largest}
-        for i in range(len(ext.decades))
-    ]  # fmt: skip
-
-
-def _design_beyond(draws: _Draws, n, d) -> list[dict]:
-    """How far each design (N, D) lies beyond the fitted runs (decades), for tables and JSON."""
-    ext = draws.posterior.extrapolation(np.asarray(n, np.float64), np.asarray(d, np.float64))
-    return [
-        {"decades": float(ext.decades[i]), "compute_decades": float(ext.compute[i]), "params_decades": float(ext.params[i]),
-         "tokens_decades": float(ext.tokens[i])}
         for i in range(len(ext.decades))
     ]  # fmt: skip
 
@@ -247,7 +236,7 @@ def cmd_plan(args) -> int:
     log_n, log_d, log_loss = (np.asarray(x, np.float64) for x in compute_optimal_draws(draws.theta, jnp.log(jnp.asarray(args.compute))))
     draws_of = {"n": np.exp(log_n), "d": np.exp(log_d), "tokens_per_param": np.exp(log_d - log_n), "loss": np.exp(log_loss)}
     result = {k: np.quantile(v, q, axis=0) for k, v in draws_of.items()}
-    beyond = _beyond(draws, args.compute)
+    beyond = _beyond(draws, draws.posterior.extrapolation(compute=np.asarray(args.compute, np.float64)))
     if args.plot:
         lo, hi = min(1e18, min(args.compute) / 100), max(1e26, max(args.compute) * 100)
         _save_plot(plots.fan_chart(draws.theta, np.logspace(math.log10(lo), math.log10(hi), 41)), args.plot)
@@ -377,7 +366,7 @@ def cmd_compare(args) -> int:
     p_target = None
     if args.target_loss is not None:
         p_target = decide.draw_fraction(theta, decide.prob_target(theta, n, d, args.target_loss))
-    beyond = _design_beyond(draws, n, d)
+    beyond = _beyond(draws, draws.posterior.extrapolation(n, d))
     if args.plot:
         designs = {label: (a, b) for label, a, b in args.designs}
         _save_plot(plots.tco_vs_queries(theta, designs, None, _queries_grid(args.queries)), args.plot)

@@ -208,11 +208,11 @@ def fit(
     weight = jnp.ones_like(log_n)
     data = (log_n, log_d, log_loss, weight)
     settings = dict(num_warmup=num_warmup, target_accept_prob=float(target_accept_prob))
-    attempts, run_key = [], key
-    for attempt in range(max_retries + 1):
-        samples, diverging = sample_nuts(
+    def run(weight, run_key):
+        """NUTS on the runs with this weight (all ones, or a leave-out fold): one compiled sampler."""
+        return sample_nuts(
             model,
-            data,
+            (log_n, log_d, log_loss, weight),
             model_kwargs,
             key=run_key,
             num_draws=num_draws,
@@ -221,6 +221,10 @@ def fit(
             progress=progress,
             **settings,
         )
+
+    attempts, run_key = [], key
+    for attempt in range(max_retries + 1):
+        samples, diverging = run(weight, run_key)
         problems = _problems(samples, diverging, _law_sites(law) + noise_sites(likelihood))
         attempts.append({**settings, "problems": problems})
         # longer warm-up and smaller steps cure stuck chains (R-hat) and divergences; a low
@@ -262,17 +266,7 @@ def fit(
         fold_key, draw_key = jax.random.split(jax.random.fold_in(key, 7))
         folds = {}
         for i, (name, kept) in enumerate(fold_masks(arrays.log_n, arrays.log_d).items()):
-            fold_samples, _ = sample_nuts(
-                model,
-                (log_n, log_d, log_loss, jnp.asarray(kept, log_n.dtype)),
-                model_kwargs,
-                key=jax.random.fold_in(fold_key, i),
-                num_draws=num_draws,
-                num_chains=num_chains,
-                chain_method=chain_method,
-                progress=progress,
-                **settings,
-            )
+            fold_samples, _ = run(jnp.asarray(kept, log_n.dtype), jax.random.fold_in(fold_key, i))
             folds[name] = ({k: np.asarray(fold_samples[k], np.float64).reshape(-1) for k in LAW_SITES}, kept)
         hyper = learn(arrays.log_n, arrays.log_d, arrays.log_loss, folds, isoflop_minima(runs))
         drawn = sample_discrepancy(hyper, num_chains * num_draws, key=draw_key)
