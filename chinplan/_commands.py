@@ -274,7 +274,8 @@ def cmd_tco(args) -> int:
     draws = _load_draws(args)
     targets = np.asarray(args.target_loss, np.float64)
     _reachable(draws.params, targets, "--target-loss")
-    theta = decide.draw_pairs(draws.params, deployment, key=_key(args, _COSTS))
+    law_draws = draws.theta if draws.uncertainty == "extrapolation" else draws.params  # closed forms for law
+    theta = decide.draw_pairs(law_draws, deployment, key=_key(args, _COSTS))
     result = decide.tco_bands(theta, targets, optimum=args.optimum, q=q)
     groups = ("optimal", "chinchilla")
     values = {g: {f: np.asarray(result.values[g][f], np.float64) for f in kernels.TCO_FIELDS} for g in groups}
@@ -430,7 +431,8 @@ def cmd_sweep(args) -> int:
     scenarios = sweep.load_scenarios(args.scenarios)
     draws = _load_draws(args)
     progress = not args.no_progress and not args.json and sys.stderr.isatty()
-    dataset = sweep.run_sweep(scenarios, draws.params, key=_key(args, _COSTS), progress=progress)
+    params = draws.theta if draws.uncertainty == "extrapolation" else draws.params  # closed forms for law
+    dataset = sweep.run_sweep(scenarios, params, key=_key(args, _COSTS), progress=progress, domain=draws.posterior.domain)
     dataset.attrs.update(
         scenarios=os.path.basename(args.scenarios),
         posterior=draws.source,
@@ -438,6 +440,7 @@ def cmd_sweep(args) -> int:
         seed=args.seed,
         plan=scenarios.plan,
         optimum=scenarios.optimum,
+        uncertainty=draws.uncertainty,
         deployment=json.dumps(scenarios.described),
         chinplan_version=__version__,
     )

@@ -25,7 +25,7 @@ from chinplan.costs import Cost, Deployment
 from chinplan.extrapolation import ExtrapolatedLaw, extrapolated_log_loss, extrapolated_optimum_log
 from chinplan.law import LawParams, as_float
 
-from chinplan import optima
+from chinplan import extrapolated_optima, optima
 from chinplan.optima import compute_optimal, cost_optimal, inference_optimal, optimal_for_loss
 
 __all__ = [
@@ -83,14 +83,14 @@ def law_of(theta: PyTree) -> LawParams:
     """The law of ``theta``: a LawParams itself, or the first of a ``(LawParams, Deployment)`` pair.
 
     Raises:
-      TypeError: for extrapolation-aware draws: the kernels built on the law's closed forms
-        (targets, optima, costs of an optimum) do not carry the discrepancy yet, and a
-        law-only answer must not pass for an extrapolation-aware one.
+      TypeError: for extrapolation-aware draws, in kernels that have no extrapolation-aware
+        form (the data-constrained loss): a law-only answer must not pass for an
+        extrapolation-aware one.
     """
     if extrapolated_of(theta) is not None:
         raise TypeError(
-            "this question is answered with the law's posterior only (its closed-form inverse and "
-            "optima do not carry the extrapolation component yet): pass LawParams draws "
+            "this question is answered with the law's posterior only (the data-constrained law "
+            "does not carry the extrapolation component): pass LawParams draws "
             "(Posterior.params, or --uncertainty law)"
         )
     return theta if isinstance(theta, LawParams) else theta[0]
@@ -149,8 +149,12 @@ def loss_at_most_repeated(theta: PyTree, n, d, target_loss, unique_tokens) -> ja
 def params_for_loss(theta: PyTree, d: ArrayLike, target_loss: ArrayLike) -> jax.Array:
     """The fewest parameters reaching ``target_loss`` with ``d`` tokens under this draw.
 
-    N = [A / (l - E - B D^-beta)]^(1/alpha), ``inf`` when l <= E + B D^-beta.
+    N = [A / (l - E - B D^-beta)]^(1/alpha), ``inf`` when l <= E + B D^-beta; for
+    extrapolation-aware draws :func:`chinplan.extrapolated_optima.params_for_loss`.
     """
+    ext = extrapolated_of(theta)
+    if ext is not None:
+        return jnp.exp(extrapolated_optima.params_for_loss(ext, jnp.log(as_float(d)), jnp.log(as_float(target_loss))))
     return optima.params_for_loss(law_of(theta), d, target_loss)
 
 
@@ -160,7 +164,11 @@ def unreachable(theta: PyTree, d: ArrayLike, target_loss: ArrayLike) -> jax.Arra
 
 
 def below_floor(theta: PyTree, target_loss: ArrayLike) -> jax.Array:
-    """Whether ``target_loss`` <= E for this draw: no (N, D) at all reaches it (L > E)."""
+    """Whether no (N, D) at all reaches ``target_loss`` under this draw: l <= E for the law
+    (L > E); for extrapolation-aware draws, no Chinchilla plan within the search range."""
+    ext = extrapolated_of(theta)
+    if ext is not None:
+        return jnp.isinf(extrapolated_optima.optimal_for_loss(ext, target_loss, -jnp.inf).n)
     return target_loss <= law_of(theta).E
 
 
@@ -235,9 +243,27 @@ OPTIMA = {
 }
 
 
+def _log_weighted_tokens(kind: str, deployment: Deployment) -> jax.Array:
+    """log of the inference tokens each ``kind`` of optimum weighs against training (-inf: none)."""
+    if kind == "cost":
+        return costs.log_weighted_inference_tokens(deployment)
+    if kind == "flops":
+        return jnp.log(costs.lifetime_tokens(deployment.queries, deployment.input_tokens, deployment.output_tokens))
+    return jnp.asarray(-jnp.inf)
+
+
 def optimum(theta: tuple[LawParams, Deployment], target_loss: ArrayLike, kind: str = "cost"):
-    """This draw's ``kind`` optimum (one of :data:`OPTIMA`) for ``target_loss``: an Allocation."""
-    return OPTIMA[kind](theta[0], target_loss, theta[1])
+    """This draw's ``kind`` optimum (one of :data:`OPTIMA`) for ``target_loss``: an Allocation.
+
+    For extrapolation-aware draws, :func:`chinplan.extrapolated_optima.optimal_for_loss` with
+    the same weighting of inference tokens (exactly the closed form where the law's plan lies
+    inside the fitted runs or the draw has no discrepancy).
+    """
+    ext = extrapolated_of(theta)
+    if ext is None:
+        return OPTIMA[kind](theta[0], target_loss, theta[1])
+    law_plan = OPTIMA[kind](ext.law, target_loss, theta[1])
+    return extrapolated_optima.optimal_for_loss(ext, target_loss, _log_weighted_tokens(kind, theta[1]), law_plan)
 
 
 def priced(n, d, loss_value, deployment: Deployment, fields) -> dict:
@@ -311,14 +337,14 @@ def sweep_kernel(plan_kind: str, kind: str, axis_names: tuple, outputs: tuple):
         scenario = dict(zip(axis_names, values))
         deployment = deployment._replace(**{k: v for k, v in scenario.items() if k in DEPLOYMENT_FIELDS})
         if plan_kind == "compute":
-            chosen = compute_optimal(law_params, scenario["compute"])
-            n, d, loss_value = chosen.n, chosen.d, chosen.loss
+            chosen = plan(law_params, scenario["compute"])
+            n, d, loss_value = chosen["n"], chosen["d"], chosen["loss"]
         elif plan_kind == "target_loss":
-            chosen = OPTIMA[kind](law_params, scenario["target_loss"], deployment)
+            chosen = optimum((law_params, deployment), scenario["target_loss"], kind)
             n, d, loss_value = chosen.n, chosen.d, chosen.loss
         else:
             n, d = scenario["n"], scenario["d"]
-            loss_value = law.loss(law_params, n, d)
+            loss_value = loss(law_params, n, d)
         return priced(n, d, loss_value, deployment, outputs)
 
     return kernel

@@ -144,6 +144,11 @@ def params_for_loss(params: LawParams, d: ArrayLike, target_loss: ArrayLike) -> 
     """
     _check_target(params, target_loss)
     _check_positive(d=d)
+    return _params_for_loss(params, d, target_loss)
+
+
+def _params_for_loss(params: LawParams, d: ArrayLike, target_loss: ArrayLike) -> jax.Array:
+    """:func:`params_for_loss` without its checks (for callers that checked, or trace)."""
     e, a, b, alpha, beta = logs(params)
     rest = as_float(target_loss) - as_float(params.E) - jnp.exp(b - beta * jnp.log(as_float(d)))
     reachable = rest > 0

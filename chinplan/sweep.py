@@ -22,6 +22,7 @@ import os
 import numpy as np
 
 from chinplan import _checks, costs, decide, engine, kernels
+from chinplan.extrapolation import ExtrapolatedLaw, decades_beyond
 from chinplan.format import parse_human, quantile_name
 from chinplan.uncertain import LogNormal, LogUniform, Uniform, is_distribution
 
@@ -335,24 +336,31 @@ def load_scenarios(path: str | os.PathLike) -> Scenarios:
 # --------------------------------------------------------------------------------------
 
 
-def run_sweep(scenarios: Scenarios, params, *, key=None, progress: bool = False):
+def run_sweep(scenarios: Scenarios, params, *, key=None, progress: bool = False, domain=None):
     """Bands of every output for every scenario: an ``xarray.Dataset`` over (quantile, *axes).
 
     Args:
       scenarios: from :func:`load_scenarios`.
-      params: posterior draws of the law (LawParams with a leading draw axis).
+      params: posterior draws of the law: LawParams with a leading draw axis, or the
+        extrapolation-aware draws of :meth:`chinplan.Posterior.extrapolated_params` (the
+        default of ``chinplan sweep``; target-loss plans are then solved numerically per
+        draw, :mod:`chinplan.extrapolated_optima`, about a thousand times the work of the
+        law's closed forms).
       key: PRNG key of the deployment's distributions (required if it has any).
       progress: show a progress bar.
+      domain: the fitted runs' largest log10 (compute, params, tokens)
+        (:attr:`chinplan.Posterior.domain`); taken from extrapolation-aware draws when omitted.
 
     With a ``target_loss`` grid the dataset also holds ``unreachable_fraction`` per scenario
-    (draws with target <= E, whose plan counts as inf).
+    (draws that cannot reach the target, whose plan counts as inf). With a domain it holds
+    ``decades_beyond``: how far beyond the fitted runs each scenario's (median) plan lies.
     """
     import xarray as xr
 
     names = tuple(scenarios.axes)
     theta = decide.draw_pairs(params, scenarios.deployment, key=key)
     if scenarios.plan == "target_loss":
-        _checks.reachable("grid.target_loss", scenarios.axes["target_loss"], theta.law.E, every=False)
+        _checks.reachable("grid.target_loss", scenarios.axes["target_loss"], decide._constants(theta.law).E, every=False)
     # Axis k varies along dimension k: the engine broadcasts them to the full grid.
     grids = [v.reshape([-1 if i == k else 1 for i in range(len(names))]) for k, v in enumerate(scenarios.axes.values())]
     kernel = kernels.sweep_kernel(scenarios.plan, scenarios.optimum, names, scenarios.outputs)
@@ -363,8 +371,34 @@ def run_sweep(scenarios: Scenarios, params, *, key=None, progress: bool = False)
         index = names.index("target_loss")
         shape = [len(v) if i == index else 1 for i, v in enumerate(scenarios.axes.values())]
         variables["unreachable_fraction"] = (names, np.broadcast_to(unreachable.reshape(shape), scenarios.shape).copy())
+    if domain is None and isinstance(theta.law, ExtrapolatedLaw):
+        domain = np.asarray(theta.law.domain)[0]
+    if domain is not None:
+        beyond = _decades_beyond(scenarios, variables, np.asarray(domain, np.float64))
+        if beyond is not None:
+            variables["decades_beyond"] = (names, beyond)
     coords = {"quantile": np.asarray(scenarios.quantiles), **scenarios.axes}
     return xr.Dataset(variables, coords=coords)
+
+
+def _decades_beyond(scenarios: Scenarios, variables: dict, domain: np.ndarray) -> np.ndarray | None:
+    """Decades beyond the fitted runs (:func:`chinplan.extrapolation.decades_beyond`) of each
+    scenario's plan: the design itself, or the median plan (n, d) when those are outputs, or
+    (for compute plans) the budget; None when the plan is not known."""
+    axes = scenarios.axes
+    grid = dict(zip(axes, np.meshgrid(*axes.values(), indexing="ij")))
+    if scenarios.plan == "design":
+        n, d = grid["n"], grid["d"]
+    elif "n" in variables and "d" in variables:
+        mid = int(np.argmin(np.abs(np.asarray(scenarios.quantiles) - 0.5)))
+        n, d = variables["n"][1][mid], variables["d"][1][mid]
+    elif scenarios.plan == "compute":
+        return np.maximum(0.0, np.log10(grid["compute"]) - domain[0])
+    else:
+        return None
+    with np.errstate(invalid="ignore", divide="ignore"):
+        beyond = decades_beyond(domain, np.log(n), np.log(d))[0]
+    return np.where(np.isfinite(n) & np.isfinite(d), beyond, np.inf)
 
 
 def sweep_frame(dataset):

@@ -239,7 +239,7 @@ def test_plan_kernel_and_fan_chart_take_extrapolated_draws():
 
 
 def test_loss_questions_take_extrapolated_draws_and_law_only_questions_refuse_them():
-    from chinplan import decide
+    from chinplan import decide, kernels
 
     post = _synthetic_posterior()
     theta = post.extrapolated_params()
@@ -247,8 +247,9 @@ def test_loss_questions_take_extrapolated_draws_and_law_only_questions_refuse_th
     mean, _ = post.sample_log_loss(np.log(n), np.log(d), key=jax.random.key(0))
     p = decide.prob_target(theta, n, d, 2.0)
     np.testing.assert_allclose(p, np.mean(np.exp(mean) <= 2.0, axis=0), atol=1e-6)
+    one = jax.tree_util.tree_map(lambda x: x[0], theta)
     with pytest.raises(TypeError, match="law's posterior only"):
-        decide.smallest_model(theta, 2.0, 1e12)
+        kernels.loss_repeated(one, 1e9, 1e11, 1e10)
 
 
 def test_posterior_refuses_a_damaged_extrapolation_group():
