@@ -281,6 +281,10 @@ def cmd_tco(args) -> int:
     values = {g: {f: np.asarray(result.values[g][f], np.float64) for f in kernels.TCO_FIELDS} for g in groups}
     savings = np.asarray(result.values["savings"], np.float64)
     unreachable = decide.draw_fraction(theta, decide.unreachable_fraction(theta, targets))
+    median = int(np.argmin(np.abs(np.asarray(q) - 0.5)))
+    plan_n, plan_d = values["optimal"]["n"][median], values["optimal"]["d"][median]
+    reached = np.isfinite(plan_n) & np.isfinite(plan_d)
+    beyond = _beyond(draws, draws.posterior.extrapolation(np.where(reached, plan_n, 1.0), np.where(reached, plan_d, 1.0)))
     for group in groups:
         if any(np.any(np.asarray(f) > 0) for f in result.nan_fraction[group].values()):
             _warn(f"some draws gave NaN in the {group} plan; their quantiles are over the other draws")
@@ -293,6 +297,7 @@ def cmd_tco(args) -> int:
             {
                 **_header(draws, args, q),
                 "optimum": args.optimum,
+                "uncertainty": draws.uncertainty,
                 "deployment": described,
                 "targets": [
                     {
@@ -301,6 +306,7 @@ def cmd_tco(args) -> int:
                         "inference_optimal": _bands_json(values["optimal"], (i,)),
                         "chinchilla": _bands_json(values["chinchilla"], (i,)),
                         "savings": savings[:, i],
+                        "extrapolation": beyond[i] if reached[i] else None,
                     }
                     for i, t in enumerate(targets)
                 ],
@@ -314,7 +320,14 @@ def cmd_tco(args) -> int:
         saved = band_cell(savings[:, i], FORMATS["savings"])
         notes = [f"savings of the inference-aware plan: {saved} (over the draws that reach the target)"]
         if unreachable[i] > 0:
-            notes.append(f"target unreachable (L <= E) for {100 * unreachable[i]:.1f}% of draws: they count as inf")
+            notes.append(f"target unreachable for {100 * unreachable[i]:.1f}% of draws: they count as inf")
+        if reached[i]:
+            where = f"the median plan ({human_count(plan_n[i])} params, {human_count(plan_d[i])} tokens)"
+            if beyond[i]["decades"] > 0:
+                notes.append(f"{where} is {beyond[i]['decades']:.1f} decades beyond the fitted runs")
+            else:
+                notes.append(f"{where} lies inside the fitted runs")
+        notes.append(f"bands: {draws.uncertainty} uncertainty (--uncertainty law|extrapolation)")
         table = _table(
             f"Target loss {t:g}, {draws.num_draws} posterior draws: {quantile_label(q)}",
             ("", best, "Chinchilla-optimal"),

@@ -124,7 +124,8 @@ def test_plan_reads_a_posterior_file(small_posterior, capsys):
 
 def test_tco_json_matches_per_draw_optima(tmp_path, capsys):
     plot = tmp_path / "tco.svg"
-    out = run_json(capsys, ["tco", "--target-loss", "2.0", *SERVING, "--hardware", "h100", "--draws", DRAWS, "--plot", str(plot)])
+    out = run_json(capsys, ["tco", "--target-loss", "2.0", *SERVING, "--hardware", "h100", "--draws", DRAWS, "--plot", str(plot),
+                            "--uncertainty", "law"])  # fmt: skip
     assert out["num_draws"] == 200 and out["deployment"]["hardware"] == "h100"
     assert out["plot"] == str(plot) and b"<svg" in plot.read_bytes()[:2000]
     assert out["deployment"]["input_tokens"] + out["deployment"]["output_tokens"] == 500
@@ -151,14 +152,32 @@ def test_tco_json_matches_per_draw_optima(tmp_path, capsys):
 def test_tco_reports_draws_that_cannot_reach_the_target(capsys):
     e = np.asarray(thinned().params.E, np.float64)
     target = float(np.round(np.median(e), 3))
-    out = run_json(capsys, ["tco", "--target-loss", str(target), *SERVING, "--draws", DRAWS])
+    out = run_json(capsys, ["tco", "--target-loss", str(target), *SERVING, "--draws", DRAWS, "--uncertainty", "law"])
     fraction = out["targets"][0]["unreachable_fraction"]
     assert 0.2 < fraction < 0.8
     assert fraction == pytest.approx(np.mean(e >= np.float32(target)), abs=1.5 / len(e))
     assert out["targets"][0]["inference_optimal"]["n"][2] is None  # +inf: never NaN, never silent
-    assert main(["tco", "--target-loss", str(target), *SERVING, "--draws", DRAWS]) == 0
+    assert main(["tco", "--target-loss", str(target), *SERVING, "--draws", DRAWS, "--uncertainty", "law"]) == 0
     text = capsys.readouterr().out
     assert "unreachable" in text and f"{100 * fraction:.1f}%" in text
+
+
+def test_tco_carries_the_extrapolation_component_by_default(capsys):
+    out = run_json(capsys, ["tco", "--target-loss", "1.9", *SERVING, "--draws", DRAWS])
+    assert out["uncertainty"] == "extrapolation"
+    dep = chinplan.Deployment(queries=1e9, input_tokens=375.0, output_tokens=125.0)
+    theta = decide.draw_pairs(thinned().theta, dep)
+    want = decide.tco_bands(theta, [1.9], q=(0.05, 0.5, 0.95)).values
+    (target,) = out["targets"]
+    np.testing.assert_allclose(target["inference_optimal"]["n"], np.asarray(want["optimal"]["n"])[:, 0], rtol=1e-5)
+    law = run_json(capsys, ["tco", "--target-loss", "1.9", *SERVING, "--draws", DRAWS, "--uncertainty", "law"])["targets"][0]
+    # beyond the fitted runs the band is wider than the law's alone
+    width = lambda band: band[2] / band[0]  # noqa: E731
+    assert width(target["inference_optimal"]["n"]) > width(law["inference_optimal"]["n"])
+    beyond = target["extrapolation"]
+    assert beyond["decades"] > 1.0
+    ext = thinned().posterior.extrapolation(target["inference_optimal"]["n"][1], target["inference_optimal"]["d"][1])
+    assert beyond["decades"] == pytest.approx(float(ext.decades), abs=1e-9)
 
 
 def test_tco_table(capsys):
@@ -240,8 +259,9 @@ def test_sweep_writes_each_format(suffix, tmp_path, capsys, small_posterior):
     if suffix == ".nc":
         ds = xr.open_dataset(output, engine="h5netcdf")
         assert dict(ds.sizes) == {"quantile": 3, "compute": 7, "queries": 2}
-        assert list(ds.data_vars) == ["n", "d", "loss", "dollars"]
-        frame = ds.sel(quantile=0.5).to_dataframe().reset_index()
+        assert list(ds.data_vars) == ["n", "d", "loss", "dollars", "decades_beyond"]
+        assert ds.attrs["uncertainty"] == "extrapolation"
+        frame = ds.drop_vars("decades_beyond").sel(quantile=0.5).to_dataframe().reset_index()
         frame = frame.rename(columns={k: f"{k}_q50" for k in ("n", "d", "loss", "dollars")})
         ds.close()
     else:
@@ -252,8 +272,11 @@ def test_sweep_writes_each_format(suffix, tmp_path, capsys, small_posterior):
     assert np.all(np.diff(med[0.0].to_numpy()) > 0)  # N* grows with the budget
     dollars = frame.pivot(index="compute", columns="queries", values="dollars_q50")
     assert np.all(dollars[1e9] > dollars[0.0])  # serving costs money
-    n = np.asarray(chinplan.compute_optimal(chinplan.Posterior.load(small_posterior).params, 1e24).n, np.float64)
-    np.testing.assert_allclose(med.loc[1e24, 0.0], np.quantile(n, 0.5), rtol=1e-5)
+    from chinplan.extrapolation import compute_optimal_draws
+
+    posterior = chinplan.Posterior.load(small_posterior)
+    log_n = compute_optimal_draws(posterior.extrapolated_params(), jax.numpy.log(jax.numpy.asarray([1e24])))[0]
+    np.testing.assert_allclose(med.loc[1e24, 0.0], np.quantile(np.exp(np.asarray(log_n, np.float64)), 0.5), rtol=1e-5)
 
 
 def test_sweep_target_loss_grid_reports_unreachable_draws(tmp_path, capsys, small_posterior):
@@ -265,7 +288,8 @@ def test_sweep_target_loss_grid_reports_unreachable_draws(tmp_path, capsys, smal
         "[deployment]\nqueries = 1e10\ninput_tokens = 400\noutput_tokens = 100\n"
     )
     output = tmp_path / "targets.csv"
-    assert main(["sweep", str(scenarios), "-o", str(output), "--posterior", small_posterior, "--no-progress"]) == 0
+    argv = ["sweep", str(scenarios), "-o", str(output), "--posterior", small_posterior, "--no-progress"]
+    assert main([*argv, "--uncertainty", "law"]) == 0
     assert "6 scenarios" in capsys.readouterr().out
     frame = pd.read_csv(output)
     assert len(frame) == 6 and {"n_q50", "dollars_q95", "unreachable_fraction"} <= set(frame.columns)
@@ -273,6 +297,11 @@ def test_sweep_target_loss_grid_reports_unreachable_draws(tmp_path, capsys, smal
     by_target = frame.groupby("target_loss")["unreachable_fraction"].first()
     assert by_target[2.0] == 0.0 and by_target[1.81] == pytest.approx(np.mean(e >= np.float32(1.81)), abs=0.01)
     assert np.isinf(frame["n_q95"][frame.target_loss == 1.81]).all()
+    # extrapolation-aware (the default): the plans for 2.0 lie beyond the fitted runs, and say so
+    assert main(argv) == 0
+    capsys.readouterr()
+    frame = pd.read_csv(output)
+    assert (frame["decades_beyond"][frame.target_loss == 2.0] > 1.0).all()
 
 
 def test_sweep_over_designs(tmp_path, capsys, small_posterior):

@@ -100,7 +100,8 @@ def test_python_sweep_equals_the_command_line(tmp_path, params):
     out = tmp_path / "out.csv"
     assert main(["sweep", str(path), "-o", str(out), "--posterior", str(posterior), "--seed", "3", "--no-progress"]) == 0
     key = jax.random.fold_in(jax.random.PRNGKey(3), 1)  # the CLI's cost stream
-    dataset = sweep.run_sweep(sweep.load_scenarios(path), chinplan.Posterior.load(posterior).params, key=key)
+    loaded = chinplan.Posterior.load(posterior)
+    dataset = sweep.run_sweep(sweep.load_scenarios(path), loaded.extrapolated_params(), key=key, domain=loaded.domain)
     frame = sweep.sweep_frame(dataset)
     cli_frame = pd.read_csv(out)
     assert list(frame.columns) == list(cli_frame.columns)
