@@ -140,6 +140,9 @@ class Backtest(NamedTuple):
         loss), law_median (posterior median of the noiseless law), abs_error, rel_error and,
         per level q in percent, lower_q, upper_q, inside_q.
       posterior: the posterior fitted on the runs below C*.
+      replicate_coverage: {level: the coverage each of :data:`NUM_REPLICATES` replicates of
+        the held-out losses drawn from the predictive itself would get} (:func:`replicate_coverage`):
+        the spread of coverage a calibrated predictive gives on this one split.
     """
 
     threshold: float
@@ -159,6 +162,7 @@ class Backtest(NamedTuple):
     uncertainty: str = "law"
     width90: float = float("nan")
     interval_score90: float = float("nan")
+    replicate_coverage: dict | None = None
 
     def summary(self) -> pd.DataFrame:
         """One row per level: coverage, its binomial SE, and coverage without outliers."""
@@ -170,6 +174,26 @@ class Backtest(NamedTuple):
             },
             index=pd.Index(self.levels, name="level"),
         )
+
+
+#: Replicates of the held-out losses scored by :func:`replicate_coverage`.
+NUM_REPLICATES = 1000
+
+
+def replicate_coverage(draws: np.ndarray, level: float, num: int = NUM_REPLICATES) -> np.ndarray:
+    """The coverage of the central ``level`` intervals of ``draws`` (posterior predictive
+    replicates, shape (S, runs)) on ``num`` of its own replicates, evenly spaced in S.
+
+    Each replicate is one joint draw of every held-out loss from the predictive (one
+    posterior draw with its discrepancy, which the runs share, and its noise): the data a
+    calibrated model expects. The spread of these coverages is how far a single split's
+    coverage can sit from ``level`` with a model that is exactly right: with a discrepancy
+    shared by the runs of a split, far more than the binomial SE of independent misses.
+    (Each replicate is scored against intervals that include it: a 1/S effect.)
+    """
+    lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
+    rows = draws[np.linspace(0, len(draws) - 1, min(num, len(draws))).astype(int)]
+    return np.mean((lo <= rows) & (rows <= hi), axis=1)
 
 
 def _relative_width(test: pd.DataFrame, draws: np.ndarray, level: float) -> float:
@@ -317,6 +341,7 @@ def backtest(
         uncertainty=uncertainty,
         width90=_relative_width(table[table["heldout"]], rep_loss[:, heldout], 0.9),
         interval_score90=_interval_score(test["loss"].to_numpy(), rep_loss[:, heldout], 0.9),
+        replicate_coverage={q: replicate_coverage(rep_loss[:, heldout], q) for q in levels},
     )
 
 
@@ -439,6 +464,23 @@ def allocation_backtest(posterior: Posterior, runs, *, key: jax.Array, uncertain
     return AllocationBacktest(uncertainty, table, cov, float(binomial_se(cov, len(table))), float(table["width"].median()))
 
 
+#: The coverage bands issue 12 asks of each split, per level (others: nominal +- 0.1).
+TARGET_BANDS = {0.5: (0.40, 0.60), 0.9: (0.85, 0.95)}
+
+
+def _replicate_summary(replicates: np.ndarray, observed: float, level: float) -> dict:
+    """What a calibrated predictive expects of one split's coverage: its 5/50/95% quantiles
+    over replicates, the share of replicates within the target band, and the observed
+    coverage's predictive p-value (share of replicates at or below it)."""
+    lo, hi = TARGET_BANDS.get(level, (level - 0.1, min(1.0, level + 0.1)))
+    q05, q50, q95 = np.quantile(replicates, [0.05, 0.5, 0.95])
+    return {
+        "replicate_q05": float(q05), "replicate_q50": float(q50), "replicate_q95": float(q95),
+        "replicate_in_band": float(np.mean((replicates >= lo - 1e-12) & (replicates <= hi + 1e-12))),
+        "band": [lo, hi], "p_value": float(np.mean(replicates <= observed + 1e-12)),
+    }  # fmt: skip
+
+
 def report(runs, *, key: jax.Array, splits=("compute", "size"), levels=(0.5, 0.8, 0.9), compute_threshold=None, **fit_kwargs) -> dict:
     """The back-tests ``chinplan validate`` prints: for each split one fit (with the
     extrapolation component), scored with both kinds of interval, plus the allocation
@@ -469,7 +511,8 @@ def report(runs, *, key: jax.Array, splits=("compute", "size"), levels=(0.5, 0.8
                     "width90": bt.width90,
                     "interval_score90": bt.interval_score90,
                     "coverage": [
-                        {"level": q, "coverage": bt.coverage[q], "se": bt.coverage_se[q], "without_outliers": bt.coverage_without_outliers[q]}
+                        {"level": q, "coverage": bt.coverage[q], "se": bt.coverage_se[q], "without_outliers": bt.coverage_without_outliers[q],
+                         **_replicate_summary(bt.replicate_coverage[q], bt.coverage[q], q)}
                         for q in bt.levels
                     ],
                     "num_outliers_predicted": bt.num_outliers_heldout,

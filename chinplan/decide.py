@@ -26,7 +26,7 @@ from jax.typing import ArrayLike
 
 from chinplan import _checks, costs, engine, kernels
 from chinplan.costs import Deployment
-from chinplan.extrapolation import ExtrapolatedLaw
+from chinplan.extrapolation import ExtrapolatedLaw, decades_beyond
 from chinplan.kernels import PlanCost, cheaper, design_cost, loss_at_most, params_for_loss, target_plan_cost
 from chinplan.format import quantile_name
 from chinplan.law import LawParams, as_float
@@ -363,7 +363,21 @@ def target_cost_bands(
     theta = draw_pairs(params, deployment, key=key)
     targets = _targets(theta.law, target_loss)
     result = engine.bands(target_plan_cost, theta, targets, q=q, chunk_size=chunk_size)
-    return engine.to_dataset(result, q, dims=("target_loss",), coords={"target_loss": targets})
+    data = engine.to_dataset(result, q, dims=("target_loss",), coords={"target_loss": targets})
+    if isinstance(theta.law, ExtrapolatedLaw):  # how far beyond the fitted runs the median plan lies
+        mid = int(np.argmin(np.abs(np.asarray(q) - 0.5)))
+        data["decades_beyond"] = ("target_loss", _decades_beyond(theta.law, data["n"].values[mid], data["d"].values[mid]))
+    return data
+
+
+def _decades_beyond(law_draws: ExtrapolatedLaw, n: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """Decades beyond the fitted runs (:func:`chinplan.extrapolation.decades_beyond`) of plans
+    (N, D); ``inf`` for an unreachable (infinite) plan."""
+    domain = np.asarray(law_draws.domain, np.float64)[0]
+    n, d = np.broadcast_arrays(np.asarray(n, np.float64), np.asarray(d, np.float64))
+    ok = np.isfinite(n) & np.isfinite(d)
+    beyond = decades_beyond(domain, np.log(np.where(ok, n, 1.0)), np.log(np.where(ok, d, 1.0)))[0]
+    return np.where(ok, beyond, np.inf)
 
 
 def plan_bands(params: LawParams | Draws, compute: ArrayLike, q: Sequence[float] = engine.DEFAULT_QUANTILES) -> dict:
@@ -501,6 +515,8 @@ def chance_constrained(
         coords={"n": n_grid, "d": d_grid},
         attrs={"target_loss": float(target_loss), "p": p, "objective": objective},
     )
+    if isinstance(theta.law, ExtrapolatedLaw):
+        grid["decades_beyond"] = (("n", "d"), _decades_beyond(theta.law, nn, dd))
     if not feasible.any():
         nan = float("nan")
         choice = dict(n=nan, d=nan, probability=nan, expected_dollars=nan, expected_flops=nan, found=False)

@@ -43,6 +43,24 @@ def render(results: dict) -> str:
                 f"| {name} | {row['split']} | {row['interval']} | {row['num_fit']} | {row['num_predicted']} ({row['num_outliers_predicted']}) | "
                 f"{100 * row['median_rel_error']:.2f}% | {cov} | {row['coverage'][-1]['without_outliers']:.2f} | {row['width90']:.3f} | {row['interval_score90']:.3f} |"
             )
+    lines += [
+        "",
+        "What a calibrated predictive expects of one split (`calibration.replicate_coverage`: the coverage of the same",
+        "intervals on 1,000 replicates of the held-out losses drawn from the predictive itself, the shared discrepancy",
+        "included): the 5-95% range of that coverage, the share of replicates inside the issue's band (0.40-0.60 for",
+        "50%, 0.85-0.95 for 90%), and the observed coverage's predictive p-value (share of replicates at or below it).",
+        "",
+        "| data | split | interval | cov 50% | expected 5-95% | in 0.40-0.60 | p | cov 90% | expected 5-95% | in 0.85-0.95 | p |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, result in results.items():
+        for row in result["splits"]:
+            cells = []
+            for c in row["coverage"]:
+                if c["level"] in (0.5, 0.9) and "replicate_q05" in c:
+                    cells.append(f"{c['coverage']:.2f} | {c['replicate_q05']:.2f}-{c['replicate_q95']:.2f} | {c['replicate_in_band']:.2f} | {c['p_value']:.2f}")
+            if cells:
+                lines.append(f"| {name} | {row['split']} | {row['interval']} | " + " | ".join(cells) + " |")
     lines += ["", "| data | interval | isoFLOP minima beyond the fit | inside the 90% N* band | median band width (95%/5%) |", "|---|---|---|---|---|"]
     for name, result in results.items():
         for row in result["allocation"]:

@@ -171,3 +171,19 @@ def test_tco_bands_and_sweep_take_extrapolated_draws():
     data = sweep.run_sweep(scenarios, theta)
     np.testing.assert_allclose(data["n"].sel(quantile=0.5).values, np.asarray(bands.values["optimal"]["n"])[0], rtol=1e-5)
     assert "decades_beyond" in data and np.all(data["decades_beyond"].values > 0)
+
+
+def test_xarray_outputs_carry_the_distance_beyond_the_fitted_runs():
+    from chinplan.extrapolation import decades_beyond
+
+    theta, law, _, _ = _draws()
+    dep = Deployment(queries=1e9, input_tokens=500.0, output_tokens=500.0)
+    n_grid, d_grid = np.array([1e9, 1e11]), np.array([1e11, 1e13])
+    _, grid = decide.chance_constrained(theta, n_grid, d_grid, 2.2, 0.5, dep)
+    want = decades_beyond(DOMAIN, np.log(n_grid)[:, None], np.log(d_grid)[None, :])[0]
+    np.testing.assert_allclose(grid["decades_beyond"].values, want, atol=1e-5)
+    assert grid["decades_beyond"].values[0, 0] == 0.0  # 1e9 params, 1e11 tokens: inside
+    data = decide.target_cost_bands(theta, [1.95, 2.9], dep)
+    assert data["decades_beyond"].values[0] > 1.0 and data["decades_beyond"].values[1] == 0.0
+    _, law_grid = decide.chance_constrained(law, n_grid, d_grid, 2.2, 0.5, dep)
+    assert "decades_beyond" not in law_grid  # law-only draws do not know the fitted runs
