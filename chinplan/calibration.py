@@ -30,6 +30,7 @@ with t_nu a standard Student-t variate with nu degrees of freedom.
 
 from __future__ import annotations
 
+import json
 from typing import NamedTuple, Sequence
 
 import arviz as az
@@ -298,8 +299,9 @@ def backtest(
 
     arrays = runs_arrays(runs)
     mean, rep = _predict(posterior, arrays.log_n, arrays.log_d, pred_key, uncertainty)
-    rep_loss = np.exp(rep.reshape(-1, rep.shape[-1]))
-    law_loss = np.exp(mean.reshape(-1, mean.shape[-1]))
+    # float64: a heavy-tailed (small nu) replicate can exceed float32's exp range
+    rep_loss = np.exp(np.asarray(rep, np.float64).reshape(-1, rep.shape[-1]))
+    law_loss = np.exp(np.asarray(mean, np.float64).reshape(-1, mean.shape[-1]))
     table = runs.copy()
     table["tokens_per_param"] = table["tokens"] / table["params"]
     table["outlier"] = (
@@ -481,6 +483,18 @@ def _replicate_summary(replicates: np.ndarray, observed: float, level: float) ->
     }  # fmt: skip
 
 
+def _drift_seen(bt: Backtest) -> dict:
+    """The held-out runs' drift (median log residual against the law's median, and median
+    decades beyond the fit) beside what each leave-out fold of the fit saw of its own."""
+    held = bt.table[bt.table["heldout"]]
+    residual = np.log(held["loss"].to_numpy()) - np.log(held["law_median"].to_numpy())
+    out = {"heldout_median_residual": float(np.median(residual)), "heldout_median_decades": float(np.median(held["decades_beyond"]))}
+    group = getattr(bt.posterior.to_arviz(), "extrapolation", None)
+    if group is not None and "extrapolation_folds" in group.attrs:
+        out["folds"] = json.loads(group.attrs["extrapolation_folds"])
+    return out
+
+
 def report(runs, *, key: jax.Array, splits=("compute", "size"), levels=(0.5, 0.8, 0.9), compute_threshold=None, **fit_kwargs) -> dict:
     """The back-tests ``chinplan validate`` prints: for each split one fit (with the
     extrapolation component), scored with both kinds of interval, plus the allocation
@@ -516,6 +530,7 @@ def report(runs, *, key: jax.Array, splits=("compute", "size"), levels=(0.5, 0.8
                         for q in bt.levels
                     ],
                     "num_outliers_predicted": bt.num_outliers_heldout,
+                    **_drift_seen(bt),
                 }
             )
             if split == "compute":

@@ -379,7 +379,10 @@ def fold_evidence(log_n, log_d, log_loss_obs, fold_draws: dict, minima: pd.DataF
             noise = 1.4826 * np.median(np.abs(y[kept] - mu_in))
             mu = _law_log_loss(draws, log_n[dropped], log_d[dropped])
             d = level_distance(domain, log_n[dropped], log_d[dropped])
-            loss.append((y[dropped] - np.median(mu, axis=0), noise**2 + np.var(mu, axis=0), d))
+            residual = y[dropped] - np.median(mu, axis=0)
+            loss.append((residual, noise**2 + np.var(mu, axis=0), d))
+            info["median_residual"] = float(np.median(residual))  # what this fold saw: a drift, and how far out
+            info["median_decades"] = float(np.median(d) ** (1.0 / LEVEL_POWER))
         if name.startswith("c"):  # allocation drift: per decade of compute
             within = inside[inside["log10_compute"] + 0.1 < domain.log10_compute]
             if len(within) >= 3:

@@ -102,6 +102,7 @@ class Priors(NamedTuple):
     sigma_scale: float = 0.05
     nu_concentration: float = 2.0
     nu_rate: float = 0.1
+    nu_min: float = 0.0
 
 
 DEFAULT_PRIORS = Priors()
@@ -149,6 +150,7 @@ class InformedPriors(NamedTuple):
     sigma_scale: float = 0.05
     nu_concentration: float = 2.0
     nu_rate: float = 0.1
+    nu_min: float = 0.0
 
 
 INFORMED_PRIORS = InformedPriors()
@@ -300,8 +302,13 @@ def _check_likelihood(likelihood: str) -> None:
 def _noise(likelihood: str, p):
     """Samples the noise sites (sigma; nu for the Student-t), in the default model's order."""
     sigma = numpyro.sample("sigma", dist.HalfNormal(p.sigma_scale))
-    nu = numpyro.sample("nu", dist.Gamma(p.nu_concentration, p.nu_rate)) if likelihood == "student_t" else None
-    return sigma, nu
+    if likelihood != "student_t":
+        return sigma, None
+    nu_prior = dist.Gamma(p.nu_concentration, p.nu_rate)
+    nu_min = getattr(p, "nu_min", 0.0)
+    if nu_min > 0:  # a floor on the degrees of freedom: nu = nu_min + Gamma (docs/CALIBRATION.md)
+        nu_prior = dist.TransformedDistribution(nu_prior, dist.transforms.AffineTransform(nu_min, 1.0))
+    return sigma, numpyro.sample("nu", nu_prior)
 
 
 def noise_distribution(likelihood: str, loc, sigma, nu=None) -> dist.Distribution:

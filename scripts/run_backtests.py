@@ -61,6 +61,22 @@ def render(results: dict) -> str:
                     cells.append(f"{c['coverage']:.2f} | {c['replicate_q05']:.2f}-{c['replicate_q95']:.2f} | {c['replicate_in_band']:.2f} | {c['p_value']:.2f}")
             if cells:
                 lines.append(f"| {name} | {row['split']} | {row['interval']} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "What the fit's leave-the-largest-out folds saw (median log residual of the runs each fold dropped, against",
+        "that fold's law, and their median decades beyond it) beside what the held-out runs of the split did:",
+        "",
+        "| data | split | held out: decades | held out: residual | folds (dropped runs, decades, residual) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, result in results.items():
+        for row in result["splits"]:
+            if row["interval"] != "extrapolation" or "folds" not in row:
+                continue
+            folds = "; ".join(
+                f"{f['fold']}: {f['num_dropped']}, {f['median_decades']:.2f}, {f['median_residual']:+.4f}" for f in row["folds"] if "median_residual" in f
+            )
+            lines.append(f"| {name} | {row['split']} | {row['heldout_median_decades']:.2f} | {row['heldout_median_residual']:+.4f} | {folds} |")
     lines += ["", "| data | interval | isoFLOP minima beyond the fit | inside the 90% N* band | median band width (95%/5%) |", "|---|---|---|---|---|"]
     for name, result in results.items():
         for row in result["allocation"]:
@@ -80,13 +96,13 @@ def render(results: dict) -> str:
     return "\n".join(lines)
 
 
-def replace_block(path: str, block: str) -> None:
-    """Rewrites the text between the backtests markers of ``path``."""
+def replace_block(path: str, block: str, marker: str = "backtests") -> None:
+    """Rewrites the text between the ``<!-- {marker}:start -->`` and ``:end`` markers of ``path``."""
     with open(path) as f:
         text = f.read()
-    pattern = re.compile(r"(<!-- backtests:start -->\n)(?:.*?\n)?(<!-- backtests:end -->)", re.S)
+    pattern = re.compile(rf"(<!-- {marker}:start -->\n)(?:.*?\n)?(<!-- {marker}:end -->)", re.S)
     if not pattern.search(text):
-        raise SystemExit(f"{path} has no <!-- backtests:start --> ... <!-- backtests:end --> block")
+        raise SystemExit(f"{path} has no <!-- {marker}:start --> ... <!-- {marker}:end --> block")
     with open(path, "w") as f:
         f.write(pattern.sub(lambda m: m.group(1) + block + "\n" + m.group(2), text))
 

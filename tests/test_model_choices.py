@@ -312,3 +312,22 @@ def test_load_of_bad_files_gives_a_value_error_naming_the_path(fits, tmp_path):
     xr.Dataset({"x": ("i", np.arange(3.0))}).to_netcdf(other, engine="h5netcdf")
     with pytest.raises(ValueError, match=r"other\.nc"):
         Posterior.load(other)
+
+
+def test_nu_floor_shifts_the_gamma_prior_and_leaves_the_default_unchanged():
+    """``Priors(nu_min=m)``: nu = m + Gamma(2, 0.1) (density and draws); m = 0 is the default model."""
+    from chinplan.model import Priors, _noise
+
+    def nu_site(priors):
+        return handlers.trace(handlers.seed(_noise, 0)).get_trace("student_t", priors)["nu"]["fn"]
+
+    floored = nu_site(Priors(nu_min=3.0))
+    nu = np.asarray(floored.sample(jax.random.key(1), (4000,)), np.float64)
+    assert nu.min() > 3.0
+    # Gamma(2, rate 0.1): mean 20, sd 14.1; 4000 draws give a standard error of 0.22
+    assert abs(nu.mean() - 23.0) < 5 * 14.1 / np.sqrt(4000)
+    for value in (3.5, 10.0, 60.0):
+        assert float(floored.log_prob(value)) == pytest.approx(stats.gamma.logpdf(value - 3.0, 2.0, scale=10.0), rel=1e-5)
+    default = nu_site(Priors())
+    assert type(default).__name__ == "Gamma"  # the default model is untouched
+    assert float(default.log_prob(5.0)) == pytest.approx(stats.gamma.logpdf(5.0, 2.0, scale=10.0), rel=1e-5)
