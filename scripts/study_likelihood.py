@@ -1,6 +1,6 @@
 """The likelihood's core, chosen by LOO beside calibration (docs/CALIBRATION.md, issue 12).
 
-    python scripts/study_likelihood.py [--out docs/likelihood_study.json] [--docs]
+    python scripts/study_likelihood.py [--out docs/likelihood_study.json] [--docs]   (from the repository root)
 
 For each likelihood -- the default Student-t (nu free, Gamma(2, 0.1) prior), the Student-t
 with a floor nu >= 3 (``Priors(nu_min=3)``), and the Normal -- it fits all 245 embedded runs
