@@ -107,6 +107,29 @@ def replace_block(path: str, block: str, marker: str = "backtests") -> None:
         f.write(pattern.sub(lambda m: m.group(1) + block + "\n" + m.group(2), text))
 
 
+def study_main(doc: str, default_out: str, marker: str, run, render_block) -> None:
+    """The command line every study script shares: run (or ``--from-json``), save the JSON,
+    print the rendered block and, with ``--docs``, write it between ``marker``'s comments of
+    docs/CALIBRATION.md. ``run(seed) -> results``; ``render_block(results) -> markdown``."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--out", default=default_out)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--docs", action="store_true", help="rewrite the generated block of docs/CALIBRATION.md")
+    parser.add_argument("--from-json", metavar="FILE", help="render a saved run instead of running it")
+    args = parser.parse_args()
+    if args.from_json:
+        with open(args.from_json) as f:
+            results = json.load(f)
+    else:
+        results = run(args.seed)
+        with open(args.out, "w") as f:
+            json.dump(results, f, indent=1)
+    block = render_block(results)
+    print(block)
+    if args.docs:
+        replace_block("docs/CALIBRATION.md", block, marker=marker)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="docs/backtests.json")

@@ -12,8 +12,6 @@ intervals). With ``--docs`` it rewrites the block between ``<!-- likelihood:star
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 import warnings
 
@@ -21,6 +19,7 @@ import jax
 
 from chinplan import calibration, compare_models, datasets, fit
 from chinplan.model import Priors
+from run_backtests import study_main
 
 VARIANTS = {
     "student_t": dict(likelihood="student_t"),
@@ -48,43 +47,26 @@ def render(results: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="docs/likelihood_study.json")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--docs", action="store_true")
-    parser.add_argument("--from-json", metavar="FILE")
-    args = parser.parse_args()
-    if args.from_json:
-        with open(args.from_json) as f:
-            results = json.load(f)
-    else:
-        runs = datasets.chinchilla()
-        key = jax.random.key(args.seed)
-        full, results = {}, {}
-        for name, options in VARIANTS.items():
-            start = time.perf_counter()
-            full[name] = fit(runs, key=key, extrapolation=False, log_likelihood=True, progress=False, **options)
-            results[name] = calibration.report(runs, key=key, progress=False, **options)
-            nu = full[name].draws("nu") if "nu" in full[name].to_arviz().posterior else None
-            results[name]["nu_median"] = "-" if nu is None else f"{float(jax.numpy.median(jax.numpy.asarray(nu))):.2f}"
-            results[name]["seconds"] = round(time.perf_counter() - start, 1)
-            print(name, [(r["split"], r["interval"], [round(c["coverage"], 2) for c in r["coverage"]]) for r in results[name]["splits"]], flush=True)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            table = compare_models.compare(full)
-        for name in results:
-            results[name].update(elpd_loo=float(table.loc[name, "elpd_loo"]), se=float(table.loc[name, "se"]),
-                                 elpd_diff=float(table.loc[name, "elpd_diff"]))  # fmt: skip
-        with open(args.out, "w") as f:
-            json.dump(results, f, indent=1)
-    block = render(results)
-    print(block)
-    if args.docs:
-        from run_backtests import replace_block
-
-        replace_block("docs/CALIBRATION.md", block, marker="likelihood")
+def run(seed: int) -> dict:
+    runs = datasets.chinchilla()
+    key = jax.random.key(seed)
+    full, results = {}, {}
+    for name, options in VARIANTS.items():
+        start = time.perf_counter()
+        full[name] = fit(runs, key=key, extrapolation=False, log_likelihood=True, progress=False, **options)
+        results[name] = calibration.report(runs, key=key, progress=False, **options)
+        nu = full[name].draws("nu") if "nu" in full[name].to_arviz().posterior else None
+        results[name]["nu_median"] = "-" if nu is None else f"{float(jax.numpy.median(jax.numpy.asarray(nu))):.2f}"
+        results[name]["seconds"] = round(time.perf_counter() - start, 1)
+        print(name, [(r["split"], r["interval"], [round(c["coverage"], 2) for c in r["coverage"]]) for r in results[name]["splits"]], flush=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = compare_models.compare(full)
+    for name in results:
+        results[name].update(elpd_loo=float(table.loc[name, "elpd_loo"]), se=float(table.loc[name, "se"]),
+                             elpd_diff=float(table.loc[name, "elpd_diff"]))  # fmt: skip
+    return results
 
 
 if __name__ == "__main__":
-    main()
+    study_main(__doc__, "docs/likelihood_study.json", "likelihood", run, render)
