@@ -299,9 +299,10 @@ def backtest(
 
     arrays = runs_arrays(runs)
     mean, rep = _predict(posterior, arrays.log_n, arrays.log_d, pred_key, uncertainty)
-    # float64: a heavy-tailed (small nu) replicate can exceed float32's exp range
-    rep_loss = np.exp(np.asarray(rep, np.float64).reshape(-1, rep.shape[-1]))
-    law_loss = np.exp(np.asarray(mean, np.float64).reshape(-1, mean.shape[-1]))
+    # a heavy-tailed (small nu) replicate can exceed exp's range: +inf, an honest extreme draw
+    with np.errstate(over="ignore"):
+        rep_loss = np.exp(np.asarray(rep, np.float64).reshape(-1, rep.shape[-1]))
+        law_loss = np.exp(np.asarray(mean, np.float64).reshape(-1, mean.shape[-1]))
     table = runs.copy()
     table["tokens_per_param"] = table["tokens"] / table["params"]
     table["outlier"] = (
