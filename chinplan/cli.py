@@ -52,6 +52,7 @@ import os
 import sys
 
 from chinplan import __version__
+from chinplan._files import OutputPathError, check_suffix
 from chinplan.format import parse_design, parse_human
 
 __all__ = ["main"]
@@ -61,6 +62,7 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 DEFAULT_QUANTILES = [0.05, 0.5, 0.95]
 PLOT_SUFFIXES = (".png", ".svg")
 SWEEP_SUFFIXES = (".parquet", ".nc", ".csv")
+FIT_SUFFIXES = (".nc",)  # fit writes NetCDF
 PLOT_KINDS = ("fan", "iso-loss", "tco", "pair")
 #: Names of the hardware presets and precisions (chinplan.costs.HARDWARE and
 #: chinplan.sweep.PRECISIONS; tests/test_cli.py checks they agree), known here without JAX.
@@ -164,15 +166,17 @@ def _design_type(text: str):
 
 def _path_type(suffixes: tuple[str, ...], what: str):
     def convert(text: str) -> str:
-        if os.path.splitext(text)[1].lower() not in suffixes:
-            raise argparse.ArgumentTypeError(f"{what} {text!r} must end in {', '.join(suffixes)}")
-        return text
+        try:
+            return check_suffix(text, suffixes, what)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
 
     return convert
 
 
 _plot_path = _path_type(PLOT_SUFFIXES, "plot file")
 _sweep_path = _path_type(SWEEP_SUFFIXES, "output file")
+_fit_path = _path_type(FIT_SUFFIXES, "posterior file")
 
 
 # --------------------------------------------------------------------------------------
@@ -323,7 +327,7 @@ def _parser() -> argparse.ArgumentParser:
 
     fit = commands.add_parser("fit", parents=[common], help="fit the law to a runs CSV with NUTS and save the posterior")
     fit.add_argument("runs", metavar="RUNS.csv")
-    fit.add_argument("-o", "--output", required=True, metavar="FILE", help="posterior NetCDF to write")
+    fit.add_argument("-o", "--output", type=_fit_path, required=True, metavar="FILE", help="posterior NetCDF (.nc) to write")
     fit.add_argument("--target-accept", type=_fraction, default=0.8, metavar="P", help="NUTS target acceptance (default 0.8)")
     fit.add_argument(
         "--allow-unconverged", action="store_true",
@@ -374,7 +378,7 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
         return _COMMANDS[args.command](args)
-    except UsageError as err:
+    except (UsageError, OutputPathError) as err:
         print(f"chinplan: error: {_one_line(err)}", file=sys.stderr)
         return EXIT_USAGE
     except (CliError, ValueError, OSError) as err:

@@ -505,6 +505,13 @@ class Posterior:
             raise ValueError(f"posterior file {name!r}: {err}") from None
 
 
+def shipped_posterior_path() -> str | None:
+    """The file of the posterior shipped with the package (None inside a zip): an input no
+    command may write over."""
+    path = resources.files("chinplan.datasets") / DEFAULT_POSTERIOR_FILE
+    return os.fspath(path) if isinstance(path, os.PathLike) else None
+
+
 @lru_cache(maxsize=1)
 def default_posterior() -> Posterior:
     """The posterior of the embedded Chinchilla runs, shipped with the package.
