@@ -440,7 +440,7 @@ def cmd_sweep(args) -> int:
         chinplan_version=__version__,
     )
     if suffix == ".nc":
-        write_atomic(args.output, lambda tmp: dataset.to_netcdf(tmp, engine="h5netcdf"))
+        _files.write_bytes(args.output, _files.netcdf_image(lambda buffer: dataset.to_netcdf(buffer, engine="h5netcdf")))
     else:
         frame = sweep.sweep_frame(dataset)
         if suffix == ".parquet":

@@ -11,12 +11,18 @@ Standard library only (the parser imports it without the numerical stack).
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import io
 import os
+import shutil
+import signal
 import stat
+import sys
 import tempfile
 from typing import Callable, Iterable
 
-__all__ = ["OutputPathError", "check_suffix", "check_output", "check_writable", "same_file", "write_atomic", "TEMP_PREFIX"]
+__all__ = ["OutputPathError", "Terminated", "signals_unwind", "raise_if_signalled", "check_space", "netcdf_image", "write_bytes", "check_suffix", "check_output", "check_writable", "same_file", "write_atomic", "TEMP_PREFIX"]
 
 #: Temporaries start with ".<name>." and end with ".tmp" (hidden, beside their output).
 TEMP_PREFIX = "."
@@ -95,6 +101,87 @@ def check_writable(path: str | os.PathLike, *, arg: str = "output") -> None:
     os.remove(probe)
 
 
+class Terminated(BaseException):
+    """SIGTERM (``timeout``, schedulers, container runtimes) inside :func:`signals_unwind`:
+    unwinds like KeyboardInterrupt, so every ``finally`` runs (:func:`write_atomic` removes
+    its temporary)."""
+
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_pending: list[int] = []  # signals received inside signals_unwind, in order
+
+
+def _exception(signum: int) -> BaseException:
+    return KeyboardInterrupt() if signum == signal.SIGINT else Terminated()
+
+
+def _on_signal(signum, frame):
+    first = not _pending
+    _pending.append(signum)
+    if first:  # later signals are only recorded: they must not interrupt the clean-up
+        raise _exception(signum)
+
+
+def raise_if_signalled() -> None:
+    """Raises the first signal's exception again if one arrived inside :func:`signals_unwind`.
+
+    Python drops an exception raised where it cannot propagate (a garbage-collection or
+    weakref callback, a ``__del__``); :func:`write_atomic` calls this before its rename and
+    :func:`signals_unwind` on leaving, so a dropped SIGTERM still ends the work unwritten."""
+    if _pending:
+        raise _exception(_pending[0])
+
+
+@contextlib.contextmanager
+def signals_unwind():
+    """SIGINT raises KeyboardInterrupt and SIGTERM :class:`Terminated` inside the block (main
+    thread only), once; the previous handlers return afterwards."""
+    try:
+        previous = {sig: signal.signal(sig, _on_signal) for sig in _SIGNALS}
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    _pending.clear()
+    hook = sys.unraisablehook
+
+    def quiet(unraisable):  # our own dropped signal exception: raised again later, not printed
+        if not (_pending and isinstance(unraisable.exc_value, (KeyboardInterrupt, Terminated))):
+            hook(unraisable)
+
+    sys.unraisablehook = quiet
+    try:
+        yield
+        raise_if_signalled()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        sys.unraisablehook = hook
+        _pending.clear()
+
+
+def netcdf_image(write: Callable[[io.BytesIO], None]) -> bytes:
+    """The bytes of a NetCDF/HDF5 file that ``write(buffer)`` builds in memory.
+
+    HDF5 cannot fail cleanly on a full disk (handles it cannot close print a traceback each,
+    a temporary stays, the interpreter may crash), so chinplan never lets it write to disk:
+    the file is built here, then :func:`write_atomic` writes the bytes with plain writes,
+    which fail with one OSError and leave nothing behind.
+    """
+    buffer = io.BytesIO()
+    write(buffer)
+    return buffer.getvalue()
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """:func:`write_atomic` of ``data``, after :func:`check_space` for its size."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+
+    write_atomic(path, write, size_hint=len(data))
+
+
 def _fsync_directory(directory: str) -> None:
     try:
         fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
@@ -108,7 +195,19 @@ def _fsync_directory(directory: str) -> None:
         os.close(fd)
 
 
-def write_atomic(path: str | os.PathLike, write: Callable[[str], None], *, suffix: str = ".tmp") -> None:
+def check_space(path: str | os.PathLike, need: int, *, arg: str = "output") -> None:
+    """OSError (ENOSPC) naming ``arg`` unless ``path``'s directory has ``need`` bytes free and
+    1 MiB more: a write that cannot fit is refused before it starts."""
+    directory = os.path.dirname(os.path.abspath(_target(os.fspath(path))))
+    free = shutil.disk_usage(directory).free
+    if free < need + (1 << 20):
+        raise OSError(errno.ENOSPC, f"{arg}: not enough space in {directory!r} to write {os.fspath(path)!r} "
+                      f"(needs about {need + (1 << 20)} bytes, {free} free)")  # fmt: skip
+
+
+def write_atomic(
+    path: str | os.PathLike, write: Callable[[str], None], *, suffix: str = ".tmp", size_hint: int | None = None
+) -> None:
     """Calls ``write(tmp)`` on a temporary file beside ``path``, then renames it onto ``path``.
 
     * ``os.replace`` is atomic within a directory (POSIX rename): a failed or interrupted
@@ -119,9 +218,12 @@ def write_atomic(path: str | os.PathLike, write: Callable[[str], None], *, suffi
     * An existing file keeps its mode (a private 0600 file stays 0600); a new file gets the
       usual permissions (0666 less the umask), not mkstemp's 0600.
     * A symlinked ``path`` is written through: its target is replaced, the link stays.
+    * With ``size_hint`` (bytes, an upper bound), :func:`check_space` runs first.
     """
     target = _target(os.fspath(path))
     directory = os.path.dirname(os.path.abspath(target))
+    if size_hint is not None:
+        check_space(target, int(size_hint))
     try:
         mode = stat.S_IMODE(os.stat(target).st_mode)
     except FileNotFoundError:
@@ -132,13 +234,19 @@ def write_atomic(path: str | os.PathLike, write: Callable[[str], None], *, suffi
     try:
         fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX + os.path.basename(target) + ".", suffix=suffix, dir=directory)
         os.close(fd)
-        write(tmp)
+        try:
+            write(tmp)
+        except OSError as err:  # a full disk, an I/O error: name the file the user asked for
+            if err.filename is not None or err.errno is None:
+                raise
+            raise OSError(err.errno, f"cannot write {os.fspath(path)!r}: {err.strerror or err}") from None
         os.chmod(tmp, mode)
         fd = os.open(tmp, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
+        raise_if_signalled()  # a signal whose exception Python dropped: no new file after it
         os.replace(tmp, target)
         tmp = None
         _fsync_directory(directory)

@@ -49,15 +49,17 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import signal
 import sys
 
 from chinplan import __version__
-from chinplan._files import OutputPathError, check_suffix
+from chinplan._files import OutputPathError, Terminated, check_suffix, signals_unwind
 from chinplan.format import parse_design, parse_human
 
 __all__ = ["main"]
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED, EXIT_TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGTERM  # 130, 143
 
 DEFAULT_QUANTILES = [0.05, 0.5, 0.95]
 PLOT_SUFFIXES = (".png", ".svg")
@@ -369,30 +371,46 @@ def _command(name: str):
 _COMMANDS = {name: _command(name) for name in ("plan", "tco", "compare", "sweep", "plot", "fit", "validate")}
 
 
+def _exit_now(code: int) -> None:
+    """Ends the process at once after a failure or a signal: interpreter teardown with XLA's
+    threads mid-work, or with HDF5 handles a failed write left open, can crash (a segfault
+    after the one-line message); everything chinplan writes is final or removed by then."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def _one_line(err: BaseException) -> str:
     return " ".join(str(err).split()) or type(err).__name__
 
 
 def main(argv=None) -> int:
-    """Entry point of the ``chinplan`` command; returns the exit code."""
+    """Entry point of the ``chinplan`` command; returns the exit code.
+
+    SIGINT exits 130 and SIGTERM 143, with one line on stderr and no temporary file left; run
+    as the program (``argv`` None), a non-zero exit then ends the process at once
+    (:func:`_exit_now`).
+    """
     args = _parser().parse_args(argv)
     try:
-        return _COMMANDS[args.command](args)
+        with signals_unwind():
+            return _COMMANDS[args.command](args)
     except (UsageError, OutputPathError) as err:
-        print(f"chinplan: error: {_one_line(err)}", file=sys.stderr)
-        return EXIT_USAGE
+        code, line = EXIT_USAGE, f"error: {_one_line(err)}"
     except (CliError, ValueError, OSError) as err:
-        print(f"chinplan: error: {_one_line(err)}", file=sys.stderr)
-        return EXIT_ERROR
+        code, line = EXIT_ERROR, f"error: {_one_line(err)}"
     except KeyboardInterrupt:
-        print("chinplan: interrupted", file=sys.stderr)
-        return 130
+        code, line = EXIT_INTERRUPTED, "interrupted"
+    except Terminated:
+        code, line = EXIT_TERMINATED, "terminated"
     except Exception as err:  # never a traceback for the user; CHINPLAN_DEBUG=1 shows it
         if os.environ.get("CHINPLAN_DEBUG"):
             raise
-        print(f"chinplan: error: unexpected {type(err).__name__}: {_one_line(err)}", file=sys.stderr)
-        return EXIT_ERROR
-
+        code, line = EXIT_ERROR, f"error: unexpected {type(err).__name__}: {_one_line(err)}"
+    print(f"chinplan: {line}", file=sys.stderr)
+    if argv is None:  # the program: end now, before a failed write's handles or XLA's threads are torn down
+        _exit_now(code)
+    return code
 
 if __name__ == "__main__":
     sys.exit(main())

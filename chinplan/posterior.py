@@ -29,7 +29,7 @@ import pandas as pd
 import xarray as xr
 
 from chinplan import _checks
-from chinplan._files import write_atomic
+from chinplan._files import netcdf_image, write_bytes
 from chinplan._hdf5 import check_structure
 from chinplan.extrapolation import Domain, ExtrapolatedLaw, compute_optimal_draws, decades_beyond, level_distance, log_loss_draws
 from chinplan.law import Allocation, LawParams, log_g
@@ -503,7 +503,20 @@ class Posterior:
         file and a failed save (full disk, interrupt, an unserialisable attribute) leaves any
         existing file at ``path`` untouched and no temporary file behind.
         """
-        write_atomic(path, lambda tmp: self._idata.to_netcdf(tmp, engine="h5netcdf"))
+        write_bytes(path, netcdf_image(self._write_netcdf))
+
+    def _write_netcdf(self, buffer) -> None:
+        """The InferenceData as arviz writes it (root attrs, then each group, zlib for numbers),
+        into a memory buffer (:func:`chinplan._files.netcdf_image`)."""
+        mode = "w"
+        if getattr(self._idata, "attrs", None):
+            xr.Dataset(attrs=self._idata.attrs).to_netcdf(buffer, mode=mode, engine="h5netcdf")
+            mode = "a"
+        for group in self._idata.groups():
+            data = self._idata[group]
+            encoding = {name: {"zlib": True} for name, var in data.variables.items() if var.dtype.kind in "biufc"}
+            data.to_netcdf(buffer, mode=mode, group=group, engine="h5netcdf", encoding=encoding)
+            mode = "a"
 
     @classmethod
     def load(cls, path) -> "Posterior":
