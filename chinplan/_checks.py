@@ -31,6 +31,7 @@ __all__ = [
     "finite",
     "positive_number",
     "integer",
+    "seed",
     "one_of",
     "flag",
     "level",
@@ -45,6 +46,9 @@ __all__ = [
 ]
 
 INF = math.inf
+FLOAT64_MAX = float(np.finfo(np.float64).max)
+#: The largest integer count chinplan accepts (int64: NumPy and XLA index with it).
+INT_MAX = 2**63 - 1
 
 
 def is_traced(*trees: Any) -> bool:
@@ -77,6 +81,11 @@ def real_array(name: str, x: Any) -> np.ndarray:
         raise ValueError(f"{name} must be a real number or an array of real numbers, got {show(x)} (dtype {raw.dtype})")
     try:
         return np.asarray(raw, dtype=np.float64)
+    except OverflowError:  # a Python int beyond float64 (10**400): not representable
+        raise ValueError(
+            f"{name} must be finite (valid range {interval(-FLOAT64_MAX, FLOAT64_MAX)}); got {show(x)}, "
+            "an integer too large for a float64"
+        ) from None
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a number or an array of numbers, got {show(x)}") from None
 
@@ -163,15 +172,16 @@ def positive_number(name: str, value: Any) -> float:
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     try:
         x = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{name} must be a finite number > 0, got {show(value)}") from None
     if not (math.isfinite(x) and x > 0):
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     return x
 
 
-def integer(name: str, value: Any, low: int = 1, *, optional: bool = False) -> int | None:
-    """``value`` as a Python int >= ``low``; integral floats are accepted, bools and strings not.
+def integer(name: str, value: Any, low: int = 1, *, optional: bool = False, high: int = INT_MAX) -> int | None:
+    """``value`` as a Python int in [``low``, ``high``]; integral floats are accepted, bools and
+    strings not. ``high`` defaults to the int64 maximum (a count beyond it cannot index).
 
     With ``optional``, ``None`` is valid too (and returned).
     """
@@ -188,8 +198,20 @@ def integer(name: str, value: Any, low: int = 1, *, optional: bool = False) -> i
             except (TypeError, ValueError, OverflowError):
                 pass
     if n is None or n < low:
-        raise ValueError(f"{name} must be an integer >= {low}{' or None' if optional else ''}, got {value!r}")
+        raise ValueError(f"{name} must be an integer >= {low}{' or None' if optional else ''}, got {show(value)}")
+    if n > high:
+        raise ValueError(f"{name} must be an integer in [{low}, {high}]{' or None' if optional else ''}, got {show(value)}")
     return n
+
+
+def seed(name: str, value: Any) -> Any:
+    """``value`` if ``numpy.random.default_rng`` takes it as a seed (an int >= 0 or a sequence
+    of them, a SeedSequence or a Generator); ValueError naming ``name`` otherwise."""
+    try:
+        np.random.default_rng(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{name} must be a seed: an integer >= 0 or a sequence of them, got {show(value)}") from None
+    return value
 
 
 def flag(name: str, value: Any) -> bool:
@@ -217,8 +239,8 @@ def level(name: str, p: Any, *, low_open: bool = False, high_open: bool = False)
         raise ValueError(f"{name} must be a number in {valid}, got {p!r}")
     try:
         p = float(p)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number in {valid}, got {p!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{name} must be a number in {valid}, got {show(p)}") from None
     if not ((0.0 < p if low_open else 0.0 <= p) and (p < 1.0 if high_open else p <= 1.0)):
         raise ValueError(f"{name} must lie in {valid}, got {p}")
     return p
@@ -226,7 +248,10 @@ def level(name: str, p: Any, *, low_open: bool = False, high_open: bool = False)
 
 def levels(name: str, q: Any) -> tuple[float, ...]:
     """Quantile levels: a number or a non-empty 1-D sequence of numbers in [0, 1]."""
-    raw = np.asarray(q)
+    try:
+        raw = np.asarray(q)
+    except (TypeError, ValueError):  # a ragged sequence
+        raise ValueError(f"{name} must be a number or a sequence of numbers in [0, 1], got {show(q)}") from None
     if raw.dtype.kind not in "iuf":
         raise ValueError(f"{name} must be a number or a sequence of numbers in [0, 1], got {q!r}")
     values = raw.astype(np.float64)
