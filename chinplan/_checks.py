@@ -235,8 +235,12 @@ def one_of(name: str, value: Any, options) -> Any:
 def level(name: str, p: Any, *, low_open: bool = False, high_open: bool = False) -> float:
     """One probability level ``p`` as a float in [0, 1] (ends open as asked)."""
     valid = interval(0.0, 1.0, low_open=low_open, high_open=high_open)
-    if isinstance(p, (bool, np.bool_, str, bytes)) or np.ndim(p) != 0:
-        raise ValueError(f"{name} must be a number in {valid}, got {p!r}")
+    try:
+        scalar = not isinstance(p, (bool, np.bool_, str, bytes)) and np.ndim(p) == 0
+    except (TypeError, ValueError):  # a ragged sequence
+        scalar = False
+    if not scalar:
+        raise ValueError(f"{name} must be a number in {valid}, got {show(p)}")
     try:
         p = float(p)
     except (TypeError, ValueError, OverflowError):
