@@ -26,6 +26,7 @@ __all__ = [
     "real_array",
     "interval",
     "in_range",
+    "representable",
     "positive",
     "nonnegative",
     "finite",
@@ -139,7 +140,9 @@ def in_range(
     if arr.size == 0 and not allow_empty:
         raise ValueError(f"{name} must not be empty, got {show(x)}")
     ok = np.isfinite(arr) & (arr > lo if low_open else arr >= lo) & (arr < hi if high_open else arr <= hi)
-    if not np.all(ok):
+    if np.all(ok):
+        representable(name, arr)
+    else:
         bad = ~ok
         first = float(arr.reshape(-1)[np.argmax(bad.reshape(-1))])
         every, where = (" in every draw", "in") if unit == "draws" else ("", "at")
@@ -147,6 +150,26 @@ def in_range(
         raise ValueError(
             f"{name} must be {_describe(lo, hi, low_open, high_open)}{every} (valid range "
             f"{interval(lo, hi, low_open=low_open, high_open=high_open)}), got {first!r}{count}"
+        )
+    return arr
+
+
+def representable(name: str, arr: np.ndarray) -> np.ndarray:
+    """``arr`` (float64) if every value survives the cast to the dtype chinplan computes in
+    (JAX's default float: float32 unless x64 is on): no magnitude beyond its largest finite
+    value (inf after the cast) or below its smallest normal one (0 or a denormal that XLA
+    flushes to 0). A ValueError naming ``name`` gives the representable range."""
+    dtype = np.dtype(jnp.result_type(float))
+    if dtype == np.float64:
+        return arr
+    info = np.finfo(dtype)
+    size = np.abs(arr)
+    bad = (size > info.max) | ((size < info.tiny) & (size > 0))
+    if np.any(bad):
+        first = float(arr.reshape(-1)[np.argmax(bad.reshape(-1))])
+        raise ValueError(
+            f"{name} must be representable in {dtype.name}, the dtype chinplan computes in (magnitude 0 or "
+            f"in [{float(info.tiny):.6g}, {float(info.max):.6g}]; enable JAX's x64 mode for float64), got {first!r}"
         )
     return arr
 

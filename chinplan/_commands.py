@@ -229,7 +229,7 @@ def cmd_plan(args) -> int:
     _check_output(args.plot, "--plot", PLOT_SUFFIXES, args.posterior)
     q = _check_quantiles(args.quantiles)
     draws = _load_draws(args)
-    log_n, log_d, log_loss = (np.asarray(x, np.float64) for x in compute_optimal_draws(draws.theta, jnp.log(jnp.asarray(args.compute))))
+    log_n, log_d, log_loss = (np.asarray(x, np.float64) for x in compute_optimal_draws(draws.theta, jnp.log(jnp.asarray(_checks.positive("--compute", args.compute)))))
     draws_of = {"n": np.exp(log_n), "d": np.exp(log_d), "tokens_per_param": np.exp(log_d - log_n), "loss": np.exp(log_loss)}
     result = {k: np.quantile(v, q, axis=0) for k, v in draws_of.items()}
     beyond = _beyond(draws, draws.posterior.extrapolation(compute=np.asarray(args.compute, np.float64)))

@@ -892,6 +892,13 @@ raises("Posterior.load/soft-link", lambda f: chinplan.Posterior.load(f.posterior
 raises("Posterior.load/huge-declared-size", lambda f: chinplan.Posterior.load(f.posterior("huge_declared")),
        r"posterior file '.*': its datasets declare more than 1073741824 bytes \(at 'posterior/huge'\)")
 
+section("Finite in float64, not in the float32 chinplan computes in (`_checks.representable`)")
+_F32 = r" must be representable in float32, the dtype chinplan computes in \(magnitude 0 or in \[1\.17549e-38, 3\.40282e\+38\]"
+raises("compute_optimal/beyond-float32", lambda f: chinplan.compute_optimal(H, 1e39), r"^compute" + _F32 + r".*got 1e\+39")
+raises("loss/denormal-in-float32", lambda f: chinplan.loss(H, 1e-40, 1e12), r"^n" + _F32 + r".*got 1e-40")
+raises("Deployment/queries-beyond-float32", lambda f: costs.validate_deployment(DEP._replace(queries=1e39)), r"queries" + _F32)
+raises("plan_bands/one-budget-beyond-float32", lambda f: decide.plan_bands(P, [1e22, 1e39]), r"^compute" + _F32 + r".*got 1e\+39")
+
 section("No raw exceptions: a ValueError naming the argument")
 raises("crossing/none-x", lambda f: decide.crossing(None, [0.1, 0.9], 0.5), r"^x must be finite and > 0 .*got nan")  # None is missing: NaN
 raises("crossing/empty-p", lambda f: decide.crossing([1.0, 2.0], [], 0.5), r"^p must not be empty")
