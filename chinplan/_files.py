@@ -4,7 +4,9 @@ Every command that writes checks its output here, once, before any computing
 (:func:`check_output`: the suffix it writes, never an input file, not a directory;
 :func:`check_writable`: the directory exists and a file can be created in it), and writes with
 :func:`write_atomic`: a reader sees the old file or the whole new one, never half, and a
-failure or a signal leaves the old file and no temporary behind.
+failure or a signal leaves the old file and no temporary behind. NetCDF files are built in
+memory first (:func:`netcdf_image`), so HDF5 never meets a full disk. SIGINT and SIGTERM
+unwind the command (:func:`signals_unwind`), so every clean-up runs.
 
 Standard library only (the parser imports it without the numerical stack).
 """
@@ -22,7 +24,21 @@ import sys
 import tempfile
 from typing import Callable, Iterable
 
-__all__ = ["OutputPathError", "Terminated", "signals_unwind", "raise_if_signalled", "check_space", "netcdf_image", "write_bytes", "check_suffix", "check_output", "check_writable", "same_file", "write_atomic", "TEMP_PREFIX"]
+__all__ = [
+    "OutputPathError",
+    "check_suffix",
+    "check_output",
+    "check_writable",
+    "check_space",
+    "same_file",
+    "write_atomic",
+    "write_bytes",
+    "netcdf_image",
+    "Terminated",
+    "signals_unwind",
+    "raise_if_signalled",
+    "TEMP_PREFIX",
+]
 
 #: Temporaries start with ".<name>." and end with ".tmp" (hidden, beside their output).
 TEMP_PREFIX = "."

@@ -187,6 +187,7 @@ def transformer_params(shape: TransformerShape, *, embeddings: bool = True) -> i
         total, as Hoffmann et al. 2022 count N); ``False`` gives Kaplan et al. 2020's
         non-embedding count.
     """
+    embeddings = _checks.flag("embeddings", embeddings)
     count = param_breakdown(shape)
     return count.total if embeddings else count.non_embedding
 
@@ -369,6 +370,7 @@ def shape_for_params(
     hd, g, vocab = _checks.integer("head_dim", head_dim), _checks.integer("heads_per_kv", heads_per_kv), _checks.integer("vocab_size", vocab_size)
     step = math.lcm(_checks.integer("multiple_of", multiple_of), hd * g)
     ffm = _checks.integer("ff_multiple_of", ff_multiple_of)
+    embeddings, tied_embeddings = _checks.flag("embeddings", embeddings), _checks.flag("tied_embeddings", tied_embeddings)
 
     def make(k: int, layers: int) -> TransformerShape:
         d = k * step

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import chinplan
-from chinplan import arch, costs, decide
+from chinplan import arch, costs, decide, sweep
 from chinplan.cli import main
 from chinplan.format import parse_design, printable
 
@@ -52,6 +52,11 @@ CALLS = {
         lambda **k: costs.validate_deployment(costs.Deployment(**{"queries": 1e9, "input_tokens": 400, "output_tokens": 100, **k})),
         ["queries", "input_tokens", "output_tokens", "mfu_train", "price"],
     ),
+    "build_deployment": (
+        lambda **k: sweep.build_deployment(**{"hardware": "h100", "precision": "bf16", **k}),
+        ["hardware", "precision", "inference_hardware", "inference_precision"],
+    ),
+    "shape_for_params": (lambda **k: arch.shape_for_params(**{"n_params": 7e9, **k}), ["embeddings", "tied_embeddings", "head_dim"]),
     "load_runs": (
         lambda **k: chinplan.load_runs(pd.DataFrame({"n": [1e9 * (i + 1) for i in range(8)], "d": [1e11] * 8, "loss": [2.5] * 8, **k})),
         ["n", "d", "loss"],
@@ -84,7 +89,11 @@ def test_python_ints_of_any_size_are_numbers(exponent, mantissa):
     if exponent <= 30:  # budgets the law plans in float32
         np.testing.assert_array_equal(chinplan.compute_optimal(h, big).n, chinplan.compute_optimal(h, float(big)).n)
         np.testing.assert_array_equal(decide.plan_bands(P, big)["n"], decide.plan_bands(P, float(big))["n"])
-    assert chinplan._checks.positive("compute", big) == float(big)
+    if big <= np.finfo(np.float32).max:
+        assert chinplan._checks.positive("compute", big) == float(big)
+    else:  # a number, but beyond the float32 chinplan computes in (class 2): refused as such
+        with pytest.raises(ValueError, match=r"^compute must be representable in float32"):
+            chinplan._checks.positive("compute", big)
 
 
 @settings(max_examples=20, deadline=None)
@@ -122,3 +131,15 @@ def test_compare_prints_no_control_character(capsys):
     assert code == 0
     assert "\x1b" not in out and "\x07" not in out and "\r" not in out
     assert "a\\x1b[31mred\\x07" in out and "b\\x0d\\x0aX" in out
+
+
+@pytest.mark.parametrize("value", ["no", "False", "", 0, 1, 1.0, None, [True], np.array([True])])
+@pytest.mark.parametrize("call", [
+    lambda v: arch.shape_for_params(7e9, embeddings=v),
+    lambda v: arch.shape_for_params(7e9, tied_embeddings=v),
+    lambda v: arch.transformer_params(SHAPE, embeddings=v),
+])  # fmt: skip
+def test_flags_are_true_or_false_only(call, value):
+    """A string flag is not a boolean: ``embeddings="no"`` used to count the embeddings."""
+    with pytest.raises(ValueError, match=r"embeddings must be True or False, got "):
+        call(value)
