@@ -26,11 +26,13 @@ __all__ = [
     "real_array",
     "interval",
     "in_range",
+    "representable",
     "positive",
     "nonnegative",
     "finite",
     "positive_number",
     "integer",
+    "seed",
     "one_of",
     "flag",
     "level",
@@ -45,6 +47,9 @@ __all__ = [
 ]
 
 INF = math.inf
+FLOAT64_MAX = float(np.finfo(np.float64).max)
+#: The largest integer count chinplan accepts (int64: NumPy and XLA index with it).
+INT_MAX = 2**63 - 1
 
 
 def is_traced(*trees: Any) -> bool:
@@ -77,6 +82,11 @@ def real_array(name: str, x: Any) -> np.ndarray:
         raise ValueError(f"{name} must be a real number or an array of real numbers, got {show(x)} (dtype {raw.dtype})")
     try:
         return np.asarray(raw, dtype=np.float64)
+    except OverflowError:  # a Python int beyond float64 (10**400): not representable
+        raise ValueError(
+            f"{name} must be finite (valid range {interval(-FLOAT64_MAX, FLOAT64_MAX)}); got {show(x)}, "
+            "an integer too large for a float64"
+        ) from None
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a number or an array of numbers, got {show(x)}") from None
 
@@ -130,7 +140,9 @@ def in_range(
     if arr.size == 0 and not allow_empty:
         raise ValueError(f"{name} must not be empty, got {show(x)}")
     ok = np.isfinite(arr) & (arr > lo if low_open else arr >= lo) & (arr < hi if high_open else arr <= hi)
-    if not np.all(ok):
+    if np.all(ok):
+        representable(name, arr)
+    else:
         bad = ~ok
         first = float(arr.reshape(-1)[np.argmax(bad.reshape(-1))])
         every, where = (" in every draw", "in") if unit == "draws" else ("", "at")
@@ -138,6 +150,26 @@ def in_range(
         raise ValueError(
             f"{name} must be {_describe(lo, hi, low_open, high_open)}{every} (valid range "
             f"{interval(lo, hi, low_open=low_open, high_open=high_open)}), got {first!r}{count}"
+        )
+    return arr
+
+
+def representable(name: str, arr: np.ndarray) -> np.ndarray:
+    """``arr`` (float64) if every value survives the cast to the dtype chinplan computes in
+    (JAX's default float: float32 unless x64 is on): no magnitude beyond its largest finite
+    value (inf after the cast) or below its smallest normal one (0 or a denormal that XLA
+    flushes to 0). A ValueError naming ``name`` gives the representable range."""
+    dtype = np.dtype(jnp.result_type(float))
+    if dtype == np.float64:
+        return arr
+    info = np.finfo(dtype)
+    size = np.abs(arr)
+    bad = (size > info.max) | ((size < info.tiny) & (size > 0))
+    if np.any(bad):
+        first = float(arr.reshape(-1)[np.argmax(bad.reshape(-1))])
+        raise ValueError(
+            f"{name} must be representable in {dtype.name}, the dtype chinplan computes in (magnitude 0 or "
+            f"in [{float(info.tiny):.6g}, {float(info.max):.6g}]; enable JAX's x64 mode for float64), got {first!r}"
         )
     return arr
 
@@ -163,15 +195,16 @@ def positive_number(name: str, value: Any) -> float:
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     try:
         x = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{name} must be a finite number > 0, got {show(value)}") from None
     if not (math.isfinite(x) and x > 0):
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     return x
 
 
-def integer(name: str, value: Any, low: int = 1, *, optional: bool = False) -> int | None:
-    """``value`` as a Python int >= ``low``; integral floats are accepted, bools and strings not.
+def integer(name: str, value: Any, low: int = 1, *, optional: bool = False, high: int = INT_MAX) -> int | None:
+    """``value`` as a Python int in [``low``, ``high``]; integral floats are accepted, bools and
+    strings not. ``high`` defaults to the int64 maximum (a count beyond it cannot index).
 
     With ``optional``, ``None`` is valid too (and returned).
     """
@@ -188,8 +221,20 @@ def integer(name: str, value: Any, low: int = 1, *, optional: bool = False) -> i
             except (TypeError, ValueError, OverflowError):
                 pass
     if n is None or n < low:
-        raise ValueError(f"{name} must be an integer >= {low}{' or None' if optional else ''}, got {value!r}")
+        raise ValueError(f"{name} must be an integer >= {low}{' or None' if optional else ''}, got {show(value)}")
+    if n > high:
+        raise ValueError(f"{name} must be an integer in [{low}, {high}]{' or None' if optional else ''}, got {show(value)}")
     return n
+
+
+def seed(name: str, value: Any) -> Any:
+    """``value`` if ``numpy.random.default_rng`` takes it as a seed (an int >= 0 or a sequence
+    of them, a SeedSequence or a Generator); ValueError naming ``name`` otherwise."""
+    try:
+        np.random.default_rng(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{name} must be a seed: an integer >= 0 or a sequence of them, got {show(value)}") from None
+    return value
 
 
 def flag(name: str, value: Any) -> bool:
@@ -213,12 +258,16 @@ def one_of(name: str, value: Any, options) -> Any:
 def level(name: str, p: Any, *, low_open: bool = False, high_open: bool = False) -> float:
     """One probability level ``p`` as a float in [0, 1] (ends open as asked)."""
     valid = interval(0.0, 1.0, low_open=low_open, high_open=high_open)
-    if isinstance(p, (bool, np.bool_, str, bytes)) or np.ndim(p) != 0:
-        raise ValueError(f"{name} must be a number in {valid}, got {p!r}")
+    try:
+        scalar = not isinstance(p, (bool, np.bool_, str, bytes)) and np.ndim(p) == 0
+    except (TypeError, ValueError):  # a ragged sequence
+        scalar = False
+    if not scalar:
+        raise ValueError(f"{name} must be a number in {valid}, got {show(p)}")
     try:
         p = float(p)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number in {valid}, got {p!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{name} must be a number in {valid}, got {show(p)}") from None
     if not ((0.0 < p if low_open else 0.0 <= p) and (p < 1.0 if high_open else p <= 1.0)):
         raise ValueError(f"{name} must lie in {valid}, got {p}")
     return p
@@ -226,7 +275,10 @@ def level(name: str, p: Any, *, low_open: bool = False, high_open: bool = False)
 
 def levels(name: str, q: Any) -> tuple[float, ...]:
     """Quantile levels: a number or a non-empty 1-D sequence of numbers in [0, 1]."""
-    raw = np.asarray(q)
+    try:
+        raw = np.asarray(q)
+    except (TypeError, ValueError):  # a ragged sequence
+        raise ValueError(f"{name} must be a number or a sequence of numbers in [0, 1], got {show(q)}") from None
     if raw.dtype.kind not in "iuf":
         raise ValueError(f"{name} must be a number or a sequence of numbers in [0, 1], got {q!r}")
     values = raw.astype(np.float64)

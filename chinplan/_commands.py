@@ -23,13 +23,14 @@ from rich.console import Console
 from rich.table import Table
 
 from chinplan import __version__, _checks, datasets, decide, engine, kernels, plots, sweep
+from chinplan import _files
 from chinplan._files import write_atomic
 from chinplan.calibration import report as calibration_report
-from chinplan.cli import EXIT_OK, CliError, Range, UsageError
+from chinplan.cli import EXIT_OK, FIT_SUFFIXES, PLOT_SUFFIXES, SWEEP_SUFFIXES, CliError, Range, UsageError
 from chinplan.data import load_runs
 from chinplan.fit import fit
 from chinplan.extrapolation import compute_optimal_draws
-from chinplan.posterior import ConvergenceWarning, Posterior, default_posterior
+from chinplan.posterior import ConvergenceWarning, Posterior, default_posterior, shipped_posterior_path
 from chinplan.format import FORMATS, ROW_LABELS, band_cell, deployment_line, human_count, human_flops, quantile_label, sci
 from chinplan.uncertain import Uniform
 
@@ -194,15 +195,9 @@ def _bands_json(values: dict, index=()) -> dict:
     return {name: array[(slice(None), *index)] for name, array in values.items()}
 
 
-def _check_output_dir(path: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise CliError(f"output directory {directory!r} does not exist")
-
-
-def _save_plot(fig, path: str) -> None:
-    _check_output_dir(path)
-    plots.save(fig, path)
+def _check_output(path, arg: str, suffixes, *inputs) -> None:
+    if path is not None:  # before any work: the suffix, never an input (nor the shipped posterior), writable
+        _files.check_output(path, inputs=(*inputs, shipped_posterior_path()), suffixes=suffixes, arg=arg, writable=True)
 
 
 def _queries_grid(queries: float):
@@ -231,15 +226,16 @@ def _print_tables(tables, notes=(), plot=None) -> None:
 
 
 def cmd_plan(args) -> int:
+    _check_output(args.plot, "--plot", PLOT_SUFFIXES, args.posterior)
     q = _check_quantiles(args.quantiles)
     draws = _load_draws(args)
-    log_n, log_d, log_loss = (np.asarray(x, np.float64) for x in compute_optimal_draws(draws.theta, jnp.log(jnp.asarray(args.compute))))
+    log_n, log_d, log_loss = (np.asarray(x, np.float64) for x in compute_optimal_draws(draws.theta, jnp.log(jnp.asarray(_checks.positive("--compute", args.compute)))))
     draws_of = {"n": np.exp(log_n), "d": np.exp(log_d), "tokens_per_param": np.exp(log_d - log_n), "loss": np.exp(log_loss)}
     result = {k: np.quantile(v, q, axis=0) for k, v in draws_of.items()}
     beyond = _beyond(draws, draws.posterior.extrapolation(compute=np.asarray(args.compute, np.float64)))
     if args.plot:
         lo, hi = min(1e18, min(args.compute) / 100), max(1e26, max(args.compute) * 100)
-        _save_plot(plots.fan_chart(draws.theta, np.logspace(math.log10(lo), math.log10(hi), 41)), args.plot)
+        plots.save(plots.fan_chart(draws.theta, np.logspace(math.log10(lo), math.log10(hi), 41)), args.plot)
     if args.json:
         _emit_json(
             {
@@ -269,6 +265,7 @@ def cmd_plan(args) -> int:
 
 
 def cmd_tco(args) -> int:
+    _check_output(args.plot, "--plot", PLOT_SUFFIXES, args.posterior)
     q = _check_quantiles(args.quantiles)
     deployment, described = _deployment(args)
     draws = _load_draws(args)
@@ -350,7 +347,7 @@ def _plot_tco_designs(args, theta, values, targets) -> None:
         if not (np.isfinite(n) and np.isfinite(d)):
             raise CliError(f"cannot plot: target loss {targets[0]:g} is unreachable for most draws")
         designs[f"{label} {human_count(n)}:{human_count(d)}"] = (float(n), float(d))
-    _save_plot(plots.tco_vs_queries(theta, designs, None, _queries_grid(args.queries)), args.plot)
+    plots.save(plots.tco_vs_queries(theta, designs, None, _queries_grid(args.queries)), args.plot)
 
 
 # --------------------------------------------------------------------------------------
@@ -359,6 +356,7 @@ def _plot_tco_designs(args, theta, values, targets) -> None:
 
 
 def cmd_compare(args) -> int:
+    _check_output(args.plot, "--plot", PLOT_SUFFIXES, args.posterior)
     q = _check_quantiles(args.quantiles)
     labels = [label for label, _, _ in args.designs]
     repeated = sorted({label for label in labels if labels.count(label) > 1})
@@ -383,7 +381,7 @@ def cmd_compare(args) -> int:
     beyond = _beyond(draws, draws.posterior.extrapolation(n, d))
     if args.plot:
         designs = {label: (a, b) for label, a, b in args.designs}
-        _save_plot(plots.tco_vs_queries(theta, designs, None, _queries_grid(args.queries)), args.plot)
+        plots.save(plots.tco_vs_queries(theta, designs, None, _queries_grid(args.queries)), args.plot)
 
     if args.json:
         designs = []
@@ -438,7 +436,7 @@ def cmd_compare(args) -> int:
 
 def cmd_sweep(args) -> int:
     suffix = os.path.splitext(args.output)[1].lower()
-    _check_output_dir(args.output)
+    _check_output(args.output, "-o/--output", SWEEP_SUFFIXES, args.scenarios, args.posterior)
     if suffix == ".parquet" and importlib.util.find_spec("pyarrow") is None:
         raise CliError("writing Parquet needs pyarrow (pip install pyarrow); or write .nc or .csv")
     scenarios = sweep.load_scenarios(args.scenarios)
@@ -458,7 +456,7 @@ def cmd_sweep(args) -> int:
         chinplan_version=__version__,
     )
     if suffix == ".nc":
-        write_atomic(args.output, lambda tmp: dataset.to_netcdf(tmp, engine="h5netcdf"))
+        _files.write_bytes(args.output, _files.netcdf_image(lambda buffer: dataset.to_netcdf(buffer, engine="h5netcdf")))
     else:
         frame = sweep.sweep_frame(dataset)
         if suffix == ".parquet":
@@ -501,7 +499,7 @@ def _check_range(option: str, values) -> tuple[float, float]:
 
 
 def cmd_plot(args) -> int:
-    _check_output_dir(args.output)
+    _check_output(args.output, "-o/--output", PLOT_SUFFIXES, args.posterior)
     if args.kind == "fan":
         lo, hi = _check_range("--compute-range", args.compute_range)
     elif args.kind == "tco":
@@ -522,7 +520,7 @@ def cmd_plot(args) -> int:
     else:
         max_draws = None if args.draws is None else max(2, args.draws)  # evenly thinned by arviz
         fig = plots.pair_plot(draws.posterior, kind=args.pair_kind, max_draws=max_draws)
-    _save_plot(fig, args.output)
+    plots.save(fig, args.output)
     if args.json:
         size, n_draws = os.path.getsize(args.output), draws.num_draws
         _emit_json({"kind": args.kind, "output": args.output, "bytes": size, "num_draws": n_draws, "seed": args.seed})
@@ -537,7 +535,7 @@ def cmd_plot(args) -> int:
 
 
 def cmd_fit(args) -> int:
-    _check_output_dir(args.output)
+    _check_output(args.output, "-o/--output", FIT_SUFFIXES, args.runs)
     runs = load_runs(args.runs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # reported below, one line each

@@ -1,30 +1,274 @@
-"""Writing files atomically: a reader sees the old file or the whole new one, never half."""
+"""Files chinplan writes: where they may go, and writing them so that nothing is ever half-lost.
+
+Every command that writes checks its output here, once, before any computing
+(:func:`check_output`: the suffix it writes, never an input file, not a directory;
+:func:`check_writable`: the directory exists and a file can be created in it), and writes with
+:func:`write_atomic`: a reader sees the old file or the whole new one, never half, and a
+failure or a signal leaves the old file and no temporary behind. NetCDF files are built in
+memory first (:func:`netcdf_image`), so HDF5 never meets a full disk. SIGINT and SIGTERM
+unwind the command (:func:`signals_unwind`), so every clean-up runs.
+
+Standard library only (the parser imports it without the numerical stack).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import io
 import os
+import shutil
+import signal
+import stat
+import sys
 import tempfile
-from typing import Callable
+from typing import Callable, Iterable
+
+__all__ = [
+    "OutputPathError",
+    "check_suffix",
+    "check_output",
+    "check_writable",
+    "check_space",
+    "same_file",
+    "write_atomic",
+    "write_bytes",
+    "netcdf_image",
+    "Terminated",
+    "signals_unwind",
+    "raise_if_signalled",
+    "TEMP_PREFIX",
+]
+
+#: Temporaries start with ".<name>." and end with ".tmp" (hidden, beside their output).
+TEMP_PREFIX = "."
 
 
-def write_atomic(path: str | os.PathLike, write: Callable[[str], None], *, suffix: str = ".tmp") -> None:
+class OutputPathError(ValueError):
+    """An output path that is wrong in itself (its suffix, an input file, a directory): bad
+    usage, exit code 2 on the command line. An unwritable directory is a plain ValueError."""
+
+
+def check_suffix(path: str | os.PathLike, suffixes: Iterable[str], arg: str) -> str:
+    """``path`` as a string if it ends in one of ``suffixes`` (any case); ValueError naming ``arg``."""
+    text = os.fspath(path)
+    suffixes = tuple(suffixes)
+    if os.path.splitext(text)[1].lower() not in suffixes:
+        raise OutputPathError(f"{arg} {text!r} must end in {', '.join(suffixes)}")
+    return text
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name one file: equal resolved paths (symlinks, ``..``, relative paths)
+    or, when both exist, one inode (:func:`os.path.samefile`: hard links, bind mounts)."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return False
+
+
+def check_output(
+    path: str | os.PathLike, *, inputs: Iterable, suffixes: Iterable[str], arg: str = "output", writable: bool = False
+) -> str:
+    """Checks an output path before anything is computed; returns it as a string.
+
+    Refuses (:class:`OutputPathError`, a ValueError naming ``arg`` and the path) an output
+    that does not end in one of ``suffixes`` (the format the command writes), that is a
+    directory, or that is the same file as any of ``inputs`` (``None`` entries are skipped),
+    compared through symlinks, relative paths and hard links (:func:`same_file`). With
+    ``writable``, also :func:`check_writable`.
+    """
+    text = check_suffix(path, suffixes, arg)
+    if os.path.isdir(text):
+        raise OutputPathError(f"{arg} {text!r} is a directory; give a file name ending in {', '.join(tuple(suffixes))}")
+    for source in inputs:
+        if source is not None and same_file(text, source):
+            raise OutputPathError(
+                f"{arg} {text!r} is the same file as the input {os.fspath(source)!r}; "
+                "writing it would destroy the input (choose another output file)"
+            )
+    if writable:
+        check_writable(text, arg=arg)
+    return text
+
+
+def _target(path: str) -> str:
+    """Where writing ``path`` lands: a symlink's final target (the link itself is kept)."""
+    return os.path.realpath(path) if os.path.islink(path) else path
+
+
+def check_writable(path: str | os.PathLike, *, arg: str = "output") -> None:
+    """ValueError naming ``arg`` unless a file can be created beside ``path``'s target.
+
+    Creates and removes an empty probe file in the directory, so a read-only file system, a
+    directory without write permission or a missing directory is found before the work, not
+    after it (a permission check alone would pass for root on a read-only mount).
+    """
+    directory = os.path.dirname(os.path.abspath(_target(os.fspath(path))))
+    if not os.path.isdir(directory):
+        raise ValueError(f"{arg}: output directory {directory!r} does not exist")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=TEMP_PREFIX + "chinplan-probe.", suffix=".tmp", dir=directory)
+    except OSError as err:
+        raise ValueError(f"{arg}: cannot write in output directory {directory!r} ({err.strerror or err})") from None
+    os.close(fd)
+    os.remove(probe)
+
+
+class Terminated(BaseException):
+    """SIGTERM (``timeout``, schedulers, container runtimes) inside :func:`signals_unwind`:
+    unwinds like KeyboardInterrupt, so every ``finally`` runs (:func:`write_atomic` removes
+    its temporary)."""
+
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_pending: list[int] = []  # signals received inside signals_unwind, in order
+
+
+def _exception(signum: int) -> BaseException:
+    return KeyboardInterrupt() if signum == signal.SIGINT else Terminated()
+
+
+def _on_signal(signum, frame):
+    first = not _pending
+    _pending.append(signum)
+    if first:  # later signals are only recorded: they must not interrupt the clean-up
+        raise _exception(signum)
+
+
+def raise_if_signalled() -> None:
+    """Raises the first signal's exception again if one arrived inside :func:`signals_unwind`.
+
+    Python drops an exception raised where it cannot propagate (a garbage-collection or
+    weakref callback, a ``__del__``); :func:`write_atomic` calls this before its rename and
+    :func:`signals_unwind` on leaving, so a dropped SIGTERM still ends the work unwritten."""
+    if _pending:
+        raise _exception(_pending[0])
+
+
+@contextlib.contextmanager
+def signals_unwind():
+    """SIGINT raises KeyboardInterrupt and SIGTERM :class:`Terminated` inside the block (main
+    thread only), once; the previous handlers return afterwards."""
+    try:
+        previous = {sig: signal.signal(sig, _on_signal) for sig in _SIGNALS}
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    _pending.clear()
+    hook = sys.unraisablehook
+
+    def quiet(unraisable):  # our own dropped signal exception: raised again later, not printed
+        if not (_pending and isinstance(unraisable.exc_value, (KeyboardInterrupt, Terminated))):
+            hook(unraisable)
+
+    sys.unraisablehook = quiet
+    try:
+        yield
+        raise_if_signalled()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        sys.unraisablehook = hook
+        _pending.clear()
+
+
+def netcdf_image(write: Callable[[io.BytesIO], None]) -> bytes:
+    """The bytes of a NetCDF/HDF5 file that ``write(buffer)`` builds in memory.
+
+    HDF5 cannot fail cleanly on a full disk (handles it cannot close print a traceback each,
+    a temporary stays, the interpreter may crash), so chinplan never lets it write to disk:
+    the file is built here, then :func:`write_atomic` writes the bytes with plain writes,
+    which fail with one OSError and leave nothing behind.
+    """
+    buffer = io.BytesIO()
+    write(buffer)
+    return buffer.getvalue()
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """:func:`write_atomic` of ``data``, after :func:`check_space` for its size."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+
+    write_atomic(path, write, size_hint=len(data))
+
+
+def _fsync_directory(directory: str) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:  # a platform or file system without directory handles
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse fsync on a directory; the rename still happened
+        pass
+    finally:
+        os.close(fd)
+
+
+def check_space(path: str | os.PathLike, need: int, *, arg: str = "output") -> None:
+    """OSError (ENOSPC) naming ``arg`` unless ``path``'s directory has ``need`` bytes free and
+    1 MiB more: a write that cannot fit is refused before it starts."""
+    directory = os.path.dirname(os.path.abspath(_target(os.fspath(path))))
+    free = shutil.disk_usage(directory).free
+    if free < need + (1 << 20):
+        raise OSError(errno.ENOSPC, f"{arg}: not enough space in {directory!r} to write {os.fspath(path)!r} "
+                      f"(needs about {need + (1 << 20)} bytes, {free} free)")  # fmt: skip
+
+
+def write_atomic(
+    path: str | os.PathLike, write: Callable[[str], None], *, suffix: str = ".tmp", size_hint: int | None = None
+) -> None:
     """Calls ``write(tmp)`` on a temporary file beside ``path``, then renames it onto ``path``.
 
-    ``os.replace`` is atomic within a directory (POSIX rename), so a failed or interrupted
-    write leaves any existing file at ``path`` untouched and no temporary file behind. The
-    new file gets the usual permissions (0666 less the umask), not mkstemp's 0600.
+    * ``os.replace`` is atomic within a directory (POSIX rename): a failed or interrupted
+      write (a full disk, an exception, SIGINT or SIGTERM) leaves any existing file at
+      ``path`` untouched, and the temporary is removed on every error path.
+    * The temporary is fsynced before the rename and the directory after it, so a crash
+      after ``write_atomic`` returns cannot leave an empty or partial file.
+    * An existing file keeps its mode (a private 0600 file stays 0600); a new file gets the
+      usual permissions (0666 less the umask), not mkstemp's 0600.
+    * A symlinked ``path`` is written through: its target is replaced, the link stays.
+    * With ``size_hint`` (bytes, an upper bound), :func:`check_space` runs first.
     """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=suffix, dir=directory)
-    os.close(fd)
+    target = _target(os.fspath(path))
+    directory = os.path.dirname(os.path.abspath(target))
+    if size_hint is not None:
+        check_space(target, int(size_hint))
     try:
-        write(tmp)
+        mode = stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+        mode = 0o666 & ~umask
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX + os.path.basename(target) + ".", suffix=suffix, dir=directory)
+        os.close(fd)
+        try:
+            write(tmp)
+        except OSError as err:  # a full disk, an I/O error: name the file the user asked for
+            if err.filename is not None or err.errno is None:
+                raise
+            raise OSError(err.errno, f"cannot write {os.fspath(path)!r}: {err.strerror or err}") from None
+        os.chmod(tmp, mode)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        raise_if_signalled()  # a signal whose exception Python dropped: no new file after it
+        os.replace(tmp, target)
+        tmp = None
+        _fsync_directory(directory)
+    finally:
+        if tmp is not None:
+            try:
+                os.remove(tmp)
+            except FileNotFoundError:
+                pass

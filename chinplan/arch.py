@@ -187,6 +187,7 @@ def transformer_params(shape: TransformerShape, *, embeddings: bool = True) -> i
         total, as Hoffmann et al. 2022 count N); ``False`` gives Kaplan et al. 2020's
         non-embedding count.
     """
+    embeddings = _checks.flag("embeddings", embeddings)
     count = param_breakdown(shape)
     return count.total if embeddings else count.non_embedding
 
@@ -293,16 +294,32 @@ def lora_params(
     """
     r = _checks.integer("rank", rank)
     if not isinstance(shape_or_matrices, TransformerShape):
-        pairs = [(_checks.integer("d_in", a), _checks.integer("d_out", b)) for a, b in shape_or_matrices]
+        pairs = [(_checks.integer("d_in", a), _checks.integer("d_out", b)) for a, b in _pairs(shape_or_matrices)]
         return sum(r * (a + b) for a, b in pairs)
     s = validate_shape(shape_or_matrices)
-    targets = (targets,) if isinstance(targets, str) else tuple(targets)
     mats = _matrices(s)
+    valid = [n for n in _LORA_TARGETS if n in mats]
+    try:
+        targets = (targets,) if isinstance(targets, str) else tuple(targets)
+    except TypeError:  # not iterable
+        raise ValueError(f"targets must be a name or a sequence of names among {valid}, got {_checks.show(targets)}") from None
     for t in targets:
-        if t not in mats:
-            valid = [n for n in _LORA_TARGETS if n in mats]
-            raise ValueError(f"targets must be among {valid} for this shape, got {t!r}")
+        if not isinstance(t, str) or t not in mats:
+            raise ValueError(f"targets must be among {valid} for this shape, got {_checks.show(t)}")
     return s.n_layers * sum(r * sum(mats[t]) for t in dict.fromkeys(targets))
+
+
+def _pairs(matrices) -> list[tuple]:
+    """``(d_in, d_out)`` pairs of an iterable; ValueError naming shape_or_matrices otherwise."""
+    what = "shape_or_matrices must be a TransformerShape or an iterable of (d_in, d_out) pairs"
+    try:
+        items = list(matrices)
+    except TypeError:
+        raise ValueError(f"{what}, got {_checks.show(matrices)}") from None
+    for item in items:
+        if isinstance(item, (str, bytes)) or not hasattr(item, "__len__") or len(item) != 2:
+            raise ValueError(f"{what}, got the entry {_checks.show(item)}")
+    return [tuple(item) for item in items]
 
 
 class ShapeFit(NamedTuple):
@@ -353,6 +370,7 @@ def shape_for_params(
     hd, g, vocab = _checks.integer("head_dim", head_dim), _checks.integer("heads_per_kv", heads_per_kv), _checks.integer("vocab_size", vocab_size)
     step = math.lcm(_checks.integer("multiple_of", multiple_of), hd * g)
     ffm = _checks.integer("ff_multiple_of", ff_multiple_of)
+    embeddings, tied_embeddings = _checks.flag("embeddings", embeddings), _checks.flag("tied_embeddings", tied_embeddings)
 
     def make(k: int, layers: int) -> TransformerShape:
         d = k * step

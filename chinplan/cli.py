@@ -49,18 +49,22 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import signal
 import sys
 
 from chinplan import __version__
+from chinplan._files import OutputPathError, Terminated, check_suffix, signals_unwind
 from chinplan.format import parse_design, parse_human
 
 __all__ = ["main"]
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED, EXIT_TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGTERM  # 130, 143
 
 DEFAULT_QUANTILES = [0.05, 0.5, 0.95]
 PLOT_SUFFIXES = (".png", ".svg")
 SWEEP_SUFFIXES = (".parquet", ".nc", ".csv")
+FIT_SUFFIXES = (".nc",)  # fit writes NetCDF
 PLOT_KINDS = ("fan", "iso-loss", "tco", "pair")
 #: Names of the hardware presets and precisions (chinplan.costs.HARDWARE and
 #: chinplan.sweep.PRECISIONS; tests/test_cli.py checks they agree), known here without JAX.
@@ -164,15 +168,17 @@ def _design_type(text: str):
 
 def _path_type(suffixes: tuple[str, ...], what: str):
     def convert(text: str) -> str:
-        if os.path.splitext(text)[1].lower() not in suffixes:
-            raise argparse.ArgumentTypeError(f"{what} {text!r} must end in {', '.join(suffixes)}")
-        return text
+        try:
+            return check_suffix(text, suffixes, what)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
 
     return convert
 
 
 _plot_path = _path_type(PLOT_SUFFIXES, "plot file")
 _sweep_path = _path_type(SWEEP_SUFFIXES, "output file")
+_fit_path = _path_type(FIT_SUFFIXES, "posterior file")
 
 
 # --------------------------------------------------------------------------------------
@@ -323,7 +329,7 @@ def _parser() -> argparse.ArgumentParser:
 
     fit = commands.add_parser("fit", parents=[common], help="fit the law to a runs CSV with NUTS and save the posterior")
     fit.add_argument("runs", metavar="RUNS.csv")
-    fit.add_argument("-o", "--output", required=True, metavar="FILE", help="posterior NetCDF to write")
+    fit.add_argument("-o", "--output", type=_fit_path, required=True, metavar="FILE", help="posterior NetCDF (.nc) to write")
     fit.add_argument("--target-accept", type=_fraction, default=0.8, metavar="P", help="NUTS target acceptance (default 0.8)")
     fit.add_argument(
         "--allow-unconverged", action="store_true",
@@ -365,30 +371,46 @@ def _command(name: str):
 _COMMANDS = {name: _command(name) for name in ("plan", "tco", "compare", "sweep", "plot", "fit", "validate")}
 
 
+def _exit_now(code: int) -> None:
+    """Ends the process at once after a failure or a signal: interpreter teardown with XLA's
+    threads mid-work, or with HDF5 handles a failed write left open, can crash (a segfault
+    after the one-line message); everything chinplan writes is final or removed by then."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def _one_line(err: BaseException) -> str:
     return " ".join(str(err).split()) or type(err).__name__
 
 
 def main(argv=None) -> int:
-    """Entry point of the ``chinplan`` command; returns the exit code."""
+    """Entry point of the ``chinplan`` command; returns the exit code.
+
+    SIGINT exits 130 and SIGTERM 143, with one line on stderr and no temporary file left; run
+    as the program (``argv`` None), a non-zero exit then ends the process at once
+    (:func:`_exit_now`).
+    """
     args = _parser().parse_args(argv)
     try:
-        return _COMMANDS[args.command](args)
-    except UsageError as err:
-        print(f"chinplan: error: {_one_line(err)}", file=sys.stderr)
-        return EXIT_USAGE
+        with signals_unwind():
+            return _COMMANDS[args.command](args)
+    except (UsageError, OutputPathError) as err:
+        code, line = EXIT_USAGE, f"error: {_one_line(err)}"
     except (CliError, ValueError, OSError) as err:
-        print(f"chinplan: error: {_one_line(err)}", file=sys.stderr)
-        return EXIT_ERROR
+        code, line = EXIT_ERROR, f"error: {_one_line(err)}"
     except KeyboardInterrupt:
-        print("chinplan: interrupted", file=sys.stderr)
-        return 130
+        code, line = EXIT_INTERRUPTED, "interrupted"
+    except Terminated:
+        code, line = EXIT_TERMINATED, "terminated"
     except Exception as err:  # never a traceback for the user; CHINPLAN_DEBUG=1 shows it
         if os.environ.get("CHINPLAN_DEBUG"):
             raise
-        print(f"chinplan: error: unexpected {type(err).__name__}: {_one_line(err)}", file=sys.stderr)
-        return EXIT_ERROR
-
+        code, line = EXIT_ERROR, f"error: unexpected {type(err).__name__}: {_one_line(err)}"
+    print(f"chinplan: {line}", file=sys.stderr)
+    if argv is None:  # the program: end now, before a failed write's handles or XLA's threads are torn down
+        _exit_now(code)
+    return code
 
 if __name__ == "__main__":
     sys.exit(main())

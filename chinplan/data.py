@@ -8,6 +8,7 @@ float64, before anything reaches JAX, so integer token counts never overflow int
 
 from __future__ import annotations
 
+import math
 import os
 from typing import NamedTuple
 
@@ -62,6 +63,8 @@ def _check_column(values: pd.Series, name: str, row_labels) -> np.ndarray:
             raise ValueError(f"column {name!r}, row {bad}: value {values[bad]!r} is not a number")
     try:
         array = pd.to_numeric(values, errors="raise").to_numpy(np.float64)
+    except OverflowError:  # Python ints beyond int64 (10**24 is fine; 10**400 is not finite)
+        array = np.array([_float_or_inf(v) for v in values], np.float64)
     except (ValueError, TypeError) as err:
         bad = next(i for i, v in zip(row_labels, values) if not _is_number(v))
         raise ValueError(f"column {name!r}, row {bad}: value {values[bad]!r} is not a number") from err
@@ -78,8 +81,17 @@ def _is_number(value) -> bool:
     try:
         float(value)
         return True
+    except OverflowError:  # an integer too large for a float: a number (refused as not finite)
+        return True
     except (TypeError, ValueError):
         return False
+
+
+def _float_or_inf(value) -> float:
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
 
 
 def load_runs(path_or_frame: str | os.PathLike | pd.DataFrame, *, min_runs: int = MIN_RUNS) -> pd.DataFrame:

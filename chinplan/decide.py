@@ -388,7 +388,7 @@ def plan_bands(params: LawParams | Draws, compute: ArrayLike, q: Sequence[float]
     """
     law_params, _ = _law_draws(params)
     compute = np.atleast_1d(_positive("compute", compute))
-    result = engine.bands(kernels.plan, law_params, compute, q=tuple(q))
+    result = engine.bands(kernels.plan, law_params, compute, q=_checks.levels("q", q))
     return {name: np.asarray(v, dtype=np.float64) for name, v in result.values.items()}
 
 
@@ -497,9 +497,10 @@ def chance_constrained(
     d_grid = np.atleast_1d(_positive("d_grid", d_grid))
     if n_grid.ndim != 1 or d_grid.ndim != 1:
         raise ValueError("n_grid and d_grid must be 1-D")
-    theta = draw_pairs(params, deployment, key=key)
-    _reachable(theta.law, "target_loss", _positive("target_loss", target_loss))
+    target_loss = _checks.positive_number("target_loss", target_loss)
     p = _checks.level("p", p, low_open=True)
+    theta = draw_pairs(params, deployment, key=key)
+    _reachable(theta.law, "target_loss", np.asarray(target_loss))
     nn, dd = n_grid[:, None], d_grid[None, :]
     prob = np.asarray(engine.probability(loss_at_most, theta.law, nn, dd, target_loss, chunk_size=chunk_size))
     money = np.asarray(engine.expectation(kernels.cost_field("dollars"), theta, nn, dd, chunk_size=chunk_size), np.float64)
@@ -585,10 +586,10 @@ def regret_compute(
     c = np.atleast_1d(_positive("compute", compute))
     if c.ndim != 1:
         raise ValueError(f"compute must be a scalar or 1-D, got shape {c.shape}")
-    if int(grid_points) != grid_points or grid_points < 3 or grid_points % 2 == 0:
+    grid_points = _checks.integer("grid_points", grid_points, 3, high=10**7)
+    if grid_points % 2 == 0:
         raise ValueError(f"grid_points must be an odd integer >= 3, got {grid_points!r}")
-    if not span > 0:
-        raise ValueError(f"span must be > 0, got {span!r}")
+    span = _checks.positive_number("span", span)
     point = median_params(law_params) if point is None else point
     c_min = smallest_budget(point)
     if np.any(c < c_min):
@@ -645,8 +646,11 @@ def crossing(x: ArrayLike, p: ArrayLike, level: float) -> float | None:
     P(design A cheaper) from :func:`prob_cheaper`); between grid points p is interpolated
     linearly in log x.
     """
-    x = np.asarray(x, np.float64)
-    s = np.asarray(p, np.float64) - level
+    x = _checks.positive("x", x, allow_empty=False)
+    p = _checks.in_range("p", p, 0.0, 1.0, allow_empty=False)
+    if x.ndim != 1 or p.shape != x.shape:
+        raise ValueError(f"x and p must be 1-D of one length, got shapes {x.shape} and {p.shape}")
+    s = p - _checks.level("level", level)
     log_x = np.log(x)
     for i in range(len(s) - 1):
         if s[i] == 0:
@@ -667,6 +671,7 @@ def subset_draws(params, num_draws: int, *, seed):
     """
     total = _checks.law_draws(getattr(params, "law", params))
     num_draws = _checks.integer("num_draws", num_draws)
+    seed = _checks.seed("seed", seed)
     if num_draws >= total:
         return params
     # A host-side draw (no compilation).

@@ -93,16 +93,27 @@ def parse_human(text: str) -> float:
     return float(match.group(1)) * _SUFFIX_SCALE[match.group(2).upper()]
 
 
+def printable(text: str) -> str:
+    """``text`` with every control character (C0, DEL, C1: escape sequences, newlines, bells)
+    written as a visible escape such as ``\\x1b``, so user text cannot drive the terminal or
+    break a table's rows; printable text, Unicode included, is unchanged."""
+    return "".join(
+        ch if ch.isprintable() or ch == " " else (f"\\x{ord(ch):02x}" if ord(ch) < 256 else f"\\u{ord(ch):04x}")
+        for ch in str(text)
+    )
+
+
 def parse_design(text: str) -> tuple[str, float, float]:
     """'70B:1.4T' -> ('70B:1.4T', 7e10, 1.4e12); 'chinchilla=70B:1.4T' -> ('chinchilla', ...).
 
-    A design is N parameters and D training tokens, ``N:D``, optionally labelled ``LABEL=N:D``.
+    A design is N parameters and D training tokens, ``N:D``, optionally labelled ``LABEL=N:D``;
+    the label's control characters are escaped (:func:`printable`).
 
     Raises:
       ValueError: a malformed design or a size that is not finite and > 0.
     """
     label, _, body = str(text).rpartition("=")
-    label = label.strip() or str(text).strip()
+    label = printable(label.strip() or str(text).strip())
     parts = body.split(":")
     if len(parts) != 2:
         raise ValueError(f"design {text!r} must be N:D, parameters:tokens, e.g. 70B:1.4T")

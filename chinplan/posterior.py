@@ -29,7 +29,8 @@ import pandas as pd
 import xarray as xr
 
 from chinplan import _checks
-from chinplan._files import write_atomic
+from chinplan._files import netcdf_image, write_bytes
+from chinplan._hdf5 import check_structure
 from chinplan.extrapolation import Domain, ExtrapolatedLaw, compute_optimal_draws, decades_beyond, level_distance, log_loss_draws
 from chinplan.law import Allocation, LawParams, log_g
 from chinplan.model import KAPLAN_LAW_SITES, LAWS, LIKELIHOODS, KaplanParams, kaplan_compute_optimal_log_n, kaplan_log_loss, noise_distribution, noise_sites
@@ -114,6 +115,34 @@ def _replicate(posterior, mean, kappa, domain, log_n, log_d, key):
     return np.asarray(mean, np.float64), np.asarray(mean + scatter + eps, np.float64)
 
 
+_F32 = np.finfo(np.float32)
+#: What each site's draws must lie in: chinplan computes in float32 (float64 with x64), so a
+#: scale must be a normal positive float32 and a log must exponentiate to one.
+_SITE_RANGES = {
+    **{name: (float(np.log(_F32.tiny)), float(np.log(_F32.max))) for name in ("log_E", "log_A", "log_B", "log_Nc", "log_Dc")},
+    **{name: (float(_F32.tiny), float(_F32.max)) for name in ("alpha", "beta", "sigma", "nu", "alpha_N", "alpha_D")},
+    "kappa": (0.0, float(_F32.max)),
+}
+
+
+def _check_site(group, where: str, name: str, shape):
+    """One variable of an untrusted file: dims exactly (chain, draw), the posterior's sizes,
+    every draw in its site's range (:data:`_SITE_RANGES`; finite float32 otherwise)."""
+    var = group[name]
+    if tuple(var.dims) != ("chain", "draw"):
+        raise ValueError(
+            f"variable '{where}/{name}' has the dims {tuple(var.dims)}; a chinplan posterior's variables have "
+            "exactly ('chain', 'draw') (a hierarchical or other program's posterior is not a chinplan law)"
+        )
+    if shape is not None and tuple(var.shape) != shape:
+        raise ValueError(f"variable '{where}/{name}' has {var.shape} (chain, draw) draws, the posterior {shape}")
+    if var.size == 0:
+        raise ValueError(f"variable '{where}/{name}' has no draws")
+    lo, hi = _SITE_RANGES.get(name, (-float(_F32.max), float(_F32.max)))
+    _checks.in_range(f"variable '{where}/{name}'", np.asarray(var.values), lo, hi, unit="draws")
+    return tuple(var.shape)
+
+
 class Posterior:
     """Posterior draws of the law's constants, with diagnostics and provenance.
 
@@ -141,20 +170,25 @@ class Posterior:
         missing = [name for name in self.sites if name not in idata.posterior]
         if missing:
             raise ValueError(f"posterior lacks the variables {missing}")
+        shape = None
         for name in self.sites:
-            draws = np.asarray(idata.posterior[name].values, dtype=np.float64)
-            if draws.size == 0 or not np.all(np.isfinite(draws)):
-                raise ValueError(f"posterior variable {name!r} must have finite draws (found NaN, inf or none)")
-            if name in ("alpha", "beta", "sigma", "nu") and not np.all(draws > 0):
-                raise ValueError(f"posterior variable {name!r} must be > 0 in every draw")
+            shape = _check_site(idata.posterior, "posterior", name, shape)
         if "extrapolation" in idata.groups():
             group = idata.extrapolation
+            missing = [name for name in ("u", "v", "kappa") if name not in group]
+            if missing:
+                raise ValueError(f"the extrapolation group lacks the variables {missing}")
             for name in ("u", "v", "kappa"):
-                values = np.asarray(group[name].values) if name in group else np.array([])
-                if values.size != self.num_draws or not np.all(np.isfinite(values)):
-                    raise ValueError(f"extrapolation variable {name!r} must have one finite value per posterior draw")
+                _check_site(group, "extrapolation", name, shape)
             if "extrapolation_domain" not in group.attrs:
                 raise ValueError("the extrapolation group lacks its 'extrapolation_domain' attribute")
+            try:
+                domain = json.loads(group.attrs["extrapolation_domain"])
+                ok = len(domain) == 3 and all(np.isfinite(float(x)) for x in domain)
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise ValueError(f"the extrapolation group's 'extrapolation_domain' must be 3 finite numbers, got {_checks.show(group.attrs['extrapolation_domain'])}")
 
     # ----- model choices -----------------------------------------------------------
     @property
@@ -469,16 +503,35 @@ class Posterior:
         file and a failed save (full disk, interrupt, an unserialisable attribute) leaves any
         existing file at ``path`` untouched and no temporary file behind.
         """
-        write_atomic(path, lambda tmp: self._idata.to_netcdf(tmp, engine="h5netcdf"))
+        write_bytes(path, netcdf_image(self._write_netcdf))
+
+    def _write_netcdf(self, buffer) -> None:
+        """The InferenceData as arviz writes it (root attrs, then each group, zlib for numbers),
+        into a memory buffer (:func:`chinplan._files.netcdf_image`)."""
+        mode = "w"
+        if getattr(self._idata, "attrs", None):
+            xr.Dataset(attrs=self._idata.attrs).to_netcdf(buffer, mode=mode, engine="h5netcdf")
+            mode = "a"
+        for group in self._idata.groups():
+            data = self._idata[group]
+            encoding = {name: {"zlib": True} for name, var in data.variables.items() if var.dtype.kind in "biufc"}
+            data.to_netcdf(buffer, mode=mode, group=group, engine="h5netcdf", encoding=encoding)
+            mode = "a"
 
     @classmethod
     def load(cls, path) -> "Posterior":
-        """Reads a posterior written by :meth:`save`.
+        """Reads a posterior written by :meth:`save`, treating the file as untrusted.
+
+        Before reading any data, :func:`chinplan._hdf5.check_structure` refuses external
+        storage, links, virtual datasets, odd types and declared sizes over
+        :data:`chinplan._hdf5.MAX_BYTES`; after it, every variable the law and likelihood
+        need must have dims exactly ``(chain, draw)`` and draws that are finite and in range
+        in float32 (positive scales, logs whose exp is a normal float32).
 
         Raises:
-          ValueError: naming the path, for a missing, empty, truncated or non-NetCDF file, or
-            one that lacks the posterior group or the variables its law and likelihood need
-            (never a raw h5py/netCDF traceback).
+          ValueError: naming the path (and the variable), for a missing, empty, truncated or
+            non-NetCDF file, or one that fails any of those checks (never a raw h5py/netCDF
+            traceback).
         """
         name = os.fspath(path) if isinstance(path, (str, os.PathLike)) else str(path)
         if isinstance(path, (str, os.PathLike)):
@@ -488,9 +541,11 @@ class Posterior:
                 raise ValueError(f"posterior file {name!r} is a directory, not a NetCDF file")
             if os.path.getsize(path) == 0:
                 raise ValueError(f"posterior file {name!r} is empty (0 bytes), not a readable chinplan posterior")
-        try:
-            idata = az.from_netcdf(path, engine="h5netcdf")
-            idata.load()  # read everything now, so the file can be closed and replaced
+            check_structure(path, name)
+        try:  # eager: each group is read whole and its file closed at once, on every path (a lazy
+            # load leaves the file open and reopens it later, so a refused file stayed open)
+            with az.rc_context({"data.load": "eager"}):
+                idata = az.from_netcdf(path, engine="h5netcdf")
         except Exception as err:  # h5py/netCDF raise many types for a damaged file
             detail = f"{type(err).__name__}: {err}".splitlines()[0][:200]
             raise ValueError(
@@ -503,6 +558,13 @@ class Posterior:
             return cls(idata)
         except (ValueError, KeyError, TypeError) as err:
             raise ValueError(f"posterior file {name!r}: {err}") from None
+
+
+def shipped_posterior_path() -> str | None:
+    """The file of the posterior shipped with the package (None inside a zip): an input no
+    command may write over."""
+    path = resources.files("chinplan.datasets") / DEFAULT_POSTERIOR_FILE
+    return os.fspath(path) if isinstance(path, os.PathLike) else None
 
 
 @lru_cache(maxsize=1)

@@ -125,7 +125,8 @@ def build_deployment(*, hardware, precision, inference_hardware=None, inference_
     """
 
     def peak(name, precision, role):
-        chip = costs.HARDWARE[name]
+        chip = costs.HARDWARE[_checks.one_of("hardware" if role == "training" else "inference_hardware", name, costs.HARDWARE)]
+        _checks.one_of("precision" if role == "training" else "inference_precision", precision, PRECISIONS)
         if math.isnan(getattr(chip, precision)):
             supported = ", ".join(p for p in PRECISIONS if not math.isnan(getattr(chip, p)))
             raise ValueError(f"{role} precision {precision} is not supported by {name} (supported: {supported})")

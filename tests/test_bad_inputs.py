@@ -40,7 +40,7 @@ import pandas as pd
 import pytest
 
 import chinplan
-from chinplan import arch, costs, decide, huber, law, optima
+from chinplan import _files, arch, costs, decide, huber, law, optima
 from chinplan.costs import Deployment
 from chinplan.uncertain import LogNormal, LogUniform, Uniform
 from chinplan.law import HOFFMANN_2022 as H
@@ -124,12 +124,37 @@ class Files:
         path.write_text(text)
         return os.fspath(path)
 
+    def link(self, name: str, target: str) -> str:
+        """A symlink ``name`` to ``target`` (made once)."""
+        path = self.root / name
+        if not os.path.islink(path):
+            os.symlink(target, path)
+        return os.fspath(path)
+
+    def hard_link(self, name: str, target: str) -> str:
+        """A hard link ``name`` to ``target`` (made once)."""
+        path = self.root / name
+        if not path.exists():
+            os.link(target, path)
+        return os.fspath(path)
+
+    def directory(self, name: str) -> str:
+        (self.root / name).mkdir(exist_ok=True)
+        return os.fspath(self.root / name)
+
     def posterior(self, kind: str) -> str:
         """A damaged posterior file of one ``kind``."""
         path = self.root / f"{kind}.nc"
         if path.exists():
             return os.fspath(path)
         source = resources.files("chinplan.datasets") / "chinchilla_posterior.nc"
+        if kind in _CRAFTED:  # the shipped file with one HDF5 object added or replaced (h5py)
+            import h5py
+
+            path.write_bytes(source.read_bytes())
+            with h5py.File(path, "a") as handle:
+                _CRAFTED[kind](handle, self)
+            return os.fspath(path)
         if kind == "empty":
             path.write_bytes(b"")
         elif kind == "truncated":
@@ -147,10 +172,46 @@ class Files:
                 idata.posterior = idata.posterior.drop_vars("nu")
             elif kind == "nan_alpha":
                 idata.posterior["alpha"] = idata.posterior["alpha"] * np.nan
+            elif kind == "extra_dim":  # a hierarchical posterior: alpha per group
+                idata.posterior["alpha"] = idata.posterior["alpha"].expand_dims(group=3, axis=-1)
+            elif kind == "renamed_dims":
+                idata.posterior = idata.posterior.rename(chain="c", draw="sample")
+            elif kind == "log_A_overflow":  # finite in float64, exp() is inf in float32
+                idata.posterior["log_A"] = idata.posterior["log_A"] + 100.0
+            elif kind == "negative_sigma":
+                idata.posterior["sigma"] = -idata.posterior["sigma"]
             else:
                 raise ValueError(kind)
             idata.to_netcdf(os.fspath(path), engine="h5netcdf")
         return os.fspath(path)
+
+
+def _external(handle, files):  # alpha's values are another file's bytes
+    secret = files.text("secret.txt", "SECRET" * 4000)
+    shape = handle["posterior/alpha"].shape
+    del handle["posterior/alpha"]
+    handle.create_dataset("posterior/alpha", shape=shape, dtype="<f4", external=[(secret, 0, 4 * int(np.prod(shape)))])
+
+
+def _virtual(handle, files):
+    import h5py
+
+    layout = h5py.VirtualLayout(shape=(4, 1000), dtype="f4")
+    layout[:] = h5py.VirtualSource(files.posterior("truncated"), "posterior/alpha", shape=(4, 1000))
+    handle.create_virtual_dataset("posterior/mapped", layout)
+
+
+def _soft_link(handle, files):
+    import h5py
+
+    handle["posterior/gamma"] = h5py.SoftLink("/posterior/alpha")
+
+
+def _huge(handle, files):  # 8 TB declared, a few KB on disk
+    handle.create_dataset("posterior/huge", shape=(10**6, 10**6), dtype="f8", chunks=(1, 1024), compression="gzip")
+
+
+_CRAFTED = {"external_storage": _external, "virtual_dataset": _virtual, "soft_link": _soft_link, "huge_declared": _huge}
 
 
 @pytest.fixture(scope="module")
@@ -495,7 +556,7 @@ raises("regret_compute/sub-flop", lambda f: chinplan.regret_compute(P, [1e22, 1e
 raises("regret_compute/2d", lambda f: chinplan.regret_compute(P, [[1e22]]), r"compute must be a scalar or 1-D, got shape \(1, 1\)")
 raises("regret_compute/grid-points-even", lambda f: chinplan.regret_compute(P, 1e22, grid_points=4),
        r"grid_points must be an odd integer >= 3, got 4")
-raises("regret_compute/span-zero", lambda f: chinplan.regret_compute(P, 1e22, span=0), r"span must be > 0, got 0")
+raises("regret_compute/span-zero", lambda f: chinplan.regret_compute(P, 1e22, span=0), r"span must be a finite number > 0, got 0")
 raises("cost_bands/distribution-without-key", lambda f: chinplan.cost_bands(P, 1e9, 1e11, RANDOM_DEP),
        r"key is required")
 raises("cost_bands/int-key", lambda f: chinplan.cost_bands(P, 1e9, 1e11, RANDOM_DEP, key=0),
@@ -790,6 +851,69 @@ for _name, _fn, _law, _args in CHECKED:
                          law_text=f"H._replace({_ltext})",
                          match=rf"{_law}\.{_field} must be finite and > 0 \(valid range \(0, inf\)\), got {_got}")
 
+
+# --- issue 17: one mechanism per class -------------------------------------------------------
+section("Output files never overwrite an input (`_files.check_output`, every writing command)")
+_OUT = dict(suffixes=(".nc",), arg="-o")
+raises("check_output/same-file", lambda f: _files.check_output(f.text("in.nc", "x"), inputs=[f.path("in.nc")], **_OUT),
+       r"^-o '.*in\.nc' is the same file as the input '.*in\.nc'; writing it would destroy the input", exc=_files.OutputPathError)
+raises("check_output/through-a-symlink", lambda f: _files.check_output(f.link("alias.nc", f.text("in.nc", "x")), inputs=[f.path("in.nc")], **_OUT),
+       r"^-o '.*alias\.nc' is the same file as the input '.*in\.nc'", exc=_files.OutputPathError)
+raises("check_output/dot-dot-path", lambda f: _files.check_output(f.path("sub/../in.nc"), inputs=[f.text("in.nc", "x")], **_OUT),
+       r"^-o '.*sub/\.\./in\.nc' is the same file as the input", exc=_files.OutputPathError)
+raises("check_output/hard-link", lambda f: _files.check_output(f.hard_link("hard.nc", f.text("in.nc", "x")), inputs=[f.path("in.nc")], **_OUT),
+       r"^-o '.*hard\.nc' is the same file as the input", exc=_files.OutputPathError)
+raises("check_output/fit-writes-netcdf-only", lambda f: _files.check_output(f.path("runs.csv"), inputs=[], **_OUT),
+       r"^-o '.*runs\.csv' must end in \.nc$", exc=_files.OutputPathError)
+raises("check_output/a-directory", lambda f: _files.check_output(f.directory("dir.nc"), inputs=[], **_OUT),
+       r"^-o '.*dir\.nc' is a directory; give a file name ending in \.nc", exc=_files.OutputPathError)
+raises("check_writable/missing-directory", lambda f: _files.check_writable(f.path("no/such/out.nc"), arg="-o"),
+       r"^-o: output directory '.*no/such' does not exist")
+raises("check_writable/unwritable", lambda f: _files.check_writable("/proc/out.nc", arg="-o"),
+       r"^-o: cannot write in output directory '/proc'")
+raises("check_space/too-large", lambda f: _files.check_space(f.path("out.nc"), 10**18, arg="-o"),
+       r"-o: not enough space in '.*' to write '.*out\.nc' \(needs about \d+ bytes, \d+ free\)", exc=OSError)  # free: this machine's
+
+section("Posterior files are untrusted (`Posterior.load`, `_hdf5.check_structure`)")
+raises("Posterior.load/extra-dim", lambda f: chinplan.Posterior.load(f.posterior("extra_dim")),
+       r"posterior file '.*extra_dim\.nc': variable 'posterior/alpha' has the dims \('chain', 'draw', 'group'\)")
+raises("Posterior.load/renamed-dims", lambda f: chinplan.Posterior.load(f.posterior("renamed_dims")),
+       r"posterior file '.*renamed_dims\.nc': variable 'posterior/log_E' has the dims \('c', 'sample'\)")
+raises("Posterior.load/log-overflows-float32", lambda f: chinplan.Posterior.load(f.posterior("log_A_overflow")),
+       r"posterior file '.*': variable 'posterior/log_A' must be finite, >= -87\.3365 and <= 88\.7228 in every draw")
+raises("Posterior.load/negative-scale", lambda f: chinplan.Posterior.load(f.posterior("negative_sigma")),
+       r"posterior file '.*': variable 'posterior/sigma' must be finite, >= 1\.17549e-38")
+raises("Posterior.load/external-storage", lambda f: chinplan.Posterior.load(f.posterior("external_storage")),
+       r"posterior file '.*': variable 'posterior/alpha' is backed by external storage")
+raises("Posterior.load/virtual-dataset", lambda f: chinplan.Posterior.load(f.posterior("virtual_dataset")),
+       r"posterior file '.*': variable 'posterior/mapped' is a virtual dataset")
+raises("Posterior.load/soft-link", lambda f: chinplan.Posterior.load(f.posterior("soft_link")),
+       r"posterior file '.*': 'posterior/gamma' is a link of kind 'soft'")
+raises("Posterior.load/huge-declared-size", lambda f: chinplan.Posterior.load(f.posterior("huge_declared")),
+       r"posterior file '.*': its datasets declare more than 1073741824 bytes \(at 'posterior/huge'\)")
+
+section("Finite in float64, not in the float32 chinplan computes in (`_checks.representable`)")
+_F32 = r" must be representable in float32, the dtype chinplan computes in \(magnitude 0 or in \[1\.17549e-38, 3\.40282e\+38\]"
+raises("compute_optimal/beyond-float32", lambda f: chinplan.compute_optimal(H, 1e39), r"^compute" + _F32 + r".*got 1e\+39")
+raises("loss/denormal-in-float32", lambda f: chinplan.loss(H, 1e-40, 1e12), r"^n" + _F32 + r".*got 1e-40")
+raises("Deployment/queries-beyond-float32", lambda f: costs.validate_deployment(DEP._replace(queries=1e39)), r"queries" + _F32)
+raises("plan_bands/one-budget-beyond-float32", lambda f: decide.plan_bands(P, [1e22, 1e39]), r"^compute" + _F32 + r".*got 1e\+39")
+
+section("No raw exceptions: a ValueError naming the argument")
+raises("crossing/none-x", lambda f: decide.crossing(None, [0.1, 0.9], 0.5), r"^x must be finite and > 0 .*got nan")  # None is missing: NaN
+raises("crossing/empty-p", lambda f: decide.crossing([1.0, 2.0], [], 0.5), r"^p must not be empty")
+raises("crossing/ragged-level", lambda f: decide.crossing([1.0, 2.0], [0.1, 0.9], [[1], [1, 2]]), r"^level must be a number in \[0, 1\]")
+raises("plan_bands/int-beyond-float64", lambda f: decide.plan_bands(P, 10**400), r"^compute must be finite .*an integer too large for a float64")
+raises("plan_bands/q-none", lambda f: decide.plan_bands(P, 1e22, q=None), r"^q must be a number or a sequence of numbers in \[0, 1\], got None")
+raises("prob_target/huge-chunk-size", lambda f: decide.prob_target(P, 7e10, 1.4e12, 2.0, chunk_size=10**24), r"^chunk_size must be an integer in \[1, 9223372036854775807\]")
+raises("smallest_model/p-beyond-float64", lambda f: decide.smallest_model(P, 2.0, 1e12, p=-(10**400)), r"^p must be a number in \(0, 1\]")
+raises("regret_compute/grid-points-none", lambda f: decide.regret_compute(P, 1e21, grid_points=None), r"^grid_points must be an integer >= 3, got None")
+raises("subset_draws/unhashable-seed", lambda f: decide.subset_draws(P, 4, seed={}), r"^seed must be a seed: an integer >= 0 or a sequence of them, got \{\}")
+raises("lora_params/none-matrices", lambda f: chinplan.lora_params(None, 8), r"^shape_or_matrices must be a TransformerShape or an iterable of \(d_in, d_out\) pairs, got None")
+raises("lora_params/unhashable-target", lambda f: chinplan.lora_params(SHAPE, 8, targets=[["q"]]), r"^targets must be among .* got \['q'\]")
+raises("load_runs/int-beyond-float64", lambda f: chinplan.load_runs(_runs_with("params", 10**400)), r"column 'params', row 3: value .*inf.* is not finite")
+flags("compute_optimal/int-beyond-int64", lambda f: chinplan.compute_optimal(H, 10**24), lambda a: bool(np.isclose(float(a.n), float(chinplan.compute_optimal(H, 1e24).n))),
+      says="the plan of 1e24: Python ints of any size are numbers")
 
 
 # ----------------------------------------------------------------------------- the test

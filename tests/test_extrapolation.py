@@ -258,7 +258,7 @@ def test_posterior_refuses_a_damaged_extrapolation_group():
     bad = idata.extrapolation.copy()
     bad["u"] = bad["u"] * np.nan
     idata.extrapolation = bad
-    with pytest.raises(ValueError, match="extrapolation variable 'u'"):
+    with pytest.raises(ValueError, match="variable 'extrapolation/u' must be finite"):
         Posterior(idata)
     idata = post.to_arviz().copy()
     idata.extrapolation.attrs.pop("extrapolation_domain")

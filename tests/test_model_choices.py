@@ -270,12 +270,15 @@ def test_atomic_save_leaves_no_temp_file_and_a_failed_save_keeps_the_old_file(fi
     before = path.read_bytes()
     other = fits["normal"]
 
-    def broken(target, *args, **kwargs):
-        with open(target, "wb") as f:
-            f.write(b"half a file")
-        raise OSError("disk full")
+    def broken(target, data):  # the disk fills half-way through the temporary file
+        def write(tmp):
+            with open(tmp, "wb") as f:
+                f.write(data[: len(data) // 2])
+            raise OSError("disk full")
 
-    monkeypatch.setattr(other.to_arviz(), "to_netcdf", broken)
+        chinplan._files.write_atomic(target, write)
+
+    monkeypatch.setattr(chinplan.posterior, "write_bytes", broken)
     with pytest.raises(OSError, match="disk full"):
         other.save(path)
     assert sorted(os.listdir(tmp_path)) == ["post.nc"]
