@@ -46,7 +46,7 @@ from chinplan.extrapolation import decades_beyond, level_distance, log_loss_draw
 from chinplan.law import FLOPS_PER_PARAM_TOKEN
 from chinplan.model import noise_distribution
 
-__all__ = ["NextRuns", "OBJECTIVES", "candidate_grid", "next_runs", "weighted_quantile"]
+__all__ = ["NextRuns", "OBJECTIVES", "candidate_grid", "next_runs", "reweight", "weighted_quantile"]
 
 #: Built-in decision quantities: the 90% band of N* at ``target`` compute (its width in
 #: decades), the 90% band of the loss of a plan ``target = (n, d)`` (its width in nats), and
@@ -175,6 +175,36 @@ def _score(values, mean, scale, outcomes, base_ll, nu, *, likelihood, is_width):
     return jax.lax.map(one, jnp.arange(mean.shape[1]))
 
 
+def _likelihood_scale(posterior, theta, log_n, log_d):
+    """(S, C) scale of an outcome's density per draw: ``sqrt(sigma^2 + (kappa d^(1/2))^2)``."""
+    dtype = jnp.result_type(float)
+    sigma = jnp.asarray(posterior.draws("sigma"), dtype)[:, None]
+    spread = np.asarray(theta.kappa, np.float64)[:, None] * np.asarray(level_distance(posterior.domain, log_n, log_d))[None, :]
+    return jnp.sqrt(sigma**2 + jnp.asarray(spread, dtype) ** 2)
+
+
+def _nu(posterior):
+    return jnp.asarray(posterior.draws("nu"), jnp.result_type(float))[None, :] if posterior.likelihood == "student_t" else None
+
+
+def reweight(posterior, n, d, loss, *, uncertainty: str = "extrapolation") -> np.ndarray:
+    """Importance weights (summing to 1, one per posterior draw) of the posterior updated with
+    new runs ``(n, d, loss)`` without refitting: ``w_s ∝ prod_r p(log loss_r | theta_s)`` under
+    the fit's noise density and the draw's extrapolation scatter (module docstring). Check the
+    effective sample size ``1 / sum(w^2)``: when it is small, refit with the runs instead."""
+    n, d, loss = (np.atleast_1d(_checks.positive(name, x)).astype(np.float64).reshape(-1) for name, x in (("n", n), ("d", d), ("loss", loss)))
+    n, d, loss = np.broadcast_arrays(n, d, loss)
+    log_n, log_d = np.log(n), np.log(d)
+    theta = posterior.extrapolated_params(uncertainty)
+    dtype = jnp.result_type(float)
+    mean = jnp.asarray(log_loss_draws(theta, jnp.asarray(log_n, dtype), jnp.asarray(log_d, dtype)), dtype)
+    scale = _likelihood_scale(posterior, theta, log_n, log_d)
+    ll = noise_distribution(posterior.likelihood, mean, scale, None if _nu(posterior) is None else _nu(posterior).T).log_prob(jnp.asarray(np.log(loss), dtype))
+    total = np.asarray(jnp.sum(ll, axis=1), np.float64)
+    w = np.exp(total - total.max())
+    return w / w.sum()
+
+
 def next_runs(
     posterior,
     *,
@@ -236,10 +266,8 @@ def next_runs(
     truth = np.asarray(jax.random.choice(jax.random.fold_in(key, 1), num_draws, (num_outcomes,), replace=False))
     outcomes = replicate[truth]  # (O, C): branch o's outcomes all come from draw truth[o]
     dtype = jnp.result_type(float)
-    sigma = jnp.asarray(posterior.draws("sigma"), dtype)[:, None]
-    spread = np.asarray(theta.kappa, np.float64)[:, None] * np.asarray(level_distance(posterior.domain, log_n, log_d))[None, :]
-    scale = jnp.sqrt(sigma**2 + jnp.asarray(spread, dtype) ** 2)
-    nu = jnp.asarray(posterior.draws("nu"), dtype)[None, :] if posterior.likelihood == "student_t" else None
+    scale = _likelihood_scale(posterior, theta, log_n, log_d)
+    nu = _nu(posterior)
 
     mean_j, outcomes_j = jnp.asarray(mean, dtype), jnp.asarray(outcomes, dtype)
     is_width = kind == "width"

@@ -104,3 +104,16 @@ def test_other_objectives_and_bad_inputs():
         design.next_runs(post, target=1e24, budget=1e10, candidates=(n, d), key=jax.random.key(0))
     with pytest.raises(ValueError, match="target"):
         design.next_runs(post, objective="loss", target=1e24, budget=1e21, candidates=(n, d), key=jax.random.key(0))
+
+
+def test_reweight_is_the_normalised_likelihood_of_the_new_runs():
+    post = posterior()
+    n, d, loss = np.array([1e9, 3e9]), np.array([2e10, 6e10]), np.array([2.6, 2.45])
+    w = design.reweight(post, n, d, loss)
+    mean, _ = post.sample_log_loss(np.log(n), np.log(d), key=jax.random.key(0))
+    sigma, nu = post.draws("sigma").astype(np.float64), post.draws("nu").astype(np.float64)
+    logw = sum(stats.t.logpdf(np.log(loss[r]), df=nu, loc=mean[:, r], scale=sigma) for r in range(2))
+    want = np.exp(logw - logw.max())
+    np.testing.assert_allclose(w, want / want.sum(), rtol=2e-3, atol=1e-9)
+    with pytest.raises(ValueError, match="loss"):
+        design.reweight(post, n, d, [2.6, -1.0])
