@@ -107,7 +107,7 @@ def replace_block(path: str, block: str, marker: str = "backtests") -> None:
         f.write(pattern.sub(lambda m: m.group(1) + block + "\n" + m.group(2), text))
 
 
-def study_main(doc: str, default_out: str, marker: str, run, render_block) -> None:
+def study_main(doc: str, default_out: str, marker: str, run, render_block, path: str = "docs/CALIBRATION.md") -> None:
     """The command line every study script shares: run (or ``--from-json``), save the JSON,
     print the rendered block and, with ``--docs``, write it between ``marker``'s comments of
     docs/CALIBRATION.md. ``run(seed) -> results``; ``render_block(results) -> markdown``."""
@@ -127,7 +127,7 @@ def study_main(doc: str, default_out: str, marker: str, run, render_block) -> No
     block = render_block(results)
     print(block)
     if args.docs:
-        replace_block("docs/CALIBRATION.md", block, marker=marker)
+        replace_block(path, block, marker=marker)
 
 
 def main() -> None:
