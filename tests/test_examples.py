@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
-TESTED = {"chinchilla_vs_gopher", "chinchilla_trap", "data_constrained", "fit_your_own_runs", "jax_interop", "gpu_sweep"}
+TESTED = {"chinchilla_vs_gopher", "chinchilla_trap", "data_constrained", "fit_your_own_runs", "jax_interop", "gpu_sweep", "next_runs"}
 
 
 def load(name: str):
@@ -125,3 +125,12 @@ def test_gpu_sweep():
     sizes = [row["n"] for row in best]
     assert all(b <= a for a, b in zip(sizes, sizes[1:]))  # more queries, smaller winner
     assert all(row["loss_q95"] <= 2.0 for row in best)
+
+
+def test_next_runs(capsys):
+    r = load("next_runs").main(["--small"])
+    chosen = r["chosen"]
+    assert r["num_runs"] > 100 and len(chosen) == 3
+    assert (6 * chosen["params"] * chosen["tokens"]).sum() <= 1e21 * (1 + 1e-9)
+    assert np.all(np.diff(chosen["expected_after"]) < 0) and chosen["expected_after"].iloc[-1] < r["now"]
+    assert "runs to buy" in capsys.readouterr().out
