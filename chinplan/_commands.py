@@ -19,19 +19,18 @@ import warnings
 import jax
 import jax.numpy as jnp
 import numpy as np
-from rich.console import Console
-from rich.table import Table
-
-from chinplan import __version__, _checks, datasets, decide, engine, kernels, plots, sweep
+from chinplan import __version__, _checks, _render, datasets, decide, engine, kernels, plots, sweep
 from chinplan._files import write_atomic
 from chinplan.calibration import report as calibration_report
-from chinplan.cli import EXIT_OK, CliError, Range, UsageError
+from chinplan.cli import EXIT_OK, PLOT_TOKENS_PER_QUERY, CliError, Range, UsageError
 from chinplan.data import load_runs
 from chinplan.fit import fit
 from chinplan.extrapolation import compute_optimal_draws
 from chinplan.posterior import ConvergenceWarning, Posterior, default_posterior
 from chinplan.format import FORMATS, ROW_LABELS, band_cell, deployment_line, human_count, human_flops, quantile_label, sci
 from chinplan.uncertain import Uniform
+
+_console, _table, _print_tables = _render.console, _render.table, _render.print_tables
 
 _THIN, _COSTS = 0, 1  # key streams
 
@@ -148,21 +147,6 @@ def _deployment(args, *, queries: float | None = None):
     )
 
 
-def _console() -> Console:
-    # No markup: design labels and file names are the user's text, printed as given.
-    console = Console(markup=False, highlight=False)
-    if not console.is_terminal:  # a pipe or file: do not squeeze tables into 80 columns
-        console = Console(markup=False, highlight=False, width=max(console.width, 160))
-    return console
-
-
-def _table(title: str, headers) -> Table:
-    table = Table(title=title)
-    for k, header in enumerate(headers):
-        table.add_column(header, justify="left" if k == 0 else "right")
-    return table
-
-
 def _jsonable(x):
     """Nested floats for JSON: arrays to lists, non-finite numbers to None (strict JSON)."""
     if isinstance(x, dict):
@@ -215,16 +199,6 @@ def _warn(message: str) -> None:
     print(f"chinplan: warning: {message}", file=sys.stderr)
 
 
-def _print_tables(tables, notes=(), plot=None) -> None:
-    console = _console()
-    for item in tables:
-        console.print(item)
-    for note in notes:
-        console.print(note)
-    if plot:
-        console.print(f"wrote {plot}")
-
-
 # --------------------------------------------------------------------------------------
 # plan
 # --------------------------------------------------------------------------------------
@@ -252,11 +226,11 @@ def cmd_plan(args) -> int:
         return EXIT_OK
     table = _table(
         f"Compute-optimal plan, {draws.num_draws} posterior draws: {quantile_label(q)}",
-        ("budget", "parameters N*", "tokens D*", "tokens/param", "loss"),
-    )
+        ("FLOPs", "parameters N*", "tokens D*", "tokens/param", "loss"), stacked=True,
+    )  # fmt: skip
     for i, c in enumerate(args.compute):
-        cells = (band_cell(result[k][:, i], FORMATS[k]) for k in ("n", "d", "tokens_per_param", "loss"))
-        table.add_row(human_flops(c), *cells)
+        cells = (band_cell(result[k][:, i], FORMATS[k], stacked=True) for k in ("n", "d", "tokens_per_param", "loss"))
+        table.add_row(sci(c), *cells)
     notes = [_beyond_note(c, beyond[i]) for i, c in enumerate(args.compute)]
     notes.append(f"bands: {draws.uncertainty} uncertainty (--uncertainty law|extrapolation); losses in the nats of the fitted runs' tokenizer and evaluation set")
     _print_tables([table], notes=notes, plot=args.plot)
@@ -316,10 +290,10 @@ def cmd_tco(args) -> int:
             notes.append(f"target unreachable (L <= E) for {100 * unreachable[i]:.1f}% of draws: they count as inf")
         table = _table(
             f"Target loss {t:g}, {draws.num_draws} posterior draws: {quantile_label(q)}",
-            ("", best, "Chinchilla-optimal"),
-        )
+            ("", best, "Chinchilla-optimal"), stacked=True,
+        )  # fmt: skip
         for field in kernels.TCO_FIELDS:
-            table.add_row(ROW_LABELS[field], *(band_cell(values[g][field][:, i], FORMATS[field]) for g in groups))
+            table.add_row(ROW_LABELS[field], *(band_cell(values[g][field][:, i], FORMATS[field], stacked=True) for g in groups))
         _print_tables([table], notes)
     if args.plot:
         console.print(f"wrote {args.plot}")
@@ -354,8 +328,8 @@ def cmd_compare(args) -> int:
     d = np.array([design[2] for design in args.designs])
     deployment, described = _deployment(args)
     draws = _load_draws(args)
-    if args.target_loss is not None:
-        _reachable(draws.params, [args.target_loss], "--target-loss")
+    # a target at or below E of every draw is reached by no design: probability 0, not an error
+    below_e = args.target_loss is not None and args.target_loss <= float(np.min(draws.params.E))
     # checked and sampled once; the loss questions carry the extrapolation component (costs of
     # a fixed design do not depend on the law)
     theta = decide.draw_pairs(draws.theta, deployment, key=_key(args, _COSTS))
@@ -364,7 +338,9 @@ def cmd_compare(args) -> int:
     p_cheaper = decide.draw_fraction(theta, decide.prob_cheaper(theta, n, d))
     p_lower = decide.draw_fraction(theta, decide.prob_lower_loss(theta, n, d))
     p_target = None
-    if args.target_loss is not None:
+    if below_e:
+        p_target = np.zeros(len(labels))
+    elif args.target_loss is not None:
         p_target = decide.draw_fraction(theta, decide.prob_target(theta, n, d, args.target_loss))
     beyond = _beyond(draws, draws.posterior.extrapolation(n, d))
     if args.plot:
@@ -395,23 +371,22 @@ def cmd_compare(args) -> int:
             }
         )
         return EXIT_OK
-    headers = ["design", "parameters N", "tokens D", "tokens/param", "training FLOPs", "loss", "GPU-hours", "total cost"]
-    if p_target is not None:
-        headers.append(f"P(loss <= {args.target_loss:g})")
-    table = _table(f"Designs, {draws.num_draws} posterior draws: {quantile_label(q)}", headers)
+    shapes = _table("Designs", ["design", "parameters N", "tokens D", "tokens/param", "training FLOPs"])
+    headers = ["design", "loss", "GPU-hours", "total cost"] + ([f"P(loss <= {args.target_loss:g})"] if p_target is not None else [])
+    table = _table(f"{draws.num_draws} posterior draws: {quantile_label(q)}", headers, stacked=True)
     for i, label in enumerate(labels):
-        row = [label, human_count(n[i]), human_count(d[i]), f"{d[i] / n[i]:.1f}", sci(6.0 * n[i] * d[i])]
-        row += [band_cell(bands[k][:, i], FORMATS[k]) for k in ("loss", "gpu_hours", "dollars")]
-        if p_target is not None:
-            row.append(f"{p_target[i]:.3f}")
-        table.add_row(*row)
-    tables = [deployment_line(described), table]
+        shapes.add_row(label, human_count(n[i]), human_count(d[i]), f"{d[i] / n[i]:.1f}", sci(6.0 * n[i] * d[i]))
+        row = [label] + [band_cell(bands[k][:, i], FORMATS[k], stacked=True) for k in ("loss", "gpu_hours", "dollars")]
+        table.add_row(*row, *([f"{p_target[i]:.3f}"] if p_target is not None else []))
+    tables = [deployment_line(described), shapes, table]
     for title, matrix in (("P(row cheaper than column)", p_cheaper), ("P(row has lower loss than column)", p_lower)):
         grid = _table(title, ["", *labels])
         for i, label in enumerate(labels):
             grid.add_row(label, *("-" if i == j else f"{matrix[i, j]:.3f}" for j in range(len(labels))))
         tables.append(grid)
     notes = [f"{label}: {b['decades']:.1f} decades beyond the fitted runs" for label, b in zip(labels, beyond) if b["decades"] > 0]
+    if below_e:
+        notes.append(f"no posterior draw reaches loss {args.target_loss:g}: it is at or below every draw's irreducible loss E")
     notes.append(f"loss bands and probabilities: {draws.uncertainty} uncertainty (--uncertainty law|extrapolation)")
     _print_tables(tables, notes=notes, plot=args.plot)
     return EXIT_OK
@@ -490,9 +465,11 @@ def cmd_plot(args) -> int:
         lo, hi = _check_range("--compute-range", args.compute_range)
     elif args.kind == "tco":
         lo, hi = _check_range("--queries-range", args.queries_range)
-        deployment, _ = _deployment(args, queries=0.0)
+        if args.tokens_per_query is None and args.input_tokens is None and args.output_tokens is None:
+            args.tokens_per_query = PLOT_TOKENS_PER_QUERY  # documented in the option's help
+        deployment, described = _deployment(args, queries=0.0)
         if deployment.input_tokens + deployment.output_tokens == 0:
-            raise UsageError("plot tco needs --tokens-per-query or --input-tokens/--output-tokens")
+            raise UsageError("plot tco needs --tokens-per-query or --input-tokens/--output-tokens > 0")
     draws = _load_draws(args)
     if args.kind == "fan":
         fig = plots.fan_chart(draws.params, np.logspace(math.log10(lo), math.log10(hi), 41))
@@ -528,7 +505,7 @@ def cmd_fit(args) -> int:
         posterior = fit(
             runs,
             key=jax.random.PRNGKey(args.seed),
-            num_draws=args.draws,
+            num_draws=args.samples,
             num_warmup=args.warmup,
             num_chains=args.chains,
             target_accept_prob=args.target_accept,
@@ -554,9 +531,7 @@ def cmd_fit(args) -> int:
             }
         )
     else:
-        table = _table(f"Posterior of the law, {len(runs)} runs, {posterior.num_draws} draws", ["", *summary.columns])
-        for name, row in summary.iterrows():
-            table.add_row(str(name), *(f"{v:.4g}" for v in row.values))
+        table = _render.fit_table(summary, f"Posterior of the law, {len(runs)} runs, {posterior.num_draws} draws")
         console = _console()
         console.print(table)
         console.print(f"wrote {args.output} ({posterior.num_draws} draws, {posterior.num_divergences} divergences)")
@@ -565,7 +540,7 @@ def cmd_fit(args) -> int:
     if problems and not args.allow_unconverged:
         raise CliError(
             f"NUTS did not converge after {len(attempts)} attempt(s): {'; '.join(problems[:3])} "
-            f"(the file records the diagnostics; more --draws/--warmup, or --allow-unconverged)"
+            f"(the file records the diagnostics; more --samples/--warmup, or --allow-unconverged)"
         )
     for problem in problems:
         _warn(problem)
@@ -578,25 +553,11 @@ def cmd_validate(args) -> int:
         warnings.simplefilter("ignore", ConvergenceWarning)
         result = calibration_report(
             runs, key=jax.random.PRNGKey(args.seed), splits=tuple(args.splits), levels=tuple(args.levels),
-            compute_threshold=args.threshold, num_draws=args.draws, num_warmup=args.warmup, num_chains=args.chains,
+            compute_threshold=args.threshold, num_draws=args.samples, num_warmup=args.warmup, num_chains=args.chains,
             progress=None if not args.json else False,
         )  # fmt: skip
     if args.json:
         _emit_json(result)
         return EXIT_OK
-    table = _table(
-        "Back-tests: fit the smaller runs, predict the larger",
-        ["split", "interval", "fit", "pred", "error", *(f"cov{100 * q:g}" for q in args.levels), "width90", "score90"],
-    )
-    for row in result["splits"]:
-        cover = [f"{c['coverage']:.2f}" for c in row["coverage"]]
-        table.add_row(row["split"], row["interval"][:6], str(row["num_fit"]), str(row["num_predicted"]),
-                      f"{row['median_rel_error']:.2%}", *cover, f"{row['width90']:.3f}", f"{row['interval_score90']:.3f}")  # fmt: skip
-    console = _console()
-    console.print(table)
-    for row in result["allocation"]:
-        console.print(f"allocation ({row['interval']}): 90% N* bands hold {row['coverage']:.2f} ± {row['se']:.2f} of "
-                      f"{row['num_minima']} isoFLOP minima beyond the fit; median width {row['median_width']:.1f}x")  # fmt: skip
-    console.print("error: median |relative error| of the median prediction; coverage SE = sqrt(p(1-p)/pred)")
-    console.print("width90: median 90% width / median; score90: mean interval score / loss (lower is better)")
+    _print_tables(_render.validate_lines(result, args.levels))
     return EXIT_OK

@@ -42,6 +42,7 @@ __all__ = [
     "H100_SXM",
     "H200",
     "HARDWARE",
+    "hardware_name",
     "UnknownHardwareError",
     "Deployment",
     "Cost",
@@ -123,13 +124,28 @@ class UnknownHardwareError(KeyError, ValueError):
 
 
 class _Presets(dict):
-    """A dict of hardware presets whose missing keys raise a message listing the valid names."""
+    """A dict of hardware presets, looked up case-insensitively (``HARDWARE["A100"]``); a
+    missing name raises a message listing the valid names."""
 
     def __missing__(self, name):
-        raise UnknownHardwareError(f"unknown hardware {name!r}; choose from {', '.join(sorted(self))}")
+        canonical = hardware_name(name) if isinstance(name, str) else None
+        if canonical is not None:
+            return self[canonical]
+        raise UnknownHardwareError(f"unknown hardware {name!r}; choose from {', '.join(sorted(self))} (any case)")
+
+    def __contains__(self, name) -> bool:
+        return isinstance(name, str) and dict.__contains__(self, name.strip().lower())
 
 
+#: Accelerator presets by name. ``h100`` is an alias of ``h100-sxm`` (the SXM5 80GB part,
+#: the one cloud H100 instances use); names are case-insensitive.
 HARDWARE = _Presets({"a100": A100, "h100": H100_SXM, "h100-sxm": H100_SXM, "h200": H200})
+
+
+def hardware_name(name: str) -> str | None:
+    """The preset key of ``name`` (``"A100"`` -> ``"a100"``), or ``None`` if there is none."""
+    key = str(name).strip().lower()
+    return key if dict.__contains__(HARDWARE, key) else None
 
 
 # --------------------------------------------------------------------------------------

@@ -50,6 +50,9 @@ PRECISIONS = costs.Hardware._fields[: costs.Hardware._fields.index("memory_bytes
 DEFAULT_QUANTILES = (0.05, 0.5, 0.95)
 _PLAN_AXES = ("compute", "target_loss", "n", "d")
 _HARDWARE_KEYS = ("hardware", "precision", "inference_hardware", "inference_precision")
+#: Deployment fields a scenario file may fix (not vary on the grid): the accelerators' peaks,
+#: for hardware that has no preset.
+_PEAK_KEYS = ("peak_flops", "inference_peak_flops")
 _DEFAULT_OUTPUTS = {
     "compute": ("n", "d", "tokens_per_param", "loss", "gpu_hours", "dollars"),
     "target_loss": ("n", "d", "tokens_per_param", "loss", "gpu_hours", "dollars"),
@@ -76,28 +79,33 @@ class Scenarios:
 
 
 SCENARIOS_SCHEMA = """\
+# A scenario file; this one runs as it stands: chinplan sweep scenarios.toml -o out.csv
+
 [sweep]                                  # optional
 quantiles = [0.05, 0.5, 0.95]
 outputs = ["n", "d", "loss", "dollars"]  # default n, d, tokens_per_param, loss, gpu_hours, dollars; also
                                          # train_/inference_flops, flops, train_/inference_gpu_hours,
                                          # train_dollars, inference_dollars
-optimum = "cost"                         # with target_loss: "cost", "flops" or "chinchilla"
+# optimum = "cost"                       # only with grid.target_loss: "cost", "flops" or "chinchilla"
 
 [grid]                                   # scenario axes; every combination is one scenario
 compute = {logspace = [20, 26, 61]}      # or target_loss = ..., or n = ... and d = ...
-queries = {values = [0, 1e9, 1e11]}      # and any deployment field below
+queries = {values = [0, 1e9, 1e11]}      # and any of queries, input_tokens, output_tokens,
+                                         # mfu_train, mfu_prefill, mfu_decode, price, inference_price
 # an axis is a number, a list, {values = [...]}, {logspace = [lo_exp, hi_exp, num]}
 # or {linspace = [lo, hi, num]}; sizes may be strings such as "70B"
 
 [deployment]                             # fixed values or distributions sampled per draw
-hardware = "h100"                        # and precision, inference_hardware, inference_precision
+hardware = "h100"                        # a100, h100 (= h100-sxm), h200, any case; and precision,
+                                         # inference_hardware, inference_precision; or, for other
+                                         # chips, peak_flops = 989e12 and inference_peak_flops
 input_tokens = 400
 output_tokens = 100
 price = {lognormal = [2.0, 0.25]}        # median, sigma; or {uniform = [lo, hi]}, {loguniform = [lo, hi]}
 
-Output: .parquet and .csv hold one row per scenario (the axis values, then <output>_q5,
-<output>_q50, ... and, for target_loss, unreachable_fraction); .nc holds an xarray Dataset
-over (quantile, *axes). Draws that cannot reach a target loss count as inf.
+# Output: .parquet and .csv hold one row per scenario (the axis values, then <output>_q5,
+# <output>_q50, ... and, for target_loss, unreachable_fraction); .nc holds an xarray Dataset
+# over (quantile, *axes). Draws that cannot reach a target loss count as inf.
 """
 
 
@@ -116,6 +124,10 @@ def describe(value):
 def build_deployment(*, hardware, precision, inference_hardware=None, inference_precision=None, **fields):
     """A Deployment from hardware preset names and field values, and its description for JSON.
 
+    Preset names are case-insensitive. ``peak_flops`` (``inference_peak_flops``) in
+    ``fields`` replaces the preset's peak for hardware without a preset; the description
+    then names the hardware ``"custom"``.
+
     The fields are checked where they are used, once: by :func:`chinplan.decide.draw_pairs`
     (or :func:`chinplan.costs.validate_deployment`).
 
@@ -130,15 +142,20 @@ def build_deployment(*, hardware, precision, inference_hardware=None, inference_
             raise ValueError(f"{role} precision {precision} is not supported by {name} (supported: {supported})")
         return chip.peak(precision)
 
-    training_peak = peak(hardware, precision, "training")
-    inference_peak = None
-    if inference_hardware is not None or inference_precision is not None:
+    hardware = costs.hardware_name(hardware) or hardware  # any case; unknown names fail in peak()
+    inference_hardware = None if inference_hardware is None else costs.hardware_name(inference_hardware) or inference_hardware
+    custom_peak, custom_serving = fields.pop("peak_flops", None), fields.pop("inference_peak_flops", None)
+    training_peak = peak(hardware, precision, "training") if custom_peak is None else custom_peak
+    inference_peak = custom_serving
+    if inference_peak is None and (inference_hardware is not None or inference_precision is not None):
         inference_peak = peak(inference_hardware or hardware, inference_precision or precision, "serving")
     deployment = costs.Deployment(peak_flops=training_peak, inference_peak_flops=inference_peak, **fields)
+    training_chip = "custom" if custom_peak is not None else hardware
+    serving_chip = "custom" if custom_serving is not None else (inference_hardware or training_chip)
     described = {
-        "hardware": hardware,
+        "hardware": training_chip,
         "precision": precision,
-        "inference_hardware": inference_hardware or hardware,
+        "inference_hardware": serving_chip,
         "inference_precision": inference_precision or precision,
     }
     described.update({name: describe(value) for name, value in deployment._asdict().items() if value is not None})
@@ -234,7 +251,7 @@ def _check_keys(where: str, sweep: dict, grid: dict, dep: dict) -> None:
     for table, name, allowed in (
         (sweep, "sweep", ("quantiles", "outputs", "optimum")),
         (grid, "grid", _PLAN_AXES + kernels.DEPLOYMENT_FIELDS),
-        (dep, "deployment", _HARDWARE_KEYS + kernels.DEPLOYMENT_FIELDS),
+        (dep, "deployment", _HARDWARE_KEYS + _PEAK_KEYS + kernels.DEPLOYMENT_FIELDS),
     ):
         for key in table:
             if key not in allowed:
@@ -267,11 +284,15 @@ def _deployment_of(where: str, dep: dict, axes: dict):
         if key in dep:
             value = dep[key]
             choices = sorted(costs.HARDWARE) if "hardware" in key else PRECISIONS
-            if value not in choices:
-                raise ValueError(f"{where}: deployment.{key} must be one of {', '.join(choices)}, got {value!r}")
-            names[key] = value
+            canonical = value.strip().lower() if isinstance(value, str) else value  # A100 is a100, BF16 bf16
+            if canonical not in choices:
+                raise ValueError(f"{where}: deployment.{key} must be one of {', '.join(choices)} (any case), got {value!r}")
+            names[key] = canonical
+    for key, preset in (("peak_flops", "hardware"), ("inference_peak_flops", "inference_hardware")):
+        if key in dep and preset in dep:
+            raise ValueError(f"{where}: give deployment.{preset} or deployment.{key}, not both")
     fields = {}
-    for key in kernels.DEPLOYMENT_FIELDS:
+    for key in _PEAK_KEYS + kernels.DEPLOYMENT_FIELDS:
         if key in dep:
             value = dep[key]
             fields[key] = _distribution(value, key, where) if isinstance(value, dict) else _scalar(value, f"deployment.{key}", where)
