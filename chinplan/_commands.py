@@ -9,6 +9,7 @@ Imported by :mod:`chinplan.cli` only when a command runs, so ``chinplan --help``
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib.util
 import json
 import math
@@ -213,7 +214,7 @@ def cmd_plan(args) -> int:
     beyond = _beyond(draws, draws.posterior.extrapolation(compute=np.asarray(args.compute, np.float64)))
     if args.plot:
         lo, hi = min(1e18, min(args.compute) / 100), max(1e26, max(args.compute) * 100)
-        _save_plot(plots.fan_chart(draws.theta, np.logspace(math.log10(lo), math.log10(hi), 41)), args.plot)
+        _save_plot(plots.fan_chart(draws.theta, np.logspace(math.log10(lo), math.log10(hi), 41), mark=args.compute), args.plot)
     if args.json:
         _emit_json(
             {
@@ -397,11 +398,20 @@ def cmd_compare(args) -> int:
 # --------------------------------------------------------------------------------------
 
 
+def _fingerprint(posterior) -> str:
+    """SHA-256 of a posterior's draws (every variable, in name order): which posterior a file used."""
+    digest = hashlib.sha256()
+    group = posterior.to_arviz().posterior
+    for name in sorted(group.data_vars):
+        digest.update(name.encode() + np.ascontiguousarray(group[name].values, np.float64).tobytes())
+    return digest.hexdigest()
+
+
 def cmd_sweep(args) -> int:
     suffix = os.path.splitext(args.output)[1].lower()
     _check_output_dir(args.output)
     if suffix == ".parquet" and importlib.util.find_spec("pyarrow") is None:
-        raise CliError("writing Parquet needs pyarrow (pip install pyarrow); or write .nc or .csv")
+        raise CliError("writing Parquet needs pyarrow, a dependency of chinplan missing here (pip install pyarrow); or write .nc or .csv")
     scenarios = sweep.load_scenarios(args.scenarios)
     draws = _load_draws(args)
     progress = not args.no_progress and not args.json and sys.stderr.isatty()
@@ -409,6 +419,7 @@ def cmd_sweep(args) -> int:
     dataset.attrs.update(
         scenarios=os.path.basename(args.scenarios),
         posterior=draws.source,
+        posterior_sha256=_fingerprint(draws.posterior),
         num_draws=draws.num_draws,
         seed=args.seed,
         plan=scenarios.plan,
@@ -421,7 +432,7 @@ def cmd_sweep(args) -> int:
     else:
         frame = sweep.sweep_frame(dataset)
         if suffix == ".parquet":
-            write_atomic(args.output, lambda tmp: frame.to_parquet(tmp, engine="pyarrow", index=False))
+            write_atomic(args.output, lambda tmp: sweep.write_parquet(frame, tmp))
         else:
             write_atomic(args.output, lambda tmp: frame.to_csv(tmp, index=False))
     rows = math.prod(scenarios.shape)

@@ -78,8 +78,8 @@ def _human_sizes(values: pd.Series) -> pd.Series:
 
 
 def _check_column(values: pd.Series, name: str, row_labels) -> np.ndarray:
-    if values.dtype == object and name != "loss":
-        values = _human_sizes(values)
+    if name != "loss" and (pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)):
+        values = _human_sizes(values).astype(object)
     if pd.api.types.is_bool_dtype(values) or pd.api.types.is_complex_dtype(values):
         raise ValueError(
             f"column {name!r} has dtype {values.dtype}; it must hold real numbers (finite and > 0)"

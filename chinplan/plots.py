@@ -114,9 +114,13 @@ def fan_chart(
     *,
     q: Sequence[float] = (0.05, 0.25, 0.5, 0.75, 0.95),
     references: Mapping[str, tuple[float, float]] | None = None,
+    mark: Sequence[float] | None = None,
     ax=None,
 ):
     """Posterior fan chart of the compute-optimal parameters N*(C) and tokens D*(C).
+
+    ``mark``: budgets to mark with dashed vertical lines (the ones ``chinplan plan`` was asked
+    about), each labelled with its median N* and D*.
 
     ``params`` may be a LawParams (the law's posterior) or an
     :class:`~chinplan.extrapolation.ExtrapolatedLaw` (``Posterior.extrapolated_params()``):
@@ -166,6 +170,7 @@ def fan_chart(
         fig = _figures._figure_of(ax_n)
     one_panel = ax_n is ax_d
 
+    marked = [] if mark is None else [float(c) for c in _checks.positive("mark", mark).reshape(-1)]
     result = engine.bands(kernels.plan, params, budgets, q=levels).values
     index = {v: i for i, v in enumerate(levels)}
     if isinstance(params, ExtrapolatedLaw):  # shade the budgets beyond the fitted runs
@@ -215,6 +220,11 @@ def fan_chart(
                 ha="right",
                 fontsize=8,
             )
+        for j, c in enumerate(marked):
+            if which == 0 or not one_panel:
+                axis.axvline(c, color="0.3", linestyle="--", linewidth=1.0, label="requested budget" if j == 0 else None)
+            y = float(np.interp(np.log(c), np.log(budgets), values[index[0.5]]))
+            axis.annotate(f"{symbol[0]}={short_sci(y)}", (c, y), xytext=(5, -4 if which == 0 else 4), textcoords="offset points", fontsize=8)
         axis.set_xscale("log")
         axis.set_yscale("log")
         axis.set_xlim(budgets[0], budgets[-1])
@@ -430,16 +440,21 @@ def tco_vs_queries(
         kernels.dollars_at_queries, theta, n_arr[:, None], d_arr[:, None], q_grid[None, :], q=(0.05, 0.5, 0.95)
     )
     dollars = np.asarray(result.values, np.float64)  # (quantile, design, queries)
+    # Each design's median loss, in the legend: a worse model must not look simply cheaper.
+    losses = np.asarray(engine.bands(kernels.design_point, theta, n_arr, d_arr, q=(0.5,)).values["loss"], np.float64)[0]
     colours = [f"C{k % 10}" for k in range(len(labels))]
     for k, label in enumerate(labels):
         n, d = checked[label]
-        ax.fill_between(q_grid, dollars[0, k], dollars[2, k], color=colours[k], alpha=0.2, linewidth=0)
+        spread = np.abs(dollars[2, k] - dollars[0, k]) > 1e-6 * np.abs(dollars[1, k])
+        banded = bool(np.any(spread))  # a fixed deployment gives one cost per volume: no band
+        if banded:
+            ax.fill_between(q_grid, dollars[0, k], dollars[2, k], color=colours[k], alpha=0.2, linewidth=0)
         ax.plot(
             q_grid,
             dollars[1, k],
             color=colours[k],
             linewidth=2.0,
-            label=f"{label} (N={short_sci(n)}, D={short_sci(d)}): median, 5–95% band",
+            label=f"{label} (N={short_sci(n)}, D={short_sci(d)}, loss {losses[k]:.3f})" + (": median, 5–95% band" if banded else ""),
         )
 
     if len(labels) >= 2:
@@ -450,7 +465,7 @@ def tco_vs_queries(
         )
         log_fine = np.log(fine)
         span = _figures._uncertain_span(log_fine, p, 0.05, 0.95)
-        if span is not None:
+        if span is not None and np.any((p > 0.05) & (p < 0.95)):  # else every draw agrees: no band
             ax.axvspan(
                 *span,
                 color="grey",
@@ -476,10 +491,25 @@ def tco_vs_queries(
     ax.set_xlim(q_grid[0], q_grid[-1])
     ax.set_xlabel("lifetime queries Q (count)")
     ax.set_ylabel("total cost of ownership (US$)")
-    ax.set_title(f"Training + serving cost vs query volume ({decide.draw_count(theta)} draws)")
+    ax.set_title(f"Training + serving cost vs query volume ({decide.draw_count(theta)} draws)\n{_deployment_title(theta.deployment)}", fontsize=10)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
     return fig
+
+
+def _deployment_title(deployment: Deployment) -> str:
+    """'989 TFLOP/s peak, MFU 40%, $2/GPU-hour, 500 tokens/query (375 in + 125 out)': medians
+    over draws of the (sampled) deployment, for a figure's title."""
+
+    def median(x):
+        return float(np.median(np.asarray(x, np.float64)))
+
+    tokens_in, tokens_out = median(deployment.input_tokens), median(deployment.output_tokens)
+    price = median(deployment.price)
+    serve = deployment.inference_price
+    prices = f"${price:.3g}/GPU-hour" + ("" if serve is None else f" train, ${median(serve):.3g} serve")
+    return (f"{median(deployment.peak_flops) / 1e12:.4g} TFLOP/s peak, MFU {100 * median(deployment.mfu_train):.3g}% train, "
+            f"{prices}, {tokens_in + tokens_out:.4g} tokens/query ({tokens_in:.4g} in + {tokens_out:.4g} out)")  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------

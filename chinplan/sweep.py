@@ -36,6 +36,8 @@ __all__ = [
     "load_scenarios",
     "run_sweep",
     "sweep_frame",
+    "write_parquet",
+    "PARQUET_METADATA_KEY",
 ]
 
 #: Quantities a sweep can write (per scenario, bands over draws).
@@ -55,7 +57,7 @@ _HARDWARE_KEYS = ("hardware", "precision", "inference_hardware", "inference_prec
 _PEAK_KEYS = ("peak_flops", "inference_peak_flops")
 _DEFAULT_OUTPUTS = {
     "compute": ("n", "d", "tokens_per_param", "loss", "gpu_hours", "dollars"),
-    "target_loss": ("n", "d", "tokens_per_param", "loss", "gpu_hours", "dollars"),
+    "target_loss": ("n", "d", "tokens_per_param", "gpu_hours", "dollars"),  # the loss is the target
     "design": ("loss", "gpu_hours", "dollars"),
 }
 _DISTRIBUTIONS = {"lognormal": LogNormal, "uniform": Uniform, "loguniform": LogUniform}
@@ -83,7 +85,8 @@ SCENARIOS_SCHEMA = """\
 
 [sweep]                                  # optional
 quantiles = [0.05, 0.5, 0.95]
-outputs = ["n", "d", "loss", "dollars"]  # default n, d, tokens_per_param, loss, gpu_hours, dollars; also
+outputs = ["n", "d", "loss", "dollars"]  # default n, d, tokens_per_param, loss, gpu_hours, dollars
+                                         # (no loss with target_loss: it is the target); also
                                          # train_/inference_flops, flops, train_/inference_gpu_hours,
                                          # train_dollars, inference_dollars
 # optimum = "cost"                       # only with grid.target_loss: "cost", "flops" or "chinchilla"
@@ -403,4 +406,25 @@ def sweep_frame(dataset):
                 columns[f"{var}_{quantile_name(float(level))}"] = array[k].reshape(-1)
         else:
             columns[var] = array.reshape(-1)
-    return pd.DataFrame(columns)
+    frame = pd.DataFrame(columns)
+    frame.attrs.update(dataset.attrs)  # the provenance travels with the table
+    return frame
+
+
+#: The key of the Parquet schema metadata that holds a sweep's provenance (JSON).
+PARQUET_METADATA_KEY = b"chinplan"
+
+
+def write_parquet(frame, path) -> None:
+    """Writes a :func:`sweep_frame` table to Parquet with its provenance (``frame.attrs``: the
+    posterior and its hash, seed, deployment, chinplan version, ...) as JSON under the schema
+    metadata key :data:`PARQUET_METADATA_KEY` (``pyarrow.parquet.read_schema(path).metadata``)."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    provenance = json.dumps({str(k): v if isinstance(v, (str, int, float)) else str(v) for k, v in frame.attrs.items()})
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), PARQUET_METADATA_KEY: provenance.encode()})
+    pq.write_table(table, path)
