@@ -24,7 +24,7 @@ def run(command: str) -> str:
     argv = shlex.split(command)
     if argv[0] != "chinplan":
         raise SystemExit(f"only chinplan commands may run, got {command!r}")
-    env = {**os.environ, "COLUMNS": "100", "CHINPLAN_DEBUG": ""}
+    env = {**os.environ, "COLUMNS": "80", "CHINPLAN_DEBUG": ""}
     done = subprocess.run([sys.executable, "-m", "chinplan.cli", *argv[1:]], capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
         raise SystemExit(f"{command!r} failed: {done.stderr.strip()}")

@@ -3,6 +3,7 @@ main branch the issue was filed against. In-process through ``chinplan.cli.main`
 hundred draws of the shipped posterior (no NUTS), so the file runs in well under a minute.
 """
 
+import functools
 import json
 import os
 import re
@@ -344,3 +345,63 @@ def test_plan_plot_marks_the_requested_budgets(tmp_path):
     lines = [ln for ax in fig.axes for ln in ax.get_lines() if ln.get_linestyle() == "--"]
     assert sorted({float(ln.get_xdata()[0]) for ln in lines}) == [5.76e23, 1e25]
     assert any(t.get_text() == "requested budget" for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts())
+
+
+# --------------------------------------------------------------------------------------
+# 4. A fit says it is compiling before the sampling bar starts.
+# --------------------------------------------------------------------------------------
+
+
+def test_nuts_progress_shows_a_compiling_phase_then_sampling(monkeypatch, capsys):
+    import jax
+
+    from chinplan import _sampler
+
+    @functools.lru_cache(maxsize=None)  # as _sampler._runner: one jitted function per setting
+    def fake_runner(model, model_kwargs, num_warmup, num_draws, num_chains, method, accept, every):
+        def chains(keys, args):  # no NUTS: the phases around the call are what is tested
+            draws = jnp.zeros((keys.shape[0], num_draws)) + args[0].sum()
+            return {"x": draws}, jnp.zeros((keys.shape[0], num_draws), bool)
+
+        return jax.jit(chains)
+
+    import jax.numpy as jnp
+
+    monkeypatch.setattr(_sampler, "_runner", fake_runner)
+    monkeypatch.setattr(_sampler, "_COMPILED", {})
+    args = (np.arange(3.0),)
+    samples, _ = _sampler.sample_nuts(None, args, {}, key=jax.random.PRNGKey(0), num_warmup=5, num_draws=4, num_chains=2, progress=True)
+    err = capsys.readouterr().err
+    assert samples["x"].shape == (2, 4) and float(samples["x"][0, 0]) == 3.0
+    assert "NUTS compiling" in err and "NUTS sampling" in err and err.index("NUTS compiling") < err.index("NUTS sampling")
+    _sampler.sample_nuts(None, (np.ones(3),), {}, key=jax.random.PRNGKey(1), num_warmup=5, num_draws=4, num_chains=2, progress=True)
+    assert "NUTS compiling" not in capsys.readouterr().err  # same shapes: compiled once
+
+
+# --------------------------------------------------------------------------------------
+# 5. Numbers in the docs come from scripts, not typing.
+# --------------------------------------------------------------------------------------
+
+
+def _script(name):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "scripts", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_calibration_tables_are_the_saved_backtests_rendered():
+    backtests = _script("run_backtests")
+    with open(os.path.join(ROOT, "docs", "backtests.json")) as handle:
+        block = backtests.render(json.load(handle))
+    text = open(os.path.join(ROOT, "docs", "CALIBRATION.md")).read()
+    assert f"<!-- backtests:start -->\n{block}\n<!-- backtests:end -->" in text
+    assert "± 0.00 |" not in block  # a coverage of 0 or 1 shows its count, not a zero SE
+
+
+def test_readme_outputs_are_regenerated_by_the_script():
+    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    done = subprocess.run([sys.executable, "scripts/update_readme.py", "--check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, "README.md is out of date: run python scripts/update_readme.py\n" + done.stderr
