@@ -190,6 +190,14 @@ def _save_plot(fig, path: str) -> None:
     plots.save(fig, path)
 
 
+def _overlays(args, draws) -> dict:
+    """Fan and iso-loss extras: the fitted runs; the published models only on the embedded fit
+    (a user's runs are in another tokenizer's nats)."""
+    data = draws.posterior.to_arviz().get("constant_data")
+    runs = None if data is None or "log_n" not in data else (np.exp(data["log_n"].values), np.exp(data["log_d"].values))
+    return {"runs": runs, **({"references": {}} if getattr(args, "posterior", None) else {})}
+
+
 def _queries_grid(queries: float):
     if queries > 0:
         return np.logspace(math.log10(queries) - 3, math.log10(queries) + 3, 49)
@@ -214,7 +222,8 @@ def cmd_plan(args) -> int:
     beyond = _beyond(draws, draws.posterior.extrapolation(compute=np.asarray(args.compute, np.float64)))
     if args.plot:
         lo, hi = min(1e18, min(args.compute) / 100), max(1e26, max(args.compute) * 100)
-        _save_plot(plots.fan_chart(draws.theta, np.logspace(math.log10(lo), math.log10(hi), 41), mark=args.compute), args.plot)
+        budgets = np.logspace(math.log10(lo), math.log10(hi), 41)
+        _save_plot(plots.fan_chart(draws.theta, budgets, mark=args.compute, **_overlays(args, draws)), args.plot)
     if args.json:
         _emit_json(
             {
@@ -259,7 +268,7 @@ def cmd_tco(args) -> int:
         if any(np.any(np.asarray(f) > 0) for f in result.nan_fraction[group].values()):
             _warn(f"some draws gave NaN in the {group} plan; their quantiles are over the other draws")
     if args.plot:
-        _plot_tco_designs(args, theta, values, targets)
+        _plot_tco_designs(args, theta, values, targets, f"{described['hardware'].upper()} {described['precision']}")
 
     best = "inference-aware optimum" if args.optimum == "cost" else "FLOPs-optimal (inference-aware)"
     if args.json:
@@ -301,7 +310,7 @@ def cmd_tco(args) -> int:
     return EXIT_OK
 
 
-def _plot_tco_designs(args, theta, values, targets) -> None:
+def _plot_tco_designs(args, theta, values, targets, chip: str) -> None:
     """TCO vs queries of the median inference-aware and Chinchilla plans of the first target."""
     levels = list(args.quantiles)
     median = levels.index(0.5) if 0.5 in levels else len(levels) // 2  # the median, or the middle level
@@ -311,7 +320,7 @@ def _plot_tco_designs(args, theta, values, targets) -> None:
         if not (np.isfinite(n) and np.isfinite(d)):
             raise CliError(f"cannot plot: target loss {targets[0]:g} is unreachable for most draws")
         designs[f"{label} {human_count(n)}:{human_count(d)}"] = (float(n), float(d))
-    _save_plot(plots.tco_vs_queries(theta, designs, None, _queries_grid(args.queries)), args.plot)
+    _save_plot(plots.tco_vs_queries(theta, designs, None, _queries_grid(args.queries), hardware=chip), args.plot)
 
 
 # --------------------------------------------------------------------------------------
@@ -346,7 +355,8 @@ def cmd_compare(args) -> int:
     beyond = _beyond(draws, draws.posterior.extrapolation(n, d))
     if args.plot:
         designs = {label: (a, b) for label, a, b in args.designs}
-        _save_plot(plots.tco_vs_queries(theta, designs, None, _queries_grid(args.queries)), args.plot)
+        chip = f"{described['hardware'].upper()} {described['precision']}"
+        _save_plot(plots.tco_vs_queries(theta, designs, None, _queries_grid(args.queries), hardware=chip), args.plot)
 
     if args.json:
         designs = []
@@ -483,14 +493,15 @@ def cmd_plot(args) -> int:
             raise UsageError("plot tco needs --tokens-per-query or --input-tokens/--output-tokens > 0")
     draws = _load_draws(args)
     if args.kind == "fan":
-        fig = plots.fan_chart(draws.params, np.logspace(math.log10(lo), math.log10(hi), 41))
+        fig = plots.fan_chart(draws.params, np.logspace(math.log10(lo), math.log10(hi), 41), **_overlays(args, draws))
     elif args.kind == "iso-loss":
-        fig = plots.iso_loss(draws.params)
+        fig = plots.iso_loss(draws.params, **_overlays(args, draws))
     elif args.kind == "tco":
         designs = args.designs or [("Llama-3 8B", 8e9, 15e12), ("Chinchilla 70B", 70e9, 1.4e12)]
         grid = np.logspace(math.log10(lo), math.log10(hi), 41)
         designs = {label: (n, d) for label, n, d in designs}
-        fig = plots.tco_vs_queries(draws.params, designs, deployment, grid, key=_key(args, _COSTS))
+        chip = f"{described['hardware'].upper()} {described['precision']}"
+        fig = plots.tco_vs_queries(draws.params, designs, deployment, grid, key=_key(args, _COSTS), hardware=chip)
     else:
         max_draws = None if args.draws is None else max(2, args.draws)  # evenly thinned by arviz
         fig = plots.pair_plot(draws.posterior, kind=args.pair_kind, max_draws=max_draws)

@@ -115,9 +115,14 @@ def fan_chart(
     q: Sequence[float] = (0.05, 0.25, 0.5, 0.75, 0.95),
     references: Mapping[str, tuple[float, float]] | None = None,
     mark: Sequence[float] | None = None,
+    runs: tuple[ArrayLike, ArrayLike] | None = None,
     ax=None,
 ):
     """Posterior fan chart of the compute-optimal parameters N*(C) and tokens D*(C).
+
+    ``runs``: (N, D) of the fitted runs, drawn as grey dots at their budget C = 6ND (where the
+    data are, against where the plan extrapolates). References outside the budgets shown are
+    left out (no legend entry for a marker off the axes).
 
     ``mark``: budgets to mark with dashed vertical lines (the ones ``chinplan plan`` was asked
     about), each labelled with its median N* and D*.
@@ -171,6 +176,8 @@ def fan_chart(
     one_panel = ax_n is ax_d
 
     marked = [] if mark is None else [float(c) for c in _checks.positive("mark", mark).reshape(-1)]
+    fitted = _figures._runs(runs)
+    references = {k: v for k, v in references.items() if budgets[0] <= _figures._budget(*v) <= budgets[-1]}
     result = engine.bands(kernels.plan, params, budgets, q=levels).values
     index = {v: i for i, v in enumerate(levels)}
     if isinstance(params, ExtrapolatedLaw):  # shade the budgets beyond the fitted runs
@@ -220,6 +227,10 @@ def fan_chart(
                 ha="right",
                 fontsize=8,
             )
+        if fitted is not None:
+            inside = (fitted[2] >= budgets[0]) & (fitted[2] <= budgets[-1])
+            axis.scatter(fitted[2][inside], fitted[which][inside], s=6, color="0.45", alpha=0.6, linewidth=0, zorder=3,
+                         label="fitted runs" if which == 0 or not one_panel else None)  # fmt: skip
         for j, c in enumerate(marked):
             if which == 0 or not one_panel:
                 axis.axvline(c, color="0.3", linestyle="--", linewidth=1.0, label="requested budget" if j == 0 else None)
@@ -256,9 +267,13 @@ def iso_loss(
     grid_points: int = 81,
     flops: ArrayLike | None = None,
     references: Mapping[str, tuple[float, float]] | None = None,
+    runs: tuple[ArrayLike, ArrayLike] | None = None,
     ax=None,
 ):
     """Iso-loss contours on the (N, D) plane, the compute-optimal frontier and iso-FLOP lines.
+
+    ``runs``: (N, D) of the fitted runs, drawn as grey dots. References outside the plane
+    shown are left out. Each contour is labelled with its loss.
 
     The contours are of the pointwise posterior median loss: at each grid point (N, D) the
     median over draws of L_i(N, D) = E_i + A_i/N^alpha_i + B_i/D^beta_i (Hoffmann et al.
@@ -296,6 +311,8 @@ def iso_loss(
     else:
         flops = _figures._positive_grid("flops", np.atleast_1d(flops), min_points=1)
     references = _figures._references(REFERENCE_MODELS if references is None else references)
+    references = {k: (n, d) for k, (n, d) in references.items() if n_lo <= n <= n_hi and d_lo <= d <= d_hi}
+    fitted = _figures._runs(runs)
     fig, ax = _figures._axes_or_new(ax, (10.0, 6.5))
 
     n_grid = np.logspace(math.log10(n_lo), math.log10(n_hi), int(grid_points))
@@ -352,6 +369,9 @@ def iso_loss(
         marker = _MARKERS[k % len(_MARKERS)]
         ax.scatter([n], [d], marker=marker, s=45, color="white", edgecolor="black", zorder=5, label=name)
 
+    if fitted is not None:
+        ax.scatter(fitted[0], fitted[1], s=8, color="0.35", alpha=0.6, linewidth=0, zorder=4, label=f"fitted runs ({fitted[0].size})")
+
     # A proxy so the contour colours appear in the legend.
     ax.plot([], [], color=contours.get_cmap()(0.5), linewidth=1.2, label=f"median loss L(N, D) (nats), {n_draws} draws")
     ax.set_xscale("log")
@@ -378,9 +398,13 @@ def tco_vs_queries(
     *,
     key: jax.Array | None = None,
     refine: int = 8,
+    hardware: str | None = None,
     ax=None,
 ):
     """Total cost of ownership of each design against lifetime query volume.
+
+    The title states the deployment (``hardware``'s name if given, peak, MFU, price, tokens
+    per query) and each design's legend entry its median loss.
 
     Dollars = price * 6ND / (3600 P U_train) + inference price * 2N Q (T_in/U_prefill +
     T_out/U_decode) / (3600 P_inf) (:func:`chinplan.tco`; Sardana et al. 2024, §3). The
@@ -491,25 +515,10 @@ def tco_vs_queries(
     ax.set_xlim(q_grid[0], q_grid[-1])
     ax.set_xlabel("lifetime queries Q (count)")
     ax.set_ylabel("total cost of ownership (US$)")
-    ax.set_title(f"Training + serving cost vs query volume ({decide.draw_count(theta)} draws)\n{_deployment_title(theta.deployment)}", fontsize=10)
+    ax.set_title(f"Training + serving cost vs query volume ({decide.draw_count(theta)} draws)\n{_figures._deployment_title(theta.deployment, hardware)}", fontsize=10)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
     return fig
-
-
-def _deployment_title(deployment: Deployment) -> str:
-    """'989 TFLOP/s peak, MFU 40%, $2/GPU-hour, 500 tokens/query (375 in + 125 out)': medians
-    over draws of the (sampled) deployment, for a figure's title."""
-
-    def median(x):
-        return float(np.median(np.asarray(x, np.float64)))
-
-    tokens_in, tokens_out = median(deployment.input_tokens), median(deployment.output_tokens)
-    price = median(deployment.price)
-    serve = deployment.inference_price
-    prices = f"${price:.3g}/GPU-hour" + ("" if serve is None else f" train, ${median(serve):.3g} serve")
-    return (f"{median(deployment.peak_flops) / 1e12:.4g} TFLOP/s peak, MFU {100 * median(deployment.mfu_train):.3g}% train, "
-            f"{prices}, {tokens_in + tokens_out:.4g} tokens/query ({tokens_in:.4g} in + {tokens_out:.4g} out)")  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------

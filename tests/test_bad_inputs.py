@@ -593,7 +593,7 @@ flags("inference_optimal/negative-target-traced", lambda f: jax.jit(chinplan.inf
 raises("data_constrained_optimal/zero-iters", lambda f: chinplan.data_constrained_optimal(H, 1e22, 1e10, iters=0), r"iters must be an integer >= 1, got 0")
 raises("data_constrained_optimal/zero-width", lambda f: chinplan.data_constrained_optimal(H, 1e22, 1e10, width=0.0), r"width must be a finite number > 0, got 0\.0")
 raises("HARDWARE/unknown-name", lambda f: chinplan.HARDWARE["tpu-v5"], r"unknown hardware 'tpu-v5'; choose from a100, h100, h100-sxm, h200")
-raises("HARDWARE/unknown-name-is-KeyError", lambda f: chinplan.HARDWARE["H100"], r"unknown hardware 'H100'", KeyError)
+raises("HARDWARE/unknown-name-is-KeyError", lambda f: chinplan.HARDWARE["h100-pcie"], r"unknown hardware 'h100-pcie'", KeyError)
 raises("Hardware.peak/unknown-precision", lambda f: chinplan.H100_SXM.peak("fp4"), r"precision must be one of bf16, fp16, fp8, int8; got 'fp4'")
 raises("Hardware.peak/unsupported-precision", lambda f: chinplan.A100.peak("fp8"), r"precision 'fp8' is not supported by this hardware")
 

@@ -405,3 +405,30 @@ def test_readme_outputs_are_regenerated_by_the_script():
     env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
     done = subprocess.run([sys.executable, "scripts/update_readme.py", "--check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, "README.md is out of date: run python scripts/update_readme.py\n" + done.stderr
+
+
+def test_fan_and_iso_loss_overlay_the_fitted_runs_and_drop_off_screen_references():
+    params = chinplan.default_posterior().params
+    runs = chinplan.datasets.chinchilla()
+    fig = chinplan.plots.fan_chart(params, np.logspace(18, 21, 13), runs=(runs.params, runs.tokens))
+    labels = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+    assert "fitted runs" in labels and not any("Chinchilla" in label or "Gopher" in label for label in labels), labels
+    fig = chinplan.plots.iso_loss(params, n_range=(1e7, 1e10), d_range=(1e9, 1e12), runs=(runs.params, runs.tokens))
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert any(label.startswith("fitted runs") for label in labels) and "Chinchilla" not in labels, labels
+    assert fig.axes[0].get_ylim()[1] <= 1e12 * 1.0001
+
+
+def test_cli_tco_plot_title_names_the_hardware(capsys, tmp_path, monkeypatch):
+    seen = {}
+    original = chinplan.plots.tco_vs_queries
+
+    def spy(*args, **kwargs):
+        fig = original(*args, **kwargs)
+        seen["title"] = fig.axes[0].get_title()
+        return fig
+
+    monkeypatch.setattr(chinplan.plots, "tco_vs_queries", spy)
+    code, _, err = run(capsys, ["plot", "tco", "-o", str(tmp_path / "t.svg"), "--hardware", "a100", "--price", "$3", "--draws", "50"])
+    assert code == 0, err
+    assert "A100 bf16" in seen["title"] and "$3/GPU-hour" in seen["title"] and "500 tokens/query" in seen["title"]
