@@ -28,7 +28,8 @@ with ``--output-share`` (or ``--input-tokens`` and ``--output-tokens``), ``--har
 (:data:`chinplan.costs.HARDWARE`, case-insensitive; ``h100`` is ``h100-sxm``) and ``--precision``, ``--inference-hardware`` and
 ``--inference-precision``, ``--mfu``, ``--mfu-prefill``, ``--mfu-decode``, ``--price`` and
 ``--inference-price`` (dollars per GPU-hour, ``2`` or ``$2``). MFUs and prices take a number
-or a range ``LO:HI``, sampled uniformly once per posterior draw. Sizes take K/M/B/T/Q suffixes
+or a range ``LO:HI``, sampled uniformly once per posterior draw. ``plot tco`` takes 500 tokens per query
+(``PLOT_TOKENS_PER_QUERY``) unless given ``--tokens-per-query`` or ``--input-tokens``/``--output-tokens``. Sizes take K/M/B/T/Q suffixes
 (``70B``, ``1.4T``) as well as plain numbers and ``1e9`` notation.
 
 Losses are in the nats of the fitted runs' tokenizer and evaluation set: the embedded
@@ -37,8 +38,10 @@ own runs (``chinplan fit``). ``plan`` says how far each budget lies beyond the f
 its bands include the extrapolation component by default (``--uncertainty law|extrapolation``).
 
 Exit codes: 0 success; 1 bad input file or values (a missing file, a target loss below the
-irreducible loss of every draw, a malformed scenario file); 2 bad usage (an unknown option, a
-malformed number or design, a wrong output suffix). Errors print one line on stderr, never a
+irreducible loss of every draw, a malformed scenario file); 2 bad usage (an unknown option,
+named with the nearest known one; a malformed or out-of-range number such as ``-1e24``; a
+malformed design; a wrong output suffix). Options are never abbreviated (``--draw`` is an
+unknown option, not ``--draws``). Errors print one line on stderr, never a
 traceback (set ``CHINPLAN_DEBUG=1`` to get one for an unexpected error).
 
 This module is the parser only and imports nothing but the standard library and
