@@ -569,6 +569,17 @@ def cmd_fit(args) -> int:
     return EXIT_OK
 
 
+def cmd_hardware(args) -> int:
+    from chinplan.costs import HARDWARE, HARDWARE_ALIASES, HARDWARE_SOURCES
+
+    if args.json:
+        _emit_json({name: {**HARDWARE[name]._asdict(), "alias_of": HARDWARE_ALIASES.get(name), "source": HARDWARE_SOURCES.get(name)}
+                    for name in sorted(HARDWARE)})  # fmt: skip
+        return EXIT_OK
+    _print_tables(_render.hardware_lines(HARDWARE, HARDWARE_ALIASES, HARDWARE_SOURCES, with_sources=args.sources))
+    return EXIT_OK
+
+
 def cmd_validate(args) -> int:
     runs = load_runs(args.runs) if args.runs else datasets.chinchilla()
     with warnings.catch_warnings():

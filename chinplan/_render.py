@@ -107,3 +107,17 @@ def validate_lines(result: dict, levels) -> list:
     lines.append("fit/pred: runs fitted / predicted; error: median |relative error| of the median prediction")
     lines.append("coverage SE = sqrt(p(1-p)/pred); width90: median 90% width / median; score90: mean interval score / loss (lower is better)")
     return lines
+
+
+def hardware_lines(presets: dict, aliases: dict, sources: dict, *, with_sources: bool) -> list:
+    """The table of ``chinplan hardware``: dense peaks (TFLOP/s, int8 TOP/s), HBM, bandwidth."""
+    out = table("Accelerator presets (dense peaks)", ["name", "bf16", "fp16", "fp8", "int8", "HBM GB", "HBM TB/s"])
+    for name in sorted(sources):
+        chip = presets[name]
+        peaks = ("-" if np.isnan(v) else f"{v / 1e12:g}" for v in (chip.bf16, chip.fp16, chip.fp8, chip.int8))
+        out.add_row(name, *peaks, f"{chip.memory_bytes / 1e9:g}", f"{chip.memory_bandwidth / 1e12:g}")
+    lines = [out, "bf16, fp16, fp8: TFLOP/s; int8: TOP/s; '-': not supported. Names are case-insensitive."]
+    lines.append("aliases: " + ", ".join(f"{alias} = {name}" for alias, name in sorted(aliases.items())))
+    if with_sources:
+        lines += [f"{name}: {sources[name]}" for name in sorted(sources)]
+    return lines

@@ -11,6 +11,7 @@ Commands::
                                                       bands over a grid of scenarios, written atomically
     chinplan plot {fan,iso-loss,tco,pair} -o FILE.png|FILE.svg
     chinplan fit RUNS.csv -o posterior.nc [--samples 1000 --warmup 500 --chains 4]
+    chinplan hardware [--sources]                     the accelerator presets
 
 Options every command takes: ``--json`` (one JSON document on stdout; numbers as floats,
 ``null`` where a value is infinite, e.g. a quantile over draws that cannot reach a target loss)
@@ -72,8 +73,14 @@ PLOT_KINDS = ("fan", "iso-loss", "tco", "pair")
 #: Names of the hardware presets and precisions (chinplan.costs.HARDWARE and
 #: chinplan.sweep.PRECISIONS; tests/test_cli.py checks they agree), known here without JAX.
 #: Names are case-insensitive (``A100`` is ``a100``); ``h100`` is an alias of ``h100-sxm``.
-HARDWARE_NAMES = ("a100", "h100", "h100-sxm", "h200")
-HARDWARE_HELP = "a100 (A100 SXM 80GB), h100 = h100-sxm (H100 SXM5 80GB), h200 (H200 SXM 141GB); any case"
+HARDWARE_NAMES = (
+    "a100", "a100-40gb", "a100-80gb", "h100", "h100-sxm", "h100-pcie", "h200", "b200", "gb200",
+    "mi300x", "mi325x", "tpu-v5e", "tpu-v5p", "tpu-v6e",
+)  # fmt: skip
+HARDWARE_HELP = (
+    f"{', '.join(HARDWARE_NAMES)}; any case; a100 = a100-80gb, h100 = h100-sxm (H100 SXM5 80GB); "
+    "`chinplan hardware` lists their peaks, memory and sources"
+)
 PRECISIONS = ("bf16", "fp16", "fp8", "int8")
 #: Tokens per query ``plot tco`` assumes when none are given (the README's example deployment).
 PLOT_TOKENS_PER_QUERY = 500.0
@@ -295,11 +302,11 @@ def _deployment_options(*, queries: bool = True) -> argparse.ArgumentParser:
         help="generated share of --tokens-per-query (default 0.25)")  # fmt: skip
     add("--input-tokens", type=_nonnegative_float, metavar="T", help="prompt (prefill) tokens per query")
     add("--output-tokens", type=_nonnegative_float, metavar="T", help="generated (decode) tokens per query")
-    add("--hardware", type=_hardware_type, choices=sorted(HARDWARE_NAMES), default="h100",
+    add("--hardware", type=_hardware_type, choices=sorted(HARDWARE_NAMES), default="h100", metavar="NAME",
         help=f"accelerator preset: {HARDWARE_HELP} (default h100)")  # fmt: skip
     add("--precision", choices=PRECISIONS, default="bf16", help="training precision (default bf16)")
-    add("--inference-hardware", type=_hardware_type, choices=sorted(HARDWARE_NAMES),
-        help="serving accelerator (default: --hardware)")  # fmt: skip
+    add("--inference-hardware", type=_hardware_type, choices=sorted(HARDWARE_NAMES), metavar="NAME",
+        help="serving accelerator preset (default: --hardware)")  # fmt: skip
     add("--inference-precision", choices=PRECISIONS, help="serving precision (default: --precision)")
     mfu, price = _uncertain_type(mfu=True), _uncertain_type(mfu=False)
     add("--mfu", type=mfu, default=0.4, metavar="U|LO:HI", help="training MFU (default 0.4)")
@@ -415,6 +422,11 @@ def _parser() -> argparse.ArgumentParser:
                      help="convergence gate: refits with longer warm-up, higher acceptance, fresh starts (default 3)")  # fmt: skip
     _nuts_options(fit)
 
+    hardware = commands.add_parser(
+        "hardware", parents=[common], help="list the accelerator presets: dense peaks, memory, bandwidth, sources"
+    )
+    hardware.add_argument("--sources", action="store_true", help="also print where each preset's figures come from")
+
     validate = commands.add_parser(
         "validate", parents=[common],
         help="back-test the fit: fit the smaller runs, check predictive intervals on the larger ones",
@@ -443,7 +455,7 @@ def _command(name: str):
     return run
 
 
-_COMMANDS = {name: _command(name) for name in ("plan", "tco", "compare", "sweep", "plot", "fit", "validate")}
+_COMMANDS = {name: _command(name) for name in ("plan", "tco", "compare", "sweep", "plot", "fit", "validate", "hardware")}
 
 
 def _one_line(err: BaseException) -> str:

@@ -432,3 +432,43 @@ def test_cli_tco_plot_title_names_the_hardware(capsys, tmp_path, monkeypatch):
     code, _, err = run(capsys, ["plot", "tco", "-o", str(tmp_path / "t.svg"), "--hardware", "a100", "--price", "$3", "--draws", "50"])
     assert code == 0, err
     assert "A100 bf16" in seen["title"] and "$3/GPU-hour" in seen["title"] and "500 tokens/query" in seen["title"]
+
+
+# --------------------------------------------------------------------------------------
+# 12 (part): the presets a team uses, listed by `chinplan hardware`, with sources.
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, precision, peak, memory, bandwidth",
+    [
+        ("A100-40GB", "bf16", 312e12, 40e9, 1.555e12),
+        ("h100-pcie", "fp8", 1513e12, 80e9, 2.0e12),
+        ("B200", "bf16", 2.25e15, 180e9, 8e12),
+        ("GB200", "fp8", 5e15, 186e9, 8e12),
+        ("MI300X", "fp8", 2614.9e12, 192e9, 5.3e12),
+        ("mi325x", "bf16", 1307.4e12, 256e9, 6e12),
+        ("TPU-v5e", "int8", 394e12, 16e9, 819e9),
+        ("tpu-v5p", "bf16", 459e12, 95e9, 2.765e12),
+        ("tpu-v6e", "bf16", 918e12, 32e9, 1.64e12),
+    ],
+)
+def test_hardware_presets(name, precision, peak, memory, bandwidth):
+    chip = costs.HARDWARE[name]
+    assert chip.peak(precision) == peak and chip.memory_bytes == memory and chip.memory_bandwidth == bandwidth
+
+
+def test_every_preset_has_a_source_and_the_parser_knows_it(capsys):
+    assert set(costs.HARDWARE) == set(costs.HARDWARE_SOURCES) | set(costs.HARDWARE_ALIASES)
+    assert sorted(cli.HARDWARE_NAMES) == sorted(costs.HARDWARE)
+    out = run_json(capsys, ["hardware"])
+    assert out["h100"]["alias_of"] == "h100-sxm" and out["mi300x"]["source"].startswith("AMD")
+    code, text, _ = run(capsys, ["hardware", "--sources"])
+    assert code == 0 and "tpu-v6e: Google Cloud TPU documentation" in text
+
+
+def test_a_preset_plans_and_an_unsupported_precision_is_named(capsys):
+    out = run_json(capsys, ["compare", "8B:15T", *SERVING, "--hardware", "MI300X", "--precision", "fp8", *DRAWS])
+    assert out["deployment"]["peak_flops"] == 2614.9e12 and out["deployment"]["hardware"] == "mi300x"
+    code, _, err = run(capsys, ["compare", "8B:15T", *SERVING, "--hardware", "tpu-v5e", "--precision", "fp8", *DRAWS])
+    assert code == 1 and "fp8 is not supported by tpu-v5e (supported: bf16, int8)" in err
