@@ -145,6 +145,7 @@ def _deployment(args, *, queries: float | None = None):
         mfu_decode=_uncertain(args.mfu_decode),
         price=_uncertain(args.price),
         inference_price=_uncertain(args.inference_price),
+        **{k: getattr(args, k) for k in ("peak_flops", "inference_peak_flops") if getattr(args, k) is not None},
     )
 
 

@@ -26,7 +26,8 @@ takes a TOML file whose schema ``chinplan sweep --help`` prints
 
 Deployment options (``tco``, ``compare``, ``plot tco``): ``--queries``, ``--tokens-per-query``
 with ``--output-share`` (or ``--input-tokens`` and ``--output-tokens``), ``--hardware``
-(:data:`chinplan.costs.HARDWARE`, case-insensitive; ``h100`` is ``h100-sxm``) and ``--precision``, ``--inference-hardware`` and
+(:data:`chinplan.costs.HARDWARE`, case-insensitive; ``h100`` is ``h100-sxm``; ``chinplan hardware``
+lists them) or ``--peak-flops`` for another chip, and ``--precision``, ``--inference-hardware`` and
 ``--inference-precision``, ``--mfu``, ``--mfu-prefill``, ``--mfu-decode``, ``--price`` and
 ``--inference-price`` (dollars per GPU-hour, ``2`` or ``$2``). MFUs and prices take a number
 or a range ``LO:HI``, sampled uniformly once per posterior draw. ``plot tco`` takes 500 tokens per query
@@ -304,6 +305,10 @@ def _deployment_options(*, queries: bool = True) -> argparse.ArgumentParser:
     add("--output-tokens", type=_nonnegative_float, metavar="T", help="generated (decode) tokens per query")
     add("--hardware", type=_hardware_type, choices=sorted(HARDWARE_NAMES), default="h100", metavar="NAME",
         help=f"accelerator preset: {HARDWARE_HELP} (default h100)")  # fmt: skip
+    add("--peak-flops", type=_positive_float, metavar="FLOPS",
+        help="peak FLOP/s of a training chip without a preset (replaces --hardware's peak)")  # fmt: skip
+    add("--inference-peak-flops", type=_positive_float, metavar="FLOPS",
+        help="peak FLOP/s of a serving chip without a preset (replaces --inference-hardware's)")  # fmt: skip
     add("--precision", choices=PRECISIONS, default="bf16", help="training precision (default bf16)")
     add("--inference-hardware", type=_hardware_type, choices=sorted(HARDWARE_NAMES), metavar="NAME",
         help="serving accelerator preset (default: --hardware)")  # fmt: skip

@@ -472,3 +472,11 @@ def test_a_preset_plans_and_an_unsupported_precision_is_named(capsys):
     assert out["deployment"]["peak_flops"] == 2614.9e12 and out["deployment"]["hardware"] == "mi300x"
     code, _, err = run(capsys, ["compare", "8B:15T", *SERVING, "--hardware", "tpu-v5e", "--precision", "fp8", *DRAWS])
     assert code == 1 and "fp8 is not supported by tpu-v5e (supported: bf16, int8)" in err
+
+
+def test_peak_flops_option_for_a_chip_without_a_preset(capsys):
+    out = run_json(capsys, ["compare", "8B:15T", *SERVING, "--peak-flops", "1.2e15", "--inference-peak-flops", "2e15", *DRAWS])
+    assert out["deployment"]["peak_flops"] == 1.2e15 and out["deployment"]["inference_peak_flops"] == 2e15
+    assert out["deployment"]["hardware"] == "custom"
+    code, _, err = run(capsys, ["compare", "8B:15T", "--peak-flops", "-1e15"])
+    assert code == 2 and "'-1e15' must be a finite positive number" in err
