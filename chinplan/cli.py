@@ -11,6 +11,8 @@ Commands::
                                                       bands over a grid of scenarios, written atomically
     chinplan plot {fan,iso-loss,tco,pair} -o FILE.png|FILE.svg
     chinplan fit RUNS.csv -o posterior.nc [--samples 1000 --warmup 500 --chains 4]
+    chinplan smallest --target-loss 2.0 [--tokens 15T] [--prob 0.9]
+                                                      smallest model reaching a loss with probability p
     chinplan hardware [--sources]                     the accelerator presets
 
 Options every command takes: ``--json`` (one JSON document on stdout; numbers as floats,
@@ -143,6 +145,13 @@ def _fraction(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"{text!r} must lie in [0, 1]")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = _fraction(text)
+    if value == 0.0:
+        raise argparse.ArgumentTypeError(f"{text!r} must lie in (0, 1]")
     return value
 
 
@@ -381,6 +390,14 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("designs", type=_design_type, nargs="+", metavar="DESIGN", help="N:D or LABEL=N:D (70B:1.4T)")
     compare.add_argument("--target-loss", type=_positive_float, metavar="L", help="also report P(loss <= L)")
 
+    smallest = commands.add_parser(
+        "smallest", parents=[common, posterior, deployment],
+        help="the smallest model reaching a target loss with probability p (on D tokens, or cheapest on an N x D grid)",
+    )  # fmt: skip
+    smallest.add_argument("--target-loss", type=_positive_float, required=True, metavar="L", help="loss to reach")
+    smallest.add_argument("--tokens", type=_positive_float, metavar="D", help="training tokens (default: search an N x D grid)")
+    smallest.add_argument("--prob", type=_probability, default=0.9, metavar="P", help="probability of reaching it, in (0, 1] (default 0.9)")
+
     sweep = commands.add_parser(
         "sweep", parents=[common, draws_only], help="bands over a TOML grid of scenarios, to Parquet, NetCDF or CSV",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -449,18 +466,19 @@ def _parser() -> argparse.ArgumentParser:
 # --------------------------------------------------------------------------------------
 
 
-def _command(name: str):
-    """The command ``name`` of :mod:`chinplan._commands`, imported when it runs (not for --help)."""
+def _command(name: str, module: str = "_commands"):
+    """The command ``name`` of ``chinplan.<module>``, imported when it runs (not for --help)."""
 
     def run(args) -> int:
-        from chinplan import _commands  # the one lazy import: the library loads only to run a command
+        import importlib  # the one lazy import: the library loads only to run a command
 
-        return getattr(_commands, f"cmd_{name}")(args)
+        return getattr(importlib.import_module(f"chinplan.{module}"), f"cmd_{name}")(args)
 
     return run
 
 
 _COMMANDS = {name: _command(name) for name in ("plan", "tco", "compare", "sweep", "plot", "fit", "validate", "hardware")}
+_COMMANDS["smallest"] = _command("smallest", "_smallest")
 
 
 def _one_line(err: BaseException) -> str:

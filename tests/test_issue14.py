@@ -161,6 +161,8 @@ TABLE_COMMANDS = {
     "tco": ["tco", "--target-loss", "2.0", *SERVING, "--mfu", "0.3:0.5", *DRAWS],
     "compare": ["compare", "8B:15T", "chinchilla-70b=70B:1.4T", "280B:5.6T", *SERVING, "--price", "1.5:3", "--target-loss", "2.0", *DRAWS],
     "compare-long": ["compare", f"{LONG}=8B:15T", "70B:1.4T", *SERVING, *DRAWS],
+    "smallest": ["smallest", "--target-loss", "2.0", "--tokens", "15T", *SERVING, *DRAWS],
+    "hardware": ["hardware", "--sources"],
 }
 
 
@@ -480,3 +482,29 @@ def test_peak_flops_option_for_a_chip_without_a_preset(capsys):
     assert out["deployment"]["hardware"] == "custom"
     code, _, err = run(capsys, ["compare", "8B:15T", "--peak-flops", "-1e15"])
     assert code == 2 and "'-1e15' must be a finite positive number" in err
+
+
+# --------------------------------------------------------------------------------------
+# 15 (part): the chance-constrained answer in the CLI.
+# --------------------------------------------------------------------------------------
+
+
+def test_smallest_on_15t_tokens_is_about_13b(capsys):
+    out = run_json(capsys, ["smallest", "--target-loss", "2.0", "--tokens", "15T", "--prob", "0.9", "--uncertainty", "law"])
+    assert out["n"] == pytest.approx(13.2e9, rel=0.01) and out["num_draws"] == 4000
+    want = float(chinplan.smallest_model(chinplan.default_posterior().params, 2.0, 15e12, p=0.9))
+    assert out["n"] == pytest.approx(want, rel=1e-4)
+    assert out["p_target"] >= 0.9 and out["loss"][0] < 2.0
+
+
+def test_smallest_without_tokens_is_the_cheapest_feasible_grid_point(capsys):
+    out = run_json(capsys, ["smallest", "--target-loss", "2.0", "--prob", "0.8", *DRAWS])
+    assert out["p_target"] >= 0.8 and out["grid"]["n"][2] > 10
+    from test_cli import thinned
+
+    from chinplan import _smallest, decide
+
+    choice, _ = decide.chance_constrained(thinned(200).params, _smallest.N_GRID, _smallest.D_GRID, 2.0, 0.8)
+    assert (out["n"], out["d"]) == (choice["n"], choice["d"])
+    code, _, err = run(capsys, ["smallest", "--target-loss", "2.0", "--uncertainty", "extrapolation"])
+    assert code == 2 and "--uncertainty law" in err
