@@ -477,8 +477,12 @@ def _command(name: str, module: str = "_commands"):
     return run
 
 
-_COMMANDS = {name: _command(name) for name in ("plan", "tco", "compare", "sweep", "plot", "fit", "validate", "hardware")}
-_COMMANDS["smallest"] = _command("smallest", "_smallest")
+#: The module of each command's cmd_<name>(args): chinplan._commands, or a module of its own.
+COMMAND_MODULES = {
+    **{name: "_commands" for name in ("plan", "tco", "compare", "sweep", "plot", "fit", "validate", "hardware")},
+    "smallest": "_smallest",
+}
+_COMMANDS = {name: _command(name, module) for name, module in COMMAND_MODULES.items()}
 
 
 def _one_line(err: BaseException) -> str:

@@ -477,11 +477,15 @@ def test_parser_choices_match_the_library():
 
 
 def test_every_command_has_an_implementation():
-    """cli.py names the commands; _commands implements each as cmd_<name>(args) -> exit code."""
+    """cli.py names the commands; _commands (or the module cli.COMMAND_MODULES names) implements
+    each as cmd_<name>(args) -> exit code."""
+    import importlib
+
     subparsers = next(a for a in cli._parser()._actions if isinstance(a, argparse._SubParsersAction))
-    assert set(subparsers.choices) == set(cli._COMMANDS)
-    for name in cli._COMMANDS:
-        assert callable(getattr(_commands, f"cmd_{name}"))
+    assert set(subparsers.choices) == set(cli._COMMANDS) == set(cli.COMMAND_MODULES)
+    for name, module in cli.COMMAND_MODULES.items():
+        assert callable(getattr(importlib.import_module(f"chinplan.{module}"), f"cmd_{name}"))
+    assert cli.COMMAND_MODULES["plan"] == "_commands" and _commands.cmd_plan
 
 
 def test_compare_loss_bands_carry_the_extrapolation_component(capsys):
