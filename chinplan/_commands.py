@@ -9,6 +9,7 @@ Imported by :mod:`chinplan.cli` only when a command runs, so ``chinplan --help``
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib.util
 import json
 import math
@@ -19,20 +20,19 @@ import warnings
 import jax
 import jax.numpy as jnp
 import numpy as np
-from rich.console import Console
-from rich.table import Table
-
-from chinplan import __version__, _checks, datasets, decide, engine, kernels, plots, sweep
+from chinplan import __version__, _checks, _render, datasets, decide, engine, kernels, plots, sweep
 from chinplan import _files
 from chinplan._files import write_atomic
 from chinplan.calibration import report as calibration_report
-from chinplan.cli import EXIT_OK, FIT_SUFFIXES, PLOT_SUFFIXES, SWEEP_SUFFIXES, CliError, Range, UsageError
+from chinplan.cli import EXIT_OK, FIT_SUFFIXES, PLOT_SUFFIXES, PLOT_TOKENS_PER_QUERY, SWEEP_SUFFIXES, CliError, Range, UsageError
 from chinplan.data import load_runs
 from chinplan.fit import fit
 from chinplan.extrapolation import compute_optimal_draws
 from chinplan.posterior import ConvergenceWarning, Posterior, default_posterior, shipped_posterior_path
 from chinplan.format import FORMATS, ROW_LABELS, band_cell, deployment_line, human_count, human_flops, quantile_label, sci
 from chinplan.uncertain import Uniform
+
+_console, _table, _print_tables = _render.console, _render.table, _render.print_tables
 
 _THIN, _COSTS = 0, 1  # key streams
 
@@ -146,22 +146,8 @@ def _deployment(args, *, queries: float | None = None):
         mfu_decode=_uncertain(args.mfu_decode),
         price=_uncertain(args.price),
         inference_price=_uncertain(args.inference_price),
+        **{k: getattr(args, k) for k in ("peak_flops", "inference_peak_flops") if getattr(args, k) is not None},
     )
-
-
-def _console() -> Console:
-    # No markup: design labels and file names are the user's text, printed as given.
-    console = Console(markup=False, highlight=False)
-    if not console.is_terminal:  # a pipe or file: do not squeeze tables into 80 columns
-        console = Console(markup=False, highlight=False, width=max(console.width, 160))
-    return console
-
-
-def _table(title: str, headers) -> Table:
-    table = Table(title=title)
-    for k, header in enumerate(headers):
-        table.add_column(header, justify="left" if k == 0 else "right")
-    return table
 
 
 def _jsonable(x):
@@ -200,6 +186,14 @@ def _check_output(path, arg: str, suffixes, *inputs) -> None:
         _files.check_output(path, inputs=(*inputs, shipped_posterior_path()), suffixes=suffixes, arg=arg, writable=True)
 
 
+def _overlays(args, draws) -> dict:
+    """Fan and iso-loss extras: the fitted runs; the published models only on the embedded fit
+    (a user's runs are in another tokenizer's nats)."""
+    data = draws.posterior.to_arviz().get("constant_data")
+    runs = None if data is None or "log_n" not in data else (np.exp(data["log_n"].values), np.exp(data["log_d"].values))
+    return {"runs": runs, **({"references": {}} if getattr(args, "posterior", None) else {})}
+
+
 def _queries_grid(queries: float):
     if queries > 0:
         return np.logspace(math.log10(queries) - 3, math.log10(queries) + 3, 49)
@@ -208,16 +202,6 @@ def _queries_grid(queries: float):
 
 def _warn(message: str) -> None:
     print(f"chinplan: warning: {message}", file=sys.stderr)
-
-
-def _print_tables(tables, notes=(), plot=None) -> None:
-    console = _console()
-    for item in tables:
-        console.print(item)
-    for note in notes:
-        console.print(note)
-    if plot:
-        console.print(f"wrote {plot}")
 
 
 # --------------------------------------------------------------------------------------
@@ -235,7 +219,8 @@ def cmd_plan(args) -> int:
     beyond = _beyond(draws, draws.posterior.extrapolation(compute=np.asarray(args.compute, np.float64)))
     if args.plot:
         lo, hi = min(1e18, min(args.compute) / 100), max(1e26, max(args.compute) * 100)
-        plots.save(plots.fan_chart(draws.theta, np.logspace(math.log10(lo), math.log10(hi), 41)), args.plot)
+        budgets = np.logspace(math.log10(lo), math.log10(hi), 41)
+        plots.save(plots.fan_chart(draws.theta, budgets, mark=args.compute, **_overlays(args, draws)), args.plot)
     if args.json:
         _emit_json(
             {
@@ -248,11 +233,11 @@ def cmd_plan(args) -> int:
         return EXIT_OK
     table = _table(
         f"Compute-optimal plan, {draws.num_draws} posterior draws: {quantile_label(q)}",
-        ("budget", "parameters N*", "tokens D*", "tokens/param", "loss"),
-    )
+        ("FLOPs", "parameters N*", "tokens D*", "tokens/param", "loss"), stacked=True,
+    )  # fmt: skip
     for i, c in enumerate(args.compute):
-        cells = (band_cell(result[k][:, i], FORMATS[k]) for k in ("n", "d", "tokens_per_param", "loss"))
-        table.add_row(human_flops(c), *cells)
+        cells = (band_cell(result[k][:, i], FORMATS[k], stacked=True) for k in ("n", "d", "tokens_per_param", "loss"))
+        table.add_row(sci(c), *cells)
     notes = [_beyond_note(c, beyond[i]) for i, c in enumerate(args.compute)]
     notes.append(f"bands: {draws.uncertainty} uncertainty (--uncertainty law|extrapolation); losses in the nats of the fitted runs' tokenizer and evaluation set")
     _print_tables([table], notes=notes, plot=args.plot)
@@ -286,7 +271,7 @@ def cmd_tco(args) -> int:
         if any(np.any(np.asarray(f) > 0) for f in result.nan_fraction[group].values()):
             _warn(f"some draws gave NaN in the {group} plan; their quantiles are over the other draws")
     if args.plot:
-        _plot_tco_designs(args, theta, values, targets)
+        _plot_tco_designs(args, theta, values, targets, f"{described['hardware'].upper()} {described['precision']}")
 
     best = "inference-aware optimum" if args.optimum == "cost" else "FLOPs-optimal (inference-aware)"
     if args.json:
@@ -327,17 +312,17 @@ def cmd_tco(args) -> int:
         notes.append(f"bands: {draws.uncertainty} uncertainty (--uncertainty law|extrapolation)")
         table = _table(
             f"Target loss {t:g}, {draws.num_draws} posterior draws: {quantile_label(q)}",
-            ("", best, "Chinchilla-optimal"),
-        )
+            ("", best, "Chinchilla-optimal"), stacked=True,
+        )  # fmt: skip
         for field in kernels.TCO_FIELDS:
-            table.add_row(ROW_LABELS[field], *(band_cell(values[g][field][:, i], FORMATS[field]) for g in groups))
+            table.add_row(ROW_LABELS[field], *(band_cell(values[g][field][:, i], FORMATS[field], stacked=True) for g in groups))
         _print_tables([table], notes)
     if args.plot:
         console.print(f"wrote {args.plot}")
     return EXIT_OK
 
 
-def _plot_tco_designs(args, theta, values, targets) -> None:
+def _plot_tco_designs(args, theta, values, targets, chip: str) -> None:
     """TCO vs queries of the median inference-aware and Chinchilla plans of the first target."""
     levels = list(args.quantiles)
     median = levels.index(0.5) if 0.5 in levels else len(levels) // 2  # the median, or the middle level
@@ -347,7 +332,7 @@ def _plot_tco_designs(args, theta, values, targets) -> None:
         if not (np.isfinite(n) and np.isfinite(d)):
             raise CliError(f"cannot plot: target loss {targets[0]:g} is unreachable for most draws")
         designs[f"{label} {human_count(n)}:{human_count(d)}"] = (float(n), float(d))
-    plots.save(plots.tco_vs_queries(theta, designs, None, _queries_grid(args.queries)), args.plot)
+    plots.save(plots.tco_vs_queries(theta, designs, None, _queries_grid(args.queries), hardware=chip), args.plot)
 
 
 # --------------------------------------------------------------------------------------
@@ -366,8 +351,8 @@ def cmd_compare(args) -> int:
     d = np.array([design[2] for design in args.designs])
     deployment, described = _deployment(args)
     draws = _load_draws(args)
-    if args.target_loss is not None:
-        _reachable(draws.params, [args.target_loss], "--target-loss")
+    # a target at or below E of every draw is reached by no design: probability 0, not an error
+    below_e = args.target_loss is not None and args.target_loss <= float(np.min(draws.params.E))
     # checked and sampled once; the loss questions carry the extrapolation component (costs of
     # a fixed design do not depend on the law)
     theta = decide.draw_pairs(draws.theta, deployment, key=_key(args, _COSTS))
@@ -376,12 +361,15 @@ def cmd_compare(args) -> int:
     p_cheaper = decide.draw_fraction(theta, decide.prob_cheaper(theta, n, d))
     p_lower = decide.draw_fraction(theta, decide.prob_lower_loss(theta, n, d))
     p_target = None
-    if args.target_loss is not None:
+    if below_e:
+        p_target = np.zeros(len(labels))
+    elif args.target_loss is not None:
         p_target = decide.draw_fraction(theta, decide.prob_target(theta, n, d, args.target_loss))
     beyond = _beyond(draws, draws.posterior.extrapolation(n, d))
     if args.plot:
         designs = {label: (a, b) for label, a, b in args.designs}
-        plots.save(plots.tco_vs_queries(theta, designs, None, _queries_grid(args.queries)), args.plot)
+        chip = f"{described['hardware'].upper()} {described['precision']}"
+        plots.save(plots.tco_vs_queries(theta, designs, None, _queries_grid(args.queries), hardware=chip), args.plot)
 
     if args.json:
         designs = []
@@ -407,23 +395,22 @@ def cmd_compare(args) -> int:
             }
         )
         return EXIT_OK
-    headers = ["design", "parameters N", "tokens D", "tokens/param", "training FLOPs", "loss", "GPU-hours", "total cost"]
-    if p_target is not None:
-        headers.append(f"P(loss <= {args.target_loss:g})")
-    table = _table(f"Designs, {draws.num_draws} posterior draws: {quantile_label(q)}", headers)
+    shapes = _table("Designs", ["design", "parameters N", "tokens D", "tokens/param", "training FLOPs"])
+    headers = ["design", "loss", "GPU-hours", "total cost"] + ([f"P(loss <= {args.target_loss:g})"] if p_target is not None else [])
+    table = _table(f"{draws.num_draws} posterior draws: {quantile_label(q)}", headers, stacked=True)
     for i, label in enumerate(labels):
-        row = [label, human_count(n[i]), human_count(d[i]), f"{d[i] / n[i]:.1f}", sci(6.0 * n[i] * d[i])]
-        row += [band_cell(bands[k][:, i], FORMATS[k]) for k in ("loss", "gpu_hours", "dollars")]
-        if p_target is not None:
-            row.append(f"{p_target[i]:.3f}")
-        table.add_row(*row)
-    tables = [deployment_line(described), table]
+        shapes.add_row(label, human_count(n[i]), human_count(d[i]), f"{d[i] / n[i]:.1f}", sci(6.0 * n[i] * d[i]))
+        row = [label] + [band_cell(bands[k][:, i], FORMATS[k], stacked=True) for k in ("loss", "gpu_hours", "dollars")]
+        table.add_row(*row, *([f"{p_target[i]:.3f}"] if p_target is not None else []))
+    tables = [deployment_line(described), shapes, table]
     for title, matrix in (("P(row cheaper than column)", p_cheaper), ("P(row has lower loss than column)", p_lower)):
         grid = _table(title, ["", *labels])
         for i, label in enumerate(labels):
             grid.add_row(label, *("-" if i == j else f"{matrix[i, j]:.3f}" for j in range(len(labels))))
         tables.append(grid)
     notes = [f"{label}: {b['decades']:.1f} decades beyond the fitted runs" for label, b in zip(labels, beyond) if b["decades"] > 0]
+    if below_e:
+        notes.append(f"no posterior draw reaches loss {args.target_loss:g}: it is at or below every draw's irreducible loss E")
     notes.append(f"loss bands and probabilities: {draws.uncertainty} uncertainty (--uncertainty law|extrapolation)")
     _print_tables(tables, notes=notes, plot=args.plot)
     return EXIT_OK
@@ -434,11 +421,20 @@ def cmd_compare(args) -> int:
 # --------------------------------------------------------------------------------------
 
 
+def _fingerprint(posterior) -> str:
+    """SHA-256 of a posterior's draws (every variable, in name order): which posterior a file used."""
+    digest = hashlib.sha256()
+    group = posterior.to_arviz().posterior
+    for name in sorted(group.data_vars):
+        digest.update(name.encode() + np.ascontiguousarray(group[name].values, np.float64).tobytes())
+    return digest.hexdigest()
+
+
 def cmd_sweep(args) -> int:
     suffix = os.path.splitext(args.output)[1].lower()
     _check_output(args.output, "-o/--output", SWEEP_SUFFIXES, args.scenarios, args.posterior)
     if suffix == ".parquet" and importlib.util.find_spec("pyarrow") is None:
-        raise CliError("writing Parquet needs pyarrow (pip install pyarrow); or write .nc or .csv")
+        raise CliError("writing Parquet needs pyarrow, a dependency of chinplan missing here (pip install pyarrow); or write .nc or .csv")
     scenarios = sweep.load_scenarios(args.scenarios)
     draws = _load_draws(args)
     progress = not args.no_progress and not args.json and sys.stderr.isatty()
@@ -447,6 +443,7 @@ def cmd_sweep(args) -> int:
     dataset.attrs.update(
         scenarios=os.path.basename(args.scenarios),
         posterior=draws.source,
+        posterior_sha256=_fingerprint(draws.posterior),
         num_draws=draws.num_draws,
         seed=args.seed,
         plan=scenarios.plan,
@@ -460,7 +457,7 @@ def cmd_sweep(args) -> int:
     else:
         frame = sweep.sweep_frame(dataset)
         if suffix == ".parquet":
-            write_atomic(args.output, lambda tmp: frame.to_parquet(tmp, engine="pyarrow", index=False))
+            write_atomic(args.output, lambda tmp: sweep.write_parquet(frame, tmp))
         else:
             write_atomic(args.output, lambda tmp: frame.to_csv(tmp, index=False))
     rows = math.prod(scenarios.shape)
@@ -504,19 +501,22 @@ def cmd_plot(args) -> int:
         lo, hi = _check_range("--compute-range", args.compute_range)
     elif args.kind == "tco":
         lo, hi = _check_range("--queries-range", args.queries_range)
-        deployment, _ = _deployment(args, queries=0.0)
+        if args.tokens_per_query is None and args.input_tokens is None and args.output_tokens is None:
+            args.tokens_per_query = PLOT_TOKENS_PER_QUERY  # documented in the option's help
+        deployment, described = _deployment(args, queries=0.0)
         if deployment.input_tokens + deployment.output_tokens == 0:
-            raise UsageError("plot tco needs --tokens-per-query or --input-tokens/--output-tokens")
+            raise UsageError("plot tco needs --tokens-per-query or --input-tokens/--output-tokens > 0")
     draws = _load_draws(args)
     if args.kind == "fan":
-        fig = plots.fan_chart(draws.params, np.logspace(math.log10(lo), math.log10(hi), 41))
+        fig = plots.fan_chart(draws.params, np.logspace(math.log10(lo), math.log10(hi), 41), **_overlays(args, draws))
     elif args.kind == "iso-loss":
-        fig = plots.iso_loss(draws.params)
+        fig = plots.iso_loss(draws.params, **_overlays(args, draws))
     elif args.kind == "tco":
         designs = args.designs or [("Llama-3 8B", 8e9, 15e12), ("Chinchilla 70B", 70e9, 1.4e12)]
         grid = np.logspace(math.log10(lo), math.log10(hi), 41)
         designs = {label: (n, d) for label, n, d in designs}
-        fig = plots.tco_vs_queries(draws.params, designs, deployment, grid, key=_key(args, _COSTS))
+        chip = f"{described['hardware'].upper()} {described['precision']}"
+        fig = plots.tco_vs_queries(draws.params, designs, deployment, grid, key=_key(args, _COSTS), hardware=chip)
     else:
         max_draws = None if args.draws is None else max(2, args.draws)  # evenly thinned by arviz
         fig = plots.pair_plot(draws.posterior, kind=args.pair_kind, max_draws=max_draws)
@@ -542,7 +542,7 @@ def cmd_fit(args) -> int:
         posterior = fit(
             runs,
             key=jax.random.PRNGKey(args.seed),
-            num_draws=args.draws,
+            num_draws=args.samples,
             num_warmup=args.warmup,
             num_chains=args.chains,
             target_accept_prob=args.target_accept,
@@ -568,9 +568,7 @@ def cmd_fit(args) -> int:
             }
         )
     else:
-        table = _table(f"Posterior of the law, {len(runs)} runs, {posterior.num_draws} draws", ["", *summary.columns])
-        for name, row in summary.iterrows():
-            table.add_row(str(name), *(f"{v:.4g}" for v in row.values))
+        table = _render.fit_table(summary, f"Posterior of the law, {len(runs)} runs, {posterior.num_draws} draws")
         console = _console()
         console.print(table)
         console.print(f"wrote {args.output} ({posterior.num_draws} draws, {posterior.num_divergences} divergences)")
@@ -579,10 +577,21 @@ def cmd_fit(args) -> int:
     if problems and not args.allow_unconverged:
         raise CliError(
             f"NUTS did not converge after {len(attempts)} attempt(s): {'; '.join(problems[:3])} "
-            f"(the file records the diagnostics; more --draws/--warmup, or --allow-unconverged)"
+            f"(the file records the diagnostics; more --samples/--warmup, or --allow-unconverged)"
         )
     for problem in problems:
         _warn(problem)
+    return EXIT_OK
+
+
+def cmd_hardware(args) -> int:
+    from chinplan.costs import HARDWARE, HARDWARE_ALIASES, HARDWARE_SOURCES
+
+    if args.json:
+        _emit_json({name: {**HARDWARE[name]._asdict(), "alias_of": HARDWARE_ALIASES.get(name), "source": HARDWARE_SOURCES.get(name)}
+                    for name in sorted(HARDWARE)})  # fmt: skip
+        return EXIT_OK
+    _print_tables(_render.hardware_lines(HARDWARE, HARDWARE_ALIASES, HARDWARE_SOURCES, with_sources=args.sources))
     return EXIT_OK
 
 
@@ -592,25 +601,11 @@ def cmd_validate(args) -> int:
         warnings.simplefilter("ignore", ConvergenceWarning)
         result = calibration_report(
             runs, key=jax.random.PRNGKey(args.seed), splits=tuple(args.splits), levels=tuple(args.levels),
-            compute_threshold=args.threshold, num_draws=args.draws, num_warmup=args.warmup, num_chains=args.chains,
+            compute_threshold=args.threshold, num_draws=args.samples, num_warmup=args.warmup, num_chains=args.chains,
             progress=None if not args.json else False,
         )  # fmt: skip
     if args.json:
         _emit_json(result)
         return EXIT_OK
-    table = _table(
-        "Back-tests: fit the smaller runs, predict the larger",
-        ["split", "interval", "fit", "pred", "error", *(f"cov{100 * q:g}" for q in args.levels), "width90", "score90"],
-    )
-    for row in result["splits"]:
-        cover = [f"{c['coverage']:.2f}" for c in row["coverage"]]
-        table.add_row(row["split"], row["interval"][:6], str(row["num_fit"]), str(row["num_predicted"]),
-                      f"{row['median_rel_error']:.2%}", *cover, f"{row['width90']:.3f}", f"{row['interval_score90']:.3f}")  # fmt: skip
-    console = _console()
-    console.print(table)
-    for row in result["allocation"]:
-        console.print(f"allocation ({row['interval']}): 90% N* bands hold {row['coverage']:.2f} ± {row['se']:.2f} of "
-                      f"{row['num_minima']} isoFLOP minima beyond the fit; median width {row['median_width']:.1f}x")  # fmt: skip
-    console.print("error: median |relative error| of the median prediction; coverage SE = sqrt(p(1-p)/pred)")
-    console.print("width90: median 90% width / median; score90: mean interval score / loss (lower is better)")
+    _print_tables(_render.validate_lines(result, args.levels))
     return EXIT_OK

@@ -198,3 +198,34 @@ def _pair_dataset(data: Any, max_draws: int | None):
         if step > 1 and "draw" in ds.dims:
             ds = ds.isel(draw=slice(None, None, step))
     return ds
+
+
+def _runs(runs):
+    """(N, D, C = 6ND) of fitted runs as float64 arrays, or None; ValueError naming ``runs``."""
+    if runs is None:
+        return None
+    try:
+        n, d = runs
+    except (TypeError, ValueError):
+        raise ValueError(f"runs must be a pair (N array, D array), got {type(runs).__name__}") from None
+    n = _checks.positive("runs N", n, allow_empty=False).reshape(-1)
+    d = _checks.positive("runs D", d, allow_empty=False).reshape(-1)
+    if n.shape != d.shape:
+        raise ValueError(f"runs N and D must have the same length, got {n.size} and {d.size}")
+    return n, d, 6.0 * n * d
+
+
+def _deployment_title(deployment, hardware: str | None = None) -> str:
+    """'989 TFLOP/s peak, MFU 40%, $2/GPU-hour, 500 tokens/query (375 in + 125 out)': medians
+    over draws of the (sampled) deployment, for a figure's title."""
+
+    def median(x):
+        return float(np.median(np.asarray(x, np.float64)))
+
+    tokens_in, tokens_out = median(deployment.input_tokens), median(deployment.output_tokens)
+    price = median(deployment.price)
+    serve = deployment.inference_price
+    prices = f"${price:.3g}/GPU-hour" + ("" if serve is None else f" train, ${median(serve):.3g} serve")
+    chip = f"{hardware}, " if hardware else ""
+    return (f"{chip}{median(deployment.peak_flops) / 1e12:.4g} TFLOP/s peak, MFU {100 * median(deployment.mfu_train):.3g}% train, "
+            f"{prices}, {tokens_in + tokens_out:.4g} tokens/query ({tokens_in:.4g} in + {tokens_out:.4g} out)")  # fmt: skip

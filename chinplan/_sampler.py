@@ -17,6 +17,8 @@ options, settings), and the data are arguments, so new data of the same shape re
 from __future__ import annotations
 
 import functools
+import sys
+import time
 import warnings
 
 import jax
@@ -81,6 +83,26 @@ def _runner(model, model_kwargs: tuple, num_warmup: int, num_draws: int, num_cha
     return jax.pmap(chain, in_axes=(0, None))
 
 
+#: Compiled samplers by (jitted function, argument shapes and dtypes): the progress path
+#: compiles ahead of time (to report it) and must not compile again on the next call.
+_COMPILED: dict = {}
+
+
+def _compiled(run, *args):
+    """``run`` compiled for ``args``, announcing the compilation on stderr (the first time for
+    this shape; later calls reuse it). Falls back to ``run`` where it cannot be lowered."""
+    if not hasattr(run, "lower"):
+        return run
+    leaves, tree = jax.tree_util.tree_flatten(args)
+    signature = (run, tree, tuple((np.shape(x), str(getattr(x, "dtype", None) or np.result_type(x)), bool(getattr(x, "weak_type", False))) for x in leaves))
+    if signature not in _COMPILED:
+        print("NUTS compiling: the sampler is compiled once per data shape (several seconds)...", file=sys.stderr, flush=True)
+        start = time.perf_counter()
+        _COMPILED[signature] = run.lower(*args).compile()
+        print(f"NUTS compiled in {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
+    return _COMPILED[signature]
+
+
 def sample_nuts(
     model,
     model_args: tuple,
@@ -118,10 +140,11 @@ def sample_nuts(
     run = _runner(model, tuple(sorted(model_kwargs.items())), num_warmup, num_draws, num_chains, method, float(target_accept_prob), every)
     keys = jax.random.split(key, num_chains)
     bar = None
-    if progress:
+    if progress:  # compile first, saying so, so the bar does not sit at 0 through compilation
+        run = _compiled(run, keys, tuple(model_args))
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=num_chains * (total - total % every), desc=f"NUTS {num_chains} chain(s) x {total} steps ({method})")
+        bar = tqdm(total=num_chains * (total - total % every), desc=f"NUTS sampling: {num_chains} chain(s) x {total} steps ({method})")
     _progress["bar"] = bar
     try:
         samples, diverging = run(keys, tuple(model_args))

@@ -10,23 +10,30 @@ Commands::
     chinplan sweep SCENARIOS.toml -o out.parquet|out.nc|out.csv
                                                       bands over a grid of scenarios, written atomically
     chinplan plot {fan,iso-loss,tco,pair} -o FILE.png|FILE.svg
-    chinplan fit RUNS.csv -o posterior.nc [--draws 1000 --warmup 500 --chains 4]
+    chinplan fit RUNS.csv -o posterior.nc [--samples 1000 --warmup 500 --chains 4]
+    chinplan smallest --target-loss 2.0 [--tokens 15T] [--prob 0.9]
+                                                      smallest model reaching a loss with probability p
+    chinplan hardware [--sources]                     the accelerator presets
 
 Options every command takes: ``--json`` (one JSON document on stdout; numbers as floats,
 ``null`` where a value is infinite, e.g. a quantile over draws that cannot reach a target loss)
 and ``--seed`` (the seed of any sampling: the JAX PRNG key of cost distributions and NUTS, and
-the NumPy generator that picks ``--draws``). Commands that read the posterior take
-``--posterior FILE`` (default: the embedded Chinchilla fit) and ``--draws N`` (a random subset
-of N draws). ``plan``, ``tco`` and ``compare`` take ``--plot FILE.png|FILE.svg``; ``sweep``
+the NumPy generator that picks ``--draws``). The commands that read a posterior (``plan``,
+``tco``, ``compare``, ``sweep``, ``plot``) take ``--posterior FILE`` (default: the embedded
+Chinchilla fit) and ``--draws N`` (a random subset of N draws); ``fit`` and ``validate`` make
+posteriors and take the NUTS settings ``--samples N`` (draws kept per chain), ``--warmup`` and
+``--chains``. ``plan``, ``tco`` and ``compare`` take ``--plot FILE.png|FILE.svg``; ``sweep``
 takes a TOML file whose schema ``chinplan sweep --help`` prints
 (:data:`chinplan.sweep.SCENARIOS_SCHEMA`).
 
 Deployment options (``tco``, ``compare``, ``plot tco``): ``--queries``, ``--tokens-per-query``
 with ``--output-share`` (or ``--input-tokens`` and ``--output-tokens``), ``--hardware``
-(:data:`chinplan.costs.HARDWARE`) and ``--precision``, ``--inference-hardware`` and
+(:data:`chinplan.costs.HARDWARE`, case-insensitive; ``h100`` is ``h100-sxm``; ``chinplan hardware``
+lists them) or ``--peak-flops`` for another chip, and ``--precision``, ``--inference-hardware`` and
 ``--inference-precision``, ``--mfu``, ``--mfu-prefill``, ``--mfu-decode``, ``--price`` and
-``--inference-price`` (dollars per GPU-hour). MFUs and prices take a number or a range
-``LO:HI``, sampled uniformly once per posterior draw. Sizes take K/M/B/T/Q suffixes
+``--inference-price`` (dollars per GPU-hour, ``2`` or ``$2``). MFUs and prices take a number
+or a range ``LO:HI``, sampled uniformly once per posterior draw. ``plot tco`` takes 500 tokens per query
+(``PLOT_TOKENS_PER_QUERY``) unless given ``--tokens-per-query`` or ``--input-tokens``/``--output-tokens``. Sizes take K/M/B/T/Q suffixes
 (``70B``, ``1.4T``) as well as plain numbers and ``1e9`` notation.
 
 Losses are in the nats of the fitted runs' tokenizer and evaluation set: the embedded
@@ -35,8 +42,10 @@ own runs (``chinplan fit``). ``plan`` says how far each budget lies beyond the f
 its bands include the extrapolation component by default (``--uncertainty law|extrapolation``).
 
 Exit codes: 0 success; 1 bad input file or values (a missing file, a target loss below the
-irreducible loss of every draw, a malformed scenario file); 2 bad usage (an unknown option, a
-malformed number or design, a wrong output suffix). Errors print one line on stderr, never a
+irreducible loss of every draw, a malformed scenario file); 2 bad usage (an unknown option,
+named with the nearest known one; a malformed or out-of-range number such as ``-1e24``; a
+malformed design; a wrong output suffix). Options are never abbreviated (``--draw`` is an
+unknown option, not ``--draws``). Errors print one line on stderr, never a
 traceback (set ``CHINPLAN_DEBUG=1`` to get one for an unexpected error).
 
 This module is the parser only and imports nothing but the standard library and
@@ -47,8 +56,10 @@ This module is the parser only and imports nothing but the standard library and
 from __future__ import annotations
 
 import argparse
+import difflib
 import math
 import os
+import re
 import signal
 import sys
 
@@ -68,8 +79,18 @@ FIT_SUFFIXES = (".nc",)  # fit writes NetCDF
 PLOT_KINDS = ("fan", "iso-loss", "tco", "pair")
 #: Names of the hardware presets and precisions (chinplan.costs.HARDWARE and
 #: chinplan.sweep.PRECISIONS; tests/test_cli.py checks they agree), known here without JAX.
-HARDWARE_NAMES = ("a100", "h100", "h100-sxm", "h200")
+#: Names are case-insensitive (``A100`` is ``a100``); ``h100`` is an alias of ``h100-sxm``.
+HARDWARE_NAMES = (
+    "a100", "a100-40gb", "a100-80gb", "h100", "h100-sxm", "h100-pcie", "h200", "b200", "gb200",
+    "mi300x", "mi325x", "tpu-v5e", "tpu-v5p", "tpu-v6e",
+)  # fmt: skip
+HARDWARE_HELP = (
+    f"{', '.join(HARDWARE_NAMES)}; any case; a100 = a100-80gb, h100 = h100-sxm (H100 SXM5 80GB); "
+    "`chinplan hardware` lists their peaks, memory and sources"
+)
 PRECISIONS = ("bf16", "fp16", "fp8", "int8")
+#: Tokens per query ``plot tco`` assumes when none are given (the README's example deployment).
+PLOT_TOKENS_PER_QUERY = 500.0
 
 
 class CliError(Exception):
@@ -93,8 +114,8 @@ def _number_type(*, allow_zero: bool):
             raise argparse.ArgumentTypeError(str(err)) from None
         ok = math.isfinite(value) and (value >= 0 if allow_zero else value > 0)
         if not ok:
-            sign = "non-negative" if allow_zero else "positive"
-            raise argparse.ArgumentTypeError(f"{text!r} must be a finite {sign} number")
+            sign, valid = ("non-negative", "[0, inf)") if allow_zero else ("positive", "(0, inf)")
+            raise argparse.ArgumentTypeError(f"{text!r} must be a finite {sign} number (valid range {valid})")
         return value
 
     return convert
@@ -131,6 +152,13 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _probability(text: str) -> float:
+    value = _fraction(text)
+    if value == 0.0:
+        raise argparse.ArgumentTypeError(f"{text!r} must lie in (0, 1]")
+    return value
+
+
 class Range(tuple):
     """A range 'LO:HI' given on the command line: the command samples it uniformly per draw."""
 
@@ -140,6 +168,8 @@ def _uncertain_type(*, mfu: bool):
 
     def convert(text: str):
         parts = str(text).split(":")
+        if not mfu:  # a price may be written as on a bill: $2, $1.5:$3
+            parts = [p.strip().removeprefix("$") for p in parts]
         if len(parts) > 2:
             raise argparse.ArgumentTypeError(f"{text!r} must be a number or a range LO:HI")
         try:
@@ -157,6 +187,11 @@ def _uncertain_type(*, mfu: bool):
         return Range(values)
 
     return convert
+
+
+def _hardware_type(text: str) -> str:
+    """A hardware preset name, case-insensitive: ``A100`` -> ``a100`` (argparse then checks the choices)."""
+    return str(text).strip().lower()
 
 
 def _design_type(text: str):
@@ -187,12 +222,42 @@ _fit_path = _path_type(FIT_SUFFIXES, "posterior file")
 
 
 class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors, no abbreviations, negative numbers as values and
+    unknown options reported first, with the nearest known option."""
+
     #: A callable giving the epilog, called only when the help page is shown.
     epilog_from = None
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)  # --draw is not silently --draws
+        super().__init__(*args, **kwargs)
+        # '-1e24', '-.5', '-70B' are values (then refused by their type with the valid range),
+        # not options: argparse's own pattern knows only '-1' and '-1.5'.
+        self._negative_number_matcher = re.compile(r"^-\.?\d")
 
     def error(self, message):  # one line, exit 2
         print(f"chinplan: error: {' '.join(message.split())}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
+
+    def parse_known_args(self, args=None, namespace=None):
+        self._check_options(sys.argv[1:] if args is None else list(args))
+        return super().parse_known_args(args, namespace)
+
+    def _check_options(self, args) -> None:
+        """An unknown option is the error to report, before any missing required one."""
+        known = [option for option in self._option_string_actions if option.startswith("--")]
+        commands = self._subparsers is not None
+        for token in args:
+            if token == "--" or (commands and not token.startswith("-")):
+                return  # the rest belongs to the command (its parser checks it) or is positional
+            if not token.startswith("-") or token == "-" or self._negative_number_matcher.match(token):
+                continue
+            name = token.split("=", 1)[0] if token.startswith("--") else token[:2]
+            if name in self._option_string_actions:
+                continue
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            self.error(f"unrecognized option {name!r}{hint}; see {self.prog} --help")
 
     def format_help(self):
         if self.epilog_from is not None:
@@ -204,6 +269,12 @@ def _scenarios_schema() -> str:
     from chinplan.sweep import SCENARIOS_SCHEMA  # the library loads only for `chinplan sweep --help`
 
     return "scenario file:\n\n" + SCENARIOS_SCHEMA
+
+
+def _runs_schema() -> str:
+    from chinplan.data import RUNS_SCHEMA  # loads only for `chinplan fit --help`
+
+    return "runs file:\n\n" + RUNS_SCHEMA
 
 
 def _common_options() -> argparse.ArgumentParser:
@@ -239,14 +310,23 @@ def _deployment_options(*, queries: bool = True) -> argparse.ArgumentParser:
     if queries:
         add("--queries", type=_nonnegative_float, default=0.0, metavar="Q",
             help="lifetime queries served (default 0: training only)")  # fmt: skip
-    add("--tokens-per-query", type=_nonnegative_float, metavar="T", help="tokens per query, prompt + generated")
+    tokens_help = "tokens per query, prompt + generated"
+    if not queries:  # plot tco: the x axis is the query volume; a query's size has a default
+        tokens_help += f" (default {PLOT_TOKENS_PER_QUERY:g} unless --input-tokens/--output-tokens)"
+    add("--tokens-per-query", type=_nonnegative_float, metavar="T", help=tokens_help)
     add("--output-share", type=_fraction, default=0.25, metavar="F",
         help="generated share of --tokens-per-query (default 0.25)")  # fmt: skip
     add("--input-tokens", type=_nonnegative_float, metavar="T", help="prompt (prefill) tokens per query")
     add("--output-tokens", type=_nonnegative_float, metavar="T", help="generated (decode) tokens per query")
-    add("--hardware", choices=sorted(HARDWARE_NAMES), default="h100", help="accelerator preset (default h100)")
+    add("--hardware", type=_hardware_type, choices=sorted(HARDWARE_NAMES), default="h100", metavar="NAME",
+        help=f"accelerator preset: {HARDWARE_HELP} (default h100)")  # fmt: skip
+    add("--peak-flops", type=_positive_float, metavar="FLOPS",
+        help="peak FLOP/s of a training chip without a preset (replaces --hardware's peak)")  # fmt: skip
+    add("--inference-peak-flops", type=_positive_float, metavar="FLOPS",
+        help="peak FLOP/s of a serving chip without a preset (replaces --inference-hardware's)")  # fmt: skip
     add("--precision", choices=PRECISIONS, default="bf16", help="training precision (default bf16)")
-    add("--inference-hardware", choices=sorted(HARDWARE_NAMES), help="serving accelerator (default: --hardware)")
+    add("--inference-hardware", type=_hardware_type, choices=sorted(HARDWARE_NAMES), metavar="NAME",
+        help="serving accelerator preset (default: --hardware)")  # fmt: skip
     add("--inference-precision", choices=PRECISIONS, help="serving precision (default: --precision)")
     mfu, price = _uncertain_type(mfu=True), _uncertain_type(mfu=False)
     add("--mfu", type=mfu, default=0.4, metavar="U|LO:HI", help="training MFU (default 0.4)")
@@ -257,10 +337,28 @@ def _deployment_options(*, queries: bool = True) -> argparse.ArgumentParser:
     return options
 
 
+class _DeprecatedAlias(argparse.Action):
+    """An old spelling of an option: stores into the new option's dest and says so on stderr."""
+
+    def __init__(self, option_strings, dest, *, new: str, **kwargs):
+        self.new = new
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"chinplan: warning: {option_string} is deprecated here; use {self.new}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
 def _nuts_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--draws", type=_positive_int, default=1000, help="draws kept per chain")
-    parser.add_argument("--warmup", type=_positive_int, default=500)
-    parser.add_argument("--chains", type=_positive_int, default=4)
+    """NUTS settings of fit and validate. ``--samples`` (not ``--draws``, which elsewhere picks a
+    random subset of a posterior's draws) is the number of draws NUTS keeps per chain."""
+    nuts = parser.add_argument_group("NUTS")
+    nuts.add_argument("--samples", type=_positive_int, default=1000, metavar="N",
+                      help="NUTS draws kept per chain (default 1000)")  # fmt: skip
+    nuts.add_argument("--draws", dest="samples", type=_positive_int, action=_DeprecatedAlias, new="--samples",
+                      help=argparse.SUPPRESS)  # fmt: skip
+    nuts.add_argument("--warmup", type=_positive_int, default=500, metavar="N", help="NUTS warm-up steps per chain (default 500)")
+    nuts.add_argument("--chains", type=_positive_int, default=4, metavar="N", help="NUTS chains (default 4)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -298,6 +396,14 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("designs", type=_design_type, nargs="+", metavar="DESIGN", help="N:D or LABEL=N:D (70B:1.4T)")
     compare.add_argument("--target-loss", type=_positive_float, metavar="L", help="also report P(loss <= L)")
 
+    smallest = commands.add_parser(
+        "smallest", parents=[common, posterior, deployment],
+        help="the smallest model reaching a target loss with probability p (on D tokens, or cheapest on an N x D grid)",
+    )  # fmt: skip
+    smallest.add_argument("--target-loss", type=_positive_float, required=True, metavar="L", help="loss to reach")
+    smallest.add_argument("--tokens", type=_positive_float, metavar="D", help="training tokens (default: search an N x D grid)")
+    smallest.add_argument("--prob", type=_probability, default=0.9, metavar="P", help="probability of reaching it, in (0, 1] (default 0.9)")
+
     sweep = commands.add_parser(
         "sweep", parents=[common, draws_only], help="bands over a TOML grid of scenarios, to Parquet, NetCDF or CSV",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -327,7 +433,11 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     plot.add_argument("--pair-kind", choices=("kde", "scatter"), default="kde", help="pair: kde or scatter")
 
-    fit = commands.add_parser("fit", parents=[common], help="fit the law to a runs CSV with NUTS and save the posterior")
+    fit = commands.add_parser(
+        "fit", parents=[common], help="fit the law to a runs CSV with NUTS and save the posterior",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    fit.epilog_from = _runs_schema
     fit.add_argument("runs", metavar="RUNS.csv")
     fit.add_argument("-o", "--output", type=_fit_path, required=True, metavar="FILE", help="posterior NetCDF (.nc) to write")
     fit.add_argument("--target-accept", type=_fraction, default=0.8, metavar="P", help="NUTS target acceptance (default 0.8)")
@@ -339,6 +449,11 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--max-retries", type=_integer_type(0, "be an integer >= 0"), default=3, metavar="K",
                      help="convergence gate: refits with longer warm-up, higher acceptance, fresh starts (default 3)")  # fmt: skip
     _nuts_options(fit)
+
+    hardware = commands.add_parser(
+        "hardware", parents=[common], help="list the accelerator presets: dense peaks, memory, bandwidth, sources"
+    )
+    hardware.add_argument("--sources", action="store_true", help="also print where each preset's figures come from")
 
     validate = commands.add_parser(
         "validate", parents=[common],
@@ -357,18 +472,23 @@ def _parser() -> argparse.ArgumentParser:
 # --------------------------------------------------------------------------------------
 
 
-def _command(name: str):
-    """The command ``name`` of :mod:`chinplan._commands`, imported when it runs (not for --help)."""
+def _command(name: str, module: str = "_commands"):
+    """The command ``name`` of ``chinplan.<module>``, imported when it runs (not for --help)."""
 
     def run(args) -> int:
-        from chinplan import _commands  # the one lazy import: the library loads only to run a command
+        import importlib  # the one lazy import: the library loads only to run a command
 
-        return getattr(_commands, f"cmd_{name}")(args)
+        return getattr(importlib.import_module(f"chinplan.{module}"), f"cmd_{name}")(args)
 
     return run
 
 
-_COMMANDS = {name: _command(name) for name in ("plan", "tco", "compare", "sweep", "plot", "fit", "validate")}
+#: The module of each command's cmd_<name>(args): chinplan._commands, or a module of its own.
+COMMAND_MODULES = {
+    **{name: "_commands" for name in ("plan", "tco", "compare", "sweep", "plot", "fit", "validate", "hardware")},
+    "smallest": "_smallest",
+}
+_COMMANDS = {name: _command(name, module) for name, module in COMMAND_MODULES.items()}
 
 
 def _exit_now(code: int) -> None:

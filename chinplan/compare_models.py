@@ -22,7 +22,7 @@ same runs (the data hashes are checked): LOO compares predictions of the same ob
 from __future__ import annotations
 
 import warnings
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping
 
 import arviz as az
 import jax

@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 
 from chinplan import _checks
+from chinplan.format import parse_human
 from chinplan.law import FLOPS_PER_PARAM_TOKEN
 
-__all__ = ["load_runs", "RunsArrays", "runs_arrays", "MIN_RUNS", "COLUMN_ALIASES"]
+__all__ = ["load_runs", "RunsArrays", "runs_arrays", "MIN_RUNS", "COLUMN_ALIASES", "RUNS_SCHEMA"]
 
 #: The Bayesian model has 7 parameters (E, A, B, alpha, beta, the noise scale and the
 #: Student-t degrees of freedom); a table with fewer runs cannot identify them.
@@ -31,6 +32,17 @@ COLUMN_ALIASES = {
     "flops": ("flops", "c", "compute", "training flop", "training flops", "training_flops"),
     "loss": ("loss", "final loss", "final_loss", "l"),
 }
+
+
+#: What a runs CSV holds (``chinplan fit --help`` prints it).
+RUNS_SCHEMA = (
+    "One row per training run, with a header row. Columns (case and surrounding spaces ignored):\n"
+    + "".join(f"  {name:<7} {', '.join(repr(a) for a in aliases)}\n" for name, aliases in COLUMN_ALIASES.items())
+    + "params and loss are required, and tokens or flops (the other follows from C = 6 N D).\n"
+    "Sizes may be written 70M, 1.4B, 2e10 (suffixes K, M, B, T, Q); every value finite and > 0;\n"
+    f"at least {MIN_RUNS} runs. Losses in nats, on one tokenizer and evaluation set. Example:\n\n"
+    "  params,tokens,loss\n  70M,1.4B,3.51\n  400M,8B,2.94\n"
+)
 
 
 class RunsArrays(NamedTuple):
@@ -52,7 +64,23 @@ def _canonical_columns(frame: pd.DataFrame) -> dict[str, str]:
     return found
 
 
+def _human_sizes(values: pd.Series) -> pd.Series:
+    """Cells written like 70M or 1.4T as numbers (a size column); other cells as they are."""
+
+    def convert(value):
+        if isinstance(value, str):
+            try:
+                return parse_human(value)
+            except ValueError:
+                return value  # reported, with its row, by _check_column
+        return value
+
+    return values.map(convert)
+
+
 def _check_column(values: pd.Series, name: str, row_labels) -> np.ndarray:
+    if name != "loss" and (pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)):
+        values = _human_sizes(values).astype(object)
     if pd.api.types.is_bool_dtype(values) or pd.api.types.is_complex_dtype(values):
         raise ValueError(
             f"column {name!r} has dtype {values.dtype}; it must hold real numbers (finite and > 0)"

@@ -524,4 +524,26 @@ def bands_dataset(
         ds.n.sel(quantile=0.5)
     """
     result = bands(fn, params, *scenario_args, q=q, chunk_size=chunk_size, progress=progress, nan_policy=nan_policy)
+    if coords is None:
+        coords = _default_coords(scenario_args, dims)
     return to_dataset(result, q, dims=dims, coords=coords)
+
+
+def _default_coords(scenario_args, dims) -> dict:
+    """Coordinates of the scenario axes when none are given: on each axis along which exactly
+    one array argument varies (a 1-D grid such as ``np.logspace(20, 26, 61)``), its values."""
+    arrays = [np.asarray(a) for a in scenario_args if isinstance(a, (np.ndarray, jax.Array))]
+    if not arrays or len(arrays) != len(scenario_args):
+        return {}
+    shape = np.broadcast_shapes(*(a.shape for a in arrays))
+    names = tuple(dims) if dims is not None else tuple(f"scenario_{i}" for i in range(len(shape)))
+    coords = {}
+    for i, name in enumerate(names[: len(shape)]):
+        along = []
+        for a in arrays:
+            full = (1,) * (len(shape) - a.ndim) + a.shape
+            if full[i] == shape[i] > 1 and all(size == 1 for j, size in enumerate(full) if j != i):
+                along.append(a.reshape(-1))
+        if len(along) == 1:
+            coords[name] = along[0]
+    return coords

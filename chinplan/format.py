@@ -129,11 +129,17 @@ def parse_design(text: str) -> tuple[str, float, float]:
     return label, values[0], values[1]
 
 
-def band_cell(values: Iterable[float], fmt: Callable[[float], str]) -> str:
-    """'median (low - high)' for three quantiles, else the values joined by ' / '."""
+def band_cell(values: Iterable[float], fmt: Callable[[float], str], *, stacked: bool = False) -> str:
+    """'median (low - high)' for three quantiles, else the values joined by ' / '.
+
+    A band whose values all print the same (a fixed cost, no uncertainty) is that one value.
+    ``stacked`` puts the range on a second line: 'median\nlow - high' (narrow tables).
+    """
     texts = [fmt(float(v)) for v in values]
+    if len(set(texts)) == 1:
+        return texts[0]
     if len(texts) == 3:
-        return f"{texts[1]} ({texts[0]} - {texts[2]})"
+        return f"{texts[1]}\n{texts[0]} - {texts[2]}" if stacked else f"{texts[1]} ({texts[0]} - {texts[2]})"
     return " / ".join(texts)
 
 
@@ -174,7 +180,9 @@ ROW_LABELS = {
     "tokens_per_param": "tokens/param",
     "loss": "loss",
     "train_flops": "training FLOPs",
-    "gpu_hours": "GPU-hours",
+    "train_gpu_hours": "training GPU-hours",
+    "inference_gpu_hours": "serving GPU-hours",
+    "gpu_hours": "total GPU-hours",
     "train_dollars": "training cost",
     "inference_dollars": "serving cost",
     "dollars": "total cost",
@@ -201,9 +209,12 @@ def deployment_line(described: dict) -> str:
         return f"${v:g}"
 
     x = described
-    chip = f"{x['hardware'].upper()} {x['precision']} ({x['peak_flops'] / 1e12:g} TFLOP/s peak)"
+    def chip_name(name):
+        return name if name == "custom" else name.upper()
+
+    chip = f"{chip_name(x['hardware'])} {x['precision']} ({x['peak_flops'] / 1e12:g} TFLOP/s peak)"
     if (x["inference_hardware"], x["inference_precision"]) != (x["hardware"], x["precision"]):
-        chip += f", serving on {x['inference_hardware'].upper()} {x['inference_precision']}"
+        chip += f", serving on {chip_name(x['inference_hardware'])} {x['inference_precision']}"
     price = show(x["price"], usd)
     if "inference_price" in x:
         price += f" train / {show(x['inference_price'], usd)} serve"

@@ -84,6 +84,21 @@ class HuberFit(NamedTuple):
     all_theta: jax.Array
     all_objectives: jax.Array
 
+    def __repr__(self) -> str:
+        """The best fit in full; the per-start arrays by shape only (4,500 starts by default)."""
+        p = self.params
+        law = ", ".join(f"{k}={float(getattr(p, k)):.6g}" for k in ("E", "A", "B", "alpha", "beta"))
+        return (
+            f"HuberFit(params=LawParams({law}), objective={float(self.objective):.6g}, "
+            f"grad_norm={float(self.grad_norm):.3g}, num_iter={int(self.num_iter)}, best_index={int(self.best_index)}, "
+            f"starts=<{_shape_text(self.starts)}>, all_theta=<{_shape_text(self.all_theta)}>, "
+            f"all_objectives=<{_shape_text(self.all_objectives)}>)"
+        )
+
+
+def _shape_text(x) -> str:
+    return f"array of shape {tuple(np.shape(x))}"
+
 
 class HuberBootstrap(NamedTuple):
     """Result of :func:`huber_bootstrap`.

@@ -297,7 +297,10 @@ def target_plan_cost(theta: tuple[LawParams, Deployment], target_loss: ArrayLike
     return PlanCost(best.n, best.d, priced(best.n, best.d, best.loss, theta[1], ("dollars",))["dollars"])
 
 
-TCO_FIELDS = ("n", "d", "tokens_per_param", "train_flops", "gpu_hours", "train_dollars", "inference_dollars", "dollars")
+TCO_FIELDS = (
+    "n", "d", "tokens_per_param", "train_flops", "train_gpu_hours", "inference_gpu_hours", "gpu_hours",
+    "train_dollars", "inference_dollars", "dollars",
+)  # fmt: skip
 DESIGN_FIELDS = ("loss", "gpu_hours", "train_dollars", "inference_dollars", "dollars")
 
 

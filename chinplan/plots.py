@@ -114,9 +114,18 @@ def fan_chart(
     *,
     q: Sequence[float] = (0.05, 0.25, 0.5, 0.75, 0.95),
     references: Mapping[str, tuple[float, float]] | None = None,
+    mark: Sequence[float] | None = None,
+    runs: tuple[ArrayLike, ArrayLike] | None = None,
     ax=None,
 ):
     """Posterior fan chart of the compute-optimal parameters N*(C) and tokens D*(C).
+
+    ``runs``: (N, D) of the fitted runs, drawn as grey dots at their budget C = 6ND (where the
+    data are, against where the plan extrapolates). References outside the budgets shown are
+    left out (no legend entry for a marker off the axes).
+
+    ``mark``: budgets to mark with dashed vertical lines (the ones ``chinplan plan`` was asked
+    about), each labelled with its median N* and D*.
 
     ``params`` may be a LawParams (the law's posterior) or an
     :class:`~chinplan.extrapolation.ExtrapolatedLaw` (``Posterior.extrapolated_params()``):
@@ -166,6 +175,9 @@ def fan_chart(
         fig = _figures._figure_of(ax_n)
     one_panel = ax_n is ax_d
 
+    marked = [] if mark is None else [float(c) for c in _checks.positive("mark", mark).reshape(-1)]
+    fitted = _figures._runs(runs)
+    references = {k: v for k, v in references.items() if budgets[0] <= _figures._budget(*v) <= budgets[-1]}
     result = engine.bands(kernels.plan, params, budgets, q=levels).values
     index = {v: i for i, v in enumerate(levels)}
     if isinstance(params, ExtrapolatedLaw):  # shade the budgets beyond the fitted runs
@@ -215,6 +227,15 @@ def fan_chart(
                 ha="right",
                 fontsize=8,
             )
+        if fitted is not None:
+            inside = (fitted[2] >= budgets[0]) & (fitted[2] <= budgets[-1])
+            axis.scatter(fitted[2][inside], fitted[which][inside], s=6, color="0.45", alpha=0.6, linewidth=0, zorder=3,
+                         label="fitted runs" if which == 0 or not one_panel else None)  # fmt: skip
+        for j, c in enumerate(marked):
+            if which == 0 or not one_panel:
+                axis.axvline(c, color="0.3", linestyle="--", linewidth=1.0, label="requested budget" if j == 0 else None)
+            y = float(np.interp(np.log(c), np.log(budgets), values[index[0.5]]))
+            axis.annotate(f"{symbol[0]}={short_sci(y)}", (c, y), xytext=(5, -4 if which == 0 else 4), textcoords="offset points", fontsize=8)
         axis.set_xscale("log")
         axis.set_yscale("log")
         axis.set_xlim(budgets[0], budgets[-1])
@@ -246,9 +267,13 @@ def iso_loss(
     grid_points: int = 81,
     flops: ArrayLike | None = None,
     references: Mapping[str, tuple[float, float]] | None = None,
+    runs: tuple[ArrayLike, ArrayLike] | None = None,
     ax=None,
 ):
     """Iso-loss contours on the (N, D) plane, the compute-optimal frontier and iso-FLOP lines.
+
+    ``runs``: (N, D) of the fitted runs, drawn as grey dots. References outside the plane
+    shown are left out. Each contour is labelled with its loss.
 
     The contours are of the pointwise posterior median loss: at each grid point (N, D) the
     median over draws of L_i(N, D) = E_i + A_i/N^alpha_i + B_i/D^beta_i (Hoffmann et al.
@@ -286,6 +311,8 @@ def iso_loss(
     else:
         flops = _figures._positive_grid("flops", np.atleast_1d(flops), min_points=1)
     references = _figures._references(REFERENCE_MODELS if references is None else references)
+    references = {k: (n, d) for k, (n, d) in references.items() if n_lo <= n <= n_hi and d_lo <= d <= d_hi}
+    fitted = _figures._runs(runs)
     fig, ax = _figures._axes_or_new(ax, (10.0, 6.5))
 
     n_grid = np.logspace(math.log10(n_lo), math.log10(n_hi), int(grid_points))
@@ -342,6 +369,9 @@ def iso_loss(
         marker = _MARKERS[k % len(_MARKERS)]
         ax.scatter([n], [d], marker=marker, s=45, color="white", edgecolor="black", zorder=5, label=name)
 
+    if fitted is not None:
+        ax.scatter(fitted[0], fitted[1], s=8, color="0.35", alpha=0.6, linewidth=0, zorder=4, label=f"fitted runs ({fitted[0].size})")
+
     # A proxy so the contour colours appear in the legend.
     ax.plot([], [], color=contours.get_cmap()(0.5), linewidth=1.2, label=f"median loss L(N, D) (nats), {n_draws} draws")
     ax.set_xscale("log")
@@ -368,9 +398,13 @@ def tco_vs_queries(
     *,
     key: jax.Array | None = None,
     refine: int = 8,
+    hardware: str | None = None,
     ax=None,
 ):
     """Total cost of ownership of each design against lifetime query volume.
+
+    The title states the deployment (``hardware``'s name if given, peak, MFU, price, tokens
+    per query) and each design's legend entry its median loss.
 
     Dollars = price * 6ND / (3600 P U_train) + inference price * 2N Q (T_in/U_prefill +
     T_out/U_decode) / (3600 P_inf) (:func:`chinplan.tco`; Sardana et al. 2024, §3). The
@@ -430,16 +464,21 @@ def tco_vs_queries(
         kernels.dollars_at_queries, theta, n_arr[:, None], d_arr[:, None], q_grid[None, :], q=(0.05, 0.5, 0.95)
     )
     dollars = np.asarray(result.values, np.float64)  # (quantile, design, queries)
+    # Each design's median loss, in the legend: a worse model must not look simply cheaper.
+    losses = np.asarray(engine.bands(kernels.design_point, theta, n_arr, d_arr, q=(0.5,)).values["loss"], np.float64)[0]
     colours = [f"C{k % 10}" for k in range(len(labels))]
     for k, label in enumerate(labels):
         n, d = checked[label]
-        ax.fill_between(q_grid, dollars[0, k], dollars[2, k], color=colours[k], alpha=0.2, linewidth=0)
+        spread = np.abs(dollars[2, k] - dollars[0, k]) > 1e-6 * np.abs(dollars[1, k])
+        banded = bool(np.any(spread))  # a fixed deployment gives one cost per volume: no band
+        if banded:
+            ax.fill_between(q_grid, dollars[0, k], dollars[2, k], color=colours[k], alpha=0.2, linewidth=0)
         ax.plot(
             q_grid,
             dollars[1, k],
             color=colours[k],
             linewidth=2.0,
-            label=f"{label} (N={short_sci(n)}, D={short_sci(d)}): median, 5–95% band",
+            label=f"{label} (N={short_sci(n)}, D={short_sci(d)}, loss {losses[k]:.3f})" + (": median, 5–95% band" if banded else ""),
         )
 
     if len(labels) >= 2:
@@ -450,7 +489,7 @@ def tco_vs_queries(
         )
         log_fine = np.log(fine)
         span = _figures._uncertain_span(log_fine, p, 0.05, 0.95)
-        if span is not None:
+        if span is not None and np.any((p > 0.05) & (p < 0.95)):  # else every draw agrees: no band
             ax.axvspan(
                 *span,
                 color="grey",
@@ -476,7 +515,7 @@ def tco_vs_queries(
     ax.set_xlim(q_grid[0], q_grid[-1])
     ax.set_xlabel("lifetime queries Q (count)")
     ax.set_ylabel("total cost of ownership (US$)")
-    ax.set_title(f"Training + serving cost vs query volume ({decide.draw_count(theta)} draws)")
+    ax.set_title(f"Training + serving cost vs query volume ({decide.draw_count(theta)} draws)\n{_figures._deployment_title(theta.deployment, hardware)}", fontsize=10)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
     return fig

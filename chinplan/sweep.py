@@ -37,6 +37,8 @@ __all__ = [
     "load_scenarios",
     "run_sweep",
     "sweep_frame",
+    "write_parquet",
+    "PARQUET_METADATA_KEY",
 ]
 
 #: Quantities a sweep can write (per scenario, bands over draws).
@@ -51,9 +53,12 @@ PRECISIONS = costs.Hardware._fields[: costs.Hardware._fields.index("memory_bytes
 DEFAULT_QUANTILES = (0.05, 0.5, 0.95)
 _PLAN_AXES = ("compute", "target_loss", "n", "d")
 _HARDWARE_KEYS = ("hardware", "precision", "inference_hardware", "inference_precision")
+#: Deployment fields a scenario file may fix (not vary on the grid): the accelerators' peaks,
+#: for hardware that has no preset.
+_PEAK_KEYS = ("peak_flops", "inference_peak_flops")
 _DEFAULT_OUTPUTS = {
     "compute": ("n", "d", "tokens_per_param", "loss", "gpu_hours", "dollars"),
-    "target_loss": ("n", "d", "tokens_per_param", "loss", "gpu_hours", "dollars"),
+    "target_loss": ("n", "d", "tokens_per_param", "gpu_hours", "dollars"),  # the loss is the target
     "design": ("loss", "gpu_hours", "dollars"),
 }
 _DISTRIBUTIONS = {"lognormal": LogNormal, "uniform": Uniform, "loguniform": LogUniform}
@@ -77,28 +82,34 @@ class Scenarios:
 
 
 SCENARIOS_SCHEMA = """\
+# A scenario file; this one runs as it stands: chinplan sweep scenarios.toml -o out.csv
+
 [sweep]                                  # optional
 quantiles = [0.05, 0.5, 0.95]
-outputs = ["n", "d", "loss", "dollars"]  # default n, d, tokens_per_param, loss, gpu_hours, dollars; also
+outputs = ["n", "d", "loss", "dollars"]  # default n, d, tokens_per_param, loss, gpu_hours, dollars
+                                         # (no loss with target_loss: it is the target); also
                                          # train_/inference_flops, flops, train_/inference_gpu_hours,
                                          # train_dollars, inference_dollars
-optimum = "cost"                         # with target_loss: "cost", "flops" or "chinchilla"
+# optimum = "cost"                       # only with grid.target_loss: "cost", "flops" or "chinchilla"
 
 [grid]                                   # scenario axes; every combination is one scenario
 compute = {logspace = [20, 26, 61]}      # or target_loss = ..., or n = ... and d = ...
-queries = {values = [0, 1e9, 1e11]}      # and any deployment field below
+queries = {values = [0, 1e9, 1e11]}      # and any of queries, input_tokens, output_tokens,
+                                         # mfu_train, mfu_prefill, mfu_decode, price, inference_price
 # an axis is a number, a list, {values = [...]}, {logspace = [lo_exp, hi_exp, num]}
 # or {linspace = [lo, hi, num]}; sizes may be strings such as "70B"
 
 [deployment]                             # fixed values or distributions sampled per draw
-hardware = "h100"                        # and precision, inference_hardware, inference_precision
+hardware = "h100"                        # a100, h100 (= h100-sxm), h200, any case; and precision,
+                                         # inference_hardware, inference_precision; or, for other
+                                         # chips, peak_flops = 989e12 and inference_peak_flops
 input_tokens = 400
 output_tokens = 100
 price = {lognormal = [2.0, 0.25]}        # median, sigma; or {uniform = [lo, hi]}, {loguniform = [lo, hi]}
 
-Output: .parquet and .csv hold one row per scenario (the axis values, then <output>_q5,
-<output>_q50, ... and, for target_loss, unreachable_fraction); .nc holds an xarray Dataset
-over (quantile, *axes). Draws that cannot reach a target loss count as inf.
+# Output: .parquet and .csv hold one row per scenario (the axis values, then <output>_q5,
+# <output>_q50, ... and, for target_loss, unreachable_fraction); .nc holds an xarray Dataset
+# over (quantile, *axes). Draws that cannot reach a target loss count as inf.
 """
 
 
@@ -117,6 +128,10 @@ def describe(value):
 def build_deployment(*, hardware, precision, inference_hardware=None, inference_precision=None, **fields):
     """A Deployment from hardware preset names and field values, and its description for JSON.
 
+    Preset names are case-insensitive. ``peak_flops`` (``inference_peak_flops``) in
+    ``fields`` replaces the preset's peak for hardware without a preset; the description
+    then names the hardware ``"custom"``.
+
     The fields are checked where they are used, once: by :func:`chinplan.decide.draw_pairs`
     (or :func:`chinplan.costs.validate_deployment`).
 
@@ -132,15 +147,20 @@ def build_deployment(*, hardware, precision, inference_hardware=None, inference_
             raise ValueError(f"{role} precision {precision} is not supported by {name} (supported: {supported})")
         return chip.peak(precision)
 
-    training_peak = peak(hardware, precision, "training")
-    inference_peak = None
-    if inference_hardware is not None or inference_precision is not None:
+    hardware = costs.hardware_name(hardware) or hardware  # any case; unknown names fail in peak()
+    inference_hardware = None if inference_hardware is None else costs.hardware_name(inference_hardware) or inference_hardware
+    custom_peak, custom_serving = fields.pop("peak_flops", None), fields.pop("inference_peak_flops", None)
+    training_peak = peak(hardware, precision, "training") if custom_peak is None else custom_peak
+    inference_peak = custom_serving
+    if inference_peak is None and (inference_hardware is not None or inference_precision is not None):
         inference_peak = peak(inference_hardware or hardware, inference_precision or precision, "serving")
     deployment = costs.Deployment(peak_flops=training_peak, inference_peak_flops=inference_peak, **fields)
+    training_chip = "custom" if custom_peak is not None else hardware
+    serving_chip = "custom" if custom_serving is not None else (inference_hardware or training_chip)
     described = {
-        "hardware": hardware,
+        "hardware": training_chip,
         "precision": precision,
-        "inference_hardware": inference_hardware or hardware,
+        "inference_hardware": serving_chip,
         "inference_precision": inference_precision or precision,
     }
     described.update({name: describe(value) for name, value in deployment._asdict().items() if value is not None})
@@ -236,7 +256,7 @@ def _check_keys(where: str, sweep: dict, grid: dict, dep: dict) -> None:
     for table, name, allowed in (
         (sweep, "sweep", ("quantiles", "outputs", "optimum")),
         (grid, "grid", _PLAN_AXES + kernels.DEPLOYMENT_FIELDS),
-        (dep, "deployment", _HARDWARE_KEYS + kernels.DEPLOYMENT_FIELDS),
+        (dep, "deployment", _HARDWARE_KEYS + _PEAK_KEYS + kernels.DEPLOYMENT_FIELDS),
     ):
         for key in table:
             if key not in allowed:
@@ -269,11 +289,15 @@ def _deployment_of(where: str, dep: dict, axes: dict):
         if key in dep:
             value = dep[key]
             choices = sorted(costs.HARDWARE) if "hardware" in key else PRECISIONS
-            if value not in choices:
-                raise ValueError(f"{where}: deployment.{key} must be one of {', '.join(choices)}, got {value!r}")
-            names[key] = value
+            canonical = value.strip().lower() if isinstance(value, str) else value  # A100 is a100, BF16 bf16
+            if canonical not in choices:
+                raise ValueError(f"{where}: deployment.{key} must be one of {', '.join(choices)} (any case), got {value!r}")
+            names[key] = canonical
+    for key, preset in (("peak_flops", "hardware"), ("inference_peak_flops", "inference_hardware")):
+        if key in dep and preset in dep:
+            raise ValueError(f"{where}: give deployment.{preset} or deployment.{key}, not both")
     fields = {}
-    for key in kernels.DEPLOYMENT_FIELDS:
+    for key in _PEAK_KEYS + kernels.DEPLOYMENT_FIELDS:
         if key in dep:
             value = dep[key]
             fields[key] = _distribution(value, key, where) if isinstance(value, dict) else _scalar(value, f"deployment.{key}", where)
@@ -417,4 +441,25 @@ def sweep_frame(dataset):
                 columns[f"{var}_{quantile_name(float(level))}"] = array[k].reshape(-1)
         else:
             columns[var] = array.reshape(-1)
-    return pd.DataFrame(columns)
+    frame = pd.DataFrame(columns)
+    frame.attrs.update(dataset.attrs)  # the provenance travels with the table
+    return frame
+
+
+#: The key of the Parquet schema metadata that holds a sweep's provenance (JSON).
+PARQUET_METADATA_KEY = b"chinplan"
+
+
+def write_parquet(frame, path) -> None:
+    """Writes a :func:`sweep_frame` table to Parquet with its provenance (``frame.attrs``: the
+    posterior and its hash, seed, deployment, chinplan version, ...) as JSON under the schema
+    metadata key :data:`PARQUET_METADATA_KEY` (``pyarrow.parquet.read_schema(path).metadata``)."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    provenance = json.dumps({str(k): v if isinstance(v, (str, int, float)) else str(v) for k, v in frame.attrs.items()})
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), PARQUET_METADATA_KEY: provenance.encode()})
+    pq.write_table(table, path)

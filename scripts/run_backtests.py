@@ -30,6 +30,11 @@ def datablations_few_epochs(max_epochs: float = 2.0):
     return runs[["params", "tokens", "loss"]].reset_index(drop=True)
 
 
+def share(value: float, se: float, count: int) -> str:
+    """'0.81 ± 0.04'; at 0 or 1 the binomial SE is 0, so the count is shown instead ('1.00 (9/9)')."""
+    return f"{value:.2f} ± {se:.2f}" if se > 0 else f"{value:.2f} ({round(value * count)}/{count})"
+
+
 def render(results: dict) -> str:
     """Markdown tables of the back-tests (the generated block of docs/CALIBRATION.md)."""
     lines = [
@@ -38,7 +43,7 @@ def render(results: dict) -> str:
     ]
     for name, result in results.items():
         for row in result["splits"]:
-            cov = " | ".join(f"{c['coverage']:.2f} ± {c['se']:.2f}" for c in row["coverage"])
+            cov = " | ".join(share(c["coverage"], c["se"], row["num_predicted"]) for c in row["coverage"])
             lines.append(
                 f"| {name} | {row['split']} | {row['interval']} | {row['num_fit']} | {row['num_predicted']} ({row['num_outliers_predicted']}) | "
                 f"{100 * row['median_rel_error']:.2f}% | {cov} | {row['coverage'][-1]['without_outliers']:.2f} | {row['width90']:.3f} | {row['interval_score90']:.3f} |"
@@ -80,7 +85,7 @@ def render(results: dict) -> str:
     lines += ["", "| data | interval | isoFLOP minima beyond the fit | inside the 90% N* band | median band width (95%/5%) |", "|---|---|---|---|---|"]
     for name, result in results.items():
         for row in result["allocation"]:
-            lines.append(f"| {name} | {row['interval']} | {row['num_minima']} | {row['coverage']:.2f} ± {row['se']:.2f} | {row['median_width']:.2f}x |")
+            lines.append(f"| {name} | {row['interval']} | {row['num_minima']} | {share(row['coverage'], row['se'], row['num_minima'])} | {row['median_width']:.2f}x |")
     lines += ["", "Minima of the allocation back-test (log10 N; the empirical minimum with its bootstrap 5-95%, the band predicted):", ""]
     lines += ["| data | interval | log10 C | decades beyond | empirical | bootstrap | predicted 5% | 50% | 95% | inside |", "|---|---|---|---|---|---|---|---|---|---|"]
     for name, result in results.items():

@@ -1,10 +1,10 @@
 """Regenerates the command outputs shown in README.md, so none of its figures is typed by hand.
 
-    python scripts/update_readme.py [--check]
+    python scripts/update_readme.py [--check] [--readme FILE ...]
 
-Every fenced block that follows a line ``<!-- run: chinplan ... -->`` is replaced by ``$``
+In README.md and docs/HARDWARE.md, every fenced block that follows a line ``<!-- run: chinplan ... -->`` is replaced by ``$``
 and the command, then its output with the tables' border lines dropped (rich draws them; the
-rows and notes are what a reader needs). ``--check`` exits 1 when README.md is out of date.
+rows and notes are what a reader needs). ``--check`` exits 1 when a file is out of date.
 """
 
 from __future__ import annotations
@@ -18,13 +18,15 @@ import sys
 
 BLOCK = re.compile(r"(<!-- run: (?P<cmd>[^>]*?) -->\n```\n)(?P<body>(?:(?!```)[\s\S])*?)(\n```)")
 BORDER = re.compile(r"^\W*$")  # rich's border lines: no letter or digit
+#: The files whose command outputs this script keeps current.
+FILES = ("README.md", "docs/HARDWARE.md")
 
 
 def run(command: str) -> str:
     argv = shlex.split(command)
     if argv[0] != "chinplan":
         raise SystemExit(f"only chinplan commands may run, got {command!r}")
-    env = {**os.environ, "COLUMNS": "100", "CHINPLAN_DEBUG": ""}
+    env = {**os.environ, "COLUMNS": "80", "CHINPLAN_DEBUG": ""}
     done = subprocess.run([sys.executable, "-m", "chinplan.cli", *argv[1:]], capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
         raise SystemExit(f"{command!r} failed: {done.stderr.strip()}")
@@ -35,15 +37,20 @@ def run(command: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="exit 1 if README.md differs from a fresh run")
-    parser.add_argument("--readme", default="README.md")
+    parser.add_argument("--readme", action="append", help=f"file to update (default: {', '.join(FILES)})")
     args = parser.parse_args()
-    with open(args.readme) as f:
-        text = f.read()
-    new = BLOCK.sub(lambda m: m.group(1) + run(m.group("cmd")) + m.group(4), text)
-    if args.check:
-        sys.exit(0 if new == text else 1)
-    with open(args.readme, "w") as f:
-        f.write(new)
+    stale = []
+    for path in args.readme or FILES:
+        with open(path) as f:
+            text = f.read()
+        new = BLOCK.sub(lambda m: m.group(1) + run(m.group("cmd")) + m.group(4), text)
+        if new != text:
+            stale.append(path)
+            if not args.check:
+                with open(path, "w") as f:
+                    f.write(new)
+    if args.check and stale:
+        sys.exit(f"out of date: {', '.join(stale)} (run python scripts/update_readme.py)")
 
 
 if __name__ == "__main__":
