@@ -498,7 +498,7 @@ def test_smallest_on_15t_tokens_is_about_13b(capsys):
 
 
 def test_smallest_without_tokens_is_the_cheapest_feasible_grid_point(capsys):
-    out = run_json(capsys, ["smallest", "--target-loss", "2.0", "--prob", "0.8", *DRAWS])
+    out = run_json(capsys, ["smallest", "--target-loss", "2.0", "--prob", "0.8", *DRAWS, "--uncertainty", "law"])
     assert out["p_target"] >= 0.8 and out["grid"]["n"][2] > 10
     from test_cli import thinned
 
@@ -506,5 +506,8 @@ def test_smallest_without_tokens_is_the_cheapest_feasible_grid_point(capsys):
 
     choice, _ = decide.chance_constrained(thinned(200).params, _smallest.N_GRID, _smallest.D_GRID, 2.0, 0.8)
     assert (out["n"], out["d"]) == (choice["n"], choice["d"])
-    code, _, err = run(capsys, ["smallest", "--target-loss", "2.0", "--uncertainty", "extrapolation"])
-    assert code == 2 and "--uncertainty law" in err
+    # the default carries the extrapolation component, and says how far beyond the answer is
+    ext = run_json(capsys, ["smallest", "--target-loss", "2.0", "--prob", "0.8", *DRAWS])
+    assert ext["uncertainty"] == "extrapolation" and ext["p_target"] >= 0.8 and ext["extrapolation"]["decades"] > 0
+    choice, _ = decide.chance_constrained(decide.draw_pairs(thinned(200).theta), _smallest.N_GRID, _smallest.D_GRID, 2.0, 0.8)
+    assert (ext["n"], ext["d"]) == (choice["n"], choice["d"])
