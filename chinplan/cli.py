@@ -11,6 +11,8 @@ Commands::
                                                       bands over a grid of scenarios, written atomically
     chinplan plot {fan,iso-loss,tco,pair} -o FILE.png|FILE.svg
     chinplan fit RUNS.csv -o posterior.nc [--samples 1000 --warmup 500 --chains 4]
+    chinplan next-runs --target-compute 1e24 --budget 1e21 [-k 3]
+                                                      which pilot runs to buy next
     chinplan smallest --target-loss 2.0 [--tokens 15T] [--prob 0.9]
                                                       smallest model reaching a loss with probability p
     chinplan hardware [--sources]                     the accelerator presets
@@ -404,6 +406,22 @@ def _parser() -> argparse.ArgumentParser:
     smallest.add_argument("--tokens", type=_positive_float, metavar="D", help="training tokens (default: search an N x D grid)")
     smallest.add_argument("--prob", type=_probability, default=0.9, metavar="P", help="probability of reaching it, in (0, 1] (default 0.9)")
 
+    next_runs = commands.add_parser(
+        "next-runs", parents=[common, plot_option],
+        help="which pilot runs to buy next: the candidates that most narrow a decision at a larger budget",
+    )  # fmt: skip
+    next_runs.add_argument("--target-compute", type=_positive_float, required=True, metavar="C", help="FLOPs of the run to plan")
+    next_runs.add_argument("--budget", type=_positive_float, required=True, metavar="C", help="FLOPs for the pilot runs")
+    next_runs.add_argument(
+        "--objective", choices=("nstar", "loss", "prob-target"), default="nstar",
+        help="the 90%% band of N* (default), the loss band of the median plan, or P(its loss <= --target-loss)",
+    )  # fmt: skip
+    next_runs.add_argument("--target-loss", type=_positive_float, metavar="L", help="for --objective prob-target")
+    next_runs.add_argument("-k", type=_positive_int, default=1, metavar="K", help="runs to buy (default 1)")
+    next_runs.add_argument("--outcomes", type=_positive_int, default=64, metavar="N", help="simulated outcomes per candidate (default 64)")
+    next_runs.add_argument("--posterior", metavar="FILE", help="posterior NetCDF file (default: the embedded Chinchilla fit)")
+    next_runs.add_argument("--uncertainty", choices=("extrapolation", "law"), help="as for plan (default extrapolation when the posterior has it)")
+
     sweep = commands.add_parser(
         "sweep", parents=[common, draws_only], help="bands over a TOML grid of scenarios, to Parquet, NetCDF or CSV",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -478,7 +496,7 @@ def _command(name: str, module: str = "_commands"):
     def run(args) -> int:
         import importlib  # the one lazy import: the library loads only to run a command
 
-        return getattr(importlib.import_module(f"chinplan.{module}"), f"cmd_{name}")(args)
+        return getattr(importlib.import_module(f"chinplan.{module}"), f"cmd_{name.replace('-', '_')}")(args)
 
     return run
 
@@ -487,6 +505,7 @@ def _command(name: str, module: str = "_commands"):
 COMMAND_MODULES = {
     **{name: "_commands" for name in ("plan", "tco", "compare", "sweep", "plot", "fit", "validate", "hardware")},
     "smallest": "_smallest",
+    "next-runs": "_next_runs",
 }
 _COMMANDS = {name: _command(name, module) for name, module in COMMAND_MODULES.items()}
 

@@ -117,3 +117,25 @@ def test_reweight_is_the_normalised_likelihood_of_the_new_runs():
     np.testing.assert_allclose(w, want / want.sum(), rtol=2e-3, atol=1e-9)
     with pytest.raises(ValueError, match="loss"):
         design.reweight(post, n, d, [2.6, -1.0])
+
+
+def test_next_runs_command_json_table_and_plot(tmp_path, capsys):
+    import json
+
+    from chinplan.cli import main
+
+    plot = tmp_path / "next.png"
+    argv = ["next-runs", "--target-compute", "1e24", "--budget", "1e21", "-k", "2", "--outcomes", "8", "--json", "--plot", str(plot)]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["objective"] == "nstar" and out["uncertainty"] == "extrapolation" and out["plot"] == str(plot)
+    gains = [c["width_now"] - c["expected_width_after"] for c in out["candidates"]]
+    assert gains == sorted(gains, reverse=True)
+    assert {"params", "tokens", "flops", "width_now", "expected_width_after", "gain_per_flop"} <= set(out["candidates"][0])
+    assert len(out["chosen"]) == 2 and sum(c["flops"] for c in out["chosen"]) <= 1e21 * (1 + 1e-9)
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["next-runs", "--target-compute", "1e24", "--budget", "1e21", "--outcomes", "8"]) == 0
+    text = capsys.readouterr().out
+    assert "run(s) to buy" in text and all(len(line) <= 80 for line in text.splitlines() if not line.startswith("4000"))
+    assert main(["next-runs", "--target-compute", "1e24", "--budget", "1e21", "--objective", "prob-target"]) == 2
+    assert "--target-loss" in capsys.readouterr().err
