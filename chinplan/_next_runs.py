@@ -24,6 +24,11 @@ def _target(args, draws):
     (and the target loss) for the loss and prob-target objectives."""
     if args.objective == "nstar":
         return args.target_compute
+    if args.objective == "prob-lower-loss":
+        if not args.designs or len(args.designs) != 2:
+            raise UsageError("--objective prob-lower-loss needs --designs A B (two N:D designs)")
+        (_, n_a, d_a), (_, n_b, d_b) = args.designs
+        return (n_a, d_a, n_b, d_b)
     plan = engine.bands(kernels.plan, draws.theta, np.array([args.target_compute]), q=(0.5,)).values
     n, d = float(plan["n"][0, 0]), float(plan["d"][0, 0])
     if args.objective == "loss":

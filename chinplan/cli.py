@@ -413,10 +413,12 @@ def _parser() -> argparse.ArgumentParser:
     next_runs.add_argument("--target-compute", type=_positive_float, required=True, metavar="C", help="FLOPs of the run to plan")
     next_runs.add_argument("--budget", type=_positive_float, required=True, metavar="C", help="FLOPs for the pilot runs")
     next_runs.add_argument(
-        "--objective", choices=("nstar", "loss", "prob-target"), default="nstar",
-        help="the 90%% band of N* (default), the loss band of the median plan, or P(its loss <= --target-loss)",
+        "--objective", choices=("nstar", "loss", "prob-target", "prob-lower-loss"), default="nstar",
+        help="the 90%% band of N* (default), the loss band of the median plan, P(its loss <= --target-loss), "
+        "or P(design A has a lower loss than B) for --designs A B",
     )  # fmt: skip
     next_runs.add_argument("--target-loss", type=_positive_float, metavar="L", help="for --objective prob-target")
+    next_runs.add_argument("--designs", type=_design_type, nargs=2, metavar="N:D", help="for --objective prob-lower-loss: A B")
     next_runs.add_argument("-k", type=_positive_int, default=1, metavar="K", help="runs to buy (default 1)")
     next_runs.add_argument("--outcomes", type=_positive_int, default=64, metavar="N", help="simulated outcomes per candidate (default 64)")
     next_runs.add_argument("--posterior", metavar="FILE", help="posterior NetCDF file (default: the embedded Chinchilla fit)")

@@ -49,9 +49,12 @@ from chinplan.model import noise_distribution
 __all__ = ["NextRuns", "OBJECTIVES", "candidate_grid", "next_runs", "reweight", "weighted_quantile"]
 
 #: Built-in decision quantities: the 90% band of N* at ``target`` compute (its width in
-#: decades), the 90% band of the loss of a plan ``target = (n, d)`` (its width in nats), and
-#: the binary entropy (nats) of P(loss of plan (n, d) <= l) for ``target = (n, d, l)``.
-OBJECTIVES = ("nstar", "loss", "prob-target")
+#: decades), the 90% band of the loss of a plan ``target = (n, d)`` (its width in nats), the
+#: binary entropy (nats) of P(loss of plan (n, d) <= l) for ``target = (n, d, l)``, and of
+#: P(design A reaches a lower loss than design B) for ``target = (n_a, d_a, n_b, d_b)``.
+#: (P(A cheaper than B) for fixed designs depends on the deployment, not on the law, so no
+#: pilot run can inform it; with designs sized for a loss it is the loss question again.)
+OBJECTIVES = ("nstar", "loss", "prob-target", "prob-lower-loss")
 #: Warn when the mean effective sample size of a chosen run's weights falls below this share
 #: of the draws: the reweighted answer then rests on too few draws (refit with the run).
 MIN_ESS_SHARE = 0.02
@@ -124,6 +127,9 @@ def _per_draw_values(objective, theta, target) -> tuple[jax.Array, str]:
     if objective == "loss":
         n, d = (_checks.positive_number(f"target[{i}]", x) for i, x in enumerate(_pair(target, 2)))
         return jax.vmap(lambda th: kernels.loss(th, n, d))(theta), "width"
+    if objective == "prob-lower-loss":
+        n_a, d_a, n_b, d_b = (_checks.positive_number(f"target[{i}]", x) for i, x in enumerate(_pair(target, 4)))
+        return jax.vmap(lambda th: kernels.lower_loss(th, n_a, d_a, n_b, d_b))(theta), "entropy"
     n, d, level = (_checks.positive_number(f"target[{i}]", x) for i, x in enumerate(_pair(target, 3)))
     return jax.vmap(lambda th: kernels.loss(th, n, d) <= level)(theta), "entropy"
 

@@ -513,7 +513,7 @@ def test_every_command_has_an_implementation():
     subparsers = next(a for a in cli._parser()._actions if isinstance(a, argparse._SubParsersAction))
     assert set(subparsers.choices) == set(cli._COMMANDS) == set(cli.COMMAND_MODULES)
     for name, module in cli.COMMAND_MODULES.items():
-        assert callable(getattr(importlib.import_module(f"chinplan.{module}"), f"cmd_{name}"))
+        assert callable(getattr(importlib.import_module(f"chinplan.{module}"), f"cmd_{name.replace('-', '_')}"))
     assert cli.COMMAND_MODULES["plan"] == "_commands" and _commands.cmd_plan
 
 

@@ -139,3 +139,21 @@ def test_next_runs_command_json_table_and_plot(tmp_path, capsys):
     assert "run(s) to buy" in text and all(len(line) <= 80 for line in text.splitlines() if not line.startswith("4000"))
     assert main(["next-runs", "--target-compute", "1e24", "--budget", "1e21", "--objective", "prob-target"]) == 2
     assert "--target-loss" in capsys.readouterr().err
+
+
+def test_prob_lower_loss_objective_is_the_entropy_of_the_comparison(capsys):
+    import json
+
+    from chinplan.cli import main
+
+    post = posterior()
+    target = (8e9, 15e12, 70e9, 1.4e12)
+    result = design.next_runs(post, objective="prob-lower-loss", target=target, budget=1e21, candidates=(np.array([1e8]), np.array([2e9])),
+                              key=jax.random.key(0), num_outcomes=8)  # fmt: skip
+    p = float(np.mean(np.asarray(jax.vmap(lambda th: kernels.lower_loss(th, *target))(post.extrapolated_params()))))
+    want = -(p * math.log(p) + (1 - p) * math.log(1 - p)) if 0 < p < 1 else 0.0
+    assert result.table["now"].iloc[0] == pytest.approx(want, abs=1e-4)
+    argv = ["next-runs", "--target-compute", "1e24", "--budget", "1e20", "--outcomes", "8", "--objective", "prob-lower-loss", "--json"]
+    assert main([*argv, "--designs", "8B:15T", "70B:1.4T"]) == 0
+    assert json.loads(capsys.readouterr().out)["objective"] == "prob-lower-loss"
+    assert main(argv) == 2 and "--designs" in capsys.readouterr().err
