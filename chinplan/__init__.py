@@ -40,6 +40,8 @@ _LAZY_MODULES = (
     "data",
     "datasets",
     "decide",
+    "design",
+    "extrapolated_optima",
     "extrapolation",
     "fit",
     "format",
