@@ -45,3 +45,18 @@ def count_compiles():
             jax.monitoring.unregister_event_duration_listener(listener)
 
     return counting
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_code():
+    """Drops JAX's compiled executables after each test module.
+
+    The suite compiles thousands of functions; each CPU executable holds several memory
+    mappings, and a process past the kernel's ``vm.max_map_count`` (65,530 here) dies in
+    XLA's compiler with a segfault. Modules share little compiled code, so clearing costs
+    little recompilation."""
+    yield
+    import gc
+
+    jax.clear_caches()
+    gc.collect()
