@@ -28,7 +28,7 @@ def main() -> None:
     parser.add_argument("--baseline-candidates", type=int, default=20)
     args = parser.parse_args()
     post = chinplan.default_posterior()
-    n, d = design.candidate_grid(post, 1e21, num_compute=40, num_sizes=25)
+    n, d = design.candidate_grid(post, 1e21, num_compute=40, num_sizes=30)
     n, d = n[:1000], d[:1000]
     times = []
     for seed in (0, 1):
