@@ -26,7 +26,7 @@ from jax.typing import ArrayLike
 
 from chinplan import _checks, costs, engine, kernels
 from chinplan.costs import Deployment
-from chinplan.extrapolation import ExtrapolatedLaw, decades_beyond
+from chinplan.extrapolation import ExtrapolatedLaw, plan_decades_beyond
 from chinplan.kernels import PlanCost, cheaper, design_cost, loss_at_most, params_for_loss, target_plan_cost
 from chinplan.format import quantile_name
 from chinplan.law import LawParams, as_float
@@ -371,13 +371,8 @@ def target_cost_bands(
 
 
 def _decades_beyond(law_draws: ExtrapolatedLaw, n: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """Decades beyond the fitted runs (:func:`chinplan.extrapolation.decades_beyond`) of plans
-    (N, D); ``inf`` for an unreachable (infinite) plan."""
-    domain = np.asarray(law_draws.domain, np.float64)[0]
-    n, d = np.broadcast_arrays(np.asarray(n, np.float64), np.asarray(d, np.float64))
-    ok = np.isfinite(n) & np.isfinite(d)
-    beyond = decades_beyond(domain, np.log(np.where(ok, n, 1.0)), np.log(np.where(ok, d, 1.0)))[0]
-    return np.where(ok, beyond, np.inf)
+    """Decades beyond the fitted runs of plans (N, D) (:func:`chinplan.extrapolation.plan_decades_beyond`)."""
+    return plan_decades_beyond(np.asarray(law_draws.domain, np.float64)[0], n, d)
 
 
 def plan_bands(params: LawParams | Draws, compute: ArrayLike, q: Sequence[float] = engine.DEFAULT_QUANTILES) -> dict:

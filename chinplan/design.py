@@ -103,12 +103,7 @@ def candidate_grid(posterior, budget: float, *, num_compute: int = 8, num_sizes:
     (so every slice brackets its valley, as the allocation back-test needs), without runs of
     fewer than :data:`MIN_TOKENS_PER_PARAM` tokens per parameter. Returns ``(n, d)`` arrays."""
     compute = np.logspace(math.log10(budget) - decades, math.log10(budget), num_compute)
-    med = {k: float(np.median(posterior.draws(k))) for k in ("log_A", "log_B", "alpha", "beta")}
-    a = med["beta"] / (med["alpha"] + med["beta"])
-    from chinplan.law import log_g
-
-    log_g_med = float(log_g(med["log_A"], med["log_B"], med["alpha"], med["beta"]))
-    centre = log_g_med + a * np.log(compute / FLOPS_PER_PARAM_TOKEN)
+    centre = posterior.median_law_log_n_opt(np.log(compute))
     offsets = np.linspace(-SLICE_HALF_WIDTH, SLICE_HALF_WIDTH, num_sizes) * math.log(10.0)
     n = np.exp(centre[:, None] + offsets[None, :]).reshape(-1)
     d = np.repeat(compute, num_sizes) / (FLOPS_PER_PARAM_TOKEN * n)
@@ -205,7 +200,8 @@ def reweight(posterior, n, d, loss, *, uncertainty: str = "extrapolation") -> np
     dtype = jnp.result_type(float)
     mean = jnp.asarray(log_loss_draws(theta, jnp.asarray(log_n, dtype), jnp.asarray(log_d, dtype)), dtype)
     scale = _likelihood_scale(posterior, theta, log_n, log_d)
-    ll = noise_distribution(posterior.likelihood, mean, scale, None if _nu(posterior) is None else _nu(posterior).T).log_prob(jnp.asarray(np.log(loss), dtype))
+    nu = _nu(posterior)
+    ll = _log_likelihood(posterior.likelihood, None if nu is None else nu.T, jnp.asarray(np.log(loss), dtype), mean, scale)
     total = np.asarray(jnp.sum(ll, axis=1), np.float64)
     w = np.exp(total - total.max())
     return w / w.sum()

@@ -56,6 +56,7 @@ __all__ = [
     "Hyper",
     "compute_optimal_draws",
     "decades_beyond",
+    "plan_decades_beyond",
     "extrapolated_log_loss",
     "extrapolated_optimum_log",
     "FoldEvidence",
@@ -111,6 +112,15 @@ def decades_beyond(domain, log_n, log_d):
     d_n = xp.maximum(0.0, l10n - domain[1])
     d_d = xp.maximum(0.0, l10d - domain[2])
     return xp.maximum(d_c, xp.maximum(d_n, d_d)), d_c, d_n, d_d
+
+
+def plan_decades_beyond(domain, n, d) -> np.ndarray:
+    """``d`` of :func:`decades_beyond` for plans given as sizes (N, D) on the host, float64;
+    ``inf`` for an unreachable (non-finite) plan."""
+    n, d = np.broadcast_arrays(np.asarray(n, np.float64), np.asarray(d, np.float64))
+    ok = np.isfinite(n) & np.isfinite(d)
+    beyond = decades_beyond(np.asarray(domain, np.float64), np.log(np.where(ok, n, 1.0)), np.log(np.where(ok, d, 1.0)))[0]
+    return np.where(ok, beyond, np.inf)
 
 
 #: The level terms grow as ``d ** LEVEL_POWER``: 1/2 is a random walk in the decades beyond

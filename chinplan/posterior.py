@@ -336,9 +336,7 @@ class Posterior:
             if n is not None or d is not None:
                 raise ValueError("give n and d, or compute, not both")
             log_c = np.log(_checks.positive("compute", compute))
-            med = {k: float(np.median(self.draws(k))) for k in LAW_SITES}
-            a = med["beta"] / (med["alpha"] + med["beta"])
-            log_n = float(log_g(med["log_A"], med["log_B"], med["alpha"], med["beta"])) + a * (log_c - np.log(6.0))
+            log_n = self.median_law_log_n_opt(log_c)
             log_d = log_c - np.log(6.0) - log_n
         else:
             if n is None or d is None:
@@ -346,6 +344,13 @@ class Posterior:
             log_n, log_d = np.log(_checks.positive("n", n)), np.log(_checks.positive("d", d))
         total, d_c, d_n, d_d = decades_beyond(self.domain, *np.broadcast_arrays(log_n, log_d))
         return Extrapolation(total, d_c, d_n, d_d)
+
+    def median_law_log_n_opt(self, log_compute) -> np.ndarray:
+        """log N* of the law with the posterior's median constants at natural-log budgets
+        (Hoffmann et al. 2022, Eq. 4: ``log G + a log(C/6)``, ``a = beta/(alpha+beta)``); float64."""
+        med = {k: float(np.median(self.draws(k))) for k in LAW_SITES}
+        a = med["beta"] / (med["alpha"] + med["beta"])
+        return float(log_g(med["log_A"], med["log_B"], med["alpha"], med["beta"])) + a * (np.asarray(log_compute, np.float64) - np.log(6.0))
 
     def extrapolated_params(self, uncertainty: str = "extrapolation") -> ExtrapolatedLaw:
         """The draws as an :class:`~chinplan.extrapolation.ExtrapolatedLaw` (leading draw axis),

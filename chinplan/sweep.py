@@ -22,7 +22,7 @@ import os
 import numpy as np
 
 from chinplan import _checks, costs, decide, engine, kernels
-from chinplan.extrapolation import ExtrapolatedLaw, decades_beyond
+from chinplan.extrapolation import ExtrapolatedLaw, plan_decades_beyond
 from chinplan.format import parse_human, quantile_name
 from chinplan.uncertain import LogNormal, LogUniform, Uniform, is_distribution
 
@@ -421,9 +421,7 @@ def _decades_beyond(scenarios: Scenarios, variables: dict, domain: np.ndarray) -
         return np.maximum(0.0, np.log10(grid["compute"]) - domain[0])
     else:
         return None
-    with np.errstate(invalid="ignore", divide="ignore"):
-        beyond = decades_beyond(domain, np.log(n), np.log(d))[0]
-    return np.where(np.isfinite(n) & np.isfinite(d), beyond, np.inf)
+    return plan_decades_beyond(domain, n, d)
 
 
 def sweep_frame(dataset):
