@@ -342,6 +342,12 @@ def draw_axis(tree: Any, name: str = "params") -> int:
 
 #: Domains of the law's constants: E, A, B > 0 (their logs are taken), alpha, beta > 0.
 _LAW_FIELDS = ("E", "A", "B", "alpha", "beta")
+#: The decay constants of a data-constrained law (chinplan.law.DataConstrainedParams).
+_DECAY_FIELDS = ("r_d_star", "r_n_star")
+
+
+def _law_fields(fields) -> tuple:
+    return _LAW_FIELDS + tuple(f for f in fields[5:] if f in _DECAY_FIELDS)
 
 
 def law(params: Any, name: str = "params") -> None:
@@ -352,7 +358,7 @@ def law(params: Any, name: str = "params") -> None:
     fields = getattr(params, "_fields", None)
     if fields is None or tuple(fields)[:5] != _LAW_FIELDS:
         raise ValueError(f"{name} must be a chinplan.LawParams, got {type(params).__name__}")
-    for field in _LAW_FIELDS:
+    for field in _law_fields(tuple(fields)):
         value = getattr(params, field)
         if not is_traced(value):
             positive(f"{name}.{field}", value)
@@ -367,7 +373,7 @@ def law_draws(params: Any, name: str = "params") -> int:
     if len(shape) != 1 or shape[0] < 1:
         raise ValueError(f"{name} must have one leading draw axis, got E of shape {shape}")
     n_draws = draw_axis(params, name)
-    for field in _LAW_FIELDS:
+    for field in _law_fields(tuple(fields)):
         in_range(f"{name}.{field}", getattr(params, field), 0.0, INF, low_open=True, unit="draws")
     return n_draws
 

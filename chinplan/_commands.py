@@ -210,6 +210,10 @@ def _warn(message: str) -> None:
 
 
 def cmd_plan(args) -> int:
+    if args.unique_tokens is not None:  # the data-constrained optimum (chinplan/_data_constrained_cli.py)
+        from chinplan._data_constrained_cli import cmd_plan_data_constrained
+
+        return cmd_plan_data_constrained(args)
     _check_output(args.plot, "--plot", PLOT_SUFFIXES, args.posterior)
     q = _check_quantiles(args.quantiles)
     draws = _load_draws(args)
@@ -537,8 +541,11 @@ def cmd_plot(args) -> int:
 def cmd_fit(args) -> int:
     _check_output(args.output, "-o/--output", FIT_SUFFIXES, args.runs)
     runs = load_runs(args.runs)
-    with warnings.catch_warnings():
+    law = args.law.replace("-", "_")
+    options = {"max_epochs": args.max_epochs} if law == "data_constrained" and args.max_epochs is not None else {}
+    with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("ignore", ConvergenceWarning)  # reported below, one line each
+        warnings.simplefilter("always", UserWarning)
         posterior = fit(
             runs,
             key=jax.random.PRNGKey(args.seed),
@@ -546,10 +553,15 @@ def cmd_fit(args) -> int:
             num_warmup=args.warmup,
             num_chains=args.chains,
             target_accept_prob=args.target_accept,
-            extrapolation=not args.no_extrapolation,
+            extrapolation=law == "chinchilla" and not args.no_extrapolation,
             max_retries=args.max_retries,
             progress=None if not args.json else False,
+            law=law,
+            **options,
         )
+    for warning in caught:
+        if not issubclass(warning.category, ConvergenceWarning):
+            _warn(str(warning.message))
     posterior.save(args.output)
     summary = posterior.summary()
     problems = posterior.convergence_problems()

@@ -383,6 +383,11 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument(
         "--compute", type=_positive_float, nargs="+", required=True, metavar="FLOPS", help="training budget(s) in FLOPs"
     )
+    plan.add_argument(
+        "--unique-tokens", type=_positive_float, nargs="+", metavar="U",
+        help="unique tokens available (500B): the data-constrained optimum (epochs, N, D, loss) under the "
+        "data-constrained posterior (default: the embedded datablations fit)",
+    )  # fmt: skip
 
     tco = commands.add_parser(
         "tco", parents=[common, posterior, deployment, plot_option],
@@ -466,6 +471,10 @@ def _parser() -> argparse.ArgumentParser:
         help="exit 0 even when R-hat, ESS or divergences fail after the automatic retries",
     )  # fmt: skip
     fit.add_argument("--no-extrapolation", action="store_true", help="skip the leave-the-largest-out refits (law-only bands)")
+    fit.add_argument("--law", choices=("chinchilla", "kaplan", "kaplan-irreducible", "data-constrained"), default="chinchilla",
+                     help="law to fit (default chinchilla); data-constrained needs a unique_tokens column")  # fmt: skip
+    fit.add_argument("--max-epochs", type=_positive_float, metavar="E",
+                     help="data-constrained law: leave out runs repeating their data more than E epochs (default 8)")  # fmt: skip
     fit.add_argument("--max-retries", type=_integer_type(0, "be an integer >= 0"), default=3, metavar="K",
                      help="convergence gate: refits with longer warm-up, higher acceptance, fresh starts (default 3)")  # fmt: skip
     _nuts_options(fit)

@@ -19,7 +19,7 @@ from chinplan import _checks
 from chinplan.format import parse_human
 from chinplan.law import FLOPS_PER_PARAM_TOKEN
 
-__all__ = ["load_runs", "RunsArrays", "runs_arrays", "MIN_RUNS", "COLUMN_ALIASES", "RUNS_SCHEMA"]
+__all__ = ["load_runs", "RunsArrays", "runs_arrays", "ConfigArrays", "config_arrays", "MIN_RUNS", "COLUMN_ALIASES", "RUNS_SCHEMA"]
 
 #: The Bayesian model has 7 parameters (E, A, B, alpha, beta, the noise scale and the
 #: Student-t degrees of freedom); a table with fewer runs cannot identify them.
@@ -31,6 +31,7 @@ COLUMN_ALIASES = {
     "tokens": ("tokens", "d", "data", "training tokens", "training_tokens", "num_tokens"),
     "flops": ("flops", "c", "compute", "training flop", "training flops", "training_flops"),
     "loss": ("loss", "final loss", "final_loss", "l"),
+    "unique_tokens": ("unique_tokens", "unique tokens", "unique", "u_d"),
 }
 
 
@@ -39,10 +40,27 @@ RUNS_SCHEMA = (
     "One row per training run, with a header row. Columns (case and surrounding spaces ignored):\n"
     + "".join(f"  {name:<7} {', '.join(repr(a) for a in aliases)}\n" for name, aliases in COLUMN_ALIASES.items())
     + "params and loss are required, and tokens or flops (the other follows from C = 6 N D).\n"
+    "unique_tokens (optional; needed by fit --law data-constrained): the distinct tokens the\n"
+    "run's data were drawn from, at most tokens (epochs = tokens / unique_tokens).\n"
     "Sizes may be written 70M, 1.4B, 2e10 (suffixes K, M, B, T, Q); every value finite and > 0;\n"
     f"at least {MIN_RUNS} runs. Losses in nats, on one tokenizer and evaluation set. Example:\n\n"
     "  params,tokens,loss\n  70M,1.4B,3.51\n  400M,8B,2.94\n"
 )
+
+
+class ConfigArrays(NamedTuple):
+    """A data-constrained runs table grouped by configuration (N, D, U), float64 NumPy arrays.
+
+    ``log_loss`` is the mean log loss of a configuration's ``repeats`` runs (seed repeats)
+    and ``within_ss`` their sum of squared deviations from it (0 for a single run).
+    """
+
+    log_n: np.ndarray
+    log_d: np.ndarray
+    log_u: np.ndarray
+    log_loss: np.ndarray
+    repeats: np.ndarray
+    within_ss: np.ndarray
 
 
 class RunsArrays(NamedTuple):
@@ -173,7 +191,39 @@ def load_runs(path_or_frame: str | os.PathLike | pd.DataFrame, *, min_runs: int 
         data["flops"] = FLOPS_PER_PARAM_TOKEN * data["params"] * data["tokens"]
     if len(rows) < min_runs:
         raise ValueError(f"runs table has {len(rows)} runs; the model needs at least {min_runs}")
-    return pd.DataFrame({name: data[name] for name in ("params", "tokens", "flops", "loss")})
+    names = ("params", "tokens", "flops", "loss")
+    if "unique_tokens" in data:
+        over = data["unique_tokens"] > data["tokens"] * (1.0 + 1e-9)
+        if over.any():
+            i = int(np.flatnonzero(over)[0])
+            raise ValueError(
+                f"column 'unique_tokens', row {rows[i]}: value {data['unique_tokens'][i]!r} exceeds the run's "
+                f"tokens {data['tokens'][i]!r}; valid range (0, tokens] (epochs = tokens / unique_tokens >= 1)"
+            )
+        names += ("unique_tokens",)
+    return pd.DataFrame({name: data[name] for name in names})
+
+
+def config_arrays(runs: pd.DataFrame) -> ConfigArrays:
+    """Groups a validated runs table with ``unique_tokens`` by configuration (N, D, U).
+
+    Runs with the same parameters, tokens and unique tokens (seed repeats) become one
+    configuration: their mean log loss, their count and their within-configuration sum of
+    squares, in first-appearance order.
+    """
+    if "unique_tokens" not in runs:
+        raise ValueError(f"runs table has no 'unique_tokens' column (columns: {list(runs.columns)}); the data-constrained law needs it")
+    logs = pd.DataFrame({
+        "log_n": np.log(runs["params"].to_numpy(np.float64)),
+        "log_d": np.log(runs["tokens"].to_numpy(np.float64)),
+        "log_u": np.log(runs["unique_tokens"].to_numpy(np.float64)),
+        "log_loss": np.log(runs["loss"].to_numpy(np.float64)),
+    })
+    grouped = logs.groupby(["log_n", "log_d", "log_u"], sort=False)["log_loss"]
+    mean = grouped.mean()
+    ss = grouped.apply(lambda x: float(np.sum((x - x.mean()) ** 2)))
+    keys = np.asarray(mean.index.to_list(), np.float64).reshape(-1, 3)
+    return ConfigArrays(keys[:, 0], keys[:, 1], keys[:, 2], mean.to_numpy(np.float64), grouped.size().to_numpy(np.float64), ss.to_numpy(np.float64))
 
 
 def runs_arrays(runs: pd.DataFrame) -> RunsArrays:

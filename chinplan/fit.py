@@ -23,6 +23,7 @@ import datetime as _dt
 import hashlib
 import json
 import sys
+import warnings
 
 import arviz as az
 import jax
@@ -30,26 +31,36 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
+from chinplan import _checks
 from chinplan._sampler import CHAIN_METHODS, sample_nuts
-from chinplan.data import load_runs, runs_arrays
+from chinplan.law import LawParams
+from chinplan.data import MIN_RUNS, config_arrays, load_runs, runs_arrays
 from chinplan.extrapolation import fold_masks, isoflop_minima, learn, sample_discrepancy
 from chinplan.posterior import LAW_SITES, Posterior, _law_sites, _problems
 from chinplan.model import (
+    DEFAULT_DATA_CONSTRAINED_PRIORS,
     DEFAULT_KAPLAN_PRIORS,
     DEFAULT_PRIORS,
     HUBER_K,
     INFORMED_PRIORS,
     LAWS,
     LIKELIHOODS,
+    DECAY_SITES,
+    DataConstrainedPriors,
     InformedPriors,
     KaplanPriors,
     Priors,
     chinchilla_model,
+    data_constrained_model,
     kaplan_model,
     noise_sites,
 )
 
-__all__ = ["fit", "DEFAULT_FIT_SETTINGS", "PRIOR_PRESETS"]
+__all__ = ["fit", "DEFAULT_FIT_SETTINGS", "PRIOR_PRESETS", "DEFAULT_MAX_EPOCHS"]
+
+#: The data-constrained law's fitted range: runs repeating their data more often are left
+#: out by default (docs/DATA_CONSTRAINED.md; scripts/study_data_constrained.py chooses it).
+DEFAULT_MAX_EPOCHS = 8.0
 
 #: Settings of the shipped posterior (scripts/build_default_posterior.py uses exactly these).
 DEFAULT_FIT_SETTINGS = dict(seed=20240416, num_draws=1000, num_warmup=500, num_chains=4)
@@ -59,7 +70,9 @@ PRIOR_PRESETS = {
     "chinchilla": {"weak": DEFAULT_PRIORS, "informed": INFORMED_PRIORS},
     "kaplan": {"weak": DEFAULT_KAPLAN_PRIORS},
     "kaplan_irreducible": {"weak": DEFAULT_KAPLAN_PRIORS},
+    "data_constrained": {"weak": DEFAULT_DATA_CONSTRAINED_PRIORS},
 }
+_PRIOR_TYPES = {"chinchilla": (Priors, InformedPriors), "kaplan": (KaplanPriors,), "kaplan_irreducible": (KaplanPriors,), "data_constrained": (DataConstrainedPriors,)}
 
 
 def _resolve_priors(law: str, priors):
@@ -71,7 +84,7 @@ def _resolve_priors(law: str, priors):
         if priors not in presets:
             raise ValueError(f"priors must be one of {sorted(presets)} for law={law!r} (or a priors object), got {priors!r}")
         return presets[priors], priors
-    valid = (KaplanPriors,) if law != "chinchilla" else (Priors, InformedPriors)
+    valid = _PRIOR_TYPES[law]
     if not isinstance(priors, valid):
         names = " or ".join(c.__name__ for c in valid)
         raise ValueError(f"priors for law={law!r} must be a name in {sorted(presets)} or a {names}, got {type(priors).__name__}")
@@ -81,9 +94,38 @@ def _resolve_priors(law: str, priors):
     return priors, "custom"
 
 
-def _data_hash(log_n, log_d, log_loss) -> str:
+def _within_epochs(runs, max_epochs):
+    """(the runs repeating their data at most ``max_epochs`` times, how many were left out);
+    warns when any are left out."""
+    if isinstance(max_epochs, (bool, np.bool_)) or not isinstance(max_epochs, (int, float, np.integer, np.floating)) or not float(max_epochs) >= 1.0:
+        raise ValueError(f"max_epochs must be a number >= 1 (epochs = tokens / unique_tokens; math.inf keeps every run), got {max_epochs!r}")
+    if "unique_tokens" not in runs:
+        raise ValueError(f"law='data_constrained' needs a 'unique_tokens' column in the runs (columns: {list(runs.columns)})")
+    epochs = runs["tokens"].to_numpy(np.float64) / runs["unique_tokens"].to_numpy(np.float64)
+    keep = epochs <= float(max_epochs) * (1.0 + 1e-9)
+    if keep.sum() < MIN_RUNS:
+        raise ValueError(f"only {int(keep.sum())} runs repeat their data at most max_epochs={max_epochs!r} times; the model needs at least {MIN_RUNS}")
+    if not keep.all():
+        warnings.warn(
+            f"left out {int((~keep).sum())} of {len(runs)} runs that repeat their data more than {float(max_epochs):g} epochs "
+            f"(up to {epochs.max():.4g}): the data-constrained law does not describe them (docs/DATA_CONSTRAINED.md); "
+            "max_epochs=math.inf keeps them",
+            UserWarning,
+            stacklevel=3,
+        )
+    return runs[keep].reset_index(drop=True), int((~keep).sum())
+
+
+def sampled_sites(law: str, likelihood: str, *, fixed_base: bool = False, seed_noise: bool = False) -> tuple[str, ...]:
+    """The sites NUTS samples (the convergence gate's): the law's (less a fixed base law),
+    the noise sites, and sigma_seed when seed repeats are modelled."""
+    law_sites = DECAY_SITES if fixed_base else _law_sites(law)
+    return law_sites + noise_sites(likelihood) + (("sigma_seed",) if seed_noise else ())
+
+
+def _data_hash(*arrays) -> str:
     digest = hashlib.sha256()
-    for array in (log_n, log_d, log_loss):
+    for array in arrays:
         digest.update(np.ascontiguousarray(array, dtype=np.float64).tobytes())
     return digest.hexdigest()
 
@@ -128,6 +170,7 @@ def fit(
     progress: bool | None = None,
     extrapolation: bool | None = None,
     max_retries: int = 3,
+    max_epochs: float = DEFAULT_MAX_EPOCHS,
 ) -> "Posterior":
     """Fits the Chinchilla law (or an alternative) to training runs with NUTS.
 
@@ -146,13 +189,16 @@ def fit(
         :data:`chinplan.model.DEFAULT_KAPLAN_PRIORS`), ``"informed"`` (Chinchilla law only:
         :data:`chinplan.model.INFORMED_PRIORS`, centred on Hoffmann et al. 2022 / Besiroglu
         et al. 2024), or a :class:`~chinplan.model.Priors`,
-        :class:`~chinplan.model.InformedPriors` or :class:`~chinplan.model.KaplanPriors`.
-        None means ``"weak"``.
+        :class:`~chinplan.model.InformedPriors`, :class:`~chinplan.model.KaplanPriors` or
+        :class:`~chinplan.model.DataConstrainedPriors`. None means ``"weak"``.
       likelihood: on log loss: ``"student_t"`` (default), ``"normal"`` or ``"huber"``
         (:class:`chinplan.model.HuberLike`, Huber's density with k = 1.345).
       law: ``"chinchilla"`` (default; E + A/N^alpha + B/D^beta), ``"kaplan"`` (Kaplan et al.
         2020: [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D) or ``"kaplan_irreducible"`` (the
-        same plus an irreducible loss E).
+        same plus an irreducible loss E) or ``"data_constrained"`` (Muennighoff et al. 2023:
+        the Chinchilla law of effective N' and D' with decay constants R_D*, R_N*; the runs
+        need a ``unique_tokens`` column; seed repeats of one configuration are pooled,
+        :func:`chinplan.model.data_constrained_model`).
       log_likelihood: store the pointwise log-likelihood (group ``log_likelihood``, variable
         ``log_loss``, dims chain x draw x run) for LOO/WAIC. Off by default (files stay small).
       target_accept_prob: NUTS's target acceptance probability.
@@ -166,6 +212,11 @@ def fit(
         (new keys), at most this many times (a bulk ESS < 400 alone is reported, not
         retried: it needs more draws). What was done is recorded in the attrs
         (``fit_attempts``, ``converged``); an unconverged result warns (ConvergenceWarning).
+      max_epochs: data-constrained law only: runs repeating their data more than this many
+        epochs (tokens / unique_tokens) are left out, with a warning, because the law does
+        not describe them (docs/DATA_CONSTRAINED.md: beyond about 8 epochs the measured
+        losses run above the law, and far beyond it they rise as the model overfits).
+        ``math.inf`` keeps every run. Recorded in the attrs (``max_epochs``, ``runs_left_out``).
 
     Returns:
       A :class:`Posterior` with ``num_chains * num_draws`` draws.
@@ -193,8 +244,18 @@ def fit(
         raise ValueError(f"extrapolation=True needs law='chinchilla' (the component moves the Chinchilla law's valley), got law={law!r}")
     priors, priors_name = _resolve_priors(law, priors)
     runs = load_runs(runs)
+    extra, left_out, dtype = (), 0, jnp.result_type(float)
+    if law == "data_constrained":
+        runs, left_out = _within_epochs(runs, max_epochs)
+        groups = config_arrays(runs)
+        log_n, log_d, log_loss = (jnp.asarray(a, dtype=dtype) for a in groups[:2] + groups[3:4])
+        extra = tuple(jnp.asarray(a, dtype=dtype) for a in (groups.log_u, groups.repeats, groups.within_ss))
+        if priors.base is not None:  # hashable floats (the compiled sampler is cached by its options)
+            _checks.law(LawParams(*priors.base), "priors.base")
+            priors = priors._replace(base=tuple(float(x) for x in priors.base))
     arrays = runs_arrays(runs)
-    log_n, log_d, log_loss = (jnp.asarray(a, dtype=jnp.result_type(float)) for a in arrays)
+    if law != "data_constrained":
+        log_n, log_d, log_loss = (jnp.asarray(a, dtype=dtype) for a in arrays)
     if progress is None:
         progress = sys.stderr.isatty()
     if law == "chinchilla":
@@ -202,17 +263,22 @@ def fit(
         model_kwargs = {"priors": priors}
         if likelihood != "student_t":  # the default call stays exactly as it always was
             model_kwargs["likelihood"] = likelihood
+    elif law == "data_constrained":
+        model = data_constrained_model
+        model_kwargs = {"priors": priors, "likelihood": likelihood, "seed_noise": bool(np.any(groups.repeats > 1))}
     else:
         model = kaplan_model
         model_kwargs = {"priors": priors, "likelihood": likelihood, "irreducible": law == "kaplan_irreducible"}
+    sampled = sampled_sites(law, likelihood, fixed_base=law == "data_constrained" and priors.base is not None,
+                            seed_noise=model_kwargs.get("seed_noise", False))
     weight = jnp.ones_like(log_n)
-    data = (log_n, log_d, log_loss, weight)
+    data = (log_n, log_d, log_loss, weight) + extra
     settings = dict(num_warmup=num_warmup, target_accept_prob=float(target_accept_prob))
     def run(weight, run_key):
         """NUTS on the runs with this weight (all ones, or a leave-out fold): one compiled sampler."""
         return sample_nuts(
             model,
-            (log_n, log_d, log_loss, weight),
+            (log_n, log_d, log_loss, weight) + extra,
             model_kwargs,
             key=run_key,
             num_draws=num_draws,
@@ -225,7 +291,7 @@ def fit(
     attempts, run_key = [], key
     for attempt in range(max_retries + 1):
         samples, diverging = run(weight, run_key)
-        problems = _problems(samples, diverging, _law_sites(law) + noise_sites(likelihood))
+        problems = _problems(samples, diverging, sampled)
         attempts.append({**settings, "problems": problems})
         # longer warm-up and smaller steps cure stuck chains (R-hat) and divergences; a low
         # ESS alone needs more draws, which is the caller's choice: it is reported, not retried
@@ -238,12 +304,15 @@ def fit(
         if attempt >= 2:
             run_key = jax.random.fold_in(key, attempt)
     idata = _inference_data(model, model_kwargs, data, samples, diverging, log_likelihood)
-    idata.add_groups(
-        constant_data=xr.Dataset({"log_n": ("run", arrays.log_n), "log_d": ("run", arrays.log_d)}),
-    )
+    constant = {"log_n": ("run", np.asarray(log_n, np.float64)), "log_d": ("run", np.asarray(log_d, np.float64))}
+    if law == "data_constrained":  # one entry per configuration (seed repeats pooled)
+        constant.update(log_u=("run", groups.log_u), repeats=("run", groups.repeats))
+    else:
+        constant = {"log_n": ("run", arrays.log_n), "log_d": ("run", arrays.log_d)}
+    idata.add_groups(constant_data=xr.Dataset(constant))
     idata.posterior.attrs.update(
         chinplan_version=_version(),
-        data_sha256=_data_hash(*arrays),
+        data_sha256=_data_hash(*arrays, *([np.log(runs["unique_tokens"].to_numpy(np.float64))] if law == "data_constrained" else [])),
         num_runs=len(runs),
         priors=json.dumps(priors._asdict()),
         priors_name=priors_name,
@@ -262,6 +331,12 @@ def fit(
     )
     if likelihood == "huber":
         idata.posterior.attrs["huber_k"] = HUBER_K
+    if law == "data_constrained":
+        idata.posterior.attrs.update(
+            max_epochs=float(max_epochs), runs_left_out=int(left_out), num_configurations=len(groups.log_n),
+            fitted_max_epochs=float(np.max(np.exp(groups.log_d - groups.log_u))),
+            fixed_sites=",".join(LAW_SITES) if priors.base is not None else "",
+        )
     if extrapolation:
         fold_key, draw_key = jax.random.split(jax.random.fold_in(key, 7))
         folds = {}

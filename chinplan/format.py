@@ -160,6 +160,7 @@ FORMATS = {
     "n": human_count,
     "d": human_count,
     "tokens_per_param": lambda v: f"{v:.1f}" if math.isfinite(v) else str(v),
+    "epochs": lambda v: f"{v:.3g}" if math.isfinite(v) else str(v),
     "loss": lambda v: f"{v:.3f}",
     "train_flops": sci,
     "inference_flops": sci,

@@ -23,7 +23,7 @@ from jax.typing import ArrayLike
 from chinplan import _checks, costs, law
 from chinplan.costs import Cost, Deployment
 from chinplan.extrapolation import ExtrapolatedLaw, extrapolated_log_loss, extrapolated_optimum_log
-from chinplan.law import LawParams, as_float
+from chinplan.law import LawParams, as_float, is_law
 
 from chinplan import extrapolated_optima, optima
 from chinplan.optima import compute_optimal, cost_optimal, inference_optimal, optimal_for_loss
@@ -33,6 +33,9 @@ __all__ = [
     "loss",
     "loss_repeated",
     "fresh_and_repeated",
+    "data_constrained_plan",
+    "epoch_value",
+    "epochs_until",
     "loss_gap",
     "lower_loss",
     "loss_not_worse",
@@ -74,7 +77,7 @@ def extrapolated_of(theta: PyTree) -> ExtrapolatedLaw | None:
     a ``(law, Deployment)`` pair), or None for law-only draws."""
     if isinstance(theta, ExtrapolatedLaw):
         return theta
-    if isinstance(theta, tuple) and not isinstance(theta, LawParams) and isinstance(theta[0], ExtrapolatedLaw):
+    if isinstance(theta, tuple) and not is_law(theta) and isinstance(theta[0], ExtrapolatedLaw):
         return theta[0]
     return None
 
@@ -93,7 +96,7 @@ def law_of(theta: PyTree) -> LawParams:
             "does not carry the extrapolation component): pass LawParams draws "
             "(Posterior.params, or --uncertainty law)"
         )
-    return theta if isinstance(theta, LawParams) else theta[0]
+    return theta if is_law(theta) else theta[0]
 
 
 # --------------------------------------------------------------------------------------
@@ -119,6 +122,37 @@ def fresh_and_repeated(theta: PyTree, n: ArrayLike, d: ArrayLike, unique_tokens:
     """Fresh-data loss, repeated-data loss and their difference (the cost of repetition)."""
     fresh, repeated = loss(theta, n, d), loss_repeated(theta, n, d, unique_tokens)
     return {"fresh": fresh, "repeated": repeated, "cost": repeated - fresh}
+
+
+def data_constrained_plan(theta: PyTree, compute: ArrayLike, unique_tokens: ArrayLike) -> dict:
+    """The data-constrained compute-optimal plan under this draw (Muennighoff et al. 2023):
+    N, D = C/(6N), epochs D/U and the loss (:func:`chinplan.optima.data_constrained_optimal`)."""
+    plan = optima.data_constrained_optimal(law_of(theta), compute, unique_tokens)
+    return {"n": plan.n, "d": plan.d, "epochs": plan.d / as_float(unique_tokens), "loss": plan.loss}
+
+
+def epoch_value(theta: PyTree, n: ArrayLike, d: ArrayLike, unique_tokens: ArrayLike) -> dict:
+    """What ``d = e U`` tokens over ``U`` unique ones cost and buy at ``n`` parameters, this draw.
+
+    ``repeated`` L(N, D | U) and ``fresh`` L(N, D | D) (every token unique), ``cost`` their
+    gap (0 at one epoch); ``gain`` L(N, D | U) - L(N, D + U | U) (one more epoch) and
+    ``fresh_gain`` L(N, D | D) - L(N, D + U | D + U) (U more fresh tokens instead); ``token_value`` dD'/dD = exp(-(D/U - 1)/R_D*),
+    a token's worth on its e-th pass relative to a fresh one (Muennighoff et al. 2023, Eq. 5).
+    """
+    u = as_float(unique_tokens)
+    d = as_float(d)
+    repeated, more = loss_repeated(theta, n, d, u), loss_repeated(theta, n, d + u, u)
+    fresh, fresh_more = loss_repeated(theta, n, d, d), loss_repeated(theta, n, d + u, d + u)
+    r_d, _ = law.decay_constants(law_of(theta))
+    return {"repeated": repeated, "fresh": fresh, "cost": repeated - fresh, "gain": repeated - more,
+            "fresh_gain": fresh - fresh_more, "token_value": jnp.exp(-(d / u - 1.0) / r_d)}
+
+
+def epochs_until(theta: PyTree, fraction: ArrayLike) -> dict:
+    """Epochs after which a further pass's tokens are worth less than ``fraction`` of fresh
+    ones under this draw: exp(-(e - 1)/R_D*) = fraction, e = 1 + R_D* log(1/fraction)."""
+    r_d, _ = law.decay_constants(law_of(theta))
+    return {"epochs": 1.0 - r_d * jnp.log(as_float(fraction))}
 
 
 def loss_gap(theta: PyTree, n_a, d_a, n_b, d_b) -> jax.Array:

@@ -32,16 +32,20 @@ from chinplan import _checks
 
 __all__ = [
     "LawParams",
+    "DataConstrainedParams",
     "Allocation",
     "HOFFMANN_2022",
     "HOFFMANN_2022_PRINTED",
     "BESIROGLU_2024",
     "MUENNIGHOFF_2023",
+    "MUENNIGHOFF_2023_DATA_CONSTRAINED",
     "PRESETS",
     "R_D_STAR",
     "R_N_STAR",
     "FLOPS_PER_PARAM_TOKEN",
     "as_float",
+    "is_law",
+    "decay_constants",
     "logs",
     "safe_log",
     "log_loss",
@@ -84,6 +88,30 @@ class LawParams(NamedTuple):
         return cls(jnp.exp(log_E), jnp.exp(log_A), jnp.exp(log_B), jnp.asarray(alpha), jnp.asarray(beta))
 
 
+class DataConstrainedParams(NamedTuple):
+    """Constants of the data-constrained law (Muennighoff et al. 2023, Eq. 5-6).
+
+    E, A, B, alpha, beta as :class:`LawParams`, and the decay constants ``r_d_star`` (repeated
+    data loses its value over about R_D* epochs) and ``r_n_star`` (parameters beyond the
+    compute-optimal size for the unique data, over about R_N* times that size). Every
+    function of this module takes it where it takes a LawParams: without ``unique_tokens``
+    it is the law of its first five constants (plenty of unique data repeats nothing).
+    """
+
+    E: ArrayLike
+    A: ArrayLike
+    B: ArrayLike
+    alpha: ArrayLike
+    beta: ArrayLike
+    r_d_star: ArrayLike
+    r_n_star: ArrayLike
+
+    @property
+    def base(self) -> LawParams:
+        """The law of fresh data: LawParams(E, A, B, alpha, beta)."""
+        return LawParams(*self[:5])
+
+
 class Allocation(NamedTuple):
     """A training plan: parameters ``n``, training tokens ``d`` and the predicted ``loss``."""
 
@@ -102,6 +130,10 @@ HOFFMANN_2022_PRINTED = LawParams(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.2
 BESIROGLU_2024 = LawParams(E=1.8172, A=482.01, B=2085.43, alpha=0.3478, beta=0.3658)
 #: Muennighoff et al. 2023 (data-constrained scaling), alpha = beta.
 MUENNIGHOFF_2023 = LawParams(E=1.8691, A=520.82, B=1487.7, alpha=0.3526596, beta=0.3526596)
+
+#: Muennighoff et al. 2023 with their fitted decay constants (the law of ``loss(..., unique_tokens=)``
+#: when a plain LawParams is given).
+MUENNIGHOFF_2023_DATA_CONSTRAINED = DataConstrainedParams(*MUENNIGHOFF_2023, R_D_STAR, R_N_STAR)
 
 PRESETS = {
     "hoffmann2022": HOFFMANN_2022,
@@ -136,9 +168,22 @@ def safe_log(x: jax.Array) -> jax.Array:
     return jnp.where(pos, jnp.log(jnp.where(pos, x, 1.0)), -jnp.inf)
 
 
+def is_law(x) -> bool:
+    """Whether ``x`` is a law's constants: a :class:`LawParams` or a :class:`DataConstrainedParams`."""
+    return isinstance(x, (LawParams, DataConstrainedParams))
+
+
+def decay_constants(params) -> tuple:
+    """``(R_D*, R_N*)`` of a law: its own for :class:`DataConstrainedParams`, else Muennighoff
+    et al. 2023's published :data:`R_D_STAR`, :data:`R_N_STAR`."""
+    if isinstance(params, DataConstrainedParams):
+        return as_float(params.r_d_star), as_float(params.r_n_star)
+    return R_D_STAR, R_N_STAR
+
+
 def logs(params: LawParams):
     """``(log E, log A, log B, alpha, beta)`` of a law, as floating JAX arrays."""
-    E, A, B, alpha, beta = (as_float(p) for p in params)
+    E, A, B, alpha, beta = (as_float(p) for p in tuple(params)[:5])
     return jnp.log(E), jnp.log(A), jnp.log(B), alpha, beta
 
 
@@ -198,15 +243,17 @@ def _log_effective(log_x: jax.Array, log_unique: jax.Array, r_star: float) -> ja
     return log_u + jnp.log1p(-r_star * jnp.expm1(-repeats / r_star))
 
 
-def effective_data(d: ArrayLike, unique_tokens: ArrayLike) -> jax.Array:
+def effective_data(d: ArrayLike, unique_tokens: ArrayLike, params: LawParams | None = None) -> jax.Array:
     """Effective data D' of ``d`` tokens drawn from ``unique_tokens`` unique ones.
 
     D' = U_D + U_D R_D* (1 - exp(-R_D / R_D*)), U_D = min(D, unique), R_D = D/U_D - 1
-    (Muennighoff et al. 2023, Eq. 5, R_D* = 15.387). D' <= D, with equality when nothing
-    is repeated; D' tends to U_D (1 + R_D*) for endless repetition.
+    (Muennighoff et al. 2023, Eq. 5; R_D* of ``params`` when it is a
+    :class:`DataConstrainedParams`, else the published 15.387). D' <= D, with equality when
+    nothing is repeated; D' tends to U_D (1 + R_D*) for endless repetition.
     """
-    _check(positive=(("d", d), ("unique_tokens", unique_tokens)))
-    return jnp.exp(_log_effective(jnp.log(as_float(d)), jnp.log(as_float(unique_tokens)), R_D_STAR))
+    _check(params, positive=(("d", d), ("unique_tokens", unique_tokens)))
+    r_d, _ = decay_constants(params)
+    return jnp.exp(_log_effective(jnp.log(as_float(d)), jnp.log(as_float(unique_tokens)), r_d))
 
 
 def log_g(log_a, log_b, alpha, beta):
@@ -231,11 +278,11 @@ def effective_params(params: LawParams, n: ArrayLike, unique_tokens: ArrayLike) 
 
     U_N = min(N, N_opt(U_D)) with N_opt(U_D) the compute-optimal size for data U_D;
     R_N = N/U_N - 1; N' = U_N + U_N R_N* (1 - exp(-R_N / R_N*)) (Muennighoff et al. 2023,
-    Eq. 6, R_N* = 5.309).
+    Eq. 6; R_N* of ``params`` when it is a :class:`DataConstrainedParams`, else 5.309).
     """
     _check(params, positive=(("n", n), ("unique_tokens", unique_tokens)))
     log_cap = _log_n_for_data(params, jnp.log(as_float(unique_tokens)))
-    return jnp.exp(_log_effective(jnp.log(as_float(n)), log_cap, R_N_STAR))
+    return jnp.exp(_log_effective(jnp.log(as_float(n)), log_cap, decay_constants(params)[1]))
 
 
 def loss(params: LawParams, n: ArrayLike, d: ArrayLike, *, unique_tokens: ArrayLike | None = None) -> jax.Array:
@@ -247,7 +294,8 @@ def loss(params: LawParams, n: ArrayLike, d: ArrayLike, *, unique_tokens: ArrayL
       d: training tokens D.
       unique_tokens: if given, the number of unique tokens U_D; D and N are replaced by
         their effective values D' and N' of the data-constrained law (Muennighoff et al.
-        2023): repeating data loses value after about R_D* = 15.4 epochs.
+        2023): repeating data loses value after about R_D* epochs (the law's own for a
+        :class:`DataConstrainedParams`, else the published R_D* = 15.4, R_N* = 5.3).
 
     Returns:
       The loss, broadcast over the inputs.
@@ -255,10 +303,16 @@ def loss(params: LawParams, n: ArrayLike, d: ArrayLike, *, unique_tokens: ArrayL
     _check(params, positive=(("n", n), ("d", d), ("unique_tokens", unique_tokens)))
     log_n, log_d = jnp.log(as_float(n)), jnp.log(as_float(d))
     if unique_tokens is not None:
-        log_u = jnp.log(as_float(unique_tokens))
-        log_d = _log_effective(log_d, log_u, R_D_STAR)
-        log_n = _log_effective(log_n, _log_n_for_data(params, log_u), R_N_STAR)
+        log_n, log_d = log_effective_sizes(params, log_n, log_d, jnp.log(as_float(unique_tokens)))
     return jnp.exp(_log_loss(params, log_n, log_d))
+
+
+def log_effective_sizes(params, log_n, log_d, log_u):
+    """``(log N', log D')`` of the data-constrained law (Muennighoff et al. 2023, Eq. 5-6):
+    the one place both are written. Unchecked; ``params`` a LawParams (published decay
+    constants) or a :class:`DataConstrainedParams`."""
+    r_d, r_n = decay_constants(params)
+    return _log_effective(log_n, _log_n_for_data(params, log_u), r_n), _log_effective(log_d, log_u, r_d)
 
 
 def _log_training_flops(log_n: jax.Array, log_d: jax.Array) -> jax.Array:

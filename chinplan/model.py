@@ -56,7 +56,9 @@ __all__ = [
     "Priors",
     "InformedPriors",
     "KaplanPriors",
+    "DataConstrainedPriors",
     "DEFAULT_PRIORS",
+    "DEFAULT_DATA_CONSTRAINED_PRIORS",
     "INFORMED_PRIORS",
     "DEFAULT_KAPLAN_PRIORS",
     "LIKELIHOODS",
@@ -69,7 +71,9 @@ __all__ = [
     "kaplan_compute_optimal_log_n",
     "chinchilla_model",
     "kaplan_model",
+    "data_constrained_model",
     "PARAM_NAMES",
+    "DECAY_SITES",
     "KAPLAN_LAW_SITES",
     "noise_sites",
     "noise_distribution",
@@ -82,7 +86,9 @@ KAPLAN_LAW_SITES = ("log_Nc", "log_Dc", "alpha_N", "alpha_D")
 #: Likelihoods on log loss that :func:`chinplan.fit` accepts.
 LIKELIHOODS = ("student_t", "normal", "huber")
 #: Laws that :func:`chinplan.fit` accepts.
-LAWS = ("chinchilla", "kaplan", "kaplan_irreducible")
+LAWS = ("chinchilla", "kaplan", "kaplan_irreducible", "data_constrained")
+#: The decay constants' sites of a data-constrained fit (after the Chinchilla law's five).
+DECAY_SITES = ("log_R_D", "log_R_N")
 #: Huber's tuning constant k (95% asymptotic efficiency under a Normal; Huber 1964/1981):
 #: the Huber-like likelihood is Gaussian within k sigma of the law and exponential beyond.
 HUBER_K = 1.345
@@ -189,6 +195,49 @@ class KaplanPriors(NamedTuple):
 
 
 DEFAULT_KAPLAN_PRIORS = KaplanPriors()
+
+
+class DataConstrainedPriors(NamedTuple):
+    """Priors of the data-constrained law (Muennighoff et al. 2023, Eq. 5-6).
+
+    E, A, B, alpha, beta, sigma and nu as :class:`Priors` (weak). The decay constants, on
+    the log scale, are centred on neither published value (R_D* 15.4, R_N* 5.3, fitted to
+    the embedded runs, so centring there would use the data twice):
+
+    =========  ==================================  ============================================
+    name       prior                               95% range
+    =========  ==================================  ============================================
+    log_R_D    Normal(log 10, 1.5)                 R_D* in [0.5, 190] epochs
+    log_R_N    Normal(log 10, 1.5)                 R_N* in [0.5, 190]
+    sigma_seed HalfNormal(0.05)                    run-to-run noise of log loss (seed repeats)
+    =========  ==================================  ============================================
+
+    ``base``: None samples E, A, B, alpha, beta; a :class:`~chinplan.law.LawParams` holds
+    them at those values and samples only the decay constants and the noise: the procedure
+    of Muennighoff et al. 2023, who fitted R_D* and R_N* with the other five fixed.
+    """
+
+    base: object = None
+    log_E_loc: float = 0.5
+    log_E_scale: float = 0.5
+    log_A_loc: float = 6.0
+    log_A_scale: float = 3.0
+    log_B_loc: float = 7.0
+    log_B_scale: float = 3.0
+    exponent_low: float = 0.05
+    exponent_high: float = 2.0
+    log_R_D_loc: float = math.log(10.0)
+    log_R_D_scale: float = 1.5
+    log_R_N_loc: float = math.log(10.0)
+    log_R_N_scale: float = 1.5
+    sigma_scale: float = 0.05
+    sigma_seed_scale: float = 0.05
+    nu_concentration: float = 2.0
+    nu_rate: float = 0.1
+    nu_min: float = 0.0
+
+
+DEFAULT_DATA_CONSTRAINED_PRIORS = DataConstrainedPriors()
 
 
 class KaplanParams(NamedTuple):
@@ -428,3 +477,74 @@ def kaplan_model(
     if irreducible:
         mean = jnp.logaddexp(log_E, mean)
     _observe(likelihood, mean, sigma, nu, log_loss_obs, jnp.shape(log_n)[0], weight)
+
+
+def data_constrained_model(
+    log_n: jax.Array,
+    log_d: jax.Array,
+    log_loss_obs: jax.Array | None = None,
+    weight: jax.Array | None = None,
+    log_u: jax.Array | None = None,
+    repeats: jax.Array | None = None,
+    within_ss: jax.Array | None = None,
+    priors: DataConstrainedPriors = DEFAULT_DATA_CONSTRAINED_PRIORS,
+    likelihood: str = "student_t",
+    seed_noise: bool = True,
+):
+    """numpyro model of the data-constrained law, fitted to configurations of repeated runs.
+
+        log L_c ~ lik(log L(N'_c, D'_c), sqrt(sigma^2 + sigma_seed^2 / m_c))
+
+    with N', D' the effective sizes of Muennighoff et al. 2023 (Eq. 5-6,
+    :func:`chinplan.law.log_effective_sizes`) under the sampled ``R_D* = exp(log_R_D)`` and
+    ``R_N* = exp(log_R_N)``. Each observation is a configuration (N, D, U): the mean log loss
+    of its ``m_c`` runs (seed repeats), so repeats do not count as independent evidence about
+    the law. ``sigma`` is the law's misfit, ``sigma_seed`` the run-to-run noise; the repeats'
+    within-configuration sum of squares ``S_c`` enters with its exact Normal likelihood,
+    ``-(m_c - 1) log sigma_seed - S_c / (2 sigma_seed^2)`` (a factor). With no repeats
+    (``seed_noise=False``) sigma_seed is not sampled. The law's sites move in the same
+    reference coordinates as :func:`chinchilla_model`.
+
+    Args:
+      log_n, log_d, log_u: log parameters, log tokens and log unique tokens per configuration.
+      log_loss_obs: mean observed log loss per configuration (None to sample predictions).
+      weight: as :func:`chinchilla_model`.
+      repeats: runs per configuration m_c; within_ss: S_c (0 for a single run).
+      priors: :class:`DataConstrainedPriors`.
+      likelihood: ``"student_t"``, ``"normal"`` or ``"huber"``.
+      seed_noise: sample sigma_seed (needs at least one configuration with m_c > 1).
+    """
+    from chinplan.law import DataConstrainedParams, log_effective_sizes
+
+    _check_likelihood(likelihood)
+    p = priors
+    if p.base is None:
+        log_n_ref, log_d_ref = _references(log_n, log_d, weight)
+        log_E = numpyro.sample("log_E", dist.Normal(p.log_E_loc, p.log_E_scale))
+        alpha = numpyro.sample("alpha", dist.Uniform(p.exponent_low, p.exponent_high))
+        beta = numpyro.sample("beta", dist.Uniform(p.exponent_low, p.exponent_high))
+        log_A_ref = numpyro.sample("log_A_ref", _improper_real())
+        log_B_ref = numpyro.sample("log_B_ref", _improper_real())
+        log_A = numpyro.deterministic("log_A", log_A_ref + alpha * log_n_ref)
+        log_B = numpyro.deterministic("log_B", log_B_ref + beta * log_d_ref)
+        numpyro.factor("log_A_prior", dist.Normal(p.log_A_loc, p.log_A_scale).log_prob(log_A))
+        numpyro.factor("log_B_prior", dist.Normal(p.log_B_loc, p.log_B_scale).log_prob(log_B))
+    else:  # the base law held fixed (recorded as deterministic sites)
+        fixed = [jnp.asarray(x, dtype=log_n.dtype) for x in p.base]
+        log_E = numpyro.deterministic("log_E", jnp.log(fixed[0]))
+        log_A = numpyro.deterministic("log_A", jnp.log(fixed[1]))
+        log_B = numpyro.deterministic("log_B", jnp.log(fixed[2]))
+        alpha = numpyro.deterministic("alpha", fixed[3])
+        beta = numpyro.deterministic("beta", fixed[4])
+    log_R_D = numpyro.sample("log_R_D", dist.Normal(p.log_R_D_loc, p.log_R_D_scale))
+    log_R_N = numpyro.sample("log_R_N", dist.Normal(p.log_R_N_loc, p.log_R_N_scale))
+    sigma, nu = _noise(likelihood, p)
+    law = DataConstrainedParams(jnp.exp(log_E), jnp.exp(log_A), jnp.exp(log_B), alpha, beta, jnp.exp(log_R_D), jnp.exp(log_R_N))
+    log_n_eff, log_d_eff = log_effective_sizes(law, log_n, log_d, log_u)
+    mean = log_loss(law.base, log_n_eff, log_d_eff)
+    scale = sigma
+    if seed_noise:
+        sigma_seed = numpyro.sample("sigma_seed", dist.HalfNormal(p.sigma_seed_scale))
+        scale = jnp.sqrt(sigma**2 + sigma_seed**2 / repeats)
+        numpyro.factor("seed_repeats", jnp.sum(-(repeats - 1.0) * jnp.log(sigma_seed) - within_ss / (2.0 * sigma_seed**2)))
+    _observe(likelihood, mean, scale, nu, log_loss_obs, jnp.shape(log_n)[0], weight)

@@ -32,8 +32,8 @@ from chinplan import _checks
 from chinplan._files import netcdf_image, write_bytes
 from chinplan._hdf5 import check_structure
 from chinplan.extrapolation import Domain, ExtrapolatedLaw, compute_optimal_draws, decades_beyond, level_distance, log_loss_draws
-from chinplan.law import Allocation, LawParams, log_g
-from chinplan.model import KAPLAN_LAW_SITES, LAWS, LIKELIHOODS, KaplanParams, kaplan_compute_optimal_log_n, kaplan_log_loss, noise_distribution, noise_sites
+from chinplan.law import Allocation, DataConstrainedParams, LawParams, log_effective_sizes, log_g, log_loss
+from chinplan.model import DECAY_SITES, KAPLAN_LAW_SITES, LAWS, LIKELIHOODS, KaplanParams, kaplan_compute_optimal_log_n, kaplan_log_loss, noise_distribution, noise_sites
 
 __all__ = [
     "Posterior",
@@ -66,6 +66,8 @@ def _law_sites(law: str) -> tuple[str, ...]:
         return LAW_SITES
     if law == "kaplan":
         return KAPLAN_LAW_SITES
+    if law == "data_constrained":
+        return LAW_SITES + DECAY_SITES
     return KAPLAN_LAW_SITES + ("log_E",)
 
 
@@ -112,6 +114,9 @@ def _replicate(posterior, mean, kappa, domain, log_n, log_d, key):
     sigma = jnp.asarray(posterior.draws("sigma"), mean.dtype).reshape(kappa.shape)
     nu = jnp.asarray(posterior.draws("nu"), mean.dtype).reshape(kappa.shape) if posterior.likelihood == "student_t" else None
     eps = noise_distribution(posterior.likelihood, jnp.zeros_like(mean), sigma, nu).sample(k_eps)
+    if "sigma_seed" in posterior.sites:  # a data-constrained fit: a new run's own seed noise
+        seed = jnp.asarray(posterior.draws("sigma_seed"), mean.dtype).reshape(kappa.shape)
+        eps = eps + seed * jax.random.normal(jax.random.fold_in(k_eps, 1), mean.shape, mean.dtype)
     return np.asarray(mean, np.float64), np.asarray(mean + scatter + eps, np.float64)
 
 
@@ -119,8 +124,8 @@ _F32 = np.finfo(np.float32)
 #: What each site's draws must lie in: chinplan computes in float32 (float64 with x64), so a
 #: scale must be a normal positive float32 and a log must exponentiate to one.
 _SITE_RANGES = {
-    **{name: (float(np.log(_F32.tiny)), float(np.log(_F32.max))) for name in ("log_E", "log_A", "log_B", "log_Nc", "log_Dc")},
-    **{name: (float(_F32.tiny), float(_F32.max)) for name in ("alpha", "beta", "sigma", "nu", "alpha_N", "alpha_D")},
+    **{name: (float(np.log(_F32.tiny)), float(np.log(_F32.max))) for name in ("log_E", "log_A", "log_B", "log_Nc", "log_Dc", "log_R_D", "log_R_N")},
+    **{name: (float(_F32.tiny), float(_F32.max)) for name in ("alpha", "beta", "sigma", "nu", "alpha_N", "alpha_D", "sigma_seed")},
     "kappa": (0.0, float(_F32.max)),
 }
 
@@ -208,8 +213,16 @@ class Posterior:
 
     @property
     def sites(self) -> tuple[str, ...]:
-        """The law's sites, then the noise sites (sigma; nu for the Student-t)."""
-        return self.law_sites + noise_sites(self.likelihood)
+        """The law's sites, then the noise sites (sigma; nu for the Student-t; sigma_seed for a
+        data-constrained fit of seed repeats)."""
+        seed = ("sigma_seed",) if "sigma_seed" in self._idata.posterior else ()
+        return self.law_sites + noise_sites(self.likelihood) + seed
+
+    @property
+    def sampled_sites(self) -> tuple[str, ...]:
+        """The sites NUTS sampled (a data-constrained fit may hold the base law fixed)."""
+        fixed = set(filter(None, str(self.attrs.get("fixed_sites", "")).split(",")))
+        return tuple(name for name in self.sites if name not in fixed)
 
     @property
     def has_log_likelihood(self) -> bool:
@@ -235,14 +248,17 @@ class Posterior:
           TypeError: for a Kaplan-law posterior, which has no (E, A, B, alpha, beta); use
             :attr:`kaplan_params`.
         """
-        if self.law != "chinchilla":
+        if self.law not in ("chinchilla", "data_constrained"):
             raise TypeError(
                 f"Posterior.params is a Chinchilla LawParams(E, A, B, alpha, beta), but this posterior "
                 f"is of the {self.law!r} law; use Posterior.kaplan_params (a KaplanParams) instead"
             )
         dtype = jnp.result_type(float)
-        logs = {name: jnp.asarray(self.draws(name), dtype=dtype) for name in LAW_SITES}
-        return LawParams.from_logs(logs["log_E"], logs["log_A"], logs["log_B"], logs["alpha"], logs["beta"])
+        logs = {name: jnp.asarray(self.draws(name), dtype=dtype) for name in self.law_sites}
+        law = LawParams.from_logs(logs["log_E"], logs["log_A"], logs["log_B"], logs["alpha"], logs["beta"])
+        if self.law == "data_constrained":  # a DataConstrainedParams: .r_d_star, .r_n_star beside the five
+            return DataConstrainedParams(*law, jnp.exp(logs["log_R_D"]), jnp.exp(logs["log_R_N"]))
+        return law
 
     @property
     def kaplan_params(self) -> KaplanParams:
@@ -251,8 +267,8 @@ class Posterior:
         Raises:
           TypeError: for a Chinchilla-law posterior (use :attr:`params`).
         """
-        if self.law == "chinchilla":
-            raise TypeError("this posterior is of the Chinchilla law; use Posterior.params (a LawParams)")
+        if self.law in ("chinchilla", "data_constrained"):
+            raise TypeError(f"this posterior is of the {self.law!r} law; use Posterior.params")
         dtype = jnp.result_type(float)
         get = lambda name: jnp.asarray(self.draws(name), dtype=dtype)  # noqa: E731
         E = jnp.exp(get("log_E")) if self.law == "kaplan_irreducible" else jnp.zeros(self.num_draws, dtype)
@@ -279,7 +295,7 @@ class Posterior:
 
     def diagnostics(self) -> pd.DataFrame:
         """R-hat, bulk ESS and tail ESS of every sampled site (arviz, rank-normalised)."""
-        names = list(self.sites)
+        names = list(self.sampled_sites)
         post = self._idata.posterior[names]
         rhat, bulk, tail = az.rhat(post), az.ess(post, method="bulk"), az.ess(post, method="tail")
         return pd.DataFrame(
@@ -294,10 +310,10 @@ class Posterior:
     def convergence_problems(self) -> list[str]:
         """Human-readable list of failed checks (empty when R-hat, ESS and divergences pass)."""
         post = self._idata.posterior
-        samples = {name: np.asarray(post[name].values) for name in self.sites}
+        samples = {name: np.asarray(post[name].values) for name in self.sampled_sites}
         stats = self._idata.get("sample_stats")
         diverging = np.asarray(stats["diverging"]) if stats is not None and "diverging" in stats else np.zeros(1)
-        return _problems(samples, diverging, self.sites)
+        return _problems(samples, diverging, self.sampled_sites)
 
     @property
     def converged(self) -> bool:
@@ -356,6 +372,8 @@ class Posterior:
         """The draws as an :class:`~chinplan.extrapolation.ExtrapolatedLaw` (leading draw axis),
         for kernels ``fn(theta, *scenario)``; with ``uncertainty="law"`` u = v = kappa = 0."""
         _check_uncertainty(uncertainty)
+        if self.law == "data_constrained":
+            raise ValueError("a data-constrained posterior carries no extrapolation component; use Posterior.params")
         law = self.params
         dtype = law.alpha.dtype
         if uncertainty == "extrapolation" and not self.has_extrapolation:
@@ -372,16 +390,29 @@ class Posterior:
         domain = jnp.broadcast_to(jnp.asarray(self.domain, dtype), (self.num_draws, 3))
         return ExtrapolatedLaw(law, u, v, kappa, domain)
 
-    def sample_log_loss(self, log_n, log_d, *, key, uncertainty: str = "extrapolation"):
+    def sample_log_loss(self, log_n, log_d, *, key, uncertainty: str = "extrapolation", log_u=None):
         """Per-draw ``(mean, replicate)`` log losses at natural-log sizes; each (draws, *shape) float64.
 
         ``mean`` is the law (with the draw's discrepancy for ``uncertainty="extrapolation"``),
         ``replicate`` adds ``kappa d z`` and the fitted likelihood's noise (the model's own
         density, :func:`chinplan.model.noise_distribution`). Either law: a Kaplan posterior
-        has only ``uncertainty="law"``. No input checks (callers check at their boundary).
+        has only ``uncertainty="law"``. ``log_u`` (log unique tokens) applies the
+        data-constrained law of a ``law="data_constrained"`` posterior (None: fresh data).
+        No input checks (callers check at their boundary).
         """
         _check_uncertainty(uncertainty)
         dtype = jnp.result_type(float)
+        if self.law == "data_constrained":
+            if uncertainty != "law":
+                raise ValueError("a data-constrained posterior carries no extrapolation component; use uncertainty='law'")
+            arrays = np.broadcast_arrays(log_n, log_d, log_d if log_u is None else log_u)
+            log_n, log_d, lu = (jnp.asarray(x, dtype) for x in arrays)
+            p = jax.tree.map(lambda x: jnp.reshape(x, (-1,) + (1,) * log_n.ndim), self.params)
+            mean = log_loss(p.base, *log_effective_sizes(p, log_n, log_d, lu))
+            kappa, domain = jnp.zeros(self.num_draws, dtype), jnp.full(3, jnp.inf, dtype)
+            return _replicate(self, mean, kappa, domain, log_n, log_d, key)
+        if log_u is not None:
+            raise ValueError(f"unique tokens need a posterior fitted with law='data_constrained'; this one is {self.law!r}")
         log_n, log_d = (jnp.asarray(x, dtype) for x in np.broadcast_arrays(log_n, log_d))
         if self.law == "chinchilla":
             theta = self.extrapolated_params(uncertainty)
@@ -397,12 +428,15 @@ class Posterior:
             kappa, domain = jnp.zeros(self.num_draws, dtype), jnp.full(3, jnp.inf, dtype)
         return _replicate(self, mean, kappa, domain, log_n, log_d, key)
 
-    def predict_loss(self, n, d, *, q=(0.05, 0.5, 0.95), key, uncertainty: str = "extrapolation") -> np.ndarray:
+    def predict_loss(self, n, d, *, q=(0.05, 0.5, 0.95), key, uncertainty: str | None = None, unique_tokens=None) -> np.ndarray:
         """Quantiles of the observed final loss of a run of ``n`` parameters on ``d`` tokens.
 
         For each draw: ``log L = log L_theta(N 10^-v dC, D 10^v dC) + u d + kappa d z + eps``
         (:mod:`chinplan.extrapolation`; ``u = v = kappa = 0`` for ``uncertainty="law"``),
-        ``eps`` the fitted likelihood's noise; quantiles over draws of ``L``.
+        ``eps`` the fitted likelihood's noise; quantiles over draws of ``L``. ``uncertainty``
+        None means "law" for a data-constrained posterior, else "extrapolation".
+        ``unique_tokens`` (a data-constrained posterior only): the run draws its ``d``
+        tokens from that many unique ones (Muennighoff et al. 2023).
 
         Returns:
           float64 array of shape ``(len(q), *broadcast(n, d).shape)``.
@@ -410,7 +444,10 @@ class Posterior:
         q = _checks.levels("q", q)
         key = _checks.key(key)
         log_n, log_d = np.log(_checks.positive("n", n)), np.log(_checks.positive("d", d))
-        _, rep = self.sample_log_loss(log_n, log_d, key=key, uncertainty=uncertainty)
+        log_u = None if unique_tokens is None else np.log(_checks.positive("unique_tokens", unique_tokens))
+        if uncertainty is None:
+            uncertainty = "law" if self.law == "data_constrained" else "extrapolation"
+        _, rep = self.sample_log_loss(log_n, log_d, key=key, uncertainty=uncertainty, log_u=log_u)
         return np.quantile(np.exp(rep), q, axis=0)
 
     def compute_optimal(self, compute, *, q=(0.05, 0.5, 0.95), key, uncertainty: str = "extrapolation") -> Allocation:
@@ -444,7 +481,7 @@ class Posterior:
         a = 1/(1 + alpha_N/alpha_D) and the tokens per parameter of its own compute optimum
         (:func:`chinplan.model.kaplan_compute_optimal_log_n`).
         """
-        if self.law != "chinchilla":
+        if self.law not in ("chinchilla", "data_constrained"):
             return self._derived_kaplan(compute)
         log_E, log_A, log_B, alpha, beta = (self.draws(n).astype(np.float64) for n in LAW_SITES)
         log_c6 = np.log(compute / 6.0)
@@ -457,11 +494,12 @@ class Posterior:
             "beta": beta,
             "a": beta / (alpha + beta),
             f"tokens_per_param@{compute:.3g}": tpp,
+            **{name: np.exp(self.draws(site).astype(np.float64)) for name, site in (("R_D*", "log_R_D"), ("R_N*", "log_R_N")) if site in self.law_sites},
             **self._noise_draws(),
         }
 
     def _noise_draws(self) -> dict[str, np.ndarray]:
-        return {name: self.draws(name).astype(np.float64) for name in noise_sites(self.likelihood)}
+        return {name: self.draws(name).astype(np.float64) for name in self.sites if name in ("sigma", "nu", "sigma_seed")}
 
     def _derived_kaplan(self, compute: float) -> dict[str, np.ndarray]:
         get = lambda name: self.draws(name).astype(np.float64)  # noqa: E731
