@@ -197,8 +197,8 @@ def load_runs(path_or_frame: str | os.PathLike | pd.DataFrame, *, min_runs: int 
         if over.any():
             i = int(np.flatnonzero(over)[0])
             raise ValueError(
-                f"column 'unique_tokens', row {rows[i]}: value {data['unique_tokens'][i]!r} exceeds the run's "
-                f"tokens {data['tokens'][i]!r}; valid range (0, tokens] (epochs = tokens / unique_tokens >= 1)"
+                f"column 'unique_tokens', row {rows[i]}: value {float(data['unique_tokens'][i])!r} exceeds the run's "
+                f"tokens {float(data['tokens'][i])!r}; valid range (0, tokens] (epochs = tokens / unique_tokens >= 1)"
             )
         names += ("unique_tokens",)
     return pd.DataFrame({name: data[name] for name in names})

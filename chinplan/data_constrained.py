@@ -16,7 +16,7 @@ which the law holds (docs/DATA_CONSTRAINED.md). The questions, each with bands o
   a fraction of fresh ones (:func:`chinplan.kernels.epochs_until`).
 
 Every answer beyond the fitted range of epochs warns (:class:`EpochRangeWarning`) with the
-number of epochs: there the measured losses ran above the law.
+number of epochs: there the law's errors grow several-fold, in both directions.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def _warn_beyond(posterior, epochs, what: str) -> None:
     if np.any(epochs > limit * (1 + 1e-6)):
         warnings.warn(
             f"{what} repeats the data {float(np.max(epochs)):.3g} epochs, beyond the {limit:.3g} epochs of the runs the "
-            "law was fitted to: measured losses there ran above the law (docs/DATA_CONSTRAINED.md)",
+            "law was fitted to: there the law's errors grow several-fold, in both directions (docs/DATA_CONSTRAINED.md)",
             EpochRangeWarning,
             stacklevel=3,
         )

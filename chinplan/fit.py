@@ -214,8 +214,8 @@ def fit(
         (``fit_attempts``, ``converged``); an unconverged result warns (ConvergenceWarning).
       max_epochs: data-constrained law only: runs repeating their data more than this many
         epochs (tokens / unique_tokens) are left out, with a warning, because the law does
-        not describe them (docs/DATA_CONSTRAINED.md: beyond about 8 epochs the measured
-        losses run above the law, and far beyond it they rise as the model overfits).
+        not describe them (docs/DATA_CONSTRAINED.md: beyond about 8 epochs its errors grow
+        several-fold in both directions, and far beyond it some runs overfit).
         ``math.inf`` keeps every run. Recorded in the attrs (``max_epochs``, ``runs_left_out``).
 
     Returns:

@@ -17,17 +17,19 @@ The method
         N' = U_N + U_N R_N* (1 - exp(-R_N / R_N*)),  U_N = min(N, N_opt(U)),  R_N* ~ 5.3,
 
     inside L = E + A/N'^alpha + B/D'^beta: a repeated token is worth less than a fresh one,
-    and parameters beyond the compute-optimal size for U are worth less too.
-    ``chinplan.loss(..., unique_tokens=U)`` evaluates it for one draw;
-    ``chinplan.costs.data_constrained_optimal`` finds the best N on the budget line
-    6ND = C (a bisection on the slope, jittable). Both are run over the shipped posterior
-    with ``chinplan.bands``. The decay constants R_D*, R_N* are Muennighoff et al.'s point
-    values (not uncertain here), and the law was fitted to general web text, not finance:
-    treat the numbers as a planning aid, not a forecast.
+    and parameters beyond the compute-optimal size for U are worth less too. All seven
+    constants, R_D* and R_N* included, are drawn from the data-constrained posterior
+    (``chinplan.data_constrained.default_posterior()``: NUTS on the C4 runs of that paper
+    up to 8 epochs, docs/DATA_CONSTRAINED.md), so the bands carry the uncertainty of the
+    decay constants too. ``chinplan.data_constrained.plan`` gives the best plan for a
+    budget and a corpus, ``epoch_table`` what each epoch costs and buys, ``epochs_until``
+    how many epochs before a pass is worth less than a fraction of fresh data. The law was
+    fitted to web text (C4), not finance, and its losses are C4's: treat the numbers as a
+    planning aid, not a forecast; answers beyond 8 epochs come with a warning.
 
 How to read the output
     Bands are ``median [5%, 95%]`` over posterior draws. "D'/D" is the fraction of the
-    tokens' value that survives repetition (the same for every draw). In the epochs table,
+    tokens' value that survives repetition (median over draws). In the epochs table,
     "repeated" is the loss with U unique tokens seen ``epochs`` times and "all unique" the
     loss had those D tokens all been distinct; their gap is the price of repetition, small
     up to about 4 epochs and growing after. In the budget table, the optimal plan under
@@ -44,9 +46,11 @@ from __future__ import annotations
 
 import argparse
 
+import jax
 import numpy as np
 
 import chinplan as cp
+from chinplan import data_constrained as dc
 from chinplan import kernels
 from chinplan.format import band_cell as band
 from chinplan.format import human_count as count
@@ -74,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--params", type=float, default=BLOOMBERG_N, help="model parameters N")
     p.add_argument("--tokens", type=float, default=BLOOMBERG_D, help="training tokens D")
     p.add_argument("--unique-tokens", type=float, default=UNIQUE_TOKENS, help="unique tokens U available")
-    p.add_argument("--posterior", metavar="FILE", help="a posterior saved with Posterior.save (default: shipped)")
+    p.add_argument("--posterior", metavar="FILE", help="a data-constrained posterior (chinplan fit --law data-constrained; default: shipped)")
     p.add_argument("--plot", metavar="FILE", help="write loss vs epochs, repeated vs unique (.png or .svg)")
     p.add_argument("--small", action="store_true", help="tiny sizes (200 draws, fewer rows) for smoke tests")
     return p
@@ -83,8 +87,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv=None) -> dict:
     args = _parser().parse_args(argv)
     draws = min(args.draws, 200) if args.small else args.draws
-    posterior = cp.Posterior.load(args.posterior) if args.posterior else cp.default_posterior()
-    params = cp.decide.subset_draws(posterior.params, draws, seed=args.seed)  # a seeded subset
+    posterior = cp.Posterior.load(args.posterior) if args.posterior else dc.default_posterior()
+    params = cp.decide.subset_draws(dc.draws_of(posterior), draws, seed=args.seed)  # a seeded subset
     n_draws = int(params.E.shape[0])
     n, d, u = float(args.params), float(args.tokens), float(args.unique_tokens)
     compute = 6.0 * n * d
@@ -93,7 +97,8 @@ def main(argv=None) -> dict:
     # 1. The design as trained: fresh data vs the data-constrained law.
     design = cp.bands(kernels.fresh_and_repeated, params, n, d, u, q=q).values  # one pass, three outputs
     fresh, repeated, gap = (np.asarray(design[k], np.float64) for k in ("fresh", "repeated", "cost"))
-    effective = float(cp.effective_data(d, u))
+    effective = float(np.median(np.asarray(cp.effective_data(d, u, params), np.float64)))
+    worth = {f: np.asarray(cp.bands(kernels.epochs_until, params, f, q=q).values["epochs"], np.float64) for f in (0.5, 0.1)}
 
     # 2. The best plan for this budget and for multiples of it (more compute, no more data):
     #    unconstrained (Chinchilla, Eq. 4) vs data-constrained (Muennighoff et al. 2023).
@@ -111,7 +116,7 @@ def main(argv=None) -> dict:
     tokens = epochs * u
     ep_repeated = np.asarray(cp.bands(kernels.loss_repeated, params, n, tokens, u, q=q).values, np.float64)
     ep_unique = np.asarray(cp.bands(kernels.loss_repeated, params, n, tokens, tokens, q=q).values, np.float64)
-    ep_value = np.asarray(cp.effective_data(tokens, u), np.float64) / tokens
+    ep_value = np.median(np.asarray(cp.effective_data(tokens[None, :], u, jax.tree.map(lambda x: x[:, None], params)), np.float64), axis=0) / tokens
 
     # 4. More compute, no more data: computed with the plans above (budgets x 1, 2, 4, ...).
 
@@ -139,7 +144,10 @@ def main(argv=None) -> dict:
         gain = "" if np.isnan(gains[k]) else f"{gains[k]:.4f}"
         print(f"{e:>7g}{count(tokens[k]):>9}{ep_value[k]:>7.3f}{band(ep_repeated[:, k], nats):>28}"
               f"{band(ep_unique[:, k], nats):>28}{ep_repeated[1, k] - ep_unique[1, k]:>14.4f}{gain:>10}")
-    print("(D'/D: value of the tokens relative to fresh ones; gain: median loss drop from the row above)")
+    print("(D'/D: value of the tokens relative to fresh ones; gain: median loss drop from the row above;")
+    print(f" rows beyond {dc.fitted_epochs(posterior):g} epochs lie outside the runs the law was fitted to)")
+    for f, e in worth.items():
+        print(f"a further epoch is worth less than {f:.0%} of fresh data after {band(e, lambda v: f'{v:.1f}')} epochs")
     print()
     print("More compute with the same U: data-constrained optimum vs unlimited data")
     print(f"{'budget':>10}{'N':>26}{'epochs':>8}{'loss, U unique':>28}{'loss, unlimited (median)':>26}")
@@ -183,6 +191,7 @@ def main(argv=None) -> dict:
         "epochs_loss_repeated": ep_repeated,
         "epochs_loss_unique": ep_unique,
         "epochs_token_value": ep_value,
+        "epochs_until": worth,
         "budgets": budgets,
         "budgets_loss_constrained": more_loss,
         "budgets_loss_unlimited": free_loss,
