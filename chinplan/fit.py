@@ -30,7 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from chinplan._sampler import CHAIN_METHODS, sample_nuts
+from chinplan import _hdf5
+from chinplan._sampler import CHAIN_METHODS, check_size, sample_nuts
 from chinplan.data import load_runs, runs_arrays
 from chinplan.extrapolation import fold_masks, isoflop_minima, learn, sample_discrepancy
 from chinplan.posterior import LAW_SITES, Posterior, _law_sites, _problems
@@ -193,6 +194,7 @@ def fit(
         raise ValueError(f"extrapolation=True needs law='chinchilla' (the component moves the Chinchilla law's valley), got law={law!r}")
     priors, priors_name = _resolve_priors(law, priors)
     runs = load_runs(runs)
+    check_size(num_chains, num_warmup, num_draws, len(runs), 16 + (len(runs) if log_likelihood else 0), _hdf5.MAX_BYTES)
     arrays = runs_arrays(runs)
     log_n, log_d, log_loss = (jnp.asarray(a, dtype=jnp.result_type(float)) for a in arrays)
     if progress is None:
