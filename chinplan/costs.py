@@ -52,6 +52,7 @@ __all__ = [
     "sample_deployment",
     "with_cost_draws",
     "validate_deployment",
+    "representable_costs",
     "lifetime_tokens",
     "inference_flops",
     "log_inference_flops",
@@ -450,6 +451,23 @@ def _rates(deployment: Deployment) -> _Rates:
     )
 
 
+def representable_costs(values: dict, reached: Any, what: str) -> None:
+    """A finite plan whose cost overflowed the compute dtype is an input error, not a result:
+    huge prices, query volumes or tiny MFUs give costs beyond float32's 3.4e38 that would
+    print as null. ``values`` maps quantity names to host arrays; ``reached`` marks the
+    entries whose plan is finite (an unreachable plan's inf is honest). ValueError naming
+    the quantity."""
+    for field, value in values.items():
+        bad = np.asarray(reached) & ~np.isfinite(np.asarray(value, np.float64))
+        if np.any(bad):
+            dtype = np.dtype(jnp.result_type(float))
+            raise ValueError(
+                f"{field} of {what} overflows {dtype.name}, the dtype chinplan computes in (at most "
+                f"{float(np.finfo(dtype).max):.6g}): the deployment's price, query volume or MFU is out of any "
+                "realistic range (or enable JAX's x64 mode for float64)"
+            )
+
+
 def _check_design(n: ArrayLike, d: ArrayLike) -> None:
     if not _checks.is_traced(n, d):
         _checks.positive("n", n)
@@ -482,7 +500,7 @@ def tco(n: ArrayLike, d: ArrayLike, deployment: Deployment) -> Cost:
     log_inf_h = LOG2 + log_n + r.inference_hours
     tr_f, inf_f, tr_h, inf_h = (jnp.exp(x) for x in (log_tr, log_inf, log_tr_h, log_inf_h))
     tr_d, inf_d = jnp.exp(r.price + log_tr_h), jnp.exp(r.inference_price + log_inf_h)
-    return Cost(
+    cost = Cost(
         train_flops=tr_f,
         inference_flops=inf_f,
         flops=jnp.exp(jnp.logaddexp(log_tr, log_inf)),
@@ -493,6 +511,9 @@ def tco(n: ArrayLike, d: ArrayLike, deployment: Deployment) -> Cost:
         inference_dollars=inf_d,
         dollars=tr_d + inf_d,
     )
+    if not _checks.is_traced(n, d, deployment):  # concrete: an overflow is refused, not returned
+        representable_costs(cost._asdict(), True, f"tco(n={_checks.show(n, 40)}, d={_checks.show(d, 40)})")
+    return cost
 
 
 def log_dollars(n: ArrayLike, d: ArrayLike, deployment: Deployment) -> jax.Array:

@@ -427,26 +427,10 @@ def tco_bands(
     targets = _targets(theta.law, target_loss)
     result = engine.bands(kernels.tco_kernel(optimum), theta, targets, q=tuple(q), nan_policy="omit", chunk_size=chunk_size)
     for group in ("optimal", "chinchilla"):
-        _representable_costs(result.values[group], f"the {group} plan")
+        values = result.values[group]
+        reached = np.isfinite(np.asarray(values["n"], np.float64)) & np.isfinite(np.asarray(values["d"], np.float64))
+        costs.representable_costs({f: values[f] for f in kernels.TCO_FIELDS if f not in ("n", "d")}, reached, f"the {group} plan")
     return result
-
-
-def _representable_costs(values: dict, what: str) -> None:
-    """A reachable plan (finite n and d) whose cost overflowed the compute dtype is an input
-    error, not a result: huge prices, query volumes or tiny MFUs give costs beyond float32's
-    3.4e38, which would otherwise print as null. ValueError naming the quantity."""
-    reached = np.isfinite(np.asarray(values["n"], np.float64)) & np.isfinite(np.asarray(values["d"], np.float64))
-    for field in kernels.TCO_FIELDS:
-        if field in ("n", "d", "loss"):
-            continue
-        bad = reached & ~np.isfinite(np.asarray(values[field], np.float64))
-        if np.any(bad):
-            dtype = np.dtype(jnp.result_type(float))
-            raise ValueError(
-                f"{field} of {what} overflows {dtype.name}, the dtype chinplan computes in (at most "
-                f"{float(np.finfo(dtype).max):.6g}): the deployment's price, query volume or MFU is out of any "
-                "realistic range (or enable JAX's x64 mode for float64)"
-            )
 
 
 # --------------------------------------------------------------------------------------
@@ -621,6 +605,7 @@ def regret_compute(
     if grid_points % 2 == 0:
         raise ValueError(f"grid_points must be an odd integer >= 3, got {grid_points!r}")
     span = _checks.positive_number("span", span)
+    as_frame = _checks.flag("as_frame", as_frame)
     plan = compute_optimal(point, c)
     x0 = np.log(np.asarray(plan.n, np.float64))
     offsets = np.linspace(-span, span, int(grid_points))

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from chinplan import _hdf5
+from chinplan import _checks, _hdf5
 from chinplan._sampler import CHAIN_METHODS, check_size, sample_nuts
 from chinplan.data import load_runs, runs_arrays
 from chinplan.extrapolation import fold_masks, isoflop_minima, learn, sample_discrepancy
@@ -186,6 +186,8 @@ def fit(
         raise ValueError(f"law must be one of {LAWS}, got {law!r}")
     if likelihood not in LIKELIHOODS:
         raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
+    log_likelihood = _checks.flag("log_likelihood", log_likelihood)
+    progress = None if progress is None else _checks.flag("progress", progress)
     if extrapolation is None:
         extrapolation = law == "chinchilla"
     if extrapolation not in (True, False):
