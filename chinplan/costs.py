@@ -257,6 +257,10 @@ _RANGES = {
 }
 
 
+#: Fields that may be None (the serving chip and price are then training's).
+_OPTIONAL = ("inference_peak_flops", "inference_price")
+
+
 def validate_deployment(deployment: Deployment) -> Deployment:
     """Checks the concrete fields of ``deployment``; raises ``ValueError`` naming the field.
 
@@ -270,7 +274,7 @@ def validate_deployment(deployment: Deployment) -> Deployment:
     if not isinstance(deployment, Deployment):
         raise ValueError(f"deployment must be a chinplan.costs.Deployment, got {type(deployment).__name__}")
     for name, value in deployment._asdict().items():
-        if value is None or _checks.is_traced(value):
+        if (value is None and name in _OPTIONAL) or _checks.is_traced(value):
             continue
         if is_distribution(value):
             validate_distribution(f"deployment.{name}", value, _RANGES[name])
