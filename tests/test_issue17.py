@@ -108,7 +108,7 @@ def test_plan_below_the_smallest_budget_is_one_line(capsys):
 
 
 def test_tco_with_an_overflowing_price_is_one_line_not_nulls(capsys):
-    assert main(["tco", "--target-loss", "2.3", "--draws", "20", "--price", "1e36", "--json"]) == 1
+    assert main(["tco", "--target-loss", "2.3", "--draws", "20", "--uncertainty", "law", "--price", "1e36", "--json"]) == 1
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.count("\n") == 1 and "overflows float32" in captured.err
 
