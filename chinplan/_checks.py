@@ -27,6 +27,8 @@ __all__ = [
     "interval",
     "in_range",
     "representable",
+    "log_representable",
+    "affordable",
     "positive",
     "nonnegative",
     "finite",
@@ -172,6 +174,30 @@ def representable(name: str, arr: np.ndarray) -> np.ndarray:
             f"in [{float(info.tiny):.6g}, {float(info.max):.6g}]; enable JAX's x64 mode for float64), got {first!r}"
         )
     return arr
+
+
+def log_representable(name: str, log_x: Any) -> None:
+    """Checks a product formed in logs, ``exp(log_x)``, stays below the largest value of the
+    dtype chinplan computes in (inf after the cast otherwise); -inf (a zero count) passes.
+    The message gives the product's order of magnitude and the limit."""
+    dtype = np.dtype(jnp.result_type(float))
+    limit = float(np.finfo(dtype).max)
+    log_x = np.asarray(log_x, np.float64)
+    bad = log_x > math.log(limit)
+    if np.any(bad):
+        worst = float(np.max(log_x[bad]))
+        count = f" in {int(bad.sum())} of {log_x.size} draws" if log_x.ndim else ""
+        raise ValueError(
+            f"{name} must be representable in {dtype.name}, the dtype chinplan computes in (at most "
+            f"{limit:.6g}; enable JAX's x64 mode for float64), got about 1e{worst / math.log(10):.1f}{count}"
+        )
+
+
+def affordable(what: str, estimate: float, limit: float, unit: str, hint: str) -> None:
+    """Refuses work whose size, estimated from the arguments before anything is allocated or
+    run, exceeds ``limit``: a ValueError giving the estimate, the limit and what to change."""
+    if estimate > limit:
+        raise ValueError(f"{what} would need about {estimate:.3g} {unit}, more than the limit of {limit:.3g}; {hint}")
 
 
 def positive(name: str, x: Any, *, allow_empty: bool = True) -> np.ndarray:

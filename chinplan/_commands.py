@@ -28,6 +28,7 @@ from chinplan.cli import EXIT_OK, FIT_SUFFIXES, PLOT_SUFFIXES, PLOT_TOKENS_PER_Q
 from chinplan.data import load_runs
 from chinplan.fit import fit
 from chinplan.extrapolation import compute_optimal_draws
+from chinplan.optima import sensible_budget
 from chinplan.posterior import ConvergenceWarning, Posterior, default_posterior, shipped_posterior_path
 from chinplan.format import FORMATS, ROW_LABELS, band_cell, deployment_line, human_count, human_flops, quantile_label, sci
 from chinplan.uncertain import Uniform
@@ -217,7 +218,7 @@ def cmd_plan(args) -> int:
     _check_output(args.plot, "--plot", PLOT_SUFFIXES, args.posterior)
     q = _check_quantiles(args.quantiles)
     draws = _load_draws(args)
-    log_n, log_d, log_loss = (np.asarray(x, np.float64) for x in compute_optimal_draws(draws.theta, jnp.log(jnp.asarray(_checks.positive("--compute", args.compute)))))
+    log_n, log_d, log_loss = (np.asarray(x, np.float64) for x in compute_optimal_draws(draws.theta, jnp.log(jnp.asarray(sensible_budget("--compute", args.compute, decide.median_params(draws.params))))))
     draws_of = {"n": np.exp(log_n), "d": np.exp(log_d), "tokens_per_param": np.exp(log_d - log_n), "loss": np.exp(log_loss)}
     result = {k: np.quantile(v, q, axis=0) for k, v in draws_of.items()}
     beyond = _beyond(draws, draws.posterior.extrapolation(compute=np.asarray(args.compute, np.float64)))

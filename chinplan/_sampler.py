@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-__all__ = ["sample_nuts", "chain_method_for", "CHAIN_METHODS"]
+__all__ = ["sample_nuts", "chain_method_for", "check_size", "CHAIN_METHODS", "MAX_ITERATIONS"]
 
 CHAIN_METHODS = ("sequential", "vectorized", "parallel")
 
@@ -38,6 +38,34 @@ def _advance(steps) -> None:
     bar = _progress["bar"]
     if bar is not None:
         bar.update(int(steps))
+
+
+#: The most NUTS iterations (chains x (warm-up + draws)) one fit may ask for: about 2 hours at
+#: the ~0.7 ms an iteration takes on the 245 embedded runs on a 2-core CPU (benchmarks/RESULTS.md:
+#: 4 chains x 1,500 iterations in about 1 s of sampling per chain).
+MAX_ITERATIONS = 10**7
+_SECONDS_PER_ITERATION_PER_RUN = 0.7e-3 / 245
+
+
+def check_size(num_chains: int, num_warmup: int, num_draws: int, num_runs: int, num_values: int, max_bytes: int) -> None:
+    """Refuses a fit before it starts when its size, estimated from the arguments, exceeds the
+    limits: the draws kept (chains x draws x ``num_values`` float64 values per draw) beyond
+    ``max_bytes`` (what a posterior file may hold, :data:`chinplan._hdf5.MAX_BYTES`), or
+    more than :data:`MAX_ITERATIONS` NUTS iterations. The message gives the estimate."""
+    from chinplan import _checks
+
+    stored = 8.0 * num_chains * num_draws * num_values
+    _checks.affordable(
+        f"fit with {num_chains:,} chains x {num_draws:,} draws", stored, max_bytes, "bytes of draws",
+        "a posterior file holds at most that (chinplan._hdf5.MAX_BYTES); use fewer chains or draws",
+    )
+    iterations = float(num_chains) * (num_warmup + num_draws)
+    hours = iterations * num_runs * _SECONDS_PER_ITERATION_PER_RUN / 3600
+    _checks.affordable(
+        f"fit with {num_chains:,} chains x ({num_warmup:,} warm-up + {num_draws:,} draws) (about {hours:.3g} "
+        f"hours at 0.7 ms an iteration on 245 runs)", iterations, MAX_ITERATIONS, "NUTS iterations",
+        "use fewer chains, warm-up steps or draws",
+    )
 
 
 def chain_method_for(num_chains: int, chain_method: str | None) -> str:
@@ -118,8 +146,12 @@ def sample_nuts(
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Runs ``num_chains`` NUTS chains of ``model`` (dense mass matrix, init_to_median).
 
-    Chain c starts from key ``split(key, num_chains)[c]``; its result depends only on that
-    key and the data, not on how the chains are run. ``model_kwargs`` must be hashable
+    Chain c starts from key ``split(key, num_chains)[c]``; with the same chain method on the
+    same machine its draws depend only on that key and the data. Across chain methods they
+    differ: sequential (``lax.map``), vectorized (``vmap``) and parallel (``pmap``) compile
+    the chain differently, floating-point rounding differs in the last bit, and NUTS (its
+    accept and U-turn decisions) turns that into different, equally valid draws (measured:
+    sequential, vectorized and parallel runs of one key differ from the first kept draw). ``model_kwargs`` must be hashable
     (they are part of the cache key); ``model_args`` are arrays and may change freely.
 
     Returns:

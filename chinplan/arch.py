@@ -400,7 +400,14 @@ def shape_for_params(
     for k in range(max(1, hi - 3), hi + 4):
         fixed, per_layer = linear(k)
         first = max(1, math.ceil((g_mid(k - 1) - fixed) / per_layer))
-        for layers in range(first, math.ceil((g_mid(k) - fixed) / per_layer)):
+        last = math.ceil((g_mid(k) - fixed) / per_layer) - 1
+        # the count fixed + layers * per_layer nearest the target over layers in [first, last],
+        # in closed form (a loop over every layer count took time ~ 1 / aspect_ratio): the two
+        # counts either side of it, the smaller first so that ties keep the fewer layers
+        below = math.floor((target - fixed) / per_layer)
+        for layers in sorted({min(max(below, first), last), min(max(below + 1, first), last)}):
+            if layers < first:
+                continue
             c = fixed + layers * per_layer
             if best is None or abs(c - target) < abs(best[0] - target):
                 best = (c, k, layers)

@@ -64,6 +64,7 @@ import os
 import re
 import signal
 import sys
+import warnings
 
 from chinplan import __version__
 from chinplan._files import OutputPathError, Terminated, check_suffix, signals_unwind
@@ -530,6 +531,13 @@ def _exit_now(code: int) -> None:
     os._exit(code)
 
 
+def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    """A Python warning (a NumPy RuntimeWarning, a library's UserWarning) as one stderr line
+    like chinplan's own warnings, never the multi-line source excerpt Python prints."""
+    text = " ".join(str(message).split())
+    print(f"chinplan: warning: {category.__name__}: {text}", file=sys.stderr)
+
+
 def _one_line(err: BaseException) -> str:
     return " ".join(str(err).split()) or type(err).__name__
 
@@ -543,7 +551,8 @@ def main(argv=None) -> int:
     """
     args = _parser().parse_args(argv)
     try:
-        with signals_unwind():
+        with signals_unwind(), warnings.catch_warnings():
+            warnings.showwarning = _warning_line  # restored on leaving
             return _COMMANDS[args.command](args)
     except (UsageError, OutputPathError) as err:
         code, line = EXIT_USAGE, f"error: {_one_line(err)}"

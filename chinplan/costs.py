@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
 from chinplan import _checks
@@ -51,6 +52,7 @@ __all__ = [
     "sample_deployment",
     "with_cost_draws",
     "validate_deployment",
+    "representable_costs",
     "lifetime_tokens",
     "inference_flops",
     "log_inference_flops",
@@ -249,40 +251,72 @@ _RANGES = {
     "mfu_train": (0.0, 1.0, True),
     "mfu_prefill": (0.0, 1.0, True),
     "mfu_decode": (0.0, 1.0, True),
-    "price": (0.0, math.inf, False),
+    "price": (0.0, math.inf, True),  # > 0: a free training GPU-hour makes the dollar optimum 0/0
     "inference_peak_flops": (0.0, math.inf, True),
     "inference_price": (0.0, math.inf, False),
 }
 
 
+#: Fields that may be None (the serving chip and price are then training's).
+_OPTIONAL = ("inference_peak_flops", "inference_price")
+
+
 def validate_deployment(deployment: Deployment) -> Deployment:
     """Checks the concrete fields of ``deployment``; raises ``ValueError`` naming the field.
 
-    Counts and prices must be finite and >= 0, peaks finite and > 0, MFUs in (0, 1]; booleans,
-    complex numbers and strings are rejected. Distribution fields are checked for finite,
-    valid parameters, and Uniform/LogUniform bounds must lie in the field's range (a
-    LogNormal is unbounded above: keep its sigma small for an MFU). Traced values are
-    skipped (validate before ``jit``).
+    Counts and the serving price must be finite and >= 0, the training price and peaks finite
+    and > 0, MFUs in (0, 1]; booleans, complex numbers and strings are rejected. Distribution
+    fields are checked for finite, valid parameters and a support inside the field's range
+    (Uniform/LogUniform bounds inside it; a LogNormal, unbounded above, is refused for an MFU).
+    The products of counts the TCO forms (:func:`_check_products`) must be representable in
+    the dtype chinplan computes in. Traced values are skipped (validate before ``jit``).
     """
     if not isinstance(deployment, Deployment):
         raise ValueError(f"deployment must be a chinplan.costs.Deployment, got {type(deployment).__name__}")
     for name, value in deployment._asdict().items():
-        if value is None or _checks.is_traced(value):
+        if (value is None and name in _OPTIONAL) or _checks.is_traced(value):
             continue
         if is_distribution(value):
             validate_distribution(f"deployment.{name}", value, _RANGES[name])
             continue
         lo, hi, low_open = _RANGES[name]
         _checks.in_range(f"deployment.{name}", value, lo, hi, low_open=low_open)
+    _check_products(deployment)
     return deployment
+
+
+def _check_products(deployment: Deployment) -> None:
+    """The products of counts in the TCO, formed in float64 logs on the host, must fit the
+    compute dtype: the lifetime tokens Q (T_in + T_out) and the weighted inference tokens
+    D_w of :func:`weighted_inference_tokens` (beyond it the plans overflow to inf/NaN).
+    Skipped while any field is traced or an unsampled distribution."""
+    fields = deployment._asdict()
+    if any(_checks.is_traced(v) or is_distribution(v) for v in fields.values()):
+        return
+    f = {k: _checks.real_array(k, v) for k, v in fields.items() if v is not None}
+    with np.errstate(divide="ignore"):
+        log_q, log_t = np.log(f["queries"]), np.log(f["input_tokens"] + f["output_tokens"])
+        log_w = np.log(f["input_tokens"] / f["mfu_prefill"] + f["output_tokens"] / f["mfu_decode"])
+        peak_inf, price_inf = f.get("inference_peak_flops", f["peak_flops"]), f.get("inference_price", f["price"])
+        log_ratio = np.log(price_inf) - np.log(f["price"]) + np.log(f["peak_flops"]) - np.log(peak_inf)
+    _checks.log_representable("deployment.queries x (input_tokens + output_tokens), the lifetime tokens,", log_q + log_t)
+    _checks.log_representable(
+        "the weighted inference tokens (inference_price/price) (peak_flops/inference_peak_flops) mfu_train "
+        "queries (input_tokens/mfu_prefill + output_tokens/mfu_decode)",
+        log_ratio + np.log(f["mfu_train"]) + log_q + log_w,
+    )
 
 
 def sample_deployment(deployment: Deployment, num_draws: int, *, key: jax.Array | None) -> Deployment:
     """Validates ``deployment`` and samples its distribution fields (see :func:`sample_tree`).
 
-    ``None`` fields (inference hardware/price equal to training's) stay ``None``.
+    ``None`` fields (inference hardware/price equal to training's) stay ``None``. The draws'
+    products of counts are checked too (:func:`_check_products`): a heavy-tailed query volume
+    can leave the representable range in some draws.
     """
-    return sample_tree(validate_deployment(deployment), num_draws, key=key)
+    sampled = sample_tree(validate_deployment(deployment), num_draws, key=key)
+    _check_products(sampled)
+    return sampled
 
 
 def with_cost_draws(
@@ -321,6 +355,11 @@ def lifetime_tokens(queries: ArrayLike, input_tokens: ArrayLike, output_tokens: 
 
 def _lifetime_tokens(queries: ArrayLike, input_tokens: ArrayLike, output_tokens: ArrayLike) -> jax.Array:
     return as_float(queries) * (as_float(input_tokens) + as_float(output_tokens))
+
+
+def _log_lifetime_tokens(queries: ArrayLike, input_tokens: ArrayLike, output_tokens: ArrayLike) -> jax.Array:
+    """log[Q (T_in + T_out)] as a sum of logs: the product of counts is never formed."""
+    return safe_log(as_float(queries)) + safe_log(as_float(input_tokens) + as_float(output_tokens))
 
 
 def _log_inference_flops(log_n: jax.Array, tokens: jax.Array) -> jax.Array:
@@ -416,6 +455,23 @@ def _rates(deployment: Deployment) -> _Rates:
     )
 
 
+def representable_costs(values: dict, reached: Any, what: str) -> None:
+    """A finite plan whose cost overflowed the compute dtype is an input error, not a result:
+    huge prices, query volumes or tiny MFUs give costs beyond float32's 3.4e38 that would
+    print as null. ``values`` maps quantity names to host arrays; ``reached`` marks the
+    entries whose plan is finite (an unreachable plan's inf is honest). ValueError naming
+    the quantity."""
+    for field, value in values.items():
+        bad = np.asarray(reached) & ~np.isfinite(np.asarray(value, np.float64))
+        if np.any(bad):
+            dtype = np.dtype(jnp.result_type(float))
+            raise ValueError(
+                f"{field} of {what} overflows {dtype.name}, the dtype chinplan computes in (at most "
+                f"{float(np.finfo(dtype).max):.6g}): the deployment's price, query volume or MFU is out of any "
+                "realistic range (or enable JAX's x64 mode for float64)"
+            )
+
+
 def _check_design(n: ArrayLike, d: ArrayLike) -> None:
     if not _checks.is_traced(n, d):
         _checks.positive("n", n)
@@ -443,13 +499,12 @@ def tco(n: ArrayLike, d: ArrayLike, deployment: Deployment) -> Cost:
     log_n = jnp.log(as_float(n))
     r = _rates(deployment)
     log_tr = _log_training_flops(log_n, jnp.log(as_float(d)))
-    tokens = _lifetime_tokens(deployment.queries, deployment.input_tokens, deployment.output_tokens)
-    log_inf = _log_inference_flops(log_n, tokens)
+    log_inf = LOG2 + log_n + _log_lifetime_tokens(deployment.queries, deployment.input_tokens, deployment.output_tokens)
     log_tr_h = log_tr + r.train_hours
     log_inf_h = LOG2 + log_n + r.inference_hours
     tr_f, inf_f, tr_h, inf_h = (jnp.exp(x) for x in (log_tr, log_inf, log_tr_h, log_inf_h))
     tr_d, inf_d = jnp.exp(r.price + log_tr_h), jnp.exp(r.inference_price + log_inf_h)
-    return Cost(
+    cost = Cost(
         train_flops=tr_f,
         inference_flops=inf_f,
         flops=jnp.exp(jnp.logaddexp(log_tr, log_inf)),
@@ -460,6 +515,9 @@ def tco(n: ArrayLike, d: ArrayLike, deployment: Deployment) -> Cost:
         inference_dollars=inf_d,
         dollars=tr_d + inf_d,
     )
+    if not _checks.is_traced(n, d, deployment):  # concrete: an overflow is refused, not returned
+        representable_costs(cost._asdict(), True, f"tco(n={_checks.show(n, 40)}, d={_checks.show(d, 40)})")
+    return cost
 
 
 def log_dollars(n: ArrayLike, d: ArrayLike, deployment: Deployment) -> jax.Array:

@@ -72,14 +72,21 @@ class RunsArrays(NamedTuple):
 
 
 def _canonical_columns(frame: pd.DataFrame) -> dict[str, str]:
-    lookup = {str(col).strip().lower(): col for col in frame.columns}
-    found = {}
-    for name, aliases in COLUMN_ALIASES.items():
-        for alias in aliases:
-            if alias in lookup:
-                found[name] = lookup[alias]
-                break
-    return found
+    """Each canonical column's source column; ValueError when two columns claim one name
+    (``params`` and ``N``, or ``loss`` and ``Loss ``): which one the fit reads would be a guess."""
+    found: dict[str, list] = {}
+    for col in frame.columns:
+        key = str(col).strip().lower()
+        for name, aliases in COLUMN_ALIASES.items():
+            if key in aliases:
+                found.setdefault(name, []).append(col)
+    for name, cols in found.items():
+        if len(cols) > 1:
+            raise ValueError(
+                f"runs table is ambiguous: columns {[str(c) for c in cols]} all name {name!r} "
+                f"(accepted spellings: {list(COLUMN_ALIASES[name])}); keep one"
+            )
+    return {name: cols[0] for name, cols in found.items()}
 
 
 def _human_sizes(values: pd.Series) -> pd.Series:

@@ -30,7 +30,7 @@ from chinplan.extrapolation import ExtrapolatedLaw, plan_decades_beyond
 from chinplan.kernels import PlanCost, cheaper, design_cost, loss_at_most, params_for_loss, target_plan_cost
 from chinplan.format import quantile_name
 from chinplan.law import LawParams, as_float
-from chinplan.optima import compute_optimal, smallest_budget
+from chinplan.optima import compute_optimal, sensible_budget
 
 __all__ = [
     "loss_at_most",
@@ -87,14 +87,28 @@ def draw_pairs(params: LawParams | Draws, deployment: Deployment | None = None, 
     deployment and samples its distribution fields once per draw
     (:func:`chinplan.costs.sample_deployment`); ``key`` is required when any field is a
     distribution. ``deployment=None`` uses ``Deployment()`` (training only, default hardware
-    and prices). A :class:`Draws` is returned as it is (it was checked when made).
+    and prices). A :class:`Draws` is checked again (law constants, deployment values and its
+    products of counts, one draw axis: a Draws built by hand is an argument like any other)
+    and returned as it is.
     """
     if isinstance(params, Draws):
         if deployment is not None or key is not None:
             raise ValueError("params is already a Draws (law draws with a sampled deployment): pass no deployment or key")
-        return params
+        return _checked_draws(params)
     num = _checks.law_draws(_constants(params))
     return Draws(params, costs.sample_deployment(Deployment() if deployment is None else deployment, num, key=key))
+
+
+def _checked_draws(draws: Draws) -> Draws:
+    """A :class:`Draws` after its boundary checks: every law constant finite and > 0 in every
+    draw, a sampled deployment of valid values, and one draw axis for both."""
+    num = _checks.law_draws(_constants(draws.law))
+    if not isinstance(draws.deployment, Deployment):
+        raise ValueError(f"params.deployment must be a chinplan.costs.Deployment, got {type(draws.deployment).__name__}")
+    if _checks.draw_axis((draws.law, jax.tree.map(jnp.atleast_1d, draws.deployment)), "params") != num:
+        raise ValueError("params (a Draws) must have one draw axis for its law and its deployment")
+    costs.checked_deployment(draws.deployment)
+    return draws
 
 
 def _constants(params: LawParams | ExtrapolatedLaw) -> LawParams:
@@ -106,7 +120,7 @@ def _law_draws(params: LawParams | ExtrapolatedLaw | Draws) -> tuple[LawParams |
     """The law draws (LawParams, or ExtrapolatedLaw for the loss questions that carry the
     extrapolation component) and their number; checked unless they come from a :class:`Draws`."""
     if isinstance(params, Draws):
-        return params.law, int(np.shape(_constants(params.law).E)[0])
+        return _checked_draws(params).law, int(np.shape(_constants(params.law).E)[0])
     return params, _checks.law_draws(_constants(params))
 
 
@@ -382,7 +396,7 @@ def plan_bands(params: LawParams | Draws, compute: ArrayLike, q: Sequence[float]
       ``{"n", "d", "tokens_per_param", "loss"}``, each a float64 array ``(len(q), len(compute))``.
     """
     law_params, _ = _law_draws(params)
-    compute = np.atleast_1d(_positive("compute", compute))
+    compute = sensible_budget("compute", compute, median_params(_constants(law_params)))
     result = engine.bands(kernels.plan, law_params, compute, q=_checks.levels("q", q))
     return {name: np.asarray(v, dtype=np.float64) for name, v in result.values.items()}
 
@@ -411,7 +425,12 @@ def tco_bands(
     _checks.one_of("optimum", optimum, ("cost", "flops"))
     theta = draw_pairs(params, deployment, key=key)
     targets = _targets(theta.law, target_loss)
-    return engine.bands(kernels.tco_kernel(optimum), theta, targets, q=tuple(q), nan_policy="omit", chunk_size=chunk_size)
+    result = engine.bands(kernels.tco_kernel(optimum), theta, targets, q=tuple(q), nan_policy="omit", chunk_size=chunk_size)
+    for group in ("optimal", "chinchilla"):
+        values = result.values[group]
+        reached = np.isfinite(np.asarray(values["n"], np.float64)) & np.isfinite(np.asarray(values["d"], np.float64))
+        costs.representable_costs({f: values[f] for f in kernels.TCO_FIELDS if f not in ("n", "d")}, reached, f"the {group} plan")
+    return result
 
 
 # --------------------------------------------------------------------------------------
@@ -578,21 +597,15 @@ def regret_compute(
         mistake), besides the usual bad ``compute``, ``grid_points`` or ``span``.
     """
     law_params, _ = _law_draws(params)
-    c = np.atleast_1d(_positive("compute", compute))
+    point = median_params(_constants(law_params)) if point is None else point
+    c = sensible_budget("compute", compute, point)
     if c.ndim != 1:
         raise ValueError(f"compute must be a scalar or 1-D, got shape {c.shape}")
     grid_points = _checks.integer("grid_points", grid_points, 3, high=10**7)
     if grid_points % 2 == 0:
         raise ValueError(f"grid_points must be an odd integer >= 3, got {grid_points!r}")
     span = _checks.positive_number("span", span)
-    point = median_params(law_params) if point is None else point
-    c_min = smallest_budget(point)
-    if np.any(c < c_min):
-        too_small = c[c < c_min][0]
-        raise ValueError(
-            f"compute must be at least {c_min:.6g} FLOPs (valid range [{c_min:.6g}, inf)): below that the "
-            f"compute-optimal plan has fewer than 1 parameter or 1 token; got {too_small!r}"
-        )
+    as_frame = _checks.flag("as_frame", as_frame)
     plan = compute_optimal(point, c)
     x0 = np.log(np.asarray(plan.n, np.float64))
     offsets = np.linspace(-span, span, int(grid_points))

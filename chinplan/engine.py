@@ -233,7 +233,7 @@ def _default_chunk_size(n_draws: int, scenarios_per_device: int) -> int:
 
 def _want_progress(progress: bool | None, n_chunks: int) -> bool:
     if progress is not None:
-        return bool(progress)
+        return _checks.flag("progress", progress)
     return n_chunks >= _AUTO_PROGRESS_MIN_CHUNKS and sys.stderr is not None and sys.stderr.isatty()
 
 

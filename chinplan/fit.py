@@ -31,8 +31,8 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from chinplan import _checks
-from chinplan._sampler import CHAIN_METHODS, sample_nuts
+from chinplan import _checks, _hdf5
+from chinplan._sampler import CHAIN_METHODS, check_size, sample_nuts
 from chinplan.law import LawParams
 from chinplan.data import MIN_RUNS, config_arrays, load_runs, runs_arrays
 from chinplan.extrapolation import fold_masks, isoflop_minima, learn, sample_discrepancy
@@ -236,6 +236,8 @@ def fit(
         raise ValueError(f"law must be one of {LAWS}, got {law!r}")
     if likelihood not in LIKELIHOODS:
         raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
+    log_likelihood = _checks.flag("log_likelihood", log_likelihood)
+    progress = None if progress is None else _checks.flag("progress", progress)
     if extrapolation is None:
         extrapolation = law == "chinchilla"
     if extrapolation not in (True, False):
@@ -244,6 +246,7 @@ def fit(
         raise ValueError(f"extrapolation=True needs law='chinchilla' (the component moves the Chinchilla law's valley), got law={law!r}")
     priors, priors_name = _resolve_priors(law, priors)
     runs = load_runs(runs)
+    check_size(num_chains, num_warmup, num_draws, len(runs), 16 + (len(runs) if log_likelihood else 0), _hdf5.MAX_BYTES)
     extra, left_out, dtype = (), 0, jnp.result_type(float)
     if law == "data_constrained":
         runs, left_out = _within_epochs(runs, max_epochs)

@@ -33,6 +33,7 @@ __all__ = [
     "cost_optimal",
     "data_constrained_optimal",
     "smallest_budget",
+    "sensible_budget",
 ]
 
 LOG2 = math.log(2.0)
@@ -357,3 +358,19 @@ def smallest_budget(point: LawParams) -> float:
     g = log_g(la, lb, alpha, beta)
     a, b = beta / (alpha + beta), alpha / (alpha + beta)
     return float(FLOPS_PER_PARAM_TOKEN * np.exp(max(-g / a, g / b)))
+
+
+def sensible_budget(name: str, compute: ArrayLike, point: LawParams) -> np.ndarray:
+    """``compute`` (float64, at least 1-D) if every budget is finite, representable and at
+    least :func:`smallest_budget` of ``point``: below it the compute-optimal plan has fewer
+    than 1 parameter or 1 token, almost surely a units mistake (PF-days or a log10 typed as
+    FLOPs). The one check of a FLOP budget wherever a planner meets one."""
+    c = np.atleast_1d(_checks.positive(name, compute, allow_empty=False))
+    c_min = smallest_budget(point)
+    if np.any(c < c_min):
+        too_small = c[c < c_min][0]
+        raise ValueError(
+            f"{name} must be at least {c_min:.6g} FLOPs (valid range [{c_min:.6g}, inf)): below that the "
+            f"compute-optimal plan has fewer than 1 parameter or 1 token; got {float(too_small)!r}"
+        )
+    return c

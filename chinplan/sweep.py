@@ -24,6 +24,7 @@ import numpy as np
 from chinplan import _checks, costs, decide, engine, kernels
 from chinplan.extrapolation import ExtrapolatedLaw, plan_decades_beyond
 from chinplan.format import parse_human, quantile_name
+from chinplan.optima import sensible_budget
 from chinplan.uncertain import LogNormal, LogUniform, Uniform, is_distribution
 
 __all__ = [
@@ -217,6 +218,8 @@ def _axis(value, key: str, where: str) -> np.ndarray:
         num = spec[2] if isinstance(spec, list) and len(spec) == 3 else None
         if not (isinstance(num, int) and not isinstance(num, bool) and num >= 1):
             raise ValueError(f"{where}: {key}.{form} must be [start, stop, num] with an integer num >= 1, got {spec!r}")
+        if num > MAX_SCENARIOS:  # refused before the array (8 bytes a point) is built
+            raise ValueError(f"{where}: {key}.{form} has {num:,} points, more than {MAX_SCENARIOS:,} scenarios; split the sweep")
         start, stop = (_scalar(v, f"{key}.{form}", where) for v in spec[:2])
         array = (np.logspace if form == "logspace" else np.linspace)(start, stop, num)
     else:
@@ -227,6 +230,18 @@ def _axis(value, key: str, where: str) -> np.ndarray:
     if len(np.unique(array)) != len(array):
         raise ValueError(f"{where}: {key} repeats a value")
     return array
+
+
+def _axis_length(value) -> int:
+    """The number of points an axis declares, read from the TOML without building it (a
+    malformed axis counts 1 here and is refused by :func:`_axis`)."""
+    if isinstance(value, dict) and len(value) == 1:
+        ((form, spec),) = value.items()
+        if form == "values":
+            return _axis_length(spec)
+        num = spec[2] if isinstance(spec, list) and len(spec) == 3 else None
+        return num if isinstance(num, int) and not isinstance(num, bool) and num >= 1 else 1
+    return max(1, len(value)) if isinstance(value, list) else 1
 
 
 def _check_axis_range(name: str, values: np.ndarray, where: str) -> None:
@@ -249,7 +264,10 @@ def _distribution(value: dict, key: str, where: str):
     if not (isinstance(spec, list) and len(spec) == 2):
         raise ValueError(f"{where}: deployment.{key}.{kind} must be a pair of numbers, got {spec!r}")
     a, b = (_scalar(v, f"deployment.{key}.{kind}", where) for v in spec)
-    return _DISTRIBUTIONS[kind](a, b)
+    try:
+        return _DISTRIBUTIONS[kind](a, b)
+    except ValueError as err:  # a distribution checks its parameters when it is built
+        raise ValueError(f"{where}: deployment.{key}: {err}") from None
 
 
 def _check_keys(where: str, sweep: dict, grid: dict, dep: dict) -> None:
@@ -337,12 +355,12 @@ def load_scenarios(path: str | os.PathLike) -> Scenarios:
     sweep, grid, dep = (_table_of(document, name, where) for name in ("sweep", "grid", "deployment"))
     _check_keys(where, sweep, grid, dep)
 
+    size = math.prod(_axis_length(value) for value in grid.values())  # before any axis is built
+    if size > MAX_SCENARIOS:
+        raise ValueError(f"{where}: [grid] has {size:,} scenarios, more than {MAX_SCENARIOS:,}; split the sweep")
     axes = {key: _axis(value, f"grid.{key}", where) for key, value in grid.items()}
     for key, values in axes.items():
         _check_axis_range(key, values, where)
-    size = math.prod(len(v) for v in axes.values())
-    if size > MAX_SCENARIOS:
-        raise ValueError(f"{where}: [grid] has {size:,} scenarios, more than {MAX_SCENARIOS:,}; split the sweep")
     plans = [k for k in ("compute", "target_loss") if k in axes] + (["design"] if {"n", "d"} & set(axes) else [])
     if len(plans) != 1 or (plans == ["design"] and not {"n", "d"} <= set(axes)):
         raise ValueError(f"{where}: [grid] needs exactly one plan: grid.compute, grid.target_loss, or grid.n with grid.d")
@@ -386,6 +404,8 @@ def run_sweep(scenarios: Scenarios, params, *, key=None, progress: bool = False,
     theta = decide.draw_pairs(params, scenarios.deployment, key=key)
     if scenarios.plan == "target_loss":
         _checks.reachable("grid.target_loss", scenarios.axes["target_loss"], decide._constants(theta.law).E, every=False)
+    if scenarios.plan == "compute":
+        sensible_budget("grid.compute", scenarios.axes["compute"], decide.median_params(decide._constants(theta.law)))
     # Axis k varies along dimension k: the engine broadcasts them to the full grid.
     grids = [v.reshape([-1 if i == k else 1 for i in range(len(names))]) for k, v in enumerate(scenarios.axes.values())]
     kernel = kernels.sweep_kernel(scenarios.plan, scenarios.optimum, names, scenarios.outputs)

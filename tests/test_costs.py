@@ -235,8 +235,8 @@ def test_sample_deployment():
         ("mfu_decode", 1.5),
         ("peak_flops", 0.0),
         ("price", float("nan")),
-        ("queries", LogNormal(-1.0, 0.2)),
-        ("mfu_prefill", Uniform(0.6, 0.4)),
+        ("queries", LogNormal(1.0, 0.2)._replace(median=-1.0)),  # _replace skips the build-time check
+        ("mfu_prefill", Uniform(0.4, 0.6)._replace(lo=0.6, hi=0.4)),
     ],
 )
 def test_deployment_validation(field, value):
