@@ -13,7 +13,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
-__all__ = ["check_structure", "MAX_BYTES", "MAX_OBJECTS", "MAX_DEPTH"]
+import numpy as np
+
+from chinplan import _checks
+
+__all__ = ["check_structure", "check_site", "MAX_BYTES", "MAX_OBJECTS", "MAX_DEPTH"]
 
 #: The most bytes a posterior file may declare, summed over its datasets (uncompressed). A
 #: fit of 16 chains x 100,000 draws of a dozen float64 sites is 150 MB.
@@ -94,3 +98,31 @@ def check_structure(path: str | os.PathLike, name: str | None = None, *, max_byt
                         _fail(name, f"its datasets declare more than {max_bytes} bytes (at {where!r})")
                 else:  # a committed datatype
                     _fail(name, f"{where!r} is a {type(item).__name__}, not a group or a variable")
+
+
+_F32 = np.finfo(np.float32)
+#: What each site's draws must lie in: chinplan computes in float32 (float64 with x64), so a
+#: scale must be a normal positive float32 and a log must exponentiate to one.
+_SITE_RANGES = {
+    **{name: (float(np.log(_F32.tiny)), float(np.log(_F32.max))) for name in ("log_E", "log_A", "log_B", "log_Nc", "log_Dc", "log_R_D", "log_R_N")},
+    **{name: (float(_F32.tiny), float(_F32.max)) for name in ("alpha", "beta", "sigma", "nu", "alpha_N", "alpha_D", "sigma_seed")},
+    "kappa": (0.0, float(_F32.max)),
+}
+
+
+def check_site(group, where: str, name: str, shape):
+    """One variable of an untrusted file: dims exactly (chain, draw), the posterior's sizes,
+    every draw in its site's range (:data:`_SITE_RANGES`; finite float32 otherwise)."""
+    var = group[name]
+    if tuple(var.dims) != ("chain", "draw"):
+        raise ValueError(
+            f"variable '{where}/{name}' has the dims {tuple(var.dims)}; a chinplan posterior's variables have "
+            "exactly ('chain', 'draw') (a hierarchical or other program's posterior is not a chinplan law)"
+        )
+    if shape is not None and tuple(var.shape) != shape:
+        raise ValueError(f"variable '{where}/{name}' has {var.shape} (chain, draw) draws, the posterior {shape}")
+    if var.size == 0:
+        raise ValueError(f"variable '{where}/{name}' has no draws")
+    lo, hi = _SITE_RANGES.get(name, (-float(_F32.max), float(_F32.max)))
+    _checks.in_range(f"variable '{where}/{name}'", np.asarray(var.values), lo, hi, unit="draws")
+    return tuple(var.shape)

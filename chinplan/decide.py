@@ -16,6 +16,8 @@ JAX callers use the kernels and the raw-array wrappers (:func:`prob_target`,
 
 from __future__ import annotations
 
+import collections
+
 import math
 from typing import NamedTuple, Sequence
 
@@ -96,19 +98,34 @@ def draw_pairs(params: LawParams | Draws, deployment: Deployment | None = None, 
             raise ValueError("params is already a Draws (law draws with a sampled deployment): pass no deployment or key")
         return _checked_draws(params)
     num = _checks.law_draws(_constants(params))
-    return Draws(params, costs.sample_deployment(Deployment() if deployment is None else deployment, num, key=key))
+    return _verified(Draws(params, costs.sample_deployment(Deployment() if deployment is None else deployment, num, key=key)))
+
+
+#: The Draws objects already checked (by identity; strong references, so an id is never reused
+#: while listed): a Draws from draw_pairs, or one checked once, is not checked again.
+_VERIFIED: collections.OrderedDict = collections.OrderedDict()
+
+
+def _verified(draws: Draws) -> Draws:
+    _VERIFIED[id(draws)] = draws
+    while len(_VERIFIED) > 16:
+        _VERIFIED.popitem(last=False)
+    return draws
 
 
 def _checked_draws(draws: Draws) -> Draws:
     """A :class:`Draws` after its boundary checks: every law constant finite and > 0 in every
-    draw, a sampled deployment of valid values, and one draw axis for both."""
+    draw, a sampled deployment of valid values, and one draw axis for both. Checked once: a
+    Draws made by :func:`draw_pairs` (or checked before) is returned as it is."""
+    if _VERIFIED.get(id(draws)) is draws:
+        return draws
     num = _checks.law_draws(_constants(draws.law))
     if not isinstance(draws.deployment, Deployment):
         raise ValueError(f"params.deployment must be a chinplan.costs.Deployment, got {type(draws.deployment).__name__}")
     if _checks.draw_axis((draws.law, jax.tree.map(jnp.atleast_1d, draws.deployment)), "params") != num:
         raise ValueError("params (a Draws) must have one draw axis for its law and its deployment")
     costs.checked_deployment(draws.deployment)
-    return draws
+    return _verified(draws)
 
 
 def _constants(params: LawParams | ExtrapolatedLaw) -> LawParams:

@@ -30,6 +30,7 @@ import xarray as xr
 
 from chinplan import _checks
 from chinplan._files import netcdf_image, write_bytes
+from chinplan._hdf5 import check_site as _check_site
 from chinplan._hdf5 import check_structure
 from chinplan.extrapolation import Domain, ExtrapolatedLaw, compute_optimal_draws, decades_beyond, level_distance, log_loss_draws
 from chinplan.law import Allocation, DataConstrainedParams, LawParams, log_effective_sizes, log_g, log_loss
@@ -118,34 +119,6 @@ def _replicate(posterior, mean, kappa, domain, log_n, log_d, key):
         seed = jnp.asarray(posterior.draws("sigma_seed"), mean.dtype).reshape(kappa.shape)
         eps = eps + seed * jax.random.normal(jax.random.fold_in(k_eps, 1), mean.shape, mean.dtype)
     return np.asarray(mean, np.float64), np.asarray(mean + scatter + eps, np.float64)
-
-
-_F32 = np.finfo(np.float32)
-#: What each site's draws must lie in: chinplan computes in float32 (float64 with x64), so a
-#: scale must be a normal positive float32 and a log must exponentiate to one.
-_SITE_RANGES = {
-    **{name: (float(np.log(_F32.tiny)), float(np.log(_F32.max))) for name in ("log_E", "log_A", "log_B", "log_Nc", "log_Dc", "log_R_D", "log_R_N")},
-    **{name: (float(_F32.tiny), float(_F32.max)) for name in ("alpha", "beta", "sigma", "nu", "alpha_N", "alpha_D", "sigma_seed")},
-    "kappa": (0.0, float(_F32.max)),
-}
-
-
-def _check_site(group, where: str, name: str, shape):
-    """One variable of an untrusted file: dims exactly (chain, draw), the posterior's sizes,
-    every draw in its site's range (:data:`_SITE_RANGES`; finite float32 otherwise)."""
-    var = group[name]
-    if tuple(var.dims) != ("chain", "draw"):
-        raise ValueError(
-            f"variable '{where}/{name}' has the dims {tuple(var.dims)}; a chinplan posterior's variables have "
-            "exactly ('chain', 'draw') (a hierarchical or other program's posterior is not a chinplan law)"
-        )
-    if shape is not None and tuple(var.shape) != shape:
-        raise ValueError(f"variable '{where}/{name}' has {var.shape} (chain, draw) draws, the posterior {shape}")
-    if var.size == 0:
-        raise ValueError(f"variable '{where}/{name}' has no draws")
-    lo, hi = _SITE_RANGES.get(name, (-float(_F32.max), float(_F32.max)))
-    _checks.in_range(f"variable '{where}/{name}'", np.asarray(var.values), lo, hi, unit="draws")
-    return tuple(var.shape)
 
 
 class Posterior:
@@ -372,9 +345,9 @@ class Posterior:
         """The draws as an :class:`~chinplan.extrapolation.ExtrapolatedLaw` (leading draw axis),
         for kernels ``fn(theta, *scenario)``; with ``uncertainty="law"`` u = v = kappa = 0."""
         _check_uncertainty(uncertainty)
-        if self.law == "data_constrained":
-            raise ValueError("a data-constrained posterior carries no extrapolation component; use Posterior.params")
         law = self.params
+        if self.law == "data_constrained":  # its law of fresh data (no extrapolation component)
+            law = law.base
         dtype = law.alpha.dtype
         if uncertainty == "extrapolation" and not self.has_extrapolation:
             raise ValueError(

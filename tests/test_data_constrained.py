@@ -212,6 +212,28 @@ def test_paper_rows_within_the_law_range_hold_the_published_decay_constants():
         assert lo <= published <= hi, (name, lo, hi)
 
 
+def test_backtest_fit_fewer_epochs_predict_more():
+    """Fit the C4 runs of at most 4 epochs, predict the runs of 4-8 epochs (inside the law's
+    range). Coverage of the central intervals, with tolerances of 3 binomial standard errors
+    for 38 held-out runs (the held-out runs share the fit's error, so this is a loose check;
+    docs/DATA_CONSTRAINED.md has the full back-test table)."""
+    runs = datasets.datablations()
+    runs = runs[runs["dataset"] == "c4"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the runs beyond 4 epochs, left out on purpose
+        post = chinplan.fit(runs[["params", "tokens", "unique_tokens", "loss"]], key=jax.random.key(31), law="data_constrained",
+                            max_epochs=4, num_draws=400, num_warmup=400, num_chains=2, max_retries=0)  # fmt: skip
+    assert post.attrs["runs_left_out"] == int((runs["epochs"] > 4).sum())
+    held = runs[(runs["epochs"] > 4) & (runs["epochs"] <= 8)]
+    n, d, u, y = (held[c].to_numpy(np.float64) for c in ("params", "tokens", "unique_tokens", "loss"))
+    band = post.predict_loss(n, d, unique_tokens=u, q=[0.05, 0.25, 0.5, 0.75, 0.95], key=jax.random.key(32))
+    for lo, hi, level in ((1, 3, 0.5), (0, 4, 0.9)):
+        covered = np.mean((y >= band[lo]) & (y <= band[hi]))
+        se = np.sqrt(level * (1 - level) / len(y))
+        assert covered >= level - 3 * se, (level, covered)
+    assert np.median(np.abs(y / band[2] - 1)) < 0.02  # predictions inside the range stay close
+
+
 def test_fit_leaves_out_runs_beyond_max_epochs_with_a_warning():
     runs = datasets.datablations()
     with pytest.raises(ValueError, match="max_epochs must be a number >= 1"):
