@@ -36,6 +36,7 @@ __all__ = [
     "EpochRangeWarning",
     "draws_of",
     "fitted_epochs",
+    "warn_beyond",
     "plan",
     "epoch_table",
     "epochs_until",
@@ -76,7 +77,8 @@ def fitted_epochs(posterior) -> float:
     return float(np.max(np.exp(np.asarray(const["log_d"]) - np.asarray(const["log_u"]))))
 
 
-def _warn_beyond(posterior, epochs, what: str) -> None:
+def warn_beyond(posterior, epochs, what: str) -> None:
+    """Warns (:class:`EpochRangeWarning`) when any of ``epochs`` exceeds the fitted range."""
     limit = fitted_epochs(posterior)
     epochs = np.asarray(epochs, np.float64)
     if np.any(epochs > limit * (1 + 1e-6)):
@@ -117,7 +119,7 @@ def plan(posterior, compute, unique_tokens, *, q=engine.DEFAULT_QUANTILES, num_d
         kernels.data_constrained_plan, params, compute[:, None], unique[None, :], q=q,
         dims=("compute", "unique_tokens"), coords={"compute": compute, "unique_tokens": unique}, chunk_size=chunk_size,
     )  # fmt: skip
-    _warn_beyond(posterior, ds["epochs"].sel(quantile=0.5, method="nearest").values, "the median plan")
+    warn_beyond(posterior, ds["epochs"].sel(quantile=0.5, method="nearest").values, "the median plan")
     return ds
 
 
@@ -136,7 +138,7 @@ def epoch_table(posterior, n, unique_tokens, epochs, *, q=engine.DEFAULT_QUANTIL
     epochs = np.atleast_1d(_checks.in_range("epochs", epochs, 1.0, np.inf)).astype(np.float64)
     ds = engine.bands_dataset(kernels.epoch_value, params, n, epochs * unique, unique, q=q, dims=("epochs",),
                               coords={"epochs": epochs}, chunk_size=chunk_size)  # fmt: skip
-    _warn_beyond(posterior, epochs + 1.0, "the epoch table")
+    warn_beyond(posterior, epochs + 1.0, "the epoch table")
     return ds
 
 
@@ -151,5 +153,5 @@ def epochs_until(posterior, fraction, *, q=engine.DEFAULT_QUANTILES):
     params = draws_of(posterior)
     fraction = np.atleast_1d(_checks.in_range("fraction", fraction, 0.0, 1.0, low_open=True, high_open=True)).astype(np.float64)
     ds = engine.bands_dataset(kernels.epochs_until, params, fraction, q=q, dims=("fraction",), coords={"fraction": fraction})
-    _warn_beyond(posterior, ds["epochs"].sel(quantile=0.5, method="nearest").values, "the answer")
+    warn_beyond(posterior, ds["epochs"].sel(quantile=0.5, method="nearest").values, "the answer")
     return ds

@@ -420,6 +420,10 @@ class Posterior:
         log_u = None if unique_tokens is None else np.log(_checks.positive("unique_tokens", unique_tokens))
         if uncertainty is None:
             uncertainty = "law" if self.law == "data_constrained" else "extrapolation"
+        if log_u is not None and self.law == "data_constrained":  # an EpochRangeWarning beyond the fitted epochs
+            from chinplan.data_constrained import warn_beyond
+
+            warn_beyond(self, np.exp(log_d - log_u), "the run")
         _, rep = self.sample_log_loss(log_n, log_d, key=key, uncertainty=uncertainty, log_u=log_u)
         return np.quantile(np.exp(rep), q, axis=0)
 

@@ -194,6 +194,8 @@ def test_posterior_round_trip_and_predictive(simulated_fit, tmp_path):
     key = jax.random.key(0)
     band = back.predict_loss(1e9, 8e9, unique_tokens=2e9, q=[0.05, 0.5, 0.95], key=key)
     assert band[0] < law64(TRUTH, 1e9, 8e9, 2e9) < band[2]
+    with pytest.warns(dc.EpochRangeWarning, match=r"the run repeats the data 40 epochs, beyond the 8 epochs"):
+        back.predict_loss(1e9, 8e10, unique_tokens=2e9, key=key)
     with pytest.raises(ValueError, match="law='data_constrained'"):
         chinplan.default_posterior().predict_loss(1e9, 8e9, unique_tokens=2e9, key=key)
 
