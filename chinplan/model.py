@@ -386,6 +386,26 @@ def _references(log_n, log_d, weight):
     return mean(log_n), mean(log_d)
 
 
+def _chinchilla_constants(p, log_n, log_d, weight):
+    """Samples ``(log E, log A, log B, alpha, beta)`` under priors ``p`` in the reference
+    coordinates of :func:`chinchilla_model` (the one place they are written)."""
+    log_n_ref, log_d_ref = _references(log_n, log_d, weight)
+    log_E = numpyro.sample("log_E", dist.Normal(p.log_E_loc, p.log_E_scale))
+    if isinstance(p, InformedPriors):
+        alpha = numpyro.sample("alpha", dist.TruncatedNormal(p.alpha_loc, p.alpha_scale, low=p.exponent_low, high=p.exponent_high))
+        beta = numpyro.sample("beta", dist.TruncatedNormal(p.beta_loc, p.beta_scale, low=p.exponent_low, high=p.exponent_high))
+    else:
+        alpha = numpyro.sample("alpha", dist.Uniform(p.exponent_low, p.exponent_high))
+        beta = numpyro.sample("beta", dist.Uniform(p.exponent_low, p.exponent_high))
+    log_A_ref = numpyro.sample("log_A_ref", _improper_real())
+    log_B_ref = numpyro.sample("log_B_ref", _improper_real())
+    log_A = numpyro.deterministic("log_A", log_A_ref + alpha * log_n_ref)
+    log_B = numpyro.deterministic("log_B", log_B_ref + beta * log_d_ref)
+    numpyro.factor("log_A_prior", dist.Normal(p.log_A_loc, p.log_A_scale).log_prob(log_A))
+    numpyro.factor("log_B_prior", dist.Normal(p.log_B_loc, p.log_B_scale).log_prob(log_B))
+    return log_E, log_A, log_B, alpha, beta
+
+
 def chinchilla_model(
     log_n: jax.Array,
     log_d: jax.Array,
@@ -413,20 +433,7 @@ def chinchilla_model(
     """
     _check_likelihood(likelihood)
     p = priors
-    log_n_ref, log_d_ref = _references(log_n, log_d, weight)
-    log_E = numpyro.sample("log_E", dist.Normal(p.log_E_loc, p.log_E_scale))
-    if isinstance(p, InformedPriors):
-        alpha = numpyro.sample("alpha", dist.TruncatedNormal(p.alpha_loc, p.alpha_scale, low=p.exponent_low, high=p.exponent_high))
-        beta = numpyro.sample("beta", dist.TruncatedNormal(p.beta_loc, p.beta_scale, low=p.exponent_low, high=p.exponent_high))
-    else:
-        alpha = numpyro.sample("alpha", dist.Uniform(p.exponent_low, p.exponent_high))
-        beta = numpyro.sample("beta", dist.Uniform(p.exponent_low, p.exponent_high))
-    log_A_ref = numpyro.sample("log_A_ref", _improper_real())
-    log_B_ref = numpyro.sample("log_B_ref", _improper_real())
-    log_A = numpyro.deterministic("log_A", log_A_ref + alpha * log_n_ref)
-    log_B = numpyro.deterministic("log_B", log_B_ref + beta * log_d_ref)
-    numpyro.factor("log_A_prior", dist.Normal(p.log_A_loc, p.log_A_scale).log_prob(log_A))
-    numpyro.factor("log_B_prior", dist.Normal(p.log_B_loc, p.log_B_scale).log_prob(log_B))
+    log_E, log_A, log_B, alpha, beta = _chinchilla_constants(p, log_n, log_d, weight)
     sigma, nu = _noise(likelihood, p)
     law = LawParams(jnp.exp(log_E), jnp.exp(log_A), jnp.exp(log_B), alpha, beta)
     mean = log_loss(law, log_n, log_d)
@@ -519,16 +526,7 @@ def data_constrained_model(
     _check_likelihood(likelihood)
     p = priors
     if p.base is None:
-        log_n_ref, log_d_ref = _references(log_n, log_d, weight)
-        log_E = numpyro.sample("log_E", dist.Normal(p.log_E_loc, p.log_E_scale))
-        alpha = numpyro.sample("alpha", dist.Uniform(p.exponent_low, p.exponent_high))
-        beta = numpyro.sample("beta", dist.Uniform(p.exponent_low, p.exponent_high))
-        log_A_ref = numpyro.sample("log_A_ref", _improper_real())
-        log_B_ref = numpyro.sample("log_B_ref", _improper_real())
-        log_A = numpyro.deterministic("log_A", log_A_ref + alpha * log_n_ref)
-        log_B = numpyro.deterministic("log_B", log_B_ref + beta * log_d_ref)
-        numpyro.factor("log_A_prior", dist.Normal(p.log_A_loc, p.log_A_scale).log_prob(log_A))
-        numpyro.factor("log_B_prior", dist.Normal(p.log_B_loc, p.log_B_scale).log_prob(log_B))
+        log_E, log_A, log_B, alpha, beta = _chinchilla_constants(p, log_n, log_d, weight)
     else:  # the base law held fixed (recorded as deterministic sites)
         fixed = [jnp.asarray(x, dtype=log_n.dtype) for x in p.base]
         log_E = numpyro.deterministic("log_E", jnp.log(fixed[0]))

@@ -24,23 +24,31 @@ def test_shipped_posterior_provenance():
     assert chinplan.default_posterior() is post  # loaded once
 
 
-@pytest.mark.skipif(not SCRIPT.exists(), reason="the build script is not part of an installed package")
-def test_rebuilding_reproduces_the_shipped_posterior_within_mc_error():
+def _build_script():
     spec = importlib.util.spec_from_file_location("build_default_posterior", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    rebuilt = module.build_default_posterior(progress=False)
-    shipped = chinplan.default_posterior()
-    names = ["log_E", "log_A", "log_B", "alpha", "beta", "sigma", "nu"]
+    return module
+
+
+def _agree_within_mc_error(shipped, rebuilt, names, sd_range):
+    """Each site's mean within 4 Monte Carlo standard errors (a false alarm in any of 10 means
+    has probability < 7e-4) and its sd within ``sd_range`` of the shipped one."""
     a, b = shipped.to_arviz().posterior, rebuilt.to_arviz().posterior
     mcse_a, mcse_b = az.mcse(a[names]), az.mcse(b[names])
     for name in names:
         diff = abs(float(a[name].mean()) - float(b[name].mean()))
         se = np.hypot(float(mcse_a[name]), float(mcse_b[name]))
-        # 4 standard errors: a false alarm in any of the 7 means has probability < 5e-4.
         assert diff <= 4 * se, (name, diff, se)
         ratio = float(b[name].std()) / float(a[name].std())
-        assert 0.85 < ratio < 1.15, (name, ratio)  # ESS > 2000: the sd agrees to a few percent
+        assert sd_range[0] < ratio < sd_range[1], (name, ratio)
+
+
+@pytest.mark.skipif(not SCRIPT.exists(), reason="the build script is not part of an installed package")
+def test_rebuilding_reproduces_the_shipped_posterior_within_mc_error():
+    rebuilt = _build_script().build_default_posterior(progress=False)
+    shipped = chinplan.default_posterior()
+    _agree_within_mc_error(shipped, rebuilt, ["log_E", "log_A", "log_B", "alpha", "beta", "sigma", "nu"], (0.85, 1.15))  # ESS > 2000
     # the extrapolation component: the learned scale posteriors (grids over a deterministic
     # refit pipeline) and the 4,000 draws of the valley drift and level drift
     ga, gb = shipped.to_arviz().extrapolation, rebuilt.to_arviz().extrapolation
@@ -57,19 +65,8 @@ def test_rebuilding_reproduces_the_shipped_posterior_within_mc_error():
 def test_rebuilding_reproduces_the_shipped_data_constrained_posterior_within_mc_error():
     from chinplan import data_constrained
 
-    spec = importlib.util.spec_from_file_location("build_default_posterior", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    rebuilt = module.build_data_constrained_posterior(progress=False)
+    rebuilt = _build_script().build_data_constrained_posterior(progress=False)
     shipped = data_constrained.default_posterior()
     assert rebuilt.attrs["data_sha256"] == shipped.attrs["data_sha256"]
     names = ["log_E", "log_A", "log_B", "alpha", "beta", "log_R_D", "log_R_N", "sigma", "nu", "sigma_seed"]
-    a, b = shipped.to_arviz().posterior, rebuilt.to_arviz().posterior
-    mcse_a, mcse_b = az.mcse(a[names]), az.mcse(b[names])
-    for name in names:
-        diff = abs(float(a[name].mean()) - float(b[name].mean()))
-        se = np.hypot(float(mcse_a[name]), float(mcse_b[name]))
-        # 4 standard errors: a false alarm in any of the 10 means has probability < 7e-4
-        assert diff <= 4 * se, (name, diff, se)
-        ratio = float(b[name].std()) / float(a[name].std())
-        assert 0.8 < ratio < 1.25, (name, ratio)  # bulk ESS > 900 for every site
+    _agree_within_mc_error(shipped, rebuilt, names, (0.8, 1.25))  # bulk ESS > 900 for every site
