@@ -128,7 +128,7 @@ _LAZY_NAMES = {
     "smallest_model": "decide",
     "chance_constrained": "decide",
     "evaluate_designs": "decide",
-    "regret_compute": "decide",
+    "regret_compute": "regret",
     "target_cost_bands": "decide",
 }
 

@@ -40,6 +40,7 @@ import pandas as pd
 import pytest
 
 import chinplan
+from chinplan import regret
 from chinplan import _files, arch, costs, decide, huber, law, optima
 from chinplan.costs import Deployment
 from chinplan.uncertain import LogNormal, LogUniform, Uniform
@@ -907,7 +908,7 @@ raises("plan_bands/int-beyond-float64", lambda f: decide.plan_bands(P, 10**400),
 raises("plan_bands/q-none", lambda f: decide.plan_bands(P, 1e22, q=None), r"^q must be a number or a sequence of numbers in \[0, 1\], got None")
 raises("prob_target/huge-chunk-size", lambda f: decide.prob_target(P, 7e10, 1.4e12, 2.0, chunk_size=10**24), r"^chunk_size must be an integer in \[1, 9223372036854775807\]")
 raises("smallest_model/p-beyond-float64", lambda f: decide.smallest_model(P, 2.0, 1e12, p=-(10**400)), r"^p must be a number in \(0, 1\]")
-raises("regret_compute/grid-points-none", lambda f: decide.regret_compute(P, 1e21, grid_points=None), r"^grid_points must be an integer >= 3, got None")
+raises("regret_compute/grid-points-none", lambda f: regret.regret_compute(P, 1e21, grid_points=None), r"^grid_points must be an integer >= 3, got None")
 raises("subset_draws/unhashable-seed", lambda f: decide.subset_draws(P, 4, seed={}), r"^seed must be a seed: an integer >= 0 or a sequence of them, got \{\}")
 raises("lora_params/none-matrices", lambda f: chinplan.lora_params(None, 8), r"^shape_or_matrices must be a TransformerShape or an iterable of \(d_in, d_out\) pairs, got None")
 raises("lora_params/unhashable-target", lambda f: chinplan.lora_params(SHAPE, 8, targets=[["q"]]), r"^targets must be among .* got \['q'\]")
@@ -928,7 +929,7 @@ raises("plan_bands/below-smallest-budget", lambda f: decide.plan_bands(P, 1.0), 
 raises("Draws/hand-built-negative-queries", lambda f: decide.expected_cost(decide.Draws(P, decide.draw_pairs(P, DEP).deployment._replace(queries=-jnp.ones(_DRAWS))), 7e10, 1.4e12),
        r"^deployment\.queries must be finite and >= 0 .*got -1\.0 at 64 of 64 positions")
 raises("load_runs/ambiguous-columns", lambda f: chinplan.load_runs(_runs().assign(N=_runs().params)), r"^runs table is ambiguous: columns \['params', 'N'\] all name 'params'")
-raises("regret_compute/as-frame-string", lambda f: decide.regret_compute(P, 1e21, as_frame="no"), r"^as_frame must be True or False, got 'no'")
+raises("regret_compute/as-frame-string", lambda f: regret.regret_compute(P, 1e21, as_frame="no"), r"^as_frame must be True or False, got 'no'")
 raises("Deployment/lognormal-mfu", lambda f: costs.validate_deployment(DEP._replace(mfu_train=LogNormal(0.9, 0.3))),
        r"^deployment\.mfu_train: a LogNormal \(support \(0, inf\)\) leaves the domain \(0, 1\]")
 raises("fit/chains-beyond-size", lambda f: _fit(num_chains=10**6, num_draws=1000), r"^fit with 1,000,000 chains x 1,000 draws would need about 1\.28e\+11 bytes of draws")

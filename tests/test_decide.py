@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import scipy.optimize
 
+from chinplan import regret
 from chinplan import costs, decide, law, optima
 from chinplan.costs import Deployment
 from chinplan.uncertain import LogNormal, Uniform
@@ -255,7 +256,7 @@ def test_evaluate_designs_table():
 
 def test_regret_vs_brute_force():
     compute = np.array([1e21, 1e24])
-    reg = decide.regret_compute(PARAMS, compute, as_frame=False)
+    reg = regret.regret_compute(PARAMS, compute, as_frame=False)
     assert np.all(reg.regret >= 0)
     med = LawParams(*(np.median(np.asarray(x, np.float64)) for x in PARAMS))
     for i, c in enumerate(compute):
@@ -270,13 +271,13 @@ def test_regret_vs_brute_force():
         np.testing.assert_allclose(reg.bayes_expected_loss[i], ref.fun, rtol=2e-6)
         np.testing.assert_allclose(math.log(reg.bayes_n[i]), ref.x, atol=0.05)
         np.testing.assert_allclose(reg.bayes_n[i] * reg.bayes_d[i] * 6, c, rtol=1e-6)
-    frame = decide.regret_compute(PARAMS, compute)
+    frame = regret.regret_compute(PARAMS, compute)
     assert list(frame.index) == list(compute) and "regret" in frame
 
 
 def test_regret_zero_for_a_degenerate_posterior():
     same = LawParams(*(np.full(8, np.float32(v)) for v in law.HOFFMANN_2022))
-    reg = decide.regret_compute(same, [1e22], as_frame=False)
+    reg = regret.regret_compute(same, [1e22], as_frame=False)
     np.testing.assert_allclose(reg.regret, 0.0, atol=1e-6)
     np.testing.assert_allclose(reg.bayes_n, reg.point_n, rtol=0.03)
 
@@ -298,7 +299,7 @@ def test_validation_errors():
     with pytest.raises(ValueError, match="same length"):
         decide.prob_cheaper(PARAMS, N, D[:2])
     with pytest.raises(ValueError, match="grid_points"):
-        decide.regret_compute(PARAMS, 1e22, grid_points=10)
+        regret.regret_compute(PARAMS, 1e22, grid_points=10)
 
 
 def test_target_cost_bands_vs_materialised():

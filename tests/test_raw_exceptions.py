@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import chinplan
+from chinplan import regret
 from chinplan import arch, costs, decide, sweep
 from chinplan.cli import main
 from chinplan.format import parse_design, printable
@@ -33,7 +34,7 @@ CALLS = {
         ["n_grid", "d_grid", "target_loss", "p", "objective", "chunk_size"],
     ),
     "regret_compute": (
-        lambda **k: decide.regret_compute(**{"params": P, "compute": [1e21], "grid_points": 11, **k}),
+        lambda **k: regret.regret_compute(**{"params": P, "compute": [1e21], "grid_points": 11, **k}),
         ["compute", "grid_points", "span", "chunk_size"],
     ),
     "smallest_model": (

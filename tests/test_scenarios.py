@@ -8,6 +8,7 @@ a target unreachable for only some draws must be counted, never hidden as NaN in
 import numpy as np
 import pytest
 
+from chinplan import regret
 from chinplan import decide, engine, law, optima
 from chinplan.costs import H100_SXM, Deployment
 from chinplan.uncertain import LogNormal, Uniform
@@ -29,9 +30,9 @@ DEPLOYMENT = Deployment(queries=1e9, input_tokens=400.0, output_tokens=100.0, pe
 @pytest.mark.parametrize(
     "call, match",
     [
-        (lambda: decide.regret_compute(PARAMS, -1e22), "compute must be finite and > 0"),
-        (lambda: decide.regret_compute(PARAMS, 0.0), "compute must be finite and > 0"),
-        (lambda: decide.regret_compute(PARAMS, np.array([1e22, np.nan])), "compute must be finite"),
+        (lambda: regret.regret_compute(PARAMS, -1e22), "compute must be finite and > 0"),
+        (lambda: regret.regret_compute(PARAMS, 0.0), "compute must be finite and > 0"),
+        (lambda: regret.regret_compute(PARAMS, np.array([1e22, np.nan])), "compute must be finite"),
         (lambda: decide.prob_target(PARAMS, [1e9, np.nan], [1e11, 1e11], 2.0), "n must be finite"),
         (lambda: decide.prob_target(PARAMS, [1e9, 1e10, 1e11], [1e11, 1e12], 2.0), "do not broadcast"),
         (lambda: decide.prob_target(PARAMS, 1e9, 1e11, -2.0), "target_loss must be finite and > 0"),
