@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from chinplan import _checks
+from chinplan import _checks, arch
 from chinplan.law import LawParams, _log_training_flops, as_float, safe_log
 from chinplan.uncertain import is_distribution, sample_tree, validate_distribution
 
@@ -47,6 +47,9 @@ __all__ = [
     "hardware_name",
     "UnknownHardwareError",
     "Deployment",
+    "ROOFLINE_FIELDS",
+    "TokenSeconds",
+    "token_seconds",
     "Cost",
     "sample_deployment",
     "with_cost_draws",
@@ -226,6 +229,17 @@ class Deployment(NamedTuple):
       price: dollars per GPU-hour for training. Default 2.0, an assumption.
       inference_peak_flops: peak FLOP/s of one serving accelerator; ``None`` = ``peak_flops``.
       inference_price: dollars per GPU-hour for serving; ``None`` = ``price``.
+      batch: sequences decoded together per step. ``None`` (the default) is the fixed-MFU
+        decode (``mfu_decode``); a number selects the roofline decode (:attr:`decode`,
+        :func:`roofline_decode_seconds`), which uses the four fields below.
+      context: mean KV-cache length per sequence while decoding, tokens; ``None`` =
+        ``input_tokens + output_tokens / 2`` (the cache grows from the prompt by one per
+        generated token).
+      memory_bandwidth: HBM bytes/s of one serving accelerator (e.g. ``H100_SXM.memory_bandwidth``);
+        ``None`` = the H100 SXM's 3.35e12, like ``peak_flops``.
+      bytes_per_weight: bytes of a served weight and of a KV-cache element; ``None`` = 2 (bf16).
+      kv_bytes_per_token: KV-cache bytes per token of context; ``None`` = from N by
+        :func:`chinplan.arch.log_kv_bytes_per_token_for_params` (a Llama 3-style shape).
     """
 
     queries: Any = 0.0
@@ -238,6 +252,23 @@ class Deployment(NamedTuple):
     price: Any = 2.0
     inference_peak_flops: Any = None
     inference_price: Any = None
+    batch: Any = None
+    context: Any = None
+    memory_bandwidth: Any = None
+    bytes_per_weight: Any = None
+    kv_bytes_per_token: Any = None
+
+    @property
+    def decode(self) -> str:
+        """``"roofline"`` when :attr:`batch` is set, else ``"mfu"`` (decode at ``mfu_decode``)."""
+        return "mfu" if self.batch is None else "roofline"
+
+
+#: The fields only the roofline decode reads (they need ``batch``).
+ROOFLINE_FIELDS = ("context", "memory_bandwidth", "bytes_per_weight", "kv_bytes_per_token")
+#: Defaults of the roofline fields left ``None``: H100 SXM bandwidth, bf16 weights.
+DEFAULT_MEMORY_BANDWIDTH = H100_SXM.memory_bandwidth
+DEFAULT_BYTES_PER_WEIGHT = 2.0
 
 
 #: Valid range of each field: (lo, hi, low_open); hi is included when finite.
@@ -252,6 +283,11 @@ _RANGES = {
     "price": (0.0, math.inf, False),
     "inference_peak_flops": (0.0, math.inf, True),
     "inference_price": (0.0, math.inf, False),
+    "batch": (1.0, math.inf, False),
+    "context": (0.0, math.inf, False),
+    "memory_bandwidth": (0.0, math.inf, True),
+    "bytes_per_weight": (0.0, math.inf, True),
+    "kv_bytes_per_token": (0.0, math.inf, False),
 }
 
 
@@ -266,6 +302,7 @@ def validate_deployment(deployment: Deployment) -> Deployment:
     """
     if not isinstance(deployment, Deployment):
         raise ValueError(f"deployment must be a chinplan.costs.Deployment, got {type(deployment).__name__}")
+    _check_roofline_fields(deployment)
     for name, value in deployment._asdict().items():
         if value is None or _checks.is_traced(value):
             continue
@@ -381,6 +418,17 @@ def _check_sampled(deployment: Any) -> None:
             )
 
 
+def _check_roofline_fields(deployment: Deployment) -> None:
+    """ValueError when a roofline-only field is set without ``batch`` (it would be ignored)."""
+    if deployment.batch is None:
+        for name in ROOFLINE_FIELDS:
+            if getattr(deployment, name) is not None:
+                raise ValueError(
+                    f"deployment.{name} is read only by the roofline decode; set deployment.batch "
+                    f"(sequences per decode step, >= 1) too, or leave {name} None"
+                )
+
+
 def checked_deployment(deployment: Any) -> Any:
     """The boundary check of a sampled deployment: structure always, values when concrete."""
     _check_sampled(deployment)
@@ -391,7 +439,7 @@ class _Rates(NamedTuple):
     """Logs of the TCO's rates: everything in it but N and D."""
 
     train_hours: jax.Array  # GPU-hours per training FLOP: -log(3600 P U_train)
-    inference_hours: jax.Array  # GPU-hours per 2N: log[Q (T_in/U_pf + T_out/U_dec)] - log(3600 P_inf)
+    inference_hours: jax.Array  # GPU-hours per 2N: log[Q (T_in/U_pf + T_out/U_dec)] - log(3600 P_inf); fixed-MFU decode only
     price: jax.Array  # log dollars per training GPU-hour
     inference_price: jax.Array  # log dollars per serving GPU-hour
 
@@ -414,6 +462,77 @@ def _rates(deployment: Deployment) -> _Rates:
         price=jnp.log(price),
         inference_price=jnp.log(price_inf),
     )
+
+
+def _serving_peak(deployment: Deployment) -> jax.Array:
+    return as_float(deployment.peak_flops if deployment.inference_peak_flops is None else deployment.inference_peak_flops)
+
+
+def _log_token_seconds(log_n: jax.Array, deployment: Deployment) -> tuple[jax.Array, jax.Array]:
+    """log GPU-seconds of one prefill token and of one decode token of an N-parameter model.
+
+    Prefill is compute bound: 2N / (P U_prefill). The fixed-MFU decode is 2N / (P U_decode).
+    The roofline decode (``batch`` set; Williams et al. 2009's roofline, as LLM serving
+    calculators apply it, e.g. Pope et al. 2022, §2) takes each step of a batch of B
+    sequences as long as the slower of its compute and its memory traffic, which is every
+    weight read once (N w bytes) and each sequence's KV cache read (S k bytes); per token
+
+        t_decode = max(2N / (P U_prefill), (N w / B + S k) / BW),
+
+    w bytes per weight, k KV bytes per token of context, S the mean context, BW the HBM
+    bandwidth. The attention FLOPs (about 4 L S d per token) are neglected as in the 2N rule.
+    """
+    log_peak = jnp.log(_serving_peak(deployment))
+    log_prefill = LOG2 + log_n - log_peak - jnp.log(as_float(deployment.mfu_prefill))
+    if deployment.batch is None:
+        return log_prefill, LOG2 + log_n - log_peak - jnp.log(as_float(deployment.mfu_decode))
+    w = DEFAULT_BYTES_PER_WEIGHT if deployment.bytes_per_weight is None else deployment.bytes_per_weight
+    log_w = jnp.log(as_float(w))
+    bw = DEFAULT_MEMORY_BANDWIDTH if deployment.memory_bandwidth is None else deployment.memory_bandwidth
+    if deployment.kv_bytes_per_token is None:
+        log_kv = arch.log_kv_bytes_per_token_for_params(log_n, log_w)
+    else:
+        log_kv = safe_log(as_float(deployment.kv_bytes_per_token))
+    if deployment.context is None:
+        context = as_float(deployment.input_tokens) + 0.5 * as_float(deployment.output_tokens)
+    else:
+        context = as_float(deployment.context)
+    log_bytes = jnp.logaddexp(log_n + log_w - jnp.log(as_float(deployment.batch)), safe_log(context) + log_kv)
+    return log_prefill, jnp.maximum(log_prefill, log_bytes - jnp.log(as_float(bw)))
+
+
+def _log_inference_hours(log_n: jax.Array, deployment: Deployment, rates: _Rates) -> jax.Array:
+    """log GPU-hours of serving an N-parameter model: Q (T_in t_prefill + T_out t_decode) / 3600.
+
+    The fixed-MFU decode is linear in N (``rates.inference_hours`` per 2N, Sardana et al.
+    2024); the roofline decode is not (:func:`_log_token_seconds`).
+    """
+    if deployment.batch is None:
+        return LOG2 + log_n + rates.inference_hours
+    log_prefill, log_decode = _log_token_seconds(log_n, deployment)
+    t_in, t_out = as_float(deployment.input_tokens), as_float(deployment.output_tokens)
+    per_query = jnp.logaddexp(safe_log(t_in) + log_prefill, safe_log(t_out) + log_decode)
+    return safe_log(as_float(deployment.queries)) - LOG3600 + per_query
+
+
+class TokenSeconds(NamedTuple):
+    """GPU-seconds of one prefill token and of one decode token (arrays)."""
+
+    prefill: jax.Array
+    decode: jax.Array
+
+
+def token_seconds(n: ArrayLike, deployment: Deployment) -> TokenSeconds:
+    """GPU-seconds per prefill token and per decode token of an ``n``-parameter model.
+
+    Fixed-MFU decode: 2N / (P U_decode); roofline decode (``deployment.batch`` set):
+    max(2N / (P U_prefill), (N w / B + S k) / BW), see :func:`_log_token_seconds`. Tokens per
+    second per accelerator are the reciprocals.
+    """
+    if not _checks.is_traced(n):
+        _checks.positive("n", n)
+    checked_deployment(deployment)
+    return TokenSeconds(*(jnp.exp(x) for x in _log_token_seconds(jnp.log(as_float(n)), deployment)))
 
 
 def _check_design(n: ArrayLike, d: ArrayLike) -> None:
@@ -446,7 +565,7 @@ def tco(n: ArrayLike, d: ArrayLike, deployment: Deployment) -> Cost:
     tokens = _lifetime_tokens(deployment.queries, deployment.input_tokens, deployment.output_tokens)
     log_inf = _log_inference_flops(log_n, tokens)
     log_tr_h = log_tr + r.train_hours
-    log_inf_h = LOG2 + log_n + r.inference_hours
+    log_inf_h = _log_inference_hours(log_n, deployment, r)
     tr_f, inf_f, tr_h, inf_h = (jnp.exp(x) for x in (log_tr, log_inf, log_tr_h, log_inf_h))
     tr_d, inf_d = jnp.exp(r.price + log_tr_h), jnp.exp(r.inference_price + log_inf_h)
     return Cost(
@@ -466,14 +585,38 @@ def log_dollars(n: ArrayLike, d: ArrayLike, deployment: Deployment) -> jax.Array
     """log of :func:`tco`'s dollars, as one logaddexp (smooth in log N, log D for optimisers)."""
     _check_design(n, d)
     checked_deployment(deployment)
-    r = _rates(deployment)
     log_n = jnp.log(as_float(n))
-    log_tr = _log_training_flops(log_n, jnp.log(as_float(d)))
-    return jnp.logaddexp(r.price + r.train_hours + log_tr, r.inference_price + r.inference_hours + LOG2 + log_n)
+    return _log_dollars(log_n, jnp.log(as_float(d)), deployment)
+
+
+def _log_dollars(log_n: jax.Array, log_d: jax.Array, deployment: Deployment) -> jax.Array:
+    """log of :func:`tco`'s dollars from log N and log D, unchecked."""
+    r = _rates(deployment)
+    log_tr = _log_training_flops(log_n, log_d)
+    if deployment.batch is None:  # the fixed-MFU form, in its original order of operations
+        return jnp.logaddexp(r.price + r.train_hours + log_tr, r.inference_price + r.inference_hours + LOG2 + log_n)
+    return jnp.logaddexp(r.price + r.train_hours + log_tr, r.inference_price + _log_inference_hours(log_n, deployment, r))
+
+
+def _linear_serving(deployment: Deployment) -> None:
+    if deployment.batch is not None:
+        raise ValueError(
+            "weighted inference tokens exist only for the fixed-MFU decode (deployment.batch=None): "
+            "the roofline decode's serving cost is not linear in N (use chinplan.cost_optimal)"
+        )
+
+
+def _log_average_weighted_tokens(log_n: jax.Array, deployment: Deployment) -> jax.Array:
+    """log of the serving dollars of an N-parameter model over 2N training dollars per FLOP:
+    the weighted tokens D_w of :func:`weighted_inference_tokens` averaged over N (equal to it
+    for the fixed-MFU decode; for the roofline decode, a function of N)."""
+    r = _rates(deployment)
+    return r.inference_price + _log_inference_hours(log_n, deployment, r) - LOG2 - log_n - r.price - r.train_hours
 
 
 def log_weighted_inference_tokens(deployment: Deployment) -> jax.Array:
     """log of :func:`weighted_inference_tokens`, unchecked (for callers that checked already)."""
+    _linear_serving(deployment)
     r = _rates(deployment)
     return r.inference_price + r.inference_hours - r.price - r.train_hours
 
@@ -487,6 +630,7 @@ def weighted_inference_tokens(deployment: Deployment) -> jax.Array:
         D_w = (c_inf / c_tr) U_train Q (T_in / U_prefill + T_out / U_decode),
 
     the lifetime tokens to put in the FLOPs-optimal problem to get the dollar-optimal one.
+    Only for the fixed-MFU decode: the roofline's serving cost is not linear in N.
     """
     checked_deployment(deployment)
     return jnp.exp(log_weighted_inference_tokens(deployment))

@@ -66,6 +66,7 @@ PyTree = Any
 #: Deployment fields a sweep may vary per scenario.
 DEPLOYMENT_FIELDS = (
     "queries", "input_tokens", "output_tokens", "mfu_train", "mfu_prefill", "mfu_decode", "price", "inference_price",
+    "batch", "context", "memory_bandwidth",
 )  # fmt: skip
 
 
@@ -262,8 +263,12 @@ def optimum(theta: tuple[LawParams, Deployment], target_loss: ArrayLike, kind: s
     ext = extrapolated_of(theta)
     if ext is None:
         return OPTIMA[kind](theta[0], target_loss, theta[1])
-    law_plan = OPTIMA[kind](ext.law, target_loss, theta[1])
-    return extrapolated_optima.optimal_for_loss(ext, target_loss, _log_weighted_tokens(kind, theta[1]), law_plan)
+    deployment = theta[1]
+    law_plan = OPTIMA[kind](ext.law, target_loss, deployment)
+    if kind == "cost" and deployment.batch is not None:  # roofline decode: dollars are not linear in N
+        log_cost = functools.partial(costs._log_dollars, deployment=deployment)
+        return extrapolated_optima.optimal_for_loss(ext, target_loss, None, law_plan, log_cost=log_cost)
+    return extrapolated_optima.optimal_for_loss(ext, target_loss, _log_weighted_tokens(kind, deployment), law_plan)
 
 
 def priced(n, d, loss_value, deployment: Deployment, fields) -> dict:
