@@ -133,7 +133,13 @@ def _deployment(args, *, queries: float | None = None):
     queries = args.queries if queries is None else queries
     if queries > 0 and input_tokens + output_tokens == 0:
         raise UsageError("--queries > 0 needs --tokens-per-query or --input-tokens/--output-tokens")
+    roofline = {"batch": args.batch, "context": args.context, "memory_bandwidth": args.memory_bandwidth}
+    stray = [f"--{k.replace('_', '-')}" for k, v in roofline.items() if v is not None]
+    if stray and args.decode != "roofline":
+        raise UsageError(f"{', '.join(stray)} need --decode roofline")
     return sweep.build_deployment(
+        decode=args.decode,
+        **{k: float(v) for k, v in roofline.items() if v is not None},
         hardware=args.hardware,
         precision=args.precision,
         inference_hardware=args.inference_hardware,

@@ -334,6 +334,15 @@ def _deployment_options(*, queries: bool = True) -> argparse.ArgumentParser:
     add("--mfu", type=mfu, default=0.4, metavar="U|LO:HI", help="training MFU (default 0.4)")
     add("--mfu-prefill", type=mfu, default=0.5, metavar="U|LO:HI", help="prefill MFU (default 0.5)")
     add("--mfu-decode", type=mfu, default=0.1, metavar="U|LO:HI", help="decode MFU (default 0.1)")
+    add("--decode", choices=("mfu", "roofline"), default="mfu",
+        help="decode cost: at --mfu-decode (default), or by the roofline: each step reads the "
+        "weights and the KV cache at --memory-bandwidth, or computes at --mfu-prefill")  # fmt: skip
+    add("--batch", type=_positive_int, metavar="B",
+        help="roofline: sequences decoded together (default 1)")  # fmt: skip
+    add("--context", type=_nonnegative_float, metavar="T",
+        help="roofline: mean KV-cache tokens per sequence (default input + output/2)")  # fmt: skip
+    add("--memory-bandwidth", type=_positive_float, metavar="B/S",
+        help="roofline: HBM bytes/s of a serving chip (default: its preset's)")  # fmt: skip
     add("--price", type=price, default=2.0, metavar="$|LO:HI", help="dollars per training GPU-hour (default 2)")
     add("--inference-price", type=price, metavar="$|LO:HI", help="dollars per serving GPU-hour (default: --price)")
     return options

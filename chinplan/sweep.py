@@ -21,7 +21,7 @@ import os
 
 import numpy as np
 
-from chinplan import _checks, costs, decide, engine, kernels
+from chinplan import _checks, arch, costs, decide, engine, kernels
 from chinplan.extrapolation import ExtrapolatedLaw, plan_decades_beyond
 from chinplan.format import parse_human, quantile_name
 from chinplan.uncertain import LogNormal, LogUniform, Uniform, is_distribution
@@ -52,10 +52,16 @@ MAX_SCENARIOS = 10_000_000
 PRECISIONS = costs.Hardware._fields[: costs.Hardware._fields.index("memory_bytes")]
 DEFAULT_QUANTILES = (0.05, 0.5, 0.95)
 _PLAN_AXES = ("compute", "target_loss", "n", "d")
+#: Serving models of the decode: fixed MFU, or the roofline (:mod:`chinplan.costs`).
+DECODE_MODES = ("mfu", "roofline")
 _HARDWARE_KEYS = ("hardware", "precision", "inference_hardware", "inference_precision")
 #: Deployment fields a scenario file may fix (not vary on the grid): the accelerators' peaks,
 #: for hardware that has no preset.
 _PEAK_KEYS = ("peak_flops", "inference_peak_flops")
+#: Fixed numbers of the roofline decode (not grid axes): see :class:`chinplan.costs.Deployment`.
+_ROOFLINE_KEYS = ("bytes_per_weight", "kv_bytes_per_token")
+#: Grid axes that exist only under the roofline decode.
+_ROOFLINE_AXES = ("batch", "context", "memory_bandwidth")
 _DEFAULT_OUTPUTS = {
     "compute": ("n", "d", "tokens_per_param", "loss", "gpu_hours", "dollars"),
     "target_loss": ("n", "d", "tokens_per_param", "gpu_hours", "dollars"),  # the loss is the target
@@ -103,6 +109,10 @@ queries = {values = [0, 1e9, 1e11]}      # and any of queries, input_tokens, out
 hardware = "h100"                        # a100, h100 (= h100-sxm), h200, any case; and precision,
                                          # inference_hardware, inference_precision; or, for other
                                          # chips, peak_flops = 989e12 and inference_peak_flops
+# decode = "roofline"                    # decode by the roofline, not at mfu_decode: batch = 64,
+                                         # context = 4096, memory_bandwidth (default: the
+                                         # serving chip's), bytes_per_weight, kv_bytes_per_token
+                                         # (batch, context, memory_bandwidth may be grid axes)
 input_tokens = 400
 output_tokens = 100
 price = {lognormal = [2.0, 0.25]}        # median, sigma; or {uniform = [lo, hi]}, {loguniform = [lo, hi]}
@@ -125,8 +135,13 @@ def describe(value):
     return float(value)
 
 
-def build_deployment(*, hardware, precision, inference_hardware=None, inference_precision=None, **fields):
+def build_deployment(*, hardware, precision, inference_hardware=None, inference_precision=None, decode=None, **fields):
     """A Deployment from hardware preset names and field values, and its description for JSON.
+
+    ``decode="roofline"`` selects the roofline decode (``batch`` defaults to 1): the serving
+    chip's HBM bandwidth and the serving precision's bytes per weight
+    (:data:`chinplan.arch.WEIGHT_BYTES`) fill ``memory_bandwidth`` and ``bytes_per_weight``
+    unless given; ``decode="mfu"`` (or None) is the fixed-MFU decode.
 
     Preset names are case-insensitive. ``peak_flops`` (``inference_peak_flops``) in
     ``fields`` replaces the preset's peak for hardware without a preset; the description
@@ -147,6 +162,10 @@ def build_deployment(*, hardware, precision, inference_hardware=None, inference_
             raise ValueError(f"{role} precision {precision} is not supported by {name} (supported: {supported})")
         return chip.peak(precision)
 
+    decode = _checks.one_of("decode", "mfu" if decode is None else decode, DECODE_MODES)
+    roofline_given = [k for k in ("batch", *costs.ROOFLINE_FIELDS) if fields.get(k) is not None]
+    if decode == "mfu" and roofline_given:
+        raise ValueError(f"{', '.join(roofline_given)} need decode = \"roofline\" (the fixed-MFU decode uses mfu_decode)")
     hardware = costs.hardware_name(hardware) or hardware  # any case; unknown names fail in peak()
     inference_hardware = None if inference_hardware is None else costs.hardware_name(inference_hardware) or inference_hardware
     custom_peak, custom_serving = fields.pop("peak_flops", None), fields.pop("inference_peak_flops", None)
@@ -154,14 +173,24 @@ def build_deployment(*, hardware, precision, inference_hardware=None, inference_
     inference_peak = custom_serving
     if inference_peak is None and (inference_hardware is not None or inference_precision is not None):
         inference_peak = peak(inference_hardware or hardware, inference_precision or precision, "serving")
-    deployment = costs.Deployment(peak_flops=training_peak, inference_peak_flops=inference_peak, **fields)
     training_chip = "custom" if custom_peak is not None else hardware
     serving_chip = "custom" if custom_serving is not None else (inference_hardware or training_chip)
+    if decode == "roofline":
+        fields.setdefault("batch", None)
+        fields["batch"] = 1.0 if fields["batch"] is None else fields["batch"]
+        if fields.get("memory_bandwidth") is None:
+            if serving_chip == "custom":
+                raise ValueError("the roofline decode on a serving chip without a preset (custom peak FLOP/s) needs memory_bandwidth")
+            fields["memory_bandwidth"] = costs.HARDWARE[serving_chip].memory_bandwidth
+        if fields.get("bytes_per_weight") is None:
+            fields["bytes_per_weight"] = arch.WEIGHT_BYTES[inference_precision or precision]
+    deployment = costs.Deployment(peak_flops=training_peak, inference_peak_flops=inference_peak, **fields)
     described = {
         "hardware": training_chip,
         "precision": precision,
         "inference_hardware": serving_chip,
         "inference_precision": inference_precision or precision,
+        "decode": decode,
     }
     described.update({name: describe(value) for name, value in deployment._asdict().items() if value is not None})
     return deployment, described
@@ -235,6 +264,10 @@ def _check_axis_range(name: str, values: np.ndarray, where: str) -> None:
         ok, valid = finite and np.all(values > 0), "finite and > 0"
     elif name.startswith("mfu"):
         ok, valid = finite and np.all((values > 0) & (values <= 1)), "in (0, 1]"
+    elif name == "batch":
+        ok, valid = finite and np.all(values >= 1), "finite and >= 1"
+    elif name == "memory_bandwidth":
+        ok, valid = finite and np.all(values > 0), "finite and > 0"
     else:
         ok, valid = finite and np.all(values >= 0), "finite and >= 0"
     if not ok:
@@ -256,7 +289,7 @@ def _check_keys(where: str, sweep: dict, grid: dict, dep: dict) -> None:
     for table, name, allowed in (
         (sweep, "sweep", ("quantiles", "outputs", "optimum")),
         (grid, "grid", _PLAN_AXES + kernels.DEPLOYMENT_FIELDS),
-        (dep, "deployment", _HARDWARE_KEYS + _PEAK_KEYS + kernels.DEPLOYMENT_FIELDS),
+        (dep, "deployment", _HARDWARE_KEYS + ("decode",) + _PEAK_KEYS + _ROOFLINE_KEYS + kernels.DEPLOYMENT_FIELDS),
     ):
         for key in table:
             if key not in allowed:
@@ -296,8 +329,15 @@ def _deployment_of(where: str, dep: dict, axes: dict):
     for key, preset in (("peak_flops", "hardware"), ("inference_peak_flops", "inference_hardware")):
         if key in dep and preset in dep:
             raise ValueError(f"{where}: give deployment.{preset} or deployment.{key}, not both")
+    decode = dep.get("decode", "mfu")
+    if decode not in DECODE_MODES:
+        raise ValueError(f"{where}: deployment.decode must be one of {', '.join(DECODE_MODES)}, got {decode!r}")
+    names["decode"] = decode
+    on_grid = [k for k in _ROOFLINE_AXES if k in axes]
+    if on_grid and decode != "roofline":
+        raise ValueError(f"{where}: grid.{on_grid[0]} needs deployment.decode = \"roofline\"")
     fields = {}
-    for key in _PEAK_KEYS + kernels.DEPLOYMENT_FIELDS:
+    for key in _PEAK_KEYS + _ROOFLINE_KEYS + kernels.DEPLOYMENT_FIELDS:
         if key in dep:
             value = dep[key]
             fields[key] = _distribution(value, key, where) if isinstance(value, dict) else _scalar(value, f"deployment.{key}", where)
