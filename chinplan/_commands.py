@@ -20,7 +20,7 @@ import warnings
 import jax
 import jax.numpy as jnp
 import numpy as np
-from chinplan import __version__, _checks, _render, datasets, decide, engine, kernels, plots, sweep
+from chinplan import __version__, _checks, _cluster, _render, datasets, decide, engine, kernels, plots, sweep
 from chinplan import _files
 from chinplan._files import write_atomic
 from chinplan.calibration import report as calibration_report
@@ -218,11 +218,17 @@ def _warn(message: str) -> None:
 def cmd_plan(args) -> int:
     _check_output(args.plot, "--plot", PLOT_SUFFIXES, args.posterior)
     q = _check_quantiles(args.quantiles)
+    training, trained_on = _cluster.plan_hardware(args)
     draws = _load_draws(args)
     log_n, log_d, log_loss = (np.asarray(x, np.float64) for x in compute_optimal_draws(draws.theta, jnp.log(jnp.asarray(_checks.positive("--compute", args.compute)))))
     draws_of = {"n": np.exp(log_n), "d": np.exp(log_d), "tokens_per_param": np.exp(log_d - log_n), "loss": np.exp(log_loss)}
     result = {k: np.quantile(v, q, axis=0) for k, v in draws_of.items()}
     beyond = _beyond(draws, draws.posterior.extrapolation(compute=np.asarray(args.compute, np.float64)))
+    timing = [{} for _ in args.compute]
+    if training is not None:
+        hours = _cluster.plan_gpu_hours(training, np.asarray(args.compute, np.float64), draws.num_draws, _key(args, _COSTS), q)
+        sized = _cluster.sizing(args, hours)
+        timing = [{"training": {"gpu_hours": hours[:, i], **_cluster.json_entry(args, sized, (i,))}} for i in range(len(args.compute))]
     if args.plot:
         lo, hi = min(1e18, min(args.compute) / 100), max(1e26, max(args.compute) * 100)
         budgets = np.logspace(math.log10(lo), math.log10(hi), 41)
@@ -232,7 +238,8 @@ def cmd_plan(args) -> int:
             {
                 **_header(draws, args, q),
                 "uncertainty": draws.uncertainty,
-                "plans": [{"compute": c, **_bands_json(result, (i,)), "extrapolation": beyond[i]} for i, c in enumerate(args.compute)],
+                **({"training_hardware": trained_on} if training is not None else {}),
+                "plans": [{"compute": c, **_bands_json(result, (i,)), "extrapolation": beyond[i], **timing[i]} for i, c in enumerate(args.compute)],
                 **({"plot": args.plot} if args.plot else {}),
             }
         )
@@ -246,7 +253,10 @@ def cmd_plan(args) -> int:
         table.add_row(sci(c), *cells)
     notes = [_beyond_note(c, beyond[i]) for i, c in enumerate(args.compute)]
     notes.append(f"bands: {draws.uncertainty} uncertainty (--uncertainty law|extrapolation); losses in the nats of the fitted runs' tokenizer and evaluation set")
-    _print_tables([table], notes=notes, plot=args.plot)
+    tables = [table]
+    if training is not None:
+        tables.append(_cluster.plan_table(args, _table, args.compute, hours, sized, trained_on, quantile_label(q)))
+    _print_tables(tables, notes=notes, plot=args.plot)
     return EXIT_OK
 
 
@@ -273,6 +283,7 @@ def cmd_tco(args) -> int:
     plan_n, plan_d = values["optimal"]["n"][median], values["optimal"]["d"][median]
     reached = np.isfinite(plan_n) & np.isfinite(plan_d)
     beyond = _beyond(draws, draws.posterior.extrapolation(np.where(reached, plan_n, 1.0), np.where(reached, plan_d, 1.0)))
+    sized = {g: _cluster.sizing(args, values[g]["train_gpu_hours"]) for g in groups} if _cluster.requested(args) else {}
     for group in groups:
         if any(np.any(np.asarray(f) > 0) for f in result.nan_fraction[group].values()):
             _warn(f"some draws gave NaN in the {group} plan; their quantiles are over the other draws")
@@ -294,6 +305,7 @@ def cmd_tco(args) -> int:
                         "inference_optimal": _bands_json(values["optimal"], (i,)),
                         "chinchilla": _bands_json(values["chinchilla"], (i,)),
                         "savings": savings[:, i],
+                        **({"training": {g: _cluster.json_entry(args, sized[g], (i,)) for g in groups}} if sized else {}),
                         "extrapolation": beyond[i] if reached[i] else None,
                     }
                     for i, t in enumerate(targets)
@@ -322,6 +334,10 @@ def cmd_tco(args) -> int:
         )  # fmt: skip
         for field in kernels.TCO_FIELDS:
             table.add_row(ROW_LABELS[field], *(band_cell(values[g][field][:, i], FORMATS[field], stacked=True) for g in groups))
+            if field == "train_gpu_hours" and sized:  # training time beside its GPU-hours
+                by_group = [_cluster.cells(sized[g], (i,), stacked=True) for g in groups]
+                for k, f in enumerate(sized["optimal"]):
+                    table.add_row(_cluster.labels(args)[f], *(group_cells[k] for group_cells in by_group))
         _print_tables([table], notes)
     if args.plot:
         console.print(f"wrote {args.plot}")
@@ -372,6 +388,7 @@ def cmd_compare(args) -> int:
     elif args.target_loss is not None:
         p_target = decide.draw_fraction(theta, decide.prob_target(theta, n, d, args.target_loss))
     beyond = _beyond(draws, draws.posterior.extrapolation(n, d))
+    sized = _cluster.sizing(args, bands["train_gpu_hours"]) if _cluster.requested(args) else {}
     if args.plot:
         designs = {label: (a, b) for label, a, b in args.designs}
         chip = f"{described['hardware'].upper()} {described['precision']}"
@@ -385,6 +402,8 @@ def cmd_compare(args) -> int:
             entry.update(_bands_json(bands, (i,)))
             if p_target is not None:
                 entry["p_target"] = p_target[i]
+            if sized:
+                entry["training"] = _cluster.json_entry(args, sized, (i,))
             entry["extrapolation"] = beyond[i]
             designs.append(entry)
         _emit_json(
@@ -409,6 +428,12 @@ def cmd_compare(args) -> int:
         row = [label] + [band_cell(bands[k][:, i], FORMATS[k], stacked=True) for k in ("loss", "gpu_hours", "dollars")]
         table.add_row(*row, *([f"{p_target[i]:.3f}"] if p_target is not None else []))
     tables = [deployment_line(described), shapes, table]
+    if sized:
+        names = _cluster.labels(args)
+        timing = _table(f"Training time: {quantile_label(q)}", ["design", "training GPU-hours", *(names[k] for k in sized)], stacked=True)
+        for i, label in enumerate(labels):
+            timing.add_row(label, band_cell(bands["train_gpu_hours"][:, i], FORMATS["train_gpu_hours"], stacked=True), *_cluster.cells(sized, (i,), stacked=True))
+        tables.append(timing)
     for title, matrix in (("P(row cheaper than column)", p_cheaper), ("P(row has lower loss than column)", p_lower)):
         grid = _table(title, ["", *labels])
         for i, label in enumerate(labels):

@@ -348,6 +348,22 @@ def _deployment_options(*, queries: bool = True) -> argparse.ArgumentParser:
     return options
 
 
+def _cluster_options(*, hardware: bool) -> argparse.ArgumentParser:
+    """--gpus and --days (wall-clock and cluster sizing); with ``hardware`` (plan, which has no
+    deployment options) the training chip, precision and MFU they are computed at."""
+    options = argparse.ArgumentParser(add_help=False)
+    add = options.add_argument_group("training time").add_argument
+    add("--gpus", type=_positive_int, metavar="K", help="also report the days to train on K GPUs")
+    add("--days", type=_positive_float, metavar="T", help="also report the GPUs needed to train in T days")
+    if hardware:
+        add("--hardware", type=_hardware_type, choices=sorted(HARDWARE_NAMES), metavar="NAME",
+            help=f"training accelerator preset: {HARDWARE_HELP} (default h100)")  # fmt: skip
+        add("--peak-flops", type=_positive_float, metavar="FLOPS", help="peak FLOP/s of a chip without a preset")
+        add("--precision", choices=PRECISIONS, help="training precision (default bf16)")
+        add("--mfu", type=_uncertain_type(mfu=True), metavar="U|LO:HI", help="training MFU (default 0.4)")
+    return options
+
+
 class _DeprecatedAlias(argparse.Action):
     """An old spelling of an option: stores into the new option's dest and says so on stderr."""
 
@@ -385,8 +401,9 @@ def _parser() -> argparse.ArgumentParser:
     plot_option = argparse.ArgumentParser(add_help=False)
     plot_option.add_argument("--plot", type=_plot_path, metavar="FILE", help="also draw a figure (.png or .svg)")
 
+    cluster = _cluster_options(hardware=False)
     plan = commands.add_parser(
-        "plan", parents=[common, posterior, plot_option],
+        "plan", parents=[common, posterior, plot_option, _cluster_options(hardware=True)],
         help="compute-optimal N*, D*, tokens per parameter and loss for a FLOP budget",
     )  # fmt: skip
     plan.add_argument(
@@ -394,14 +411,14 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     tco = commands.add_parser(
-        "tco", parents=[common, posterior, deployment, plot_option],
+        "tco", parents=[common, posterior, deployment, plot_option, cluster],
         help="inference-aware optimum for a target loss beside the Chinchilla plan, in GPU-hours and dollars",
     )  # fmt: skip
     tco.add_argument("--target-loss", type=_positive_float, nargs="+", required=True, metavar="L", help="loss to reach")
     tco.add_argument("--optimum", choices=("cost", "flops"), default="cost", help="minimise dollars (default) or FLOPs")
 
     compare = commands.add_parser(
-        "compare", parents=[common, posterior, deployment, plot_option],
+        "compare", parents=[common, posterior, deployment, plot_option, cluster],
         help="loss and TCO bands of designs N:D, P(row cheaper), P(row lower loss)",
     )  # fmt: skip
     compare.add_argument("designs", type=_design_type, nargs="+", metavar="DESIGN", help="N:D or LABEL=N:D (70B:1.4T)")

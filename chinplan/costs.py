@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
 from chinplan import _checks, arch
@@ -58,6 +59,8 @@ __all__ = [
     "inference_flops",
     "log_inference_flops",
     "pflops_days",
+    "training_days",
+    "gpus_for_days",
     "gpu_hours",
     "tco",
     "log_dollars",
@@ -395,6 +398,33 @@ def gpu_hours(flops: ArrayLike, peak_flops: ArrayLike, mfu: ArrayLike) -> jax.Ar
         _checks.positive("peak_flops", peak_flops)
         _checks.in_range("mfu", mfu, 0.0, 1.0, low_open=True)
     return jnp.exp(jnp.log(as_float(flops)) + _log_hours_per_flop(as_float(peak_flops), as_float(mfu)))
+
+
+def _gpu_hours_in(train_gpu_hours: ArrayLike) -> np.ndarray:
+    """GPU-hours as float64, each >= 0 or +inf (an unreachable plan's); ValueError otherwise."""
+    hours = np.asarray(train_gpu_hours, np.float64)
+    if not np.all(hours >= 0):
+        bad = hours[~(hours >= 0)].flat[0]
+        raise ValueError(f"train_gpu_hours must be >= 0 (or inf), got {bad!r}")
+    return hours
+
+
+def training_days(train_gpu_hours: ArrayLike, gpus: ArrayLike) -> np.ndarray:
+    """Wall-clock days to train on ``gpus`` accelerators: GPU-hours / (24 K).
+
+    The GPU-hours carry the MFU (:func:`gpu_hours`); this assumes that MFU holds on K
+    accelerators (no further loss to scaling, stragglers or restarts). Host NumPy float64,
+    for quantiles of GPU-hours (a monotone map: the days' quantiles are these).
+    """
+    hours = _gpu_hours_in(train_gpu_hours)
+    return hours / (24.0 * _checks.positive("gpus", np.asarray(gpus, np.float64)))
+
+
+def gpus_for_days(train_gpu_hours: ArrayLike, days: ArrayLike) -> np.ndarray:
+    """Accelerators needed to train within ``days`` days: ceil(GPU-hours / (24 T)), at the
+    MFU of the GPU-hours (see :func:`training_days`); ``inf`` stays ``inf``."""
+    hours = _gpu_hours_in(train_gpu_hours)
+    return np.ceil(hours / (24.0 * _checks.positive("days", np.asarray(days, np.float64))))
 
 
 def _log_hours_per_flop(peak: jax.Array, mfu: jax.Array) -> jax.Array:

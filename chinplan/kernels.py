@@ -306,7 +306,7 @@ TCO_FIELDS = (
     "n", "d", "tokens_per_param", "train_flops", "train_gpu_hours", "inference_gpu_hours", "gpu_hours",
     "train_dollars", "inference_dollars", "dollars",
 )  # fmt: skip
-DESIGN_FIELDS = ("loss", "gpu_hours", "train_dollars", "inference_dollars", "dollars")
+DESIGN_FIELDS = ("loss", "train_gpu_hours", "gpu_hours", "train_dollars", "inference_dollars", "dollars")
 
 
 def tco_point(theta, target, *, kind: str = "cost") -> dict:
