@@ -20,7 +20,7 @@ import warnings
 import jax
 import jax.numpy as jnp
 import numpy as np
-from chinplan import __version__, _checks, _cluster, _render, datasets, decide, engine, kernels, plots, sweep
+from chinplan import __version__, _checks, _cluster, _render, _resume, datasets, decide, engine, kernels, plots, sweep
 from chinplan import _files
 from chinplan._files import write_atomic
 from chinplan.calibration import report as calibration_report
@@ -461,6 +461,18 @@ def _fingerprint(posterior) -> str:
     return digest.hexdigest()
 
 
+def _sweep_manifest(args, draws, fingerprint: str) -> dict:
+    """What makes a sweep's chunks reusable by ``--resume``: its inputs, draws, seed, version."""
+    return {
+        "scenarios_sha256": _resume.file_sha256(args.scenarios),
+        "posterior_sha256": fingerprint,
+        "num_draws": draws.num_draws,
+        "seed": args.seed,
+        "uncertainty": draws.uncertainty,
+        "chinplan_version": __version__,
+    }
+
+
 def cmd_sweep(args) -> int:
     suffix = os.path.splitext(args.output)[1].lower()
     _check_output(args.output, "-o/--output", SWEEP_SUFFIXES, args.scenarios, args.posterior)
@@ -470,11 +482,14 @@ def cmd_sweep(args) -> int:
     draws = _load_draws(args)
     progress = not args.no_progress and not args.json and sys.stderr.isatty()
     params = draws.theta if draws.uncertainty == "extrapolation" else draws.params  # closed forms for law
-    dataset = sweep.run_sweep(scenarios, params, key=_key(args, _COSTS), progress=progress, domain=draws.posterior.domain)
+    fingerprint = _fingerprint(draws.posterior)
+    manifest = _sweep_manifest(args, draws, fingerprint)
+    checkpoint = _resume.Checkpoint(_resume.sidecar(args.output), manifest, chunk=args.chunk, resume=args.resume)
+    dataset = sweep.run_sweep(scenarios, params, key=_key(args, _COSTS), progress=progress, domain=draws.posterior.domain, checkpoint=checkpoint)
     dataset.attrs.update(
         scenarios=os.path.basename(args.scenarios),
         posterior=draws.source,
-        posterior_sha256=_fingerprint(draws.posterior),
+        posterior_sha256=fingerprint,
         num_draws=draws.num_draws,
         seed=args.seed,
         plan=scenarios.plan,
@@ -491,6 +506,7 @@ def cmd_sweep(args) -> int:
             write_atomic(args.output, lambda tmp: sweep.write_parquet(frame, tmp))
         else:
             write_atomic(args.output, lambda tmp: frame.to_csv(tmp, index=False))
+    checkpoint.remove()  # the output is whole: its chunks are no longer needed
     rows = math.prod(scenarios.shape)
     summary = {
         "output": args.output,

@@ -458,6 +458,10 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("scenarios", metavar="SCENARIOS.toml")
     sweep.add_argument("-o", "--output", type=_sweep_path, required=True, metavar="FILE", help="out.parquet, .nc or .csv")
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sweep.add_argument("--resume", action="store_true",
+                       help="continue an interrupted sweep from the chunks kept in FILE.parts/ (removed when done)")  # fmt: skip
+    sweep.add_argument("--chunk", type=_positive_int, default=65536, metavar="N",
+                       help="scenarios per checkpointed chunk (default 65536; keep it when resuming)")  # fmt: skip
 
     plot = commands.add_parser(
         "plot", parents=[common, draws_only, _deployment_options(queries=False)],

@@ -401,7 +401,7 @@ def load_scenarios(path: str | os.PathLike) -> Scenarios:
 # --------------------------------------------------------------------------------------
 
 
-def run_sweep(scenarios: Scenarios, params, *, key=None, progress: bool = False, domain=None):
+def run_sweep(scenarios: Scenarios, params, *, key=None, progress: bool = False, domain=None, checkpoint=None):
     """Bands of every output for every scenario: an ``xarray.Dataset`` over (quantile, *axes).
 
     Args:
@@ -415,6 +415,8 @@ def run_sweep(scenarios: Scenarios, params, *, key=None, progress: bool = False,
       progress: show a progress bar.
       domain: the fitted runs' largest log10 (compute, params, tokens)
         (:attr:`chinplan.Posterior.domain`); taken from extrapolation-aware draws when omitted.
+      checkpoint: a :class:`chinplan._resume.Checkpoint`: evaluate the scenarios (flattened
+        in C order) in its chunks, saving each and skipping those it holds already (resume).
 
     With a ``target_loss`` grid the dataset also holds ``unreachable_fraction`` per scenario
     (draws that cannot reach the target, whose plan counts as inf). With a domain it holds
@@ -429,8 +431,12 @@ def run_sweep(scenarios: Scenarios, params, *, key=None, progress: bool = False,
     # Axis k varies along dimension k: the engine broadcasts them to the full grid.
     grids = [v.reshape([-1 if i == k else 1 for i in range(len(names))]) for k, v in enumerate(scenarios.axes.values())]
     kernel = kernels.sweep_kernel(scenarios.plan, scenarios.optimum, names, scenarios.outputs)
-    result = engine.bands(kernel, theta, *grids, q=scenarios.quantiles, progress=progress)
-    variables = {name: (("quantile", *names), np.asarray(result.values[name], np.float64)) for name in scenarios.outputs}
+    if checkpoint is None:
+        result = engine.bands(kernel, theta, *grids, q=scenarios.quantiles, progress=progress)
+        values = {name: np.asarray(result.values[name], np.float64) for name in scenarios.outputs}
+    else:
+        values = _chunked_bands(kernel, theta, scenarios, grids, checkpoint, progress)
+    variables = {name: (("quantile", *names), values[name]) for name in scenarios.outputs}
     if scenarios.plan == "target_loss":
         unreachable = decide.draw_fraction(theta, decide.unreachable_fraction(theta, scenarios.axes["target_loss"]))
         index = names.index("target_loss")
@@ -444,6 +450,33 @@ def run_sweep(scenarios: Scenarios, params, *, key=None, progress: bool = False,
             variables["decades_beyond"] = (names, beyond)
     coords = {"quantile": np.asarray(scenarios.quantiles), **scenarios.axes}
     return xr.Dataset(variables, coords=coords)
+
+
+def _chunked_bands(kernel, theta, scenarios: Scenarios, grids, checkpoint, progress: bool) -> dict:
+    """The bands of every output, scenario chunk by scenario chunk, through ``checkpoint``."""
+    shape, chunk = scenarios.shape, checkpoint.chunk
+    total = math.prod(shape)
+    flat = [np.broadcast_to(g, shape).reshape(-1) for g in grids]
+    count = -(-total // chunk)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=count, unit="chunk", desc="chinplan sweep", leave=False, initial=len(checkpoint.done()))
+    parts = []
+    for i in range(count):
+        part = checkpoint.load(i)
+        if part is None:
+            rows = slice(i * chunk, (i + 1) * chunk)
+            result = engine.bands(kernel, theta, *(f[rows] for f in flat), q=scenarios.quantiles, progress=False)
+            part = {name: np.asarray(result.values[name], np.float64) for name in scenarios.outputs}
+            checkpoint.save(i, part)
+            if bar is not None:
+                bar.update(1)
+        parts.append(part)
+    if bar is not None:
+        bar.close()
+    return {name: np.concatenate([p[name] for p in parts], axis=1).reshape(-1, *shape) for name in scenarios.outputs}
 
 
 def _decades_beyond(scenarios: Scenarios, variables: dict, domain: np.ndarray) -> np.ndarray | None:
