@@ -59,6 +59,7 @@ __all__ = [
     "design_point",
     "DEPLOYMENT_FIELDS",
     "sweep_kernel",
+    "sweep_reach_kernel",
 ]
 
 PyTree = Any
@@ -331,6 +332,32 @@ def design_point(theta, n, d) -> dict:
     return priced(n, d, loss(theta, n, d), theta[1], DESIGN_FIELDS)
 
 
+def _sweep_plan(plan_kind: str, kind: str, axis_names: tuple, theta, values):
+    """One scenario's plan (n, d, loss) and deployment under one draw (see :func:`sweep_kernel`)."""
+    law_params, deployment = theta
+    scenario = dict(zip(axis_names, values))
+    deployment = deployment._replace(**{k: v for k, v in scenario.items() if k in DEPLOYMENT_FIELDS})
+    if plan_kind == "compute":
+        chosen = plan(law_params, scenario["compute"])
+        return chosen["n"], chosen["d"], chosen["loss"], deployment
+    if plan_kind == "target_loss":
+        chosen = optimum((law_params, deployment), scenario["target_loss"], kind)
+        return chosen.n, chosen.d, chosen.loss, deployment
+    n, d = scenario["n"], scenario["d"]
+    return n, d, loss(law_params, n, d), deployment
+
+
+@functools.lru_cache(maxsize=64)
+def sweep_reach_kernel(plan_kind: str, axis_names: tuple, target: float):
+    """Whether this draw's plan of a ``"compute"`` or ``"design"`` sweep scenario has loss
+    <= ``target`` (its mean over draws is the sweep's ``p_target``), built once per layout."""
+
+    def kernel(theta, *values):
+        return _sweep_plan(plan_kind, "cost", axis_names, theta, values)[2] <= target
+
+    return kernel
+
+
 @functools.lru_cache(maxsize=64)
 def sweep_kernel(plan_kind: str, kind: str, axis_names: tuple, outputs: tuple):
     """The per-draw kernel of one sweep layout, built once (so the engine compiles it once).
@@ -341,18 +368,7 @@ def sweep_kernel(plan_kind: str, kind: str, axis_names: tuple, outputs: tuple):
     """
 
     def kernel(theta, *values):
-        law_params, deployment = theta
-        scenario = dict(zip(axis_names, values))
-        deployment = deployment._replace(**{k: v for k, v in scenario.items() if k in DEPLOYMENT_FIELDS})
-        if plan_kind == "compute":
-            chosen = plan(law_params, scenario["compute"])
-            n, d, loss_value = chosen["n"], chosen["d"], chosen["loss"]
-        elif plan_kind == "target_loss":
-            chosen = optimum((law_params, deployment), scenario["target_loss"], kind)
-            n, d, loss_value = chosen.n, chosen.d, chosen.loss
-        else:
-            n, d = scenario["n"], scenario["d"]
-            loss_value = loss(law_params, n, d)
+        n, d, loss_value, deployment = _sweep_plan(plan_kind, kind, axis_names, theta, values)
         return priced(n, d, loss_value, deployment, outputs)
 
     return kernel

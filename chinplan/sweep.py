@@ -81,6 +81,7 @@ class Scenarios:
     quantiles: tuple
     deployment: costs.Deployment
     described: dict
+    p_target: float | None = None  # [sweep] p_target: also report P(plan's loss <= it)
 
     @property
     def shape(self) -> tuple:
@@ -97,6 +98,8 @@ outputs = ["n", "d", "loss", "dollars"]  # default n, d, tokens_per_param, loss,
                                          # train_/inference_flops, flops, train_/inference_gpu_hours,
                                          # train_dollars, inference_dollars
 # optimum = "cost"                       # only with grid.target_loss: "cost", "flops" or "chinchilla"
+# p_target = 2.0                         # with grid.compute or grid.n/d: a p_target column,
+                                         # the share of draws whose plan has loss <= 2.0
 
 [grid]                                   # scenario axes; every combination is one scenario
 compute = {logspace = [20, 26, 61]}      # or target_loss = ..., or n = ... and d = ...
@@ -287,7 +290,7 @@ def _distribution(value: dict, key: str, where: str):
 
 def _check_keys(where: str, sweep: dict, grid: dict, dep: dict) -> None:
     for table, name, allowed in (
-        (sweep, "sweep", ("quantiles", "outputs", "optimum")),
+        (sweep, "sweep", ("quantiles", "outputs", "optimum", "p_target")),
         (grid, "grid", _PLAN_AXES + kernels.DEPLOYMENT_FIELDS),
         (dep, "deployment", _HARDWARE_KEYS + ("decode",) + _PEAK_KEYS + _ROOFLINE_KEYS + kernels.DEPLOYMENT_FIELDS),
     ):
@@ -313,7 +316,15 @@ def _settings(where: str, sweep: dict, plan: str):
     is_level = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1  # noqa: E731
     if not isinstance(quantiles, list) or not quantiles or not all(is_level(v) for v in quantiles):
         raise ValueError(f"{where}: sweep.quantiles must be a non-empty list of levels in [0, 1], got {quantiles!r}")
-    return optimum, tuple(outputs), tuple(float(v) for v in quantiles)
+    p_target = sweep.get("p_target")
+    if p_target is not None:
+        if plan == "target_loss":
+            raise ValueError(f"{where}: sweep.p_target applies to grid.compute and grid.n/grid.d sweeps "
+                             "(with grid.target_loss, 1 - unreachable_fraction is the chance of reaching it)")  # fmt: skip
+        p_target = _scalar(p_target, "sweep.p_target", where)
+        if not (math.isfinite(p_target) and p_target > 0):
+            raise ValueError(f"{where}: sweep.p_target must be a finite loss > 0, got {p_target!r}")
+    return optimum, tuple(outputs), tuple(float(v) for v in quantiles), p_target
 
 
 def _deployment_of(where: str, dep: dict, axes: dict):
@@ -391,9 +402,9 @@ def load_scenarios(path: str | os.PathLike) -> Scenarios:
     if both:
         key = both[0]
         raise ValueError(f"{where}: {key} is both a grid axis (grid.{key}) and fixed (deployment.{key}); give it once")
-    optimum, outputs, quantiles = _settings(where, sweep, plan)
+    optimum, outputs, quantiles, p_target = _settings(where, sweep, plan)
     deployment, described = _deployment_of(where, dep, axes)
-    return Scenarios(axes, plan, optimum, outputs, quantiles, deployment, described)
+    return Scenarios(axes, plan, optimum, outputs, quantiles, deployment, described, p_target)
 
 
 # --------------------------------------------------------------------------------------
@@ -418,6 +429,8 @@ def run_sweep(scenarios: Scenarios, params, *, key=None, progress: bool = False,
       checkpoint: a :class:`chinplan._resume.Checkpoint`: evaluate the scenarios (flattened
         in C order) in its chunks, saving each and skipping those it holds already (resume).
 
+    With ``p_target`` (compute and design sweeps) it holds ``p_target`` per scenario: the
+    share of draws whose plan has loss <= the scenario file's ``sweep.p_target``.
     With a ``target_loss`` grid the dataset also holds ``unreachable_fraction`` per scenario
     (draws that cannot reach the target, whose plan counts as inf). With a domain it holds
     ``decades_beyond``: how far beyond the fitted runs each scenario's (median) plan lies.
@@ -431,12 +444,16 @@ def run_sweep(scenarios: Scenarios, params, *, key=None, progress: bool = False,
     # Axis k varies along dimension k: the engine broadcasts them to the full grid.
     grids = [v.reshape([-1 if i == k else 1 for i in range(len(names))]) for k, v in enumerate(scenarios.axes.values())]
     kernel = kernels.sweep_kernel(scenarios.plan, scenarios.optimum, names, scenarios.outputs)
+    reach = None
+    if scenarios.p_target is not None:
+        reach = kernels.sweep_reach_kernel(scenarios.plan, names, float(scenarios.p_target))
     if checkpoint is None:
-        result = engine.bands(kernel, theta, *grids, q=scenarios.quantiles, progress=progress)
-        values = {name: np.asarray(result.values[name], np.float64) for name in scenarios.outputs}
+        values = _bands_of(kernel, reach, theta, scenarios, grids, progress)
     else:
-        values = _chunked_bands(kernel, theta, scenarios, grids, checkpoint, progress)
+        values = _chunked_bands(kernel, reach, theta, scenarios, grids, checkpoint, progress)
     variables = {name: (("quantile", *names), values[name]) for name in scenarios.outputs}
+    if reach is not None:
+        variables["p_target"] = (names, decide.draw_fraction(theta, values["p_target"]))
     if scenarios.plan == "target_loss":
         unreachable = decide.draw_fraction(theta, decide.unreachable_fraction(theta, scenarios.axes["target_loss"]))
         index = names.index("target_loss")
@@ -452,8 +469,18 @@ def run_sweep(scenarios: Scenarios, params, *, key=None, progress: bool = False,
     return xr.Dataset(variables, coords=coords)
 
 
-def _chunked_bands(kernel, theta, scenarios: Scenarios, grids, checkpoint, progress: bool) -> dict:
-    """The bands of every output, scenario chunk by scenario chunk, through ``checkpoint``."""
+def _bands_of(kernel, reach, theta, scenarios: Scenarios, grids, progress: bool) -> dict:
+    """The bands of every output over ``grids`` (and ``p_target``, the mean of ``reach``)."""
+    result = engine.bands(kernel, theta, *grids, q=scenarios.quantiles, progress=progress)
+    values = {name: np.asarray(result.values[name], np.float64) for name in scenarios.outputs}
+    if reach is not None:
+        shape = np.broadcast_shapes(*(np.shape(g) for g in grids))
+        values["p_target"] = np.broadcast_to(np.asarray(engine.probability(reach, theta, *grids), np.float64), shape)
+    return values
+
+
+def _chunked_bands(kernel, reach, theta, scenarios: Scenarios, grids, checkpoint, progress: bool) -> dict:
+    """:func:`_bands_of`, scenario chunk by scenario chunk, through ``checkpoint``."""
     shape, chunk = scenarios.shape, checkpoint.chunk
     total = math.prod(shape)
     flat = [np.broadcast_to(g, shape).reshape(-1) for g in grids]
@@ -468,15 +495,17 @@ def _chunked_bands(kernel, theta, scenarios: Scenarios, grids, checkpoint, progr
         part = checkpoint.load(i)
         if part is None:
             rows = slice(i * chunk, (i + 1) * chunk)
-            result = engine.bands(kernel, theta, *(f[rows] for f in flat), q=scenarios.quantiles, progress=False)
-            part = {name: np.asarray(result.values[name], np.float64) for name in scenarios.outputs}
+            part = _bands_of(kernel, reach, theta, scenarios, [f[rows] for f in flat], False)
             checkpoint.save(i, part)
             if bar is not None:
                 bar.update(1)
         parts.append(part)
     if bar is not None:
         bar.close()
-    return {name: np.concatenate([p[name] for p in parts], axis=1).reshape(-1, *shape) for name in scenarios.outputs}
+    values = {name: np.concatenate([p[name] for p in parts], axis=1).reshape(-1, *shape) for name in scenarios.outputs}
+    if reach is not None:
+        values["p_target"] = np.concatenate([p["p_target"] for p in parts]).reshape(shape)
+    return values
 
 
 def _decades_beyond(scenarios: Scenarios, variables: dict, domain: np.ndarray) -> np.ndarray | None:
