@@ -144,15 +144,18 @@ MI300X = Hardware(bf16=1307.4e12, fp16=1307.4e12, fp8=2614.9e12, int8=2614.9e12,
 #: AMD Instinct MI325X. Source: AMD Instinct MI325X data sheet (2024): the MI300X's compute
 #: (BF16 1,307.4, FP8 2,614.9 dense); 256 GB HBM3E at 6 TB/s.
 MI325X = MI300X._replace(memory_bytes=256e9, memory_bandwidth=6.0e12)
-#: Google Cloud TPU v5e (per chip). Source: Cloud TPU documentation, "TPU v5e" (2024): 197 TFLOPS
-#: BF16, 394 TOPS INT8; no FP16 or FP8 peak listed; 16 GB HBM2 at 819 GB/s.
-TPU_V5E = Hardware(bf16=197e12, fp16=_NAN, fp8=_NAN, int8=394e12, memory_bytes=16e9, memory_bandwidth=819e9)
-#: Google Cloud TPU v5p (per chip). Source: Cloud TPU documentation, "TPU v5p" (2024): 459 TFLOPS
-#: BF16, 918 TOPS INT8; 95 GB HBM2e at 2,765 GB/s.
-TPU_V5P = Hardware(bf16=459e12, fp16=_NAN, fp8=_NAN, int8=918e12, memory_bytes=95e9, memory_bandwidth=2.765e12)
-#: Google Cloud TPU v6e, Trillium (per chip). Source: Cloud TPU documentation, "TPU v6e" (2024):
-#: 918 TFLOPS BF16, 1,836 TOPS INT8; 32 GB HBM at 1,640 GB/s.
-TPU_V6E = Hardware(bf16=918e12, fp16=_NAN, fp8=_NAN, int8=1836e12, memory_bytes=32e9, memory_bandwidth=1.64e12)
+#: Google Cloud TPU v5e (per chip). Source: Cloud TPU documentation, "TPU v5e"
+#: (https://cloud.google.com/tpu/docs/v5e): 197 TFLOPS BF16, 393 TOPS INT8; no FP16 or FP8 peak
+#: listed; 16 GB HBM2 at 819 GB/s.
+TPU_V5E = Hardware(bf16=197e12, fp16=_NAN, fp8=_NAN, int8=393e12, memory_bytes=16e9, memory_bandwidth=819e9)
+#: Google Cloud TPU v5p (per chip). Source: Cloud TPU documentation, "TPU v5p"
+#: (https://cloud.google.com/tpu/docs/v5p): 459 TFLOPS BF16 and 459 FP8; 95 GB HBM2e at
+#: 2,765 GB/s. The 918 TOPS INT8 is not on that page (unverified).
+TPU_V5P = Hardware(bf16=459e12, fp16=_NAN, fp8=459e12, int8=918e12, memory_bytes=95e9, memory_bandwidth=2.765e12)
+#: Google Cloud TPU v6e, Trillium (per chip). Source: Cloud TPU documentation, "TPU v6e"
+#: (https://cloud.google.com/tpu/docs/v6e): 918 TFLOPS BF16, 1,836 TOPS INT8; 32 GB HBM at
+#: 1,638 GB/s.
+TPU_V6E = Hardware(bf16=918e12, fp16=_NAN, fp8=_NAN, int8=1836e12, memory_bytes=32e9, memory_bandwidth=1.638e12)
 
 class UnknownHardwareError(KeyError, ValueError):
     """An unknown hardware preset name: a ``KeyError`` (dict lookup) that is also a ``ValueError``."""
@@ -196,11 +199,11 @@ HARDWARE_SOURCES = {
     "h200": "NVIDIA H200 Tensor Core GPU datasheet (2024), SXM 141GB",
     "b200": "NVIDIA DGX B200 datasheet (2024), per GPU of 8; dense = half the sparsity figure",
     "gb200": "NVIDIA GB200 NVL72 datasheet (2024), per GPU of 72; dense = half the sparsity figure",
-    "mi300x": "AMD Instinct MI300X data sheet (2023)",
+    "mi300x": "AMD Instinct MI300X data sheet (2023); int8 unverified",
     "mi325x": "AMD Instinct MI325X data sheet (2024)",
-    "tpu-v5e": "Google Cloud TPU documentation, TPU v5e (per chip)",
-    "tpu-v5p": "Google Cloud TPU documentation, TPU v5p (per chip)",
-    "tpu-v6e": "Google Cloud TPU documentation, TPU v6e Trillium (per chip)",
+    "tpu-v5e": "Google Cloud TPU documentation, TPU v5e (per chip), cloud.google.com/tpu/docs/v5e",
+    "tpu-v5p": "Google Cloud TPU documentation, TPU v5p (per chip), cloud.google.com/tpu/docs/v5p; int8 unverified",
+    "tpu-v6e": "Google Cloud TPU documentation, TPU v6e Trillium (per chip), cloud.google.com/tpu/docs/v6e",
 }
 
 
