@@ -535,7 +535,8 @@ def _command(name: str, module: str = "_commands"):
 
 #: The module of each command's cmd_<name>(args): chinplan._commands, or a module of its own.
 COMMAND_MODULES = {
-    **{name: "_commands" for name in ("plan", "tco", "compare", "sweep", "plot", "fit", "validate", "hardware")},
+    **{name: "_commands" for name in ("plan", "tco", "compare", "plot", "fit", "validate", "hardware")},
+    "sweep": "_sweep_command",
     "smallest": "_smallest",
     "next-runs": "_next_runs",
 }
