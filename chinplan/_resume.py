@@ -42,29 +42,35 @@ def file_sha256(path: str | os.PathLike) -> str:
 class Checkpoint:
     """The chunks of one sweep in ``directory``; ``manifest`` identifies the sweep.
 
-    Without ``resume`` any previous directory is removed and a fresh one made. With it, the
-    directory's manifest must equal ``manifest`` (ValueError naming the first difference);
-    a missing directory starts afresh.
+    Without ``resume`` any previous directory is removed; the directory and its manifest are
+    made with the first chunk. With ``resume``, the directory's manifest must equal
+    ``manifest`` (ValueError naming the first difference); a missing directory starts afresh.
     """
 
     def __init__(self, directory: str, manifest: dict, *, chunk: int, resume: bool):
         self.directory, self.chunk = directory, int(chunk)
-        manifest = {**manifest, "chunk": self.chunk}
+        self.manifest = {**manifest, "chunk": self.chunk}
         path = os.path.join(directory, _MANIFEST)
         if resume and os.path.exists(path):
             with open(path) as handle:
                 found = json.load(handle)
-            for key in sorted(set(found) | set(manifest)):
-                if found.get(key) != manifest.get(key):
+            for key in sorted(set(found) | set(self.manifest)):
+                if found.get(key) != self.manifest.get(key):
                     raise ValueError(
                         f"--resume: {directory} holds chunks of a different sweep ({key} was {found.get(key)!r}, "
-                        f"now {manifest.get(key)!r}); remove it or run without --resume"
+                        f"now {self.manifest.get(key)!r}); remove it or run without --resume"
                     )
             return
-        if os.path.lexists(directory):
+        if os.path.lexists(directory):  # a fresh run: no stale chunks
             shutil.rmtree(directory)
-        os.makedirs(directory)
-        write_atomic(path, lambda tmp: _write_text(tmp, json.dumps(manifest, indent=1, sort_keys=True)))
+
+    def _open(self) -> None:
+        """Makes the directory and its manifest before the first chunk (so a run that saves
+        no chunk leaves nothing behind)."""
+        path = os.path.join(self.directory, _MANIFEST)
+        if not os.path.exists(path):
+            os.makedirs(self.directory, exist_ok=True)
+            write_atomic(path, lambda tmp: _write_text(tmp, json.dumps(self.manifest, indent=1, sort_keys=True)))
 
     def _path(self, index: int) -> str:
         return os.path.join(self.directory, f"chunk-{index:06d}.npz")
@@ -72,7 +78,7 @@ class Checkpoint:
     def load(self, index: int) -> dict | None:
         """The saved bands of chunk ``index`` (name -> array), or None if it is not done."""
         path = self._path(index)
-        if not os.path.exists(path):
+        if not os.path.exists(path):  # (also when the directory itself does not exist)
             return None
         with np.load(path) as saved:
             return {name: saved[name] for name in saved.files}
@@ -84,9 +90,12 @@ class Checkpoint:
             with open(tmp, "wb") as handle:
                 np.savez(handle, **{name: np.asarray(v) for name, v in values.items()})
 
+        self._open()
         write_atomic(self._path(index), write)
 
     def done(self) -> list[int]:
+        if not os.path.isdir(self.directory):
+            return []
         return sorted(int(f[6:12]) for f in os.listdir(self.directory) if f.startswith("chunk-") and f.endswith(".npz"))
 
     def remove(self) -> None:
