@@ -264,8 +264,8 @@ def cost_optimal(params: LawParams, target_loss: ArrayLike, deployment: Deployme
     return _optimum_for_tokens(params, target_loss, log_weighted_inference_tokens(deployment))
 
 
-#: Golden-section steps of :func:`_roofline_optimum`: its bracket of at most about 20 units
-#: of log D shrinks by 0.618^60 = 3e-13, below float64 resolution of log D.
+#: Golden-section steps of :func:`_roofline_optimum`: its bracket (log D*(l) to 3 decades
+#: beyond the fixed-weight plan, some 7 to 30 units of log D) shrinks by 0.618^60 = 3e-13.
 ROOFLINE_STEPS = 60
 _INVPHI = (math.sqrt(5.0) - 1.0) / 2.0
 _LN10 = math.log(10.0)
