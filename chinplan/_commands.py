@@ -9,8 +9,6 @@ Imported by :mod:`chinplan.cli` only when a command runs, so ``chinplan --help``
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import importlib.util
 import json
 import math
 import os
@@ -20,11 +18,10 @@ import warnings
 import jax
 import jax.numpy as jnp
 import numpy as np
-from chinplan import __version__, _checks, _render, datasets, decide, engine, kernels, plots, sweep
+from chinplan import _checks, _cluster, _render, datasets, decide, engine, kernels, plots, sweep
 from chinplan import _files
-from chinplan._files import write_atomic
 from chinplan.calibration import report as calibration_report
-from chinplan.cli import EXIT_OK, FIT_SUFFIXES, PLOT_SUFFIXES, PLOT_TOKENS_PER_QUERY, SWEEP_SUFFIXES, CliError, Range, UsageError
+from chinplan.cli import EXIT_OK, FIT_SUFFIXES, PLOT_SUFFIXES, PLOT_TOKENS_PER_QUERY, CliError, Range, UsageError
 from chinplan.data import load_runs
 from chinplan.fit import fit
 from chinplan.extrapolation import compute_optimal_draws
@@ -134,7 +131,13 @@ def _deployment(args, *, queries: float | None = None):
     queries = args.queries if queries is None else queries
     if queries > 0 and input_tokens + output_tokens == 0:
         raise UsageError("--queries > 0 needs --tokens-per-query or --input-tokens/--output-tokens")
+    roofline = {"batch": args.batch, "context": args.context, "memory_bandwidth": args.memory_bandwidth}
+    stray = [f"--{k.replace('_', '-')}" for k, v in roofline.items() if v is not None]
+    if stray and args.decode != "roofline":
+        raise UsageError(f"{', '.join(stray)} need --decode roofline")
     return sweep.build_deployment(
+        decode=args.decode,
+        **{k: float(v) for k, v in roofline.items() if v is not None},
         hardware=args.hardware,
         precision=args.precision,
         inference_hardware=args.inference_hardware,
@@ -217,11 +220,17 @@ def cmd_plan(args) -> int:
         return cmd_plan_data_constrained(args)
     _check_output(args.plot, "--plot", PLOT_SUFFIXES, args.posterior)
     q = _check_quantiles(args.quantiles)
+    training, trained_on = _cluster.plan_hardware(args)
     draws = _load_draws(args)
     log_n, log_d, log_loss = (np.asarray(x, np.float64) for x in compute_optimal_draws(draws.theta, jnp.log(jnp.asarray(sensible_budget("--compute", args.compute, decide.median_params(draws.params))))))
     draws_of = {"n": np.exp(log_n), "d": np.exp(log_d), "tokens_per_param": np.exp(log_d - log_n), "loss": np.exp(log_loss)}
     result = {k: np.quantile(v, q, axis=0) for k, v in draws_of.items()}
     beyond = _beyond(draws, draws.posterior.extrapolation(compute=np.asarray(args.compute, np.float64)))
+    timing = [{} for _ in args.compute]
+    if training is not None:
+        hours = _cluster.plan_gpu_hours(training, np.asarray(args.compute, np.float64), draws.num_draws, _key(args, _COSTS), q)
+        sized = _cluster.sizing(args, hours)
+        timing = [{"training": {"gpu_hours": hours[:, i], **_cluster.json_entry(args, sized, (i,))}} for i in range(len(args.compute))]
     if args.plot:
         lo, hi = min(1e18, min(args.compute) / 100), max(1e26, max(args.compute) * 100)
         budgets = np.logspace(math.log10(lo), math.log10(hi), 41)
@@ -231,7 +240,8 @@ def cmd_plan(args) -> int:
             {
                 **_header(draws, args, q),
                 "uncertainty": draws.uncertainty,
-                "plans": [{"compute": c, **_bands_json(result, (i,)), "extrapolation": beyond[i]} for i, c in enumerate(args.compute)],
+                **({"training_hardware": trained_on} if training is not None else {}),
+                "plans": [{"compute": c, **_bands_json(result, (i,)), "extrapolation": beyond[i], **timing[i]} for i, c in enumerate(args.compute)],
                 **({"plot": args.plot} if args.plot else {}),
             }
         )
@@ -245,7 +255,10 @@ def cmd_plan(args) -> int:
         table.add_row(sci(c), *cells)
     notes = [_beyond_note(c, beyond[i]) for i, c in enumerate(args.compute)]
     notes.append(f"bands: {draws.uncertainty} uncertainty (--uncertainty law|extrapolation); losses in the nats of the fitted runs' tokenizer and evaluation set")
-    _print_tables([table], notes=notes, plot=args.plot)
+    tables = [table]
+    if training is not None:
+        tables.append(_cluster.plan_table(args, _table, args.compute, hours, sized, trained_on, quantile_label(q)))
+    _print_tables(tables, notes=notes, plot=args.plot)
     return EXIT_OK
 
 
@@ -272,6 +285,7 @@ def cmd_tco(args) -> int:
     plan_n, plan_d = values["optimal"]["n"][median], values["optimal"]["d"][median]
     reached = np.isfinite(plan_n) & np.isfinite(plan_d)
     beyond = _beyond(draws, draws.posterior.extrapolation(np.where(reached, plan_n, 1.0), np.where(reached, plan_d, 1.0)))
+    sized = {g: _cluster.sizing(args, values[g]["train_gpu_hours"]) for g in groups} if _cluster.requested(args) else {}
     for group in groups:
         if any(np.any(np.asarray(f) > 0) for f in result.nan_fraction[group].values()):
             _warn(f"some draws gave NaN in the {group} plan; their quantiles are over the other draws")
@@ -293,6 +307,7 @@ def cmd_tco(args) -> int:
                         "inference_optimal": _bands_json(values["optimal"], (i,)),
                         "chinchilla": _bands_json(values["chinchilla"], (i,)),
                         "savings": savings[:, i],
+                        **({"training": {g: _cluster.json_entry(args, sized[g], (i,)) for g in groups}} if sized else {}),
                         "extrapolation": beyond[i] if reached[i] else None,
                     }
                     for i, t in enumerate(targets)
@@ -321,6 +336,10 @@ def cmd_tco(args) -> int:
         )  # fmt: skip
         for field in kernels.TCO_FIELDS:
             table.add_row(ROW_LABELS[field], *(band_cell(values[g][field][:, i], FORMATS[field], stacked=True) for g in groups))
+            if field == "train_gpu_hours" and sized:  # training time beside its GPU-hours
+                by_group = [_cluster.cells(sized[g], (i,), stacked=True) for g in groups]
+                for k, f in enumerate(sized["optimal"]):
+                    table.add_row(_cluster.labels(args)[f], *(group_cells[k] for group_cells in by_group))
         _print_tables([table], notes)
     if args.plot:
         console.print(f"wrote {args.plot}")
@@ -371,6 +390,7 @@ def cmd_compare(args) -> int:
     elif args.target_loss is not None:
         p_target = decide.draw_fraction(theta, decide.prob_target(theta, n, d, args.target_loss))
     beyond = _beyond(draws, draws.posterior.extrapolation(n, d))
+    sized = _cluster.sizing(args, bands["train_gpu_hours"]) if _cluster.requested(args) else {}
     if args.plot:
         designs = {label: (a, b) for label, a, b in args.designs}
         chip = f"{described['hardware'].upper()} {described['precision']}"
@@ -384,6 +404,8 @@ def cmd_compare(args) -> int:
             entry.update(_bands_json(bands, (i,)))
             if p_target is not None:
                 entry["p_target"] = p_target[i]
+            if sized:
+                entry["training"] = _cluster.json_entry(args, sized, (i,))
             entry["extrapolation"] = beyond[i]
             designs.append(entry)
         _emit_json(
@@ -408,6 +430,12 @@ def cmd_compare(args) -> int:
         row = [label] + [band_cell(bands[k][:, i], FORMATS[k], stacked=True) for k in ("loss", "gpu_hours", "dollars")]
         table.add_row(*row, *([f"{p_target[i]:.3f}"] if p_target is not None else []))
     tables = [deployment_line(described), shapes, table]
+    if sized:
+        names = _cluster.labels(args)
+        timing = _table(f"Training time: {quantile_label(q)}", ["design", "training GPU-hours", *(names[k] for k in sized)], stacked=True)
+        for i, label in enumerate(labels):
+            timing.add_row(label, band_cell(bands["train_gpu_hours"][:, i], FORMATS["train_gpu_hours"], stacked=True), *_cluster.cells(sized, (i,), stacked=True))
+        tables.append(timing)
     for title, matrix in (("P(row cheaper than column)", p_cheaper), ("P(row has lower loss than column)", p_lower)):
         grid = _table(title, ["", *labels])
         for i, label in enumerate(labels):
@@ -418,73 +446,6 @@ def cmd_compare(args) -> int:
         notes.append(f"no posterior draw reaches loss {args.target_loss:g}: it is at or below every draw's irreducible loss E")
     notes.append(f"loss bands and probabilities: {draws.uncertainty} uncertainty (--uncertainty law|extrapolation)")
     _print_tables(tables, notes=notes, plot=args.plot)
-    return EXIT_OK
-
-
-# --------------------------------------------------------------------------------------
-# sweep
-# --------------------------------------------------------------------------------------
-
-
-def _fingerprint(posterior) -> str:
-    """SHA-256 of a posterior's draws (every variable, in name order): which posterior a file used."""
-    digest = hashlib.sha256()
-    group = posterior.to_arviz().posterior
-    for name in sorted(group.data_vars):
-        digest.update(name.encode() + np.ascontiguousarray(group[name].values, np.float64).tobytes())
-    return digest.hexdigest()
-
-
-def cmd_sweep(args) -> int:
-    suffix = os.path.splitext(args.output)[1].lower()
-    _check_output(args.output, "-o/--output", SWEEP_SUFFIXES, args.scenarios, args.posterior)
-    if suffix == ".parquet" and importlib.util.find_spec("pyarrow") is None:
-        raise CliError("writing Parquet needs pyarrow, a dependency of chinplan missing here (pip install pyarrow); or write .nc or .csv")
-    scenarios = sweep.load_scenarios(args.scenarios)
-    draws = _load_draws(args)
-    progress = not args.no_progress and not args.json and sys.stderr.isatty()
-    params = draws.theta if draws.uncertainty == "extrapolation" else draws.params  # closed forms for law
-    dataset = sweep.run_sweep(scenarios, params, key=_key(args, _COSTS), progress=progress, domain=draws.posterior.domain)
-    dataset.attrs.update(
-        scenarios=os.path.basename(args.scenarios),
-        posterior=draws.source,
-        posterior_sha256=_fingerprint(draws.posterior),
-        num_draws=draws.num_draws,
-        seed=args.seed,
-        plan=scenarios.plan,
-        optimum=scenarios.optimum,
-        uncertainty=draws.uncertainty,
-        deployment=json.dumps(scenarios.described),
-        chinplan_version=__version__,
-    )
-    if suffix == ".nc":
-        _files.write_bytes(args.output, _files.netcdf_image(lambda buffer: dataset.to_netcdf(buffer, engine="h5netcdf")))
-    else:
-        frame = sweep.sweep_frame(dataset)
-        if suffix == ".parquet":
-            write_atomic(args.output, lambda tmp: sweep.write_parquet(frame, tmp))
-        else:
-            write_atomic(args.output, lambda tmp: frame.to_csv(tmp, index=False))
-    rows = math.prod(scenarios.shape)
-    summary = {
-        "output": args.output,
-        "format": suffix[1:],
-        "rows": rows,
-        "axes": {name: len(values) for name, values in scenarios.axes.items()},
-        "plan": scenarios.plan,
-        "outputs": list(scenarios.outputs),
-        "quantiles": list(scenarios.quantiles),
-        "num_draws": draws.num_draws,
-        "seed": args.seed,
-    }
-    if args.json:
-        _emit_json(summary)
-    else:
-        axes = " x ".join(f"{len(v)} {k}" for k, v in scenarios.axes.items())
-        _console().print(
-            f"wrote {args.output}: {rows} scenarios ({axes}), {len(scenarios.outputs)} quantities "
-            f"x {len(scenarios.quantiles)} quantiles over {draws.num_draws} posterior draws"
-        )
     return EXIT_OK
 
 

@@ -8,7 +8,9 @@ refine is (Kaplan et al. 2020, Table 1)
     N ≈ 12 L d² + V d        (attention 4d², MLP with a 4d hidden layer 8d², embeddings V d).
 
 Everything here runs on the host with Python integers (counts of 1e12 do not wrap around in
-int32); none of it is a hot path, and none of it is traced.
+int32); none of it is a hot path, and none of it is traced, except
+:func:`log_kv_bytes_per_token_for_params`, the smooth KV-cache size the roofline serving cost
+(:mod:`chinplan.costs`) evaluates inside kernels.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import math
 from typing import Any, Iterable, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from chinplan import _checks
@@ -42,6 +45,11 @@ __all__ = [
     "weight_memory_bytes",
     "lora_params",
     "shape_for_params",
+    "KV_WIDTH",
+    "KV_ASPECT_RATIO",
+    "kv_bytes_per_token",
+    "layers_for_params",
+    "log_kv_bytes_per_token_for_params",
 ]
 
 _NORMS = {"rmsnorm": 1, "layernorm": 2}  # parameters per channel: scale, or scale and bias
@@ -415,3 +423,44 @@ def shape_for_params(
         best = (sum(linear(1)), 1, 1)
     c, k, layers = best
     return ShapeFit(make(k, layers), c, c / target - 1.0)
+
+
+# --------------------------------------------------------------------------------------
+# KV cache
+# --------------------------------------------------------------------------------------
+
+#: n_kv_heads x head_dim of the roofline's default shape family: 8 KV heads of 128, as in
+#: Llama 3 8B, 70B and 405B (Meta 2024, config.json of each), Llama 2 70B and Mistral 7B.
+KV_WIDTH = 1024
+#: d_model / n_layers of the family (Llama 3 8B: 4096/32 = 128; 70B: 8192/80 = 102).
+KV_ASPECT_RATIO = 128.0
+#: Non-embedding parameters per layer of the family, in units of d_model^2: q and o 2 d^2,
+#: a SwiGLU MLP with d_ff = 8/3 d 8 d^2; k and v (2 d KV_WIDTH) neglected.
+_PARAMS_PER_LAYER_D2 = 10.0
+
+
+def kv_bytes_per_token(shape: TransformerShape, bytes_per_element: float = 2.0) -> float:
+    """KV-cache bytes per token of context of ``shape``: 2 (K and V) x L x n_kv_heads x
+    head_dim x bytes (e.g. Llama 3 8B in bf16: 2 x 32 x 8 x 128 x 2 = 131,072 B)."""
+    s = validate_shape(shape)
+    return 2.0 * s.n_layers * s.n_kv_heads * s.head_dim * _checks.positive_number("bytes_per_element", bytes_per_element)
+
+
+def layers_for_params(n_params: float) -> float:
+    """Layers L of the family (:data:`KV_WIDTH`, :data:`KV_ASPECT_RATIO`) with n_params
+    parameters: N = 10 d^2 L with d = r L, so L = (N / (10 r^2))^(1/3) (a real number)."""
+    n = _checks.positive_number("n_params", n_params)
+    return (n / (_PARAMS_PER_LAYER_D2 * KV_ASPECT_RATIO**2)) ** (1.0 / 3.0)
+
+
+def log_kv_bytes_per_token_for_params(log_n, log_bytes_per_element):
+    """log KV-cache bytes per token of the family's model of N parameters (traceable):
+
+        k(N) = 2 KV_WIDTH L(N) bytes,   L(N) = (N / (10 r^2))^(1/3)   (:func:`layers_for_params`),
+
+    a smooth stand-in for the shape of every size: 36.6 layers for Llama 3 8B's 8.03e9
+    parameters (32 in fact: embeddings count in N) and 75.5 for 70B's 70.6e9 (80). Give the
+    exact :func:`kv_bytes_per_token` of a known shape to ``Deployment.kv_bytes_per_token``.
+    """
+    log_layers = (log_n - math.log(_PARAMS_PER_LAYER_D2 * KV_ASPECT_RATIO**2)) / 3.0
+    return math.log(2.0 * KV_WIDTH) + log_layers + jnp.asarray(log_bytes_per_element)

@@ -335,8 +335,33 @@ def _deployment_options(*, queries: bool = True) -> argparse.ArgumentParser:
     add("--mfu", type=mfu, default=0.4, metavar="U|LO:HI", help="training MFU (default 0.4)")
     add("--mfu-prefill", type=mfu, default=0.5, metavar="U|LO:HI", help="prefill MFU (default 0.5)")
     add("--mfu-decode", type=mfu, default=0.1, metavar="U|LO:HI", help="decode MFU (default 0.1)")
+    add("--decode", choices=("mfu", "roofline"), default="mfu",
+        help="decode cost: at --mfu-decode (default), or by the roofline: each step reads the "
+        "weights and the KV cache at --memory-bandwidth, or computes at --mfu-prefill")  # fmt: skip
+    add("--batch", type=_positive_int, metavar="B",
+        help="roofline: sequences decoded together (default 1)")  # fmt: skip
+    add("--context", type=_nonnegative_float, metavar="T",
+        help="roofline: mean KV-cache tokens per sequence (default input + output/2)")  # fmt: skip
+    add("--memory-bandwidth", type=_positive_float, metavar="B/S",
+        help="roofline: HBM bytes/s of a serving chip (default: its preset's)")  # fmt: skip
     add("--price", type=price, default=2.0, metavar="$|LO:HI", help="dollars per training GPU-hour (default 2)")
     add("--inference-price", type=price, metavar="$|LO:HI", help="dollars per serving GPU-hour (default: --price)")
+    return options
+
+
+def _cluster_options(*, hardware: bool) -> argparse.ArgumentParser:
+    """--gpus and --days (wall-clock and cluster sizing); with ``hardware`` (plan, which has no
+    deployment options) the training chip, precision and MFU they are computed at."""
+    options = argparse.ArgumentParser(add_help=False)
+    add = options.add_argument_group("training time").add_argument
+    add("--gpus", type=_positive_int, metavar="K", help="also report the days to train on K GPUs")
+    add("--days", type=_positive_float, metavar="T", help="also report the GPUs needed to train in T days")
+    if hardware:
+        add("--hardware", type=_hardware_type, choices=sorted(HARDWARE_NAMES), metavar="NAME",
+            help=f"training accelerator preset: {HARDWARE_HELP} (default h100)")  # fmt: skip
+        add("--peak-flops", type=_positive_float, metavar="FLOPS", help="peak FLOP/s of a chip without a preset")
+        add("--precision", choices=PRECISIONS, help="training precision (default bf16)")
+        add("--mfu", type=_uncertain_type(mfu=True), metavar="U|LO:HI", help="training MFU (default 0.4)")
     return options
 
 
@@ -377,8 +402,9 @@ def _parser() -> argparse.ArgumentParser:
     plot_option = argparse.ArgumentParser(add_help=False)
     plot_option.add_argument("--plot", type=_plot_path, metavar="FILE", help="also draw a figure (.png or .svg)")
 
+    cluster = _cluster_options(hardware=False)
     plan = commands.add_parser(
-        "plan", parents=[common, posterior, plot_option],
+        "plan", parents=[common, posterior, plot_option, _cluster_options(hardware=True)],
         help="compute-optimal N*, D*, tokens per parameter and loss for a FLOP budget",
     )  # fmt: skip
     plan.add_argument(
@@ -391,14 +417,14 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
 
     tco = commands.add_parser(
-        "tco", parents=[common, posterior, deployment, plot_option],
+        "tco", parents=[common, posterior, deployment, plot_option, cluster],
         help="inference-aware optimum for a target loss beside the Chinchilla plan, in GPU-hours and dollars",
     )  # fmt: skip
     tco.add_argument("--target-loss", type=_positive_float, nargs="+", required=True, metavar="L", help="loss to reach")
     tco.add_argument("--optimum", choices=("cost", "flops"), default="cost", help="minimise dollars (default) or FLOPs")
 
     compare = commands.add_parser(
-        "compare", parents=[common, posterior, deployment, plot_option],
+        "compare", parents=[common, posterior, deployment, plot_option, cluster],
         help="loss and TCO bands of designs N:D, P(row cheaper), P(row lower loss)",
     )  # fmt: skip
     compare.add_argument("designs", type=_design_type, nargs="+", metavar="DESIGN", help="N:D or LABEL=N:D (70B:1.4T)")
@@ -438,6 +464,10 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("scenarios", metavar="SCENARIOS.toml")
     sweep.add_argument("-o", "--output", type=_sweep_path, required=True, metavar="FILE", help="out.parquet, .nc or .csv")
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sweep.add_argument("--resume", action="store_true",
+                       help="continue an interrupted sweep from the chunks kept in FILE.parts/ (removed when done)")  # fmt: skip
+    sweep.add_argument("--chunk", type=_positive_int, default=65536, metavar="N",
+                       help="scenarios per checkpointed chunk (default 65536; keep it when resuming)")  # fmt: skip
 
     plot = commands.add_parser(
         "plot", parents=[common, draws_only, _deployment_options(queries=False)],
@@ -515,7 +545,8 @@ def _command(name: str, module: str = "_commands"):
 
 #: The module of each command's cmd_<name>(args): chinplan._commands, or a module of its own.
 COMMAND_MODULES = {
-    **{name: "_commands" for name in ("plan", "tco", "compare", "sweep", "plot", "fit", "validate", "hardware")},
+    **{name: "_commands" for name in ("plan", "tco", "compare", "plot", "fit", "validate", "hardware")},
+    "sweep": "_sweep_command",
     "smallest": "_smallest",
     "next-runs": "_next_runs",
 }

@@ -32,7 +32,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from chinplan import _checks
+from chinplan import _checks, arch
+from chinplan._hardware import (  # noqa: F401  (re-exported: chinplan.costs.HARDWARE, ...)
+    A100, A100_40GB, B200, GB200, H100_PCIE, H100_SXM, H200, HARDWARE, HARDWARE_ALIASES, HARDWARE_SOURCES,
+    MI300X, MI325X, TPU_V5E, TPU_V5P, TPU_V6E, Hardware, UnknownHardwareError, hardware_name,
+)
 from chinplan.law import LawParams, _log_training_flops, as_float, safe_log
 from chinplan.uncertain import is_distribution, sample_tree, validate_distribution
 
@@ -48,6 +52,9 @@ __all__ = [
     "hardware_name",
     "UnknownHardwareError",
     "Deployment",
+    "ROOFLINE_FIELDS",
+    "TokenSeconds",
+    "token_seconds",
     "Cost",
     "sample_deployment",
     "with_cost_draws",
@@ -57,6 +64,8 @@ __all__ = [
     "inference_flops",
     "log_inference_flops",
     "pflops_days",
+    "training_days",
+    "gpus_for_days",
     "gpu_hours",
     "tco",
     "log_dollars",
@@ -69,142 +78,6 @@ LOG3600 = math.log(3600.0)
 
 #: One petaflop/s-day: 1e15 FLOP/s for 86,400 s = 8.64e19 FLOPs.
 PFLOPS_DAY = 8.64e19
-
-# --------------------------------------------------------------------------------------
-# Hardware
-# --------------------------------------------------------------------------------------
-
-
-class Hardware(NamedTuple):
-    """Dense peak throughput of one accelerator, in FLOP/s (or OP/s for int8).
-
-    All leaves are numbers so a ``Hardware`` is a pytree; the name lives in
-    :data:`HARDWARE`. A precision the chip does not support is ``nan``.
-
-    Attributes:
-      bf16: dense bf16 tensor-core peak.
-      fp16: dense fp16 tensor-core peak.
-      fp8: dense fp8 tensor-core peak (``nan`` if unsupported).
-      int8: dense int8 tensor-core peak, OP/s.
-      memory_bytes: HBM capacity.
-      memory_bandwidth: HBM bandwidth, bytes/s.
-    """
-
-    bf16: float
-    fp16: float
-    fp8: float
-    int8: float
-    memory_bytes: float
-    memory_bandwidth: float
-
-    def peak(self, precision: str = "bf16") -> float:
-        """Peak FLOP/s at ``precision`` (one of ``bf16``, ``fp16``, ``fp8``, ``int8``)."""
-        if precision not in ("bf16", "fp16", "fp8", "int8"):
-            raise ValueError(f"precision must be one of bf16, fp16, fp8, int8; got {precision!r}")
-        value = getattr(self, precision)
-        if isinstance(value, float) and math.isnan(value):
-            raise ValueError(f"precision {precision!r} is not supported by this hardware")
-        return value
-
-
-#: NVIDIA A100 SXM 80GB. Source: NVIDIA A100 Tensor Core GPU datasheet (2021): BF16/FP16
-#: 312 TFLOPS, INT8 624 TOPS dense (twice that with structured sparsity); no FP8;
-#: 80 GB HBM2e at 2,039 GB/s.
-A100 = Hardware(bf16=312e12, fp16=312e12, fp8=float("nan"), int8=624e12, memory_bytes=80e9, memory_bandwidth=2.039e12)
-#: NVIDIA H100 SXM5 80GB. Source: NVIDIA H100 Tensor Core GPU datasheet (2023): BF16/FP16
-#: 1,979 TFLOPS and FP8/INT8 3,958 with sparsity, i.e. 989 (989.4) and 1,979 dense;
-#: 80 GB HBM3 at 3.35 TB/s.
-H100_SXM = Hardware(bf16=989e12, fp16=989e12, fp8=1979e12, int8=1979e12, memory_bytes=80e9, memory_bandwidth=3.35e12)
-#: NVIDIA H200 SXM 141GB. Source: NVIDIA H200 Tensor Core GPU datasheet (2024): same tensor
-#: cores as the H100 SXM (BF16 989, FP8 1,979, INT8 1,979 dense TFLOPS/TOPS); 141 GB HBM3e
-#: at 4.8 TB/s.
-H200 = Hardware(bf16=989e12, fp16=989e12, fp8=1979e12, int8=1979e12, memory_bytes=141e9, memory_bandwidth=4.8e12)
-
-_NAN = float("nan")
-#: NVIDIA A100 SXM 40GB: the A100's tensor cores (above) with 40 GB HBM2 at 1,555 GB/s.
-A100_40GB = A100._replace(memory_bytes=40e9, memory_bandwidth=1.555e12)
-#: NVIDIA H100 PCIe 80GB. Source: NVIDIA H100 datasheet (2023), PCIe column: BF16/FP16 1,513
-#: and FP8/INT8 3,026 TFLOPS/TOPS with sparsity, i.e. 756 and 1,513 dense; 80 GB HBM2e at 2 TB/s.
-H100_PCIE = Hardware(bf16=756e12, fp16=756e12, fp8=1513e12, int8=1513e12, memory_bytes=80e9, memory_bandwidth=2.0e12)
-#: NVIDIA B200 (HGX/DGX B200, per GPU). Source: NVIDIA DGX B200 datasheet (2024): 72 PFLOPS FP8
-#: with sparsity for 8 GPUs, i.e. 4.5 PFLOPS FP8/INT8 and 2.25 PFLOPS BF16/FP16 dense per GPU;
-#: 1,440 GB HBM3e and 64 TB/s for 8 GPUs, i.e. 180 GB at 8 TB/s.
-B200 = Hardware(bf16=2.25e15, fp16=2.25e15, fp8=4.5e15, int8=4.5e15, memory_bytes=180e9, memory_bandwidth=8e12)
-#: NVIDIA GB200 (one Blackwell GPU of a GB200 NVL72). Source: NVIDIA GB200 NVL72 datasheet
-#: (2024): 720 PFLOPS FP8 and 360 PFLOPS BF16 with sparsity for 72 GPUs, i.e. 5 PFLOPS FP8/INT8
-#: and 2.5 PFLOPS BF16/FP16 dense per GPU; 13.4 TB HBM3e and 576 TB/s, i.e. 186 GB at 8 TB/s.
-GB200 = Hardware(bf16=2.5e15, fp16=2.5e15, fp8=5e15, int8=5e15, memory_bytes=186e9, memory_bandwidth=8e12)
-#: AMD Instinct MI300X. Source: AMD Instinct MI300X data sheet (2023): BF16/FP16 1,307.4 TFLOPS,
-#: FP8 2,614.9 TFLOPS, INT8 2,614.9 TOPS dense; 192 GB HBM3 at 5.3 TB/s.
-MI300X = Hardware(bf16=1307.4e12, fp16=1307.4e12, fp8=2614.9e12, int8=2614.9e12, memory_bytes=192e9, memory_bandwidth=5.3e12)
-#: AMD Instinct MI325X. Source: AMD Instinct MI325X data sheet (2024): the MI300X's compute
-#: (BF16 1,307.4, FP8 2,614.9 dense); 256 GB HBM3E at 6 TB/s.
-MI325X = MI300X._replace(memory_bytes=256e9, memory_bandwidth=6.0e12)
-#: Google Cloud TPU v5e (per chip). Source: Cloud TPU documentation, "TPU v5e" (2024): 197 TFLOPS
-#: BF16, 394 TOPS INT8; no FP16 or FP8 peak listed; 16 GB HBM2 at 819 GB/s.
-TPU_V5E = Hardware(bf16=197e12, fp16=_NAN, fp8=_NAN, int8=394e12, memory_bytes=16e9, memory_bandwidth=819e9)
-#: Google Cloud TPU v5p (per chip). Source: Cloud TPU documentation, "TPU v5p" (2024): 459 TFLOPS
-#: BF16, 918 TOPS INT8; 95 GB HBM2e at 2,765 GB/s.
-TPU_V5P = Hardware(bf16=459e12, fp16=_NAN, fp8=_NAN, int8=918e12, memory_bytes=95e9, memory_bandwidth=2.765e12)
-#: Google Cloud TPU v6e, Trillium (per chip). Source: Cloud TPU documentation, "TPU v6e" (2024):
-#: 918 TFLOPS BF16, 1,836 TOPS INT8; 32 GB HBM at 1,640 GB/s.
-TPU_V6E = Hardware(bf16=918e12, fp16=_NAN, fp8=_NAN, int8=1836e12, memory_bytes=32e9, memory_bandwidth=1.64e12)
-
-class UnknownHardwareError(KeyError, ValueError):
-    """An unknown hardware preset name: a ``KeyError`` (dict lookup) that is also a ``ValueError``."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
-
-
-class _Presets(dict):
-    """A dict of hardware presets, looked up case-insensitively (``HARDWARE["A100"]``); a
-    missing name raises a message listing the valid names."""
-
-    def __missing__(self, name):
-        canonical = hardware_name(name) if isinstance(name, str) else None
-        if canonical is not None:
-            return self[canonical]
-        raise UnknownHardwareError(f"unknown hardware {name!r}; choose from {', '.join(sorted(self))} (any case)")
-
-    def __contains__(self, name) -> bool:
-        return isinstance(name, str) and dict.__contains__(self, name.strip().lower())
-
-
-#: Accelerator presets by name (dense peaks; the sources are in each constant's comment and
-#: ``chinplan hardware --sources``). Names are case-insensitive. ``a100`` is an alias of
-#: ``a100-80gb`` and ``h100`` of ``h100-sxm`` (the SXM5 80GB part, the one cloud H100
-#: instances use): :data:`HARDWARE_ALIASES`.
-HARDWARE = _Presets({
-    "a100": A100, "a100-40gb": A100_40GB, "a100-80gb": A100,
-    "h100": H100_SXM, "h100-sxm": H100_SXM, "h100-pcie": H100_PCIE, "h200": H200,
-    "b200": B200, "gb200": GB200, "mi300x": MI300X, "mi325x": MI325X,
-    "tpu-v5e": TPU_V5E, "tpu-v5p": TPU_V5P, "tpu-v6e": TPU_V6E,
-})  # fmt: skip
-#: Preset names that are another name's alias.
-HARDWARE_ALIASES = {"a100": "a100-80gb", "h100": "h100-sxm"}
-#: Where each preset's figures come from (the alias targets; an alias shares its target's).
-HARDWARE_SOURCES = {
-    "a100-40gb": "NVIDIA A100 Tensor Core GPU datasheet (2021), SXM 40GB",
-    "a100-80gb": "NVIDIA A100 Tensor Core GPU datasheet (2021), SXM 80GB",
-    "h100-sxm": "NVIDIA H100 Tensor Core GPU datasheet (2023), SXM5 80GB; dense = half the sparsity figure",
-    "h100-pcie": "NVIDIA H100 Tensor Core GPU datasheet (2023), PCIe 80GB; dense = half the sparsity figure",
-    "h200": "NVIDIA H200 Tensor Core GPU datasheet (2024), SXM 141GB",
-    "b200": "NVIDIA DGX B200 datasheet (2024), per GPU of 8; dense = half the sparsity figure",
-    "gb200": "NVIDIA GB200 NVL72 datasheet (2024), per GPU of 72; dense = half the sparsity figure",
-    "mi300x": "AMD Instinct MI300X data sheet (2023)",
-    "mi325x": "AMD Instinct MI325X data sheet (2024)",
-    "tpu-v5e": "Google Cloud TPU documentation, TPU v5e (per chip)",
-    "tpu-v5p": "Google Cloud TPU documentation, TPU v5p (per chip)",
-    "tpu-v6e": "Google Cloud TPU documentation, TPU v6e Trillium (per chip)",
-}
-
-
-def hardware_name(name: str) -> str | None:
-    """The preset key of ``name`` (``"A100"`` -> ``"a100"``), or ``None`` if there is none."""
-    key = str(name).strip().lower()
-    return key if dict.__contains__(HARDWARE, key) else None
-
 
 # --------------------------------------------------------------------------------------
 # Deployment and cost
@@ -228,6 +101,17 @@ class Deployment(NamedTuple):
       price: dollars per GPU-hour for training. Default 2.0, an assumption.
       inference_peak_flops: peak FLOP/s of one serving accelerator; ``None`` = ``peak_flops``.
       inference_price: dollars per GPU-hour for serving; ``None`` = ``price``.
+      batch: sequences decoded together per step. ``None`` (the default) is the fixed-MFU
+        decode (``mfu_decode``); a number selects the roofline decode (:attr:`decode`,
+        :func:`roofline_decode_seconds`), which uses the four fields below.
+      context: mean KV-cache length per sequence while decoding, tokens; ``None`` =
+        ``input_tokens + output_tokens / 2`` (the cache grows from the prompt by one per
+        generated token).
+      memory_bandwidth: HBM bytes/s of one serving accelerator (e.g. ``H100_SXM.memory_bandwidth``);
+        ``None`` = the H100 SXM's 3.35e12, like ``peak_flops``.
+      bytes_per_weight: bytes of a served weight and of a KV-cache element; ``None`` = 2 (bf16).
+      kv_bytes_per_token: KV-cache bytes per token of context; ``None`` = from N by
+        :func:`chinplan.arch.log_kv_bytes_per_token_for_params` (a Llama 3-style shape).
     """
 
     queries: Any = 0.0
@@ -240,6 +124,23 @@ class Deployment(NamedTuple):
     price: Any = 2.0
     inference_peak_flops: Any = None
     inference_price: Any = None
+    batch: Any = None
+    context: Any = None
+    memory_bandwidth: Any = None
+    bytes_per_weight: Any = None
+    kv_bytes_per_token: Any = None
+
+    @property
+    def decode(self) -> str:
+        """``"roofline"`` when :attr:`batch` is set, else ``"mfu"`` (decode at ``mfu_decode``)."""
+        return "mfu" if self.batch is None else "roofline"
+
+
+#: The fields only the roofline decode reads (they need ``batch``).
+ROOFLINE_FIELDS = ("context", "memory_bandwidth", "bytes_per_weight", "kv_bytes_per_token")
+#: Defaults of the roofline fields left ``None``: H100 SXM bandwidth, bf16 weights.
+DEFAULT_MEMORY_BANDWIDTH = H100_SXM.memory_bandwidth
+DEFAULT_BYTES_PER_WEIGHT = 2.0
 
 
 #: Valid range of each field: (lo, hi, low_open); hi is included when finite.
@@ -254,6 +155,11 @@ _RANGES = {
     "price": (0.0, math.inf, True),  # > 0: a free training GPU-hour makes the dollar optimum 0/0
     "inference_peak_flops": (0.0, math.inf, True),
     "inference_price": (0.0, math.inf, False),
+    "batch": (1.0, math.inf, False),
+    "context": (0.0, math.inf, False),
+    "memory_bandwidth": (0.0, math.inf, True),
+    "bytes_per_weight": (0.0, math.inf, True),
+    "kv_bytes_per_token": (0.0, math.inf, False),
 }
 
 
@@ -273,6 +179,7 @@ def validate_deployment(deployment: Deployment) -> Deployment:
     """
     if not isinstance(deployment, Deployment):
         raise ValueError(f"deployment must be a chinplan.costs.Deployment, got {type(deployment).__name__}")
+    _check_roofline_fields(deployment)
     for name, value in deployment._asdict().items():
         if (value is None and name in _OPTIONAL) or _checks.is_traced(value):
             continue
@@ -399,6 +306,33 @@ def gpu_hours(flops: ArrayLike, peak_flops: ArrayLike, mfu: ArrayLike) -> jax.Ar
     return jnp.exp(jnp.log(as_float(flops)) + _log_hours_per_flop(as_float(peak_flops), as_float(mfu)))
 
 
+def _gpu_hours_in(train_gpu_hours: ArrayLike) -> np.ndarray:
+    """GPU-hours as float64, each >= 0 or +inf (an unreachable plan's); ValueError otherwise."""
+    hours = np.asarray(train_gpu_hours, np.float64)
+    if not np.all(hours >= 0):
+        bad = hours[~(hours >= 0)].flat[0]
+        raise ValueError(f"train_gpu_hours must be >= 0 (or inf), got {bad!r}")
+    return hours
+
+
+def training_days(train_gpu_hours: ArrayLike, gpus: ArrayLike) -> np.ndarray:
+    """Wall-clock days to train on ``gpus`` accelerators: GPU-hours / (24 K).
+
+    The GPU-hours carry the MFU (:func:`gpu_hours`); this assumes that MFU holds on K
+    accelerators (no further loss to scaling, stragglers or restarts). Host NumPy float64,
+    for quantiles of GPU-hours (a monotone map: the days' quantiles are these).
+    """
+    hours = _gpu_hours_in(train_gpu_hours)
+    return hours / (24.0 * _checks.positive("gpus", np.asarray(gpus, np.float64)))
+
+
+def gpus_for_days(train_gpu_hours: ArrayLike, days: ArrayLike) -> np.ndarray:
+    """Accelerators needed to train within ``days`` days: ceil(GPU-hours / (24 T)), at the
+    MFU of the GPU-hours (see :func:`training_days`); ``inf`` stays ``inf``."""
+    hours = _gpu_hours_in(train_gpu_hours)
+    return np.ceil(hours / (24.0 * _checks.positive("days", np.asarray(days, np.float64))))
+
+
 def _log_hours_per_flop(peak: jax.Array, mfu: jax.Array) -> jax.Array:
     """log of the GPU-hours one FLOP takes at ``mfu`` of ``peak`` FLOP/s: -log(3600 peak MFU)."""
     return -LOG3600 - jnp.log(peak) - jnp.log(mfu)
@@ -420,6 +354,17 @@ def _check_sampled(deployment: Any) -> None:
             )
 
 
+def _check_roofline_fields(deployment: Deployment) -> None:
+    """ValueError when a roofline-only field is set without ``batch`` (it would be ignored)."""
+    if deployment.batch is None:
+        for name in ROOFLINE_FIELDS:
+            if getattr(deployment, name) is not None:
+                raise ValueError(
+                    f"deployment.{name} is read only by the roofline decode; set deployment.batch "
+                    f"(sequences per decode step, >= 1) too, or leave {name} None"
+                )
+
+
 def checked_deployment(deployment: Any) -> Any:
     """The boundary check of a sampled deployment: structure always, values when concrete."""
     _check_sampled(deployment)
@@ -430,7 +375,7 @@ class _Rates(NamedTuple):
     """Logs of the TCO's rates: everything in it but N and D."""
 
     train_hours: jax.Array  # GPU-hours per training FLOP: -log(3600 P U_train)
-    inference_hours: jax.Array  # GPU-hours per 2N: log[Q (T_in/U_pf + T_out/U_dec)] - log(3600 P_inf)
+    inference_hours: jax.Array  # GPU-hours per 2N: log[Q (T_in/U_pf + T_out/U_dec)] - log(3600 P_inf); fixed-MFU decode only
     price: jax.Array  # log dollars per training GPU-hour
     inference_price: jax.Array  # log dollars per serving GPU-hour
 
@@ -472,6 +417,77 @@ def representable_costs(values: dict, reached: Any, what: str) -> None:
             )
 
 
+def _serving_peak(deployment: Deployment) -> jax.Array:
+    return as_float(deployment.peak_flops if deployment.inference_peak_flops is None else deployment.inference_peak_flops)
+
+
+def _log_token_seconds(log_n: jax.Array, deployment: Deployment) -> tuple[jax.Array, jax.Array]:
+    """log GPU-seconds of one prefill token and of one decode token of an N-parameter model.
+
+    Prefill is compute bound: 2N / (P U_prefill). The fixed-MFU decode is 2N / (P U_decode).
+    The roofline decode (``batch`` set; Williams et al. 2009's roofline, as LLM serving
+    calculators apply it, e.g. Pope et al. 2022, §2) takes each step of a batch of B
+    sequences as long as the slower of its compute and its memory traffic, which is every
+    weight read once (N w bytes) and each sequence's KV cache read (S k bytes); per token
+
+        t_decode = max(2N / (P U_prefill), (N w / B + S k) / BW),
+
+    w bytes per weight, k KV bytes per token of context, S the mean context, BW the HBM
+    bandwidth. The attention FLOPs (about 4 L S d per token) are neglected as in the 2N rule.
+    """
+    log_peak = jnp.log(_serving_peak(deployment))
+    log_prefill = LOG2 + log_n - log_peak - jnp.log(as_float(deployment.mfu_prefill))
+    if deployment.batch is None:
+        return log_prefill, LOG2 + log_n - log_peak - jnp.log(as_float(deployment.mfu_decode))
+    w = DEFAULT_BYTES_PER_WEIGHT if deployment.bytes_per_weight is None else deployment.bytes_per_weight
+    log_w = jnp.log(as_float(w))
+    bw = DEFAULT_MEMORY_BANDWIDTH if deployment.memory_bandwidth is None else deployment.memory_bandwidth
+    if deployment.kv_bytes_per_token is None:
+        log_kv = arch.log_kv_bytes_per_token_for_params(log_n, log_w)
+    else:
+        log_kv = safe_log(as_float(deployment.kv_bytes_per_token))
+    if deployment.context is None:
+        context = as_float(deployment.input_tokens) + 0.5 * as_float(deployment.output_tokens)
+    else:
+        context = as_float(deployment.context)
+    log_bytes = jnp.logaddexp(log_n + log_w - jnp.log(as_float(deployment.batch)), safe_log(context) + log_kv)
+    return log_prefill, jnp.maximum(log_prefill, log_bytes - jnp.log(as_float(bw)))
+
+
+def _log_inference_hours(log_n: jax.Array, deployment: Deployment, rates: _Rates) -> jax.Array:
+    """log GPU-hours of serving an N-parameter model: Q (T_in t_prefill + T_out t_decode) / 3600.
+
+    The fixed-MFU decode is linear in N (``rates.inference_hours`` per 2N, Sardana et al.
+    2024); the roofline decode is not (:func:`_log_token_seconds`).
+    """
+    if deployment.batch is None:
+        return LOG2 + log_n + rates.inference_hours
+    log_prefill, log_decode = _log_token_seconds(log_n, deployment)
+    t_in, t_out = as_float(deployment.input_tokens), as_float(deployment.output_tokens)
+    per_query = jnp.logaddexp(safe_log(t_in) + log_prefill, safe_log(t_out) + log_decode)
+    return safe_log(as_float(deployment.queries)) - LOG3600 + per_query
+
+
+class TokenSeconds(NamedTuple):
+    """GPU-seconds of one prefill token and of one decode token (arrays)."""
+
+    prefill: jax.Array
+    decode: jax.Array
+
+
+def token_seconds(n: ArrayLike, deployment: Deployment) -> TokenSeconds:
+    """GPU-seconds per prefill token and per decode token of an ``n``-parameter model.
+
+    Fixed-MFU decode: 2N / (P U_decode); roofline decode (``deployment.batch`` set):
+    max(2N / (P U_prefill), (N w / B + S k) / BW), see :func:`_log_token_seconds`. Tokens per
+    second per accelerator are the reciprocals.
+    """
+    if not _checks.is_traced(n):
+        _checks.positive("n", n)
+    checked_deployment(deployment)
+    return TokenSeconds(*(jnp.exp(x) for x in _log_token_seconds(jnp.log(as_float(n)), deployment)))
+
+
 def _check_design(n: ArrayLike, d: ArrayLike) -> None:
     if not _checks.is_traced(n, d):
         _checks.positive("n", n)
@@ -501,7 +517,7 @@ def tco(n: ArrayLike, d: ArrayLike, deployment: Deployment) -> Cost:
     log_tr = _log_training_flops(log_n, jnp.log(as_float(d)))
     log_inf = LOG2 + log_n + _log_lifetime_tokens(deployment.queries, deployment.input_tokens, deployment.output_tokens)
     log_tr_h = log_tr + r.train_hours
-    log_inf_h = LOG2 + log_n + r.inference_hours
+    log_inf_h = _log_inference_hours(log_n, deployment, r)
     tr_f, inf_f, tr_h, inf_h = (jnp.exp(x) for x in (log_tr, log_inf, log_tr_h, log_inf_h))
     tr_d, inf_d = jnp.exp(r.price + log_tr_h), jnp.exp(r.inference_price + log_inf_h)
     cost = Cost(
@@ -524,14 +540,38 @@ def log_dollars(n: ArrayLike, d: ArrayLike, deployment: Deployment) -> jax.Array
     """log of :func:`tco`'s dollars, as one logaddexp (smooth in log N, log D for optimisers)."""
     _check_design(n, d)
     checked_deployment(deployment)
-    r = _rates(deployment)
     log_n = jnp.log(as_float(n))
-    log_tr = _log_training_flops(log_n, jnp.log(as_float(d)))
-    return jnp.logaddexp(r.price + r.train_hours + log_tr, r.inference_price + r.inference_hours + LOG2 + log_n)
+    return _log_dollars(log_n, jnp.log(as_float(d)), deployment)
+
+
+def _log_dollars(log_n: jax.Array, log_d: jax.Array, deployment: Deployment) -> jax.Array:
+    """log of :func:`tco`'s dollars from log N and log D, unchecked."""
+    r = _rates(deployment)
+    log_tr = _log_training_flops(log_n, log_d)
+    if deployment.batch is None:  # the fixed-MFU form, in its original order of operations
+        return jnp.logaddexp(r.price + r.train_hours + log_tr, r.inference_price + r.inference_hours + LOG2 + log_n)
+    return jnp.logaddexp(r.price + r.train_hours + log_tr, r.inference_price + _log_inference_hours(log_n, deployment, r))
+
+
+def _linear_serving(deployment: Deployment) -> None:
+    if deployment.batch is not None:
+        raise ValueError(
+            "weighted inference tokens exist only for the fixed-MFU decode (deployment.batch=None): "
+            "the roofline decode's serving cost is not linear in N (use chinplan.cost_optimal)"
+        )
+
+
+def _log_average_weighted_tokens(log_n: jax.Array, deployment: Deployment) -> jax.Array:
+    """log of the serving dollars of an N-parameter model over 2N training dollars per FLOP:
+    the weighted tokens D_w of :func:`weighted_inference_tokens` averaged over N (equal to it
+    for the fixed-MFU decode; for the roofline decode, a function of N)."""
+    r = _rates(deployment)
+    return r.inference_price + _log_inference_hours(log_n, deployment, r) - LOG2 - log_n - r.price - r.train_hours
 
 
 def log_weighted_inference_tokens(deployment: Deployment) -> jax.Array:
     """log of :func:`weighted_inference_tokens`, unchecked (for callers that checked already)."""
+    _linear_serving(deployment)
     r = _rates(deployment)
     return r.inference_price + r.inference_hours - r.price - r.train_hours
 
@@ -545,6 +585,7 @@ def weighted_inference_tokens(deployment: Deployment) -> jax.Array:
         D_w = (c_inf / c_tr) U_train Q (T_in / U_prefill + T_out / U_decode),
 
     the lifetime tokens to put in the FLOPs-optimal problem to get the dollar-optimal one.
+    Only for the fixed-MFU decode: the roofline's serving cost is not linear in N.
     """
     checked_deployment(deployment)
     return jnp.exp(log_weighted_inference_tokens(deployment))

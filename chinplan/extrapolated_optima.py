@@ -48,7 +48,6 @@ BISECTIONS = 24
 GOLDEN_STEPS = 40
 SEARCH_DECADES = 3.0
 _LN10 = math.log(10.0)
-_INVPHI = (math.sqrt(5.0) - 1.0) / 2.0
 
 
 def _no_drift(theta: ExtrapolatedLaw):
@@ -92,8 +91,10 @@ def _law_optimum(theta: ExtrapolatedLaw, target, log_t):
     return optima._optimum_for_tokens(theta.law, target, log_t)
 
 
-def optimal_for_loss(theta: ExtrapolatedLaw, target, log_t, law_plan: Allocation | None = None) -> Allocation:
-    """The plan reaching ``target`` at the least ``6 N D + 2 N exp(log_t)`` under one draw.
+def optimal_for_loss(theta: ExtrapolatedLaw, target, log_t, law_plan: Allocation | None = None, log_cost=None) -> Allocation:
+    """The plan reaching ``target`` at the least ``6 N D + 2 N exp(log_t)`` under one draw, or
+    at the least ``log_cost(log N, log D)`` when that is given (``log_t`` unused; e.g. the
+    roofline TCO of :func:`chinplan.costs.log_dollars`).
 
     ``log_t = -inf`` gives the Chinchilla (compute-optimal) plan. ``law_plan`` is the law's own
     closed-form answer to the same question (computed when omitted); it is returned as it is
@@ -113,29 +114,18 @@ def optimal_for_loss(theta: ExtrapolatedLaw, target, log_t, law_plan: Allocation
     # tokens the law would use for a target just above its floor.
     _, _, lb, alpha, beta = logs(theta.law)
     centre = jnp.where(law_ok, log_d_law, (lb - jnp.log(jnp.maximum(target - theta.law.E, 1e-30) + 1e-6)) / beta)
-    t = jnp.exp(log_t)
+    t = None if log_cost is not None else jnp.exp(log_t)
 
     def objective(log_d):
         log_n = params_for_loss(theta, log_d, log_target)
-        return jnp.where(jnp.isfinite(log_n), log_n + jnp.log(3.0 * jnp.exp(log_d) + t), jnp.inf), log_n
+        ok = jnp.isfinite(log_n)
+        if log_cost is not None:
+            return jnp.where(ok, log_cost(jnp.where(ok, log_n, 0.0), log_d), jnp.inf), log_n
+        return jnp.where(ok, log_n + jnp.log(3.0 * jnp.exp(log_d) + t), jnp.inf), log_n
 
     # Golden section on [a, b]; inf (unreachable) counts as worse than any finite value.
     a, b = centre - SEARCH_DECADES * _LN10, centre + SEARCH_DECADES * _LN10
-    c, d = b - _INVPHI * (b - a), a + _INVPHI * (b - a)
-    fc, fd = objective(c)[0], objective(d)[0]
-
-    def step(_, state):
-        a, b, c, d, fc, fd = state
-        # the minimum lies in [a, d]; with neither point reaching the target, more tokens
-        left = (fc <= fd) & jnp.isfinite(fc)
-        a2, b2 = jnp.where(left, a, c), jnp.where(left, d, b)
-        c2 = jnp.where(left, b2 - _INVPHI * (b2 - a2), d)
-        d2 = jnp.where(left, c, a2 + _INVPHI * (b2 - a2))
-        new = objective(jnp.where(left, c2, d2))[0]
-        return a2, b2, c2, d2, jnp.where(left, new, fd), jnp.where(left, fc, new)
-
-    a, b, c, d, fc, fd = jax.lax.fori_loop(0, GOLDEN_STEPS, step, (a, b, c, d, fc, fd))
-    log_d = jnp.where((fc <= fd) & jnp.isfinite(fc), c, d)
+    log_d = optima.golden_min(lambda x: objective(x)[0], a, b, GOLDEN_STEPS)
     value, log_n = objective(log_d)
     found = jnp.isfinite(value)
     inf = jnp.asarray(jnp.inf, log_n.dtype)

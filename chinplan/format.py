@@ -220,9 +220,15 @@ def deployment_line(described: dict) -> str:
     if "inference_price" in x:
         price += f" train / {show(x['inference_price'], usd)} serve"
     tokens = x["input_tokens"] + x["output_tokens"]
+    if x.get("decode") == "roofline":
+        context = f", context {show(x['context'], human_count)}" if "context" in x else ""
+        bandwidth = show(x["memory_bandwidth"], lambda v: f"{v / 1e12:.3g} TB/s")
+        decode = f"roofline decode (batch {show(x['batch'], human_count)}{context}, {bandwidth})"
+    else:
+        decode = f"{show(x['mfu_decode'], pct)} decode"
     return (
         f"{chip}; MFU {show(x['mfu_train'], pct)} train, {show(x['mfu_prefill'], pct)} prefill, "
-        f"{show(x['mfu_decode'], pct)} decode; {price} per GPU-hour; "
+        f"{decode}; {price} per GPU-hour; "
         f"{human_count(x['queries'])} queries x {human_count(tokens)} tokens "
         f"({human_count(x['input_tokens'])} in + {human_count(x['output_tokens'])} out)"
     )

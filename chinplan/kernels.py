@@ -62,6 +62,7 @@ __all__ = [
     "design_point",
     "DEPLOYMENT_FIELDS",
     "sweep_kernel",
+    "sweep_reach_kernel",
 ]
 
 PyTree = Any
@@ -69,6 +70,7 @@ PyTree = Any
 #: Deployment fields a sweep may vary per scenario.
 DEPLOYMENT_FIELDS = (
     "queries", "input_tokens", "output_tokens", "mfu_train", "mfu_prefill", "mfu_decode", "price", "inference_price",
+    "batch", "context", "memory_bandwidth",
 )  # fmt: skip
 
 
@@ -296,8 +298,12 @@ def optimum(theta: tuple[LawParams, Deployment], target_loss: ArrayLike, kind: s
     ext = extrapolated_of(theta)
     if ext is None:
         return OPTIMA[kind](theta[0], target_loss, theta[1])
-    law_plan = OPTIMA[kind](ext.law, target_loss, theta[1])
-    return extrapolated_optima.optimal_for_loss(ext, target_loss, _log_weighted_tokens(kind, theta[1]), law_plan)
+    deployment = theta[1]
+    law_plan = OPTIMA[kind](ext.law, target_loss, deployment)
+    if kind == "cost" and deployment.batch is not None:  # roofline decode: dollars are not linear in N
+        log_cost = functools.partial(costs._log_dollars, deployment=deployment)
+        return extrapolated_optima.optimal_for_loss(ext, target_loss, None, law_plan, log_cost=log_cost)
+    return extrapolated_optima.optimal_for_loss(ext, target_loss, _log_weighted_tokens(kind, deployment), law_plan)
 
 
 def priced(n, d, loss_value, deployment: Deployment, fields) -> dict:
@@ -335,7 +341,7 @@ TCO_FIELDS = (
     "n", "d", "tokens_per_param", "train_flops", "train_gpu_hours", "inference_gpu_hours", "gpu_hours",
     "train_dollars", "inference_dollars", "dollars",
 )  # fmt: skip
-DESIGN_FIELDS = ("loss", "gpu_hours", "train_dollars", "inference_dollars", "dollars")
+DESIGN_FIELDS = ("loss", "train_gpu_hours", "gpu_hours", "train_dollars", "inference_dollars", "dollars")
 
 
 def tco_point(theta, target, *, kind: str = "cost") -> dict:
@@ -360,6 +366,32 @@ def design_point(theta, n, d) -> dict:
     return priced(n, d, loss(theta, n, d), theta[1], DESIGN_FIELDS)
 
 
+def _sweep_plan(plan_kind: str, kind: str, axis_names: tuple, theta, values):
+    """One scenario's plan (n, d, loss) and deployment under one draw (see :func:`sweep_kernel`)."""
+    law_params, deployment = theta
+    scenario = dict(zip(axis_names, values))
+    deployment = deployment._replace(**{k: v for k, v in scenario.items() if k in DEPLOYMENT_FIELDS})
+    if plan_kind == "compute":
+        chosen = plan(law_params, scenario["compute"])
+        return chosen["n"], chosen["d"], chosen["loss"], deployment
+    if plan_kind == "target_loss":
+        chosen = optimum((law_params, deployment), scenario["target_loss"], kind)
+        return chosen.n, chosen.d, chosen.loss, deployment
+    n, d = scenario["n"], scenario["d"]
+    return n, d, loss(law_params, n, d), deployment
+
+
+@functools.lru_cache(maxsize=64)
+def sweep_reach_kernel(plan_kind: str, axis_names: tuple, target: float):
+    """Whether this draw's plan of a ``"compute"`` or ``"design"`` sweep scenario has loss
+    <= ``target`` (its mean over draws is the sweep's ``p_target``), built once per layout."""
+
+    def kernel(theta, *values):
+        return _sweep_plan(plan_kind, "cost", axis_names, theta, values)[2] <= target
+
+    return kernel
+
+
 @functools.lru_cache(maxsize=64)
 def sweep_kernel(plan_kind: str, kind: str, axis_names: tuple, outputs: tuple):
     """The per-draw kernel of one sweep layout, built once (so the engine compiles it once).
@@ -370,18 +402,7 @@ def sweep_kernel(plan_kind: str, kind: str, axis_names: tuple, outputs: tuple):
     """
 
     def kernel(theta, *values):
-        law_params, deployment = theta
-        scenario = dict(zip(axis_names, values))
-        deployment = deployment._replace(**{k: v for k, v in scenario.items() if k in DEPLOYMENT_FIELDS})
-        if plan_kind == "compute":
-            chosen = plan(law_params, scenario["compute"])
-            n, d, loss_value = chosen["n"], chosen["d"], chosen["loss"]
-        elif plan_kind == "target_loss":
-            chosen = optimum((law_params, deployment), scenario["target_loss"], kind)
-            n, d, loss_value = chosen.n, chosen.d, chosen.loss
-        else:
-            n, d = scenario["n"], scenario["d"]
-            loss_value = loss(law_params, n, d)
+        n, d, loss_value, deployment = _sweep_plan(plan_kind, kind, axis_names, theta, values)
         return priced(n, d, loss_value, deployment, outputs)
 
     return kernel

@@ -21,7 +21,7 @@ import os
 
 import numpy as np
 
-from chinplan import _checks, costs, decide, engine, kernels
+from chinplan import _checks, arch, costs, decide, engine, kernels
 from chinplan.extrapolation import ExtrapolatedLaw, plan_decades_beyond
 from chinplan.format import parse_human, quantile_name
 from chinplan.optima import sensible_budget
@@ -53,10 +53,16 @@ MAX_SCENARIOS = 10_000_000
 PRECISIONS = costs.Hardware._fields[: costs.Hardware._fields.index("memory_bytes")]
 DEFAULT_QUANTILES = (0.05, 0.5, 0.95)
 _PLAN_AXES = ("compute", "target_loss", "n", "d")
+#: Serving models of the decode: fixed MFU, or the roofline (:mod:`chinplan.costs`).
+DECODE_MODES = ("mfu", "roofline")
 _HARDWARE_KEYS = ("hardware", "precision", "inference_hardware", "inference_precision")
 #: Deployment fields a scenario file may fix (not vary on the grid): the accelerators' peaks,
 #: for hardware that has no preset.
 _PEAK_KEYS = ("peak_flops", "inference_peak_flops")
+#: Fixed numbers of the roofline decode (not grid axes): see :class:`chinplan.costs.Deployment`.
+_ROOFLINE_KEYS = ("bytes_per_weight", "kv_bytes_per_token")
+#: Grid axes that exist only under the roofline decode.
+_ROOFLINE_AXES = ("batch", "context", "memory_bandwidth")
 _DEFAULT_OUTPUTS = {
     "compute": ("n", "d", "tokens_per_param", "loss", "gpu_hours", "dollars"),
     "target_loss": ("n", "d", "tokens_per_param", "gpu_hours", "dollars"),  # the loss is the target
@@ -76,6 +82,7 @@ class Scenarios:
     quantiles: tuple
     deployment: costs.Deployment
     described: dict
+    p_target: float | None = None  # [sweep] p_target: also report P(plan's loss <= it)
 
     @property
     def shape(self) -> tuple:
@@ -92,6 +99,8 @@ outputs = ["n", "d", "loss", "dollars"]  # default n, d, tokens_per_param, loss,
                                          # train_/inference_flops, flops, train_/inference_gpu_hours,
                                          # train_dollars, inference_dollars
 # optimum = "cost"                       # only with grid.target_loss: "cost", "flops" or "chinchilla"
+# p_target = 2.0                         # with grid.compute or grid.n/d: a p_target column,
+                                         # the share of draws whose plan has loss <= 2.0
 
 [grid]                                   # scenario axes; every combination is one scenario
 compute = {logspace = [20, 26, 61]}      # or target_loss = ..., or n = ... and d = ...
@@ -104,6 +113,10 @@ queries = {values = [0, 1e9, 1e11]}      # and any of queries, input_tokens, out
 hardware = "h100"                        # a100, h100 (= h100-sxm), h200, any case; and precision,
                                          # inference_hardware, inference_precision; or, for other
                                          # chips, peak_flops = 989e12 and inference_peak_flops
+# decode = "roofline"                    # decode by the roofline, not at mfu_decode: batch = 64,
+                                         # context = 4096, memory_bandwidth (default: the
+                                         # serving chip's), bytes_per_weight, kv_bytes_per_token
+                                         # (batch, context, memory_bandwidth may be grid axes)
 input_tokens = 400
 output_tokens = 100
 price = {lognormal = [2.0, 0.25]}        # median, sigma; or {uniform = [lo, hi]}, {loguniform = [lo, hi]}
@@ -126,8 +139,13 @@ def describe(value):
     return float(value)
 
 
-def build_deployment(*, hardware, precision, inference_hardware=None, inference_precision=None, **fields):
+def build_deployment(*, hardware, precision, inference_hardware=None, inference_precision=None, decode=None, **fields):
     """A Deployment from hardware preset names and field values, and its description for JSON.
+
+    ``decode="roofline"`` selects the roofline decode (``batch`` defaults to 1): the serving
+    chip's HBM bandwidth and the serving precision's bytes per weight
+    (:data:`chinplan.arch.WEIGHT_BYTES`) fill ``memory_bandwidth`` and ``bytes_per_weight``
+    unless given; ``decode="mfu"`` (or None) is the fixed-MFU decode.
 
     Preset names are case-insensitive. ``peak_flops`` (``inference_peak_flops``) in
     ``fields`` replaces the preset's peak for hardware without a preset; the description
@@ -148,6 +166,10 @@ def build_deployment(*, hardware, precision, inference_hardware=None, inference_
             raise ValueError(f"{role} precision {precision} is not supported by {name} (supported: {supported})")
         return chip.peak(precision)
 
+    decode = _checks.one_of("decode", "mfu" if decode is None else decode, DECODE_MODES)
+    roofline_given = [k for k in ("batch", *costs.ROOFLINE_FIELDS) if fields.get(k) is not None]
+    if decode == "mfu" and roofline_given:
+        raise ValueError(f"{', '.join(roofline_given)} need decode = \"roofline\" (the fixed-MFU decode uses mfu_decode)")
     hardware = costs.hardware_name(hardware) or hardware  # any case; unknown names fail in peak()
     inference_hardware = None if inference_hardware is None else costs.hardware_name(inference_hardware) or inference_hardware
     custom_peak, custom_serving = fields.pop("peak_flops", None), fields.pop("inference_peak_flops", None)
@@ -155,14 +177,24 @@ def build_deployment(*, hardware, precision, inference_hardware=None, inference_
     inference_peak = custom_serving
     if inference_peak is None and (inference_hardware is not None or inference_precision is not None):
         inference_peak = peak(inference_hardware or hardware, inference_precision or precision, "serving")
-    deployment = costs.Deployment(peak_flops=training_peak, inference_peak_flops=inference_peak, **fields)
     training_chip = "custom" if custom_peak is not None else hardware
     serving_chip = "custom" if custom_serving is not None else (inference_hardware or training_chip)
+    if decode == "roofline":
+        fields.setdefault("batch", None)
+        fields["batch"] = 1.0 if fields["batch"] is None else fields["batch"]
+        if fields.get("memory_bandwidth") is None:
+            if serving_chip == "custom":
+                raise ValueError("the roofline decode on a serving chip without a preset (custom peak FLOP/s) needs memory_bandwidth")
+            fields["memory_bandwidth"] = costs.HARDWARE[serving_chip].memory_bandwidth
+        if fields.get("bytes_per_weight") is None:
+            fields["bytes_per_weight"] = arch.WEIGHT_BYTES[inference_precision or precision]
+    deployment = costs.Deployment(peak_flops=training_peak, inference_peak_flops=inference_peak, **fields)
     described = {
         "hardware": training_chip,
         "precision": precision,
         "inference_hardware": serving_chip,
         "inference_precision": inference_precision or precision,
+        "decode": decode,
     }
     described.update({name: describe(value) for name, value in deployment._asdict().items() if value is not None})
     return deployment, described
@@ -250,6 +282,10 @@ def _check_axis_range(name: str, values: np.ndarray, where: str) -> None:
         ok, valid = finite and np.all(values > 0), "finite and > 0"
     elif name.startswith("mfu"):
         ok, valid = finite and np.all((values > 0) & (values <= 1)), "in (0, 1]"
+    elif name == "batch":
+        ok, valid = finite and np.all(values >= 1), "finite and >= 1"
+    elif name == "memory_bandwidth":
+        ok, valid = finite and np.all(values > 0), "finite and > 0"
     else:
         ok, valid = finite and np.all(values >= 0), "finite and >= 0"
     if not ok:
@@ -272,9 +308,9 @@ def _distribution(value: dict, key: str, where: str):
 
 def _check_keys(where: str, sweep: dict, grid: dict, dep: dict) -> None:
     for table, name, allowed in (
-        (sweep, "sweep", ("quantiles", "outputs", "optimum")),
+        (sweep, "sweep", ("quantiles", "outputs", "optimum", "p_target")),
         (grid, "grid", _PLAN_AXES + kernels.DEPLOYMENT_FIELDS),
-        (dep, "deployment", _HARDWARE_KEYS + _PEAK_KEYS + kernels.DEPLOYMENT_FIELDS),
+        (dep, "deployment", _HARDWARE_KEYS + ("decode",) + _PEAK_KEYS + _ROOFLINE_KEYS + kernels.DEPLOYMENT_FIELDS),
     ):
         for key in table:
             if key not in allowed:
@@ -298,7 +334,15 @@ def _settings(where: str, sweep: dict, plan: str):
     is_level = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1  # noqa: E731
     if not isinstance(quantiles, list) or not quantiles or not all(is_level(v) for v in quantiles):
         raise ValueError(f"{where}: sweep.quantiles must be a non-empty list of levels in [0, 1], got {quantiles!r}")
-    return optimum, tuple(outputs), tuple(float(v) for v in quantiles)
+    p_target = sweep.get("p_target")
+    if p_target is not None:
+        if plan == "target_loss":
+            raise ValueError(f"{where}: sweep.p_target applies to grid.compute and grid.n/grid.d sweeps "
+                             "(with grid.target_loss, 1 - unreachable_fraction is the chance of reaching it)")  # fmt: skip
+        p_target = _scalar(p_target, "sweep.p_target", where)
+        if not (math.isfinite(p_target) and p_target > 0):
+            raise ValueError(f"{where}: sweep.p_target must be a finite loss > 0, got {p_target!r}")
+    return optimum, tuple(outputs), tuple(float(v) for v in quantiles), p_target
 
 
 def _deployment_of(where: str, dep: dict, axes: dict):
@@ -314,8 +358,15 @@ def _deployment_of(where: str, dep: dict, axes: dict):
     for key, preset in (("peak_flops", "hardware"), ("inference_peak_flops", "inference_hardware")):
         if key in dep and preset in dep:
             raise ValueError(f"{where}: give deployment.{preset} or deployment.{key}, not both")
+    decode = dep.get("decode", "mfu")
+    if decode not in DECODE_MODES:
+        raise ValueError(f"{where}: deployment.decode must be one of {', '.join(DECODE_MODES)}, got {decode!r}")
+    names["decode"] = decode
+    on_grid = [k for k in _ROOFLINE_AXES if k in axes]
+    if on_grid and decode != "roofline":
+        raise ValueError(f"{where}: grid.{on_grid[0]} needs deployment.decode = \"roofline\"")
     fields = {}
-    for key in _PEAK_KEYS + kernels.DEPLOYMENT_FIELDS:
+    for key in _PEAK_KEYS + _ROOFLINE_KEYS + kernels.DEPLOYMENT_FIELDS:
         if key in dep:
             value = dep[key]
             fields[key] = _distribution(value, key, where) if isinstance(value, dict) else _scalar(value, f"deployment.{key}", where)
@@ -369,9 +420,9 @@ def load_scenarios(path: str | os.PathLike) -> Scenarios:
     if both:
         key = both[0]
         raise ValueError(f"{where}: {key} is both a grid axis (grid.{key}) and fixed (deployment.{key}); give it once")
-    optimum, outputs, quantiles = _settings(where, sweep, plan)
+    optimum, outputs, quantiles, p_target = _settings(where, sweep, plan)
     deployment, described = _deployment_of(where, dep, axes)
-    return Scenarios(axes, plan, optimum, outputs, quantiles, deployment, described)
+    return Scenarios(axes, plan, optimum, outputs, quantiles, deployment, described, p_target)
 
 
 # --------------------------------------------------------------------------------------
@@ -379,7 +430,7 @@ def load_scenarios(path: str | os.PathLike) -> Scenarios:
 # --------------------------------------------------------------------------------------
 
 
-def run_sweep(scenarios: Scenarios, params, *, key=None, progress: bool = False, domain=None):
+def run_sweep(scenarios: Scenarios, params, *, key=None, progress: bool = False, domain=None, checkpoint=None):
     """Bands of every output for every scenario: an ``xarray.Dataset`` over (quantile, *axes).
 
     Args:
@@ -393,7 +444,11 @@ def run_sweep(scenarios: Scenarios, params, *, key=None, progress: bool = False,
       progress: show a progress bar.
       domain: the fitted runs' largest log10 (compute, params, tokens)
         (:attr:`chinplan.Posterior.domain`); taken from extrapolation-aware draws when omitted.
+      checkpoint: a :class:`chinplan._resume.Checkpoint`: evaluate the scenarios (flattened
+        in C order) in its chunks, saving each and skipping those it holds already (resume).
 
+    With ``p_target`` (compute and design sweeps) it holds ``p_target`` per scenario: the
+    share of draws whose plan has loss <= the scenario file's ``sweep.p_target``.
     With a ``target_loss`` grid the dataset also holds ``unreachable_fraction`` per scenario
     (draws that cannot reach the target, whose plan counts as inf). With a domain it holds
     ``decades_beyond``: how far beyond the fitted runs each scenario's (median) plan lies.
@@ -409,8 +464,16 @@ def run_sweep(scenarios: Scenarios, params, *, key=None, progress: bool = False,
     # Axis k varies along dimension k: the engine broadcasts them to the full grid.
     grids = [v.reshape([-1 if i == k else 1 for i in range(len(names))]) for k, v in enumerate(scenarios.axes.values())]
     kernel = kernels.sweep_kernel(scenarios.plan, scenarios.optimum, names, scenarios.outputs)
-    result = engine.bands(kernel, theta, *grids, q=scenarios.quantiles, progress=progress)
-    variables = {name: (("quantile", *names), np.asarray(result.values[name], np.float64)) for name in scenarios.outputs}
+    reach = None
+    if scenarios.p_target is not None:
+        reach = kernels.sweep_reach_kernel(scenarios.plan, names, float(scenarios.p_target))
+    if checkpoint is None:
+        values = _bands_of(kernel, reach, theta, scenarios, grids, progress)
+    else:
+        values = _chunked_bands(kernel, reach, theta, scenarios, grids, checkpoint, progress)
+    variables = {name: (("quantile", *names), values[name]) for name in scenarios.outputs}
+    if reach is not None:
+        variables["p_target"] = (names, decide.draw_fraction(theta, values["p_target"]))
     if scenarios.plan == "target_loss":
         unreachable = decide.draw_fraction(theta, decide.unreachable_fraction(theta, scenarios.axes["target_loss"]))
         index = names.index("target_loss")
@@ -424,6 +487,45 @@ def run_sweep(scenarios: Scenarios, params, *, key=None, progress: bool = False,
             variables["decades_beyond"] = (names, beyond)
     coords = {"quantile": np.asarray(scenarios.quantiles), **scenarios.axes}
     return xr.Dataset(variables, coords=coords)
+
+
+def _bands_of(kernel, reach, theta, scenarios: Scenarios, grids, progress: bool) -> dict:
+    """The bands of every output over ``grids`` (and ``p_target``, the mean of ``reach``)."""
+    result = engine.bands(kernel, theta, *grids, q=scenarios.quantiles, progress=progress)
+    values = {name: np.asarray(result.values[name], np.float64) for name in scenarios.outputs}
+    if reach is not None:
+        shape = np.broadcast_shapes(*(np.shape(g) for g in grids))
+        values["p_target"] = np.broadcast_to(np.asarray(engine.probability(reach, theta, *grids), np.float64), shape)
+    return values
+
+
+def _chunked_bands(kernel, reach, theta, scenarios: Scenarios, grids, checkpoint, progress: bool) -> dict:
+    """:func:`_bands_of`, scenario chunk by scenario chunk, through ``checkpoint``."""
+    shape, chunk = scenarios.shape, checkpoint.chunk
+    total = math.prod(shape)
+    flat = [np.broadcast_to(g, shape).reshape(-1) for g in grids]
+    count = -(-total // chunk)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=count, unit="chunk", desc="chinplan sweep", leave=False, initial=len(checkpoint.done()))
+    parts = []
+    for i in range(count):
+        part = checkpoint.load(i)
+        if part is None:
+            rows = slice(i * chunk, (i + 1) * chunk)
+            part = _bands_of(kernel, reach, theta, scenarios, [f[rows] for f in flat], False)
+            checkpoint.save(i, part)
+            if bar is not None:
+                bar.update(1)
+        parts.append(part)
+    if bar is not None:
+        bar.close()
+    values = {name: np.concatenate([p[name] for p in parts], axis=1).reshape(-1, *shape) for name in scenarios.outputs}
+    if reach is not None:
+        values["p_target"] = np.concatenate([p["p_target"] for p in parts]).reshape(shape)
+    return values
 
 
 def _decades_beyond(scenarios: Scenarios, variables: dict, domain: np.ndarray) -> np.ndarray | None:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
-TESTED = {"chinchilla_vs_gopher", "chinchilla_trap", "data_constrained", "fit_your_own_runs", "jax_interop", "gpu_sweep", "next_runs"}
+TESTED = {"chinchilla_vs_gopher", "chinchilla_trap", "data_constrained", "fit_your_own_runs", "jax_interop", "gpu_sweep", "next_runs", "roofline_trap"}
 
 
 def load(name: str):
@@ -134,3 +134,33 @@ def test_next_runs(capsys):
     assert (6 * chosen["params"] * chosen["tokens"]).sum() <= 1e21 * (1 + 1e-9)
     assert np.all(np.diff(chosen["expected_after"]) < 0) and chosen["expected_after"].iloc[-1] < r["now"]
     assert "runs to buy" in capsys.readouterr().out
+
+
+def np_roofline_crossover(batch: float) -> float:
+    """Q* where 8B x 15T and 70B x 1.4T cost the same, by hand: H100 SXM bf16, $2/GPU-hour,
+    MFU 40% train / 50% prefill, 300 + 200 tokens, context 400, 3.35 TB/s, bf16 weights."""
+    peak, bw = 989e12, 3.35e12
+
+    def costs(n, d):
+        layers = (n / (10 * 128.0**2)) ** (1 / 3)
+        kv = 2 * 1024 * layers * 2  # bytes per token of context
+        prefill = 2 * n / (peak * 0.5)
+        decode = max(prefill, (n * 2 / batch + 400 * kv) / bw)
+        return 2 * 6 * n * d / (3600 * peak * 0.4), 2 * (300 * prefill + 200 * decode) / 3600
+
+    (train8, serve8), (train70, serve70) = costs(8e9, 15e12), costs(70e9, 1.4e12)
+    return (train8 - train70) / (serve70 - serve8)
+
+
+def test_roofline_trap(capsys):
+    r = load("roofline_trap").main(["--small"])
+    rows = r["rows"]
+    assert list(rows) == ["fixed MFU 10%", "roofline, batch 1", "roofline, batch 8", "roofline, batch 64"]
+    for b in (1, 8, 64):
+        assert rows[f"roofline, batch {b}"]["crossover"] == pytest.approx(np_roofline_crossover(b), rel=1e-4)
+    crossings = [rows[f"roofline, batch {b}"]["crossover"] for b in (1, 8, 64)]
+    assert crossings[0] < crossings[1] < rows["fixed MFU 10%"]["crossover"] < crossings[2]
+    # larger batches: cheaper decoding, a dollar-optimal design nearer Chinchilla's
+    sizes = [rows[f"roofline, batch {b}"]["optimal_n"] for b in (1, 8, 64)]
+    assert sizes[0] < sizes[1] < sizes[2]
+    assert "8B cheaper from" in capsys.readouterr().out

@@ -450,9 +450,9 @@ def test_cli_tco_plot_title_names_the_hardware(capsys, tmp_path, monkeypatch):
         ("GB200", "fp8", 5e15, 186e9, 8e12),
         ("MI300X", "fp8", 2614.9e12, 192e9, 5.3e12),
         ("mi325x", "bf16", 1307.4e12, 256e9, 6e12),
-        ("TPU-v5e", "int8", 394e12, 16e9, 819e9),
+        ("TPU-v5e", "int8", 393e12, 16e9, 819e9),
         ("tpu-v5p", "bf16", 459e12, 95e9, 2.765e12),
-        ("tpu-v6e", "bf16", 918e12, 32e9, 1.64e12),
+        ("tpu-v6e", "bf16", 918e12, 32e9, 1.638e12),
     ],
 )
 def test_hardware_presets(name, precision, peak, memory, bandwidth):
