@@ -163,8 +163,9 @@ _RANGES = {
 }
 
 
-#: Fields that may be None (the serving chip and price are then training's).
-_OPTIONAL = ("inference_peak_flops", "inference_price")
+#: Fields that may be None (the serving chip and price are then training's; without
+#: ``batch`` the decode runs at the fixed MFU and the roofline fields are unused).
+_OPTIONAL = ("inference_peak_flops", "inference_price", "batch", *ROOFLINE_FIELDS)
 
 
 def validate_deployment(deployment: Deployment) -> Deployment:

@@ -403,10 +403,24 @@ def test_calibration_tables_are_the_saved_backtests_rendered():
     assert "± 0.00 |" not in block  # a coverage of 0 or 1 shows its count, not a zero SE
 
 
-def test_readme_outputs_are_regenerated_by_the_script():
-    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    done = subprocess.run([sys.executable, "scripts/update_readme.py", "--check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, "README.md is out of date: run python scripts/update_readme.py\n" + done.stderr
+def test_readme_commands_run_against_a_fresh_install_and_print_what_the_readme_shows(tmp_path):
+    """A fresh virtual environment (the dependencies visible from this one), the package
+    installed into it from the source tree as a user would, and every command README.md and
+    docs/HARDWARE.md show run with its ``chinplan`` entry point: each must succeed and print
+    exactly the shown output (scripts/update_readme.py regenerates those outputs)."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=300)
+    bin_dir = venv / ("Scripts" if os.name == "nt" else "bin")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    install = subprocess.run([str(bin_dir / "python"), "-m", "pip", "install", "-q", "--no-deps", ROOT],
+                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert install.returncode == 0, install.stderr[-2000:]
+    where = subprocess.run([str(bin_dir / "python"), "-c", "import chinplan; print(chinplan.__file__)"], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert where.stdout.startswith(str(venv)), where.stdout + where.stderr  # the fresh copy, not this tree
+    done = subprocess.run([sys.executable, "scripts/update_readme.py", "--check", "--chinplan", str(bin_dir / "chinplan")], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=900)  # fmt: skip
+    assert done.returncode == 0, "README.md is out of date (or a command failed): run python scripts/update_readme.py\n" + done.stderr
 
 
 def test_fan_and_iso_loss_overlay_the_fitted_runs_and_drop_off_screen_references():
