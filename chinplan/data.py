@@ -39,7 +39,8 @@ COLUMN_ALIASES = {
 RUNS_SCHEMA = (
     "One row per training run, with a header row. Columns (case and surrounding spaces ignored):\n"
     + "".join(f"  {name:<7} {', '.join(repr(a) for a in aliases)}\n" for name, aliases in COLUMN_ALIASES.items())
-    + "params and loss are required, and tokens or flops (the other follows from C = 6 N D).\n"
+    + "params and loss are required, and tokens or flops (the other follows from C = 6 N D;\n"
+    "given both, they must agree within a factor of 2).\n"
     "unique_tokens (optional; needed by fit --law data-constrained): the distinct tokens the\n"
     "run's data were drawn from, at most tokens (epochs = tokens / unique_tokens).\n"
     "Sizes may be written 70M, 1.4B, 2e10 (suffixes K, M, B, T, Q); every value finite and > 0;\n"
@@ -192,6 +193,16 @@ def load_runs(path_or_frame: str | os.PathLike | pd.DataFrame, *, min_runs: int 
         raise ValueError(f"runs table needs a 'tokens' or a 'flops' column (columns: {list(frame.columns)})")
     rows = list(frame.index)
     data = {name: _check_column(frame[col], name, rows) for name, col in columns.items()}
+    if "tokens" in data and "flops" in data:  # both given: they must tell one story (C ~ 6 N D)
+        ratio = data["flops"] / (FLOPS_PER_PARAM_TOKEN * data["params"] * data["tokens"])
+        bad = np.flatnonzero((ratio < 0.5) | (ratio > 2.0))
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(
+                f"columns 'flops' and 'tokens', row {rows[i]}: flops {float(data['flops'][i])!r} is {float(ratio[i]):.3g} x "
+                f"6 * params * tokens (valid range [0.5, 2]: C = 6 N D up to attention and counting conventions); "
+                "a units mistake? give one of the two columns, or fix it"
+            )
     if "tokens" not in data:
         data["tokens"] = data["flops"] / (FLOPS_PER_PARAM_TOKEN * data["params"])
     if "flops" not in data:

@@ -224,7 +224,7 @@ def expected_cost(
 ) -> jax.Array:
     """E[cost] of design (N, D) over the deployment's draws (``field`` of :class:`~chinplan.costs.Cost`)."""
     theta, kernel = _cost_question(params, n, d, deployment, key, field)
-    return engine.expectation(kernel, theta, n, d, chunk_size=chunk_size)
+    return _representable(engine.expectation(kernel, theta, n, d, chunk_size=chunk_size), field, "expected_cost")
 
 
 def cost_bands(
@@ -240,7 +240,7 @@ def cost_bands(
 ) -> jax.Array:
     """Quantiles of the cost of design (N, D): shape ``(len(q), *broadcast shape)``."""
     theta, kernel = _cost_question(params, n, d, deployment, key, field)
-    return engine.bands(kernel, theta, n, d, q=q, chunk_size=chunk_size).values
+    return _representable(engine.bands(kernel, theta, n, d, q=q, chunk_size=chunk_size).values, field, "cost_bands")
 
 
 def cost_cvar(
@@ -257,7 +257,14 @@ def cost_cvar(
     """CVaR_level of the cost: the mean of the most expensive ``1 - level`` of the draws."""
     level = _checks.level("level", level)
     theta, kernel = _cost_question(params, n, d, deployment, key, field)
-    return engine.cvar(kernel, theta, n, d, level=level, chunk_size=chunk_size)
+    return _representable(engine.cvar(kernel, theta, n, d, level=level, chunk_size=chunk_size), field, "cost_cvar")
+
+
+def _representable(values: jax.Array, field: str, what: str) -> jax.Array:
+    """A fixed design's cost is finite for every draw: an inf is an overflow of the compute
+    dtype (a mean or tail mean of huge costs), refused by :func:`chinplan.costs.representable_costs`."""
+    costs.representable_costs({field: np.asarray(values)}, True, what)
+    return values
 
 
 def prob_cheaper(

@@ -24,7 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import chinplan
-from chinplan import arch, costs, data, decide, optima, sweep
+from chinplan import arch, costs, data, decide, optima, regret, sweep
 from chinplan.cli import main
 from chinplan.costs import Deployment
 from chinplan.uncertain import LogNormal, LogUniform, Uniform
@@ -83,6 +83,19 @@ def test_a_reached_plan_never_has_an_infinite_cost(field, log10):
             assert np.all(np.isfinite(v[reached])), (name, v)
 
 
+@settings(max_examples=20, **FAST)
+@given(question=st.sampled_from(["expected_cost", "cost_bands", "cost_cvar"]), log10_price=st.floats(0.0, 38.0))
+def test_a_fixed_design_cost_is_finite_or_refused(question, log10_price):
+    """A fixed design's cost under every draw, its mean and its tail mean: finite, or a
+    ValueError naming the overflow (a mean of huge costs overflowed to inf before)."""
+    try:
+        value = np.asarray(getattr(decide, question)(P, [8e9], [15e12], DEP._replace(price=10.0**log10_price)), np.float64)
+    except ValueError as err:
+        assert "overflows float32" in str(err) or "must be representable in float32" in str(err), str(err)
+        return
+    assert np.all(np.isfinite(value)), value
+
+
 @settings(max_examples=30, **FAST)
 @given(log10_ratio=st.floats(-6.0, 12.0).filter(lambda x: abs(x) > 1e-9))
 def test_the_smallest_sensible_budget_applies_everywhere(log10_ratio):
@@ -91,7 +104,7 @@ def test_the_smallest_sensible_budget_applies_everywhere(log10_ratio):
     c_min = optima.smallest_budget(point)
     compute = c_min * 10.0**log10_ratio
     if log10_ratio < 0:
-        for call in (lambda: decide.plan_bands(P, compute), lambda: decide.regret_compute(P, compute, grid_points=3)):
+        for call in (lambda: decide.plan_bands(P, compute), lambda: regret.regret_compute(P, compute, grid_points=3)):
             with pytest.raises(ValueError, match=rf"^compute must be at least {c_min:.6g} FLOPs \(valid range \[{c_min:.6g}, inf\)\)"):
                 call()
         return
@@ -187,7 +200,7 @@ def test_flags_are_true_or_false_only(value, call):
     name = {"fit_progress": "progress"}.get(call, call)
     with mock.patch("chinplan.fit.sample_nuts", side_effect=AssertionError("fit started sampling")):
         calls = {
-            "as_frame": lambda: decide.regret_compute(P, 1e21, grid_points=3, as_frame=value),
+            "as_frame": lambda: regret.regret_compute(P, 1e21, grid_points=3, as_frame=value),
             "log_likelihood": lambda: chinplan.fit(chinplan.datasets.chinchilla(), key=KEY, log_likelihood=value),
             "fit_progress": lambda: chinplan.fit(chinplan.datasets.chinchilla(), key=KEY, progress=value),
             "progress": lambda: chinplan.engine.expectation(lambda t, x: t.E * x, P, 1.0, progress=value),
@@ -330,3 +343,18 @@ def test_deployment_draws_do_not_depend_on_x64(seed):
         assert f64.queries.dtype == jnp.float64
     for field in ("queries", "mfu_train", "price"):
         np.testing.assert_allclose(np.asarray(getattr(f64, field)), np.asarray(getattr(f32, field), np.float64), rtol=3e-6)
+
+
+@settings(max_examples=25, **FAST)
+@given(log10_factor=st.floats(-3.0, 3.0), row=st.integers(0, 7))
+def test_tokens_and_flops_that_disagree_are_refused_naming_the_row(log10_factor, row):
+    """Given both, flops must be within a factor of 2 of 6 N D (attention and counting
+    conventions move it by tens of percent; a units mistake by orders of magnitude)."""
+    frame = pd.DataFrame({"params": [1e8] * 8, "tokens": [2e9] * 8, "loss": [3.0] * 8})
+    frame["flops"] = 6 * frame["params"] * frame["tokens"]
+    frame.loc[row, "flops"] *= 10.0**log10_factor
+    if 0.5 <= 10.0**log10_factor <= 2.0:
+        assert len(data.load_runs(frame)) == 8
+        return
+    with pytest.raises(ValueError, match=rf"columns 'flops' and 'tokens', row {row}: .*valid range \[0.5, 2\]"):
+        data.load_runs(frame)
