@@ -49,9 +49,9 @@ from chinplan.law import as_float
 from chinplan.quantiles import (
     DEFAULT_QUANTILES,
     _next_power_of_two,
-    _quantiles_from_sorted,
-    _upper_tail_weights,
-    sort_over_draws,
+    _quantiles_and_nan_count,
+    quantiles,
+    upper_tail_mean,
 )
 
 __all__ = [
@@ -106,10 +106,9 @@ def _floating(y: jax.Array) -> jax.Array:
 
 
 def _reduce_quantiles(y: jax.Array, q: tuple[float, ...], nan_policy: str):
-    sorted_y, nan_count = sort_over_draws(_floating(y))
-    values = _quantiles_from_sorted(sorted_y, nan_count, q, nan_policy)
-    nan_fraction = nan_count.astype(sorted_y.dtype) / y.shape[0]
-    return jnp.moveaxis(values, 0, 1), nan_fraction
+    y = _floating(y)
+    values, nan_count = _quantiles_and_nan_count(y, q, nan_policy)
+    return jnp.moveaxis(values, 0, 1), nan_count.astype(y.dtype) / y.shape[0]
 
 
 def _reduce_mean(y: jax.Array):
@@ -125,13 +124,7 @@ def _reduce_probability(y: jax.Array):
 
 def _reduce_cvar(y: jax.Array, tail_mass: jax.Array):
     y = _floating(y)
-    n = y.shape[0]
-    sorted_y, nan_count = sort_over_draws(y)
-    tail_mass = tail_mass.astype(y.dtype)
-    weights = _upper_tail_weights(n, tail_mass, y.dtype).reshape((n,) + (1,) * (y.ndim - 1))
-    tail_sum = jnp.sum(jnp.where(weights > 0, weights * sorted_y, 0), axis=0)
-    value = jnp.where(tail_mass > 0, tail_sum / jnp.where(tail_mass > 0, tail_mass, 1), sorted_y[n - 1])
-    return jnp.where(nan_count > 0, jnp.nan, value)
+    return upper_tail_mean(y, tail_mass.astype(y.dtype))
 
 
 def _reducer(kind: str, options: tuple) -> Callable[[jax.Array], Any]:
