@@ -49,13 +49,15 @@ from chinplan.law import as_float
 from chinplan.quantiles import (
     DEFAULT_QUANTILES,
     _next_power_of_two,
-    _quantiles_and_nan_count,
+    _quantiles_from_sorted,
     quantiles,
+    sort_over_draws,
     upper_tail_mean,
 )
 
 __all__ = [
     "Bands",
+    "quantiles",
     "bands",
     "expectation",
     "probability",
@@ -106,9 +108,10 @@ def _floating(y: jax.Array) -> jax.Array:
 
 
 def _reduce_quantiles(y: jax.Array, q: tuple[float, ...], nan_policy: str):
-    y = _floating(y)
-    values, nan_count = _quantiles_and_nan_count(y, q, nan_policy)
-    return jnp.moveaxis(values, 0, 1), nan_count.astype(y.dtype) / y.shape[0]
+    sorted_y, nan_count = sort_over_draws(_floating(y))
+    values = _quantiles_from_sorted(sorted_y, nan_count, q, nan_policy)
+    nan_fraction = nan_count.astype(sorted_y.dtype) / y.shape[0]
+    return jnp.moveaxis(values, 0, 1), nan_fraction
 
 
 def _reduce_mean(y: jax.Array):
@@ -123,8 +126,7 @@ def _reduce_probability(y: jax.Array):
 
 
 def _reduce_cvar(y: jax.Array, tail_mass: jax.Array):
-    y = _floating(y)
-    return upper_tail_mean(y, tail_mass.astype(y.dtype))
+    return upper_tail_mean(_floating(y), tail_mass)
 
 
 def _reducer(kind: str, options: tuple) -> Callable[[jax.Array], Any]:
