@@ -56,7 +56,7 @@ from chinplan.quantiles import (
     _quantiles_from_sorted,
     quantiles,
     sort_over_draws,
-    upper_tail_mean,
+    upper_tail_sum,
 )
 
 __all__ = [
@@ -134,7 +134,8 @@ def _reduce_probability(y: jax.Array):
 
 
 def _reduce_cvar(y: jax.Array, tail_mass: jax.Array):
-    return upper_tail_mean(_floating(y), tail_mass)
+    y = _floating(y)
+    return upper_tail_sum(y, tail_mass.astype(y.dtype))
 
 
 def _reducer(kind: str, options: tuple) -> Callable[[jax.Array], Any]:
@@ -165,8 +166,8 @@ def _chunk_function(fn: Callable, kind: str, options: tuple, n_devices: int) -> 
         anchor, args = scenarios
         per_draw = lambda theta: jax.vmap(lambda _, s: fn(theta, *s))(anchor, args)  # noqa: E731
         outputs = jax.vmap(per_draw)(params)  # leaves: (n_draws, chunk, *leaf_shape)
-        if kind == "quantiles":
-            pairs = [reduce(leaf) for leaf in jax.tree.leaves(outputs)]
+        if kind in ("quantiles", "cvar"):
+            pairs = [reduce(leaf, *traced) for leaf in jax.tree.leaves(outputs)]
             treedef = jax.tree.structure(outputs)
             return (jax.tree.unflatten(treedef, [p[0] for p in pairs]), jax.tree.unflatten(treedef, [p[1] for p in pairs]))
         return jax.tree.map(lambda leaf: reduce(leaf, *traced), outputs)
@@ -478,8 +479,15 @@ def cvar(
       wherever any draw is NaN.
     """
     level = _checks.level("level", level)
-    result, _ = _run(fn, params, scenario_args, "cvar", (), chunk_size, progress, cvar_level=level)
-    return jax.tree.map(jnp.asarray, result)
+    (total, maximum), _ = _run(fn, params, scenario_args, "cvar", (), chunk_size, progress, cvar_level=level)
+    n_draws = _checks.draw_axis(params)
+
+    def divide(t: np.ndarray, m: np.ndarray) -> jax.Array:
+        # On the host: an IEEE division, the same bits whatever the chunk (XLA may use 1/k).
+        k = t.dtype.type(n_draws * (1.0 - level))
+        return jnp.asarray(np.where(k > 0, t / (k if k > 0 else 1), m))
+
+    return jax.tree.map(divide, total, maximum)
 
 
 cvar.__doc__ = cvar.__doc__.format(convention=_CALLING_CONVENTION)

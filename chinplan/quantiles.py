@@ -21,7 +21,7 @@ from jax.typing import ArrayLike
 from chinplan import _checks
 from chinplan.law import as_float
 
-__all__ = ["DEFAULT_QUANTILES", "draw_quantiles", "quantiles", "sort_over_draws", "upper_tail_mean"]
+__all__ = ["DEFAULT_QUANTILES", "draw_quantiles", "quantiles", "sort_over_draws", "upper_tail_mean", "upper_tail_sum"]
 
 #: The default quantile levels: a 90% band and the median.
 DEFAULT_QUANTILES = (0.05, 0.5, 0.95)
@@ -211,19 +211,35 @@ def _tree_sum(x: jax.Array) -> jax.Array:
     return x[0]
 
 
-def upper_tail_mean(y: jax.Array, tail_mass: jax.Array) -> jax.Array:
-    """CVaR over axis 0: ``(sum_{j >= n-m} y_(j) + (k - m) y_(n-m-1)) / k``, ``m = floor(k)``.
+def upper_tail_sum(y: jax.Array, tail_mass: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(T, max)`` over axis 0: ``T = sum_{j >= n-m} y_(j) + (k - m) y_(n-m-1)``, ``m = floor(k)``.
 
-    ``k = tail_mass = n (1 - level)`` draws' worth of mass in the upper tail (Rockafellar &
-    Uryasev 2002); ``k = 0`` gives the maximum; NaN anywhere in a column gives NaN. The sum
-    is a fixed tree (:func:`_tree_sum`), so a column's value never depends on the chunk.
+    The numerator of :func:`upper_tail_mean` (``k = tail_mass``) and the column maximum; both
+    NaN wherever a draw is NaN. ``T`` is a fixed summation tree (:func:`_tree_sum`) over the
+    sorted draws, so a column's value never depends on the chunk it sits in.
     """
     n = y.shape[0]
     sorted_y, nan_count = sort_over_draws(y)
-    tail_mass = jnp.asarray(tail_mass, y.dtype)
+    k = jnp.asarray(tail_mass, y.dtype)
+    m = jnp.floor(k)
     rank = jnp.arange(n, dtype=y.dtype).reshape((n,) + (1,) * (y.ndim - 1))
-    whole = jnp.floor(tail_mass)
-    weights = jnp.where(rank >= n - whole, 1.0, jnp.where(rank == n - whole - 1, tail_mass - whole, 0.0)).astype(y.dtype)
-    tail_sum = _tree_sum(jnp.where(weights > 0, weights * sorted_y, 0))
-    value = jnp.where(tail_mass > 0, tail_sum / jnp.where(tail_mass > 0, tail_mass, 1), sorted_y[n - 1])
-    return jnp.where(nan_count > 0, jnp.nan, value)
+    top = _tree_sum(jnp.where(rank >= n - m, sorted_y, 0))
+    edge = _tree_sum(jnp.where(rank == n - m - 1, sorted_y, 0))  # one term: exact
+    # The barrier keeps (k - m) y_(n-m-1) a rounded product, never fused into an FMA with
+    # the sum (which a compiler may do for some chunk widths and not others).
+    part = jax.lax.optimization_barrier(jnp.where(k > m, (k - m) * edge, 0))
+    nan = nan_count > 0
+    return jnp.where(nan, jnp.nan, top + part), jnp.where(nan, jnp.nan, sorted_y[n - 1])
+
+
+def upper_tail_mean(y: jax.Array, tail_mass: jax.Array) -> jax.Array:
+    """CVaR over axis 0: ``T / k`` from :func:`upper_tail_sum`, the maximum for ``k = 0``.
+
+    ``k = tail_mass = n (1 - level)`` draws' worth of mass in the upper tail: the mean of the
+    worst ``1 - level`` of the draws, the boundary draw counted fractionally (Rockafellar &
+    Uryasev 2002). NaN anywhere in a column gives NaN. Traceable; XLA may divide by
+    multiplying with ``1/k`` (1 ulp), which is why the engine divides on the host.
+    """
+    total, maximum = upper_tail_sum(y, tail_mass)
+    k = jnp.asarray(tail_mass, y.dtype)
+    return jnp.where(k > 0, total / jnp.where(k > 0, k, 1), maximum)
