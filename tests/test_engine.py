@@ -230,17 +230,18 @@ def test_reductions_bitwise_independent_of_chunk_size(draws):
     scale = lambda theta, s: theta.E * s  # noqa: E731
     with_nan = lambda theta, s: jnp.where(theta.alpha > 0.34, jnp.nan, theta.E * s)  # noqa: E731
     s = np.linspace(0.5, 3.0, 29)
+    few = jax.tree.map(lambda v: v[:60], draws)  # a 64-row network: quick to compile
     runs = [
         (
-            engine.bands(scale, draws, s, chunk_size=c).values,
-            engine.bands(with_nan, draws, s, chunk_size=c, nan_policy="omit").values,
-            engine.cvar(scale, draws, s, level=0.9, chunk_size=c),
+            engine.bands(scale, few, s, chunk_size=c).values,
+            engine.bands(with_nan, few, s, chunk_size=c, nan_policy="omit").values,
+            engine.cvar(scale, few, s, level=0.9, chunk_size=c),
         )
-        for c in (1, 7, 64, None)
+        for c in (1, 7, None)
     ]
     for other in runs[1:]:
         jax.tree.map(np.testing.assert_array_equal, other, runs[0])
-    y = np.asarray(draws.E)[:, None] * np.float32(s)
+    y = np.asarray(few.E)[:, None] * np.float32(s)
     np.testing.assert_allclose(np.asarray(runs[0][0]), np.quantile(y.astype(np.float64), Q, axis=0), rtol=RTOL)
 
 

@@ -11,7 +11,6 @@ import textwrap
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -38,22 +37,12 @@ def recorded_plan(theta, compute):
     return compute_optimal(theta, compute)
 
 
-def below(theta, n, d):
-    return loss(theta, n, d) < 2.4
-
-
 def results() -> dict[str, np.ndarray]:
     draws = make_draws()
     b = engine.bands(recorded_plan, draws, BUDGETS, chunk_size=CHUNK, progress=False)
-    omit = engine.bands(
-        lambda t, n, d: jnp.where(t.E > 1.72, jnp.nan, loss(t, n, d)), draws, N_GRID, D_GRID, chunk_size=CHUNK,
-        nan_policy="omit",
-    )
     return {
         "n": np.asarray(b.values.n), "loss": np.asarray(b.values.loss),
-        "omit": np.asarray(omit.values), "nan_fraction": np.asarray(omit.nan_fraction),
         "mean": np.asarray(engine.expectation(loss, draws, N_GRID, D_GRID, chunk_size=CHUNK)),
-        "prob": np.asarray(engine.probability(below, draws, N_GRID, D_GRID, chunk_size=CHUNK)),
         "cvar": np.asarray(engine.cvar(loss, draws, N_GRID, D_GRID, level=0.9, chunk_size=CHUNK)),
     }
 
