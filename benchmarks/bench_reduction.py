@@ -4,7 +4,9 @@ For ``--draws`` draws x ``C`` scenarios of real outputs (the pipeline benchmark'
 loss and TCO dollars from the shipped posterior) and of a tie-heavy synthetic column set
 (integers 0..6), times per chunk, interleaved, median of ``--repeats``:
 
-  reshape   the bitonic network on integer keys with static reshapes (chinplan's kernel),
+  chinplan  the bitonic network on integer keys with static reshapes, its last merge
+            phase cleaning only the blocks that hold the wanted ranks (chinplan's kernel),
+  reshape   the same network, full sort, then the rows picked,
   gather    the same network with one gathered partner row per stage in a lax.scan (the
             kernel before issue 13),
   select    counting-pass selection on integer keys, brackets snapped to data (passes
@@ -185,6 +187,7 @@ def _by_network(sort_keys):
 
 
 DESIGNS = {
+    "chinplan": lambda y: quant._quantiles(y, Q, "propagate")[0],
     "reshape": _by_network(quant._bitonic_sort_pow2),
     "gather": _by_network(_gather_network),
     "select": _select_quantiles,

@@ -53,9 +53,8 @@ from chinplan.law import as_float
 from chinplan.quantiles import (
     DEFAULT_QUANTILES,
     _next_power_of_two,
-    _quantiles_from_sorted,
+    _quantiles,
     quantiles,
-    sort_over_draws,
     upper_tail_sum,
 )
 
@@ -116,10 +115,9 @@ def _floating(y: jax.Array) -> jax.Array:
 
 
 def _reduce_quantiles(y: jax.Array, q: tuple[float, ...], nan_policy: str):
-    sorted_y, nan_count = sort_over_draws(_floating(y))
-    values = _quantiles_from_sorted(sorted_y, nan_count, q, nan_policy)
-    nan_fraction = nan_count.astype(sorted_y.dtype) / y.shape[0]
-    return jnp.moveaxis(values, 0, 1), nan_fraction
+    y = _floating(y)
+    values, nan_count = _quantiles(y, q, nan_policy)
+    return jnp.moveaxis(values, 0, 1), nan_count.astype(y.dtype) / y.shape[0]
 
 
 def _reduce_mean(y: jax.Array):
