@@ -29,10 +29,15 @@ median wall and CPU time (all threads of the process) of each is reported. Run::
 
 from __future__ import annotations
 
+import os
+import sys
+
+if "--host-devices" in sys.argv:  # before JAX starts: XLA reads its flags once
+    os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={sys.argv[sys.argv.index('--host-devices') + 1]}"
+
 import argparse
 import json
 import math
-import os
 import platform
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -156,6 +161,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2, help="threads of the strong NumPy baseline")
     parser.add_argument("--chunk-size", type=int, default=None)
+    parser.add_argument("--host-devices", type=int, default=None,
+                        help="split chinplan's chunks over this many CPU devices (sets XLA_FLAGS for this run)")
     parser.add_argument("--json", default=None, help="write the figures to this JSON file")
     args = parser.parse_args()
 
@@ -165,7 +172,7 @@ def main() -> None:
     m = min(args.numpy_scenarios, args.scenarios)
     scale = args.scenarios / m
     load_before = os.getloadavg()[0]
-    print(f"jax {jax.__version__} on {jax.devices()[0].platform} ({os.cpu_count()} cpus, {platform.processor() or platform.machine()}), "
+    print(f"jax {jax.__version__} on {jax.device_count()} {jax.devices()[0].platform} device(s) ({os.cpu_count()} cpus, {platform.processor() or platform.machine()}), "
           f"load average {load_before:.1f}")
     print(f"{args.draws} draws x {args.scenarios} scenarios = {pairs:.3g} pairs, 4 outputs, q={Q}; "
           f"NumPy on {m} scenarios, scaled x{scale:g}; median of {args.repeats} interleaved rounds")
@@ -204,6 +211,7 @@ def main() -> None:
     print(f"load average before {load_before:.1f}, after {os.getloadavg()[0]:.1f}")
     figures = {
         "draws": args.draws, "scenarios": args.scenarios, "pairs": pairs, "numpy_scenarios": m,
+        "jax_devices": jax.device_count(),
         "repeats": args.repeats, "wall_s": med, "cpu_s": med_cpu, "bands_first_call_s": first,
         "speedup_vs_plain": plain_s / bands_s, "speedup_vs_strong": strong_s / bands_s,
         "bands_over_expectation": bands_s / med[names[1]], "max_rel_vs_plain": rel_plain,
