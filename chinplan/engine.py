@@ -27,12 +27,10 @@ bar can follow the chunks. The reduced results (no draw axis) are assembled on t
 Scale-out: each chunk is split along the scenario axis over every device (``jax.shard_map``
 over a one-axis ``Mesh``); every device runs the same per-chunk kernel on its own
 ``chunk_size`` scenarios, so results do not depend on the number of devices. With several
-processes (JAX's multi-controller runtime: call ``jax.distributed.initialize()`` in every
-process first, the engine never does) the mesh spans all global devices ordered by process,
-every process passes the same arguments, feeds only its own devices' shards
-(``jax.make_array_from_callback``) and evaluates only its share; the reduced results are
-gathered once at the end (``process_allgather``), so every process returns the whole result,
-bit for bit the single-process one at the same ``chunk_size``.
+processes (call ``jax.distributed.initialize()`` in each first; the engine never does) the
+mesh spans all global devices ordered by process; every process, given the same arguments,
+feeds and evaluates only its own devices' shards, and one ``process_allgather`` at the end
+gives every process the whole result, bit for bit the single-process one.
 """
 
 from __future__ import annotations
@@ -316,15 +314,8 @@ def _putter(n_processes: int) -> Callable:
     holds the same host values and feeds only the shards of its own devices."""
     if n_processes == 1:
         return jax.device_put
-
-    def put(tree: PyTree, sharding: NamedSharding) -> PyTree:
-        def one(x):
-            x = np.asarray(x)
-            return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index], dtype=x.dtype)
-
-        return jax.tree.map(one, tree)
-
-    return put
+    feed = lambda x, sharding: jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])  # noqa: E731
+    return lambda tree, sharding: jax.tree.map(lambda x: feed(np.asarray(x), sharding), tree)
 
 
 def _gather_processes(pieces: list, step: int) -> PyTree:
@@ -337,16 +328,13 @@ def _gather_processes(pieces: list, step: int) -> PyTree:
     from jax.experimental import multihost_utils
 
     def local_rows(leaf: jax.Array) -> np.ndarray:
-        shards = sorted(leaf.addressable_shards, key=lambda shard: shard.index[0].start)
+        shards = sorted(leaf.addressable_shards, key=lambda shard: shard.index[0].start or 0)
         return np.concatenate([np.asarray(shard.data) for shard in shards], axis=0)
 
     local = jax.tree.map(lambda *parts: np.stack([local_rows(p) for p in parts]), *pieces)
     gathered = multihost_utils.process_allgather(local, tiled=False)  # (processes, chunks, rows, ...)
 
-    def reorder(leaf: np.ndarray) -> np.ndarray:
-        leaf = np.swapaxes(leaf, 0, 1)
-        return leaf.reshape((leaf.shape[0] * step,) + leaf.shape[3:])
-
+    reorder = lambda leaf: np.swapaxes(leaf, 0, 1).reshape((leaf.shape[1] * step,) + leaf.shape[3:])  # noqa: E731
     return jax.tree.map(reorder, gathered)
 
 
