@@ -37,13 +37,11 @@ if "--host-devices" in sys.argv:  # before JAX starts: XLA reads its flags once
 
 import argparse
 import json
-import math
 import platform
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 import chinplan

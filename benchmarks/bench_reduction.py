@@ -30,10 +30,9 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from bench_pipeline import make_draws, make_scenarios, plan_and_cost
 
 from chinplan import quantiles as quant
-
-from bench_pipeline import make_draws, make_scenarios, plan_and_cost
 
 Q = (0.05, 0.5, 0.95)
 

@@ -86,14 +86,14 @@ def reductions(n_draws: int, chunk: int, repeats: int) -> dict:
         f = jax.jit(design)
         value = np.asarray(f(y))
         reference = value if reference is None else reference
-        out[name] = {"s": float(np.median([timed(lambda: f(y)) for _ in range(repeats)])),
+        out[name] = {"s": float(np.median([timed(lambda f=f: f(y)) for _ in range(repeats)])),
                      "bitwise_equal": bool(np.array_equal(value, reference))}
     return out
 
 
 def nuts(small: bool) -> dict:
     try:
-        import numpyro  # noqa: F401
+        import numpyro
     except ImportError as error:
         return {"skipped": f"numpyro is not installed ({error})"}
     from chinplan.fit import DEFAULT_FIT_SETTINGS
@@ -139,10 +139,12 @@ def main() -> None:
         n, d = grid(size)
         pairs = args.draws * n.size * d.size
         repeats = args.repeats if size == sizes[0] else 1
-        bands_s = min(timed(lambda: engine.bands(loss, params, n, d, q=Q, chunk_size=chunk).values) for _ in range(repeats))
+        run = lambda n=n, d=d: engine.bands(loss, params, n, d, q=Q, chunk_size=chunk).values  # noqa: E731
+        bands_s = min(timed(run) for _ in range(repeats))
         row = {"scenarios": n.size * d.size, "pairs": pairs, "bands_s": bands_s, "bands_pairs_per_s": pairs / bands_s}
         if size == sizes[0]:
-            mean_s = min(timed(lambda: engine.expectation(loss, params, n, d, chunk_size=chunk)) for _ in range(repeats))
+            mean = lambda n=n, d=d: engine.expectation(loss, params, n, d, chunk_size=chunk)  # noqa: E731
+            mean_s = min(timed(mean) for _ in range(repeats))
             row.update(expectation_s=mean_s, reduction_share=1 - mean_s / bands_s)
         figures[f"bands_{size:.0e}"] = row
         share = f", reduction share {row['reduction_share']:.0%}" if "reduction_share" in row else ""
