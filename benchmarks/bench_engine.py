@@ -70,6 +70,27 @@ def best_time(run, repeats: int) -> float:
     return min(times)
 
 
+def chunk_sweep(args) -> None:
+    """bands of the pipeline's plan + TCO function at several chunk sizes, interleaved."""
+    from bench_pipeline import Q, make_draws as posterior_draws, make_scenarios, plan_and_cost
+
+    params = posterior_draws(args.draws)
+    compute, queries = make_scenarios(args.scenarios)
+    run = lambda c: engine.bands(plan_and_cost, params, compute, queries, q=Q, chunk_size=c, progress=False).values  # noqa: E731
+    for c in args.chunk_sweep:
+        jax.block_until_ready(run(c))
+    times = {c: [] for c in args.chunk_sweep}
+    for _ in range(args.repeats):
+        for c in args.chunk_sweep:
+            start = time.perf_counter()
+            jax.block_until_ready(run(c))
+            times[c].append(time.perf_counter() - start)
+    pairs = args.draws * args.scenarios
+    print(f"plan + TCO bands, {args.draws} draws x {args.scenarios} scenarios, load {os.getloadavg()[0]:.1f}")
+    for c in args.chunk_sweep:
+        print(f"chunk {c:5d}: {np.median(times[c]):7.3f} s  {pairs / np.median(times[c]) / 1e6:6.1f} Mpairs/s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--draws", type=int, default=1000)
@@ -77,7 +98,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--chunk-size", type=int, default=None, help="scenarios per chunk (default: the engine's)")
     parser.add_argument("--skip-sort", action="store_true", help="skip the slow jnp.quantile baseline")
+    parser.add_argument("--chunk-sweep", type=int, nargs="+", default=None,
+                        help="only time bands at these chunk sizes, interleaved, median of --repeats")
     args = parser.parse_args()
+    if args.chunk_sweep:
+        chunk_sweep(args)
+        return
 
     params = make_draws(args.draws)
     n_grid, d_grid = make_grid(args.scenarios)

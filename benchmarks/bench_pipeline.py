@@ -8,32 +8,40 @@ lifetime query volume Q) pair, computes per draw and scenario
 
 and reduces over the draws to 5/50/95% bands of the four outputs, by
 
-  (jax)   ``chinplan.bands`` with the per-point function :func:`plan_and_cost` (float32, the
-          library's kernels: ``compute_optimal`` + ``tco``; bitonic-network quantiles);
-  (numpy) a straightforward vectorised NumPy float64 implementation of the same maths, in
-          chunks of scenarios (draws x chunk arrays), bands by ``np.partition`` at the order
-          statistics that linear-interpolated quantiles need.
+  bands   ``chinplan.bands`` with the per-point function :func:`plan_and_cost` (float32, the
+          library's kernels ``compute_optimal`` + ``tco``; exact bitonic-network quantiles);
+  mean    ``chinplan.expectation`` of the same function (the evaluation with a cheap
+          reduction: the floor under ``bands``);
+  plain   what a user writes: the maths vectorised in float64 NumPy over (draws x 1,000
+          scenarios) chunks, bands by ``np.quantile`` (linear method);
+  strong  a tuned NumPy: the same log/exp maths as chinplan in float32, draws on the last
+          (contiguous) axis, one ``np.partition`` per output with all the order statistics
+          interpolation needs, chunks of scenarios spread over ``--threads`` threads.
 
-NumPy runs on ``--numpy-scenarios`` scenarios (a prefix of the same scenarios) and its time is
-scaled linearly to the full count (its cost is linear in the scenario count: fixed chunk size,
-no cross-chunk work); the two are compared value for value on that prefix. JAX compilation is
-reported separately (first call) and excluded from the ratio (second call, new values of the
-same shapes, no recompilation). Run::
+The NumPy baselines run on ``--numpy-scenarios`` (a prefix of the same scenarios) and are
+scaled linearly to the full count (fixed chunk size, no cross-chunk work); they are compared
+value for value with chinplan on that prefix. JAX compilation is reported apart (first call)
+and excluded from the ratios. The methods run interleaved, ``--repeats`` rounds, and the
+median wall and CPU time (all threads of the process) of each is reported. Run::
 
-    python benchmarks/bench_pipeline.py --draws 1000 --scenarios 1000000 --numpy-scenarios 20000
+    python benchmarks/bench_pipeline.py --draws 1000 --scenarios 200000 --numpy-scenarios 20000 --repeats 5
 """
 
 from __future__ import annotations
 
+import os
+import sys
+
+if "--host-devices" in sys.argv:  # before JAX starts: XLA reads its flags once
+    os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={sys.argv[sys.argv.index('--host-devices') + 1]}"
+
 import argparse
 import json
-import math
-import os
 import platform
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 import chinplan
@@ -67,14 +75,8 @@ def make_draws(n_draws: int) -> chinplan.LawParams:
 
 
 def numpy_pipeline(params, compute, queries, chunk: int = 1000) -> dict[str, np.ndarray]:
-    """The same maths in float64 NumPy, vectorised over draws x chunk, bands by partition."""
+    """The plain baseline: the maths in float64 NumPy over draws x chunk, bands by np.quantile."""
     E, A, B, alpha, beta = (np.asarray(p, dtype=np.float64)[:, None] for p in params)
-    n_draws = E.shape[0]
-    positions = np.asarray(Q) * (n_draws - 1)
-    lo = np.floor(positions).astype(int)
-    hi = np.minimum(lo + 1, n_draws - 1)
-    kth = np.unique(np.concatenate([lo, hi]))
-    weight = positions - lo
     G = (alpha * A / (beta * B)) ** (1.0 / (alpha + beta))
     a, b = beta / (alpha + beta), alpha / (alpha + beta)
     peak, mfu, price = DEPLOYMENT["peak_flops"], DEPLOYMENT["mfu_train"], DEPLOYMENT["price"]
@@ -88,8 +90,44 @@ def numpy_pipeline(params, compute, queries, chunk: int = 1000) -> dict[str, np.
         loss = E + A / n**alpha + B / d**beta
         dollars = price * (6.0 * n * d / (3600.0 * peak * mfu) + 2.0 * n * qv * per_token_s / (3600.0 * peak))
         for name, y in (("n", n), ("d", d), ("loss", loss), ("dollars", dollars)):
-            part = np.partition(y, kth, axis=0)
-            out[name][:, start : start + chunk] = part[lo] * (1 - weight[:, None]) + part[hi] * weight[:, None]
+            out[name][:, start : start + chunk] = np.quantile(y, Q, axis=0)
+    return out
+
+
+def strong_numpy_pipeline(params, compute, queries, chunk: int = 1000, threads: int = 2) -> dict[str, np.ndarray]:
+    """The strong baseline: float32 log/exp maths, draws last, one partition, threads."""
+    f32 = np.float32
+    E, A, B, alpha, beta = (np.asarray(p, dtype=f32)[None, :] for p in params)
+    log_a, log_b = np.log(A), np.log(B)
+    s = alpha + beta
+    log_g = (np.log(alpha) + log_a - np.log(beta) - log_b) / s
+    ea, eb = beta / s, alpha / s
+    n_draws = E.shape[1]
+    positions = np.asarray(Q) * (n_draws - 1)
+    lo = np.floor(positions).astype(int)
+    hi = np.minimum(lo + 1, n_draws - 1)
+    kth = np.unique(np.concatenate([lo, hi]))
+    weight = (positions - lo).astype(f32)
+    peak, mfu, price = DEPLOYMENT["peak_flops"], DEPLOYMENT["mfu_train"], DEPLOYMENT["price"]
+    per_token_s = INPUT_TOKENS / DEPLOYMENT["mfu_prefill"] + OUTPUT_TOKENS / DEPLOYMENT["mfu_decode"]
+    log_train = f32(np.log(6.0 * price / (3600.0 * peak * mfu)))
+    log_serve = f32(np.log(2.0 * price * per_token_s / (3600.0 * peak)))
+    log_c6 = (np.log(compute) - np.log(6.0)).astype(f32)[:, None]
+    log_q = np.log(queries).astype(f32)[:, None]
+    out = {k: np.empty((len(Q), compute.size), f32) for k in ("n", "d", "loss", "dollars")}
+
+    def work(start: int) -> None:
+        c6, lq = log_c6[start : start + chunk], log_q[start : start + chunk]
+        log_n = log_g + ea * c6
+        log_d = eb * c6 - log_g
+        loss = E + np.exp(log_a - alpha * log_n) + np.exp(log_b - beta * log_d)
+        dollars = np.exp(log_train + log_n + log_d) + np.exp(log_serve + log_n + lq)
+        for name, y in (("n", np.exp(log_n)), ("d", np.exp(log_d)), ("loss", loss), ("dollars", dollars)):
+            part = np.partition(y, kth, axis=1)
+            out[name][:, start : start + chunk] = (part[:, lo] * (1 - weight) + part[:, hi] * weight).T
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(work, range(0, compute.size, chunk)))
     return out
 
 
@@ -98,48 +136,85 @@ def jax_pipeline(params, compute, queries, chunk_size=None):
     return jax.block_until_ready(result.values)
 
 
+def jax_mean(params, compute, queries, chunk_size=None):
+    result = chinplan.expectation(plan_and_cost, params, compute, queries, chunk_size=chunk_size, progress=False)
+    return jax.block_until_ready(result)
+
+
+def timed(run) -> tuple[float, float, object]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    out = run()
+    return time.perf_counter() - wall, time.process_time() - cpu, out
+
+
+def max_rel(ours, theirs, m: int) -> float:
+    return max(float(np.max(np.abs(np.asarray(ours[k])[:, :m] - theirs[k]) / np.abs(theirs[k]))) for k in theirs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--draws", type=int, default=1000)
-    parser.add_argument("--scenarios", type=int, default=1_000_000)
+    parser.add_argument("--scenarios", type=int, default=200_000)
     parser.add_argument("--numpy-scenarios", type=int, default=20_000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2, help="threads of the strong NumPy baseline")
     parser.add_argument("--chunk-size", type=int, default=None)
+    parser.add_argument("--host-devices", type=int, default=None,
+                        help="split chinplan's chunks over this many CPU devices (sets XLA_FLAGS for this run)")
     parser.add_argument("--json", default=None, help="write the figures to this JSON file")
     args = parser.parse_args()
 
     params = make_draws(args.draws)
     compute, queries = make_scenarios(args.scenarios)
     pairs = args.draws * args.scenarios
-    print(f"jax {jax.__version__} on {jax.devices()[0].platform} ({os.cpu_count()} cpus, {platform.processor() or platform.machine()}), "
-          f"load average {os.getloadavg()[0]:.1f}")
-    print(f"{args.draws} draws x {args.scenarios} scenarios = {pairs:.3g} pairs, 4 outputs, q={Q}")
-
-    start = time.perf_counter()
-    jax_pipeline(params, compute, queries, args.chunk_size)
-    first = time.perf_counter() - start
-    compute2, queries2 = make_scenarios(args.scenarios, seed=2)  # new values, same shapes
-    start = time.perf_counter()
-    ours = jax_pipeline(params, compute2, queries2, args.chunk_size)
-    warm = time.perf_counter() - start
-
     m = min(args.numpy_scenarios, args.scenarios)
-    start = time.perf_counter()
-    theirs = numpy_pipeline(params, compute2[:m], queries2[:m])
-    numpy_s = time.perf_counter() - start
-    numpy_full = numpy_s * args.scenarios / m
+    scale = args.scenarios / m
+    load_before = os.getloadavg()[0]
+    print(f"jax {jax.__version__} on {jax.device_count()} {jax.devices()[0].platform} device(s) ({os.cpu_count()} cpus, {platform.processor() or platform.machine()}), "
+          f"load average {load_before:.1f}")
+    print(f"{args.draws} draws x {args.scenarios} scenarios = {pairs:.3g} pairs, 4 outputs, q={Q}; "
+          f"NumPy on {m} scenarios, scaled x{scale:g}; median of {args.repeats} interleaved rounds")
 
-    rel = max(float(np.max(np.abs(np.asarray(ours[k])[:, :m] - theirs[k]) / np.abs(theirs[k]))) for k in theirs)
-    figures = {
-        "draws": args.draws, "scenarios": args.scenarios, "pairs": pairs,
-        "jax_first_call_s": first, "jax_warm_s": warm, "jax_pairs_per_s": pairs / warm,
-        "numpy_measured_scenarios": m, "numpy_measured_s": numpy_s, "numpy_extrapolated_s": numpy_full,
-        "speedup_warm": numpy_full / warm, "speedup_with_compile": numpy_full / first,
-        "max_rel_diff_vs_numpy_float64": rel, "load_average": os.getloadavg()[0],
+    first, _, _ = timed(lambda: jax_pipeline(params, compute, queries, args.chunk_size))
+    first_mean, _, _ = timed(lambda: jax_mean(params, compute, queries, args.chunk_size))
+    compute, queries = make_scenarios(args.scenarios, seed=2)  # new values, same shapes
+    methods = {
+        "chinplan bands": (lambda: jax_pipeline(params, compute, queries, args.chunk_size), 1.0),
+        "chinplan expectation": (lambda: jax_mean(params, compute, queries, args.chunk_size), 1.0),
+        "NumPy plain (float64, np.quantile)": (lambda: numpy_pipeline(params, compute[:m], queries[:m]), scale),
+        f"NumPy strong (float32, partition, {args.threads} thr)": (
+            lambda: strong_numpy_pipeline(params, compute[:m], queries[:m], threads=args.threads), scale),
     }
-    print(f"jax (chinplan.bands)  first call {first:8.2f} s   warm {warm:8.2f} s   {pairs / warm:.3g} pairs/s")
-    print(f"numpy float64         {numpy_s:8.2f} s on {m} scenarios -> {numpy_full:8.1f} s for {args.scenarios}")
-    print(f"speed-up warm {numpy_full / warm:.1f}x, with compilation {numpy_full / first:.1f}x; "
-          f"max relative difference vs float64 {rel:.2e}")
+    wall = {k: [] for k in methods}
+    cpu = {k: [] for k in methods}
+    outputs = {}
+    for _ in range(args.repeats):
+        for name, (run, factor) in methods.items():
+            w, c, outputs[name] = timed(run)
+            wall[name].append(w * factor)
+            cpu[name].append(c * factor)
+    med = {k: float(np.median(v)) for k, v in wall.items()}
+    med_cpu = {k: float(np.median(v)) for k, v in cpu.items()}
+    names = list(methods)
+    bands_s, plain_s, strong_s = med[names[0]], med[names[2]], med[names[3]]
+    print(f"\n{'method':44s} {'wall s':>8s} {'cpu s':>8s} {'Mpairs/s':>9s}")
+    for name in names:
+        print(f"{name:44s} {med[name]:8.2f} {med_cpu[name]:8.2f} {pairs / med[name] / 1e6:9.1f}")
+    print(f"first calls (compilation included): bands {first:.2f} s, expectation {first_mean:.2f} s")
+    print(f"bands vs plain NumPy {plain_s / bands_s:.2f}x, vs strong NumPy {strong_s / bands_s:.2f}x; "
+          f"bands / expectation {bands_s / med[names[1]]:.2f}")
+    rel_plain = max_rel(outputs[names[0]], outputs[names[2]], m)
+    rel_strong = max_rel(outputs[names[0]], outputs[names[3]], m)
+    print(f"max relative difference of chinplan vs plain (float64) {rel_plain:.2e}, vs strong (float32) {rel_strong:.2e}")
+    print(f"load average before {load_before:.1f}, after {os.getloadavg()[0]:.1f}")
+    figures = {
+        "draws": args.draws, "scenarios": args.scenarios, "pairs": pairs, "numpy_scenarios": m,
+        "jax_devices": jax.device_count(),
+        "repeats": args.repeats, "wall_s": med, "cpu_s": med_cpu, "bands_first_call_s": first,
+        "speedup_vs_plain": plain_s / bands_s, "speedup_vs_strong": strong_s / bands_s,
+        "bands_over_expectation": bands_s / med[names[1]], "max_rel_vs_plain": rel_plain,
+        "max_rel_vs_strong": rel_strong, "load_average": [load_before, os.getloadavg()[0]],
+    }
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(figures, fh, indent=2)

@@ -17,18 +17,20 @@ immediately reduced over the draws. Peak memory is ``n_draws x chunk_size`` per 
 
 Quantiles are exact order statistics from the bitonic sorting network of
 :mod:`chinplan.quantiles` laid across the scenario axis (several times faster on CPU than
-``jnp.sort``/``jnp.quantile`` along the draw axis; see ``benchmarks/bench_engine.py``).
+``jnp.sort``/``jnp.quantile`` along the draw axis; see ``benchmarks/bench_reduction.py``).
+Inside your own ``jit``/``vmap`` use :func:`quantiles` (the same kernel over axis 0).
 
 Chunks are driven by a Python loop over ONE compiled kernel per (fn, reduction, draw count,
 chunk size): a new number of scenarios reuses it, dispatch is asynchronous, and a progress
 bar can follow the chunks. The reduced results (no draw axis) are assembled on the host.
 
-Scale-out: with ``jax.local_device_count() > 1`` each chunk is split across all local devices
-along the scenario axis (``jax.shard_map`` over a one-axis ``Mesh``); every device runs the same
-per-chunk kernel on its own ``chunk_size`` scenarios, so results do not depend on the number of
-devices. For several hosts, call ``jax.distributed.initialize()`` in every process first (the
-engine never does) and give each process its own slice of the scenarios; each process then
-shards its slice over its local devices.
+Scale-out: each chunk is split along the scenario axis over every device (``jax.shard_map``
+over a one-axis ``Mesh``); every device runs the same per-chunk kernel on its own
+``chunk_size`` scenarios, so results do not depend on the number of devices. With several
+processes (call ``jax.distributed.initialize()`` in each first; the engine never does) the
+mesh spans all global devices ordered by process; every process, given the same arguments,
+feeds and evaluates only its own devices' shards, and one ``process_allgather`` at the end
+gives every process the whole result, bit for bit the single-process one.
 """
 
 from __future__ import annotations
@@ -49,13 +51,14 @@ from chinplan.law import as_float
 from chinplan.quantiles import (
     DEFAULT_QUANTILES,
     _next_power_of_two,
-    _quantiles_from_sorted,
-    _upper_tail_weights,
-    sort_over_draws,
+    _quantiles,
+    quantiles,
+    upper_tail_sum,
 )
 
 __all__ = [
     "Bands",
+    "quantiles",
     "bands",
     "expectation",
     "probability",
@@ -64,10 +67,14 @@ __all__ = [
     "bands_dataset",
 ]
 
-#: Elements (padded draws x scenarios) per device per chunk when ``chunk_size`` is None.
-#: 2**17 float32 values (512 KiB) keep the sorting network's working set in a CPU core's
-#: cache: 128 scenarios per chunk for 1,000 draws (fastest of 64..512 in bench_engine.py).
-_TARGET_CHUNK_ELEMENTS = 2**17
+#: Elements (padded draws x scenarios) per device per chunk when ``chunk_size`` is None, by
+#: backend. On a CPU, 2**17 values (512 KiB) keep the sorting network's working set in a
+#: core's cache: 128 scenarios for 1,000 draws (fastest of 64..1024 in bench_engine.py and
+#: bench_reduction.py). An accelerator would be launch-bound on such chunks (55 small
+#: kernels per chunk and output), so it gets 2**23 values (8,192 scenarios for 1,000 draws,
+#: 32 MiB per output leaf); results are bitwise independent of the chunk size either way.
+_TARGET_CHUNK_ELEMENTS = {"cpu": 2**17}
+_ACCELERATOR_CHUNK_ELEMENTS = 2**23
 
 #: Show a progress bar automatically (``progress=None``) only from this many chunks on.
 _AUTO_PROGRESS_MIN_CHUNKS = 16
@@ -106,10 +113,9 @@ def _floating(y: jax.Array) -> jax.Array:
 
 
 def _reduce_quantiles(y: jax.Array, q: tuple[float, ...], nan_policy: str):
-    sorted_y, nan_count = sort_over_draws(_floating(y))
-    values = _quantiles_from_sorted(sorted_y, nan_count, q, nan_policy)
-    nan_fraction = nan_count.astype(sorted_y.dtype) / y.shape[0]
-    return jnp.moveaxis(values, 0, 1), nan_fraction
+    y = _floating(y)
+    values, nan_count = _quantiles(y, q, nan_policy)
+    return jnp.moveaxis(values, 0, 1), nan_count.astype(y.dtype) / y.shape[0]
 
 
 def _reduce_mean(y: jax.Array):
@@ -125,13 +131,7 @@ def _reduce_probability(y: jax.Array):
 
 def _reduce_cvar(y: jax.Array, tail_mass: jax.Array):
     y = _floating(y)
-    n = y.shape[0]
-    sorted_y, nan_count = sort_over_draws(y)
-    tail_mass = tail_mass.astype(y.dtype)
-    weights = _upper_tail_weights(n, tail_mass, y.dtype).reshape((n,) + (1,) * (y.ndim - 1))
-    tail_sum = jnp.sum(jnp.where(weights > 0, weights * sorted_y, 0), axis=0)
-    value = jnp.where(tail_mass > 0, tail_sum / jnp.where(tail_mass > 0, tail_mass, 1), sorted_y[n - 1])
-    return jnp.where(nan_count > 0, jnp.nan, value)
+    return upper_tail_sum(y, tail_mass.astype(y.dtype))
 
 
 def _reducer(kind: str, options: tuple) -> Callable[[jax.Array], Any]:
@@ -162,8 +162,8 @@ def _chunk_function(fn: Callable, kind: str, options: tuple, n_devices: int) -> 
         anchor, args = scenarios
         per_draw = lambda theta: jax.vmap(lambda _, s: fn(theta, *s))(anchor, args)  # noqa: E731
         outputs = jax.vmap(per_draw)(params)  # leaves: (n_draws, chunk, *leaf_shape)
-        if kind == "quantiles":
-            pairs = [reduce(leaf) for leaf in jax.tree.leaves(outputs)]
+        if kind in ("quantiles", "cvar"):
+            pairs = [reduce(leaf, *traced) for leaf in jax.tree.leaves(outputs)]
             treedef = jax.tree.structure(outputs)
             return (jax.tree.unflatten(treedef, [p[0] for p in pairs]), jax.tree.unflatten(treedef, [p[1] for p in pairs]))
         return jax.tree.map(lambda leaf: reduce(leaf, *traced), outputs)
@@ -189,9 +189,17 @@ def _kernel_for(fn: Callable, kind: str, options: tuple, n_devices: int) -> Call
     return _chunk_function(fn, kind, options, n_devices)
 
 
+def _scenario_devices() -> list:
+    """The devices a chunk is split over: the local ones, or with several processes every
+    global device ordered by (process, id), so each process owns one contiguous block."""
+    if jax.process_count() == 1:
+        return jax.local_devices()
+    return sorted(jax.devices(), key=lambda d: (d.process_index, d.id))
+
+
 @functools.lru_cache(maxsize=8)
 def _scenario_mesh(n_devices: int) -> Mesh:
-    return Mesh(np.asarray(jax.local_devices()[:n_devices]), (_SCENARIO_AXIS,))
+    return Mesh(np.asarray(_scenario_devices()[:n_devices]), (_SCENARIO_AXIS,))
 
 
 # --------------------------------------------------------------------------------------------
@@ -225,8 +233,9 @@ def _prepare_scenarios(scenario_args: Sequence[PyTree]) -> tuple[list[np.ndarray
 # --------------------------------------------------------------------------------------------
 
 
-def _default_chunk_size(n_draws: int, scenarios_per_device: int) -> int:
-    by_memory = max(1, _TARGET_CHUNK_ELEMENTS // _next_power_of_two(n_draws))
+def _default_chunk_size(n_draws: int, scenarios_per_device: int, platform: str = "cpu") -> int:
+    target = _TARGET_CHUNK_ELEMENTS.get(platform, _ACCELERATOR_CHUNK_ELEMENTS)
+    by_memory = max(1, target // _next_power_of_two(n_draws))
     # Bucket small problems to a power of two so nearby sizes share one executable.
     return min(by_memory, _next_power_of_two(scenarios_per_device))
 
@@ -254,8 +263,9 @@ def _run(
     traced = () if cvar_level is None else (jnp.asarray(n_draws * (1.0 - cvar_level), jnp.result_type(float)),)
     leaves, treedef, shape = _prepare_scenarios(scenario_args)
     n_scenarios = math.prod(shape)
-    n_devices = jax.local_device_count()
-    per_device = chunk_size or _default_chunk_size(n_draws, -(-n_scenarios // n_devices))
+    devices = _scenario_devices()
+    n_devices, n_processes = len(devices), jax.process_count()
+    per_device = chunk_size or _default_chunk_size(n_draws, -(-n_scenarios // n_devices), devices[0].platform)
     step = per_device * n_devices
     n_chunks = -(-n_scenarios // step)
     padded = n_chunks * step
@@ -266,11 +276,13 @@ def _run(
         flat.append(np.concatenate([column, np.repeat(column[:1], padded - n_scenarios)]))
     anchor = np.zeros(step, np.float32)
     kernel = _kernel_for(fn, kind, options, n_devices)
+    put = None
     if n_devices > 1:
         mesh = _scenario_mesh(n_devices)
-        params, traced = jax.device_put((params, traced), NamedSharding(mesh, PartitionSpec()))
+        put = _putter(n_processes)
+        params, traced = put((params, traced), NamedSharding(mesh, PartitionSpec()))
         scenario_sharding = NamedSharding(mesh, PartitionSpec(_SCENARIO_AXIS))
-    show = _want_progress(progress, n_chunks)
+    show = _want_progress(progress, n_chunks) and jax.process_index() == 0
     bar = None
     if show:
         from tqdm.auto import tqdm
@@ -279,8 +291,8 @@ def _run(
     pieces = []
     for start in range(0, padded, step):
         chunk = (anchor, jax.tree.unflatten(treedef, [column[start : start + step] for column in flat]))
-        if n_devices > 1:
-            chunk = jax.device_put(chunk, scenario_sharding)
+        if put is not None:
+            chunk = put(chunk, scenario_sharding)
         pieces.append(kernel(params, chunk, traced))
         if bar is not None:
             jax.block_until_ready(pieces[-1])
@@ -289,9 +301,41 @@ def _run(
         bar.close()
     # The reduced results are small (no draw axis): assemble them on the host, where new
     # scenario counts cost no compilation, and hand back device arrays.
-    host_pieces = [jax.tree.map(np.asarray, piece) for piece in pieces]
-    joined = jax.tree.map(lambda *parts: np.concatenate(parts, axis=0)[:n_scenarios], *host_pieces)
-    return jax.tree.map(lambda leaf: leaf.reshape(shape + leaf.shape[1:]), joined), shape
+    if n_processes > 1:
+        joined = _gather_processes(pieces, step)
+    else:
+        host_pieces = [jax.tree.map(np.asarray, piece) for piece in pieces]
+        joined = jax.tree.map(lambda *parts: np.concatenate(parts, axis=0), *host_pieces)
+    return jax.tree.map(lambda leaf: leaf[:n_scenarios].reshape(shape + leaf.shape[1:]), joined), shape
+
+
+def _putter(n_processes: int) -> Callable:
+    """``put(tree, sharding)``: ``jax.device_put`` in one process; with several, every process
+    holds the same host values and feeds only the shards of its own devices."""
+    if n_processes == 1:
+        return jax.device_put
+    feed = lambda x, sharding: jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])  # noqa: E731
+    return lambda tree, sharding: jax.tree.map(lambda x: feed(np.asarray(x), sharding), tree)
+
+
+def _gather_processes(pieces: list, step: int) -> PyTree:
+    """Every chunk's results from every process, in scenario order, on every process.
+
+    Each process keeps the rows of its own (contiguous) devices per chunk, and one
+    ``process_allgather`` at the end exchanges them: ``(processes, chunks, rows)`` is then
+    reordered to ``(chunks, processes, rows)``, the scenario order of the padded columns.
+    """
+    from jax.experimental import multihost_utils
+
+    def local_rows(leaf: jax.Array) -> np.ndarray:
+        shards = sorted(leaf.addressable_shards, key=lambda shard: shard.index[0].start or 0)
+        return np.concatenate([np.asarray(shard.data) for shard in shards], axis=0)
+
+    local = jax.tree.map(lambda *parts: np.stack([local_rows(p) for p in parts]), *pieces)
+    gathered = multihost_utils.process_allgather(local, tiled=False)  # (processes, chunks, rows, ...)
+
+    reorder = lambda leaf: np.swapaxes(leaf, 0, 1).reshape((leaf.shape[1] * step,) + leaf.shape[3:])  # noqa: E731
+    return jax.tree.map(reorder, gathered)
 
 
 # --------------------------------------------------------------------------------------------
@@ -421,8 +465,15 @@ def cvar(
       wherever any draw is NaN.
     """
     level = _checks.level("level", level)
-    result, _ = _run(fn, params, scenario_args, "cvar", (), chunk_size, progress, cvar_level=level)
-    return jax.tree.map(jnp.asarray, result)
+    (total, maximum), _ = _run(fn, params, scenario_args, "cvar", (), chunk_size, progress, cvar_level=level)
+    n_draws = _checks.draw_axis(params)
+
+    def divide(t: np.ndarray, m: np.ndarray) -> jax.Array:
+        # On the host: an IEEE division, the same bits whatever the chunk (XLA may use 1/k).
+        k = t.dtype.type(n_draws * (1.0 - level))
+        return jnp.asarray(np.where(k > 0, t / (k if k > 0 else 1), m))
+
+    return jax.tree.map(divide, total, maximum)
 
 
 cvar.__doc__ = cvar.__doc__.format(convention=_CALLING_CONVENTION)
