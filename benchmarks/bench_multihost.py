@@ -9,7 +9,10 @@ each in fresh processes, interleaved over ``--repeats`` rounds:
   P proc x 1 dev   P processes on 127.0.0.1 (``jax.distributed.initialize``, gloo CPU
                    collectives), one device each: each evaluates its share of every chunk.
 
-Compilation is excluded (a warm-up call on one step of scenarios in each process); the wall
+With ``--pin`` each process is pinned to one core (``os.sched_setaffinity``), so one
+process on one core is compared with P processes on P cores: the scale-out measured with
+the hardware growing as it does across hosts (without it, one process already threads over
+every core of this machine). Compilation is excluded (a warm-up call on one step of scenarios in each process); the wall
 time of the timed call is the slowest process's. Results must be identical bit for bit
 across setups (same per-device chunk). Run::
 
@@ -35,8 +38,10 @@ HERE = Path(__file__).resolve().parent
 WORKER = textwrap.dedent(
     """
     import os, sys, json, time
-    process_id, processes, devices, port, out, draws, scenarios, chunk = sys.argv[1:9]
+    process_id, processes, devices, port, out, draws, scenarios, chunk, pin = sys.argv[1:10]
     process_id, processes, devices = int(process_id), int(processes), int(devices)
+    if pin == "1":  # one core per process: the hardware grows with the processes
+        os.sched_setaffinity(0, {{process_id % os.cpu_count()}})
     os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={{devices}}"
     os.environ["JAX_PLATFORMS"] = "cpu"
     import jax, numpy as np
@@ -68,13 +73,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run(script: Path, processes: int, devices: int, out: Path, args) -> dict:
+def run(script: Path, processes: int, devices: int, out: Path, args, pin: bool = False) -> dict:
     port = str(free_port())
     env = dict(os.environ, PYTHONPATH=str(HERE.parent) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.pop("XLA_FLAGS", None)
     procs = [
         subprocess.Popen([sys.executable, str(script), str(i), str(processes), str(devices), port, str(out),
-                          str(args.draws), str(args.scenarios), str(args.chunk_size)],
+                          str(args.draws), str(args.scenarios), str(args.chunk_size), "1" if pin else "0"],
                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for i in range(processes)
     ]
@@ -95,10 +100,15 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", default=None)
+    parser.add_argument("--pin", action="store_true",
+                        help="pin each process to one core (1 process on 1 core against P processes on P cores)")
     args = parser.parse_args()
     p = args.processes
-    setups = {"1 proc x 1 dev": (1, 1), f"1 proc x {p} dev": (1, p), f"{p} proc x 1 dev": (p, 1)}
-    print(f"{os.cpu_count()} cpus, load average {os.getloadavg()[0]:.1f}; {args.draws} draws x {args.scenarios} "
+    if args.pin:
+        setups = {"1 proc x 1 dev": (1, 1), f"{p} proc x 1 dev": (p, 1)}
+    else:
+        setups = {"1 proc x 1 dev": (1, 1), f"1 proc x {p} dev": (1, p), f"{p} proc x 1 dev": (p, 1)}
+    print(f"{'one core per process; ' if args.pin else ''}{os.cpu_count()} cpus, load average {os.getloadavg()[0]:.1f}; {args.draws} draws x {args.scenarios} "
           f"scenarios, chunk {args.chunk_size} per device, {args.repeats} interleaved rounds")
     times = {k: [] for k in setups}
     with tempfile.TemporaryDirectory() as tmp:
@@ -106,7 +116,7 @@ def main() -> None:
         script.write_text(WORKER.format(here=str(HERE)))
         for _ in range(args.repeats):
             for name, (processes, devices) in setups.items():
-                times[name].append(run(script, processes, devices, Path(tmp) / f"{processes}_{devices}.npz", args))
+                times[name].append(run(script, processes, devices, Path(tmp) / f"{processes}_{devices}.npz", args, args.pin))
         results = {name: np.load(Path(tmp) / f"{pr}_{dv}.npz") for name, (pr, dv) in setups.items()}
         first = next(iter(results.values()))
         identical = all(np.array_equal(r[k], first[k]) for r in results.values() for k in first.files)
