@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from chinplan import arch, costs, extrapolated_optima, kernels, law, optima, sweep
-from chinplan.cli import main
 from chinplan.costs import Deployment
 from chinplan.extrapolation import ExtrapolatedLaw, extrapolated_log_loss
+from test_cluster import run  # the CLI runner: (exit code, stdout, stderr)
 
 P = law.HOFFMANN_2022
 SERVE = dict(queries=1e10, input_tokens=1000.0, output_tokens=250.0)
@@ -199,13 +199,6 @@ def test_build_deployment_fills_the_serving_chip():
         sweep.build_deployment(hardware="h100", precision="bf16", inference_peak_flops=1e15, decode="roofline")
 
 
-def run(capsys, argv):
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_cli_tco_roofline(capsys):
