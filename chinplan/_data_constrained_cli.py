@@ -30,11 +30,12 @@ def cmd_plan_data_constrained(args) -> int:
     q = base._check_quantiles(args.quantiles)
     if args.posterior is None:
         posterior = data_constrained.default_posterior()
-        source = f"embedded datablations ({posterior.attrs.get('num_runs', '?')} C4 runs, at most {data_constrained.fitted_epochs(posterior):g} epochs)"
     else:
-        posterior, source = Posterior.load(args.posterior), args.posterior
+        posterior = Posterior.load(args.posterior)
         if posterior.law != "data_constrained":
             raise CliError(f"--unique-tokens needs a data-constrained posterior (chinplan fit --law data-constrained); {args.posterior} is of the {posterior.law!r} law")
+    fitted = data_constrained.fitted_epochs(posterior)
+    source = args.posterior or f"embedded datablations ({posterior.attrs.get('num_runs', '?')} C4 runs, at most {fitted:g} epochs)"
     total = posterior.num_draws if args.draws is None else min(args.draws, posterior.num_draws)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", data_constrained.EpochRangeWarning)
@@ -44,7 +45,6 @@ def cmd_plan_data_constrained(args) -> int:
             base._warn(str(warning.message))
     values = {k: np.asarray(ds[k].values, np.float64) for k in _FIELDS}  # (q, compute, unique)
     cells = [(i, j) for i in range(len(args.compute)) for j in range(len(args.unique_tokens))]
-    fitted = data_constrained.fitted_epochs(posterior)
     if args.json:
         base._emit_json({
             "posterior": source, "num_draws": total, "seed": args.seed, "quantiles": q, "uncertainty": "law",

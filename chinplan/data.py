@@ -238,10 +238,10 @@ def config_arrays(runs: pd.DataFrame) -> ConfigArrays:
         "log_loss": np.log(runs["loss"].to_numpy(np.float64)),
     })
     grouped = logs.groupby(["log_n", "log_d", "log_u"], sort=False)["log_loss"]
-    mean = grouped.mean()
-    ss = grouped.apply(lambda x: float(np.sum((x - x.mean()) ** 2)))
+    mean, size = grouped.mean(), grouped.size()
+    ss = grouped.var(ddof=0) * size  # sum of squared deviations from the configuration's mean
     keys = np.asarray(mean.index.to_list(), np.float64).reshape(-1, 3)
-    return ConfigArrays(keys[:, 0], keys[:, 1], keys[:, 2], mean.to_numpy(np.float64), grouped.size().to_numpy(np.float64), ss.to_numpy(np.float64))
+    return ConfigArrays(keys[:, 0], keys[:, 1], keys[:, 2], mean.to_numpy(np.float64), size.to_numpy(np.float64), ss.to_numpy(np.float64))
 
 
 def runs_arrays(runs: pd.DataFrame) -> RunsArrays:

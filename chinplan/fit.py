@@ -250,15 +250,16 @@ def fit(
     extra, left_out, dtype = (), 0, jnp.result_type(float)
     if law == "data_constrained":
         runs, left_out = _within_epochs(runs, max_epochs)
-        groups = config_arrays(runs)
-        log_n, log_d, log_loss = (jnp.asarray(a, dtype=dtype) for a in groups[:2] + groups[3:4])
-        extra = tuple(jnp.asarray(a, dtype=dtype) for a in (groups.log_u, groups.repeats, groups.within_ss))
         if priors.base is not None:  # hashable floats (the compiled sampler is cached by its options)
             _checks.law(LawParams(*priors.base), "priors.base")
             priors = priors._replace(base=tuple(float(x) for x in priors.base))
     arrays = runs_arrays(runs)
-    if law != "data_constrained":
-        log_n, log_d, log_loss = (jnp.asarray(a, dtype=dtype) for a in arrays)
+    # what the likelihood sees, on the host in float64: the runs, or their configurations
+    # (seed repeats pooled) for the data-constrained law
+    fitted = config_arrays(runs) if law == "data_constrained" else arrays
+    log_n, log_d, log_loss = (jnp.asarray(a, dtype=dtype) for a in (fitted.log_n, fitted.log_d, fitted.log_loss))
+    if law == "data_constrained":
+        extra = tuple(jnp.asarray(a, dtype=dtype) for a in (fitted.log_u, fitted.repeats, fitted.within_ss))
     if progress is None:
         progress = sys.stderr.isatty()
     if law == "chinchilla":
@@ -268,7 +269,7 @@ def fit(
             model_kwargs["likelihood"] = likelihood
     elif law == "data_constrained":
         model = data_constrained_model
-        model_kwargs = {"priors": priors, "likelihood": likelihood, "seed_noise": bool(np.any(groups.repeats > 1))}
+        model_kwargs = {"priors": priors, "likelihood": likelihood, "seed_noise": bool(np.any(fitted.repeats > 1))}
     else:
         model = kaplan_model
         model_kwargs = {"priors": priors, "likelihood": likelihood, "irreducible": law == "kaplan_irreducible"}
@@ -307,11 +308,9 @@ def fit(
         if attempt >= 2:
             run_key = jax.random.fold_in(key, attempt)
     idata = _inference_data(model, model_kwargs, data, samples, diverging, log_likelihood)
-    constant = {"log_n": ("run", np.asarray(log_n, np.float64)), "log_d": ("run", np.asarray(log_d, np.float64))}
+    constant = {"log_n": ("run", fitted.log_n), "log_d": ("run", fitted.log_d)}
     if law == "data_constrained":  # one entry per configuration (seed repeats pooled)
-        constant.update(log_u=("run", groups.log_u), repeats=("run", groups.repeats))
-    else:
-        constant = {"log_n": ("run", arrays.log_n), "log_d": ("run", arrays.log_d)}
+        constant.update(log_u=("run", fitted.log_u), repeats=("run", fitted.repeats))
     idata.add_groups(constant_data=xr.Dataset(constant))
     idata.posterior.attrs.update(
         chinplan_version=_version(),
@@ -336,8 +335,7 @@ def fit(
         idata.posterior.attrs["huber_k"] = HUBER_K
     if law == "data_constrained":
         idata.posterior.attrs.update(
-            max_epochs=float(max_epochs), runs_left_out=int(left_out), num_configurations=len(groups.log_n),
-            fitted_max_epochs=float(np.max(np.exp(groups.log_d - groups.log_u))),
+            max_epochs=float(max_epochs), runs_left_out=int(left_out),
             fixed_sites=",".join(LAW_SITES) if priors.base is not None else "",
         )
     if extrapolation:

@@ -476,7 +476,7 @@ class Posterior:
         }
 
     def _noise_draws(self) -> dict[str, np.ndarray]:
-        return {name: self.draws(name).astype(np.float64) for name in self.sites if name in ("sigma", "nu", "sigma_seed")}
+        return {name: self.draws(name).astype(np.float64) for name in self.sites if name not in self.law_sites}
 
     def _derived_kaplan(self, compute: float) -> dict[str, np.ndarray]:
         get = lambda name: self.draws(name).astype(np.float64)  # noqa: E731
