@@ -1,4 +1,4 @@
-"""Benchmark of chinplan.design.next_runs (issue 15): 1,000 candidates x 64 outcomes x 4,000 draws.
+"""Benchmark of chinplan.decide.design.next_runs (issue 15): 1,000 candidates x 64 outcomes x 4,000 draws.
 
 (a) chinplan: ``next_runs`` on the default posterior, first call (compilation included) and
     second call (another key: no recompilation);
@@ -20,7 +20,8 @@ import numpy as np
 from scipy import stats
 
 import chinplan
-from chinplan import design, kernels
+from chinplan.decide import design
+from chinplan.engine import kernels
 
 
 def main() -> None:

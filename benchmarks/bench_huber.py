@@ -1,6 +1,6 @@
 """Benchmark of the Huber multi-start fit and bootstrap (chinplan.huber).
 
-(a) the vmapped L-BFGS fit (chinplan.huber.huber_fit: optax.scale_by_lbfgs directions,
+(a) the vmapped L-BFGS fit (chinplan.inference.huber.huber_fit: optax.scale_by_lbfgs directions,
     Armijo backtracking, a queue of ``--lanes`` solves) over Hoffmann et al.'s 4,500-start
     grid, first call (with compilation) and second call;
 (b) a plain SciPy L-BFGS-B loop (float64 NumPy objective and analytic gradient, the same
@@ -29,7 +29,7 @@ import scipy.optimize
 import scipy.special
 
 import chinplan
-from chinplan import huber as H
+from chinplan.inference import huber as H
 
 
 def load_runs(drop_top: int):

@@ -21,7 +21,7 @@ import json, sys, time
 t0 = time.perf_counter()
 import jax
 import chinplan
-from chinplan.fit import DEFAULT_FIT_SETTINGS
+from chinplan.inference.fit import DEFAULT_FIT_SETTINGS
 settings = dict(DEFAULT_FIT_SETTINGS); seed = settings.pop("seed")
 runs = chinplan.datasets.chinchilla()
 t1 = time.perf_counter()

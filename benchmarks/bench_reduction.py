@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from bench_pipeline import make_draws, make_scenarios, plan_and_cost
 
-from chinplan import quantiles as quant
+from chinplan.engine import quantile_network as quant
 
 Q = (0.05, 0.5, 0.95)
 

@@ -96,7 +96,7 @@ def nuts(small: bool) -> dict:
         import numpyro
     except ImportError as error:
         return {"skipped": f"numpyro is not installed ({error})"}
-    from chinplan.fit import DEFAULT_FIT_SETTINGS
+    from chinplan.inference.fit import DEFAULT_FIT_SETTINGS
 
     settings = dict(DEFAULT_FIT_SETTINGS)
     seed = settings.pop("seed")

@@ -1,20 +1,26 @@
 """chinplan: Bayesian Chinchilla scaling-law planning in JAX.
 
-The pipeline, module by module: data (runs) -> model/fit (posterior over the law's
-constants) -> law/optima/costs (per-point maths) -> kernels/engine (draws x scenarios,
-reduced to bands) -> decide (probabilities, risk) -> sweep/cli/plots (outputs). The Huber
-fit (huber) is the frequentist anchor beside the Bayesian fit; arch turns a parameter count
-into a shape.
+The pipeline, folder by folder (docs/ARCHITECTURE.md): the core maths at the top (law,
+optima, costs, hardware, arch, uncertain, extrapolated, format and the boundary checks) ->
+``inference/`` (runs -> posterior over the law's constants) -> ``engine/`` (draws x scenarios,
+reduced to bands) -> ``decide/`` (probabilities, risk, sweeps) -> ``plots/`` and ``cli/``
+(outputs). Imports point down that list only.
 
 ``import chinplan`` loads nothing but the standard library (so ``chinplan --help`` starts
 without JAX); every public name is imported on first use. The modules that pull in pandas, xarray,
 arviz, numpyro or matplotlib (data, datasets, fit, posterior, model, huber, decide,
 compare_models, calibration, sweep, plots) are imported on first use of one of their names.
+
+The module paths of earlier releases (``chinplan.posterior``, ``chinplan.extrapolation``,
+``chinplan.calibration``, ...: :data:`MOVED_MODULES`) still import, as the same module
+objects as their new homes.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.machinery
 import sys
 import types
 from importlib import metadata as _metadata
@@ -29,7 +35,12 @@ except _metadata.PackageNotFoundError:  # a source tree that was never installed
 #: numpyro or matplotlib, or are rarely needed).
 _LAZY_MODULES = (
     "arch",
+    "cli",
+    "extrapolated",
+    "hardware",
+    "inference",
     "costs",
+    "deployment",
     "engine",
     "law",
     "optima",
@@ -70,16 +81,16 @@ _LAZY_NAMES = {
     "HARDWARE": "costs",
     "PFLOPS_DAY": "costs",
     "Cost": "costs",
-    "Deployment": "costs",
+    "Deployment": "deployment",
     "Hardware": "costs",
-    "sample_deployment": "costs",
+    "sample_deployment": "deployment",
     "tco": "costs",
     "token_seconds": "costs",
     "training_days": "costs",
     "gpus_for_days": "costs",
     "DataConstrainedParams": "law",
     "weighted_inference_tokens": "costs",
-    "with_cost_draws": "costs",
+    "with_cost_draws": "deployment",
     "Bands": "engine",
     "bands": "engine",
     "bands_dataset": "engine",
@@ -100,32 +111,32 @@ _LAZY_NAMES = {
     "loss": "law",
     "training_flops": "law",
     "compute_optimal": "optima",
-    "cost_optimal": "optima",
+    "cost_optimal": "costs",
     "data_constrained_optimal": "optima",
     "inference_optimal": "optima",
     "optimal_for_loss": "optima",
     "params_for_loss": "optima",
     "smallest_budget": "optima",
     "tokens_per_parameter": "optima",
-    "DEFAULT_QUANTILES": "quantiles",
-    "draw_quantiles": "quantiles",
-    "sort_over_draws": "quantiles",
+    "DEFAULT_QUANTILES": "engine.quantile_network",
+    "draw_quantiles": "engine.quantile_network",
+    "sort_over_draws": "engine.quantile_network",
     "LogNormal": "uncertain",
     "LogUniform": "uncertain",
     "Uniform": "uncertain",
-    "load_runs": "data",
-    "fit": "fit",
-    "Posterior": "posterior",
-    "ConvergenceWarning": "posterior",
-    "default_posterior": "posterior",
-    "INFORMED_PRIORS": "model",
-    "KaplanParams": "model",
-    "HuberFit": "huber",
-    "HuberBootstrap": "huber",
-    "huber_fit": "huber",
-    "huber_bootstrap": "huber",
-    "compare": "compare_models",
-    "average_plans": "compare_models",
+    "load_runs": "inference.runs",
+    "fit": "inference.fit",
+    "Posterior": "inference.posterior",
+    "ConvergenceWarning": "inference.posterior",
+    "default_posterior": "inference.posterior",
+    "INFORMED_PRIORS": "inference.model",
+    "KaplanParams": "inference.model",
+    "HuberFit": "inference.huber",
+    "HuberBootstrap": "inference.huber",
+    "huber_fit": "inference.huber",
+    "huber_bootstrap": "inference.huber",
+    "compare": "inference.compare_models",
+    "average_plans": "inference.compare_models",
     "prob_target": "decide",
     "expected_cost": "decide",
     "cost_bands": "decide",
@@ -134,9 +145,51 @@ _LAZY_NAMES = {
     "smallest_model": "decide",
     "chance_constrained": "decide",
     "evaluate_designs": "decide",
-    "regret_compute": "regret",
+    "regret_compute": "decide.regret",
     "target_cost_bands": "decide",
 }
+
+
+#: Documented module paths of earlier releases -> where the module lives now. ``import
+#: chinplan.posterior`` (or ``from chinplan.fit import DEFAULT_FIT_SETTINGS``) imports the new
+#: module and registers it under the old name too: one module object, two names.
+MOVED_MODULES = {
+    "calibration": "inference.calibration",
+    "compare_models": "inference.compare_models",
+    "data": "inference.runs",
+    "data_constrained": "decide.data_constrained",
+    "design": "decide.design",
+    "extrapolation": "inference.extrapolation",
+    "fit": "inference.fit",
+    "huber": "inference.huber",
+    "kernels": "engine.kernels",
+    "model": "inference.model",
+    "posterior": "inference.posterior",
+    "quantiles": "engine.quantile_network",
+    "regret": "decide.regret",
+    "sbc": "inference.sbc",
+    "sweep": "decide.sweep",
+}
+
+
+class _MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Imports ``chinplan.<old>`` as the module of :data:`MOVED_MODULES` (PEP 451 finder)."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        prefix, _, old = fullname.partition(".")
+        if prefix == __name__ and old in MOVED_MODULES:
+            return importlib.machinery.ModuleSpec(fullname, self)
+        return None
+
+    def create_module(self, spec):
+        return importlib.import_module(f"{__name__}.{MOVED_MODULES[spec.name.partition('.')[2]]}")
+
+    def exec_module(self, module):
+        pass  # already executed under its new name
+
+
+if not any(isinstance(f, _MovedModuleFinder) for f in sys.meta_path):
+    sys.meta_path.append(_MovedModuleFinder())
 
 
 def __getattr__(name: str):
@@ -192,6 +245,7 @@ __all__ = (
     "cost_cvar",
     "cost_optimal",
     "costs",
+    "deployment",
     "cvar",
     "data_constrained_optimal",
     "datasets",

@@ -19,6 +19,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 __all__ = [
     "is_traced",
@@ -431,3 +432,21 @@ def reachable(name: str, target: Any, e: Any, *, every: bool = True) -> None:
             f"(min E = {e_min:.6g}); got {target[bad].reshape(-1)[0]!r}, unreachable for every draw"
         )
 
+
+def as_float(x: ArrayLike) -> jax.Array:
+    """Returns ``x`` as a floating JAX array, converting integers on the host first.
+
+    ``jnp.asarray(np.int64(15e12))`` silently becomes int32 (and wraps) when x64 is off;
+    casting to float64 in NumPy first and then to JAX's default float keeps the value.
+    Tracers and floating arrays pass through unchanged. Complex input is refused (the dtype
+    is static, so this holds under ``jit`` too): the law has no meaning off the real line.
+    """
+    if jnp.iscomplexobj(x):
+        raise TypeError(f"expected real numbers, got a complex value of dtype {jnp.result_type(x)}")
+    if isinstance(x, jax.Array):
+        return x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.result_type(float))
+    if isinstance(x, (int, np.integer)) or (isinstance(x, np.ndarray) and not np.issubdtype(x.dtype, np.floating)):
+        x = np.asarray(x, dtype=np.float64)
+    if isinstance(x, (float, np.floating)) or (isinstance(x, np.ndarray) and x.dtype == np.float64):
+        return jnp.asarray(x, dtype=jnp.result_type(float))
+    return jnp.asarray(x)

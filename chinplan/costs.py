@@ -33,12 +33,22 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from chinplan import _checks, arch
-from chinplan._hardware import (  # noqa: F401  (re-exported: chinplan.costs.HARDWARE, ...)
+from chinplan.hardware import (  # noqa: F401  (re-exported: chinplan.costs.HARDWARE, ...)
     A100, A100_40GB, B200, GB200, H100_PCIE, H100_SXM, H200, HARDWARE, HARDWARE_ALIASES, HARDWARE_SOURCES,
     MI300X, MI325X, TPU_V5E, TPU_V5P, TPU_V6E, Hardware, UnknownHardwareError, hardware_name,
 )
-from chinplan.law import LawParams, _log_training_flops, as_float, safe_log
-from chinplan.uncertain import is_distribution, sample_tree, validate_distribution
+from chinplan.optima import _check_target, _optimum_for_tokens, _params_for_loss, _target_gap, golden_min
+from chinplan.law import Allocation, LawParams, _log_training_flops, as_float, logs, safe_log
+from chinplan.deployment import (  # noqa: F401  (re-exported: chinplan.costs.Deployment, ...)
+    DEFAULT_BYTES_PER_WEIGHT,
+    DEFAULT_MEMORY_BANDWIDTH,
+    ROOFLINE_FIELDS,
+    Deployment,
+    checked_deployment,
+    sample_deployment,
+    validate_deployment,
+    with_cost_draws,
+)
 
 __all__ = [
     "PFLOPS_DAY",
@@ -71,6 +81,7 @@ __all__ = [
     "log_dollars",
     "weighted_inference_tokens",
     "log_weighted_inference_tokens",
+    "cost_optimal",
 ]
 
 LOG2 = math.log(2.0)
@@ -78,166 +89,6 @@ LOG3600 = math.log(3600.0)
 
 #: One petaflop/s-day: 1e15 FLOP/s for 86,400 s = 8.64e19 FLOPs.
 PFLOPS_DAY = 8.64e19
-
-# --------------------------------------------------------------------------------------
-# Deployment and cost
-# --------------------------------------------------------------------------------------
-
-
-class Deployment(NamedTuple):
-    """How a model is trained and served; every field may be a number, an array or a
-    distribution (sample it with :func:`sample_deployment` before use in a kernel).
-
-    Attributes:
-      queries: queries served over the model's life.
-      input_tokens: prompt (prefill) tokens per query.
-      output_tokens: generated (decode) tokens per query.
-      peak_flops: peak FLOP/s of one training accelerator (e.g. ``H100_SXM.bf16``).
-      mfu_train: model-FLOPs utilisation in training (Llama 3 reports 38-43% in bf16;
-        Dubey et al. 2024, Table 4). Default 0.4.
-      mfu_prefill: MFU of prefill (compute bound). Default 0.5, an assumption.
-      mfu_decode: MFU of decoding (memory-bandwidth bound, hence low). Default 0.1, an
-        assumption.
-      price: dollars per GPU-hour for training. Default 2.0, an assumption.
-      inference_peak_flops: peak FLOP/s of one serving accelerator; ``None`` = ``peak_flops``.
-      inference_price: dollars per GPU-hour for serving; ``None`` = ``price``.
-      batch: sequences decoded together per step. ``None`` (the default) is the fixed-MFU
-        decode (``mfu_decode``); a number selects the roofline decode (:attr:`decode`,
-        :func:`roofline_decode_seconds`), which uses the four fields below.
-      context: mean KV-cache length per sequence while decoding, tokens; ``None`` =
-        ``input_tokens + output_tokens / 2`` (the cache grows from the prompt by one per
-        generated token).
-      memory_bandwidth: HBM bytes/s of one serving accelerator (e.g. ``H100_SXM.memory_bandwidth``);
-        ``None`` = the H100 SXM's 3.35e12, like ``peak_flops``.
-      bytes_per_weight: bytes of a served weight and of a KV-cache element; ``None`` = 2 (bf16).
-      kv_bytes_per_token: KV-cache bytes per token of context; ``None`` = from N by
-        :func:`chinplan.arch.log_kv_bytes_per_token_for_params` (a Llama 3-style shape).
-    """
-
-    queries: Any = 0.0
-    input_tokens: Any = 0.0
-    output_tokens: Any = 0.0
-    peak_flops: Any = H100_SXM.bf16
-    mfu_train: Any = 0.4
-    mfu_prefill: Any = 0.5
-    mfu_decode: Any = 0.1
-    price: Any = 2.0
-    inference_peak_flops: Any = None
-    inference_price: Any = None
-    batch: Any = None
-    context: Any = None
-    memory_bandwidth: Any = None
-    bytes_per_weight: Any = None
-    kv_bytes_per_token: Any = None
-
-    @property
-    def decode(self) -> str:
-        """``"roofline"`` when :attr:`batch` is set, else ``"mfu"`` (decode at ``mfu_decode``)."""
-        return "mfu" if self.batch is None else "roofline"
-
-
-#: The fields only the roofline decode reads (they need ``batch``).
-ROOFLINE_FIELDS = ("context", "memory_bandwidth", "bytes_per_weight", "kv_bytes_per_token")
-#: Defaults of the roofline fields left ``None``: H100 SXM bandwidth, bf16 weights.
-DEFAULT_MEMORY_BANDWIDTH = H100_SXM.memory_bandwidth
-DEFAULT_BYTES_PER_WEIGHT = 2.0
-
-
-#: Valid range of each field: (lo, hi, low_open); hi is included when finite.
-_RANGES = {
-    "queries": (0.0, math.inf, False),
-    "input_tokens": (0.0, math.inf, False),
-    "output_tokens": (0.0, math.inf, False),
-    "peak_flops": (0.0, math.inf, True),
-    "mfu_train": (0.0, 1.0, True),
-    "mfu_prefill": (0.0, 1.0, True),
-    "mfu_decode": (0.0, 1.0, True),
-    "price": (0.0, math.inf, True),  # > 0: a free training GPU-hour makes the dollar optimum 0/0
-    "inference_peak_flops": (0.0, math.inf, True),
-    "inference_price": (0.0, math.inf, False),
-    "batch": (1.0, math.inf, False),
-    "context": (0.0, math.inf, False),
-    "memory_bandwidth": (0.0, math.inf, True),
-    "bytes_per_weight": (0.0, math.inf, True),
-    "kv_bytes_per_token": (0.0, math.inf, False),
-}
-
-
-#: Fields that may be None (the serving chip and price are then training's; without
-#: ``batch`` the decode runs at the fixed MFU and the roofline fields are unused).
-_OPTIONAL = ("inference_peak_flops", "inference_price", "batch", *ROOFLINE_FIELDS)
-
-
-def validate_deployment(deployment: Deployment) -> Deployment:
-    """Checks the concrete fields of ``deployment``; raises ``ValueError`` naming the field.
-
-    Counts and the serving price must be finite and >= 0, the training price and peaks finite
-    and > 0, MFUs in (0, 1]; booleans, complex numbers and strings are rejected. Distribution
-    fields are checked for finite, valid parameters and a support inside the field's range
-    (Uniform/LogUniform bounds inside it; a LogNormal, unbounded above, is refused for an MFU).
-    The products of counts the TCO forms (:func:`_check_products`) must be representable in
-    the dtype chinplan computes in. Traced values are skipped (validate before ``jit``).
-    """
-    if not isinstance(deployment, Deployment):
-        raise ValueError(f"deployment must be a chinplan.costs.Deployment, got {type(deployment).__name__}")
-    _check_roofline_fields(deployment)
-    for name, value in deployment._asdict().items():
-        if (value is None and name in _OPTIONAL) or _checks.is_traced(value):
-            continue
-        if is_distribution(value):
-            validate_distribution(f"deployment.{name}", value, _RANGES[name])
-            continue
-        lo, hi, low_open = _RANGES[name]
-        _checks.in_range(f"deployment.{name}", value, lo, hi, low_open=low_open)
-    _check_products(deployment)
-    return deployment
-
-
-def _check_products(deployment: Deployment) -> None:
-    """The products of counts in the TCO, formed in float64 logs on the host, must fit the
-    compute dtype: the lifetime tokens Q (T_in + T_out) and the weighted inference tokens
-    D_w of :func:`weighted_inference_tokens` (beyond it the plans overflow to inf/NaN).
-    Skipped while any field is traced or an unsampled distribution."""
-    fields = deployment._asdict()
-    if any(_checks.is_traced(v) or is_distribution(v) for v in fields.values()):
-        return
-    f = {k: _checks.real_array(k, v) for k, v in fields.items() if v is not None}
-    with np.errstate(divide="ignore"):
-        log_q, log_t = np.log(f["queries"]), np.log(f["input_tokens"] + f["output_tokens"])
-        log_w = np.log(f["input_tokens"] / f["mfu_prefill"] + f["output_tokens"] / f["mfu_decode"])
-        peak_inf, price_inf = f.get("inference_peak_flops", f["peak_flops"]), f.get("inference_price", f["price"])
-        log_ratio = np.log(price_inf) - np.log(f["price"]) + np.log(f["peak_flops"]) - np.log(peak_inf)
-    _checks.log_representable("deployment.queries x (input_tokens + output_tokens), the lifetime tokens,", log_q + log_t)
-    _checks.log_representable(
-        "the weighted inference tokens (inference_price/price) (peak_flops/inference_peak_flops) mfu_train "
-        "queries (input_tokens/mfu_prefill + output_tokens/mfu_decode)",
-        log_ratio + np.log(f["mfu_train"]) + log_q + log_w,
-    )
-
-
-def sample_deployment(deployment: Deployment, num_draws: int, *, key: jax.Array | None) -> Deployment:
-    """Validates ``deployment`` and samples its distribution fields (see :func:`sample_tree`).
-
-    ``None`` fields (inference hardware/price equal to training's) stay ``None``. The draws'
-    products of counts are checked too (:func:`_check_products`): a heavy-tailed query volume
-    can leave the representable range in some draws.
-    """
-    sampled = sample_tree(validate_deployment(deployment), num_draws, key=key)
-    _check_products(sampled)
-    return sampled
-
-
-def with_cost_draws(
-    params: LawParams, deployment: Deployment, *, key: jax.Array | None = None
-) -> tuple[LawParams, Deployment]:
-    """``(params, deployment)`` with the deployment sampled once per posterior draw of ``params``.
-
-    The result is the per-draw pytree that ``chinplan.bands`` and friends map over: each
-    kernel receives ``theta = (LawParams, Deployment)`` of scalars. ``key`` is required when
-    a field of ``deployment`` is a distribution; constant fields are broadcast to the draw axis.
-    """
-    return params, sample_deployment(deployment, _checks.law_draws(params), key=key)
-
 
 class Cost(NamedTuple):
     """Total cost of ownership, split into training and inference (all arrays)."""
@@ -337,39 +188,6 @@ def gpus_for_days(train_gpu_hours: ArrayLike, days: ArrayLike) -> np.ndarray:
 def _log_hours_per_flop(peak: jax.Array, mfu: jax.Array) -> jax.Array:
     """log of the GPU-hours one FLOP takes at ``mfu`` of ``peak`` FLOP/s: -log(3600 peak MFU)."""
     return -LOG3600 - jnp.log(peak) - jnp.log(mfu)
-
-
-def _check_sampled(deployment: Any) -> None:
-    """ValueError unless ``deployment`` is a Deployment with no unsampled distribution fields.
-
-    A structural check (types only), so it is free and safe under ``jit``/``vmap``. Without it
-    a ``LogNormal(median, sigma)`` field would be read as the array ``[median, sigma]``.
-    """
-    if not isinstance(deployment, Deployment):
-        raise ValueError(f"deployment must be a chinplan.costs.Deployment, got {type(deployment).__name__}")
-    for name, value in deployment._asdict().items():
-        if is_distribution(value):
-            raise ValueError(
-                f"deployment.{name} is a {type(value).__name__} distribution; sample it first "
-                "(chinplan.sample_deployment or chinplan.with_cost_draws)"
-            )
-
-
-def _check_roofline_fields(deployment: Deployment) -> None:
-    """ValueError when a roofline-only field is set without ``batch`` (it would be ignored)."""
-    if deployment.batch is None:
-        for name in ROOFLINE_FIELDS:
-            if getattr(deployment, name) is not None:
-                raise ValueError(
-                    f"deployment.{name} is read only by the roofline decode; set deployment.batch "
-                    f"(sequences per decode step, >= 1) too, or leave {name} None"
-                )
-
-
-def checked_deployment(deployment: Any) -> Any:
-    """The boundary check of a sampled deployment: structure always, values when concrete."""
-    _check_sampled(deployment)
-    return validate_deployment(deployment)
 
 
 class _Rates(NamedTuple):
@@ -590,3 +408,71 @@ def weighted_inference_tokens(deployment: Deployment) -> jax.Array:
     """
     checked_deployment(deployment)
     return jnp.exp(log_weighted_inference_tokens(deployment))
+
+
+# --------------------------------------------------------------------------------------
+# The least-dollar plan for a target loss
+# --------------------------------------------------------------------------------------
+
+
+def cost_optimal(params: LawParams, target_loss: ArrayLike, deployment: Deployment) -> Allocation:
+    """The (N, D) reaching ``target_loss`` at the least total dollars of :func:`chinplan.costs.tco`.
+
+    Sardana et al. 2024's cost-weighted optimum: :func:`inference_optimal` with the lifetime
+    inference tokens replaced by :func:`chinplan.costs.weighted_inference_tokens` (prices, peaks and MFUs of
+    each phase).
+
+    With the roofline decode (``deployment.batch`` set) the serving cost is not linear in N,
+    so there are no weighted tokens: the least-dollar plan on the iso-loss curve is found by
+    a golden-section search over log D (:func:`_roofline_optimum`).
+    """
+    _check_target(params, target_loss)
+    checked_deployment(deployment)
+    if deployment.batch is not None:
+        return _roofline_optimum(params, target_loss, deployment)
+    return _optimum_for_tokens(params, target_loss, log_weighted_inference_tokens(deployment))
+
+
+_LN10 = math.log(10.0)
+
+
+#: Golden-section steps of :func:`_roofline_optimum`: its bracket (log D*(l) to 3 decades
+#: beyond the fixed-weight plan, some 7 to 30 units of log D) shrinks by 0.618^60 = 3e-13.
+ROOFLINE_STEPS = 60
+
+
+@jax.jit
+def _roofline_optimum(params: LawParams, target_loss: ArrayLike, deployment: Deployment) -> Allocation:
+    """The least-dollar plan reaching ``target_loss`` when serving cost is any increasing
+    function of N (the roofline decode of :mod:`chinplan.costs`).
+
+    On the iso-loss curve N(D) = [A / (l - E - B D^-beta)]^(1/alpha) the TCO is minimised over
+    log D by golden section. Serving cost rises with N, so the optimum has N <= N*(l) and
+    D >= D*(l), the Chinchilla plan: the bracket runs from log D*(l) to the larger of
+    log D*(l) + 3 decades and 3 decades beyond the fixed-weight optimum whose weighted tokens
+    are the serving dollars per parameter at N*(l).
+    """
+    _, la, lb, alpha, beta = logs(params)
+    target, E, _, reachable, log_gap = _target_gap(params, target_loss)
+    log_n0 = (la + jnp.log1p(alpha / beta) - log_gap) / alpha
+    log_d0 = (lb + jnp.log1p(beta / alpha) - log_gap) / beta
+    log_w = _log_average_weighted_tokens(log_n0, deployment)
+    log_d_w = jnp.log(_optimum_for_tokens(params, target, log_w).d)
+    lo = log_d0
+    hi = jnp.maximum(lo, jnp.where(jnp.isfinite(log_d_w), log_d_w, lo)) + 3.0 * _LN10
+
+    def log_n_of(log_d):
+        return jnp.log(_params_for_loss(params, jnp.exp(log_d), target))
+
+    def objective(log_d):
+        log_n = log_n_of(log_d)
+        ok = jnp.isfinite(log_n)
+        return jnp.where(ok, _log_dollars(jnp.where(ok, log_n, 0.0), log_d, deployment), jnp.inf)
+
+    log_d = golden_min(objective, lo, hi, ROOFLINE_STEPS)
+    log_n = log_n_of(log_d)
+    ok = reachable & jnp.isfinite(log_n)
+    inf = jnp.asarray(jnp.inf, log_n.dtype)
+    n = jnp.where(ok, jnp.exp(log_n), inf)
+    d = jnp.where(ok, jnp.exp(log_d), inf)
+    return Allocation(n, d, jnp.where(ok, jnp.broadcast_to(target, n.shape), E))

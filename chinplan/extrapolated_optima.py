@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 
 from chinplan import optima
-from chinplan.extrapolation import ExtrapolatedLaw, decades_beyond, extrapolated_log_loss
+from chinplan.extrapolated import ExtrapolatedLaw, decades_beyond, extrapolated_log_loss
 from chinplan.law import Allocation, logs
 
 __all__ = ["params_for_loss", "optimal_for_loss", "GRID_POINTS", "BISECTIONS", "GOLDEN_STEPS"]

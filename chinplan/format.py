@@ -25,6 +25,10 @@ __all__ = [
     "FORMATS",
     "ROW_LABELS",
     "deployment_line",
+    "COLUMN_ALIASES",
+    "MIN_RUNS",
+    "RUNS_SCHEMA",
+    "SCENARIOS_SCHEMA",
 ]
 
 _SUFFIX_SCALE = {"K": 1e3, "M": 1e6, "B": 1e9, "T": 1e12, "Q": 1e15}
@@ -193,7 +197,7 @@ ROW_LABELS = {
 def deployment_line(described: dict) -> str:
     """One line describing a deployment, e.g. 'H100 bf16 (989 TFLOP/s peak); MFU 40% train, ...'.
 
-    ``described`` is :func:`chinplan.sweep.build_deployment`'s description: preset names and
+    ``described`` is :func:`chinplan.decide.sweep.build_deployment`'s description: preset names and
     each field as a number or ``{"uniform": [lo, hi]}`` (etc.) for a distribution.
     """
 
@@ -232,3 +236,75 @@ def deployment_line(described: dict) -> str:
         f"{human_count(x['queries'])} queries x {human_count(tokens)} tokens "
         f"({human_count(x['input_tokens'])} in + {human_count(x['output_tokens'])} out)"
     )
+
+
+# --------------------------------------------------------------------------------------
+# Input files: what a runs CSV and a scenario TOML hold (``fit --help``, ``sweep --help``)
+# --------------------------------------------------------------------------------------
+
+
+#: The Bayesian model has 7 parameters (E, A, B, alpha, beta, the noise scale and the
+#: Student-t degrees of freedom); a table with fewer runs cannot identify them.
+MIN_RUNS = 7
+
+#: Accepted spellings of each column (case and surrounding spaces ignored).
+COLUMN_ALIASES = {
+    "params": ("params", "n", "parameters", "model size", "model_size", "num_params"),
+    "tokens": ("tokens", "d", "data", "training tokens", "training_tokens", "num_tokens"),
+    "flops": ("flops", "c", "compute", "training flop", "training flops", "training_flops"),
+    "loss": ("loss", "final loss", "final_loss", "l"),
+    "unique_tokens": ("unique_tokens", "unique tokens", "unique", "u_d"),
+}
+
+
+#: What a runs CSV holds (``chinplan fit --help`` prints it).
+RUNS_SCHEMA = (
+    "One row per training run, with a header row. Columns (case and surrounding spaces ignored):\n"
+    + "".join(f"  {name:<7} {', '.join(repr(a) for a in aliases)}\n" for name, aliases in COLUMN_ALIASES.items())
+    + "params and loss are required, and tokens or flops (the other follows from C = 6 N D;\n"
+    "given both, they must agree within a factor of 2).\n"
+    "unique_tokens (optional; needed by fit --law data-constrained): the distinct tokens the\n"
+    "run's data were drawn from, at most tokens (epochs = tokens / unique_tokens).\n"
+    "Sizes may be written 70M, 1.4B, 2e10 (suffixes K, M, B, T, Q); every value finite and > 0;\n"
+    f"at least {MIN_RUNS} runs. Losses in nats, on one tokenizer and evaluation set. Example:\n\n"
+    "  params,tokens,loss\n  70M,1.4B,3.51\n  400M,8B,2.94\n"
+)
+
+
+#: What a scenario file holds (``chinplan sweep --help`` prints it; :func:`chinplan.decide.sweep.load_scenarios` reads it).
+SCENARIOS_SCHEMA = """\
+# A scenario file; this one runs as it stands: chinplan sweep scenarios.toml -o out.csv
+
+[sweep]                                  # optional
+quantiles = [0.05, 0.5, 0.95]
+outputs = ["n", "d", "loss", "dollars"]  # default n, d, tokens_per_param, loss, gpu_hours, dollars
+                                         # (no loss with target_loss: it is the target); also
+                                         # train_/inference_flops, flops, train_/inference_gpu_hours,
+                                         # train_dollars, inference_dollars
+# optimum = "cost"                       # only with grid.target_loss: "cost", "flops" or "chinchilla"
+# p_target = 2.0                         # with grid.compute or grid.n/d: a p_target column,
+                                         # the share of draws whose plan has loss <= 2.0
+
+[grid]                                   # scenario axes; every combination is one scenario
+compute = {logspace = [20, 26, 61]}      # or target_loss = ..., or n = ... and d = ...
+queries = {values = [0, 1e9, 1e11]}      # and any of queries, input_tokens, output_tokens,
+                                         # mfu_train, mfu_prefill, mfu_decode, price, inference_price
+# an axis is a number, a list, {values = [...]}, {logspace = [lo_exp, hi_exp, num]}
+# or {linspace = [lo, hi, num]}; sizes may be strings such as "70B"
+
+[deployment]                             # fixed values or distributions sampled per draw
+hardware = "h100"                        # a100, h100 (= h100-sxm), h200, any case; and precision,
+                                         # inference_hardware, inference_precision; or, for other
+                                         # chips, peak_flops = 989e12 and inference_peak_flops
+# decode = "roofline"                    # decode by the roofline, not at mfu_decode: batch = 64,
+                                         # context = 4096, memory_bandwidth (default: the
+                                         # serving chip's), bytes_per_weight, kv_bytes_per_token
+                                         # (batch, context, memory_bandwidth may be grid axes)
+input_tokens = 400
+output_tokens = 100
+price = {lognormal = [2.0, 0.25]}        # median, sigma; or {uniform = [lo, hi]}, {loguniform = [lo, hi]}
+
+# Output: .parquet and .csv hold one row per scenario (the axis values, then <output>_q5,
+# <output>_q50, ... and, for target_loss, unreachable_fraction); .nc holds an xarray Dataset
+# over (quantile, *axes). Draws that cannot reach a target loss count as inf.
+"""

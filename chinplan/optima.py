@@ -20,7 +20,6 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from chinplan import _checks
-from chinplan.costs import Deployment, _log_average_weighted_tokens, _log_dollars, checked_deployment, log_weighted_inference_tokens
 from chinplan.law import FLOPS_PER_PARAM_TOKEN, LOG6, Allocation, LawParams, _log_loss, as_float, log_g, logs, loss, safe_log
 
 __all__ = [
@@ -30,7 +29,6 @@ __all__ = [
     "params_for_loss",
     "tokens_per_parameter",
     "inference_optimal",
-    "cost_optimal",
     "data_constrained_optimal",
     "smallest_budget",
     "sensible_budget",
@@ -247,29 +245,7 @@ def inference_optimal(params: LawParams, target_loss: ArrayLike, inference_token
     return _optimum_for_tokens(params, target_loss, safe_log(as_float(inference_tokens)))
 
 
-def cost_optimal(params: LawParams, target_loss: ArrayLike, deployment: Deployment) -> Allocation:
-    """The (N, D) reaching ``target_loss`` at the least total dollars of :func:`chinplan.costs.tco`.
-
-    Sardana et al. 2024's cost-weighted optimum: :func:`inference_optimal` with the lifetime
-    inference tokens replaced by :func:`chinplan.costs.weighted_inference_tokens` (prices, peaks and MFUs of
-    each phase).
-
-    With the roofline decode (``deployment.batch`` set) the serving cost is not linear in N,
-    so there are no weighted tokens: the least-dollar plan on the iso-loss curve is found by
-    a golden-section search over log D (:func:`_roofline_optimum`).
-    """
-    _check_target(params, target_loss)
-    checked_deployment(deployment)
-    if deployment.batch is not None:
-        return _roofline_optimum(params, target_loss, deployment)
-    return _optimum_for_tokens(params, target_loss, log_weighted_inference_tokens(deployment))
-
-
-#: Golden-section steps of :func:`_roofline_optimum`: its bracket (log D*(l) to 3 decades
-#: beyond the fixed-weight plan, some 7 to 30 units of log D) shrinks by 0.618^60 = 3e-13.
-ROOFLINE_STEPS = 60
 _INVPHI = (math.sqrt(5.0) - 1.0) / 2.0
-_LN10 = math.log(10.0)
 
 
 def golden_min(objective, a, b, steps: int):
@@ -290,43 +266,6 @@ def golden_min(objective, a, b, steps: int):
 
     a, b, c, d, fc, fd = jax.lax.fori_loop(0, steps, step, (a, b, c, d, fc, fd))
     return jnp.where((fc <= fd) & jnp.isfinite(fc), c, d)
-
-
-@jax.jit
-def _roofline_optimum(params: LawParams, target_loss: ArrayLike, deployment: Deployment) -> Allocation:
-    """The least-dollar plan reaching ``target_loss`` when serving cost is any increasing
-    function of N (the roofline decode of :mod:`chinplan.costs`).
-
-    On the iso-loss curve N(D) = [A / (l - E - B D^-beta)]^(1/alpha) the TCO is minimised over
-    log D by golden section. Serving cost rises with N, so the optimum has N <= N*(l) and
-    D >= D*(l), the Chinchilla plan: the bracket runs from log D*(l) to the larger of
-    log D*(l) + 3 decades and 3 decades beyond the fixed-weight optimum whose weighted tokens
-    are the serving dollars per parameter at N*(l).
-    """
-    _, la, lb, alpha, beta = logs(params)
-    target, E, _, reachable, log_gap = _target_gap(params, target_loss)
-    log_n0 = (la + jnp.log1p(alpha / beta) - log_gap) / alpha
-    log_d0 = (lb + jnp.log1p(beta / alpha) - log_gap) / beta
-    log_w = _log_average_weighted_tokens(log_n0, deployment)
-    log_d_w = jnp.log(_optimum_for_tokens(params, target, log_w).d)
-    lo = log_d0
-    hi = jnp.maximum(lo, jnp.where(jnp.isfinite(log_d_w), log_d_w, lo)) + 3.0 * _LN10
-
-    def log_n_of(log_d):
-        return jnp.log(_params_for_loss(params, jnp.exp(log_d), target))
-
-    def objective(log_d):
-        log_n = log_n_of(log_d)
-        ok = jnp.isfinite(log_n)
-        return jnp.where(ok, _log_dollars(jnp.where(ok, log_n, 0.0), log_d, deployment), jnp.inf)
-
-    log_d = golden_min(objective, lo, hi, ROOFLINE_STEPS)
-    log_n = log_n_of(log_d)
-    ok = reachable & jnp.isfinite(log_n)
-    inf = jnp.asarray(jnp.inf, log_n.dtype)
-    n = jnp.where(ok, jnp.exp(log_n), inf)
-    d = jnp.where(ok, jnp.exp(log_d), inf)
-    return Allocation(n, d, jnp.where(ok, jnp.broadcast_to(target, n.shape), E))
 
 
 # --------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from chinplan import _checks
-from chinplan.law import as_float
+from chinplan._checks import as_float
 
 __all__ = [
     "SAMPLE_DTYPE",

@@ -44,7 +44,7 @@ import argparse
 import numpy as np
 
 import chinplan as cp
-from chinplan import kernels
+from chinplan.engine import kernels
 from chinplan.format import band_cell as band
 from chinplan.format import human_count as count
 

@@ -19,9 +19,9 @@ The method
     inside L = E + A/N'^alpha + B/D'^beta: a repeated token is worth less than a fresh one,
     and parameters beyond the compute-optimal size for U are worth less too. All seven
     constants, R_D* and R_N* included, are drawn from the data-constrained posterior
-    (``chinplan.data_constrained.default_posterior()``: NUTS on the C4 runs of that paper
+    (``chinplan.decide.data_constrained.default_posterior()``: NUTS on the C4 runs of that paper
     up to 8 epochs, docs/DATA_CONSTRAINED.md), so the bands carry the uncertainty of the
-    decay constants too. ``chinplan.data_constrained.plan`` gives the best plan for a
+    decay constants too. ``chinplan.decide.data_constrained.plan`` gives the best plan for a
     budget and a corpus, ``epoch_table`` what each epoch costs and buys, ``epochs_until``
     how many epochs before a pass is worth less than a fraction of fresh data. The law was
     fitted to web text (C4), not finance, and its losses are C4's: treat the numbers as a
@@ -50,8 +50,8 @@ import jax
 import numpy as np
 
 import chinplan as cp
-from chinplan import data_constrained as dc
-from chinplan import kernels
+from chinplan.decide import data_constrained as dc
+from chinplan.engine import kernels
 from chinplan.format import band_cell as band
 from chinplan.format import human_count as count
 

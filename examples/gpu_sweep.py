@@ -49,7 +49,7 @@ import jax
 import numpy as np
 
 import chinplan as cp
-from chinplan import kernels
+from chinplan.engine import kernels
 from chinplan.format import human_count as count
 from chinplan.format import human_dollars as usd
 

@@ -7,7 +7,7 @@ The question
 
 The method
     1. Fit the runs below 1e20 FLOPs (``chinplan.fit``; with its extrapolation component).
-    2. ``chinplan.design.next_runs``: every candidate of isoFLOP slices up to 1e21 FLOPs,
+    2. ``chinplan.decide.design.next_runs``: every candidate of isoFLOP slices up to 1e21 FLOPs,
        64 simulated outcomes each, the posterior reweighted by each outcome's likelihood
        (no refit), the expected band after the run; three runs chosen greedily within 1e21.
     3. The band today beside the expected band after the three runs, and the top candidates.
@@ -34,7 +34,7 @@ import jax
 import numpy as np
 
 import chinplan
-from chinplan import design
+from chinplan.decide import design
 from chinplan.format import human_count, sci
 
 

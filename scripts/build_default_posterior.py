@@ -19,9 +19,9 @@ from importlib import resources
 import jax
 
 from chinplan import datasets
-from chinplan.fit import DEFAULT_FIT_SETTINGS, fit
-from chinplan.data_constrained import POSTERIOR_FILE as DATA_CONSTRAINED_FILE
-from chinplan.posterior import DEFAULT_POSTERIOR_FILE
+from chinplan.inference.fit import DEFAULT_FIT_SETTINGS, fit
+from chinplan.decide.data_constrained import POSTERIOR_FILE as DATA_CONSTRAINED_FILE
+from chinplan.inference.posterior import DEFAULT_POSTERIOR_FILE
 
 
 def build_default_posterior(progress: bool | None = None):

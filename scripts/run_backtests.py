@@ -4,7 +4,7 @@
 
 For the Chinchilla runs and for the data-constrained paper's runs with at most 2 epochs
 (where repetition costs under 0.2% of loss, so the Chinchilla law applies), it runs
-:func:`chinplan.calibration.report`: the ``compute`` and ``size`` splits, each scored with
+:func:`chinplan.inference.calibration.report`: the ``compute`` and ``size`` splits, each scored with
 the extrapolation-aware and the law-only intervals, and the allocation back-test.
 With ``--docs`` it rewrites the generated tables in docs/CALIBRATION.md and README.md (between
 ``<!-- backtests:start -->`` and ``<!-- backtests:end -->``), so no figure there is typed by hand.
@@ -20,7 +20,8 @@ import time
 
 import jax
 
-from chinplan import calibration, datasets
+from chinplan import datasets
+from chinplan.inference import calibration
 
 
 def datablations_few_epochs(max_epochs: float = 2.0):

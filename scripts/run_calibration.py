@@ -12,7 +12,7 @@
 2. Posterior predictive check of the shipped default posterior against all 245 runs.
 3. How wide the default prior is: the share of prior draws whose law gives sensible losses
    (all in [1.5, 8] nats) on the Chinchilla design, for the default and the SBC prior.
-4. Simulation-based calibration (chinplan.sbc.sbc, SBC_PRIORS) with as many repeats as
+4. Simulation-based calibration (chinplan.inference.sbc.sbc, SBC_PRIORS) with as many repeats as
    fit in --sbc-minutes (at most --sbc-repeats).
 """
 
@@ -27,11 +27,12 @@ import jax.numpy as jnp
 import numpy as np
 
 import chinplan
-from chinplan import calibration as validate, datasets
-from chinplan import sbc as sbc_mod
-from chinplan.fit import DEFAULT_FIT_SETTINGS
+from chinplan import datasets
+from chinplan.inference import calibration as validate
+from chinplan.inference import sbc as sbc_mod
+from chinplan.inference.fit import DEFAULT_FIT_SETTINGS
 from chinplan.law import LawParams, log_loss
-from chinplan.model import DEFAULT_PRIORS
+from chinplan.inference.model import DEFAULT_PRIORS
 
 
 def _compile_counter():

@@ -32,9 +32,9 @@ import pandas as pd
 from scipy.optimize import minimize
 
 from chinplan import datasets
-from chinplan.fit import DEFAULT_FIT_SETTINGS, fit
+from chinplan.inference.fit import DEFAULT_FIT_SETTINGS, fit
 from chinplan.law import MUENNIGHOFF_2023, MUENNIGHOFF_2023_DATA_CONSTRAINED, DataConstrainedParams, loss
-from chinplan.model import DataConstrainedPriors
+from chinplan.inference.model import DataConstrainedPriors
 from run_backtests import study_main
 
 EDGES = (0, 1, 2, 4, 8, 16, 32, 64, 128, math.inf)

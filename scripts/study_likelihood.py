@@ -4,8 +4,8 @@
 
 For each likelihood -- the default Student-t (nu free, Gamma(2, 0.1) prior), the Student-t
 with a floor nu >= 3 (``Priors(nu_min=3)``), and the Normal -- it fits all 245 embedded runs
-(PSIS-LOO of each, :func:`chinplan.compare_models.compare`) and runs the Chinchilla
-back-tests of :func:`chinplan.calibration.report` with that likelihood (extrapolation-aware
+(PSIS-LOO of each, :func:`chinplan.inference.compare_models.compare`) and runs the Chinchilla
+back-tests of :func:`chinplan.inference.calibration.report` with that likelihood (extrapolation-aware
 intervals). With ``--docs`` it rewrites the block between ``<!-- likelihood:start -->`` and
 ``<!-- likelihood:end -->`` of docs/CALIBRATION.md.
 """
@@ -17,8 +17,11 @@ import warnings
 
 import jax
 
-from chinplan import calibration, compare_models, datasets, fit
-from chinplan.model import Priors
+from chinplan import datasets
+from chinplan.inference import calibration
+from chinplan.inference import compare_models
+from chinplan.inference import fit
+from chinplan.inference.model import Priors
 from run_backtests import study_main
 
 VARIANTS = {

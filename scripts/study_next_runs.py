@@ -6,7 +6,7 @@ Truth: Besiroglu et al. 2024's constants with Normal noise of 0.01 in log loss. 
 simulates a starting ladder (isoFLOP slices at 1e17, 3e17 and 1e18 FLOPs, five sizes each),
 fits it, then spends the same pilot budget (3 runs, 1e20 FLOPs in all) three ways:
 
-* ``next_runs``: :func:`chinplan.design.next_runs` with ``k=3`` (law uncertainty: the fits
+* ``next_runs``: :func:`chinplan.decide.design.next_runs` with ``k=3`` (law uncertainty: the fits
   here skip the extrapolation refits to keep the study short);
 * ``isoflop``: one isoFLOP slice of three runs at a third of the budget each, at the fitted
   median N* and half a decade either side (the standard practice);
@@ -15,7 +15,7 @@ fits it, then spends the same pilot budget (3 runs, 1e20 FLOPs in all) three way
 
 The runs' outcomes are simulated from the truth, the ladder is refitted with them, and the
 90% band of N* at 1e24 FLOPs is measured: its width (decades) and whether it holds the true
-N*. For every repeat it also checks :func:`chinplan.design.reweight` against the refit:
+N*. For every repeat it also checks :func:`chinplan.decide.design.reweight` against the refit:
 the reweighted band of the ``next_runs`` batch beside the refitted one.
 """
 
@@ -28,7 +28,8 @@ import numpy as np
 import pandas as pd
 
 import chinplan
-from chinplan import design, kernels
+from chinplan.decide import design
+from chinplan.engine import kernels
 from run_backtests import study_main
 
 TRUTH = chinplan.BESIROGLU_2024

@@ -7,7 +7,7 @@ several splits is the fairer judge of calibration. For the embedded Chinchilla r
 fits the runs below the 50/60/70/80% quantiles of compute and the 80/85/90/95% quantiles of
 parameters (each fit with its leave-the-largest-out refits), scores the held-out runs with
 the extrapolation-aware and the law-only intervals, and reports each split and the mean over
-splits with the range its own replicates give (:func:`chinplan.calibration.replicate_coverage`).
+splits with the range its own replicates give (:func:`chinplan.inference.calibration.replicate_coverage`).
 The splits are nested, so they are not independent draws: the mean is a fairer judge than
 one split, not a sample of independent trials. With ``--docs`` it rewrites the block between
 ``<!-- splits:start -->`` and ``<!-- splits:end -->`` of docs/CALIBRATION.md.
@@ -20,7 +20,8 @@ import time
 import jax
 import numpy as np
 
-from chinplan import calibration, datasets
+from chinplan import datasets
+from chinplan.inference import calibration
 from run_backtests import study_main
 
 SPLITS = [("compute", f) for f in (0.5, 0.6, 0.7, 0.8)] + [("size", f) for f in (0.8, 0.85, 0.9, 0.95)]

@@ -40,8 +40,10 @@ import pandas as pd
 import pytest
 
 import chinplan
-from chinplan import regret
-from chinplan import _files, arch, costs, decide, huber, law, optima
+from chinplan.decide import regret
+from chinplan import _files, arch, costs, law, optima
+from chinplan.decide import risk as decide
+from chinplan.inference import huber
 from chinplan.costs import Deployment
 from chinplan.uncertain import LogNormal, LogUniform, Uniform
 from chinplan.law import HOFFMANN_2022 as H

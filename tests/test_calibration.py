@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 
 import chinplan
-from chinplan import BESIROGLU_2024, _sampler
-from chinplan import calibration as validate
-from chinplan import sbc as sbc_mod
-from chinplan.posterior import ConvergenceWarning
+from chinplan import BESIROGLU_2024
+from chinplan.inference import sampler as _sampler
+from chinplan.inference import calibration as validate
+from chinplan.inference import sbc as sbc_mod
+from chinplan.inference.posterior import ConvergenceWarning
 
 NOISE = 0.01  # log-loss noise of the synthetic runs: digitising alone adds ~0.005
 TINY_FIT = dict(num_chains=1, num_warmup=100, num_draws=150, progress=False)
@@ -175,8 +176,8 @@ def test_sbc_bad_arguments(kwargs, name):
 def test_sample_prior_matches_the_model_prior():
     """Moments of sample_prior against the Priors table (Monte Carlo tolerance: 5 SE)."""
     keys = jax.random.split(jax.random.PRNGKey(1), 4000)
-    draws = jax.vmap(lambda k: sbc_mod.sample_prior(chinplan.model.DEFAULT_PRIORS, key=k))(keys)
-    p = chinplan.model.DEFAULT_PRIORS
+    draws = jax.vmap(lambda k: sbc_mod.sample_prior(chinplan.inference.model.DEFAULT_PRIORS, key=k))(keys)
+    p = chinplan.inference.model.DEFAULT_PRIORS
     for site, mean, sd in [
         ("log_E", p.log_E_loc, p.log_E_scale),
         ("log_A", p.log_A_loc, p.log_A_scale),
@@ -231,7 +232,7 @@ def _posterior_from_draws(law: str, likelihood: str, runs, seed: int = 0):
     import arviz as az
     import xarray as xr
 
-    from chinplan.posterior import Posterior
+    from chinplan.inference.posterior import Posterior
 
     rng = np.random.default_rng(seed)
     shape = (2, 50)
@@ -246,7 +247,7 @@ def _posterior_from_draws(law: str, likelihood: str, runs, seed: int = 0):
     if likelihood == "student_t":
         sites["nu"] = np.full(shape, 5.0)
     idata = az.from_dict(posterior=sites, sample_stats={"diverging": np.zeros(shape, bool)})
-    arrays = chinplan.data.runs_arrays(chinplan.load_runs(runs))
+    arrays = chinplan.inference.runs.runs_arrays(chinplan.load_runs(runs))
     idata.add_groups(constant_data=xr.Dataset({"log_n": ("run", arrays.log_n), "log_d": ("run", arrays.log_d)}))
     idata.posterior.attrs.update(law=law, likelihood=likelihood)
     return Posterior(idata)

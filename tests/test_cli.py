@@ -16,7 +16,12 @@ import numpy as np
 import pytest
 
 import chinplan
-from chinplan import _commands, cli, costs, decide, format, sweep
+from chinplan import costs, format
+from chinplan.cli import inputs, plan
+import chinplan.cli as cli
+from chinplan.cli import parser
+from chinplan.decide import risk as decide
+from chinplan.decide import sweep
 from chinplan.cli import main
 from test_sweep import BAD_SCENARIOS, SWEEP_TOML
 
@@ -38,7 +43,7 @@ def run_json(capsys, argv):
 
 def thinned(draws=int(DRAWS), seed=0):
     """The draws the CLI uses for ``--draws N --seed S`` on the embedded posterior."""
-    return _commands._load_draws(argparse.Namespace(posterior=None, draws=draws, seed=seed))
+    return inputs.load_draws(argparse.Namespace(posterior=None, draws=draws, seed=seed))
 
 
 @pytest.fixture(scope="module")
@@ -197,7 +202,7 @@ def test_deployment_options():
             "--hardware", "h200", "--precision", "fp8", "--inference-hardware", "a100", "--inference-precision", "bf16",
             "--mfu-decode", "0.05:0.2",
             "--price", "1.5:3", "--inference-price", "1.2"]  # fmt: skip
-    deployment, described = _commands._deployment(cli._parser().parse_args(argv))
+    deployment, described = inputs.deployment_of(parser.build_parser().parse_args(argv))
     assert (deployment.input_tokens, deployment.output_tokens) == pytest.approx((900.0, 100.0))
     assert deployment.peak_flops == chinplan.H200.fp8 and deployment.inference_peak_flops == chinplan.A100.bf16
     assert deployment.mfu_decode == chinplan.Uniform(0.05, 0.2) and deployment.inference_price == 1.2
@@ -273,7 +278,7 @@ def test_sweep_writes_each_format(suffix, tmp_path, capsys, small_posterior):
     assert np.all(np.diff(med[0.0].to_numpy()) > 0)  # N* grows with the budget
     dollars = frame.pivot(index="compute", columns="queries", values="dollars_q50")
     assert np.all(dollars[1e9] > dollars[0.0])  # serving costs money
-    from chinplan.extrapolation import compute_optimal_draws
+    from chinplan.extrapolated import compute_optimal_draws
 
     posterior = chinplan.Posterior.load(small_posterior)
     log_n = compute_optimal_draws(posterior.extrapolated_params(), jax.numpy.log(jax.numpy.asarray([1e24])))[0]
@@ -501,8 +506,8 @@ def test_sweep_help_prints_the_schema(capsys):
 
 def test_parser_choices_match_the_library():
     """The parser knows preset names without importing the library; they must agree with it."""
-    assert sorted(cli.HARDWARE_NAMES) == sorted(costs.HARDWARE)
-    assert tuple(cli.PRECISIONS) == tuple(sweep.PRECISIONS)
+    assert sorted(parser.HARDWARE_NAMES) == sorted(costs.HARDWARE)
+    assert tuple(parser.PRECISIONS) == tuple(sweep.PRECISIONS)
 
 
 def test_every_command_has_an_implementation():
@@ -510,11 +515,11 @@ def test_every_command_has_an_implementation():
     each as cmd_<name>(args) -> exit code."""
     import importlib
 
-    subparsers = next(a for a in cli._parser()._actions if isinstance(a, argparse._SubParsersAction))
+    subparsers = next(a for a in parser.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     assert set(subparsers.choices) == set(cli._COMMANDS) == set(cli.COMMAND_MODULES)
     for name, module in cli.COMMAND_MODULES.items():
-        assert callable(getattr(importlib.import_module(f"chinplan.{module}"), f"cmd_{name.replace('-', '_')}"))
-    assert cli.COMMAND_MODULES["plan"] == "_commands" and _commands.cmd_plan
+        assert callable(getattr(importlib.import_module(f"chinplan.cli.{module}"), f"cmd_{name.replace('-', '_')}"))
+    assert cli.COMMAND_MODULES["plan"] == "plan" and plan.cmd_plan
 
 
 def test_compare_loss_bands_carry_the_extrapolation_component(capsys):

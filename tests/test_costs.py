@@ -443,7 +443,7 @@ def test_cost_optimal_minimises_dollars():
     """Along the iso-loss curve, no D gives fewer dollars than cost_optimal (float64 scan)."""
     with jax.enable_x64(True):
         for t in (1.9, 2.1, 2.4):
-            got = optima.cost_optimal(P, t, DEP)
+            got = costs.cost_optimal(P, t, DEP)
             ours = np_tco(float(got.n), float(got.d), DEP)["dollars"]
             chin = optima.optimal_for_loss(P, t)
             E, A, B, al, be = P

@@ -6,7 +6,7 @@ import pytest
 
 import chinplan
 from chinplan import datasets
-from chinplan.data import MIN_RUNS, load_runs, runs_arrays
+from chinplan.inference.runs import MIN_RUNS, load_runs, runs_arrays
 
 
 def test_chinchilla_dataset_shape_and_columns():

@@ -11,12 +11,13 @@ import pandas as pd
 import pytest
 
 import chinplan
-from chinplan import data_constrained as dc
-from chinplan import datasets, kernels
-from chinplan.data import config_arrays, load_runs
+from chinplan.decide import data_constrained as dc
+from chinplan import datasets
+from chinplan.engine import kernels
+from chinplan.inference.runs import config_arrays, load_runs
 from chinplan.law import MUENNIGHOFF_2023, MUENNIGHOFF_2023_DATA_CONSTRAINED, DataConstrainedParams, loss
 from chinplan.cli import main
-from chinplan.posterior import ConvergenceWarning, shipped_posterior_path
+from chinplan.inference.posterior import ConvergenceWarning, shipped_posterior_path
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CHINCHILLA_FILE = shipped_posterior_path()
@@ -250,7 +251,7 @@ def test_fit_leaves_out_runs_beyond_max_epochs_with_a_warning():
 
 
 def test_shipped_posterior_is_the_c4_fit_within_the_epoch_range():
-    from chinplan.fit import DEFAULT_MAX_EPOCHS
+    from chinplan.inference.fit import DEFAULT_MAX_EPOCHS
 
     post = dc.default_posterior()
     assert post.law == "data_constrained" and post.converged

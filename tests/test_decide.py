@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import scipy.optimize
 
-from chinplan import regret
-from chinplan import costs, decide, law, optima
+from chinplan.decide import regret
+from chinplan import costs, law, optima
+from chinplan.decide import risk as decide
 from chinplan.costs import Deployment
 from chinplan.uncertain import LogNormal, Uniform
 from chinplan.law import LawParams

@@ -9,8 +9,8 @@ import pytest
 
 import chinplan
 from chinplan import datasets
-from chinplan.data import runs_arrays
-from chinplan.fit import DEFAULT_FIT_SETTINGS, _data_hash
+from chinplan.inference.runs import runs_arrays
+from chinplan.inference.fit import DEFAULT_FIT_SETTINGS, _data_hash
 
 SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "scripts" / "build_default_posterior.py"
 
@@ -63,7 +63,7 @@ def test_rebuilding_reproduces_the_shipped_posterior_within_mc_error():
 
 @pytest.mark.skipif(not SCRIPT.exists(), reason="the build script is not part of an installed package")
 def test_rebuilding_reproduces_the_shipped_data_constrained_posterior_within_mc_error():
-    from chinplan import data_constrained
+    from chinplan.decide import data_constrained
 
     rebuilt = _build_script().build_data_constrained_posterior(progress=False)
     shipped = data_constrained.default_posterior()

@@ -8,7 +8,8 @@ import pytest
 from scipy import stats
 
 import chinplan
-from chinplan import design, kernels
+from chinplan.decide import design
+from chinplan.engine import kernels
 
 POST = None
 

@@ -15,7 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chinplan import engine, quantiles
+from chinplan import engine
+from chinplan.engine import quantile_network
 from chinplan.law import HOFFMANN_2022, LawParams, loss
 from chinplan.optima import compute_optimal, optimal_for_loss
 
@@ -104,7 +105,7 @@ def test_draw_quantiles_matches_numpy_with_ties(n):
     x = rng.integers(0, 7, size=(n, 13)).astype(np.float32) * np.float32(0.37)  # many ties
     x[:, 0] = rng.standard_normal(n)
     q = (0.0, 0.05, 1 / 3, 0.5, 0.95, 1.0)
-    got = np.asarray(quantiles.draw_quantiles(x, q))
+    got = np.asarray(quantile_network.draw_quantiles(x, q))
     want = np.quantile(x.astype(np.float64), q, axis=0)
     np.testing.assert_allclose(got, want, rtol=RTOL, atol=0)
     # Order statistics (q hitting an integer rank) are the input values themselves.
@@ -125,13 +126,13 @@ def test_draw_quantiles_property(n, seed, inf_share):
     x = rng.integers(-3, 4, size=(n, 3)).astype(np.float32)
     x[rng.random((n, 3)) < inf_share] = np.inf
     x[rng.random((n, 3)) < inf_share / 2] = -np.inf
-    got = np.asarray(quantiles.draw_quantiles(x, q))
+    got = np.asarray(quantile_network.draw_quantiles(x, q))
     np.testing.assert_allclose(got, quantile_oracle(x, q), rtol=RTOL, atol=1e-6)
 
 
 def test_sort_over_draws_is_a_sort():
     x = np.random.default_rng(1).standard_normal((999, 4, 3)).astype(np.float32)
-    sorted_x, nan_count = quantiles.sort_over_draws(x)
+    sorted_x, nan_count = quantile_network.sort_over_draws(x)
     np.testing.assert_array_equal(np.asarray(sorted_x), np.sort(x, axis=0))
     assert not np.asarray(nan_count).any()
 
@@ -139,12 +140,12 @@ def test_sort_over_draws_is_a_sort():
 def test_draw_quantiles_infinities():
     x = np.array([[1.0, 1.0, -np.inf, -np.inf], [2.0, np.inf, 0.0, -np.inf], [np.inf, np.inf, 5.0, np.inf]], np.float32)
     q = (0.0, 0.25, 0.5, 0.75, 1.0)
-    got = np.asarray(quantiles.draw_quantiles(x, q))
+    got = np.asarray(quantile_network.draw_quantiles(x, q))
     want = quantile_oracle(x, q)
     np.testing.assert_array_equal(got, want)
     assert got[1, 0] == 1.5 and got[3, 0] == np.inf  # finite below, +inf above the boundary
     signed_zeros = np.array([[-0.0], [0.0], [-0.0], [1.0]], np.float32)  # integer sort keys: -0 < +0
-    np.testing.assert_array_equal(np.asarray(quantiles.draw_quantiles(signed_zeros, q)), quantile_oracle(signed_zeros, q))
+    np.testing.assert_array_equal(np.asarray(quantile_network.draw_quantiles(signed_zeros, q)), quantile_oracle(signed_zeros, q))
     assert np.isnan(got[3, 3])  # between between -inf and +inf has no value
     # On finite data the oracle is NumPy's own definition.
     y = np.random.default_rng(2).standard_normal((11, 5))
@@ -157,10 +158,10 @@ def test_draw_quantiles_nan_policies():
     x[rng.random((50, 6)) < 0.2] = np.nan
     x[:, 0] = np.nan  # a column with nothing left
     x[:, 1] = rng.standard_normal(50)  # a clean column
-    propagated = np.asarray(quantiles.draw_quantiles(x, Q))
+    propagated = np.asarray(quantile_network.draw_quantiles(x, Q))
     assert np.isnan(propagated[:, 2:]).all() and np.isnan(propagated[:, 0]).all()
     np.testing.assert_allclose(propagated[:, 1], np.quantile(x[:, 1].astype(np.float64), Q), rtol=RTOL)
-    omitted = np.asarray(quantiles.draw_quantiles(x, Q, nan_policy="omit"))
+    omitted = np.asarray(quantile_network.draw_quantiles(x, Q, nan_policy="omit"))
     with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
         want = np.nanquantile(x.astype(np.float64), Q, axis=0)
     np.testing.assert_allclose(omitted, want, rtol=RTOL)

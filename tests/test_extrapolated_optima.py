@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 from scipy import optimize
 
-from chinplan import decide, engine, extrapolated_optima as xo, kernels, optima
+from chinplan import engine, extrapolated_optima as xo, optima
+from chinplan.decide import risk as decide
+from chinplan.engine import kernels
 from chinplan.costs import Deployment
-from chinplan.extrapolation import ExtrapolatedLaw
+from chinplan.extrapolated import ExtrapolatedLaw
 from chinplan.law import LawParams
 
 LN10 = math.log(10.0)
@@ -97,7 +99,7 @@ def test_optimum_for_loss_matches_float64_search(u, v, tokens, target):
 
 def test_chinchilla_optimum_agrees_with_the_compute_route():
     """T = 0: the least-compute plan for a target is the compute optimum at that compute."""
-    from chinplan.extrapolation import extrapolated_optimum_log
+    from chinplan.extrapolated import extrapolated_optimum_log
 
     with jax.enable_x64(True):
         draw = _draw(-0.02, 0.12)
@@ -155,7 +157,7 @@ def test_smallest_model_is_the_order_statistic_of_per_draw_requirements():
 
 
 def test_tco_bands_and_sweep_take_extrapolated_draws():
-    from chinplan import sweep
+    from chinplan.decide import sweep
 
     theta, law, _, _ = _draws()
     dep = Deployment(queries=1e9, input_tokens=500.0, output_tokens=500.0)
@@ -174,7 +176,7 @@ def test_tco_bands_and_sweep_take_extrapolated_draws():
 
 
 def test_xarray_outputs_carry_the_distance_beyond_the_fitted_runs():
-    from chinplan.extrapolation import decades_beyond
+    from chinplan.extrapolated import decades_beyond
 
     theta, law, _, _ = _draws()
     dep = Deployment(queries=1e9, input_tokens=500.0, output_tokens=500.0)

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from chinplan import extrapolation as ex
-from chinplan.posterior import Posterior
+from chinplan.inference import extrapolation as ex
+from chinplan.inference.posterior import Posterior
 
 LN10 = math.log(10.0)
 RNG = np.random.default_rng(20261203)
@@ -220,7 +220,8 @@ def test_allocation_drift_intervals_are_nominal_for_a_shared_drift_of_known_size
 
 
 def test_plan_kernel_and_fan_chart_take_extrapolated_draws():
-    from chinplan import engine, kernels, plots
+    from chinplan import engine, plots
+    from chinplan.engine import kernels
 
     post = _synthetic_posterior()
     theta = post.extrapolated_params()
@@ -239,7 +240,8 @@ def test_plan_kernel_and_fan_chart_take_extrapolated_draws():
 
 
 def test_loss_questions_take_extrapolated_draws_and_law_only_questions_refuse_them():
-    from chinplan import decide, kernels
+    from chinplan.decide import risk as decide
+    from chinplan.engine import kernels
 
     post = _synthetic_posterior()
     theta = post.extrapolated_params()

@@ -177,7 +177,8 @@ def run_cli(argv, *, stub="none", timeout=240):
 RUNNER = r"""
 import sys, time
 stub, sys.argv = sys.argv[1], ["chinplan", *sys.argv[2:]]
-from chinplan import cli
+import chinplan.cli as cli
+from chinplan.cli import parser
 
 def ready(*args, **kwargs):
     print("READY", file=sys.stderr, flush=True)
@@ -188,14 +189,15 @@ if stub == "fit-default-no-space-check":  # reach HDF5's own failure on a full d
     _files.check_space = lambda *args, **kwargs: None
     stub = "fit-default"
 if stub != "none":
-    from chinplan import _commands, sweep
+    from chinplan.cli import fit as fit_command
+    from chinplan.decide import sweep
     import arviz, xarray
     if stub == "compute":
-        _commands.fit = ready
+        fit_command.fit = ready
         sweep.run_sweep = ready
     if stub in ("write", "fit-default"):
         import chinplan
-        _commands.fit = lambda *a, **k: chinplan.default_posterior()
+        fit_command.fit = lambda *a, **k: chinplan.default_posterior()
     if stub == "write":
         for cls in (arviz.InferenceData, xarray.Dataset):
             def patched(self, *args, _real=cls.to_netcdf, **kwargs):

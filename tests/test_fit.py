@@ -11,7 +11,7 @@ import xarray as xr
 
 import chinplan
 from chinplan import BESIROGLU_2024, datasets
-from chinplan.posterior import ConvergenceWarning, Posterior
+from chinplan.inference.posterior import ConvergenceWarning, Posterior
 
 
 def simulate_runs(truth, *, key, num_runs=120, noise=0.006, outliers=3):
@@ -85,7 +85,7 @@ def test_save_load_round_trip_is_lossless(small_fit, tmp_path):
     attrs = loaded.attrs
     assert attrs["chinplan_version"] == chinplan.__version__
     assert attrs["num_runs"] == 120
-    assert json.loads(attrs["priors"]) == chinplan.model.DEFAULT_PRIORS._asdict()
+    assert json.loads(attrs["priors"]) == chinplan.inference.model.DEFAULT_PRIORS._asdict()
     assert json.loads(attrs["seed"]) == np.asarray(jax.random.key_data(jax.random.PRNGKey(4))).tolist()
     assert len(attrs["data_sha256"]) == 64
     for x, y in zip(small_fit.params, loaded.params):
@@ -119,7 +119,7 @@ def test_summary_and_diagnostics_tables(small_fit):
         assert col in table.columns
     derived = small_fit.derived()
     np.testing.assert_allclose(table.loc["a", "q50"], np.median(derived["beta"] / (derived["alpha"] + derived["beta"])))
-    assert list(small_fit.diagnostics().index) == list(chinplan.model.PARAM_NAMES)
+    assert list(small_fit.diagnostics().index) == list(chinplan.inference.model.PARAM_NAMES)
 
 
 @pytest.mark.parametrize("arg, value", [("num_draws", 0), ("num_chains", 0), ("num_warmup", -1), ("num_draws", 1.5)])

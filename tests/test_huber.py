@@ -16,7 +16,7 @@ import scipy.optimize
 import scipy.special
 
 import chinplan
-from chinplan import huber as H
+from chinplan.inference import huber as H
 from chinplan.law import BESIROGLU_2024, HOFFMANN_2022, LawParams, log_loss
 
 DELTA = 1e-3

@@ -26,7 +26,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from chinplan import costs, decide, engine, huber, law, optima, uncertain
+from chinplan import costs, engine, law, optima, uncertain
+from chinplan.decide import risk as decide
+from chinplan.inference import huber
 from chinplan.costs import Deployment
 from chinplan.uncertain import LogNormal, Uniform
 from chinplan.law import LawParams
@@ -204,7 +206,8 @@ FOUR_DEVICES = textwrap.dedent(
     import os, sys
     os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
     import jax, numpy as np
-    from chinplan import decide, engine, law
+    from chinplan import engine, law
+    from chinplan.decide import risk as decide
     from chinplan.costs import Deployment
     from chinplan.uncertain import LogNormal, Uniform
     from chinplan.law import LawParams

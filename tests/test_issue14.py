@@ -15,7 +15,12 @@ import pandas as pd
 import pytest
 
 import chinplan
-from chinplan import _render, cli, costs, data, format, sweep
+from chinplan import costs, format
+from chinplan.cli import render as _render
+import chinplan.cli as cli
+from chinplan.cli import parser
+from chinplan.inference import runs as data
+from chinplan.decide import sweep
 from chinplan.cli import main
 
 try:
@@ -92,7 +97,7 @@ def test_plot_tco_runs_with_its_documented_defaults(capsys, tmp_path):
     assert code == 0, err
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     code, page, _ = run(capsys, ["plot", "--help"])
-    assert code == 0 and f"default {cli.PLOT_TOKENS_PER_QUERY:g}" in " ".join(page.split())
+    assert code == 0 and f"default {parser.PLOT_TOKENS_PER_QUERY:g}" in " ".join(page.split())
 
 
 # --------------------------------------------------------------------------------------
@@ -101,11 +106,11 @@ def test_plot_tco_runs_with_its_documented_defaults(capsys, tmp_path):
 
 
 def test_fit_and_validate_take_samples_and_the_old_draws_is_a_deprecated_alias(capsys):
-    parser = cli._parser()
+    cli_parser = parser.build_parser()
     for command in (["fit", "runs.csv", "-o", "p.nc"], ["validate"]):
-        assert parser.parse_args([*command, "--samples", "30"]).samples == 30
-        assert parser.parse_args(command).samples == 1000
-        assert parser.parse_args([*command, "--draws", "40"]).samples == 40
+        assert cli_parser.parse_args([*command, "--samples", "30"]).samples == 30
+        assert cli_parser.parse_args(command).samples == 1000
+        assert cli_parser.parse_args([*command, "--draws", "40"]).samples == 40
         assert "--draws is deprecated" in capsys.readouterr().err
         code, page, _ = run(capsys, [command[0], "--help"])
         assert code == 0 and "--samples N" in page and "--draws" not in page
@@ -296,7 +301,7 @@ def test_parquet_carries_the_provenance(capsys, tmp_path):
 
 
 def test_help_still_needs_no_jax():
-    runner = "import sys\nfrom chinplan import cli\ncli._parser()\nprint('jax' in sys.modules)\n"
+    runner = "import sys\nfrom chinplan.cli import parser\nparser.build_parser()\nprint('jax' in sys.modules)\n"
     env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
     result = subprocess.run([sys.executable, "-c", runner], capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0 and result.stdout.strip() == "False", result.stderr
@@ -304,7 +309,7 @@ def test_help_still_needs_no_jax():
 
 def test_huber_fit_repr_is_short():
     starts = np.zeros((4500, 5))
-    fit = chinplan.huber.HuberFit(chinplan.HOFFMANN_2022, np.zeros(5), 1.0, 1e-6, 50, 7, starts, starts, np.zeros(4500))
+    fit = chinplan.inference.huber.HuberFit(chinplan.HOFFMANN_2022, np.zeros(5), 1.0, 1e-6, 50, 7, starts, starts, np.zeros(4500))
     text = repr(fit)
     assert len(text) < 400 and "shape (4500, 5)" in text and "E=1.69" in text
 
@@ -357,7 +362,7 @@ def test_plan_plot_marks_the_requested_budgets(tmp_path):
 def test_nuts_progress_shows_a_compiling_phase_then_sampling(monkeypatch, capsys):
     import jax
 
-    from chinplan import _sampler
+    from chinplan.inference import sampler as _sampler
 
     @functools.lru_cache(maxsize=None)  # as _sampler._runner: one jitted function per setting
     def fake_runner(model, model_kwargs, num_warmup, num_draws, num_chains, method, accept, every):
@@ -476,7 +481,7 @@ def test_hardware_presets(name, precision, peak, memory, bandwidth):
 
 def test_every_preset_has_a_source_and_the_parser_knows_it(capsys):
     assert set(costs.HARDWARE) == set(costs.HARDWARE_SOURCES) | set(costs.HARDWARE_ALIASES)
-    assert sorted(cli.HARDWARE_NAMES) == sorted(costs.HARDWARE)
+    assert sorted(parser.HARDWARE_NAMES) == sorted(costs.HARDWARE)
     out = run_json(capsys, ["hardware"])
     assert out["h100"]["alias_of"] == "h100-sxm" and out["mi300x"]["source"].startswith("AMD")
     code, text, _ = run(capsys, ["hardware", "--sources"])
@@ -516,7 +521,8 @@ def test_smallest_without_tokens_is_the_cheapest_feasible_grid_point(capsys):
     assert out["p_target"] >= 0.8 and out["grid"]["n"][2] > 10
     from test_cli import thinned
 
-    from chinplan import _smallest, decide
+    from chinplan.cli import costs as _smallest
+    from chinplan.decide import risk as decide
 
     choice, _ = decide.chance_constrained(thinned(200).params, _smallest.N_GRID, _smallest.D_GRID, 2.0, 0.8)
     assert (out["n"], out["d"]) == (choice["n"], choice["d"])

@@ -24,7 +24,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import chinplan
-from chinplan import arch, costs, data, decide, optima, regret, sweep
+from chinplan import arch, costs, optima
+from chinplan.inference import runs as data
+from chinplan.decide import risk as decide
+from chinplan.decide import regret
+from chinplan.decide import sweep
 from chinplan.cli import main
 from chinplan.costs import Deployment
 from chinplan.uncertain import LogNormal, LogUniform, Uniform
@@ -310,10 +314,10 @@ def test_fit_estimates_its_size_before_sampling(chains, draws, warmup):
     stored = 8.0 * chains * draws * 16
     iterations = chains * (warmup + draws)
     with mock.patch("chinplan.fit.sample_nuts", side_effect=RuntimeError("fit started sampling")):
-        if stored > chinplan._hdf5.MAX_BYTES:
+        if stored > chinplan.inference.posterior_file.MAX_BYTES:
             with pytest.raises(ValueError, match=r"bytes of draws, more than the limit of 1\.07e\+09"):
                 chinplan.fit(chinplan.datasets.chinchilla(), key=KEY, num_chains=chains, num_draws=draws, num_warmup=warmup)
-        elif iterations > chinplan._sampler.MAX_ITERATIONS:
+        elif iterations > chinplan.inference.sampler.MAX_ITERATIONS:
             with pytest.raises(ValueError, match=r"hours at 0\.7 ms an iteration.*NUTS iterations, more than the limit of 1e\+07"):
                 chinplan.fit(chinplan.datasets.chinchilla(), key=KEY, num_chains=chains, num_draws=draws, num_warmup=warmup)
         else:

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import chinplan
-from chinplan import costs, engine, kernels, optima
+from chinplan import costs, engine, optima
+from chinplan.engine import kernels
 from chinplan.costs import Deployment
 from chinplan.law import HOFFMANN_2022, LawParams
 
@@ -74,7 +75,7 @@ def test_optimum_dispatch_is_the_library():
     target = 2.0
     tokens = costs.lifetime_tokens(DEP.queries, DEP.input_tokens, DEP.output_tokens)
     expected = {
-        "cost": optima.cost_optimal(P, target, DEP),
+        "cost": costs.cost_optimal(P, target, DEP),
         "flops": optima.inference_optimal(P, target, tokens),
         "chinchilla": optima.optimal_for_loss(P, target),
     }

@@ -15,9 +15,11 @@ from numpyro import handlers
 from scipy import integrate, stats
 
 import chinplan
-from chinplan import BESIROGLU_2024, compare_models, model
-from chinplan.compare_models import ParetoKWarning, average_plans, compare, mix_draws
-from chinplan.posterior import ConvergenceWarning, Posterior
+from chinplan import BESIROGLU_2024
+from chinplan.inference import compare_models
+from chinplan.inference import model
+from chinplan.inference.compare_models import ParetoKWarning, average_plans, compare, mix_draws
+from chinplan.inference.posterior import ConvergenceWarning, Posterior
 
 FIT = dict(num_chains=1, num_draws=300, num_warmup=300, progress=False)
 
@@ -319,7 +321,7 @@ def test_load_of_bad_files_gives_a_value_error_naming_the_path(fits, tmp_path):
 
 def test_nu_floor_shifts_the_gamma_prior_and_leaves_the_default_unchanged():
     """``Priors(nu_min=m)``: nu = m + Gamma(2, 0.1) (density and draws); m = 0 is the default model."""
-    from chinplan.model import Priors, _noise
+    from chinplan.inference.model import Priors, _noise
 
     def nu_site(priors):
         return handlers.trace(handlers.seed(_noise, 0)).get_trace("student_t", priors)["nu"]["fn"]

@@ -15,8 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chinplan import _files
-from chinplan.cli import FIT_SUFFIXES, PLOT_SUFFIXES, SWEEP_SUFFIXES, main
-from chinplan.posterior import shipped_posterior_path
+from chinplan.cli import main
+from chinplan.cli.parser import FIT_SUFFIXES, PLOT_SUFFIXES, SWEEP_SUFFIXES
+from chinplan.inference.posterior import shipped_posterior_path
 
 SEGMENTS = (".", "sub/..", "dlink", "", "sub/../dlink")
 NAMES = ("input{s}", "link{s}", "hard{s}")

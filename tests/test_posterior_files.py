@@ -19,7 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import chinplan
-from chinplan import Posterior, _hdf5
+from chinplan import Posterior
+from chinplan.inference import posterior_file
 
 SCALES = ("alpha", "beta", "sigma", "nu")
 LOGS = ("log_E", "log_A", "log_B")
@@ -211,7 +212,7 @@ def test_huge_declared_sizes_are_refused_before_reading(good, tmp_path, shape):
     assert os.path.getsize(path) < 10 * 2**20  # small on disk
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()
-    refused(path, "'posterior/huge'", f"more than {_hdf5.MAX_BYTES} bytes")
+    refused(path, "'posterior/huge'", f"more than {posterior_file.MAX_BYTES} bytes")
     assert time.perf_counter() - start < 5.0
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss < 200 * 1024  # KiB: nothing of it allocated
 
@@ -219,7 +220,7 @@ def test_huge_declared_sizes_are_refused_before_reading(good, tmp_path, shape):
 def test_many_objects_and_deep_groups_are_refused(good, tmp_path):
     def deep(handle):
         group = handle
-        for k in range(_hdf5.MAX_DEPTH + 2):
+        for k in range(posterior_file.MAX_DEPTH + 2):
             group = group.create_group(f"g{k}")
 
     refused(crafted(good, tmp_path, "deep.nc", deep), "deeper than")

@@ -16,8 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import chinplan
-from chinplan import regret
-from chinplan import arch, costs, decide, sweep
+from chinplan.decide import regret
+from chinplan import arch, costs
+from chinplan.decide import risk as decide
+from chinplan.decide import sweep
 from chinplan.cli import main
 from chinplan.format import parse_design, printable
 

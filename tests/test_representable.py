@@ -15,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import chinplan
-from chinplan import _checks, costs, decide
+from chinplan import _checks, costs
+from chinplan.decide import risk as decide
 from chinplan.cli import main
 
 F32 = np.finfo(np.float32)

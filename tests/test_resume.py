@@ -103,14 +103,16 @@ def np_chinchilla(params, compute):
 
 @pytest.fixture(scope="module")
 def law_draws():
-    from chinplan import decide, default_posterior
+    from chinplan import default_posterior
+    from chinplan.decide import risk as decide
 
     return decide.subset_draws(default_posterior().params, 200, seed=0)
 
 
 @pytest.mark.parametrize("grid, target", [("n = [1e9, 8e9, 7e10]\nd = [1e11, 1.5e13]", 2.02), ("compute = {logspace = [22, 23, 6]}", 2.05)])
 def test_sweep_p_target_by_hand(tmp_path, law_draws, grid, target):
-    from chinplan import _resume, sweep
+    from chinplan.decide import resume as _resume
+    from chinplan.decide import sweep
 
     path = tmp_path / "p.toml"
     path.write_text(f"[sweep]\np_target = {target}\n[grid]\n{grid}\n")
@@ -133,7 +135,7 @@ def test_sweep_p_target_by_hand(tmp_path, law_draws, grid, target):
 
 
 def test_sweep_p_target_rejected_with_a_target_loss_grid(tmp_path):
-    from chinplan import sweep
+    from chinplan.decide import sweep
 
     path = tmp_path / "p.toml"
     path.write_text("[sweep]\np_target = 2.0\n[grid]\ntarget_loss = 2.0\n")

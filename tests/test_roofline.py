@@ -14,9 +14,11 @@ import jax
 import numpy as np
 import pytest
 
-from chinplan import arch, costs, extrapolated_optima, kernels, law, optima, sweep
+from chinplan import arch, costs, extrapolated_optima, law, optima
+from chinplan.engine import kernels
+from chinplan.decide import sweep
 from chinplan.costs import Deployment
-from chinplan.extrapolation import ExtrapolatedLaw, extrapolated_log_loss
+from chinplan.extrapolated import ExtrapolatedLaw, extrapolated_log_loss
 from test_cluster import run  # the CLI runner: (exit code, stdout, stderr)
 
 P = law.HOFFMANN_2022
@@ -132,7 +134,7 @@ def np_roofline_optimum(target, dep):
 @pytest.mark.parametrize("dep", CASES[:3])
 def test_cost_optimum_against_a_grid(dep):
     with jax.enable_x64(True):
-        best = optima.cost_optimal(P, 2.0, dep)
+        best = costs.cost_optimal(P, 2.0, dep)
         n, d = float(best.n), float(best.d)
     want_n, want_d, want_cost = np_roofline_optimum(2.0, dep)
     assert float(law.loss(P, n, d)) == pytest.approx(2.0, rel=1e-9)
@@ -142,7 +144,7 @@ def test_cost_optimum_against_a_grid(dep):
 
 def test_crossover_moves_with_batch():
     """Batching amortises the weight reads: the optimum is nearer Chinchilla at batch 64."""
-    plans = {b: optima.cost_optimal(P, 2.0, Deployment(**SERVE, batch=b, context=2048.0)) for b in (1.0, 64.0)}
+    plans = {b: costs.cost_optimal(P, 2.0, Deployment(**SERVE, batch=b, context=2048.0)) for b in (1.0, 64.0)}
     chinchilla = optima.optimal_for_loss(P, 2.0)
     assert float(plans[1.0].n) < float(plans[64.0].n) < float(chinchilla.n)
 
@@ -155,7 +157,7 @@ def _ext(u, v):
 
 def test_extrapolation_draw_without_drift_is_the_law_roofline_optimum():
     dep = Deployment(**SERVE, batch=8.0, context=2048.0)
-    want = optima.cost_optimal(_ext(0, 0).law, 2.0, dep)
+    want = costs.cost_optimal(_ext(0, 0).law, 2.0, dep)
     got = kernels.optimum((_ext(0.0, 0.0), dep), 2.0, "cost")
     np.testing.assert_array_equal([got.n, got.d], [want.n, want.d])
 
@@ -173,7 +175,7 @@ def test_extrapolation_draw_with_drift_minimises_roofline_dollars():
     costs_on_grid = [np_dollars(np.exp(a), np.exp(b), dep)[0] for a, b in zip(grid_n, grid) if np.isfinite(a)]
     assert np_dollars(float(got.n), float(got.d), dep)[0] <= min(costs_on_grid) * (1 + 1e-4)
     # and the drift moved it off the law's plan
-    assert abs(float(got.d) / float(optima.cost_optimal(theta.law, 2.0, dep).d) - 1) > 1e-3
+    assert abs(float(got.d) / float(costs.cost_optimal(theta.law, 2.0, dep).d) - 1) > 1e-3
 
 
 def test_roofline_checks_name_the_field():

@@ -15,7 +15,7 @@ import numpyro
 import numpyro.distributions as dist
 import pytest
 
-from chinplan import _sampler
+from chinplan.inference import sampler as _sampler
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -81,7 +81,7 @@ PARALLEL_SCRIPT = textwrap.dedent(
     import jax, numpy as np
     sys.path.insert(0, {tests!r})
     from test_sampler import MEAN, _run
-    from chinplan import _sampler
+    from chinplan.inference import sampler as _sampler
     assert jax.local_device_count() == 4
     assert _sampler.chain_method_for(4, None) == "parallel"
     with warnings.catch_warnings():

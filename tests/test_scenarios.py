@@ -8,8 +8,9 @@ a target unreachable for only some draws must be counted, never hidden as NaN in
 import numpy as np
 import pytest
 
-from chinplan import regret
-from chinplan import decide, engine, law, optima
+from chinplan.decide import regret
+from chinplan import engine, law, optima
+from chinplan.decide import risk as decide
 from chinplan.costs import H100_SXM, Deployment
 from chinplan.uncertain import LogNormal, Uniform
 from chinplan.law import LawParams

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import chinplan
-from chinplan import sweep
+from chinplan.decide import sweep
 from chinplan.cli import main
 
 #: Scenario files with one mistake each, and a piece of the message that must name it.

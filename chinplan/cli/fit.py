@@ -1,0 +1,95 @@
+"""``chinplan fit`` and ``chinplan validate``: make a posterior from runs, and back-test it.
+
+``fit`` runs :func:`chinplan.inference.fit.fit` (NUTS, the convergence gate, the extrapolation
+folds) and writes the posterior file; ``validate`` runs the back-tests of
+:func:`chinplan.inference.calibration.report` on the embedded runs or a CSV of one's own.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import jax
+
+from chinplan import datasets
+from chinplan.cli import inputs, render
+from chinplan.cli.parser import EXIT_OK, FIT_SUFFIXES, CliError
+from chinplan.inference.calibration import report as calibration_report
+from chinplan.inference.fit import fit
+from chinplan.inference.posterior import ConvergenceWarning
+from chinplan.inference.runs import load_runs
+
+
+def cmd_fit(args) -> int:
+    inputs.check_output(args.output, "-o/--output", FIT_SUFFIXES, args.runs)
+    runs = load_runs(args.runs)
+    law = args.law.replace("-", "_")
+    options = {"max_epochs": args.max_epochs} if law == "data_constrained" and args.max_epochs is not None else {}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("ignore", ConvergenceWarning)  # reported below, one line each
+        warnings.simplefilter("always", UserWarning)
+        posterior = fit(
+            runs,
+            key=jax.random.PRNGKey(args.seed),
+            num_draws=args.samples,
+            num_warmup=args.warmup,
+            num_chains=args.chains,
+            target_accept_prob=args.target_accept,
+            extrapolation=law == "chinchilla" and not args.no_extrapolation,
+            max_retries=args.max_retries,
+            progress=None if not args.json else False,
+            law=law,
+            **options,
+        )
+    for warning in caught:
+        if not issubclass(warning.category, ConvergenceWarning):
+            inputs.warn(str(warning.message))
+    posterior.save(args.output)
+    summary = posterior.summary()
+    problems = posterior.convergence_problems()
+    attempts = json.loads(posterior.attrs.get("fit_attempts", "[]"))
+    if args.json:
+        render.emit_json(
+            {
+                "output": args.output,
+                "num_draws": posterior.num_draws,
+                "num_divergences": posterior.num_divergences,
+                "summary": {name: row.to_dict() for name, row in summary.iterrows()},
+                "warnings": problems,
+                "converged": not problems,
+                "attempts": attempts,
+                "extrapolation": posterior.has_extrapolation,
+            }
+        )
+    else:
+        table = render.fit_table(summary, f"Posterior of the law, {len(runs)} runs, {posterior.num_draws} draws")
+        console = render.console()
+        console.print(table)
+        console.print(f"wrote {args.output} ({posterior.num_draws} draws, {posterior.num_divergences} divergences)")
+        if len(attempts) > 1:
+            console.print(f"convergence gate: {len(attempts)} attempts (longer warm-up, target acceptance, fresh starts)")
+    if problems and not args.allow_unconverged:
+        raise CliError(
+            f"NUTS did not converge after {len(attempts)} attempt(s): {'; '.join(problems[:3])} "
+            f"(the file records the diagnostics; more --samples/--warmup, or --allow-unconverged)"
+        )
+    for problem in problems:
+        inputs.warn(problem)
+    return EXIT_OK
+
+
+def cmd_validate(args) -> int:
+    runs = load_runs(args.runs) if args.runs else datasets.chinchilla()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        result = calibration_report(
+            runs, key=jax.random.PRNGKey(args.seed), splits=tuple(args.splits), levels=tuple(args.levels),
+            compute_threshold=args.threshold, num_draws=args.samples, num_warmup=args.warmup, num_chains=args.chains,
+            progress=None if not args.json else False,
+        )  # fmt: skip
+    if args.json:
+        render.emit_json(result)
+        return EXIT_OK
+    render.print_tables(render.validate_lines(result, args.levels))
+    return EXIT_OK

@@ -1,0 +1,171 @@
+"""What every command reads from its options: posterior draws, keys, deployments, checks.
+
+The commands (:mod:`chinplan.cli.plan`, :mod:`.costs`, :mod:`.fit`, :mod:`.plot`,
+:mod:`.next_runs`, :mod:`.sweep`) turn parsed options into library inputs here, once, so each
+check has one owner: the draws a command works on (``--posterior``, ``--draws``,
+``--uncertainty``), the PRNG key of each use of randomness (``--seed``), the deployment of the
+deployment options, quantile levels, output paths, and how far beyond the fitted runs an
+answer lies. Loads the library (JAX); imported only when a command runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+
+import jax
+import numpy as np
+
+from chinplan import _checks, _files
+from chinplan.cli.parser import CliError, Range, UsageError
+from chinplan.decide import risk as decide
+from chinplan import deployment
+from chinplan.format import human_flops
+from chinplan.inference.posterior import (
+    Posterior,
+    default_posterior,
+    shipped_posterior_path,
+)
+from chinplan.uncertain import Uniform
+
+#: Key streams of the commands' randomness: thinning the draws, sampling costs.
+THIN, COSTS = 0, 1
+
+
+@dataclasses.dataclass
+class CommandDraws:
+    """The law draws a command works on (possibly a random subset of the posterior)."""
+
+    params: object  # LawParams with a leading draw axis
+    num_draws: int
+    source: str
+    posterior: object  # the full chinplan.Posterior
+    theta: object  # the same draws as an ExtrapolatedLaw (zero discrepancy for --uncertainty law)
+    uncertainty: str
+
+
+def key_for(args, stream: int):
+    """The JAX PRNG key of one use of randomness: fold_in(PRNGKey(--seed), stream)."""
+    return jax.random.fold_in(jax.random.PRNGKey(args.seed), stream)
+
+
+def load_draws(args) -> CommandDraws:
+    path = getattr(args, "posterior", None)
+    posterior = default_posterior() if path is None else Posterior.load(path)
+    if not int(posterior.attrs.get("converged", 1)):
+        attempts = json.loads(posterior.attrs.get("fit_attempts", "[]"))
+        problems = attempts[-1]["problems"] if attempts else ["see chinplan fit"]
+        warn(f"the posterior did not converge ({'; '.join(problems[:2])}): its bands are not to be trusted")
+    uncertainty = getattr(args, "uncertainty", None)
+    if uncertainty is None:
+        uncertainty = "extrapolation" if posterior.has_extrapolation else "law"
+        if not posterior.has_extrapolation:
+            warn("the posterior has no extrapolation component (refit with chinplan fit): bands beyond the fitted runs are law-only")
+    elif uncertainty == "extrapolation" and not posterior.has_extrapolation:
+        raise CliError("--uncertainty extrapolation needs a posterior fitted with the extrapolation component (chinplan fit)")
+    theta, total = posterior.extrapolated_params(uncertainty), posterior.num_draws
+    wanted = getattr(args, "draws", None)
+    if wanted is not None and wanted < total:  # seeded by (--seed, stream)
+        theta, total = decide.subset_draws(theta, wanted, seed=[args.seed, THIN]), wanted
+    source = path or f"embedded Chinchilla ({posterior.attrs.get('num_runs', 245)} runs)"
+    return CommandDraws(theta.law, total, source, posterior, theta, uncertainty)
+
+
+def beyond_rows(draws: CommandDraws, ext) -> list[dict]:
+    """Rows of decades beyond the fitted runs (:meth:`Posterior.extrapolation`), for tables and JSON."""
+    largest = 10.0 ** draws.posterior.domain.log10_compute
+    return [
+        {"decades": float(ext.decades[i]), "compute_decades": float(ext.compute[i]), "params_decades": float(ext.params[i]),
+         "tokens_decades": float(ext.tokens[i]), "largest_fitted_compute": largest}
+        for i in range(len(ext.decades))
+    ]  # fmt: skip
+
+
+def beyond_note(compute: float, beyond: dict) -> str:
+    if beyond["decades"] <= 0.0:
+        return f"{human_flops(compute)} lies inside the fitted runs (largest {human_flops(beyond['largest_fitted_compute'])})"
+    return (f"{human_flops(compute)} is {beyond['decades']:.1f} decades beyond the largest fitted run "
+            f"({human_flops(beyond['largest_fitted_compute'])})")  # fmt: skip
+
+
+def check_quantiles(q) -> list[float]:
+    if not q or any(not 0.0 <= v <= 1.0 for v in q):
+        raise CliError(f"--quantiles must lie in [0, 1], got {list(q)}")
+    return [float(v) for v in q]
+
+
+def check_reachable(params, targets, name: str) -> None:
+    """A target at or below E for every draw is an input error, not a result."""
+    try:
+        _checks.reachable(name, targets, params.E, every=False)
+    except ValueError as err:
+        raise CliError(f"{err}: it is at or below the irreducible loss E of every posterior draw") from None
+
+
+def token_split(args) -> tuple[float, float]:
+    explicit = args.input_tokens is not None or args.output_tokens is not None
+    if args.tokens_per_query is not None and explicit:
+        raise UsageError("give either --tokens-per-query or --input-tokens/--output-tokens, not both")
+    if args.tokens_per_query is not None:
+        out = args.tokens_per_query * args.output_share
+        return args.tokens_per_query - out, out
+    return args.input_tokens or 0.0, args.output_tokens or 0.0
+
+
+def uncertain_value(value):
+    """A number, or a range LO:HI from the command line as costs' Uniform(LO, HI)."""
+    return Uniform(*value) if isinstance(value, Range) else value
+
+
+def deployment_of(args, *, queries: float | None = None):
+    """The Deployment of the deployment options, and its description for JSON."""
+    input_tokens, output_tokens = token_split(args)
+    queries = args.queries if queries is None else queries
+    if queries > 0 and input_tokens + output_tokens == 0:
+        raise UsageError("--queries > 0 needs --tokens-per-query or --input-tokens/--output-tokens")
+    roofline = {"batch": args.batch, "context": args.context, "memory_bandwidth": args.memory_bandwidth}
+    stray = [f"--{k.replace('_', '-')}" for k, v in roofline.items() if v is not None]
+    if stray and args.decode != "roofline":
+        raise UsageError(f"{', '.join(stray)} need --decode roofline")
+    return deployment.build_deployment(
+        decode=args.decode,
+        **{k: float(v) for k, v in roofline.items() if v is not None},
+        hardware=args.hardware,
+        precision=args.precision,
+        inference_hardware=args.inference_hardware,
+        inference_precision=args.inference_precision,
+        queries=queries,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        mfu_train=uncertain_value(args.mfu),
+        mfu_prefill=uncertain_value(args.mfu_prefill),
+        mfu_decode=uncertain_value(args.mfu_decode),
+        price=uncertain_value(args.price),
+        inference_price=uncertain_value(args.inference_price),
+        **{k: getattr(args, k) for k in ("peak_flops", "inference_peak_flops") if getattr(args, k) is not None},
+    )
+
+
+def check_output(path, arg: str, suffixes, *inputs) -> None:
+    if path is not None:  # before any work: the suffix, never an input (nor the shipped posterior), writable
+        _files.check_output(path, inputs=(*inputs, shipped_posterior_path()), suffixes=suffixes, arg=arg, writable=True)
+
+
+def overlays(args, draws) -> dict:
+    """Fan and iso-loss extras: the fitted runs; the published models only on the embedded fit
+    (a user's runs are in another tokenizer's nats)."""
+    data = draws.posterior.to_arviz().get("constant_data")
+    runs = None if data is None or "log_n" not in data else (np.exp(data["log_n"].values), np.exp(data["log_d"].values))
+    return {"runs": runs, **({"references": {}} if getattr(args, "posterior", None) else {})}
+
+
+def queries_grid(queries: float):
+    if queries > 0:
+        return np.logspace(math.log10(queries) - 3, math.log10(queries) + 3, 49)
+    return np.logspace(6, 12, 49)
+
+
+def warn(message: str) -> None:
+    print(f"chinplan: warning: {message}", file=sys.stderr)

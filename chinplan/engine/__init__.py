@@ -1,0 +1,27 @@
+"""Stage 3: every posterior draw x every scenario, chunked and sharded, reduced to bands.
+
+:mod:`.reductions` maps a per-point function over draws x scenarios and reduces over draws
+as it goes (:func:`bands`, :func:`expectation`, :func:`probability`, :func:`cvar`);
+:mod:`.quantile_network` is the exact sorting network behind the quantiles;
+:mod:`.kernels` holds every per-draw kernel the decisions and the command line evaluate.
+
+Imports only the core modules. ``chinplan.engine.bands`` and its siblings are the public
+names (also ``chinplan.bands``).
+"""
+
+from chinplan.engine.quantile_network import DEFAULT_QUANTILES, draw_quantiles, sort_over_draws
+from chinplan.engine.reductions import Bands, bands, bands_dataset, cvar, expectation, probability, quantiles, to_dataset
+
+__all__ = [
+    "Bands",
+    "DEFAULT_QUANTILES",
+    "bands",
+    "bands_dataset",
+    "cvar",
+    "draw_quantiles",
+    "expectation",
+    "probability",
+    "quantiles",
+    "sort_over_draws",
+    "to_dataset",
+]

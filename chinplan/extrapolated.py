@@ -1,0 +1,155 @@
+"""The extrapolated law: one posterior draw of the law with its discrepancy beyond the data.
+
+How far beyond the fitted runs a question lies (:func:`decades_beyond`: decades beyond their
+largest compute, parameters and tokens), and the mean log loss of a draw there
+(:func:`extrapolated_log_loss`)::
+
+    log L(N, D) = log L_theta(N 10^(-v dC), D 10^(v dC)) + u d^(1/2)
+
+with ``u`` the level drift and ``v`` the allocation (valley) drift of that draw, learned at
+fit time by :mod:`chinplan.inference.extrapolation` (which documents the whole predictive).
+This module is per-point maths only (no fitting): the engine's kernels, the decisions and the
+posterior all use it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from chinplan.law import LawParams, log_g, log_loss
+
+__all__ = [
+    "Domain",
+    "ExtrapolatedLaw",
+    "compute_optimal_draws",
+    "decades_beyond",
+    "plan_decades_beyond",
+    "extrapolated_log_loss",
+    "extrapolated_optimum_log",
+    "level_distance",
+    "log_loss_draws",
+    "LEVEL_POWER",
+]
+
+LN10 = math.log(10.0)
+LOG10_6 = math.log10(6.0)
+
+
+class Domain(NamedTuple):
+    """The fitted runs' largest log10 compute, parameters and tokens."""
+
+    log10_compute: float
+    log10_params: float
+    log10_tokens: float
+
+    @classmethod
+    def of(cls, log_n: np.ndarray, log_d: np.ndarray) -> "Domain":
+        l10n, l10d = np.asarray(log_n) / LN10, np.asarray(log_d) / LN10
+        return cls(float(np.max(l10n + l10d) + LOG10_6), float(np.max(l10n)), float(np.max(l10d)))
+
+
+def decades_beyond(domain, log_n, log_d):
+    """``(d, dC, dN, dD)``: decades beyond the fitted runs in compute, N and D; ``d`` is the largest.
+
+    Works on NumPy or JAX arrays of natural logs; each part is ``max(0, log10 x - log10 x_max)``.
+    """
+    xp = jnp if isinstance(log_n, jax.Array) or isinstance(log_d, jax.Array) else np
+    l10n, l10d = log_n / LN10, log_d / LN10
+    d_c = xp.maximum(0.0, l10n + l10d + LOG10_6 - domain[0])
+    d_n = xp.maximum(0.0, l10n - domain[1])
+    d_d = xp.maximum(0.0, l10d - domain[2])
+    return xp.maximum(d_c, xp.maximum(d_n, d_d)), d_c, d_n, d_d
+
+
+def plan_decades_beyond(domain, n, d) -> np.ndarray:
+    """``d`` of :func:`decades_beyond` for plans given as sizes (N, D) on the host, float64;
+    ``inf`` for an unreachable (non-finite) plan."""
+    n, d = np.broadcast_arrays(np.asarray(n, np.float64), np.asarray(d, np.float64))
+    ok = np.isfinite(n) & np.isfinite(d)
+    beyond = decades_beyond(np.asarray(domain, np.float64), np.log(np.where(ok, n, 1.0)), np.log(np.where(ok, d, 1.0)))[0]
+    return np.where(ok, beyond, np.inf)
+
+
+#: The level terms grow as ``d ** LEVEL_POWER``: 1/2 is a random walk in the decades beyond
+#: the data (a Wiener process), which matches the back-tests' errors growing about 3x from
+#: half a decade to two (docs/CALIBRATION.md); the valley drift stays linear in ``dC``.
+LEVEL_POWER = 0.5
+
+
+def _level(d):
+    """``d ** LEVEL_POWER`` with a zero (not NaN) gradient at ``d = 0``, inside the data."""
+    xp = jnp if isinstance(d, jax.Array) else np
+    return xp.where(d > 0, xp.where(d > 0, d, 1.0) ** LEVEL_POWER, 0.0)
+
+
+def level_distance(domain, log_n, log_d):
+    """``d ** LEVEL_POWER``, the scale of the level drift and scatter at a point (0 inside)."""
+    return _level(decades_beyond(domain, log_n, log_d)[0])
+
+
+class ExtrapolatedLaw(NamedTuple):
+    """One draw (or a leading draw axis) of the law with its discrepancy; a pytree.
+
+    Attributes:
+      law: the law's constants.
+      u: level drift (log loss per decade beyond the data).
+      v: allocation drift (decades of N per decade beyond, at fixed compute).
+      kappa: per-point scatter (log loss per decade beyond).
+      domain: the fitted data's largest log10 (compute, params, tokens), shape (..., 3).
+    """
+
+    law: LawParams
+    u: jax.Array
+    v: jax.Array
+    kappa: jax.Array
+    domain: jax.Array
+
+
+def extrapolated_log_loss(theta: ExtrapolatedLaw, log_n, log_d):
+    """Mean log loss of one draw with its discrepancy: ``log L(N 10^-v dC, D 10^v dC) + u d^(1/2)``.
+
+    The valley slides with the compute distance ``dC`` only, so on an isoFLOP line it is a
+    pure translation and the compute-optimal N moves by exactly ``v dC`` decades.
+    """
+    dom = theta.domain
+    d, d_c, _, _ = decades_beyond((dom[..., 0], dom[..., 1], dom[..., 2]), log_n, log_d)
+    shift = LN10 * theta.v * d_c
+    return log_loss(theta.law, log_n - shift, log_d + shift) + theta.u * _level(d)
+
+
+def extrapolated_optimum_log(theta: ExtrapolatedLaw, log_compute):
+    """``(log N, log D, log L)`` of one draw's compute optimum on ``6 N D = C``, with its discrepancy.
+
+    On an isoFLOP line the allocation drift is a pure translation by ``v dC`` decades of N
+    (``dC`` is constant there), so the optimum is the law's closed form (Hoffmann et al.
+    2022, Eq. 4: ``log N = log G + a log(C/6)``, ``a = beta/(alpha+beta)``) moved by
+    ``v dC``: it minimises the law moved by ``v dC`` plus the level drift ``u dC^(1/2)``, which is
+    constant on the line. The returned loss is :func:`extrapolated_log_loss` at that plan.
+    """
+    law, dom = theta.law, theta.domain
+    log_c6 = log_compute - math.log(6.0)
+    a = law.beta / (law.alpha + law.beta)
+    log_n = log_g(jnp.log(law.A), jnp.log(law.B), law.alpha, law.beta) + a * log_c6
+    d_c = jnp.maximum(0.0, log_compute / LN10 - dom[..., 0])
+    log_n = log_n + LN10 * theta.v * d_c
+    log_d = log_c6 - log_n
+    return log_n, log_d, extrapolated_log_loss(theta, log_n, log_d)
+
+
+@jax.jit
+def log_loss_draws(theta: ExtrapolatedLaw, log_n, log_d):
+    """(draws, *shape) mean log loss of every draw (leading axis of ``theta``) at every point."""
+    return jax.vmap(extrapolated_log_loss, in_axes=(0, None, None))(theta, log_n, log_d)
+
+
+@jax.jit
+def compute_optimal_draws(theta: ExtrapolatedLaw, log_compute):
+    """(draws, *shape) log N, log D and mean log loss of each draw's compute optimum."""
+    flat = log_compute.reshape(-1)
+    out = jax.vmap(jax.vmap(extrapolated_optimum_log, in_axes=(None, 0)), in_axes=(0, None))(theta, flat)
+    return tuple(x.reshape((-1,) + log_compute.shape) for x in out)

@@ -1,0 +1,197 @@
+"""The posterior file: NetCDF (arviz's layout) written atomically, read as untrusted.
+
+Its HDF5 structure is checked before anything is read.
+
+A crafted HDF5/NetCDF file can make a reader return the bytes of another local file (a
+dataset with external storage, an external link, a virtual dataset mapping other files),
+take gigabytes of memory from a few kilobytes on disk (a huge compressed or never-written
+dataset), or loop (links back to a parent group). :func:`check_structure` walks the file's
+links and datasets with h5py *metadata only* (no dataset is read) and refuses all of these,
+naming the file and the object, before xarray/arviz read a byte of data.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from chinplan import _checks
+from chinplan._files import netcdf_image, write_bytes
+
+__all__ = ["check_structure", "check_site", "MAX_BYTES", "MAX_OBJECTS", "MAX_DEPTH"]
+
+#: The most bytes a posterior file may declare, summed over its datasets (uncompressed). A
+#: fit of 16 chains x 100,000 draws of a dozen float64 sites is 150 MB.
+MAX_BYTES = 1 << 30
+#: The most links a posterior file may hold, and how deep its groups may nest.
+MAX_OBJECTS = 10_000
+MAX_DEPTH = 16
+#: Dataset element kinds a posterior holds: bools, integers, floats, fixed or variable strings.
+_KINDS = "biufSUO"
+
+
+def _fail(name: str, what: str) -> None:
+    raise ValueError(f"posterior file {name!r}: {what}; refusing an untrusted file that a chinplan posterior never is")
+
+
+def _check_dataset(name: str, where: str, dset: Any) -> int:
+    """Declared bytes of one dataset after refusing external storage, virtual data, odd types."""
+    import h5py
+
+    if dset.external:
+        _fail(name, f"variable {where!r} is backed by external storage (another file's bytes)")
+    if dset.is_virtual:
+        _fail(name, f"variable {where!r} is a virtual dataset (it maps other datasets or files)")
+    dtype = dset.dtype
+    if dtype.kind not in _KINDS or (dtype.kind == "O" and h5py.check_string_dtype(dtype) is None):
+        _fail(name, f"variable {where!r} has the data type {dtype} (a posterior holds numbers and strings)")
+    if dtype.kind == "O" or (dtype.kind in "SU" and dtype.itemsize == 0):
+        itemsize = 64  # variable-length strings: a bound per element, not their (unread) size
+    else:
+        itemsize = dtype.itemsize
+    shape = dset.shape or ()
+    count = 1
+    for extent in shape:
+        count *= int(extent)
+    return count * itemsize
+
+
+def check_structure(path: str | os.PathLike, name: str | None = None, *, max_bytes: int = MAX_BYTES) -> None:
+    """Refuses (ValueError naming the file and the object) a file that is not HDF5, or holds a
+    soft, external or user-defined link, a dataset with external storage, a virtual dataset,
+    a dataset of a type a posterior never has, more than :data:`MAX_OBJECTS` links, groups
+    deeper than :data:`MAX_DEPTH`, or datasets declaring more than ``max_bytes`` in all.
+
+    Reads metadata only: no dataset's values are read, so a huge declared size costs nothing.
+    """
+    import h5py
+
+    name = os.fspath(path) if name is None else name
+    try:
+        handle = h5py.File(path, "r")
+    except Exception as err:  # h5py raises OSError and others for a file that is not HDF5
+        detail = f"{type(err).__name__}: {err}".splitlines()[0][:200]
+        raise ValueError(
+            f"posterior file {name!r} is not a readable chinplan posterior (truncated, damaged or not NetCDF/HDF5: {detail})"
+        ) from None
+    with handle:
+        declared, objects = 0, 0
+        stack = [(handle, "", 0)]
+        while stack:
+            group, prefix, depth = stack.pop()
+            if depth > MAX_DEPTH:
+                _fail(name, f"groups nest deeper than {MAX_DEPTH} levels at {prefix!r}")
+            for key in group.keys():
+                objects += 1
+                if objects > MAX_OBJECTS:
+                    _fail(name, f"it holds more than {MAX_OBJECTS} objects")
+                where = f"{prefix}/{key}".lstrip("/")
+                link = group.get(key, getlink=True)
+                if not isinstance(link, h5py.HardLink):
+                    kind = type(link).__name__.replace("Link", "").lower() or "user-defined"
+                    _fail(name, f"{where!r} is a link of kind {kind!r} (it points elsewhere, possibly to another file)")
+                item = group.get(key)
+                if isinstance(item, h5py.Group):
+                    stack.append((item, where, depth + 1))
+                elif isinstance(item, h5py.Dataset):
+                    declared += _check_dataset(name, where, item)
+                    if declared > max_bytes:
+                        _fail(name, f"its datasets declare more than {max_bytes} bytes (at {where!r})")
+                else:  # a committed datatype
+                    _fail(name, f"{where!r} is a {type(item).__name__}, not a group or a variable")
+
+
+_F32 = np.finfo(np.float32)
+#: What each site's draws must lie in: chinplan computes in float32 (float64 with x64), so a
+#: scale must be a normal positive float32 and a log must exponentiate to one.
+_SITE_RANGES = {
+    **{name: (float(np.log(_F32.tiny)), float(np.log(_F32.max))) for name in ("log_E", "log_A", "log_B", "log_Nc", "log_Dc", "log_R_D", "log_R_N")},
+    **{name: (float(_F32.tiny), float(_F32.max)) for name in ("alpha", "beta", "sigma", "nu", "alpha_N", "alpha_D", "sigma_seed")},
+    "kappa": (0.0, float(_F32.max)),
+}
+
+
+def check_site(group, where: str, name: str, shape):
+    """One variable of an untrusted file: dims exactly (chain, draw), the posterior's sizes,
+    every draw in its site's range (:data:`_SITE_RANGES`; finite float32 otherwise)."""
+    var = group[name]
+    if tuple(var.dims) != ("chain", "draw"):
+        raise ValueError(
+            f"variable '{where}/{name}' has the dims {tuple(var.dims)}; a chinplan posterior's variables have "
+            "exactly ('chain', 'draw') (a hierarchical or other program's posterior is not a chinplan law)"
+        )
+    if shape is not None and tuple(var.shape) != shape:
+        raise ValueError(f"variable '{where}/{name}' has {var.shape} (chain, draw) draws, the posterior {shape}")
+    if var.size == 0:
+        raise ValueError(f"variable '{where}/{name}' has no draws")
+    lo, hi = _SITE_RANGES.get(name, (-float(_F32.max), float(_F32.max)))
+    _checks.in_range(f"variable '{where}/{name}'", np.asarray(var.values), lo, hi, unit="draws")
+    return tuple(var.shape)
+
+
+# --------------------------------------------------------------------------------------
+# Reading and writing
+# --------------------------------------------------------------------------------------
+
+
+def display_name(path) -> str:
+    """The path as error messages name it."""
+    return os.fspath(path) if isinstance(path, (str, os.PathLike)) else str(path)
+
+
+def write(idata, path: str | os.PathLike) -> None:
+    """Writes an InferenceData to NetCDF atomically: into memory first (arviz's layout: root
+    attrs, then each group, zlib for numbers), then to a temporary file in the destination's
+    directory renamed over ``path`` with :func:`os.replace` (:func:`chinplan._files.write_bytes`)."""
+
+    def to_buffer(buffer) -> None:
+        mode = "w"
+        if getattr(idata, "attrs", None):
+            xr.Dataset(attrs=idata.attrs).to_netcdf(buffer, mode=mode, engine="h5netcdf")
+            mode = "a"
+        for group in idata.groups():
+            data = idata[group]
+            encoding = {name: {"zlib": True} for name, var in data.variables.items() if var.dtype.kind in "biufc"}
+            data.to_netcdf(buffer, mode=mode, group=group, engine="h5netcdf", encoding=encoding)
+            mode = "a"
+
+    write_bytes(path, netcdf_image(to_buffer))
+
+
+def read(path):
+    """Reads a posterior file as an InferenceData, treating it as untrusted.
+
+    Before reading any data, :func:`check_structure` refuses external storage, links, virtual
+    datasets, odd types and declared sizes over :data:`MAX_BYTES`.
+
+    Raises:
+      ValueError: naming the path, for a missing, empty, truncated or non-NetCDF file, or one
+        without a ``posterior`` group (never a raw h5py/netCDF traceback).
+    """
+    import arviz as az
+
+    name = display_name(path)
+    if isinstance(path, (str, os.PathLike)):
+        if not os.path.exists(path):
+            raise ValueError(f"posterior file {name!r} does not exist")
+        if os.path.isdir(path):
+            raise ValueError(f"posterior file {name!r} is a directory, not a NetCDF file")
+        if os.path.getsize(path) == 0:
+            raise ValueError(f"posterior file {name!r} is empty (0 bytes), not a readable chinplan posterior")
+        check_structure(path, name)
+    try:  # eager: each group is read whole and its file closed at once, on every path (a lazy
+        # load leaves the file open and reopens it later, so a refused file stayed open)
+        with az.rc_context({"data.load": "eager"}):
+            idata = az.from_netcdf(path, engine="h5netcdf")
+    except Exception as err:  # h5py/netCDF raise many types for a damaged file
+        detail = f"{type(err).__name__}: {err}".splitlines()[0][:200]
+        raise ValueError(
+            f"posterior file {name!r} is not a readable chinplan posterior "
+            f"(truncated, damaged or not NetCDF/HDF5: {detail})"
+        ) from None
+    if "posterior" not in idata.groups():
+        raise ValueError(f"posterior file {name!r} has no 'posterior' group; not a chinplan posterior")
+    return idata

@@ -1,0 +1,225 @@
+"""Runs tables: load and validate (N, D, C, loss) from a CSV file or a DataFrame.
+
+A runs table has one row per training run and the columns ``params`` (N), ``tokens`` (D),
+``flops`` (C) and ``loss``. Either ``tokens`` or ``flops`` may be omitted; the other is
+derived with C = 6 N D (Kaplan et al. 2020, §2.1). Every value is checked on the host, in
+float64, before anything reaches JAX, so integer token counts never overflow int32.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from chinplan import _checks
+from chinplan.format import COLUMN_ALIASES, MIN_RUNS, RUNS_SCHEMA, parse_human  # noqa: F401  (re-exported)
+from chinplan.law import FLOPS_PER_PARAM_TOKEN
+
+__all__ = ["load_runs", "RunsArrays", "runs_arrays", "ConfigArrays", "config_arrays", "MIN_RUNS", "COLUMN_ALIASES", "RUNS_SCHEMA"]
+
+class ConfigArrays(NamedTuple):
+    """A data-constrained runs table grouped by configuration (N, D, U), float64 NumPy arrays.
+
+    ``log_loss`` is the mean log loss of a configuration's ``repeats`` runs (seed repeats)
+    and ``within_ss`` their sum of squared deviations from it (0 for a single run).
+    """
+
+    log_n: np.ndarray
+    log_d: np.ndarray
+    log_u: np.ndarray
+    log_loss: np.ndarray
+    repeats: np.ndarray
+    within_ss: np.ndarray
+
+
+class RunsArrays(NamedTuple):
+    """The logs of a runs table as float64 NumPy arrays, ready for a fit."""
+
+    log_n: np.ndarray
+    log_d: np.ndarray
+    log_loss: np.ndarray
+
+
+def _canonical_columns(frame: pd.DataFrame) -> dict[str, str]:
+    """Each canonical column's source column; ValueError when two columns claim one name
+    (``params`` and ``N``, or ``loss`` and ``Loss ``): which one the fit reads would be a guess."""
+    found: dict[str, list] = {}
+    for col in frame.columns:
+        key = str(col).strip().lower()
+        for name, aliases in COLUMN_ALIASES.items():
+            if key in aliases:
+                found.setdefault(name, []).append(col)
+    for name, cols in found.items():
+        if len(cols) > 1:
+            raise ValueError(
+                f"runs table is ambiguous: columns {[str(c) for c in cols]} all name {name!r} "
+                f"(accepted spellings: {list(COLUMN_ALIASES[name])}); keep one"
+            )
+    return {name: cols[0] for name, cols in found.items()}
+
+
+def _human_sizes(values: pd.Series) -> pd.Series:
+    """Cells written like 70M or 1.4T as numbers (a size column); other cells as they are."""
+
+    def convert(value):
+        if isinstance(value, str):
+            try:
+                return parse_human(value)
+            except ValueError:
+                return value  # reported, with its row, by _check_column
+        return value
+
+    return values.map(convert)
+
+
+def _check_column(values: pd.Series, name: str, row_labels) -> np.ndarray:
+    if name != "loss" and (pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)):
+        values = _human_sizes(values).astype(object)
+    if pd.api.types.is_bool_dtype(values) or pd.api.types.is_complex_dtype(values):
+        raise ValueError(
+            f"column {name!r} has dtype {values.dtype}; it must hold real numbers (finite and > 0)"
+        )
+    if values.dtype == object:  # cells of any type: a bool or complex cell is not a number
+        bad = next((i for i, v in zip(row_labels, values) if not _is_number(v)), None)
+        if bad is not None:
+            raise ValueError(f"column {name!r}, row {bad}: value {values[bad]!r} is not a number")
+    try:
+        array = pd.to_numeric(values, errors="raise").to_numpy(np.float64)
+    except OverflowError:  # Python ints beyond int64 (10**24 is fine; 10**400 is not finite)
+        array = np.array([_float_or_inf(v) for v in values], np.float64)
+    except (ValueError, TypeError) as err:
+        bad = next(i for i, v in zip(row_labels, values) if not _is_number(v))
+        raise ValueError(f"column {name!r}, row {bad}: value {values[bad]!r} is not a number") from err
+    for check, what in ((~np.isfinite(array), "is not finite"), (array <= 0, "must be positive")):
+        if check.any():
+            i = int(np.argmax(check))
+            raise ValueError(f"column {name!r}, row {row_labels[i]}: value {array[i]!r} {what}")
+    return array
+
+
+def _is_number(value) -> bool:
+    if isinstance(value, (bool, np.bool_, complex, np.complexfloating)):
+        return False
+    try:
+        float(value)
+        return True
+    except OverflowError:  # an integer too large for a float: a number (refused as not finite)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def _float_or_inf(value) -> float:
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
+def load_runs(path_or_frame: str | os.PathLike | pd.DataFrame, *, min_runs: int = MIN_RUNS) -> pd.DataFrame:
+    """Loads a runs table and validates it.
+
+    Args:
+      path_or_frame: a CSV path or a DataFrame with columns ``params`` and ``loss`` and at
+        least one of ``tokens`` and ``flops`` (aliases such as ``N``, ``D``, ``C``,
+        ``Model Size`` and ``Training FLOP`` are accepted).
+      min_runs: the fewest runs accepted (default: the Bayesian model's 7 parameters).
+
+    Returns:
+      A new DataFrame with float64 columns params, tokens, flops, loss.
+
+    Raises:
+      ValueError: a path that does not exist or is not a readable CSV, an argument that is
+        neither a path nor a DataFrame, a missing column, a boolean or complex column, a
+        value that is not a finite positive number (naming the column and the row), fewer
+        than ``min_runs`` runs, or ``min_runs`` not an integer >= 1.
+    """
+    min_runs = _checks.integer("min_runs", min_runs)
+    if isinstance(path_or_frame, pd.DataFrame):
+        frame = path_or_frame
+    elif isinstance(path_or_frame, (str, os.PathLike)) or hasattr(path_or_frame, "read"):
+        name = os.fspath(path_or_frame) if isinstance(path_or_frame, (str, os.PathLike)) else repr(path_or_frame)
+        try:
+            frame = pd.read_csv(path_or_frame)
+        except FileNotFoundError:
+            raise ValueError(f"runs file {name!r} does not exist") from None
+        except pd.errors.EmptyDataError:
+            raise ValueError(f"runs file {name!r} is empty") from None
+        except (pd.errors.ParserError, UnicodeDecodeError) as err:
+            raise ValueError(f"runs file {name!r} is not a readable CSV: {err}") from None
+        except OSError as err:  # a directory, no permission, ...
+            raise ValueError(f"runs file {name!r} cannot be read: {err}") from None
+    else:
+        raise ValueError(
+            f"path_or_frame must be a CSV path or a pandas DataFrame, got {type(path_or_frame).__name__}"
+        )
+    columns = _canonical_columns(frame)
+    for name in ("params", "loss"):
+        if name not in columns:
+            raise ValueError(f"runs table has no {name!r} column (columns: {list(frame.columns)})")
+    if "tokens" not in columns and "flops" not in columns:
+        raise ValueError(f"runs table needs a 'tokens' or a 'flops' column (columns: {list(frame.columns)})")
+    rows = list(frame.index)
+    data = {name: _check_column(frame[col], name, rows) for name, col in columns.items()}
+    if "tokens" in data and "flops" in data:  # both given: they must tell one story (C ~ 6 N D)
+        ratio = data["flops"] / (FLOPS_PER_PARAM_TOKEN * data["params"] * data["tokens"])
+        bad = np.flatnonzero((ratio < 0.5) | (ratio > 2.0))
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(
+                f"columns 'flops' and 'tokens', row {rows[i]}: flops {float(data['flops'][i])!r} is {float(ratio[i]):.3g} x "
+                f"6 * params * tokens (valid range [0.5, 2]: C = 6 N D up to attention and counting conventions); "
+                "a units mistake? give one of the two columns, or fix it"
+            )
+    if "tokens" not in data:
+        data["tokens"] = data["flops"] / (FLOPS_PER_PARAM_TOKEN * data["params"])
+    if "flops" not in data:
+        data["flops"] = FLOPS_PER_PARAM_TOKEN * data["params"] * data["tokens"]
+    if len(rows) < min_runs:
+        raise ValueError(f"runs table has {len(rows)} runs; the model needs at least {min_runs}")
+    names = ("params", "tokens", "flops", "loss")
+    if "unique_tokens" in data:
+        over = data["unique_tokens"] > data["tokens"] * (1.0 + 1e-9)
+        if over.any():
+            i = int(np.flatnonzero(over)[0])
+            raise ValueError(
+                f"column 'unique_tokens', row {rows[i]}: value {float(data['unique_tokens'][i])!r} exceeds the run's "
+                f"tokens {float(data['tokens'][i])!r}; valid range (0, tokens] (epochs = tokens / unique_tokens >= 1)"
+            )
+        names += ("unique_tokens",)
+    return pd.DataFrame({name: data[name] for name in names})
+
+
+def config_arrays(runs: pd.DataFrame) -> ConfigArrays:
+    """Groups a validated runs table with ``unique_tokens`` by configuration (N, D, U).
+
+    Runs with the same parameters, tokens and unique tokens (seed repeats) become one
+    configuration: their mean log loss, their count and their within-configuration sum of
+    squares, in first-appearance order.
+    """
+    if "unique_tokens" not in runs:
+        raise ValueError(f"runs table has no 'unique_tokens' column (columns: {list(runs.columns)}); the data-constrained law needs it")
+    logs = pd.DataFrame({
+        "log_n": np.log(runs["params"].to_numpy(np.float64)),
+        "log_d": np.log(runs["tokens"].to_numpy(np.float64)),
+        "log_u": np.log(runs["unique_tokens"].to_numpy(np.float64)),
+        "log_loss": np.log(runs["loss"].to_numpy(np.float64)),
+    })
+    grouped = logs.groupby(["log_n", "log_d", "log_u"], sort=False)["log_loss"]
+    mean, size = grouped.mean(), grouped.size()
+    ss = grouped.var(ddof=0) * size  # sum of squared deviations from the configuration's mean
+    keys = np.asarray(mean.index.to_list(), np.float64).reshape(-1, 3)
+    return ConfigArrays(keys[:, 0], keys[:, 1], keys[:, 2], mean.to_numpy(np.float64), size.to_numpy(np.float64), ss.to_numpy(np.float64))
+
+
+def runs_arrays(runs: pd.DataFrame) -> RunsArrays:
+    """log N, log D and log loss of a validated runs table (float64, on the host)."""
+    return RunsArrays(
+        np.log(runs["params"].to_numpy(np.float64)),
+        np.log(runs["tokens"].to_numpy(np.float64)),
+        np.log(runs["loss"].to_numpy(np.float64)),
+    )

@@ -1,0 +1,190 @@
+"""NUTS chains as one jitted JAX function, compiled once per model and setting.
+
+numpyro's ``MCMC.run`` compiles its sampling loop again on every call (numpyro 0.22:
+``fori_collect`` jits ``_fori_collect_loop`` with a fresh closure as a static argument), so
+four sequential chains paid four compilations (about 11 s each on a 2-core CPU) and every
+repeat of a simulation-based calibration paid another. This module drives numpyro's own
+NUTS kernel (``NUTS.init`` / ``NUTS.sample``: the same step-size and dense-mass-matrix
+adaptation, the same ``init_to_median`` start) from a function that is jitted once:
+
+    chain(key, data) = scan(sample, init(key, data), num_warmup + num_draws)
+
+and runs the chains with ``lax.map`` (sequential), ``vmap`` (vectorized) or ``pmap``
+(parallel, one chain per device). The compiled function is cached per (model, model
+options, settings), and the data are arguments, so new data of the same shape reuse it.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+__all__ = ["sample_nuts", "chain_method_for", "check_size", "CHAIN_METHODS", "MAX_ITERATIONS"]
+
+CHAIN_METHODS = ("sequential", "vectorized", "parallel")
+
+#: The progress bar the compiled functions report to (set only while a call runs).
+_progress = {"bar": None}
+
+
+def _advance(steps) -> None:
+    bar = _progress["bar"]
+    if bar is not None:
+        bar.update(int(steps))
+
+
+#: The most NUTS iterations (chains x (warm-up + draws)) one fit may ask for: about 2 hours at
+#: the ~0.7 ms an iteration takes on the 245 embedded runs on a 2-core CPU (benchmarks/RESULTS.md:
+#: 4 chains x 1,500 iterations in about 1 s of sampling per chain).
+MAX_ITERATIONS = 10**7
+_SECONDS_PER_ITERATION_PER_RUN = 0.7e-3 / 245
+
+
+def check_size(num_chains: int, num_warmup: int, num_draws: int, num_runs: int, num_values: int, max_bytes: int) -> None:
+    """Refuses a fit before it starts when its size, estimated from the arguments, exceeds the
+    limits: the draws kept (chains x draws x ``num_values`` float64 values per draw) beyond
+    ``max_bytes`` (what a posterior file may hold, :data:`chinplan.inference.posterior_file.MAX_BYTES`), or
+    more than :data:`MAX_ITERATIONS` NUTS iterations. The message gives the estimate."""
+    from chinplan import _checks
+
+    stored = 8.0 * num_chains * num_draws * num_values
+    _checks.affordable(
+        f"fit with {num_chains:,} chains x {num_draws:,} draws", stored, max_bytes, "bytes of draws",
+        "a posterior file holds at most that (chinplan.inference.posterior_file.MAX_BYTES); use fewer chains or draws",
+    )
+    iterations = float(num_chains) * (num_warmup + num_draws)
+    hours = iterations * num_runs * _SECONDS_PER_ITERATION_PER_RUN / 3600
+    _checks.affordable(
+        f"fit with {num_chains:,} chains x ({num_warmup:,} warm-up + {num_draws:,} draws) (about {hours:.3g} "
+        f"hours at 0.7 ms an iteration on 245 runs)", iterations, MAX_ITERATIONS, "NUTS iterations",
+        "use fewer chains, warm-up steps or draws",
+    )
+
+
+def chain_method_for(num_chains: int, chain_method: str | None) -> str:
+    """``chain_method`` or, when None, "parallel" if there is a device per chain, else "sequential"."""
+    if chain_method is not None:
+        return chain_method
+    return "parallel" if jax.local_device_count() >= num_chains > 1 else "sequential"
+
+
+@functools.lru_cache(maxsize=32)
+def _runner(model, model_kwargs: tuple, num_warmup: int, num_draws: int, num_chains: int, chain_method: str, target_accept_prob: float, progress_every: int):
+    """The jitted ``(chain_keys, model_args) -> (samples, diverging)`` for one setting."""
+    from numpyro.infer import NUTS, init_to_median
+
+    kwargs = dict(model_kwargs)
+    kernel = NUTS(model, dense_mass=True, target_accept_prob=target_accept_prob, init_strategy=init_to_median)
+
+    def tick(i):
+        if progress_every:
+            lax.cond(i % progress_every == progress_every - 1, lambda: jax.debug.callback(_advance, progress_every), lambda: None)
+
+    def chain(key, args):
+        state = kernel.init(key, num_warmup, model_args=args, model_kwargs=kwargs)
+
+        def warmup(s, i):
+            tick(i)
+            return kernel.sample(s, args, kwargs), None
+
+        def draw(s, i):
+            tick(i)
+            s = kernel.sample(s, args, kwargs)
+            return s, (s.z, s.diverging)
+
+        state, _ = lax.scan(warmup, state, jnp.arange(num_warmup))
+        state, (z, diverging) = lax.scan(draw, state, jnp.arange(num_warmup, num_warmup + num_draws))
+        samples = jax.vmap(kernel.postprocess_fn(args, kwargs))(z)
+        return samples, diverging
+
+    if chain_method == "sequential":
+        return jax.jit(lambda keys, args: lax.map(lambda k: chain(k, args), keys))
+    if chain_method == "vectorized":
+        return jax.jit(jax.vmap(chain, in_axes=(0, None)))
+    return jax.pmap(chain, in_axes=(0, None))
+
+
+#: Compiled samplers by (jitted function, argument shapes and dtypes): the progress path
+#: compiles ahead of time (to report it) and must not compile again on the next call.
+_COMPILED: dict = {}
+
+
+def _compiled(run, *args):
+    """``run`` compiled for ``args``, announcing the compilation on stderr (the first time for
+    this shape; later calls reuse it). Falls back to ``run`` where it cannot be lowered."""
+    if not hasattr(run, "lower"):
+        return run
+    leaves, tree = jax.tree_util.tree_flatten(args)
+    signature = (run, tree, tuple((np.shape(x), str(getattr(x, "dtype", None) or np.result_type(x)), bool(getattr(x, "weak_type", False))) for x in leaves))
+    if signature not in _COMPILED:
+        print("NUTS compiling: the sampler is compiled once per data shape (several seconds)...", file=sys.stderr, flush=True)
+        start = time.perf_counter()
+        _COMPILED[signature] = run.lower(*args).compile()
+        print(f"NUTS compiled in {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
+    return _COMPILED[signature]
+
+
+def sample_nuts(
+    model,
+    model_args: tuple,
+    model_kwargs: dict,
+    *,
+    key: jax.Array,
+    num_warmup: int,
+    num_draws: int,
+    num_chains: int,
+    chain_method: str | None = None,
+    target_accept_prob: float = 0.8,
+    progress: bool = False,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Runs ``num_chains`` NUTS chains of ``model`` (dense mass matrix, init_to_median).
+
+    Chain c starts from key ``split(key, num_chains)[c]``; with the same chain method on the
+    same machine its draws depend only on that key and the data. Across chain methods they
+    differ: sequential (``lax.map``), vectorized (``vmap``) and parallel (``pmap``) compile
+    the chain differently, floating-point rounding differs in the last bit, and NUTS (its
+    accept and U-turn decisions) turns that into different, equally valid draws (measured:
+    sequential, vectorized and parallel runs of one key differ from the first kept draw). ``model_kwargs`` must be hashable
+    (they are part of the cache key); ``model_args`` are arrays and may change freely.
+
+    Returns:
+      (samples, diverging): the constrained sites (and deterministic sites) as NumPy arrays
+      of shape (chain, draw, ...), and the divergence flags, shape (chain, draw).
+    """
+    method = chain_method_for(num_chains, chain_method)
+    if method == "parallel" and jax.local_device_count() < num_chains:
+        warnings.warn(
+            f"chain_method='parallel' needs {num_chains} devices but JAX has {jax.local_device_count()}; "
+            "running the chains one after another",
+            UserWarning,
+            stacklevel=3,
+        )
+        method = "sequential"
+    total = num_warmup + num_draws
+    every = max(1, total // 100) if progress else 0
+    run = _runner(model, tuple(sorted(model_kwargs.items())), num_warmup, num_draws, num_chains, method, float(target_accept_prob), every)
+    keys = jax.random.split(key, num_chains)
+    bar = None
+    if progress:  # compile first, saying so, so the bar does not sit at 0 through compilation
+        run = _compiled(run, keys, tuple(model_args))
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=num_chains * (total - total % every), desc=f"NUTS sampling: {num_chains} chain(s) x {total} steps ({method})")
+    _progress["bar"] = bar
+    try:
+        samples, diverging = run(keys, tuple(model_args))
+        samples = {name: np.asarray(value) for name, value in sorted(samples.items())}
+        diverging = np.asarray(diverging)
+        jax.effects_barrier()
+    finally:
+        _progress["bar"] = None
+        if bar is not None:
+            bar.close()
+    return samples, diverging
