@@ -1,6 +1,8 @@
 """The shipped posterior is what scripts/build_default_posterior.py makes from the embedded data."""
 
+import importlib
 import importlib.util
+import json
 import pathlib
 
 import arviz as az
@@ -52,8 +54,17 @@ def test_rebuilding_reproduces_the_shipped_posterior_within_mc_error():
     # the extrapolation component: the learned scale posteriors (grids over a deterministic
     # refit pipeline) and the 4,000 draws of the valley drift and level drift
     ga, gb = shipped.to_arviz().extrapolation, rebuilt.to_arviz().extrapolation
-    assert ga.attrs["extrapolation_domain"] == gb.attrs["extrapolation_domain"]
-    assert ga.attrs["extrapolation_folds"] == gb.attrs["extrapolation_folds"]
+    # the domain and the folds' sizes follow from the runs alone: equal to float precision
+    np.testing.assert_allclose(json.loads(ga.attrs["extrapolation_domain"]), json.loads(gb.attrs["extrapolation_domain"]), rtol=1e-12)
+    folds_a, folds_b = json.loads(ga.attrs["extrapolation_folds"]), json.loads(gb.attrs["extrapolation_folds"])
+    assert [(f["fold"], f["num_dropped"], f["num_minima"]) for f in folds_a] == [(f["fold"], f["num_dropped"], f["num_minima"]) for f in folds_b]
+    np.testing.assert_allclose([f["median_decades"] for f in folds_a], [f["median_decades"] for f in folds_b], rtol=1e-9)
+    # each fold's median residual is a median over its refit's 4,000 draws: XLA's floating
+    # point differs between CPUs, NUTS turns that into other (equally valid) draws, so a
+    # rebuild agrees within Monte Carlo error, not bit for bit. The posterior sd of a
+    # predicted log loss is below 0.01 here, so the MC standard error of its median is about
+    # 1.25 * 0.01 / sqrt(4000) = 2e-4: 1e-3 is 5 standard errors.
+    np.testing.assert_allclose([f["median_residual"] for f in folds_a], [f["median_residual"] for f in folds_b], atol=1e-3)
     for name in ("u", "v"):
         x, y = np.asarray(ga[name]).ravel(), np.asarray(gb[name]).ravel()
         se = np.hypot(x.std(), y.std()) / np.sqrt(x.size)  # independent draws given the scales

@@ -442,14 +442,14 @@ def test_fan_and_iso_loss_overlay_the_fitted_runs_and_drop_off_screen_references
 
 def test_cli_tco_plot_title_names_the_hardware(capsys, tmp_path, monkeypatch):
     seen = {}
-    original = chinplan.plots.tco_vs_queries
+    original = chinplan.plots.charts.tco_vs_queries
 
     def spy(*args, **kwargs):
         fig = original(*args, **kwargs)
         seen["title"] = fig.axes[0].get_title()
         return fig
 
-    monkeypatch.setattr(chinplan.plots, "tco_vs_queries", spy)
+    monkeypatch.setattr(chinplan.plots.charts, "tco_vs_queries", spy)
     code, _, err = run(capsys, ["plot", "tco", "-o", str(tmp_path / "t.svg"), "--hardware", "a100", "--price", "$3", "--draws", "50"])
     assert code == 0, err
     assert "A100 bf16" in seen["title"] and "$3/GPU-hour" in seen["title"] and "500 tokens/query" in seen["title"]

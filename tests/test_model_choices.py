@@ -280,7 +280,7 @@ def test_atomic_save_leaves_no_temp_file_and_a_failed_save_keeps_the_old_file(fi
 
         chinplan._files.write_atomic(target, write)
 
-    monkeypatch.setattr(chinplan.posterior, "write_bytes", broken)
+    monkeypatch.setattr(chinplan.inference.posterior_file, "write_bytes", broken)
     with pytest.raises(OSError, match="disk full"):
         other.save(path)
     assert sorted(os.listdir(tmp_path)) == ["post.nc"]

@@ -26,7 +26,7 @@ from chinplan.plots import charts
 
 
 def cmd_plan(args) -> int:
-    if args.unique_tokens is not None:  # the data-constrained optimum (chinplan/_data_constrained_cli.py)
+    if args.unique_tokens is not None:  # the data-constrained optimum (below)
         return cmd_plan_data_constrained(args)
     inputs.check_output(args.plot, "--plot", PLOT_SUFFIXES, args.posterior)
     q = inputs.check_quantiles(args.quantiles)

@@ -1,6 +1,6 @@
 """Tables of the ``chinplan`` commands: rich tables that fit 80 columns and never cut a cell.
 
-One job: turn results the commands computed (:mod:`chinplan._commands`) into rich tables and
+One job: turn results the commands computed (the command modules of :mod:`chinplan.cli`) into rich tables and
 lines. Every column folds a cell too wide for it onto a second line instead of cutting it with
 "…", so a design label or a number is always shown whole; band cells are stacked (the median,
 then the 5% - 95% range below it) so the wide tables stay within 80 columns. A terminal's width

@@ -223,7 +223,7 @@ def sbc(
     truths come from the prior the fit uses. The default prior :data:`SBC_PRIORS` is the
     model's families narrowed to a realistic box around the published fits (the default
     wide prior makes many synthetic runs degenerate; see docs/CALIBRATION.md). One numpyro
-    compiled NUTS function (:mod:`chinplan._sampler`, numpyro's NUTS kernel with the settings
+    compiled NUTS function (:mod:`chinplan.inference.sampler`, numpyro's NUTS kernel with the settings
     of :func:`chinplan.fit`) serves every repeat: only the first repeat compiles. Repeat i
     depends only on ``key`` and i, so a shorter run with the same key reproduces the first
     repeats of a longer one.
