@@ -34,6 +34,8 @@ __all__ = [
     "level_distance",
     "log_loss_draws",
     "LEVEL_POWER",
+    "VALLEY_RAMP",
+    "valley_shift",
 ]
 
 LN10 = math.log(10.0)
@@ -101,6 +103,8 @@ class ExtrapolatedLaw(NamedTuple):
       v: allocation drift (decades of N per decade beyond, at fixed compute).
       kappa: per-point scatter (log loss per decade beyond).
       domain: the fitted data's largest log10 (compute, params, tokens), shape (..., 3).
+      c: valley offset beyond the data (decades of N at fixed compute), reached over the
+        first :data:`VALLEY_RAMP` decades beyond; None (the default) is 0.
     """
 
     law: LawParams
@@ -108,17 +112,33 @@ class ExtrapolatedLaw(NamedTuple):
     v: jax.Array
     kappa: jax.Array
     domain: jax.Array
+    c: jax.Array | None = None
+
+
+#: Decades beyond the data over which the valley offset ``c`` ramps in linearly (the
+#: allocation is continuous at the data's edge; from here on the offset is whole).
+VALLEY_RAMP = 0.1
+
+
+def valley_shift(theta: ExtrapolatedLaw, d_c):
+    """Decades the isoFLOP valley moves at ``d_c`` decades beyond in compute:
+    ``v dC + c min(1, dC / VALLEY_RAMP)`` (0 inside the data)."""
+    shift = theta.v * d_c
+    if theta.c is not None:
+        shift = shift + theta.c * jnp.minimum(1.0, d_c / VALLEY_RAMP)
+    return shift
 
 
 def extrapolated_log_loss(theta: ExtrapolatedLaw, log_n, log_d):
-    """Mean log loss of one draw with its discrepancy: ``log L(N 10^-v dC, D 10^v dC) + u d^(1/2)``.
+    """Mean log loss of one draw with its discrepancy: ``log L(N 10^-s, D 10^s) + u d^(1/2)``,
+    ``s`` the valley's shift (:func:`valley_shift`: ``v dC``, plus the offset ``c``).
 
     The valley slides with the compute distance ``dC`` only, so on an isoFLOP line it is a
     pure translation and the compute-optimal N moves by exactly ``v dC`` decades.
     """
     dom = theta.domain
     d, d_c, _, _ = decades_beyond((dom[..., 0], dom[..., 1], dom[..., 2]), log_n, log_d)
-    shift = LN10 * theta.v * d_c
+    shift = LN10 * valley_shift(theta, d_c)
     return log_loss(theta.law, log_n - shift, log_d + shift) + theta.u * _level(d)
 
 
@@ -136,7 +156,7 @@ def extrapolated_optimum_log(theta: ExtrapolatedLaw, log_compute):
     a = law.beta / (law.alpha + law.beta)
     log_n = log_g(jnp.log(law.A), jnp.log(law.B), law.alpha, law.beta) + a * log_c6
     d_c = jnp.maximum(0.0, log_compute / LN10 - dom[..., 0])
-    log_n = log_n + LN10 * theta.v * d_c
+    log_n = log_n + LN10 * valley_shift(theta, d_c)
     log_d = log_c6 - log_n
     return log_n, log_d, extrapolated_log_loss(theta, log_n, log_d)
 

@@ -51,7 +51,8 @@ _LN10 = math.log(10.0)
 
 
 def _no_drift(theta: ExtrapolatedLaw):
-    return (theta.u == 0) & (theta.v == 0)
+    still = (theta.u == 0) & (theta.v == 0)
+    return still if theta.c is None else still & (theta.c == 0)
 
 
 def _inside(theta: ExtrapolatedLaw, log_n, log_d):

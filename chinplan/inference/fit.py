@@ -36,6 +36,8 @@ from chinplan.inference import posterior_file
 from chinplan.inference.sampler import CHAIN_METHODS, check_size, sample_nuts
 from chinplan.law import LawParams
 from chinplan.inference.runs import MIN_RUNS, config_arrays, load_runs, runs_arrays
+from chinplan.extrapolated import Domain
+from chinplan.inference.allocation import fit_line, law_line_draws, sample_valley
 from chinplan.inference.extrapolation import fold_masks, isoflop_minima, learn, sample_discrepancy
 from chinplan.inference.posterior import LAW_SITES, Posterior, _law_sites, _problems
 from chinplan.inference.model import DEFAULT_DATA_CONSTRAINED_PRIORS, DEFAULT_KAPLAN_PRIORS, DEFAULT_PRIORS, HUBER_K, INFORMED_PRIORS, LAWS, LIKELIHOODS, DECAY_SITES, DataConstrainedPriors, InformedPriors, KaplanPriors, Priors, chinchilla_model, data_constrained_model, kaplan_model, noise_sites
@@ -328,15 +330,31 @@ def fit(
         for i, (name, kept) in enumerate(fold_masks(arrays.log_n, arrays.log_d).items()):
             fold_samples, _ = run(jnp.asarray(kept, log_n.dtype), jax.random.fold_in(fold_key, i))
             folds[name] = ({k: np.asarray(fold_samples[k], np.float64).reshape(-1) for k in LAW_SITES}, kept)
-        hyper = learn(arrays.log_n, arrays.log_d, arrays.log_loss, folds, isoflop_minima(runs))
+        minima = isoflop_minima(runs)
+        hyper = learn(arrays.log_n, arrays.log_d, arrays.log_loss, folds, minima)
         drawn = sample_discrepancy(hyper, num_chains * num_draws, key=draw_key)
+        line = _allocation(samples, minima, arrays, drawn, key=jax.random.fold_in(key, 8))
         shape = (num_chains, num_draws)
         group = xr.Dataset({k: (("chain", "draw"), np.asarray(v, np.float64).reshape(shape)) for k, v in drawn.items()})
         group.attrs.update(hyper.to_attrs())
+        if line is not None:
+            group.attrs.update(line.to_attrs())
         idata.add_groups(extrapolation=group)
     posterior = Posterior(idata)
     posterior.warn_if_unconverged()
     return posterior
+
+
+def _allocation(samples: dict, minima, arrays, drawn: dict, *, key):
+    """The allocation predictive from the law and the fitted runs' isoFLOP minima
+    (:mod:`chinplan.inference.allocation`): with a line, each draw's valley offset ``c`` and
+    drift ``v`` (replacing the folds' shared drift in ``drawn``); None without one."""
+    x0 = Domain.of(arrays.log_n, arrays.log_d).log10_compute
+    law_line = law_line_draws(samples, x0)
+    line = fit_line(law_line, minima, x0)
+    if line is not None:
+        drawn.update(sample_valley(line, law_line, key=key))
+    return line
 
 
 def _version() -> str:

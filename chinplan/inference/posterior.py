@@ -30,6 +30,7 @@ import xarray as xr
 
 from chinplan import _checks
 from chinplan.inference import posterior_file
+from chinplan.inference.allocation import AllocationLine
 from chinplan.inference.posterior_file import check_site as _check_site
 from chinplan.extrapolated import Domain, ExtrapolatedLaw, compute_optimal_draws, decades_beyond, level_distance, log_loss_draws
 from chinplan.law import Allocation, DataConstrainedParams, LawParams, log_effective_sizes, log_g, log_loss
@@ -155,8 +156,9 @@ class Posterior:
             missing = [name for name in ("u", "v", "kappa") if name not in group]
             if missing:
                 raise ValueError(f"the extrapolation group lacks the variables {missing}")
-            for name in ("u", "v", "kappa"):
+            for name in ("u", "v", "kappa", *(("c",) if "c" in group else ())):
                 _check_site(group, "extrapolation", name, shape)
+            AllocationLine.from_attrs(group.attrs)  # a malformed line is refused on load
             if "extrapolation_domain" not in group.attrs:
                 raise ValueError("the extrapolation group lacks its 'extrapolation_domain' attribute")
             try:
@@ -342,7 +344,7 @@ class Posterior:
 
     def extrapolated_params(self, uncertainty: str = "extrapolation") -> ExtrapolatedLaw:
         """The draws as an :class:`~chinplan.extrapolation.ExtrapolatedLaw` (leading draw axis),
-        for kernels ``fn(theta, *scenario)``; with ``uncertainty="law"`` u = v = kappa = 0."""
+        for kernels ``fn(theta, *scenario)``; with ``uncertainty="law"`` u = v = kappa = c = 0."""
         _check_uncertainty(uncertainty)
         law = self.params
         if self.law == "data_constrained":  # its law of fresh data (no extrapolation component)
@@ -353,14 +355,23 @@ class Posterior:
                 "uncertainty='extrapolation' needs a posterior fitted with extrapolation=True "
                 "(this one has no extrapolation group); refit or pass uncertainty='law'"
             )
-        if uncertainty == "law":
-            zeros = jnp.zeros(self.num_draws, dtype)
-            u = v = kappa = zeros
-        else:
+        zeros = jnp.zeros(self.num_draws, dtype)
+        u = v = kappa = c = zeros  # law and extrapolation draws share one pytree structure (one compiled kernel)
+        if uncertainty == "extrapolation":
             group = self._idata.extrapolation
             u, v, kappa = (jnp.asarray(np.asarray(group[k]).reshape(-1), dtype) for k in ("u", "v", "kappa"))
+            if "c" in group:  # the allocation predictive's valley offset (fits since issue 22)
+                c = jnp.asarray(np.asarray(group["c"]).reshape(-1), dtype)
         domain = jnp.broadcast_to(jnp.asarray(self.domain, dtype), (self.num_draws, 3))
-        return ExtrapolatedLaw(law, u, v, kappa, domain)
+        return ExtrapolatedLaw(law, u, v, kappa, domain, c)
+
+    @property
+    def allocation_line(self) -> "AllocationLine | None":
+        """The compute-optimal line from the law and the fitted runs' isoFLOP minima
+        (:mod:`chinplan.inference.allocation`), or None (too few minima, or an older file)."""
+        if not self.has_extrapolation:
+            return None
+        return AllocationLine.from_attrs(self._idata.extrapolation.attrs)
 
     def sample_log_loss(self, log_n, log_d, *, key, uncertainty: str = "extrapolation", log_u=None):
         """Per-draw ``(mean, replicate)`` log losses at natural-log sizes; each (draws, *shape) float64.
