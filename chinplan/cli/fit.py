@@ -60,12 +60,14 @@ def cmd_fit(args) -> int:
                 "converged": not problems,
                 "attempts": attempts,
                 "extrapolation": posterior.has_extrapolation,
+                "uncertainty": summary.attrs["uncertainty"],
             }
         )
     else:
         table = render.fit_table(summary, f"Posterior of the law, {len(runs)} runs, {posterior.num_draws} draws")
         console = render.console()
         console.print(table)
+        console.print(f"tokens/param: {summary.attrs['uncertainty']} uncertainty, as chinplan plan answers with this file")
         console.print(f"wrote {args.output} ({posterior.num_draws} draws, {posterior.num_divergences} divergences)")
         if len(attempts) > 1:
             console.print(f"convergence gate: {len(attempts)} attempts (longer warm-up, target acceptance, fresh starts)")

@@ -25,6 +25,19 @@ from chinplan.optima import sensible_budget
 from chinplan.plots import charts
 
 
+def _law_median_n(draws, log_c, log_n) -> list:
+    """Per budget, the law-alone median N* where it differs from the default's median by more
+    than half the default's 50% band (in log N), else None: the two answers side by side."""
+    if draws.uncertainty == "law":
+        return [None] * log_n.shape[1]
+    zeros = np.zeros(draws.num_draws, np.float32)
+    law_only = draws.theta._replace(u=zeros, v=zeros, kappa=zeros, c=zeros)
+    law_log_n = np.median(np.asarray(compute_optimal_draws(law_only, log_c)[0], np.float64), axis=0)
+    q25, q50, q75 = np.quantile(log_n, (0.25, 0.5, 0.75), axis=0)
+    far = np.abs(law_log_n - q50) > 0.5 * (q75 - q25)
+    return [float(np.exp(m)) if f else None for m, f in zip(law_log_n, far)]
+
+
 def cmd_plan(args) -> int:
     if args.unique_tokens is not None:  # the data-constrained optimum (below)
         return cmd_plan_data_constrained(args)
@@ -32,7 +45,9 @@ def cmd_plan(args) -> int:
     q = inputs.check_quantiles(args.quantiles)
     training, trained_on = cluster.plan_hardware(args)
     draws = inputs.load_draws(args)
-    log_n, log_d, log_loss = (np.asarray(x, np.float64) for x in compute_optimal_draws(draws.theta, jnp.log(jnp.asarray(sensible_budget("--compute", args.compute, decide.median_params(draws.params))))))
+    log_c = jnp.log(jnp.asarray(sensible_budget("--compute", args.compute, decide.median_params(draws.params))))
+    log_n, log_d, log_loss = (np.asarray(x, np.float64) for x in compute_optimal_draws(draws.theta, log_c))
+    law_n = _law_median_n(draws, log_c, log_n)
     draws_of = {"n": np.exp(log_n), "d": np.exp(log_d), "tokens_per_param": np.exp(log_d - log_n), "loss": np.exp(log_loss)}
     result = {k: np.quantile(v, q, axis=0) for k, v in draws_of.items()}
     beyond = inputs.beyond_rows(draws, draws.posterior.extrapolation(compute=np.asarray(args.compute, np.float64)))
@@ -51,7 +66,8 @@ def cmd_plan(args) -> int:
                 **render.bands_header(draws, args, q),
                 "uncertainty": draws.uncertainty,
                 **({"training_hardware": trained_on} if training is not None else {}),
-                "plans": [{"compute": c, **render.bands_json(result, (i,)), "extrapolation": beyond[i], **timing[i]} for i, c in enumerate(args.compute)],
+                "plans": [{"compute": c, **render.bands_json(result, (i,)), "extrapolation": beyond[i], **timing[i],
+                           **({"law_median_n": law_n[i]} if law_n[i] is not None else {})} for i, c in enumerate(args.compute)],
                 **({"plot": args.plot} if args.plot else {}),
             }
         )
@@ -64,6 +80,8 @@ def cmd_plan(args) -> int:
         cells = (band_cell(result[k][:, i], FORMATS[k], stacked=True) for k in ("n", "d", "tokens_per_param", "loss"))
         table.add_row(sci(c), *cells)
     notes = [inputs.beyond_note(c, beyond[i]) for i, c in enumerate(args.compute)]
+    notes += [f"{sci(c)} FLOPs: the law alone says N* {human_count(n)} (median), outside this 50% band's half-width"
+              for c, n in zip(args.compute, law_n) if n is not None]  # fmt: skip
     notes.append(f"bands: {draws.uncertainty} uncertainty (--uncertainty law|extrapolation); losses in the nats of the fitted runs' tokenizer and evaluation set")
     tables = [table]
     if training is not None:

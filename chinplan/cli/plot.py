@@ -38,22 +38,22 @@ def cmd_plot(args) -> int:
             raise UsageError("plot tco needs --tokens-per-query or --input-tokens/--output-tokens > 0")
     draws = inputs.load_draws(args)
     if args.kind == "fan":
-        fig = charts.fan_chart(draws.params, np.logspace(math.log10(lo), math.log10(hi), 41), **inputs.overlays(args, draws))
+        fig = charts.fan_chart(draws.theta, np.logspace(math.log10(lo), math.log10(hi), 41), **inputs.overlays(args, draws))
     elif args.kind == "iso-loss":
-        fig = charts.iso_loss(draws.params, **inputs.overlays(args, draws))
+        fig = charts.iso_loss(draws.theta, **inputs.overlays(args, draws))
     elif args.kind == "tco":
         designs = args.designs or [("Llama-3 8B", 8e9, 15e12), ("Chinchilla 70B", 70e9, 1.4e12)]
         grid = np.logspace(math.log10(lo), math.log10(hi), 41)
         designs = {label: (n, d) for label, n, d in designs}
         chip = f"{described['hardware'].upper()} {described['precision']}"
-        fig = charts.tco_vs_queries(draws.params, designs, deployment, grid, key=inputs.key_for(args, inputs.COSTS), hardware=chip)
+        fig = charts.tco_vs_queries(draws.theta, designs, deployment, grid, key=inputs.key_for(args, inputs.COSTS), hardware=chip)
     else:
         max_draws = None if args.draws is None else max(2, args.draws)  # evenly thinned by arviz
         fig = charts.pair_plot(draws.posterior, kind=args.pair_kind, max_draws=max_draws)
     charts.save(fig, args.output)
     if args.json:
         size, n_draws = os.path.getsize(args.output), draws.num_draws
-        render.emit_json({"kind": args.kind, "output": args.output, "bytes": size, "num_draws": n_draws, "seed": args.seed})
+        render.emit_json({"kind": args.kind, "output": args.output, "bytes": size, "num_draws": n_draws, "seed": args.seed, "uncertainty": draws.uncertainty})
     else:
-        render.console().print(f"wrote {args.output} ({args.kind}, {draws.num_draws} posterior draws)")
+        render.console().print(f"wrote {args.output} ({args.kind}, {draws.num_draws} posterior draws, {draws.uncertainty} uncertainty)")
     return EXIT_OK

@@ -458,20 +458,32 @@ class Posterior:
         return Allocation(n, d, np.quantile(np.exp(rep), q, axis=0))
 
     # ----- summaries ---------------------------------------------------------------
-    def derived(self, compute: float = REFERENCE_COMPUTE) -> dict[str, np.ndarray]:
+    def default_uncertainty(self) -> str:
+        """The uncertainty every surface answers with by default: ``"extrapolation"`` when the
+        posterior has the component (as ``plan``), else ``"law"``."""
+        return "extrapolation" if self.has_extrapolation and self.law == "chinchilla" else "law"
+
+    def derived(self, compute: float = REFERENCE_COMPUTE, *, uncertainty: str | None = None) -> dict[str, np.ndarray]:
         """Draws of the constants and of derived quantities, float64, chains flattened.
 
         E, A, B, alpha, beta; a = beta/(alpha+beta) (N_opt grows as C^a); the
-        tokens-per-parameter ratio D_opt/N_opt at ``compute`` FLOPs; sigma and nu (nu only
-        for the Student-t likelihood). For a Kaplan law: N_c, D_c, alpha_N, alpha_D (and E),
-        a = 1/(1 + alpha_N/alpha_D) and the tokens per parameter of its own compute optimum
-        (:func:`chinplan.inference.model.kaplan_compute_optimal_log_n`).
+        tokens-per-parameter ratio D_opt/N_opt of the compute optimum at ``compute`` FLOPs
+        under ``uncertainty`` (None: :meth:`default_uncertainty`, the same answer as ``plan``);
+        sigma and nu (nu only for the Student-t likelihood). For a Kaplan law: N_c, D_c,
+        alpha_N, alpha_D (and E), a = 1/(1 + alpha_N/alpha_D) and the tokens per parameter of
+        its own compute optimum (:func:`chinplan.inference.model.kaplan_compute_optimal_log_n`).
         """
         if self.law not in ("chinchilla", "data_constrained"):
             return self._derived_kaplan(compute)
         log_E, log_A, log_B, alpha, beta = (self.draws(n).astype(np.float64) for n in LAW_SITES)
-        log_c6 = np.log(compute / 6.0)
-        tpp = np.exp(-2.0 * np.asarray(log_g(log_A, log_B, alpha, beta)) + (alpha - beta) / (alpha + beta) * log_c6)
+        uncertainty = self.default_uncertainty() if uncertainty is None else uncertainty
+        _check_uncertainty(uncertainty)
+        if uncertainty == "extrapolation" and self.law == "chinchilla":
+            log_n, log_d, _ = compute_optimal_draws(self.extrapolated_params("extrapolation"), jnp.log(jnp.asarray([compute], jnp.result_type(float))))
+            tpp = np.exp(np.asarray(log_d, np.float64) - np.asarray(log_n, np.float64))[:, 0]
+        else:  # the law's closed form (Hoffmann et al. 2022, Eq. 4)
+            log_c6 = np.log(compute / 6.0)
+            tpp = np.exp(-2.0 * np.asarray(log_g(log_A, log_B, alpha, beta)) + (alpha - beta) / (alpha + beta) * log_c6)
         return {
             "E": np.exp(log_E),
             "A": np.exp(log_A),
@@ -499,9 +511,11 @@ class Posterior:
         out.update(self._noise_draws())
         return out
 
-    def summary(self, *, compute: float = REFERENCE_COMPUTE, q=(0.05, 0.5, 0.95)) -> pd.DataFrame:
-        """Table of mean, sd, quantiles, R-hat and ESS for the constants and derived values."""
-        derived = self.derived(compute)
+    def summary(self, *, compute: float = REFERENCE_COMPUTE, q=(0.05, 0.5, 0.95), uncertainty: str | None = None) -> pd.DataFrame:
+        """Table of mean, sd, quantiles, R-hat and ESS for the constants and derived values;
+        its ``attrs["uncertainty"]`` says which uncertainty the tokens per parameter carry."""
+        uncertainty = self.default_uncertainty() if uncertainty is None else uncertainty
+        derived = self.derived(compute, uncertainty=uncertainty)
         shape = (self._idata.posterior.sizes["chain"], self._idata.posterior.sizes["draw"])
         by_chain = xr.Dataset({name: (("chain", "draw"), v.reshape(shape)) for name, v in derived.items()})
         rhat, bulk, tail = az.rhat(by_chain), az.ess(by_chain, method="bulk"), az.ess(by_chain, method="tail")
@@ -511,7 +525,9 @@ class Posterior:
             row.update({f"q{100 * p:g}": v for p, v in zip(q, np.quantile(values, q))})
             row.update(r_hat=float(rhat[name]), ess_bulk=float(bulk[name]), ess_tail=float(tail[name]))
             rows[name] = row
-        return pd.DataFrame.from_dict(rows, orient="index")
+        table = pd.DataFrame.from_dict(rows, orient="index")
+        table.attrs["uncertainty"] = uncertainty
+        return table
 
     def __repr__(self) -> str:
         attrs = self.attrs

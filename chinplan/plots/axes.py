@@ -229,3 +229,13 @@ def _deployment_title(deployment, hardware: str | None = None) -> str:
     chip = f"{hardware}, " if hardware else ""
     return (f"{chip}{median(deployment.peak_flops) / 1e12:.4g} TFLOP/s peak, MFU {100 * median(deployment.mfu_train):.3g}% train, "
             f"{prices}, {tokens_in + tokens_out:.4g} tokens/query ({tokens_in:.4g} in + {tokens_out:.4g} out)")  # fmt: skip
+
+
+def uncertainty_label(params) -> str:
+    """Which uncertainty a figure's draws carry, for its title: the extrapolation component
+    (an ExtrapolatedLaw with any drift, offset or level term) or the law alone."""
+    theta = params.law if hasattr(params, "deployment") else params  # a decide.Draws holds the law draws
+    terms = [getattr(theta, name, None) for name in ("u", "v", "kappa", "c")]
+    if any(t is not None and np.any(np.asarray(t) != 0) for t in terms):
+        return "extrapolation uncertainty"
+    return "law uncertainty"

@@ -38,7 +38,6 @@ from chinplan.costs import Deployment
 from chinplan.extrapolated import ExtrapolatedLaw
 from chinplan.format import short_sci
 from chinplan.law import LawParams
-from chinplan.optima import compute_optimal
 
 __all__ = [
     "REFERENCE_MODELS",
@@ -252,7 +251,7 @@ def fan_chart(
     if one_panel:
         ax_n.set_ylabel("parameters N* or training tokens D* (count)")
         ax_n.legend(loc="upper left", fontsize=7.5)
-    ax_n.set_title(f"Compute-optimal allocation (Hoffmann et al. 2022, Eq. 4), {n_draws} posterior draws", fontsize=10)
+    ax_n.set_title(f"Compute-optimal allocation, {n_draws} posterior draws ({_figures.uncertainty_label(params)})", fontsize=10)
     return fig
 
 
@@ -300,7 +299,7 @@ def iso_loss(
     Returns:
       The matplotlib Figure.
     """
-    n_draws = _checks.law_draws(params)
+    n_draws = _checks.law_draws(params.law if isinstance(params, ExtrapolatedLaw) else params)
     n_lo, n_hi = _figures._range("n_range", n_range)
     d_lo, d_hi = _figures._range("d_range", d_range)
     if isinstance(grid_points, bool) or not isinstance(grid_points, (int, np.integer)) or grid_points < 8:
@@ -331,9 +330,9 @@ def iso_loss(
         text.set_bbox(dict(boxstyle="round,pad=0.15", facecolor="white", edgecolor="none", alpha=0.8))
 
     budgets = np.logspace(math.log10(c_lo), math.log10(c_hi), 121)
-    frontier = engine.bands(compute_optimal, params, budgets, q=(0.05, 0.5, 0.95)).values
-    n_q = np.asarray(frontier.n, np.float64)
-    d_q = np.asarray(frontier.d, np.float64)
+    frontier = engine.bands(kernels.plan, params, budgets, q=(0.05, 0.5, 0.95)).values  # the law's or extrapolated optimum
+    n_q = np.asarray(frontier["n"], np.float64)
+    d_q = np.asarray(frontier["d"], np.float64)
     # The band's edges: the 5% and 95% model sizes on each budget line D = C / (6 N).
     edge_lo = (n_q[0], _figures._budget_tokens(budgets, n_q[0]))
     edge_hi = (n_q[2], _figures._budget_tokens(budgets, n_q[2]))
@@ -383,7 +382,7 @@ def iso_loss(
     ax.set_ylim(d_lo, d_hi)
     ax.set_xlabel("parameters N (count)")
     ax.set_ylabel("training tokens D (count)")
-    ax.set_title("Iso-loss contours of the posterior median loss (nats)")
+    ax.set_title(f"Iso-loss contours of the posterior median loss (nats; {_figures.uncertainty_label(params)})")
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=8)
     return fig
 
@@ -438,7 +437,7 @@ def tco_vs_queries(
       The matplotlib Figure.
     """
     if not isinstance(params, decide.Draws):
-        _checks.law_draws(params)
+        _checks.law_draws(params.law if isinstance(params, ExtrapolatedLaw) else params)
     if not isinstance(designs, Mapping) or len(designs) == 0:
         raise ValueError(f"designs must be a non-empty mapping label -> (n, d), got {designs!r}")
     checked = {}
@@ -518,7 +517,10 @@ def tco_vs_queries(
     ax.set_xlim(q_grid[0], q_grid[-1])
     ax.set_xlabel("lifetime queries Q (count)")
     ax.set_ylabel("total cost of ownership (US$)")
-    ax.set_title(f"Training + serving cost vs query volume ({decide.draw_count(theta)} draws)\n{_figures._deployment_title(theta.deployment, hardware)}", fontsize=10)
+    ax.set_title(
+        f"Training + serving cost vs query volume ({decide.draw_count(theta)} draws, {_figures.uncertainty_label(theta)})\n"
+        f"{_figures._deployment_title(theta.deployment, hardware)}", fontsize=10,
+    )  # fmt: skip
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
     return fig

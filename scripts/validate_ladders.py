@@ -1,0 +1,563 @@
+"""Leave-one-ladder-out back-test of compute-optimal N* bands on the shipped ladders (issue 22).
+
+A *ladder* is one experimental setting's runs, split by compute into the part a fit sees and
+the part above it:
+
+* the 8 validation-loss ladders of Porian et al. 2024 (``../shared/data/porian_isoflops.csv``),
+  each fitted on its budgets up to 2.1e17 FLOPs and judged at its budgets above (0.3-2.1
+  decades beyond);
+* the 245 embedded Chinchilla runs, fitted below their 65% compute quantile (the compute
+  split of ``scripts/run_backtests.py``) and judged above.
+
+Each ladder is fitted once with :func:`chinplan.fit`'s defaults (4 chains x 1,000 draws, the
+extrapolation component and the allocation line on). The answers are the empirical isoFLOP
+minima of all the ladder's runs (:func:`chinplan.inference.extrapolation.isoflop_minima`)
+whose slice lies more than 0.1 decade beyond the largest fitted compute. Every prediction is
+of the *measured* minimum: the predictive is convolved with that minimum's own bootstrap
+noise N(0, s^2), s = (95% - 5%) / 3.29 of its bootstrap.
+
+Predictives of log10 N* (one table):
+
+* ``law``: ``Posterior.compute_optimal(..., uncertainty="law")``: the law's draws alone;
+* ``previous default``: the valley drift of the fit's leave-the-largest-out folds only, as
+  chinplan shipped before issue 22: the extrapolation draws with the allocation line's valley
+  offset ``c = 0`` and the drift ``v`` drawn afresh from the fit's learned
+  :class:`~chinplan.inference.extrapolation.Hyper` (the extrapolation group's attributes) by
+  :func:`~chinplan.inference.extrapolation.sample_discrepancy`;
+* ``new default``: ``uncertainty="extrapolation"`` as the package answers now (the allocation
+  line of :mod:`chinplan.inference.allocation`, with :data:`DEFAULT_HYPER`);
+* ``new default, nested``: the same line, its scales chosen without the held-out ladder (the
+  :data:`DEFAULT_HYPER` of the row above was chosen on every ladder, the held-out one too).
+
+Scores: coverage of the central 50/80/90% intervals (pooled, with 5-95% brackets of a
+bootstrap over ladders; per ladder; by decades beyond the fitted compute); the median 90%
+band ratio 10^(q95 - q5) within 1 decade and at 1-2.1 decades; the 90% interval score and the
+CRPS (decades; Gneiting & Raftery 2007); the median |log10 error| of the median. Loss: the
+coverage of 50/90% intervals of the observed loss at every held-out run.
+
+The scales of the allocation line (sigma0, sigma, tau) are selected as in the prototype:
+every point of a grid is scored by the mean CRPS of its Normal predictive
+(:meth:`AllocationLine.predictive` plus the minimum's noise) per ladder; the held-out ladder
+takes the grid point with the least sum over the other ladders; the grid point with the least
+sum over all ladders is what :data:`DEFAULT_HYPER` should be.
+
+Usage:
+    python scripts/validate_ladders.py [--cache DIR] [--docs] [--out results.json]
+
+``--cache DIR`` keeps the fitted posteriors (``Posterior.save``) keyed by ladder, seed, data
+and chinplan version; delete it when the fit itself changes. ``--docs`` rewrites the block
+between ``<!-- validate_ladders: start -->`` and ``<!-- validate_ladders: end -->`` of
+docs/CALIBRATION.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+import json
+import math
+import os
+import re
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "CALIBRATION.md"
+PORIAN_CSV = ROOT.parent / "shared" / "data" / "porian_isoflops.csv"
+MARKER_START = "<!-- validate_ladders: start -->"
+MARKER_END = "<!-- validate_ladders: end -->"
+
+SEED = 20240416  # ladder i is fitted with jax.random.key(SEED + i) (as the prototype)
+PORIAN_FIT_MAX_BUDGET = 2.1e17
+CHINCHILLA_TRAIN_FRACTION = 0.65
+HELDOUT_MARGIN = 0.1  # a held-out slice lies more than this many decades beyond the fit
+LEVELS = (0.5, 0.8, 0.9)
+QUANTILES = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
+BINS = ((0.0, 0.5, "0-0.5"), (0.5, 1.0, "0.5-1"), (1.0, math.inf, "1-2.1"))
+NUM_BOOTSTRAP = 2000
+LN10 = math.log(10.0)
+INF = 1e3  # "no anchor": a prior sd of a thousand decades
+#: The prototype's grids (decades of N; tau per decade of C).
+GRIDS = {
+    "sigma0": (0.0, 0.05, 0.1, 0.2, 0.4, INF),
+    "sigma": (0.0, 0.02, 0.05, 0.1),
+    "tau": (0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4),
+}
+PREDICTIVES = ("law", "previous default", "new default", "new default, nested")
+
+
+# ----------------------------------------------------------------------------------------
+# Scores of one predictive at one observation (log10 decades)
+# ----------------------------------------------------------------------------------------
+def crps_samples(samples, y) -> float:
+    """CRPS of the empirical distribution of ``samples`` at ``y``: E|X - y| - E|X - X'| / 2."""
+    x = np.sort(np.asarray(samples, np.float64))
+    n = len(x)
+    spread = 2.0 * np.sum((2.0 * np.arange(1, n + 1) - n - 1) * x) / n**2  # E|X - X'|
+    return float(np.mean(np.abs(x - y)) - 0.5 * spread)
+
+
+def crps_normal(mu, sd, y):
+    """CRPS of N(mu, sd^2) at y (Gneiting & Raftery 2007, Eq. 5)."""
+    z = (np.asarray(y) - mu) / sd
+    return sd * (z * (2.0 * stats.norm.cdf(z) - 1.0) + 2.0 * stats.norm.pdf(z) - 1.0 / math.sqrt(math.pi))
+
+
+def with_noise(samples, s, rng) -> np.ndarray:
+    """The draws of the minimum as it would be measured: each draw plus N(0, s^2)."""
+    samples = np.asarray(samples, np.float64)
+    return samples + s * rng.standard_normal(samples.shape)
+
+
+def interval_scores(q: dict, y: float) -> dict:
+    """Hits of the central intervals, IS90, 90% band ratio and error of the median from the
+    quantiles ``q`` ({level: value} at :data:`QUANTILES`) of one predictive."""
+    out = {}
+    for lev in LEVELS:
+        lo, hi = q[round((1 - lev) / 2, 3)], q[round((1 + lev) / 2, 3)]
+        out[f"in{lev:g}"] = bool(lo <= y <= hi)
+    lo, hi, alpha = q[0.05], q[0.95], 0.1
+    out["is90"] = (hi - lo) + 2 / alpha * max(lo - y, 0.0) + 2 / alpha * max(y - hi, 0.0)
+    out["band90"] = 10 ** (hi - lo)
+    out["err"] = y - q[0.5]
+    return out
+
+
+def score_samples(samples, y: float, s: float, rng) -> dict:
+    """Scores of a draw-based predictive of a measured minimum (``s``: its bootstrap sd)."""
+    x = with_noise(samples, s, rng)
+    q = dict(zip(QUANTILES, np.quantile(x, QUANTILES)))
+    return {**interval_scores(q, y), "crps": crps_samples(x, y)}
+
+
+def score_normal(mu: float, sd: float, y: float) -> dict:
+    """Scores of N(mu, sd^2) (``sd`` already holds the minimum's own noise)."""
+    q = dict(zip(QUANTILES, stats.norm.ppf(QUANTILES, mu, sd)))
+    return {**interval_scores(q, y), "crps": float(crps_normal(mu, sd, y))}
+
+
+# ----------------------------------------------------------------------------------------
+# Summaries
+# ----------------------------------------------------------------------------------------
+def summarize(df: pd.DataFrame) -> dict:
+    out = {"n": int(len(df))}
+    for lev in LEVELS:
+        out[f"cov{lev:g}"] = float(df[f"in{lev:g}"].mean())
+    within, beyond = df[df["d"] < 1.0], df[df["d"] >= 1.0]
+    out["band90_within1"] = float(within["band90"].median()) if len(within) else math.nan
+    out["band90_beyond1"] = float(beyond["band90"].median()) if len(beyond) else math.nan
+    out["band90"] = float(df["band90"].median())
+    out["is90"] = float(df["is90"].mean())
+    out["crps"] = float(df["crps"].mean())
+    out["med_abs_err"] = float(df["err"].abs().median())
+    out["mean_err"] = float(df["err"].mean())
+    return out
+
+
+def ladder_bootstrap(df: pd.DataFrame, num: int = NUM_BOOTSTRAP, seed: int = 0) -> dict:
+    """5-95% of the pooled coverages over a bootstrap of whole ladders (hits within one
+    ladder share one fit and are correlated)."""
+    rng = np.random.default_rng(seed)
+    groups = [g for _, g in df.groupby("ladder", sort=False)]
+    hits = [{lev: g[f"in{lev:g}"].to_numpy() for lev in LEVELS} for g in groups]
+    draws = {lev: [] for lev in LEVELS}
+    for _ in range(num):
+        pick = rng.integers(0, len(groups), len(groups))
+        for lev in LEVELS:
+            draws[lev].append(np.concatenate([hits[i][lev] for i in pick]).mean())
+    return {f"cov{lev:g}": [float(np.quantile(v, 0.05)), float(np.quantile(v, 0.95))] for lev, v in draws.items()}
+
+
+def distance_bin(d) -> np.ndarray:
+    d = np.asarray(d)
+    out = np.full(d.shape, "", dtype=object)
+    for lo, hi, name in BINS:
+        out[(d >= lo) & (d < hi)] = name
+    return out
+
+
+def nested_choice(table: np.ndarray) -> tuple[list[int], int]:
+    """``table``: (grid points, ladders) of mean scores (lower is better; NaN: the ladder has
+    no line). The grid index chosen for each held-out ladder (best summed over the others) and
+    the best summed over all."""
+    t = np.nan_to_num(table, nan=0.0)
+    total = t.sum(axis=1)
+    per = [int(np.argmin(total - t[:, k])) for k in range(t.shape[1])]
+    return per, int(np.argmin(total))
+
+
+# ----------------------------------------------------------------------------------------
+# Ladders and fits
+# ----------------------------------------------------------------------------------------
+def ladders(porian_csv=PORIAN_CSV) -> list[tuple[str, pd.DataFrame, np.ndarray]]:
+    """(name, runs, fitted mask) of every ladder: the Porian validation ladders, then Chinchilla."""
+    import chinplan
+
+    out = []
+    df = pd.read_csv(porian_csv)
+    df = df[df["loss_kind"] == "validation"]
+    for name, g in df.groupby("ladder", sort=True):
+        runs = g[["params", "tokens", "loss"]].reset_index(drop=True).astype(np.float64)
+        out.append((f"porian:{name}", runs, g["budget"].to_numpy() <= PORIAN_FIT_MAX_BUDGET))
+    runs = chinplan.datasets.chinchilla()[["params", "tokens", "loss"]].astype(np.float64).reset_index(drop=True)
+    flops = 6.0 * runs["params"].to_numpy() * runs["tokens"].to_numpy()
+    out.append(("chinchilla", runs, flops < np.quantile(flops, CHINCHILLA_TRAIN_FRACTION)))
+    return out
+
+
+def short(name: str) -> str:
+    return (name.replace("porian:", "").replace("|", "/").replace("RefinedWeb", "RW")
+            .replace("warmup", "wu").replace("tuned-hparams+const-lr", "tuned+const-lr"))  # fmt: skip
+
+
+def fitted_posterior(name: str, runs: pd.DataFrame, seed: int, cache: str | None):
+    """The ladder's posterior (cached under ``cache`` when given) and its fit record."""
+    import chinplan
+    import jax
+
+    tag = hashlib.sha1(json.dumps({"seed": seed, "version": _version(), "data": pd.util.hash_pandas_object(runs, index=False).tolist()}).encode()).hexdigest()[:10]
+    stem = os.path.join(cache, f"{re.sub(r'[^A-Za-z0-9]+', '_', name)}-{tag}") if cache else None
+    if stem and os.path.exists(stem + ".nc") and os.path.exists(stem + ".json"):
+        with open(stem + ".json") as f:
+            return chinplan.Posterior.load(stem + ".nc"), {**json.load(f), "from_cache": True}
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        post = chinplan.fit(runs, key=jax.random.key(seed), progress=False)
+    record = {"fit_wall_s": time.perf_counter() - t0, "warnings": [f"{w.category.__name__}: {str(w.message)[:300]}" for w in caught]}
+    if stem:
+        os.makedirs(cache, exist_ok=True)
+        post.save(stem + ".nc")
+        with open(stem + ".json", "w") as f:
+            json.dump(record, f)
+    return post, {**record, "from_cache": False}
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("chinplan")
+    except Exception:  # noqa: BLE001 - a source checkout without metadata
+        return "unknown"
+
+
+def previous_default(post, theta, seed: int):
+    """``theta`` (the extrapolation draws) with the folds' valley drift only: c = 0 and v
+    drawn from the fit's learned Hyper; ``theta`` itself for a fit without an allocation line."""
+    import jax
+    import jax.numpy as jnp
+
+    from chinplan.extrapolated import Domain
+    from chinplan.inference.extrapolation import Hyper, sample_discrepancy
+
+    if post.allocation_line is None:
+        return theta
+    attrs = post.to_arviz().extrapolation.attrs
+    hyper = Hyper(
+        p_tau_u_kappa=np.asarray(json.loads(attrs["extrapolation_p_tau_u_kappa"]), np.float64),
+        p_tau_v=np.asarray(json.loads(attrs["extrapolation_p_tau_v"]), np.float64),
+        v_mean=np.asarray(json.loads(attrs["extrapolation_v_mean"]), np.float64),
+        v_sd=np.asarray(json.loads(attrs["extrapolation_v_sd"]), np.float64),
+        domain=Domain(*json.loads(attrs["extrapolation_domain"])),
+        folds=json.loads(attrs["extrapolation_folds"]),
+    )
+    v = sample_discrepancy(hyper, post.num_draws, key=jax.random.key(seed + 2000))["v"]
+    dtype = theta.v.dtype
+    return theta._replace(v=jnp.asarray(v, dtype), c=jnp.zeros_like(theta.v))
+
+
+def log10_nopt(theta, x) -> np.ndarray:
+    """(draws, len(x)) log10 N* at log10 budgets ``x`` (chinplan's own kernel)."""
+    import jax.numpy as jnp
+
+    from chinplan.extrapolated import compute_optimal_draws
+
+    log_n, _, _ = compute_optimal_draws(theta, jnp.asarray(np.asarray(x) * LN10, theta.law.alpha.dtype))
+    return np.asarray(log_n, np.float64) / LN10
+
+
+def ladder_evidence(name, runs, fitted, seed, cache, log=print) -> dict:
+    """Everything the scores need from one ladder's fit."""
+    import chinplan
+    import jax
+    import jax.numpy as jnp
+
+    from chinplan.extrapolated import log_loss_draws
+    from chinplan.inference.allocation import law_line_draws
+    from chinplan.inference.extrapolation import isoflop_minima
+
+    post, record = fitted_posterior(name, runs[fitted].reset_index(drop=True), seed, cache)
+    for w in record["warnings"]:
+        log(f"  [{short(name)}] {w[:200]}")
+    x0 = float(post.domain[0])
+    fitted_minima = isoflop_minima(chinplan.load_runs(runs[fitted].reset_index(drop=True)))
+    every = isoflop_minima(chinplan.load_runs(runs))
+    held = every[every["log10_compute"] - HELDOUT_MARGIN > x0].reset_index(drop=True)
+    x = held["log10_compute"].to_numpy(np.float64)
+    theta_law = post.extrapolated_params("law")
+    theta_new = post.extrapolated_params("extrapolation")
+    theta_prev = previous_default(post, theta_new, seed)
+    draws = {"law": log10_nopt(theta_law, x), "previous default": log10_nopt(theta_prev, x), "new default": log10_nopt(theta_new, x)}
+    # the draws are the package's answer: the same quantiles as Posterior.compute_optimal
+    for unc, key in (("law", "law"), ("extrapolation", "new default")):
+        n = post.compute_optimal(10.0**x, q=(0.05, 0.5, 0.95), key=jax.random.key(0), uncertainty=unc).n
+        np.testing.assert_allclose(np.log10(n), np.quantile(draws[key], (0.05, 0.5, 0.95), axis=0), atol=1e-4)
+    # loss at every held-out run: the previous default's replicate is the new default's with
+    # the mean swapped (the scatter and noise do not depend on the valley)
+    test = runs[~fitted].reset_index(drop=True)
+    log_n, log_d = np.log(test["params"].to_numpy()), np.log(test["tokens"].to_numpy())
+    mean_law, rep_law = post.sample_log_loss(log_n, log_d, key=jax.random.key(seed + 1000), uncertainty="law")
+    mean_new, rep_new = post.sample_log_loss(log_n, log_d, key=jax.random.key(seed + 1001), uncertainty="extrapolation")
+    dtype = theta_prev.law.alpha.dtype
+    mean_prev = np.asarray(log_loss_draws(theta_prev, jnp.asarray(log_n, dtype), jnp.asarray(log_d, dtype)), np.float64)
+    reps = {"law": rep_law, "previous default": rep_new - mean_new + mean_prev, "new default": rep_new}
+    loss_q = {k: np.quantile(np.exp(r), (0.05, 0.25, 0.75, 0.95), axis=0) for k, r in reps.items()}
+    attrs = post.attrs
+    line = post.allocation_line
+    return {
+        "name": name,
+        "x0": x0,
+        "held": held,
+        "fitted_minima": fitted_minima,
+        "draws": draws,
+        "law_line": law_line_draws({k: post.draws(k) for k in ("log_A", "log_B", "alpha", "beta")}, x0),
+        "line": line,
+        "loss": test.assign(d=np.asarray(post.extrapolation(test["params"].to_numpy(), test["tokens"].to_numpy()).decades, np.float64)),
+        "loss_q": loss_q,
+        "fit": {
+            "fitted_runs": int(fitted.sum()), "heldout_runs": int((~fitted).sum()),
+            "fitted_minima": int(len(fitted_minima)), "heldout_minima": int(len(held)),
+            "converged": bool(post.converged), "problems": post.convergence_problems(),
+            "attempts": len(json.loads(attrs.get("fit_attempts", "[]"))), "fit_wall_s": float(record["fit_wall_s"]), "from_cache": record["from_cache"],
+            "line": None if line is None else {"intercept": float(line.mean[0]), "slope": float(line.mean[1]), "num_minima": line.num_minima},
+        },
+    }  # fmt: skip
+
+
+# ----------------------------------------------------------------------------------------
+# The allocation line's scales, nested leave-one-ladder-out
+# ----------------------------------------------------------------------------------------
+def hyper_grid():
+    from chinplan.inference.allocation import AllocationHyper
+
+    return [AllocationHyper(*v) for v in itertools.product(GRIDS["sigma0"], GRIDS["sigma"], GRIDS["tau"])]
+
+
+def line_normal(ev: dict, hyper):
+    """(mean, sd) of the measured minima of ``ev`` under the package's line with ``hyper``;
+    None without a line."""
+    from chinplan.inference.allocation import fit_line
+
+    line = fit_line(ev["law_line"], ev["fitted_minima"], ev["x0"], hyper)
+    if line is None:
+        return None
+    mu, sd = line.predictive(ev["held"]["log10_compute"].to_numpy(np.float64))
+    s = (ev["held"]["upper"] - ev["held"]["lower"]).to_numpy(np.float64) / 3.29
+    return mu, np.sqrt(sd**2 + s**2)
+
+
+def select_hyper(evs: list[dict]) -> dict:
+    grid = hyper_grid()
+    table = np.full((len(grid), len(evs)), np.nan)
+    for k, ev in enumerate(evs):
+        y = ev["held"]["log10_params"].to_numpy(np.float64)
+        for i, h in enumerate(grid):
+            p = line_normal(ev, h)
+            if p is not None and len(y):
+                table[i, k] = float(np.mean(crps_normal(p[0], p[1], y)))
+    per, best = nested_choice(table)
+    return {"grid": grid, "table": table, "per_ladder": [grid[i] for i in per], "best": grid[best]}
+
+
+# ----------------------------------------------------------------------------------------
+# The back-test
+# ----------------------------------------------------------------------------------------
+def score_all(evs: list[dict], selection: dict) -> pd.DataFrame:
+    rng = np.random.default_rng(SEED)
+    rows = []
+    for k, ev in enumerate(evs):
+        held = ev["held"]
+        s = ((held["upper"] - held["lower"]) / 3.29).to_numpy(np.float64)
+        nested = line_normal(ev, selection["per_ladder"][k])
+        for j, r in enumerate(held.itertuples()):
+            base = {"ladder": ev["name"], "x": r.log10_compute, "y": r.log10_params, "s": s[j], "d": r.log10_compute - ev["x0"]}
+            for which, d in ev["draws"].items():
+                rows.append({**base, "predictive": which, **score_samples(d[:, j], r.log10_params, s[j], rng)})
+            if nested is None:  # no line: the package keeps the folds' drift
+                rows.append({**base, "predictive": "new default, nested", **score_samples(ev["draws"]["new default"][:, j], r.log10_params, s[j], rng)})
+            else:
+                rows.append({**base, "predictive": "new default, nested", **score_normal(nested[0][j], nested[1][j], r.log10_params)})
+    return pd.DataFrame(rows)
+
+
+def loss_scores(evs: list[dict]) -> pd.DataFrame:
+    rows = []
+    for ev in evs:
+        t = ev["loss"]
+        for which, q in ev["loss_q"].items():
+            loss = t["loss"].to_numpy()
+            rows.append(pd.DataFrame({
+                "ladder": ev["name"], "predictive": which, "d": t["d"].to_numpy(),
+                "in0.5": (q[1] <= loss) & (loss <= q[2]), "in0.9": (q[0] <= loss) & (loss <= q[3]),
+            }))  # fmt: skip
+    return pd.concat(rows, ignore_index=True)
+
+
+def results(evs, selection, points, loss) -> dict:
+    out = {"allocation": {}, "loss": {}}
+    for which in PREDICTIVES:
+        df = points[points["predictive"] == which]
+        out["allocation"][which] = {
+            "pooled": {**summarize(df), "bootstrap": ladder_bootstrap(df)},
+            "by_distance": {name: summarize(g) for name, g in df.groupby(distance_bin(df["d"]), sort=False)},
+            "per_ladder": {name: summarize(g) for name, g in df.groupby("ladder", sort=False)},
+        }
+    for which in ("law", "previous default", "new default"):
+        df = loss[loss["predictive"] == which]
+        cov = lambda g: {"n": int(len(g)), "cov0.5": float(g["in0.5"].mean()), "cov0.9": float(g["in0.9"].mean())}  # noqa: E731
+        out["loss"][which] = {
+            "pooled": cov(df),
+            "by_distance": {name: cov(g) for name, g in df.groupby(distance_bin(df["d"]), sort=False)},
+            "per_ladder": {name: cov(g) for name, g in df.groupby("ladder", sort=False)},
+        }
+    from chinplan.inference.allocation import DEFAULT_HYPER
+
+    grid, table = selection["grid"], selection["table"]
+    index = {h: i for i, h in enumerate(grid)}
+    crps_of = lambda h, cols: float(np.nansum(table[index[h], cols])) / max(1, int(np.isfinite(table[index[h], cols]).sum()))  # noqa: E731
+    out["hyper"] = {
+        "default": DEFAULT_HYPER._asdict(),
+        "best_all": selection["best"]._asdict(),
+        "per_ladder": {
+            ev["name"]: {"chosen": h._asdict(), "crps_chosen": crps_of(h, [k]), "crps_default": crps_of(DEFAULT_HYPER, [k]) if DEFAULT_HYPER in index else math.nan}
+            for k, (ev, h) in enumerate(zip(evs, selection["per_ladder"]))
+        },
+    }  # fmt: skip
+    out["fits"] = {ev["name"]: ev["fit"] for ev in evs}
+    return out
+
+
+# ----------------------------------------------------------------------------------------
+# Markdown
+# ----------------------------------------------------------------------------------------
+def _f(x, nd=2) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{nd}f}"
+
+
+def _band(x) -> str:
+    return "-" if x is None or math.isnan(x) else (f"{x:.1f}x" if x < 100 else f"{x:.3g}x")
+
+
+def _hyper(h: dict) -> str:
+    return ", ".join(f"{k} {('inf' if v >= INF else f'{v:g}')}" for k, v in h.items())
+
+
+def markdown(res: dict, meta: dict) -> str:
+    a = res["allocation"]
+    L = [f"Command: `{meta['command']}`; wall time {meta['wall_s']:.0f} s ({meta['fits_s']:.0f} s fits and evidence, of which "
+         f"{meta['fit_wall_s']:.0f} s NUTS fits run now, {meta['cached']} of {meta['ladders']} fits from the cache; {meta['scores_s']:.0f} s scores).", ""]
+    L += ["**Pooled N\\*** at the held-out isoFLOP minima (in brackets the 5-95% of a bootstrap over ladders):", "",
+          "| predictive | n | cov 50% | cov 80% | cov 90% | median 90% band < 1 dec | median 90% band 1-2.1 dec | IS90 (dec) | CRPS (dec) | median abs log10 error | mean signed error |",
+          "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for which, r in a.items():
+        p, b = r["pooled"], r["pooled"]["bootstrap"]
+        cov = " | ".join(f"{_f(p[f'cov{lev:g}'])} ({_f(b[f'cov{lev:g}'][0])}-{_f(b[f'cov{lev:g}'][1])})" for lev in LEVELS)
+        L.append(f"| {which} | {p['n']} | {cov} | {_band(p['band90_within1'])} | {_band(p['band90_beyond1'])} | {_f(p['is90'], 3)} | {_f(p['crps'], 3)} | {_f(p['med_abs_err'], 3)} | {p['mean_err']:+.3f} |")
+    L += ["", "**By decades beyond the fitted compute** (cov 50% / 80% / 90%, median 90% band, n):", "",
+          "| predictive | " + " | ".join(name for _, _, name in BINS) + " |", "|---|" + "---|" * len(BINS)]
+    for which, r in a.items():
+        cells = []
+        for _, _, name in BINS:
+            g = r["by_distance"].get(name)
+            cells.append("-" if g is None else f"{_f(g['cov0.5'])} / {_f(g['cov0.8'])} / {_f(g['cov0.9'])}, {_band(g['band90'])} ({g['n']})")
+        L.append(f"| {which} | " + " | ".join(cells) + " |")
+    L += ["", "**Per ladder** (cov 50% / 90%, mean signed error in decades, median 90% band; error = measured - predicted median):", "",
+          "| ladder | n | " + " | ".join(a) + " |", "|---|---|" + "---|" * len(a)]
+    for name, fit in res["fits"].items():
+        cells = []
+        for r in a.values():
+            g = r["per_ladder"].get(name)
+            cells.append("-" if g is None else f"{_f(g['cov0.5'])} / {_f(g['cov0.9'])}, {g['mean_err']:+.2f}, {_band(g['band90'])}")
+        L.append(f"| {short(name)} | {fit['heldout_minima']} | " + " | ".join(cells) + " |")
+    L += ["", "**Loss** at every held-out run (cov 50% / 90%):", "",
+          "| predictive | n | cov 50% | cov 90% | " + " | ".join(name for _, _, name in BINS) + " |", "|---|---|---|---|" + "---|" * len(BINS)]
+    for which, r in res["loss"].items():
+        cells = [f"{_f(r['by_distance'][n]['cov0.5'])} / {_f(r['by_distance'][n]['cov0.9'])} ({r['by_distance'][n]['n']})" if n in r["by_distance"] else "-" for _, _, n in BINS]
+        L.append(f"| {which} | {r['pooled']['n']} | {_f(r['pooled']['cov0.5'])} | {_f(r['pooled']['cov0.9'])} | " + " | ".join(cells) + " |")
+    L += ["", "Loss per ladder (cov 50% / 90%; law, previous default, new default): " + "; ".join(
+        f"{short(n)} " + ", ".join(f"{_f(res['loss'][w]['per_ladder'][n]['cov0.5'])}/{_f(res['loss'][w]['per_ladder'][n]['cov0.9'])}" for w in res["loss"])
+        for n in res["fits"] if n in res["loss"]["law"]["per_ladder"])]  # fmt: skip
+    h = res["hyper"]
+    L += ["", f"**The allocation line's scales** (nested leave-one-ladder-out, mean CRPS per ladder, each ladder weighted equally; "
+          f"grids sigma0 {list(GRIDS['sigma0'][:-1])} + inf, sigma {list(GRIDS['sigma'])}, tau {list(GRIDS['tau'])}): "
+          f"best on all ladders {_hyper(h['best_all'])}; shipped `DEFAULT_HYPER` {_hyper(h['default'])}.", "",
+          "| held-out ladder | chosen without it | moved from DEFAULT_HYPER | its CRPS, chosen | its CRPS, DEFAULT_HYPER |", "|---|---|---|---|---|"]  # fmt: skip
+    for name, r in h["per_ladder"].items():
+        moved = ", ".join(f"{k} {_hyper({k: h['default'][k]}).split(' ', 1)[1]} -> {_hyper({k: v}).split(' ', 1)[1]}" for k, v in r["chosen"].items() if v != h["default"][k]) or "no"
+        L.append(f"| {short(name)} | {_hyper(r['chosen'])} | {moved} | {_f(r['crps_chosen'], 3)} | {_f(r['crps_default'], 3)} |")
+    L += ["", "**Fits** (`chinplan.fit` defaults; key `jax.random.key(" + str(SEED) + " + i)`):", "",
+          "| ladder | fitted runs | held-out runs | fitted minima | held-out minima | converged | attempts | fit (s) | line slope | problems |",
+          "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for name, fit in res["fits"].items():
+        slope = "-" if fit["line"] is None else f"{fit['line']['slope']:.2f}"
+        L.append(f"| {short(name)} | {fit['fitted_runs']} | {fit['heldout_runs']} | {fit['fitted_minima']} | {fit['heldout_minima']} | {'yes' if fit['converged'] else '**no**'} | {fit['attempts']} | {fit['fit_wall_s']:.0f} | {slope} | {'; '.join(fit['problems']) or '-'} |")
+    return "\n".join(L)
+
+
+def replace_block(path, block: str) -> None:
+    text = Path(path).read_text()
+    pattern = re.compile(re.escape(MARKER_START) + r"\n.*?" + re.escape(MARKER_END), re.S)
+    if not pattern.search(text):
+        raise SystemExit(f"{path} has no {MARKER_START} ... {MARKER_END} block")
+    Path(path).write_text(pattern.sub(lambda m: MARKER_START + "\n" + block + "\n" + MARKER_END, text))
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cache", metavar="DIR", help="keep the fitted posteriors here (and reuse them)")
+    parser.add_argument("--docs", action="store_true", help=f"rewrite the generated block of {DOC.relative_to(ROOT)}")
+    parser.add_argument("--out", metavar="FILE", help="also write the results (and every scored point) as JSON")
+    parser.add_argument("--porian", default=str(PORIAN_CSV), help="Porian et al.'s isoFLOP runs (default: %(default)s)")
+    parser.add_argument("--only", metavar="SUBSTRING", help="only the ladders whose name contains this (a quick check; not for --docs)")
+    args = parser.parse_args(argv)
+    if args.docs and args.only:
+        parser.error("--docs needs every ladder")
+    t0 = time.perf_counter()
+    evs = []
+    for i, (name, runs, fitted) in enumerate(ladders(args.porian)):
+        if args.only and args.only not in name:
+            continue
+        evs.append(ladder_evidence(name, runs, fitted, SEED + i, args.cache))
+        print(f"[{time.perf_counter() - t0:6.0f} s] {short(name)}: {evs[-1]['fit']['heldout_minima']} held-out minima, converged {evs[-1]['fit']['converged']}", file=sys.stderr, flush=True)
+    t1 = time.perf_counter()
+    selection = select_hyper(evs)
+    points = score_all(evs, selection)
+    res = results(evs, selection, points, loss_scores(evs))
+    t2 = time.perf_counter()
+    meta = {
+        "command": "python scripts/validate_ladders.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "wall_s": t2 - t0, "fits_s": t1 - t0, "scores_s": t2 - t1,
+        "fit_wall_s": sum(ev["fit"]["fit_wall_s"] for ev in evs if not ev["fit"]["from_cache"]),
+        "ladders": len(evs), "cached": sum(ev["fit"]["from_cache"] for ev in evs),
+    }  # fmt: skip
+    res["meta"] = meta
+    md = markdown(res, meta)
+    print(md)
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump({**res, "points": points.round(6).to_dict(orient="records")}, f, indent=1, default=float)
+    if args.docs:
+        replace_block(DOC, md)
+    return res
+
+
+if __name__ == "__main__":
+    main()
