@@ -19,7 +19,6 @@ import numpy as np
 
 from chinplan import _checks, arch
 from chinplan.hardware import H100_SXM, HARDWARE, Hardware, hardware_name
-from chinplan.law import LawParams
 from chinplan.uncertain import is_distribution, sample_tree, validate_distribution
 
 __all__ = [
@@ -189,15 +188,17 @@ def sample_deployment(deployment: Deployment, num_draws: int, *, key: jax.Array 
 
 
 def with_cost_draws(
-    params: LawParams, deployment: Deployment, *, key: jax.Array | None = None
-) -> tuple[LawParams, Deployment]:
-    """``(params, deployment)`` with the deployment sampled once per posterior draw of ``params``.
+    params, deployment: Deployment, *, key: jax.Array | None = None
+) -> tuple:
+    """``(params, deployment)`` with the deployment sampled once per posterior draw of ``params``
+    (LawParams draws, or extrapolation-aware ExtrapolatedLaw draws as ``plan`` uses).
 
     The result is the per-draw pytree that ``chinplan.bands`` and friends map over: each
     kernel receives ``theta = (LawParams, Deployment)`` of scalars. ``key`` is required when
     a field of ``deployment`` is a distribution; constant fields are broadcast to the draw axis.
     """
-    return params, sample_deployment(deployment, _checks.law_draws(params), key=key)
+    constants = getattr(params, "law", params)  # an ExtrapolatedLaw's constants, or a LawParams
+    return params, sample_deployment(deployment, _checks.law_draws(constants), key=key)
 
 
 def _check_sampled(deployment: Any) -> None:

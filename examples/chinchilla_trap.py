@@ -96,6 +96,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--input-tokens", type=float, default=300.0, help="prompt tokens per query")
     p.add_argument("--output-tokens", type=float, default=200.0, help="generated tokens per query")
     p.add_argument("--price", type=float, default=2.0, help="median dollars per H100-hour")
+    p.add_argument("--uncertainty", choices=("extrapolation", "law"), default="extrapolation",
+                   help="bands with the extrapolation component (default, as chinplan plan) or the law alone")
     p.add_argument("--posterior", metavar="FILE", help="a posterior saved with Posterior.save (default: shipped)")
     p.add_argument("--plot", metavar="FILE", help="write TCO vs query volume (.png or .svg)")
     p.add_argument("--small", action="store_true", help="tiny sizes (200 draws, 5 volumes) for smoke tests")
@@ -107,8 +109,9 @@ def main(argv=None) -> dict:
     draws = min(args.draws, 200) if args.small else args.draws
     points = min(args.points, 5) if args.small else args.points
     posterior = cp.Posterior.load(args.posterior) if args.posterior else cp.default_posterior()
-    params = cp.decide.subset_draws(posterior.params, draws, seed=args.seed)  # a seeded subset
-    n_draws = int(params.E.shape[0])
+    # plan's default: the extrapolation-aware draws (the law alone with --uncertainty law)
+    params = cp.decide.subset_draws(posterior.extrapolated_params(args.uncertainty), draws, seed=args.seed)
+    n_draws = int(params.law.E.shape[0])
     key = jax.random.PRNGKey(args.seed)
     dep = deployment(args.input_tokens, args.output_tokens, args.price)
     theta = cp.with_cost_draws(params, dep, key=key)  # (law draws, one deployment draw each)
@@ -149,7 +152,7 @@ def main(argv=None) -> dict:
     plan_usd = np.stack([np.asarray(ds.dollars[:, 0], np.float64) for ds in plans], axis=1)
 
     # ---- report ------------------------------------------------------------------------
-    print(f"The Chinchilla trap: {n_draws} posterior draws x cost draws; "
+    print(f"The Chinchilla trap: {n_draws} posterior draws ({args.uncertainty} uncertainty) x cost draws; "
           f"{args.input_tokens:g}+{args.output_tokens:g} tokens per query on H100s, ~{usd(args.price)}/GPU-hour")
     print()
     print(f"{'design':<13}{'tokens/param':>13}   {'loss (nats)':<26}{'training cost':<26}")

@@ -69,6 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed for the subset of draws")
     p.add_argument("--compute", type=float, default=CHINCHILLA_BUDGET, help="FLOP budget for the plan")
     p.add_argument("--posterior", metavar="FILE", help="a posterior saved with Posterior.save (default: shipped)")
+    p.add_argument("--uncertainty", choices=("extrapolation", "law"), default="extrapolation",
+                   help="bands with the extrapolation component (default, as chinplan plan) or the law alone")
     p.add_argument("--plot", metavar="FILE", help="write a fan chart of N*(C), D*(C) (.png or .svg)")
     p.add_argument("--small", action="store_true", help="tiny sizes (200 draws, coarse plot) for smoke tests")
     return p
@@ -78,8 +80,9 @@ def main(argv=None) -> dict:
     args = _parser().parse_args(argv)
     draws = min(args.draws, 200) if args.small else args.draws
     posterior = cp.Posterior.load(args.posterior) if args.posterior else cp.default_posterior()
-    params = cp.decide.subset_draws(posterior.params, draws, seed=args.seed)  # a seeded subset
-    n_draws = int(params.E.shape[0])
+    # plan's default: the extrapolation-aware draws (the law alone with --uncertainty law)
+    params = cp.decide.subset_draws(posterior.extrapolated_params(args.uncertainty), draws, seed=args.seed)
+    n_draws = int(params.law.E.shape[0])
     compute = float(args.compute)
     q = cp.DEFAULT_QUANTILES
 
@@ -94,13 +97,12 @@ def main(argv=None) -> dict:
     p_lower = float(cp.probability(kernels.lower_loss, params, *CHINCHILLA, *GOPHER))
 
     # 3. The compute-optimal plan for the budget, with bands, and the published point plans.
-    plan = cp.bands(cp.compute_optimal, params, compute, q=q).values
-    tpp = np.asarray(cp.bands(cp.tokens_per_parameter, params, compute, q=q).values, np.float64)
-    plan_n, plan_d, plan_loss = (np.asarray(x, np.float64) for x in plan)
+    plan = cp.bands(kernels.plan, params, compute, q=q).values  # the same kernel as `chinplan plan`
+    plan_n, plan_d, tpp, plan_loss = (np.asarray(plan[k], np.float64) for k in ("n", "d", "tokens_per_param", "loss"))
     published = {name: cp.compute_optimal(law, compute) for name, law in
                  (("Hoffmann et al. 2022", cp.HOFFMANN_2022), ("Besiroglu et al. 2024", cp.BESIROGLU_2024))}
 
-    print(f"Chinchilla vs Gopher: {n_draws} posterior draws of L(N, D) = E + A/N^alpha + B/D^beta")
+    print(f"Chinchilla vs Gopher: {n_draws} posterior draws of L(N, D) = E + A/N^alpha + B/D^beta ({args.uncertainty} uncertainty)")
     print()
     print(f"{'model':<12}{'params':>8}{'tokens':>8}{'6ND (FLOPs)':>13}{'tokens/param':>14}   loss, median [5%, 95%] (nats)")
     for k, (name, (nk, dk)) in enumerate(designs.items()):

@@ -121,7 +121,8 @@ def main(argv=None) -> dict:
     # 4. More compute, no more data: computed with the plans above (budgets x 1, 2, 4, ...).
 
     # ---- report ------------------------------------------------------------------------
-    print(f"Data-constrained planning: {n_draws} posterior draws, U = {count(u)} unique tokens")
+    print(f"Data-constrained planning: {n_draws} posterior draws (law uncertainty: the data-constrained "
+          f"posterior has no extrapolation component), U = {count(u)} unique tokens")
     print()
     print(f"Design: N = {count(n)}, D = {count(d)} ({d / u:.2f} epochs of U), C = 6ND = {compute:.3g} FLOPs")
     print(f"  effective data D' = {count(effective)} (D'/D = {effective / d:.3f})")

@@ -193,9 +193,10 @@ def main(argv=None) -> dict:
     print(f"  use it with:  chinplan plan --compute {args.compute:.3g} --posterior {path}")
 
     # 6. Plan a bigger run with the fitted posterior.
-    plan = cp.bands(cp.compute_optimal, reloaded.params, args.compute).values
-    plan_n, plan_d = np.asarray(plan.n, np.float64), np.asarray(plan.d, np.float64)
-    print(f"\nPlan for C = {args.compute:.3g} FLOPs: N* {count(plan_n[1])} [{count(plan_n[0])}, {count(plan_n[2])}], "
+    uncertainty = reloaded.default_uncertainty()  # as `chinplan plan --posterior` answers
+    plan = cp.bands(cp.kernels.plan, reloaded.extrapolated_params(uncertainty), args.compute).values
+    plan_n, plan_d = np.asarray(plan["n"], np.float64), np.asarray(plan["d"], np.float64)
+    print(f"\nPlan for C = {args.compute:.3g} FLOPs ({uncertainty} uncertainty): N* {count(plan_n[1])} [{count(plan_n[0])}, {count(plan_n[2])}], "
           f"D* {count(plan_d[1])} [{count(plan_d[0])}, {count(plan_d[2])}]")
     true_n = None
     if truth is not None:

@@ -99,6 +99,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--target-loss", type=float, default=2.0, help="required 95th-percentile loss")
     p.add_argument("--chunk-size", type=int, help="scenarios per device per chunk (default: by platform)")
     p.add_argument("--seed", type=int, default=0, help="seed for the subset of draws and the cost draws")
+    p.add_argument("--uncertainty", choices=("extrapolation", "law"), default="extrapolation",
+                   help="bands with the extrapolation component (default, as chinplan plan) or the law alone")
     p.add_argument("--posterior", metavar="FILE", help="a posterior saved with Posterior.save (default: shipped)")
     p.add_argument("--small", action="store_true", help="about 1e5 pairs (128 draws x 16 x 16 x 4), for CPUs and tests")
     return p
@@ -110,8 +112,9 @@ def main(argv=None) -> dict:
     if args.small:
         draws, grid = min(draws, 128), (16, 16, 4)
     posterior = cp.Posterior.load(args.posterior) if args.posterior else cp.default_posterior()
-    params = cp.decide.subset_draws(posterior.params, draws, seed=args.seed)  # a seeded subset
-    n_draws = int(params.E.shape[0])
+    # plan's default: the extrapolation-aware draws (the law alone with --uncertainty law)
+    params = cp.decide.subset_draws(posterior.extrapolated_params(args.uncertainty), draws, seed=args.seed)
+    n_draws = int(params.law.E.shape[0])
     theta = cp.with_cost_draws(params, deployment(), key=jax.random.PRNGKey(args.seed))
 
     n_grid = np.logspace(9, 12, grid[0])
@@ -139,7 +142,7 @@ def main(argv=None) -> dict:
     rate = pairs / seconds
 
     print(f"Sweep: {grid[0]} N x {grid[1]} D x {grid[2]} Q = {n_scenarios:,} scenarios x {n_draws} draws "
-          f"= {pairs:.3g} pairs (2 outputs each)")
+          f"= {pairs:.3g} pairs (2 outputs each; {args.uncertainty} uncertainty)")
     print(f"  devices: {len(devices)} x {devices[0].device_kind} ({platform}); chunk {chunk} scenarios per device")
     print(f"  warm-up (compile + 1 chunk): {compile_s:.2f} s; sweep: {seconds:.2f} s")
     print(f"  throughput: {rate:.3g} pairs/s ({1e9 / rate:.2f} ns per pair)")

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 
 import jax
-import numpy as np
 
 import chinplan
 from chinplan.decide import design

@@ -98,7 +98,7 @@ def main(argv=None) -> dict:
 
     tokens = f"{args.input_tokens:g}+{args.output_tokens:g} tokens per query"
     context = "input + output/2" if args.context is None else f"{args.context:g}"
-    print("8B x 15T against 70B x 1.4T on H100 SXMs, bf16, $2/GPU-hour;")
+    print("8B x 15T against 70B x 1.4T on H100 SXMs, bf16, $2/GPU-hour (the posterior's median law: a point estimate);")
     print(f"{tokens}; KV context {context}")
     print()
     print(f"{'decode model':<20}{'8B tok/s':>10}{'70B tok/s':>11}{'8B cheaper from':>17}")
