@@ -43,6 +43,7 @@ sum over all ladders is what :data:`DEFAULT_HYPER` should be.
 
 Usage:
     python scripts/validate_ladders.py [--cache DIR] [--docs] [--out results.json]
+    python scripts/validate_ladders.py --from-json results.json [--docs]
 
 ``--cache DIR`` keeps the fitted posteriors (``Posterior.save``) keyed by ladder, seed, data
 and chinplan version; delete it when the fit itself changes. ``--docs`` rewrites the block
@@ -147,7 +148,7 @@ def score_normal(mu: float, sd: float, y: float) -> dict:
 # Summaries
 # ----------------------------------------------------------------------------------------
 def summarize(df: pd.DataFrame) -> dict:
-    out = {"n": int(len(df))}
+    out = {"n": len(df)}
     for lev in LEVELS:
         out[f"cov{lev:g}"] = float(df[f"in{lev:g}"].mean())
     within, beyond = df[df["d"] < 1.0], df[df["d"] >= 1.0]
@@ -219,8 +220,9 @@ def short(name: str) -> str:
 
 def fitted_posterior(name: str, runs: pd.DataFrame, seed: int, cache: str | None):
     """The ladder's posterior (cached under ``cache`` when given) and its fit record."""
-    import chinplan
     import jax
+
+    import chinplan
 
     tag = hashlib.sha1(json.dumps({"seed": seed, "version": _version(), "data": pd.util.hash_pandas_object(runs, index=False).tolist()}).encode()).hexdigest()[:10]
     stem = os.path.join(cache, f"{re.sub(r'[^A-Za-z0-9]+', '_', name)}-{tag}") if cache else None
@@ -284,12 +286,16 @@ def log10_nopt(theta, x) -> np.ndarray:
     return np.asarray(log_n, np.float64) / LN10
 
 
-def ladder_evidence(name, runs, fitted, seed, cache, log=print) -> dict:
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def ladder_evidence(name, runs, fitted, seed, cache, log=_log) -> dict:
     """Everything the scores need from one ladder's fit."""
-    import chinplan
     import jax
     import jax.numpy as jnp
 
+    import chinplan
     from chinplan.extrapolated import log_loss_draws
     from chinplan.inference.allocation import law_line_draws
     from chinplan.inference.extrapolation import isoflop_minima
@@ -314,12 +320,13 @@ def ladder_evidence(name, runs, fitted, seed, cache, log=print) -> dict:
     # the mean swapped (the scatter and noise do not depend on the valley)
     test = runs[~fitted].reset_index(drop=True)
     log_n, log_d = np.log(test["params"].to_numpy()), np.log(test["tokens"].to_numpy())
-    mean_law, rep_law = post.sample_log_loss(log_n, log_d, key=jax.random.key(seed + 1000), uncertainty="law")
+    _, rep_law = post.sample_log_loss(log_n, log_d, key=jax.random.key(seed + 1000), uncertainty="law")
     mean_new, rep_new = post.sample_log_loss(log_n, log_d, key=jax.random.key(seed + 1001), uncertainty="extrapolation")
     dtype = theta_prev.law.alpha.dtype
     mean_prev = np.asarray(log_loss_draws(theta_prev, jnp.asarray(log_n, dtype), jnp.asarray(log_d, dtype)), np.float64)
     reps = {"law": rep_law, "previous default": rep_new - mean_new + mean_prev, "new default": rep_new}
-    loss_q = {k: np.quantile(np.exp(r), (0.05, 0.25, 0.75, 0.95), axis=0) for k, r in reps.items()}
+    with np.errstate(over="ignore"):  # heavy-tailed draws past exp's range: an infinite upper quantile is still a bound
+        loss_q = {k: np.quantile(np.exp(r), (0.05, 0.25, 0.75, 0.95), axis=0) for k, r in reps.items()}
     attrs = post.attrs
     line = post.allocation_line
     return {
@@ -334,7 +341,7 @@ def ladder_evidence(name, runs, fitted, seed, cache, log=print) -> dict:
         "loss_q": loss_q,
         "fit": {
             "fitted_runs": int(fitted.sum()), "heldout_runs": int((~fitted).sum()),
-            "fitted_minima": int(len(fitted_minima)), "heldout_minima": int(len(held)),
+            "fitted_minima": len(fitted_minima), "heldout_minima": len(held),
             "converged": bool(post.converged), "problems": post.convergence_problems(),
             "attempts": len(json.loads(attrs.get("fit_attempts", "[]"))), "fit_wall_s": float(record["fit_wall_s"]), "from_cache": record["from_cache"],
             "line": None if line is None else {"intercept": float(line.mean[0]), "slope": float(line.mean[1]), "num_minima": line.num_minima},
@@ -422,7 +429,7 @@ def results(evs, selection, points, loss) -> dict:
         }
     for which in ("law", "previous default", "new default"):
         df = loss[loss["predictive"] == which]
-        cov = lambda g: {"n": int(len(g)), "cov0.5": float(g["in0.5"].mean()), "cov0.9": float(g["in0.9"].mean())}  # noqa: E731
+        cov = lambda g: {"n": len(g), "cov0.5": float(g["in0.5"].mean()), "cov0.9": float(g["in0.9"].mean())}
         out["loss"][which] = {
             "pooled": cov(df),
             "by_distance": {name: cov(g) for name, g in df.groupby(distance_bin(df["d"]), sort=False)},
@@ -432,7 +439,7 @@ def results(evs, selection, points, loss) -> dict:
 
     grid, table = selection["grid"], selection["table"]
     index = {h: i for i, h in enumerate(grid)}
-    crps_of = lambda h, cols: float(np.nansum(table[index[h], cols])) / max(1, int(np.isfinite(table[index[h], cols]).sum()))  # noqa: E731
+    crps_of = lambda h, cols: float(np.nansum(table[index[h], cols])) / max(1, int(np.isfinite(table[index[h], cols]).sum()))
     out["hyper"] = {
         "default": DEFAULT_HYPER._asdict(),
         "best_all": selection["best"]._asdict(),
@@ -462,8 +469,8 @@ def _hyper(h: dict) -> str:
 
 def markdown(res: dict, meta: dict) -> str:
     a = res["allocation"]
-    L = [f"Command: `{meta['command']}`; wall time {meta['wall_s']:.0f} s ({meta['fits_s']:.0f} s fits and evidence, of which "
-         f"{meta['fit_wall_s']:.0f} s NUTS fits run now, {meta['cached']} of {meta['ladders']} fits from the cache; {meta['scores_s']:.0f} s scores).", ""]
+    L = [(f"Command: `{meta['command']}`; wall time {meta['wall_s']:.0f} s ({meta['fits_s']:.0f} s fits and evidence, of which "
+          f"{meta['fit_wall_s']:.0f} s NUTS fits run now, {meta['cached']} of {meta['ladders']} fits from the cache; {meta['scores_s']:.0f} s scores)."), ""]
     L += ["**Pooled N\\*** at the held-out isoFLOP minima (in brackets the 5-95% of a bootstrap over ladders):", "",
           "| predictive | n | cov 50% | cov 80% | cov 90% | median 90% band < 1 dec | median 90% band 1-2.1 dec | IS90 (dec) | CRPS (dec) | median abs log10 error | mean signed error |",
           "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
@@ -496,9 +503,9 @@ def markdown(res: dict, meta: dict) -> str:
         f"{short(n)} " + ", ".join(f"{_f(res['loss'][w]['per_ladder'][n]['cov0.5'])}/{_f(res['loss'][w]['per_ladder'][n]['cov0.9'])}" for w in res["loss"])
         for n in res["fits"] if n in res["loss"]["law"]["per_ladder"])]  # fmt: skip
     h = res["hyper"]
-    L += ["", f"**The allocation line's scales** (nested leave-one-ladder-out, mean CRPS per ladder, each ladder weighted equally; "
-          f"grids sigma0 {list(GRIDS['sigma0'][:-1])} + inf, sigma {list(GRIDS['sigma'])}, tau {list(GRIDS['tau'])}): "
-          f"best on all ladders {_hyper(h['best_all'])}; shipped `DEFAULT_HYPER` {_hyper(h['default'])}.", "",
+    L += ["", (f"**The allocation line's scales** (nested leave-one-ladder-out, mean CRPS per ladder, each ladder weighted equally; "
+               f"grids sigma0 {list(GRIDS['sigma0'][:-1])} + inf, sigma {list(GRIDS['sigma'])}, tau {list(GRIDS['tau'])}): "
+               f"best on all ladders {_hyper(h['best_all'])}; shipped `DEFAULT_HYPER` {_hyper(h['default'])}."), "",
           "| held-out ladder | chosen without it | moved from DEFAULT_HYPER | its CRPS, chosen | its CRPS, DEFAULT_HYPER |", "|---|---|---|---|---|"]  # fmt: skip
     for name, r in h["per_ladder"].items():
         moved = ", ".join(f"{k} {_hyper({k: h['default'][k]}).split(' ', 1)[1]} -> {_hyper({k: v}).split(' ', 1)[1]}" for k, v in r["chosen"].items() if v != h["default"][k]) or "no"
@@ -514,7 +521,7 @@ def markdown(res: dict, meta: dict) -> str:
 
 def replace_block(path, block: str) -> None:
     text = Path(path).read_text()
-    pattern = re.compile(re.escape(MARKER_START) + r"\n.*?" + re.escape(MARKER_END), re.S)
+    pattern = re.compile(re.escape(MARKER_START) + r"\n.*?" + re.escape(MARKER_END), re.DOTALL)
     if not pattern.search(text):
         raise SystemExit(f"{path} has no {MARKER_START} ... {MARKER_END} block")
     Path(path).write_text(pattern.sub(lambda m: MARKER_START + "\n" + block + "\n" + MARKER_END, text))
@@ -527,16 +534,25 @@ def main(argv=None) -> dict:
     parser.add_argument("--out", metavar="FILE", help="also write the results (and every scored point) as JSON")
     parser.add_argument("--porian", default=str(PORIAN_CSV), help="Porian et al.'s isoFLOP runs (default: %(default)s)")
     parser.add_argument("--only", metavar="SUBSTRING", help="only the ladders whose name contains this (a quick check; not for --docs)")
+    parser.add_argument("--from-json", metavar="FILE", help="render the results saved by --out instead of running the back-test")
     args = parser.parse_args(argv)
     if args.docs and args.only:
         parser.error("--docs needs every ladder")
+    if args.from_json:
+        with open(args.from_json) as f:
+            res = json.load(f)
+        md = markdown(res, res["meta"])
+        print(md)
+        if args.docs:
+            replace_block(DOC, md)
+        return res
     t0 = time.perf_counter()
     evs = []
     for i, (name, runs, fitted) in enumerate(ladders(args.porian)):
         if args.only and args.only not in name:
             continue
         evs.append(ladder_evidence(name, runs, fitted, SEED + i, args.cache))
-        print(f"[{time.perf_counter() - t0:6.0f} s] {short(name)}: {evs[-1]['fit']['heldout_minima']} held-out minima, converged {evs[-1]['fit']['converged']}", file=sys.stderr, flush=True)
+        _log(f"[{time.perf_counter() - t0:6.0f} s] {short(name)}: {evs[-1]['fit']['heldout_minima']} held-out minima, converged {evs[-1]['fit']['converged']}")
     t1 = time.perf_counter()
     selection = select_hyper(evs)
     points = score_all(evs, selection)
