@@ -32,6 +32,7 @@ RUN = re.compile(r"<!-- run: (chinplan [^>]*?) -->")
 START, END = "<!-- bench_cli: start -->", "<!-- bench_cli: end -->"
 QUICKSTART = "chinplan tco --target-loss 2.0 --queries 1e10 --tokens-per-query 500 --hardware h100"
 EXTRA = (
+    "chinplan plan --compute 5.76e23",
     "chinplan hardware",
     "chinplan --help",
     "chinplan fit --help",

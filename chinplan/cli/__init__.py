@@ -64,7 +64,7 @@ COMMAND_MODULES = {
 }
 _COMMANDS = {name: _command(name, module) for name, module in COMMAND_MODULES.items()}
 #: The folder (in the cache directory) of the engine's saved programs
-#: (:func:`chinplan.engine.reductions.set_program_cache`).
+#: (:func:`chinplan.engine.programs.set_program_cache`).
 PROGRAMS = "chinplan-programs"
 #: Commands that compute nothing with JAX: they run without the compilation cache.
 JAX_FREE_COMMANDS = frozenset({"hardware"})
@@ -97,12 +97,16 @@ def enable_compilation_cache(environ=None) -> str | None:
 
     if jax.config.jax_compilation_cache_dir:  # configured by the caller (JAX_COMPILATION_CACHE_DIR): theirs
         return None
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError:  # no cache where none can be written (a read-only home): compile as before
+        return None
     jax.config.update("jax_compilation_cache_dir", path)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
-    from chinplan.engine import reductions  # the engine's kernels, traced once per machine too
+    from chinplan.engine import programs  # the engine's kernels, compiled once per machine
 
-    reductions.set_program_cache(os.path.join(path, PROGRAMS))
+    programs.set_program_cache(os.path.join(path, PROGRAMS))
     return path
 
 

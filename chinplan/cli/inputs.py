@@ -47,7 +47,7 @@ class CommandDraws:
     params: object  # LawParams with a leading draw axis
     num_draws: int
     source: str
-    posterior: object  # the full chinplan.Posterior
+    posterior: object  # the chinplan.Posterior, or its draws alone (FileDraws)
     theta: object  # the same draws as an ExtrapolatedLaw (zero discrepancy for --uncertainty law)
     uncertainty: str
 

@@ -3,8 +3,9 @@
 JAX's persistent compilation cache keeps compiled executables, but every new process still
 traces and lowers each kernel (Python running the law, the optimisers and the sorting network)
 before it can look one up: seconds for ``chinplan tco``. With :func:`set_program_cache` the
-engine exports each stable kernel once (:mod:`jax.export`, StableHLO) into a folder and later
-processes read it back instead of tracing. The command line turns it on beside JAX's cache
+engine saves each stable kernel's compiled executable once into a folder
+(``jax.experimental.serialize_executable``), and later processes load it instead of tracing,
+lowering and compiling. The command line turns it on beside JAX's cache
 (:func:`chinplan.cli.enable_compilation_cache`); the library leaves it off.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import platform
 import sys
 from typing import Callable
 
@@ -38,12 +40,11 @@ def set_program_cache(path: str | os.PathLike | None) -> None:
     Tracing a kernel (Python running the law, the optimisers, the sorting network) costs
     seconds that JAX's persistent compilation cache does not save: it caches the compiled
     executable of a program, not the tracing that produces it. With this cache a kernel's
-    program is exported (:mod:`jax.export`) the first time and read back on later calls, so a
-    second process skips tracing and lowering, and JAX's compilation cache (if configured)
-    skips compiling. Only kernels with a stable identity are kept: a module-level function
+    executable is saved the first time and loaded on later calls, so a second process skips
+    tracing, lowering and compiling. Only kernels with a stable identity are kept: a module-level function
     (or a ``functools.partial`` of one with plain arguments) of a module whose source is
     unchanged; the key also holds the input shapes and dtypes, the reduction, JAX's version,
-    x64 and the backend. One device, one process only. ``chinplan`` (the command line) turns
+    x64, the backend and the host's instruction set. One device, one process only. ``chinplan`` (the command line) turns
     it on beside JAX's compilation cache; results are the same either way.
     """
     _PROGRAM_DIR[0] = None if path is None else os.fspath(path)
@@ -79,6 +80,24 @@ def _source_digest() -> str:
     return digest.hexdigest()
 
 
+@functools.lru_cache(maxsize=1)
+def _host() -> str:
+    """The backend and, on a CPU, the host's instruction set: an executable compiled for one
+    machine is never loaded on another that shares the cache directory."""
+    device = jax.devices()[0]
+    flags = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            flags = next((line for line in fh if line.startswith(("flags", "Features"))), "")
+    except OSError:
+        pass
+    import jaxlib
+    from jax.extend import backend
+
+    version = getattr(backend.get_backend(), "platform_version", "")
+    return repr((jax.__version__, jaxlib.__version__, device.platform, device.device_kind, version, platform.machine(), flags))
+
+
 def _program_key(identity: tuple, args: tuple) -> str | None:
     fn, kind, options = identity
     name = _stable_name(fn)
@@ -86,15 +105,19 @@ def _program_key(identity: tuple, args: tuple) -> str | None:
         return None
     leaves, treedef = jax.tree.flatten(args)
     avals = [(tuple(np.shape(x)), np.dtype(x.dtype).str, bool(getattr(x, "weak_type", False))) for x in leaves]
-    material = (name, kind, options, str(treedef), avals, jax.__version__, bool(jax.config.jax_enable_x64),
-                jax.default_backend(), _source_digest())  # fmt: skip
+    material = (name, kind, options, str(treedef), avals, bool(jax.config.jax_enable_x64), _host(), _source_digest())
     return hashlib.sha256(repr(material).encode()).hexdigest()
 
 
 def saved_program(kernel: Callable, identity: tuple, args: tuple) -> Callable:
-    """``kernel`` (jitted), or the same program exported once and read back
+    """``kernel`` (jitted), or its compiled executable saved once and loaded back
     (:func:`set_program_cache`). ``identity``: ``(fn, reduction, static options)`` of the
-    engine's kernel; ``args``: its first arguments (their shapes and dtypes key the program)."""
+    engine's kernel; ``args``: its first arguments (their shapes and dtypes key the program).
+
+    The file holds the executable (``jax.experimental.serialize_executable``) and its pytree
+    structures (pickled, like JAX's own cache holds native code): a cache directory is the
+    user's own, never an input from elsewhere. Any failure falls back to ``kernel``.
+    """
     directory = _PROGRAM_DIR[0]
     key = None if directory is None else _program_key(identity, args)
     if key is None:
@@ -103,42 +126,22 @@ def saved_program(kernel: Callable, identity: tuple, args: tuple) -> Callable:
         return _PROGRAMS[key]
     import pickle
 
-    try:
-        import flatbuffers  # noqa: F401  (what jax.export serialises with)
-        from jax import export
-    except ImportError:
-        return kernel
+    from jax.experimental import serialize_executable
 
     path = os.path.join(directory, f"{key}.program")
-    leaves, in_tree = jax.tree.flatten(args)
-    program = None
+    compiled = None
     try:
         with open(path, "rb") as fh:
-            out_tree, blob = pickle.loads(fh.read())
-        program = export.deserialize(bytearray(blob))
-    except Exception:  # none yet, or unreadable: export it (below)
-        program = None
-    if program is None:
-
-        traced_tree = []
-
-        def flat(*flat_args):
-            out_leaves, tree = jax.tree.flatten(kernel(*jax.tree.unflatten(in_tree, flat_args)))
-            traced_tree.append(tree)
-            return out_leaves
-
+            payload, in_tree, out_tree = pickle.loads(fh.read())
+        compiled = serialize_executable.deserialize_and_load(payload, in_tree, out_tree)
+    except Exception:  # none yet, or unreadable: compile and save it (below)
+        compiled = None
+    if compiled is None:
         try:
-            program = export.export(jax.jit(flat))(*leaves)
-            out_tree = traced_tree[0]
+            compiled = kernel.lower(*args).compile()  # through JAX's compilation cache, if set
             os.makedirs(directory, exist_ok=True)
-            write_bytes(path, pickle.dumps((out_tree, bytes(program.serialize()))))
-        except Exception:  # a kernel jax.export cannot serialise: run it as it is
-            _PROGRAMS[key] = kernel
-            return kernel
-    call = jax.jit(program.call)
-
-    def run(*run_args):
-        return jax.tree.unflatten(out_tree, call(*jax.tree.leaves(run_args)))
-
-    _PROGRAMS[key] = run
-    return run
+            write_bytes(path, pickle.dumps(serialize_executable.serialize(compiled)))
+        except Exception:  # an executable the backend cannot serialise: run the kernel as it is
+            compiled = kernel
+    _PROGRAMS[key] = compiled
+    return compiled
