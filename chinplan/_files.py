@@ -117,6 +117,33 @@ def check_writable(path: str | os.PathLike, *, arg: str = "output") -> None:
     os.remove(probe)
 
 
+#: How a posterior file that is a directory or empty is refused (its reader and the command line).
+POSTERIOR_DIRECTORY = "is a directory, not a NetCDF file"
+POSTERIOR_EMPTY = "is empty (0 bytes), not a readable chinplan posterior"
+
+
+def check_input_file(path: str | os.PathLike, what: str, *, directory: str | None = None, empty: str | None = None) -> None:
+    """ValueError ``"<what> '<path>' does not exist"`` (or ``cannot be read: <reason>``) unless
+    ``path`` is a file that can be opened for reading; with ``directory`` / ``empty`` a
+    directory or an empty file gets ``"<what> '<path>' <directory|empty>"``.
+
+    The readers (:func:`chinplan.inference.posterior_file.read`, :func:`chinplan.inference.runs.load_runs`)
+    and the command line (before it imports JAX) give the same messages. No JAX, no NumPy.
+    """
+    name = os.fspath(path)
+    if not os.path.exists(name):
+        raise ValueError(f"{what} {name!r} does not exist")
+    if directory is not None and os.path.isdir(name):
+        raise ValueError(f"{what} {name!r} {directory}")
+    try:
+        with open(name, "rb") as handle:
+            first = handle.read(1)
+    except OSError as err:  # a directory, no permission, ...
+        raise ValueError(f"{what} {name!r} cannot be read: {err}") from None
+    if empty is not None and not first:
+        raise ValueError(f"{what} {name!r} {empty}")
+
+
 class Terminated(BaseException):
     """SIGTERM (``timeout``, schedulers, container runtimes) inside :func:`signals_unwind`:
     unwinds like KeyboardInterrupt, so every ``finally`` runs (:func:`write_atomic` removes

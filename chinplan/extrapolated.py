@@ -36,6 +36,7 @@ __all__ = [
     "LEVEL_POWER",
     "VALLEY_RAMP",
     "valley_shift",
+    "from_draws",
 ]
 
 LN10 = math.log(10.0)
@@ -173,3 +174,16 @@ def compute_optimal_draws(theta: ExtrapolatedLaw, log_compute):
     flat = log_compute.reshape(-1)
     out = jax.vmap(jax.vmap(extrapolated_optimum_log, in_axes=(None, 0)), in_axes=(0, None))(theta, flat)
     return tuple(x.reshape((-1,) + log_compute.shape) for x in out)
+
+
+def from_draws(law: LawParams, domain, terms: dict | None) -> ExtrapolatedLaw:
+    """Posterior draws (leading axis of ``law``) as an :class:`ExtrapolatedLaw`: ``terms`` the
+    extrapolation group's ``u``, ``v``, ``kappa`` (and ``c`` where the fit learned the
+    allocation line) as arrays of the draws, or None for the law alone (every term 0). Both
+    share one pytree structure, so law and extrapolation draws share one compiled kernel."""
+    dtype = law.alpha.dtype
+    num = law.alpha.shape[0]
+    zeros = jnp.zeros(num, dtype)
+    terms = {} if terms is None else terms
+    u, v, kappa, c = (jnp.asarray(np.asarray(terms[k]).reshape(-1), dtype) if k in terms else zeros for k in ("u", "v", "kappa", "c"))
+    return ExtrapolatedLaw(law, u, v, kappa, jnp.broadcast_to(jnp.asarray(domain, dtype), (num, 3)), c)

@@ -1,10 +1,16 @@
 """Shared fixtures: float32 and float64 runs of the same test, without global flag changes."""
 
 import contextlib
+import os
 
 import jax
 import numpy as np
 import pytest
+
+# The command line keeps compiled programs in the user's cache directory (chinplan.cli.main):
+# tests that call main() leave the machine's cache and this process's JAX configuration alone
+# unless a run asks for it (tests/test_cli_speed.py turns it on in subprocesses).
+os.environ.setdefault("CHINPLAN_CACHE", "0")
 
 
 @pytest.fixture(params=["float32", "float64"])

@@ -309,7 +309,7 @@ def test_help_still_needs_no_jax():
 
 def test_huber_fit_repr_is_short():
     starts = np.zeros((4500, 5))
-    fit = chinplan.inference.huber.HuberFit(chinplan.HOFFMANN_2022, np.zeros(5), 1.0, 1e-6, 50, 7, starts, starts, np.zeros(4500))
+    fit = chinplan.HuberFit(chinplan.HOFFMANN_2022, np.zeros(5), 1.0, 1e-6, 50, 7, starts, starts, np.zeros(4500))
     text = repr(fit)
     assert len(text) < 400 and "shape (4500, 5)" in text and "E=1.69" in text
 

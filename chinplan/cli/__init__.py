@@ -7,6 +7,13 @@ only when a command runs: :mod:`.plan`, :mod:`.costs` (``tco``, ``compare``, ``s
 :mod:`.sweep`. They share :mod:`.inputs` (options -> library inputs) and :mod:`.render`
 (80-column tables, JSON) and :mod:`.cluster` (GPU counts and days). The commands import the
 decisions, plots, engine, inference and core; nothing imports the command line.
+
+Before a command runs, :func:`main` refuses a missing or unreadable input file (``--posterior``,
+a runs CSV) without importing JAX, and points JAX's persistent compilation cache at
+:func:`cache_dir` (``$CHINPLAN_CACHE_DIR``, else ``$XDG_CACHE_HOME/chinplan/jax``, else
+``~/.cache/chinplan/jax``; ``CHINPLAN_CACHE=0`` turns it off), so a second call of a command
+loads its compiled programs instead of compiling them again. ``chinplan hardware`` (a static
+table, :mod:`.render`) and every ``--help`` load no JAX.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import os
 import sys
 import warnings
 
-from chinplan._files import OutputPathError, Terminated, signals_unwind
+from chinplan._files import POSTERIOR_DIRECTORY, POSTERIOR_EMPTY, OutputPathError, Terminated, check_input_file, signals_unwind
 from chinplan.cli.parser import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -27,7 +34,7 @@ from chinplan.cli.parser import (
     build_parser,
 )
 
-__all__ = ["main", "EXIT_OK", "EXIT_ERROR", "EXIT_USAGE", "EXIT_INTERRUPTED", "EXIT_TERMINATED"]
+__all__ = ["main", "cache_dir", "enable_compilation_cache", "EXIT_OK", "EXIT_ERROR", "EXIT_USAGE", "EXIT_INTERRUPTED", "EXIT_TERMINATED"]
 
 # --------------------------------------------------------------------------------------
 # main
@@ -48,13 +55,70 @@ def _command(name: str, module: str):
 #: The module of each command's cmd_<name>(args), in chinplan.cli.
 COMMAND_MODULES = {
     "plan": "plan",
-    **{name: "costs" for name in ("tco", "compare", "smallest", "hardware")},
+    **{name: "costs" for name in ("tco", "compare", "smallest")},
+    "hardware": "render",  # a static table: no JAX
     **{name: "fit" for name in ("fit", "validate")},
     "plot": "plot",
     "sweep": "sweep",
     "next-runs": "next_runs",
 }
 _COMMANDS = {name: _command(name, module) for name, module in COMMAND_MODULES.items()}
+#: The folder (in the cache directory) of the engine's saved programs
+#: (:func:`chinplan.engine.programs.set_program_cache`).
+PROGRAMS = "chinplan-programs"
+#: Commands that compute nothing with JAX: they run without the compilation cache.
+JAX_FREE_COMMANDS = frozenset({"hardware"})
+
+
+def cache_dir(environ=None) -> str | None:
+    """Where the command line keeps JAX's compiled programs; None when ``CHINPLAN_CACHE=0``.
+
+    ``$CHINPLAN_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/chinplan/jax`` (XDG base
+    directories), else ``~/.cache/chinplan/jax``.
+    """
+    environ = os.environ if environ is None else environ
+    if environ.get("CHINPLAN_CACHE", "1").strip().lower() in ("0", "false", "no", "off"):
+        return None
+    if environ.get("CHINPLAN_CACHE_DIR"):
+        return os.path.abspath(os.path.expanduser(environ["CHINPLAN_CACHE_DIR"]))
+    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(os.path.abspath(base), "chinplan", "jax")
+
+
+def enable_compilation_cache(environ=None) -> str | None:
+    """Points JAX's persistent compilation cache at :func:`cache_dir` (the command line only:
+    the library never changes its caller's JAX configuration). Every program is cached, however
+    quick its compilation or small its executable. Returns the directory (None: turned off, or
+    the caller already configured a cache)."""
+    path = cache_dir(environ)
+    if path is None:
+        return None
+    import jax  # the command runs now: JAX is needed anyway
+
+    if jax.config.jax_compilation_cache_dir:  # configured by the caller (JAX_COMPILATION_CACHE_DIR): theirs
+        return None
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError:  # no cache where none can be written (a read-only home): compile as before
+        return None
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+    from chinplan.engine import programs  # the engine's kernels, compiled once per machine
+
+    programs.set_program_cache(os.path.join(path, PROGRAMS))
+    return path
+
+
+def check_inputs(args) -> None:
+    """Refuses a missing, unreadable or empty input file before any import of JAX, with the
+    messages the readers give (:func:`chinplan._files.check_input_file`)."""
+    posterior = getattr(args, "posterior", None)
+    if posterior is not None:
+        check_input_file(posterior, "posterior file", directory=POSTERIOR_DIRECTORY, empty=POSTERIOR_EMPTY)
+    runs = getattr(args, "runs", None) if args.command in ("fit", "validate") else None
+    if runs is not None:
+        check_input_file(runs, "runs file", empty="is empty")
 
 
 def _exit_now(code: int) -> None:
@@ -88,6 +152,9 @@ def main(argv=None) -> int:
     try:
         with signals_unwind(), warnings.catch_warnings():
             warnings.showwarning = _warning_line  # restored on leaving
+            check_inputs(args)
+            if args.command not in JAX_FREE_COMMANDS:
+                enable_compilation_cache()
             return _COMMANDS[args.command](args)
     except (UsageError, OutputPathError) as err:
         code, line = EXIT_USAGE, f"error: {_one_line(err)}"

@@ -1,11 +1,11 @@
-"""The cost questions: ``chinplan tco``, ``compare``, ``smallest`` and ``hardware``.
+"""The cost questions: ``chinplan tco``, ``compare`` and ``smallest``.
 
 ``tco``: the inference-aware optimum against the compute optimum, GPU-hours and dollars
 (:func:`chinplan.decide.risk.tco_bands`); ``compare``: loss and cost bands of fixed designs
 and the probability that each is cheaper or better than another; ``smallest``: the smallest
 model (or, without ``--tokens``, the cheapest design) reaching a target loss with probability
-p (:func:`chinplan.decide.risk.smallest_model`, :func:`~chinplan.decide.risk.chance_constrained`);
-``hardware``: the accelerator presets. Every band carries the extrapolation component unless
+p (:func:`chinplan.decide.risk.smallest_model`, :func:`~chinplan.decide.risk.chance_constrained`).
+(``hardware``, a static table, lives in :mod:`.render`: it loads no JAX.) Every band carries the extrapolation component unless
 ``--uncertainty law``.
 """
 
@@ -35,28 +35,29 @@ def cmd_tco(args) -> int:
     inputs.check_output(args.plot, "--plot", PLOT_SUFFIXES, args.posterior)
     q = inputs.check_quantiles(args.quantiles)
     deployment, described = inputs.deployment_of(args)
-    draws = inputs.load_draws(args)
-    targets = np.asarray(args.target_loss, np.float64)
-    inputs.check_reachable(draws.params, targets, "--target-loss")
-    law_draws = draws.theta if draws.uncertainty == "extrapolation" else draws.params  # closed forms for law
-    theta = decide.draw_pairs(law_draws, deployment, key=inputs.key_for(args, inputs.COSTS))
-    result = decide.tco_bands(theta, targets, optimum=args.optimum, q=q)
-    groups = ("optimal", "chinchilla")
-    values = {g: {f: np.asarray(result.values[g][f], np.float64) for f in kernels.TCO_FIELDS} for g in groups}
-    savings = np.asarray(result.values["savings"], np.float64)
-    unreachable = decide.draw_fraction(theta, decide.unreachable_fraction(theta, targets))
-    median = int(np.argmin(np.abs(np.asarray(q) - 0.5)))
-    plan_n, plan_d = values["optimal"]["n"][median], values["optimal"]["d"][median]
-    reached = np.isfinite(plan_n) & np.isfinite(plan_d)
-    beyond = inputs.beyond_rows(draws, draws.posterior.extrapolation(np.where(reached, plan_n, 1.0), np.where(reached, plan_d, 1.0)))
-    sized = {g: cluster.sizing(args, values[g]["train_gpu_hours"]) for g in groups} if cluster.requested(args) else {}
-    for group in groups:
-        if any(np.any(np.asarray(f) > 0) for f in result.nan_fraction[group].values()):
-            inputs.warn(f"some draws gave NaN in the {group} plan; their quantiles are over the other draws")
-    if args.plot:
-        _plot_tco_designs(args, theta, values, targets, f"{described['hardware'].upper()} {described['precision']}")
+    with render.working(f"tco: {render.COMPILING_NOTE}"):
+        draws = inputs.load_draws(args, fast=True)
+        targets = np.asarray(args.target_loss, np.float64)
+        inputs.check_reachable(draws.params, targets, "--target-loss")
+        law_draws = draws.theta if draws.uncertainty == "extrapolation" else draws.params  # closed forms for law
+        theta = decide.draw_pairs(law_draws, deployment, key=inputs.key_for(args, inputs.COSTS))
+        result = decide.tco_bands(theta, targets, optimum=args.optimum, q=q)
+        groups = ("optimal", "chinchilla")
+        values = {g: {f: np.asarray(result.values[g][f], np.float64) for f in kernels.TCO_FIELDS} for g in groups}
+        savings = np.asarray(result.values["savings"], np.float64)
+        unreachable = decide.draw_fraction(theta, decide.unreachable_fraction(theta, targets))
+        median = int(np.argmin(np.abs(np.asarray(q) - 0.5)))
+        plan_n, plan_d = values["optimal"]["n"][median], values["optimal"]["d"][median]
+        reached = np.isfinite(plan_n) & np.isfinite(plan_d)
+        beyond = inputs.beyond_rows(draws, draws.posterior.extrapolation(np.where(reached, plan_n, 1.0), np.where(reached, plan_d, 1.0)))
+        sized = {g: cluster.sizing(args, values[g]["train_gpu_hours"]) for g in groups} if cluster.requested(args) else {}
+        for group in groups:
+            if any(np.any(np.asarray(f) > 0) for f in result.nan_fraction[group].values()):
+                inputs.warn(f"some draws gave NaN in the {group} plan; their quantiles are over the other draws")
+        if args.plot:
+            _plot_tco_designs(args, theta, values, targets, f"{described['hardware'].upper()} {described['precision']}")
 
-    best = "inference-aware optimum" if args.optimum == "cost" else "FLOPs-optimal (inference-aware)"
+        best = "inference-aware optimum" if args.optimum == "cost" else "FLOPs-optimal (inference-aware)"
     if args.json:
         render.emit_json(
             {
@@ -133,27 +134,28 @@ def cmd_compare(args) -> int:
     n = np.array([design[1] for design in args.designs])
     d = np.array([design[2] for design in args.designs])
     deployment, described = inputs.deployment_of(args)
-    draws = inputs.load_draws(args)
-    # a target at or below E of every draw is reached by no design: probability 0, not an error
-    below_e = args.target_loss is not None and args.target_loss <= float(np.min(draws.params.E))
-    # checked and sampled once; the loss questions carry the extrapolation component (costs of
-    # a fixed design do not depend on the law)
-    theta = decide.draw_pairs(draws.theta, deployment, key=inputs.key_for(args, inputs.COSTS))
-    bands = engine.bands(kernels.design_point, theta, n, d, q=tuple(q)).values
-    bands = {name: np.asarray(bands[name], np.float64) for name in kernels.DESIGN_FIELDS}
-    p_cheaper = decide.draw_fraction(theta, decide.prob_cheaper(theta, n, d))
-    p_lower = decide.draw_fraction(theta, decide.prob_lower_loss(theta, n, d))
-    p_target = None
-    if below_e:
-        p_target = np.zeros(len(labels))
-    elif args.target_loss is not None:
-        p_target = decide.draw_fraction(theta, decide.prob_target(theta, n, d, args.target_loss))
-    beyond = inputs.beyond_rows(draws, draws.posterior.extrapolation(n, d))
-    sized = cluster.sizing(args, bands["train_gpu_hours"]) if cluster.requested(args) else {}
-    if args.plot:
-        designs = {label: (a, b) for label, a, b in args.designs}
-        chip = f"{described['hardware'].upper()} {described['precision']}"
-        charts.save(charts.tco_vs_queries(theta, designs, None, inputs.queries_grid(args.queries), hardware=chip), args.plot)
+    with render.working(f"compare: {render.COMPILING_NOTE}"):
+        draws = inputs.load_draws(args, fast=True)
+        # a target at or below E of every draw is reached by no design: probability 0, not an error
+        below_e = args.target_loss is not None and args.target_loss <= float(np.min(draws.params.E))
+        # checked and sampled once; the loss questions carry the extrapolation component (costs of
+        # a fixed design do not depend on the law)
+        theta = decide.draw_pairs(draws.theta, deployment, key=inputs.key_for(args, inputs.COSTS))
+        bands = engine.bands(kernels.design_point, theta, n, d, q=tuple(q)).values
+        bands = {name: np.asarray(bands[name], np.float64) for name in kernels.DESIGN_FIELDS}
+        p_cheaper = decide.draw_fraction(theta, decide.prob_cheaper(theta, n, d))
+        p_lower = decide.draw_fraction(theta, decide.prob_lower_loss(theta, n, d))
+        p_target = None
+        if below_e:
+            p_target = np.zeros(len(labels))
+        elif args.target_loss is not None:
+            p_target = decide.draw_fraction(theta, decide.prob_target(theta, n, d, args.target_loss))
+        beyond = inputs.beyond_rows(draws, draws.posterior.extrapolation(n, d))
+        sized = cluster.sizing(args, bands["train_gpu_hours"]) if cluster.requested(args) else {}
+        if args.plot:
+            designs = {label: (a, b) for label, a, b in args.designs}
+            chip = f"{described['hardware'].upper()} {described['precision']}"
+            charts.save(charts.tco_vs_queries(theta, designs, None, inputs.queries_grid(args.queries), hardware=chip), args.plot)
 
     if args.json:
         designs = []
@@ -216,25 +218,26 @@ D_GRID = np.logspace(8, 15, 113)
 def cmd_smallest(args) -> int:
     q = inputs.check_quantiles(args.quantiles)
     deployment, described = inputs.deployment_of(args)
-    draws = inputs.load_draws(args)
-    inputs.check_reachable(draws.params, [args.target_loss], "--target-loss")
-    law_draws = draws.theta if draws.uncertainty == "extrapolation" else draws.params  # closed forms for law
-    theta = decide.draw_pairs(law_draws, deployment, key=inputs.key_for(args, inputs.COSTS))
-    if args.tokens is not None:
-        n = float(np.asarray(decide.smallest_model(theta, args.target_loss, args.tokens, p=args.prob), np.float64))
-        if not np.isfinite(n):
-            raise CliError(f"no model reaches loss {args.target_loss:g} with probability {args.prob:g} on {human_count(args.tokens)} tokens")
-        n *= 1.0 + 1e-5  # the order statistic itself can read one draw short of p in float32
-        d, found = float(args.tokens), {"found": True}
-    else:
-        choice, _ = decide.chance_constrained(theta, N_GRID, D_GRID, args.target_loss, args.prob)
-        if not bool(choice["found"]):
-            raise CliError(f"no design on the grid reaches loss {args.target_loss:g} with probability {args.prob:g}")
-        n, d, found = float(choice["n"]), float(choice["d"]), {"found": True, "grid": {"n": [N_GRID[0], N_GRID[-1], len(N_GRID)], "d": [D_GRID[0], D_GRID[-1], len(D_GRID)]}}
-    reached = float(decide.draw_fraction(theta, decide.prob_target(theta, n, d, args.target_loss)))
-    bands = engine.bands(kernels.design_point, theta, np.array([n]), np.array([d]), q=tuple(q)).values
-    bands = {name: np.asarray(bands[name], np.float64)[:, 0] for name in kernels.DESIGN_FIELDS}
-    beyond = inputs.beyond_rows(draws, draws.posterior.extrapolation(np.array([n]), np.array([d])))[0]
+    with render.working(f"smallest: {render.COMPILING_NOTE}"):
+        draws = inputs.load_draws(args, fast=True)
+        inputs.check_reachable(draws.params, [args.target_loss], "--target-loss")
+        law_draws = draws.theta if draws.uncertainty == "extrapolation" else draws.params  # closed forms for law
+        theta = decide.draw_pairs(law_draws, deployment, key=inputs.key_for(args, inputs.COSTS))
+        if args.tokens is not None:
+            n = float(np.asarray(decide.smallest_model(theta, args.target_loss, args.tokens, p=args.prob), np.float64))
+            if not np.isfinite(n):
+                raise CliError(f"no model reaches loss {args.target_loss:g} with probability {args.prob:g} on {human_count(args.tokens)} tokens")
+            n *= 1.0 + 1e-5  # the order statistic itself can read one draw short of p in float32
+            d, found = float(args.tokens), {"found": True}
+        else:
+            choice, _ = decide.chance_constrained(theta, N_GRID, D_GRID, args.target_loss, args.prob)
+            if not bool(choice["found"]):
+                raise CliError(f"no design on the grid reaches loss {args.target_loss:g} with probability {args.prob:g}")
+            n, d, found = float(choice["n"]), float(choice["d"]), {"found": True, "grid": {"n": [N_GRID[0], N_GRID[-1], len(N_GRID)], "d": [D_GRID[0], D_GRID[-1], len(D_GRID)]}}
+        reached = float(decide.draw_fraction(theta, decide.prob_target(theta, n, d, args.target_loss)))
+        bands = engine.bands(kernels.design_point, theta, np.array([n]), np.array([d]), q=tuple(q)).values
+        bands = {name: np.asarray(bands[name], np.float64)[:, 0] for name in kernels.DESIGN_FIELDS}
+        beyond = inputs.beyond_rows(draws, draws.posterior.extrapolation(np.array([n]), np.array([d])))[0]
     if args.json:
         render.emit_json({
             **render.bands_header(draws, args, q), "uncertainty": draws.uncertainty, "target_loss": args.target_loss, "prob": args.prob,
@@ -257,15 +260,4 @@ def cmd_smallest(args) -> int:
     where = f"{human_count(n)} params on {human_count(d)} tokens"
     notes.append(f"{where} is {beyond['decades']:.1f} decades beyond the fitted runs" if beyond["decades"] > 0 else f"{where} lies inside the fitted runs")
     render.print_tables([table], notes)
-    return EXIT_OK
-
-
-def cmd_hardware(args) -> int:
-    from chinplan.costs import HARDWARE, HARDWARE_ALIASES, HARDWARE_SOURCES
-
-    if args.json:
-        render.emit_json({name: {**HARDWARE[name]._asdict(), "alias_of": HARDWARE_ALIASES.get(name), "source": HARDWARE_SOURCES.get(name)}
-                    for name in sorted(HARDWARE)})  # fmt: skip
-        return EXIT_OK
-    render.print_tables(render.hardware_lines(HARDWARE, HARDWARE_ALIASES, HARDWARE_SOURCES, with_sources=args.sources))
     return EXIT_OK

@@ -6,6 +6,11 @@ check has one owner: the draws a command works on (``--posterior``, ``--draws``,
 ``--uncertainty``), the PRNG key of each use of randomness (``--seed``), the deployment of the
 deployment options, quantile levels, output paths, and how far beyond the fitted runs an
 answer lies. Loads the library (JAX); imported only when a command runs.
+
+``plan``, ``tco``, ``compare`` and ``smallest`` read the posterior's draws with
+:func:`chinplan.inference.posterior_file.read_draws` (h5py, decoded once; no arviz, xarray,
+pandas or numpyro: :class:`FileDraws`); the other commands, and any file the fast reader does
+not decode, get the full :class:`chinplan.inference.posterior.Posterior`.
 """
 
 from __future__ import annotations
@@ -13,9 +18,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import sys
+from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from chinplan import _checks, _files
@@ -23,11 +31,9 @@ from chinplan.cli.parser import CliError, Range, UsageError
 from chinplan.decide import risk as decide
 from chinplan import deployment
 from chinplan.format import human_flops
-from chinplan.inference.posterior import (
-    Posterior,
-    default_posterior,
-    shipped_posterior_path,
-)
+from chinplan.extrapolated import Domain, ExtrapolatedLaw, decades_beyond, from_draws
+from chinplan.inference import posterior_file
+from chinplan.law import LawParams, log_g
 from chinplan.uncertain import Uniform
 
 #: Key streams of the commands' randomness: thinning the draws, sampling costs.
@@ -41,9 +47,106 @@ class CommandDraws:
     params: object  # LawParams with a leading draw axis
     num_draws: int
     source: str
-    posterior: object  # the full chinplan.Posterior
+    posterior: object  # the chinplan.Posterior, or its draws alone (FileDraws)
     theta: object  # the same draws as an ExtrapolatedLaw (zero discrepancy for --uncertainty law)
     uncertainty: str
+
+
+def shipped_posterior_path() -> str | None:
+    """The embedded posterior's file (:func:`chinplan.inference.posterior.shipped_posterior_path`),
+    found without importing the inference stack."""
+    from importlib import resources
+
+    path = resources.files("chinplan") / "datasets" / "chinchilla_posterior.nc"  # chinplan.datasets imports pandas
+    return os.fspath(path) if isinstance(path, os.PathLike) else None
+
+
+class FileDraws:
+    """What a command needs of a Chinchilla posterior, from its draws alone
+    (:func:`chinplan.inference.posterior_file.read_draws`): the same values, dtypes and
+    extrapolation as :class:`chinplan.inference.posterior.Posterior` (tests/test_cli_speed.py
+    checks them equal), and the full Posterior (arviz) only when asked, by :meth:`to_arviz`."""
+
+    LAW_SITES = ("log_E", "log_A", "log_B", "alpha", "beta")
+
+    def __init__(self, path: str, data: dict):
+        self._path, self._data, self._full = path, data, None
+        self.attrs = data["attrs"]
+        self.law = "chinchilla"
+        self.likelihood = str(self.attrs.get("likelihood", "student_t"))
+        self.num_draws = int(data["posterior"]["alpha"].size)
+
+    def draws(self, name: str) -> np.ndarray:
+        return np.asarray(self._data["posterior"][name]).reshape(-1)
+
+    @property
+    def has_extrapolation(self) -> bool:
+        return self._data["extrapolation"] is not None
+
+    @property
+    def params(self) -> LawParams:
+        dtype = jnp.result_type(float)
+        logs = {name: jnp.asarray(self.draws(name), dtype=dtype) for name in self.LAW_SITES}
+        return LawParams.from_logs(logs["log_E"], logs["log_A"], logs["log_B"], logs["alpha"], logs["beta"])
+
+    @property
+    def domain(self) -> Domain:
+        if self.has_extrapolation:
+            return Domain(*json.loads(self._data["extrapolation_attrs"]["extrapolation_domain"]))
+        const = self._data["constant_data"]
+        if "log_n" not in const or "log_d" not in const:
+            raise ValueError("this posterior records no fitted runs (no constant_data group), so its domain is unknown")
+        return Domain.of(const["log_n"], const["log_d"])
+
+    def extrapolated_params(self, uncertainty: str = "extrapolation") -> ExtrapolatedLaw:
+        """As :meth:`chinplan.inference.posterior.Posterior.extrapolated_params` (one builder:
+        :func:`chinplan.extrapolated.from_draws`)."""
+        return from_draws(self.params, self.domain, None if uncertainty == "law" else self._data["extrapolation"])
+
+    def extrapolation(self, n=None, d=None, *, compute=None):
+        """Decades beyond the fitted runs, as :meth:`Posterior.extrapolation`."""
+        if compute is not None:
+            log_c = np.log(_checks.positive("compute", compute))
+            med = {k: float(np.median(self.draws(k))) for k in self.LAW_SITES}
+            a = med["beta"] / (med["alpha"] + med["beta"])
+            log_n = float(log_g(med["log_A"], med["log_B"], med["alpha"], med["beta"])) + a * (np.asarray(log_c, np.float64) - np.log(6.0))
+            log_d = log_c - np.log(6.0) - log_n
+        else:
+            log_n, log_d = np.log(_checks.positive("n", n)), np.log(_checks.positive("d", d))
+        total, d_c, d_n, d_d = decades_beyond(self.domain, *np.broadcast_arrays(log_n, log_d))
+        return _Extrapolation(total, d_c, d_n, d_d)
+
+    def full(self):
+        """The full :class:`chinplan.inference.posterior.Posterior` of the same file (arviz)."""
+        if self._full is None:
+            from chinplan.inference.posterior import Posterior
+
+            self._full = Posterior.load(self._path)
+        return self._full
+
+    def to_arviz(self):
+        return self.full().to_arviz()
+
+
+class _Extrapolation(NamedTuple):
+    decades: np.ndarray
+    compute: np.ndarray
+    params: np.ndarray
+    tokens: np.ndarray
+
+
+def read_posterior(path: str | None, *, fast: bool = False):
+    """The posterior of ``--posterior`` (None: the embedded one): a :class:`FileDraws` when
+    ``fast`` and the file is a Chinchilla posterior the fast reader decodes, else the full
+    :class:`chinplan.inference.posterior.Posterior` (with its checks and messages)."""
+    source = shipped_posterior_path() if path is None else path
+    if fast and source is not None:
+        data = posterior_file.read_draws(source)
+        if data is not None:
+            return FileDraws(source, data)
+    from chinplan.inference.posterior import Posterior, default_posterior
+
+    return default_posterior() if path is None else Posterior.load(path)
 
 
 def key_for(args, stream: int):
@@ -51,9 +154,11 @@ def key_for(args, stream: int):
     return jax.random.fold_in(jax.random.PRNGKey(args.seed), stream)
 
 
-def load_draws(args) -> CommandDraws:
+def load_draws(args, *, fast: bool = False) -> CommandDraws:
+    """The draws of ``--posterior``/``--draws``/``--uncertainty``; ``fast``: read with
+    :class:`FileDraws` where it can (the commands that need only the draws)."""
     path = getattr(args, "posterior", None)
-    posterior = default_posterior() if path is None else Posterior.load(path)
+    posterior = read_posterior(path, fast=fast)
     if not int(posterior.attrs.get("converged", 1)):
         attempts = json.loads(posterior.attrs.get("fit_attempts", "[]"))
         problems = attempts[-1]["problems"] if attempts else ["see chinplan fit"]

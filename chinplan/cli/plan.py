@@ -16,11 +16,9 @@ import numpy as np
 
 from chinplan.cli import cluster, inputs, render
 from chinplan.cli.parser import EXIT_OK, PLOT_SUFFIXES, CliError
-from chinplan.decide import data_constrained
 from chinplan.decide import risk as decide
 from chinplan.extrapolated import compute_optimal_draws
 from chinplan.format import FORMATS, band_cell, human_count, quantile_label, sci
-from chinplan.inference.posterior import Posterior
 from chinplan.optima import sensible_budget
 from chinplan.plots import charts
 
@@ -44,22 +42,23 @@ def cmd_plan(args) -> int:
     inputs.check_output(args.plot, "--plot", PLOT_SUFFIXES, args.posterior)
     q = inputs.check_quantiles(args.quantiles)
     training, trained_on = cluster.plan_hardware(args)
-    draws = inputs.load_draws(args)
-    log_c = jnp.log(jnp.asarray(sensible_budget("--compute", args.compute, decide.median_params(draws.params))))
-    log_n, log_d, log_loss = (np.asarray(x, np.float64) for x in compute_optimal_draws(draws.theta, log_c))
-    law_n = _law_median_n(draws, log_c, log_n)
-    draws_of = {"n": np.exp(log_n), "d": np.exp(log_d), "tokens_per_param": np.exp(log_d - log_n), "loss": np.exp(log_loss)}
-    result = {k: np.quantile(v, q, axis=0) for k, v in draws_of.items()}
-    beyond = inputs.beyond_rows(draws, draws.posterior.extrapolation(compute=np.asarray(args.compute, np.float64)))
-    timing = [{} for _ in args.compute]
-    if training is not None:
-        hours = cluster.plan_gpu_hours(training, np.asarray(args.compute, np.float64), draws.num_draws, inputs.key_for(args, inputs.COSTS), q)
-        sized = cluster.sizing(args, hours)
-        timing = [{"training": {"gpu_hours": hours[:, i], **cluster.json_entry(args, sized, (i,))}} for i in range(len(args.compute))]
-    if args.plot:
-        lo, hi = min(1e18, min(args.compute) / 100), max(1e26, max(args.compute) * 100)
-        budgets = np.logspace(math.log10(lo), math.log10(hi), 41)
-        charts.save(charts.fan_chart(draws.theta, budgets, mark=args.compute, **inputs.overlays(args, draws)), args.plot)
+    with render.working(f"plan: {render.COMPILING_NOTE}"):
+        draws = inputs.load_draws(args, fast=True)
+        log_c = jnp.log(jnp.asarray(sensible_budget("--compute", args.compute, decide.median_params(draws.params))))
+        log_n, log_d, log_loss = (np.asarray(x, np.float64) for x in compute_optimal_draws(draws.theta, log_c))
+        law_n = _law_median_n(draws, log_c, log_n)
+        draws_of = {"n": np.exp(log_n), "d": np.exp(log_d), "tokens_per_param": np.exp(log_d - log_n), "loss": np.exp(log_loss)}
+        result = {k: np.quantile(v, q, axis=0) for k, v in draws_of.items()}
+        beyond = inputs.beyond_rows(draws, draws.posterior.extrapolation(compute=np.asarray(args.compute, np.float64)))
+        timing = [{} for _ in args.compute]
+        if training is not None:
+            hours = cluster.plan_gpu_hours(training, np.asarray(args.compute, np.float64), draws.num_draws, inputs.key_for(args, inputs.COSTS), q)
+            sized = cluster.sizing(args, hours)
+            timing = [{"training": {"gpu_hours": hours[:, i], **cluster.json_entry(args, sized, (i,))}} for i in range(len(args.compute))]
+        if args.plot:
+            lo, hi = min(1e18, min(args.compute) / 100), max(1e26, max(args.compute) * 100)
+            budgets = np.logspace(math.log10(lo), math.log10(hi), 41)
+            charts.save(charts.fan_chart(draws.theta, budgets, mark=args.compute, **inputs.overlays(args, draws)), args.plot)
     if args.json:
         render.emit_json(
             {
@@ -94,6 +93,9 @@ _FIELDS = ("n", "d", "epochs", "loss")
 
 
 def cmd_plan_data_constrained(args) -> int:
+    from chinplan.decide import data_constrained  # arviz and numpyro: only for this question
+    from chinplan.inference.posterior import Posterior
+
     if args.plot:
         raise CliError("--plot is not available with --unique-tokens (examples/data_constrained.py --plot draws loss against epochs)")
     if args.uncertainty == "extrapolation":

@@ -1,6 +1,6 @@
 """Tables of the ``chinplan`` commands: rich tables that fit 80 columns and never cut a cell.
 
-One job: turn results the commands computed (the command modules of :mod:`chinplan.cli`) into rich tables and
+One job (and ``chinplan hardware``, a static table that needs no JAX): turn results the commands computed (the command modules of :mod:`chinplan.cli`) into rich tables and
 lines. Every column folds a cell too wide for it onto a second line instead of cutting it with
 "…", so a design label or a number is always shown whole; band cells are stacked (the median,
 then the 5% - 95% range below it) so the wide tables stay within 80 columns. A terminal's width
@@ -9,15 +9,17 @@ is respected; a pipe or a file gets ``COLUMNS`` when it is set, else 160.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import sys
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["console", "table", "print_tables", "fit_table", "validate_lines", "compact_number", "WIDTH"]
+__all__ = ["console", "working", "table", "print_tables", "fit_table", "validate_lines", "compact_number", "WIDTH"]
 
 #: The width every table is designed to fit (tests/test_issue14.py checks each command's).
 WIDTH = 80
@@ -29,6 +31,22 @@ def console() -> Console:
     if not out.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
         out = Console(markup=False, highlight=False, width=max(out.width, 160))  # a pipe: do not squeeze
     return out
+
+
+#: What the spinner of a command that computes says.
+COMPILING_NOTE = "computing (the first call on a machine also compiles, about 10 s)"
+
+
+@contextlib.contextmanager
+def working(message: str):
+    """A spinner with ``message`` on stderr while the block runs, only when stderr is a
+    terminal (a pipe, a file or ``--json`` consumers see nothing); it leaves no line behind."""
+    stream = sys.stderr
+    if stream is None or not stream.isatty():
+        yield
+        return
+    with Console(file=stream, force_terminal=True, markup=False, highlight=False).status(f"chinplan: {message}", spinner="dots"):
+        yield
 
 
 def table(title: str, headers, *, stacked: bool = False) -> Table:
@@ -109,6 +127,20 @@ def validate_lines(result: dict, levels) -> list:
     lines.append("fit/pred: runs fitted / predicted; error: median |relative error| of the median prediction")
     lines.append("coverage SE = sqrt(p(1-p)/pred); width90: median 90% width / median; score90: mean interval score / loss (lower is better)")
     return lines
+
+
+def cmd_hardware(args) -> int:
+    """``chinplan hardware``: the accelerator presets (:mod:`chinplan.hardware`, JAX-free), so
+    the look-up loads no JAX."""
+    from chinplan.cli.parser import EXIT_OK
+    from chinplan.hardware import HARDWARE, HARDWARE_ALIASES, HARDWARE_SOURCES
+
+    if args.json:
+        emit_json({name: {**HARDWARE[name]._asdict(), "alias_of": HARDWARE_ALIASES.get(name), "source": HARDWARE_SOURCES.get(name)}
+                   for name in sorted(HARDWARE)})  # fmt: skip
+        return EXIT_OK
+    print_tables(hardware_lines(HARDWARE, HARDWARE_ALIASES, HARDWARE_SOURCES, with_sources=args.sources))
+    return EXIT_OK
 
 
 def hardware_lines(presets: dict, aliases: dict, sources: dict, *, with_sources: bool) -> list:

@@ -3,7 +3,8 @@
 :mod:`.reductions` maps a per-point function over draws x scenarios and reduces over draws
 as it goes (:func:`bands`, :func:`expectation`, :func:`probability`, :func:`cvar`);
 :mod:`.quantile_network` is the exact sorting network behind the quantiles;
-:mod:`.kernels` holds every per-draw kernel the decisions and the command line evaluate.
+:mod:`.kernels` holds every per-draw kernel the decisions and the command line evaluate;
+:mod:`.programs` keeps those kernels compiled once per machine (opt-in: the command line).
 
 Imports only the core modules. ``chinplan.engine.bands`` and its siblings are the public
 names (also ``chinplan.bands``).

@@ -48,6 +48,7 @@ from jax.typing import ArrayLike
 
 from chinplan import _checks
 from chinplan.law import as_float
+from chinplan.engine.programs import saved_program, set_program_cache
 from chinplan.engine.quantile_network import DEFAULT_QUANTILES, _next_power_of_two, _quantiles, quantiles, upper_tail_sum
 
 __all__ = [
@@ -59,6 +60,7 @@ __all__ = [
     "cvar",
     "to_dataset",
     "bands_dataset",
+    "set_program_cache",
 ]
 
 #: Elements (padded draws x scenarios) per device per chunk when ``chunk_size`` is None, by
@@ -112,6 +114,29 @@ def _reduce_quantiles(y: jax.Array, q: tuple[float, ...], nan_policy: str):
     return jnp.moveaxis(values, 0, 1), nan_count.astype(y.dtype) / y.shape[0]
 
 
+def _quantiles_of_leaves(leaves: list, q: tuple[float, ...], nan_policy: str) -> list[tuple[jax.Array, jax.Array]]:
+    """:func:`_reduce_quantiles` of every leaf, bit for bit, through ONE sorting network: the
+    leaves of a dtype side by side as columns (tco has 21 outputs: one network, not 21)."""
+    floats = [_floating(leaf) for leaf in leaves]
+    out: list = [None] * len(floats)
+    by_dtype: dict = {}
+    for i, leaf in enumerate(floats):
+        by_dtype.setdefault(leaf.dtype, []).append(i)
+    for indices in by_dtype.values():
+        n = floats[indices[0]].shape[0]
+        columns = [floats[i].reshape(n, -1) for i in indices]
+        widths = [c.shape[1] for c in columns]
+        values, nan_count = _quantiles(jnp.concatenate(columns, axis=1), q, nan_policy)
+        start = 0
+        for i, width in zip(indices, widths):
+            rest = floats[i].shape[1:]
+            v = values[:, start : start + width].reshape((len(q),) + rest)
+            c = nan_count[start : start + width].reshape(rest)
+            out[i] = (jnp.moveaxis(v, 0, 1), c.astype(floats[i].dtype) / n)
+            start += width
+    return out
+
+
 def _reduce_mean(y: jax.Array):
     return jnp.mean(_floating(y), axis=0)
 
@@ -156,7 +181,11 @@ def _chunk_function(fn: Callable, kind: str, options: tuple, n_devices: int) -> 
         anchor, args = scenarios
         per_draw = lambda theta: jax.vmap(lambda _, s: fn(theta, *s))(anchor, args)  # noqa: E731
         outputs = jax.vmap(per_draw)(params)  # leaves: (n_draws, chunk, *leaf_shape)
-        if kind in ("quantiles", "cvar"):
+        if kind == "quantiles":  # every leaf through ONE sorting network (columns side by side)
+            leaves, treedef = jax.tree.flatten(outputs)
+            pairs = _quantiles_of_leaves(leaves, options[0], options[1])
+            return (jax.tree.unflatten(treedef, [p[0] for p in pairs]), jax.tree.unflatten(treedef, [p[1] for p in pairs]))
+        if kind == "cvar":
             pairs = [reduce(leaf, *traced) for leaf in jax.tree.leaves(outputs)]
             treedef = jax.tree.structure(outputs)
             return (jax.tree.unflatten(treedef, [p[0] for p in pairs]), jax.tree.unflatten(treedef, [p[1] for p in pairs]))
@@ -287,6 +316,8 @@ def _run(
         chunk = (anchor, jax.tree.unflatten(treedef, [column[start : start + step] for column in flat]))
         if put is not None:
             chunk = put(chunk, scenario_sharding)
+        elif start == 0 and n_processes == 1:  # one device: a saved program, if turned on
+            kernel = saved_program(kernel, (fn, kind, options), (params, chunk, traced))
         pieces.append(kernel(params, chunk, traced))
         if bar is not None:
             jax.block_until_ready(pieces[-1])

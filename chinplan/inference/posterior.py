@@ -29,12 +29,37 @@ import pandas as pd
 import xarray as xr
 
 from chinplan import _checks
+from chinplan.extrapolated import (
+    Domain,
+    ExtrapolatedLaw,
+    compute_optimal_draws,
+    decades_beyond,
+    from_draws,
+    level_distance,
+    log_loss_draws,
+)
 from chinplan.inference import posterior_file
 from chinplan.inference.allocation import AllocationLine
+from chinplan.inference.model import (
+    DECAY_SITES,
+    KAPLAN_LAW_SITES,
+    LAWS,
+    LIKELIHOODS,
+    KaplanParams,
+    kaplan_compute_optimal_log_n,
+    kaplan_log_loss,
+    noise_distribution,
+    noise_sites,
+)
 from chinplan.inference.posterior_file import check_site as _check_site
-from chinplan.extrapolated import Domain, ExtrapolatedLaw, compute_optimal_draws, decades_beyond, level_distance, log_loss_draws
-from chinplan.law import Allocation, DataConstrainedParams, LawParams, log_effective_sizes, log_g, log_loss
-from chinplan.inference.model import DECAY_SITES, KAPLAN_LAW_SITES, LAWS, LIKELIHOODS, KaplanParams, kaplan_compute_optimal_log_n, kaplan_log_loss, noise_distribution, noise_sites
+from chinplan.law import (
+    Allocation,
+    DataConstrainedParams,
+    LawParams,
+    log_effective_sizes,
+    log_g,
+    log_loss,
+)
 
 __all__ = [
     "Posterior",
@@ -349,21 +374,16 @@ class Posterior:
         law = self.params
         if self.law == "data_constrained":  # its law of fresh data (no extrapolation component)
             law = law.base
-        dtype = law.alpha.dtype
         if uncertainty == "extrapolation" and not self.has_extrapolation:
             raise ValueError(
                 "uncertainty='extrapolation' needs a posterior fitted with extrapolation=True "
                 "(this one has no extrapolation group); refit or pass uncertainty='law'"
             )
-        zeros = jnp.zeros(self.num_draws, dtype)
-        u = v = kappa = c = zeros  # law and extrapolation draws share one pytree structure (one compiled kernel)
-        if uncertainty == "extrapolation":
+        terms = None
+        if uncertainty == "extrapolation":  # c: the allocation predictive's valley offset (fits since issue 22)
             group = self._idata.extrapolation
-            u, v, kappa = (jnp.asarray(np.asarray(group[k]).reshape(-1), dtype) for k in ("u", "v", "kappa"))
-            if "c" in group:  # the allocation predictive's valley offset (fits since issue 22)
-                c = jnp.asarray(np.asarray(group["c"]).reshape(-1), dtype)
-        domain = jnp.broadcast_to(jnp.asarray(self.domain, dtype), (self.num_draws, 3))
-        return ExtrapolatedLaw(law, u, v, kappa, domain, c)
+            terms = {k: group[k].values for k in ("u", "v", "kappa", "c") if k in group}
+        return from_draws(law, self.domain, terms)
 
     @property
     def allocation_line(self) -> "AllocationLine | None":

@@ -12,16 +12,16 @@ naming the file and the object, before xarray/arviz read a byte of data.
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
 import numpy as np
-import xarray as xr
 
 from chinplan import _checks
-from chinplan._files import netcdf_image, write_bytes
+from chinplan._files import POSTERIOR_DIRECTORY, POSTERIOR_EMPTY, check_input_file, netcdf_image, write_bytes
 
-__all__ = ["check_structure", "check_site", "MAX_BYTES", "MAX_OBJECTS", "MAX_DEPTH"]
+__all__ = ["check_structure", "check_site", "read_draws", "MAX_BYTES", "MAX_OBJECTS", "MAX_DEPTH"]
 
 #: The most bytes a posterior file may declare, summed over its datasets (uncompressed). A
 #: fit of 16 chains x 100,000 draws of a dozen float64 sites is 150 MB.
@@ -147,6 +147,8 @@ def write(idata, path: str | os.PathLike) -> None:
     attrs, then each group, zlib for numbers), then to a temporary file in the destination's
     directory renamed over ``path`` with :func:`os.replace` (:func:`chinplan._files.write_bytes`)."""
 
+    import xarray as xr
+
     def to_buffer(buffer) -> None:
         mode = "w"
         if getattr(idata, "attrs", None):
@@ -159,6 +161,13 @@ def write(idata, path: str | os.PathLike) -> None:
             mode = "a"
 
     write_bytes(path, netcdf_image(to_buffer))
+
+
+def check_exists(path) -> None:
+    """ValueError naming the file for a path that does not exist, is a directory, is empty or
+    cannot be read (:func:`chinplan._files.check_input_file`; the command line checks the same
+    before it imports JAX)."""
+    check_input_file(path, "posterior file", directory=POSTERIOR_DIRECTORY, empty=POSTERIOR_EMPTY)
 
 
 def read(path):
@@ -175,12 +184,7 @@ def read(path):
 
     name = display_name(path)
     if isinstance(path, (str, os.PathLike)):
-        if not os.path.exists(path):
-            raise ValueError(f"posterior file {name!r} does not exist")
-        if os.path.isdir(path):
-            raise ValueError(f"posterior file {name!r} is a directory, not a NetCDF file")
-        if os.path.getsize(path) == 0:
-            raise ValueError(f"posterior file {name!r} is empty (0 bytes), not a readable chinplan posterior")
+        check_exists(path)
         check_structure(path, name)
     try:  # eager: each group is read whole and its file closed at once, on every path (a lazy
         # load leaves the file open and reopens it later, so a refused file stayed open)
@@ -195,3 +199,101 @@ def read(path):
     if "posterior" not in idata.groups():
         raise ValueError(f"posterior file {name!r} has no 'posterior' group; not a chinplan posterior")
     return idata
+
+
+# --------------------------------------------------------------------------------------
+# The draws alone, fast: h5py, no arviz/xarray (the command line's hot path)
+# --------------------------------------------------------------------------------------
+
+
+class _Variable:
+    """One variable read with h5py, shaped like the xarray variable :func:`check_site` reads."""
+
+    def __init__(self, values: np.ndarray, dims: tuple[str, ...]):
+        self.values, self.dims = values, dims
+        self.shape, self.size = values.shape, values.size
+
+
+def _dims(dset) -> tuple[str, ...]:
+    """The NetCDF dimension names of an h5py dataset (its attached dimension scales)."""
+    names = []
+    for axis in dset.dims:
+        scales = list(axis.values())
+        names.append(scales[0].name.rsplit("/", 1)[-1] if scales else "?")
+    return tuple(names)
+
+
+def _attr(value):
+    """An HDF5 attribute as xarray decodes it: text as str, a one-element array as its item."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, np.ndarray) and value.size == 1:
+        return value.reshape(()).item() if value.dtype.kind in "SUO" else value.reshape(())[()]
+    return value
+
+
+#: What the fast reader decodes: the Chinchilla law's sites, the noise sites, the
+#: extrapolation component; anything else goes through arviz (:func:`read`).
+_FAST_LIKELIHOOD_NOISE = {"student_t": ("sigma", "nu"), "normal": ("sigma",), "huber": ("sigma",)}
+_FAST_LAW_SITES = ("log_E", "log_A", "log_B", "alpha", "beta")
+
+
+def read_draws(path) -> dict | None:
+    """The draws of a Chinchilla-law posterior file, decoded once with h5py (no arviz, xarray
+    or pandas): ``{"attrs", "posterior": {site: (chain, draw)}, "extrapolation": {u, v,
+    kappa[, c]} or None, "extrapolation_attrs", "constant_data": {name: array}}``.
+
+    The file is treated as untrusted exactly as :func:`read` does (:func:`check_exists`,
+    :func:`check_structure`, then :func:`check_site` on every site read). Returns None for
+    anything the fast path does not decode or any check that fails (another law, another
+    layout, a bad value), so the caller falls back to :func:`read` and its messages.
+    """
+    import h5py
+
+    check_exists(path)
+    name = display_name(path)
+    check_structure(path, name)
+    try:
+        with h5py.File(path, "r") as handle:
+            if "posterior" not in handle:
+                return None
+            group = handle["posterior"]
+            attrs = {key: _attr(value) for key, value in group.attrs.items()}
+            if attrs.get("law", "chinchilla") != "chinchilla" or "sigma_seed" in group:
+                return None
+            noise = _FAST_LIKELIHOOD_NOISE.get(attrs.get("likelihood", "student_t"))
+            if noise is None:
+                return None
+
+            def variables(where: str, names) -> dict | None:
+                found = {}
+                shape = None
+                for site in names:
+                    if site not in handle[where]:
+                        return None
+                    dset = handle[where][site]
+                    found[site] = _Variable(np.asarray(dset[()]), _dims(dset))
+                    shape = check_site(found, where, site, shape)
+                return {site: var.values for site, var in found.items()}
+
+            draws = variables("posterior", _FAST_LAW_SITES + noise)
+            if draws is None:
+                return None
+            extrapolation, extrapolation_attrs = None, {}
+            if "extrapolation" in handle:
+                extrapolation = variables("extrapolation", ("u", "v", "kappa", *(("c",) if "c" in handle["extrapolation"] else ())))
+                extrapolation_attrs = {key: _attr(value) for key, value in handle["extrapolation"].attrs.items()}
+                if extrapolation is None or extrapolation["u"].shape != draws["alpha"].shape:
+                    return None
+                domain = json.loads(extrapolation_attrs["extrapolation_domain"])
+                if len(domain) != 3 or not all(np.isfinite(float(x)) for x in domain):
+                    return None
+            constant = {}
+            if "constant_data" in handle:
+                for key in ("log_n", "log_d"):
+                    if key in handle["constant_data"] and isinstance(handle["constant_data"][key], h5py.Dataset):
+                        constant[key] = np.asarray(handle["constant_data"][key][()], np.float64)
+    except (ValueError, KeyError, TypeError, OSError):
+        return None
+    return {"attrs": attrs, "posterior": draws, "extrapolation": extrapolation,
+            "extrapolation_attrs": extrapolation_attrs, "constant_data": constant}  # fmt: skip
