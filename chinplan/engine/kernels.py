@@ -20,13 +20,14 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from chinplan import _checks, costs, law
-from chinplan.costs import Cost, Deployment
-from chinplan.extrapolated import ExtrapolatedLaw, extrapolated_log_loss, extrapolated_optimum_log
+from chinplan import _checks, costs, extrapolated_optima, law, optima
+from chinplan.costs import Cost, Deployment, cost_optimal
+from chinplan.extrapolated import (
+    ExtrapolatedLaw,
+    extrapolated_log_loss,
+    extrapolated_optimum_log,
+)
 from chinplan.law import LawParams, as_float, is_law
-
-from chinplan import extrapolated_optima, optima
-from chinplan.costs import cost_optimal
 from chinplan.optima import compute_optimal, inference_optimal, optimal_for_loss
 
 __all__ = [

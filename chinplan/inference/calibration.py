@@ -40,12 +40,12 @@ import pandas as pd
 import xarray as xr
 
 from chinplan import _checks
-from chinplan.inference.runs import MIN_RUNS, load_runs, runs_arrays
 from chinplan.datasets import OUTLIER_MAX_TOKENS_PER_PARAM
 from chinplan.extrapolated import decades_beyond
 from chinplan.inference.extrapolation import isoflop_minima
 from chinplan.inference.fit import fit
 from chinplan.inference.posterior import Posterior
+from chinplan.inference.runs import MIN_RUNS, load_runs, runs_arrays
 
 __all__ = [
     "Backtest",

@@ -32,15 +32,37 @@ import numpy as np
 import xarray as xr
 
 from chinplan import _checks
+from chinplan.extrapolated import Domain
 from chinplan.inference import posterior_file
+from chinplan.inference.allocation import fit_line, law_line_draws, sample_valley
+from chinplan.inference.extrapolation import (
+    fold_masks,
+    isoflop_minima,
+    learn,
+    sample_discrepancy,
+)
+from chinplan.inference.model import (
+    DECAY_SITES,
+    DEFAULT_DATA_CONSTRAINED_PRIORS,
+    DEFAULT_KAPLAN_PRIORS,
+    DEFAULT_PRIORS,
+    HUBER_K,
+    INFORMED_PRIORS,
+    LAWS,
+    LIKELIHOODS,
+    DataConstrainedPriors,
+    InformedPriors,
+    KaplanPriors,
+    Priors,
+    chinchilla_model,
+    data_constrained_model,
+    kaplan_model,
+    noise_sites,
+)
+from chinplan.inference.posterior import LAW_SITES, Posterior, _law_sites, _problems
+from chinplan.inference.runs import MIN_RUNS, config_arrays, load_runs, runs_arrays
 from chinplan.inference.sampler import CHAIN_METHODS, check_size, sample_nuts
 from chinplan.law import LawParams
-from chinplan.inference.runs import MIN_RUNS, config_arrays, load_runs, runs_arrays
-from chinplan.extrapolated import Domain
-from chinplan.inference.allocation import fit_line, law_line_draws, sample_valley
-from chinplan.inference.extrapolation import fold_masks, isoflop_minima, learn, sample_discrepancy
-from chinplan.inference.posterior import LAW_SITES, Posterior, _law_sites, _problems
-from chinplan.inference.model import DEFAULT_DATA_CONSTRAINED_PRIORS, DEFAULT_KAPLAN_PRIORS, DEFAULT_PRIORS, HUBER_K, INFORMED_PRIORS, LAWS, LIKELIHOODS, DECAY_SITES, DataConstrainedPriors, InformedPriors, KaplanPriors, Priors, chinchilla_model, data_constrained_model, kaplan_model, noise_sites
 
 __all__ = ["fit", "DEFAULT_FIT_SETTINGS", "PRIOR_PRESETS", "DEFAULT_MAX_EPOCHS"]
 

@@ -52,6 +52,12 @@ from chinplan.inference.model import (
     noise_sites,
 )
 from chinplan.inference.posterior_file import check_site as _check_site
+from chinplan.inference.runs import (  # noqa: F401  (re-exported)
+    EpochRangeWarning,
+    draws_of,
+    fitted_epochs,
+    warn_beyond,
+)
 from chinplan.law import (
     Allocation,
     DataConstrainedParams,
@@ -583,45 +589,6 @@ class Posterior:
             return cls(idata)
         except (ValueError, KeyError, TypeError) as err:
             raise ValueError(f"posterior file {posterior_file.display_name(path)!r}: {err}") from None
-
-
-# --------------------------------------------------------------------------------------
-# Data-constrained posteriors: the fitted range of epochs
-# --------------------------------------------------------------------------------------
-
-
-class EpochRangeWarning(UserWarning):
-    """A plan repeats its data more epochs than the runs the law was fitted to."""
-
-
-def draws_of(posterior) -> DataConstrainedParams:
-    """The draws of a data-constrained posterior (``posterior.params``); a clear error otherwise."""
-    if getattr(posterior, "law", None) != "data_constrained":
-        raise ValueError(
-            "posterior must be fitted with law='data_constrained' (chinplan.fit(runs, law='data_constrained', key=...) "
-            f"or chinplan.decide.data_constrained.default_posterior()), got {getattr(posterior, 'law', type(posterior).__name__)!r}"
-        )
-    return posterior.params
-
-
-def fitted_epochs(posterior) -> float:
-    """The most epochs any fitted run repeated its data (the law's fitted range)."""
-    draws_of(posterior)
-    const = posterior.to_arviz().constant_data
-    return float(np.max(np.exp(np.asarray(const["log_d"]) - np.asarray(const["log_u"]))))
-
-
-def warn_beyond(posterior, epochs, what: str) -> None:
-    """Warns (:class:`EpochRangeWarning`) when any of ``epochs`` exceeds the fitted range."""
-    limit = fitted_epochs(posterior)
-    epochs = np.asarray(epochs, np.float64)
-    if np.any(epochs > limit * (1 + 1e-6)):
-        warnings.warn(
-            f"{what} repeats the data {float(np.max(epochs)):.3g} epochs, beyond the {limit:.3g} epochs of the runs the "
-            "law was fitted to: there the law's errors grow several-fold, in both directions (docs/DATA_CONSTRAINED.md)",
-            EpochRangeWarning,
-            stacklevel=3,
-        )
 
 
 def shipped_posterior_path() -> str | None:

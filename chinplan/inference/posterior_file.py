@@ -19,7 +19,13 @@ from typing import Any
 import numpy as np
 
 from chinplan import _checks
-from chinplan._files import POSTERIOR_DIRECTORY, POSTERIOR_EMPTY, check_input_file, netcdf_image, write_bytes
+from chinplan._files import (
+    POSTERIOR_DIRECTORY,
+    POSTERIOR_EMPTY,
+    check_input_file,
+    netcdf_image,
+    write_bytes,
+)
 
 __all__ = ["check_structure", "check_site", "read_draws", "MAX_BYTES", "MAX_OBJECTS", "MAX_DEPTH"]
 

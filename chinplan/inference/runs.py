@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -17,7 +18,7 @@ import pandas as pd
 
 from chinplan import _checks
 from chinplan.format import COLUMN_ALIASES, MIN_RUNS, RUNS_SCHEMA, parse_human  # noqa: F401  (re-exported)
-from chinplan.law import FLOPS_PER_PARAM_TOKEN
+from chinplan.law import FLOPS_PER_PARAM_TOKEN, DataConstrainedParams
 
 __all__ = ["load_runs", "RunsArrays", "runs_arrays", "ConfigArrays", "config_arrays", "MIN_RUNS", "COLUMN_ALIASES", "RUNS_SCHEMA"]
 
@@ -223,3 +224,42 @@ def runs_arrays(runs: pd.DataFrame) -> RunsArrays:
         np.log(runs["tokens"].to_numpy(np.float64)),
         np.log(runs["loss"].to_numpy(np.float64)),
     )
+
+
+# --------------------------------------------------------------------------------------
+# Repeated data: the epochs the runs of a data-constrained posterior covered
+# --------------------------------------------------------------------------------------
+
+
+class EpochRangeWarning(UserWarning):
+    """A plan repeats its data more epochs than the runs the law was fitted to."""
+
+
+def draws_of(posterior) -> DataConstrainedParams:
+    """The draws of a data-constrained posterior (``posterior.params``); a clear error otherwise."""
+    if getattr(posterior, "law", None) != "data_constrained":
+        raise ValueError(
+            "posterior must be fitted with law='data_constrained' (chinplan.fit(runs, law='data_constrained', key=...) "
+            f"or chinplan.decide.data_constrained.default_posterior()), got {getattr(posterior, 'law', type(posterior).__name__)!r}"
+        )
+    return posterior.params
+
+
+def fitted_epochs(posterior) -> float:
+    """The most epochs any fitted run repeated its data (the law's fitted range)."""
+    draws_of(posterior)
+    const = posterior.to_arviz().constant_data
+    return float(np.max(np.exp(np.asarray(const["log_d"]) - np.asarray(const["log_u"]))))
+
+
+def warn_beyond(posterior, epochs, what: str) -> None:
+    """Warns (:class:`EpochRangeWarning`) when any of ``epochs`` exceeds the fitted range."""
+    limit = fitted_epochs(posterior)
+    epochs = np.asarray(epochs, np.float64)
+    if np.any(epochs > limit * (1 + 1e-6)):
+        warnings.warn(
+            f"{what} repeats the data {float(np.max(epochs)):.3g} epochs, beyond the {limit:.3g} epochs of the runs the "
+            "law was fitted to: there the law's errors grow several-fold, in both directions (docs/DATA_CONSTRAINED.md)",
+            EpochRangeWarning,
+            stacklevel=3,
+        )

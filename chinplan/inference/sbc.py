@@ -27,11 +27,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from chinplan.inference.sampler import CHAIN_METHODS, sample_nuts
 from chinplan.inference.calibration import binomial_se
-from chinplan.inference.runs import MIN_RUNS, load_runs
-from chinplan.law import LawParams, log_loss
 from chinplan.inference.model import Priors, chinchilla_model, noise_distribution
+from chinplan.inference.runs import MIN_RUNS, load_runs
+from chinplan.inference.sampler import CHAIN_METHODS, sample_nuts
+from chinplan.law import LawParams, log_loss
 
 __all__ = ["SBC", "sbc", "SBC_PRIORS", "SBC_PARAMS", "sbc_design", "sample_prior", "simulate_log_loss", "rank_uniformity"]
 
