@@ -61,6 +61,25 @@ class Outcome(NamedTuple):
     dollars: jax.Array
 
 
+def numpy_loss(params, n: float, d: float) -> np.ndarray:
+    """L(N, D) of every draw in float64 NumPy, written out independently of the kernels: the
+    law (Hoffmann et al. 2022, Eq. 2), and for extrapolation-aware draws the valley moved by
+    ``s = v dC + c min(1, dC / 0.1)`` decades and the level drift ``u d^(1/2)``."""
+    law = getattr(params, "law", params)
+    if law is params:
+        s, level = 0.0, 0.0
+    else:
+        dom = params.domain
+        l10n, l10d = math.log10(n), math.log10(d)
+        d_c = np.maximum(0.0, l10n + l10d + math.log10(6.0) - dom[:, 0])
+        dist = np.maximum(d_c, np.maximum(np.maximum(0.0, l10n - dom[:, 1]), np.maximum(0.0, l10d - dom[:, 2])))
+        c = 0.0 if params.c is None else params.c
+        s = params.v * d_c + c * np.minimum(1.0, d_c / 0.1)
+        level = params.u * np.sqrt(dist)
+    n_s, d_s = n * 10.0**-s, d * 10.0**s
+    return (law.E + law.A * n_s**-law.alpha + law.B * d_s**-law.beta) * np.exp(level)
+
+
 def outcome(theta, n, d, queries):
     """Loss and total cost of ownership of design (N, D) served for ``queries`` queries."""
     return Outcome(kernels.loss(theta, n, d), kernels.dollars_at_queries(theta, n, d, queries))
@@ -149,7 +168,7 @@ def main(argv=None) -> dict:
 
     # Spot check against float64 NumPy for a few scenarios.
     rng = np.random.default_rng(args.seed)
-    law = [np.asarray(x, np.float64) for x in params]
+    f64 = jax.tree.map(lambda x: np.asarray(x, np.float64), params)
     dep = jax.tree.map(lambda x: np.asarray(x, np.float64), theta[1])
     loss_q = np.asarray(result.values.loss, np.float64)
     usd_q = np.asarray(result.values.dollars, np.float64)
@@ -157,8 +176,7 @@ def main(argv=None) -> dict:
     for _ in range(4):
         i, j, k = (int(rng.integers(g)) for g in grid)
         n, d, queries = n_grid[i], d_grid[j], q_grid[k]
-        E, A, B, alpha, beta = law
-        loss = E + A * n**-alpha + B * d**-beta
+        loss = numpy_loss(f64, n, d)
         train = dep.price * 6 * n * d / (3600 * dep.peak_flops * dep.mfu_train)
         serve = dep.inference_price * 2 * n * queries * (
             dep.input_tokens / dep.mfu_prefill + dep.output_tokens / dep.mfu_decode) / (3600 * dep.peak_flops)

@@ -202,7 +202,9 @@ def test_fit_and_validate_tables_fit_80_columns(capsys, monkeypatch):
     _render.print_tables([table, *lines])
     out = capsys.readouterr().out
     _check_width(out)
-    assert "0.00368" in out and "tokens/param @5.76e23" in out  # sigma and the derived row, whole
+    sigma = _render.compact_number(summary.loc["sigma", "q50"])
+    assert re.search(rf"│ sigma +│ +{re.escape(sigma)} │", out), out  # sigma's median, whole
+    assert "tokens/param @5.76e23" in out  # the derived row's label, whole
     assert "1.00 (9 of 9; no SE at 0 or 1)" in " ".join(out.split())  # not "± 0.00"
 
 
