@@ -33,7 +33,7 @@ def small_fit():
     runs = simulate_runs(BESIROGLU_2024, key=jax.random.PRNGKey(3))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return chinplan.fit(runs, key=jax.random.PRNGKey(4), num_draws=300, num_warmup=300, num_chains=2)
+        return chinplan.fit(runs, key=jax.random.PRNGKey(4), num_draws=300, num_warmup=300, num_chains=2, allow_unconverged=True)
 
 
 def test_parameter_recovery_90_percent_intervals_contain_truth():
@@ -105,10 +105,18 @@ def test_unreadable_posterior_files(tmp_path):
         Posterior.load(other)
 
 
-def test_convergence_warning_on_a_starved_run():
+def test_a_starved_fit_raises_by_default_and_warns_when_allowed():
+    """30 draws cannot pass the gate: by default no band of it is handed back (ConvergenceError
+    with the draws on .posterior); allow_unconverged=True returns them with a warning."""
     runs = datasets.chinchilla()
+    settings = dict(key=jax.random.PRNGKey(0), num_draws=30, num_warmup=20, num_chains=2, extrapolation=False, max_retries=0)
+    with pytest.raises(chinplan.ConvergenceError, match="bulk ESS") as info:
+        chinplan.fit(runs, **settings)
+    assert info.value.posterior.num_draws == 60 and any("bulk ESS" in p for p in info.value.problems)
+    assert "allow_unconverged=True" in str(info.value)
     with pytest.warns(ConvergenceWarning, match="bulk ESS"):
-        chinplan.fit(runs, key=jax.random.PRNGKey(0), num_draws=30, num_warmup=20, num_chains=2, extrapolation=False)
+        post = chinplan.fit(runs, allow_unconverged=True, **settings)
+    assert not post.converged
 
 
 def test_summary_and_diagnostics_tables(small_fit):
@@ -131,7 +139,7 @@ def test_bad_fit_arguments(arg, value):
 def test_second_fit_on_new_runs_of_the_same_shape_does_not_recompile(count_compiles):
     """The NUTS chains are one jitted function: a second fit (with its leave-out refits, which
     share the compiled sampler through the run weights) reuses it (no XLA compilation)."""
-    settings = dict(num_draws=40, num_warmup=40, num_chains=2, progress=False)
+    settings = dict(num_draws=40, num_warmup=40, num_chains=2, progress=False, allow_unconverged=True)
     first = simulate_runs(BESIROGLU_2024, key=jax.random.PRNGKey(11), num_runs=40)
     second = simulate_runs(chinplan.HOFFMANN_2022, key=jax.random.PRNGKey(12), num_runs=40)
     with warnings.catch_warnings():

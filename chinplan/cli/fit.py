@@ -40,6 +40,7 @@ def cmd_fit(args) -> int:
             max_retries=args.max_retries,
             progress=None if not args.json else False,
             law=law,
+            allow_unconverged=True,  # saved, then reported and refused below with exit 1
             **options,
         )
     for warning in caught:

@@ -179,6 +179,7 @@ def fit(
     extrapolation: bool | None = None,
     max_retries: int = 3,
     max_epochs: float = DEFAULT_MAX_EPOCHS,
+    allow_unconverged: bool = False,
 ) -> "Posterior":
     """Fits the Chinchilla law (or an alternative) to training runs with NUTS.
 
@@ -219,15 +220,23 @@ def fit(
         twice the warm-up, then also target acceptance 0.95, then also fresh chain starts
         (new keys), at most this many times (a bulk ESS < 400 alone is reported, not
         retried: it needs more draws). What was done is recorded in the attrs
-        (``fit_attempts``, ``converged``); an unconverged result warns (ConvergenceWarning).
+        (``fit_attempts``, ``converged``).
       max_epochs: data-constrained law only: runs repeating their data more than this many
         epochs (tokens / unique_tokens) are left out, with a warning, because the law does
         not describe them (docs/DATA_CONSTRAINED.md: beyond about 8 epochs its errors grow
         several-fold in both directions, and far beyond it some runs overfit).
         ``math.inf`` keeps every run. Recorded in the attrs (``max_epochs``, ``runs_left_out``).
 
+      allow_unconverged: what to do when the gate still fails after ``max_retries``: False
+        (default) raises :class:`~chinplan.inference.posterior.ConvergenceError`, whose
+        ``.posterior`` holds the draws for inspection, so no band of an unconverged fit is
+        ever taken for a result; True returns the posterior with a ConvergenceWarning.
+
     Returns:
       A :class:`Posterior` with ``num_chains * num_draws`` draws.
+
+    Raises:
+      ConvergenceError: the fit did not pass the convergence gate (``allow_unconverged=False``).
     """
     for name, value, low in (("num_draws", num_draws, 1), ("num_warmup", num_warmup, 0), ("num_chains", num_chains, 1), ("max_retries", max_retries, 0)):
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < low:
@@ -245,6 +254,7 @@ def fit(
     if likelihood not in LIKELIHOODS:
         raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
     log_likelihood = _checks.flag("log_likelihood", log_likelihood)
+    allow_unconverged = _checks.flag("allow_unconverged", allow_unconverged)
     progress = None if progress is None else _checks.flag("progress", progress)
     if extrapolation is None:
         extrapolation = law == "chinchilla"
@@ -363,7 +373,10 @@ def fit(
             group.attrs.update(line.to_attrs())
         idata.add_groups(extrapolation=group)
     posterior = Posterior(idata)
-    posterior.warn_if_unconverged()
+    if allow_unconverged:
+        posterior.warn_if_unconverged()
+    else:
+        posterior.raise_if_unconverged()
     return posterior
 
 

@@ -69,6 +69,7 @@ from chinplan.law import (
 
 __all__ = [
     "Posterior",
+    "ConvergenceError",
     "ConvergenceWarning",
     "Extrapolation",
     "default_posterior",
@@ -105,6 +106,16 @@ def _law_sites(law: str) -> tuple[str, ...]:
 
 class ConvergenceWarning(UserWarning):
     """NUTS did not clearly converge: R-hat > 1.01, bulk ESS < 400 or divergences."""
+
+
+class ConvergenceError(RuntimeError):
+    """A fit failed the convergence gate (R-hat > 1.01, bulk ESS < 400 or divergences) after
+    its retries; ``.posterior`` holds its draws for inspection, ``.problems`` the failed checks."""
+
+    def __init__(self, message: str, posterior: "Posterior", problems: list[str]):
+        super().__init__(message)
+        self.posterior = posterior
+        self.problems = problems
 
 
 def _problems(samples: dict, diverging: np.ndarray, sites) -> list[str]:
@@ -324,6 +335,20 @@ class Posterior:
     def converged(self) -> bool:
         """Whether the fit passed the convergence gate (recomputed from the draws)."""
         return not self.convergence_problems()
+
+    def raise_if_unconverged(self) -> None:
+        """Raises :class:`ConvergenceError` listing every failed check and what was tried."""
+        problems = self.convergence_problems()
+        if problems:
+            tried = len(json.loads(self.attrs.get("fit_attempts", "[]")))
+            raise ConvergenceError(
+                f"NUTS did not converge ({tried} attempt(s): longer warm-up, then target acceptance 0.95, then fresh "
+                f"starts): {'; '.join(problems)}. No band of this fit is a result: add runs, more draws (num_draws) or "
+                "retries (max_retries); the draws are on this error's .posterior, and allow_unconverged=True returns "
+                "them with a ConvergenceWarning",
+                self,
+                problems,
+            )
 
     def warn_if_unconverged(self) -> None:
         """Issues a ConvergenceWarning listing every failed check."""
