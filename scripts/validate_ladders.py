@@ -609,12 +609,27 @@ def markdown(res: dict, meta: dict) -> str:
     return "\n".join(L)
 
 
-def replace_block(path, block: str) -> None:
+def likelihoods_markdown(files: list[str]) -> str:
+    """The noise models side by side (issue 22 item 4): pooled N* and loss coverage of the
+    default predictive of fits with each likelihood, from the JSON that ``--out`` wrote."""
+    L = ["Commands: " + "; ".join(f"`{json.load(open(f))['meta']['command']}`" for f in files) + f"; then `python scripts/validate_ladders.py --likelihoods {' '.join(files)} --docs`.", "",
+         "| likelihood | N* cov 50% | N* cov 80% | N* cov 90% | N* CRPS (dec) | loss cov 50% | loss cov 90% | fits converged |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for f in files:
+        res = json.load(open(f))
+        cmd = res["meta"]["command"]
+        name = re.search(r"--likelihood (\S+)", cmd).group(1) if "--likelihood " in cmd else "student_t"
+        a, lo = res["allocation"]["new default"]["pooled"], res["loss"]["new default"]["pooled"]
+        conv = sum(bool(fit["converged"]) for fit in res["fits"].values())
+        L.append(f"| {name} | {_f(a['cov0.5'])} | {_f(a['cov0.8'])} | {_f(a['cov0.9'])} | {_f(a['crps'], 3)} | {_f(lo['cov0.5'])} | {_f(lo['cov0.9'])} | {conv} of {len(res['fits'])} |")
+    return "\n".join(L)
+
+
+def replace_block(path, block: str, start: str = MARKER_START, end: str = MARKER_END) -> None:
     text = Path(path).read_text()
-    pattern = re.compile(re.escape(MARKER_START) + r"\n.*?" + re.escape(MARKER_END), re.DOTALL)
+    pattern = re.compile(re.escape(start) + r"\n.*?" + re.escape(end), re.DOTALL)
     if not pattern.search(text):
-        raise SystemExit(f"{path} has no {MARKER_START} ... {MARKER_END} block")
-    Path(path).write_text(pattern.sub(lambda m: MARKER_START + "\n" + block + "\n" + MARKER_END, text))
+        raise SystemExit(f"{path} has no {start} ... {end} block")
+    Path(path).write_text(pattern.sub(lambda m: start + "\n" + block + "\n" + end, text))
 
 
 def main(argv=None) -> dict:
@@ -627,7 +642,14 @@ def main(argv=None) -> dict:
     parser.add_argument("--from-json", metavar="FILE", help="render the results saved by --out instead of running the back-test")
     parser.add_argument("--likelihood", default="student_t", choices=("student_t", "normal", "huber"),
                         help="the fits' noise model (issue 22 item 4: judged by these back-tests; --docs only with the default)")
+    parser.add_argument("--likelihoods", nargs="+", metavar="JSON", help="render the noise models' table from the files --out wrote (one per --likelihood)")
     args = parser.parse_args(argv)
+    if args.likelihoods:
+        md = likelihoods_markdown(args.likelihoods)
+        print(md)
+        if args.docs:
+            replace_block(DOC, md, "<!-- validate_ladders likelihoods: start -->", "<!-- validate_ladders likelihoods: end -->")
+        return {}
     if args.docs and args.only:
         parser.error("--docs needs every ladder")
     if args.docs and args.likelihood != "student_t":

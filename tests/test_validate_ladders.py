@@ -1,6 +1,7 @@
 """The scoring functions of scripts/validate_ladders.py on synthetic data (no NUTS)."""
 
 import importlib.util
+import json
 import math
 import pathlib
 
@@ -116,3 +117,33 @@ def test_the_line_selection_uses_the_package_line(vl):
     np.testing.assert_allclose(mu, held["log10_params"], atol=1e-3)
     assert vl.line_normal({**ev, "fitted_minima": minima.iloc[:1]}, hyper) is None  # one minimum: no line
     assert len(vl.hyper_grid()) == 6 * 4 * 9
+
+
+def test_weighted_interval_score_is_alpha_over_two_times_each_interval_score(vl):
+    # quantiles 5/25/75/95% of log loss; inside both intervals the score is the weighted widths,
+    # above both it adds (2 / alpha) * miss per interval, weighted by alpha / 2: 2 * miss in all
+    q = np.array([[-1.0], [-0.5], [0.5], [1.0]])
+    assert vl.weighted_interval_score(q, np.array([0.0]))[0] == pytest.approx(0.25 * 1.0 + 0.05 * 2.0)
+    assert vl.weighted_interval_score(q, np.array([1.5]))[0] == pytest.approx(0.25 * 1.0 + 0.05 * 2.0 + (1.5 - 0.5) + (1.5 - 1.0))
+
+
+def test_a_grid_posterior_moved_by_the_prior_ratio_equals_learning_under_that_prior(monkeypatch):
+    """The level scales' selection moves each fit's grid posterior to other prior scales by
+    adding level_scale_log_prior(a, b) - level_scale_log_prior(): exactly what learning under
+    (a, b) gives, also after the posterior file's 9-significant-digit rounding."""
+    from chinplan.inference import extrapolation as ex
+
+    rng = np.random.default_rng(5)
+    d = np.linspace(0.05, 0.6, 30)
+    folds = [(0.03 * d + 0.01 * rng.standard_normal(30), np.full(30, 1e-4), d) for _ in range(3)]
+    evidence = ex.FoldEvidence(folds, np.array([]), np.array([]), np.array([]), [])
+    stored = np.asarray(json.loads(ex.scale_posterior(evidence, ex.Domain(21.0, 10.0, 11.0)).to_attrs()["extrapolation_p_tau_u_kappa"]))
+    with np.errstate(divide="ignore"):
+        moved = np.log(stored) - ex.level_scale_log_prior() + ex.level_scale_log_prior(0.05, 0.03)
+    moved = np.exp(moved - moved.max())
+    moved /= moved.sum()
+    original = ex.level_scale_log_prior
+    monkeypatch.setattr(ex, "level_scale_log_prior", lambda a=0.05, b=0.03: original(a, b))
+    direct = ex.scale_posterior(evidence, ex.Domain(21.0, 10.0, 11.0)).p_tau_u_kappa
+    np.testing.assert_allclose(moved, direct, rtol=1e-6, atol=1e-12)
+    assert direct[ex.TAU_U_GRID > 0.02].sum() > 0.01  # the move reaches mass the tight prior had all but excluded

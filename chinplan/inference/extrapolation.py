@@ -100,7 +100,7 @@ TAU_V_GRID = np.linspace(0.0, 0.5, 51)
 #: drift more than the full fit does), so these priors shrink what the folds saw. With the two or three
 #: realisations a ladder's folds give, flat priors leave heavy tails (N* bands of 70x at 1.6
 #: decades; docs/CALIBRATION.md).
-PRIOR_SCALE_TAU_U, PRIOR_SCALE_KAPPA, PRIOR_SCALE_TAU_V = 0.005, 0.005, 0.15
+PRIOR_SCALE_TAU_U, PRIOR_SCALE_KAPPA, PRIOR_SCALE_TAU_V = 0.015, 0.005, 0.15
 #: Outlier component of the fold likelihood: weight and sd (log loss).
 OUTLIER_WEIGHT, OUTLIER_SD = 0.05, 0.3
 _U_GRID = np.linspace(-0.6, 0.6, 2401)
@@ -235,6 +235,11 @@ def _allocation_posterior(miss, var, d):
     return np.array(log_ev), np.array(mean), np.array(sd)
 
 
+def _significant(x, digits: int = 9) -> list:
+    """``x`` as nested lists of floats rounded to ``digits`` significant digits (JSON-safe)."""
+    return np.vectorize(lambda v: float(f"{v:.{digits}g}"), otypes=[float])(np.asarray(x, np.float64)).tolist()
+
+
 class Hyper(NamedTuple):
     """Grid posteriors of the discrepancy scales and what they were learned from."""
 
@@ -249,8 +254,10 @@ class Hyper(NamedTuple):
         return {
             "extrapolation_domain": json.dumps(list(self.domain)),
             "extrapolation_folds": json.dumps(self.folds),
-            "extrapolation_p_tau_u_kappa": json.dumps(np.round(self.p_tau_u_kappa, 12).tolist()),
-            "extrapolation_p_tau_v": json.dumps(np.round(self.p_tau_v, 12).tolist()),
+            # grid posteriors to 9 significant digits, not decimals: their tails (far below
+            # 1e-12 under a tight prior) let a reader move them to another prior exactly
+            "extrapolation_p_tau_u_kappa": json.dumps(_significant(self.p_tau_u_kappa)),
+            "extrapolation_p_tau_v": json.dumps(_significant(self.p_tau_v)),
             "extrapolation_v_mean": json.dumps(np.round(self.v_mean, 12).tolist()),
             "extrapolation_v_sd": json.dumps(np.round(self.v_sd, 12).tolist()),
         }
