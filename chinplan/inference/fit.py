@@ -59,7 +59,8 @@ from chinplan.inference.model import (
     kaplan_model,
     noise_sites,
 )
-from chinplan.inference.posterior import LAW_SITES, Posterior, _law_sites, _problems
+from chinplan.inference.convergence import gate_problems
+from chinplan.inference.posterior import LAW_SITES, Posterior, _law_sites
 from chinplan.inference.runs import MIN_RUNS, config_arrays, load_runs, runs_arrays
 from chinplan.inference.sampler import CHAIN_METHODS, check_size, sample_nuts
 from chinplan.law import LawParams
@@ -313,7 +314,7 @@ def fit(
     attempts, run_key = [], key
     for attempt in range(max_retries + 1):
         samples, diverging = run(weight, run_key)
-        problems = _problems(samples, diverging, sampled)
+        problems = gate_problems(samples, diverging, sampled)
         attempts.append({**settings, "problems": problems})
         # longer warm-up and smaller steps cure stuck chains (R-hat) and divergences; a low
         # ESS alone needs more draws, which is the caller's choice: it is reported, not retried

@@ -40,6 +40,14 @@ from chinplan.extrapolated import (
 )
 from chinplan.inference import posterior_file
 from chinplan.inference.allocation import AllocationLine
+from chinplan.inference.convergence import (  # noqa: F401  (RHAT_MAX, ESS_MIN: documented here too)
+    ESS_MIN,
+    RHAT_MAX,
+    ConvergenceError,
+    ConvergenceWarning,
+    gate_problems,
+    unconverged_error,
+)
 from chinplan.inference.model import (
     DECAY_SITES,
     KAPLAN_LAW_SITES,
@@ -81,8 +89,6 @@ __all__ = [
     "LAW_SITES",
 ]
 
-RHAT_MAX = 1.01
-ESS_MIN = 400
 #: Chinchilla's own budget (Hoffmann et al. 2022): the summary reports tokens per parameter here.
 REFERENCE_COMPUTE = 5.76e23
 #: The posterior shipped with the package, built by scripts/build_default_posterior.py.
@@ -104,33 +110,6 @@ def _law_sites(law: str) -> tuple[str, ...]:
     return KAPLAN_LAW_SITES + ("log_E",)
 
 
-class ConvergenceWarning(UserWarning):
-    """NUTS did not clearly converge: R-hat > 1.01, bulk ESS < 400 or divergences."""
-
-
-class ConvergenceError(RuntimeError):
-    """A fit failed the convergence gate (R-hat > 1.01, bulk ESS < 400 or divergences) after
-    its retries; ``.posterior`` holds its draws for inspection, ``.problems`` the failed checks."""
-
-    def __init__(self, message: str, posterior: "Posterior", problems: list[str]):
-        super().__init__(message)
-        self.posterior = posterior
-        self.problems = problems
-
-
-def _problems(samples: dict, diverging: np.ndarray, sites) -> list[str]:
-    """The convergence gate's failed checks: R-hat > RHAT_MAX, bulk ESS < ESS_MIN, divergences."""
-    post = xr.Dataset({name: (("chain", "draw"), np.asarray(samples[name], np.float64)) for name in sites})
-    rhat, bulk = az.rhat(post), az.ess(post, method="bulk")
-    problems = []
-    for name in sites:
-        if not float(rhat[name]) <= RHAT_MAX:
-            problems.append(f"{name}: R-hat {float(rhat[name]):.3f} > {RHAT_MAX}")
-        if not float(bulk[name]) >= ESS_MIN:
-            problems.append(f"{name}: bulk ESS {float(bulk[name]):.0f} < {ESS_MIN}")
-    if int(diverging.sum()):
-        problems.append(f"{int(diverging.sum())} divergent transitions")
-    return problems
 
 
 class Extrapolation(NamedTuple):
@@ -329,7 +308,7 @@ class Posterior:
         samples = {name: np.asarray(post[name].values) for name in self.sampled_sites}
         stats = self._idata.get("sample_stats")
         diverging = np.asarray(stats["diverging"]) if stats is not None and "diverging" in stats else np.zeros(1)
-        return _problems(samples, diverging, self.sampled_sites)
+        return gate_problems(samples, diverging, self.sampled_sites)
 
     @property
     def converged(self) -> bool:
@@ -340,15 +319,7 @@ class Posterior:
         """Raises :class:`ConvergenceError` listing every failed check and what was tried."""
         problems = self.convergence_problems()
         if problems:
-            tried = len(json.loads(self.attrs.get("fit_attempts", "[]")))
-            raise ConvergenceError(
-                f"NUTS did not converge ({tried} attempt(s): longer warm-up, then target acceptance 0.95, then fresh "
-                f"starts): {'; '.join(problems)}. No band of this fit is a result: add runs, more draws (num_draws) or "
-                "retries (max_retries); the draws are on this error's .posterior, and allow_unconverged=True returns "
-                "them with a ConvergenceWarning",
-                self,
-                problems,
-            )
+            raise unconverged_error(self, problems, len(json.loads(self.attrs.get("fit_attempts", "[]"))))
 
     def warn_if_unconverged(self) -> None:
         """Issues a ConvergenceWarning listing every failed check."""
