@@ -1,5 +1,6 @@
 """Issue 26: a suite that passes wherever a user runs it, and the third adversarial pass."""
 
+import json
 import os
 import re
 import warnings
@@ -76,3 +77,115 @@ def test_validate_on_a_heavy_tailed_posterior_passes_no_runtime_warning():
         warnings.simplefilter("error", RuntimeWarning)
         bt = calibration.backtest(chinplan.datasets.chinchilla(), key=jax.random.key(1), posterior=post, uncertainty="law")
     assert np.all(np.isfinite(bt.table["pred_median"])) and 0.0 <= bt.coverage[0.9] <= 1.0
+
+
+# ----- class 1: a sweep's parts folder belongs to that sweep alone ---------------------------
+from test_resume import ARGS, SCENARIOS, FailAfter  # noqa: E402
+
+from chinplan import engine  # noqa: E402
+from chinplan.cli import EXIT_INTERRUPTED, main  # noqa: E402
+from chinplan.decide import resume  # noqa: E402
+from chinplan.decide import sweep as _sweep  # noqa: E402
+
+
+def _interrupted(tmp_path, monkeypatch, out, after=2):
+    """A sweep of SCENARIOS (6 chunks) to ``out`` stopped by Ctrl-C after ``after`` chunks."""
+    (tmp_path / "s.toml").write_text(SCENARIOS)
+    monkeypatch.setattr(engine, "bands", FailAfter(after))
+    assert main(["sweep", str(tmp_path / "s.toml"), "-o", str(out), *ARGS]) == EXIT_INTERRUPTED
+    monkeypatch.setattr(engine, "bands", FailAfter(None))
+
+
+def test_sweep_never_deletes_foreign_files_in_its_parts_folder(tmp_path, capsys):
+    out = tmp_path / "out.csv"
+    parts = tmp_path / "out.csv.parts"
+    parts.mkdir()
+    (parts / "myscen.toml").write_text(SCENARIOS)
+    (parts / "notes.txt").write_text("mine\n")
+    code = main(["sweep", str(parts / "myscen.toml"), "-o", str(out), *ARGS])
+    err = capsys.readouterr().err
+    assert code != 0 and "parts folder" in err and "not a sweep chunk or manifest" in err, err
+    assert sorted(os.listdir(parts)) == ["myscen.toml", "notes.txt"] and not out.exists()
+
+
+def test_a_fresh_sweep_refuses_a_parts_folder_with_foreign_files_and_keeps_them(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "out.csv"
+    _interrupted(tmp_path, monkeypatch, out)
+    (tmp_path / "out.csv.parts" / "notes.txt").write_text("mine\n")
+    assert main(["sweep", str(tmp_path / "s.toml"), "-o", str(out), *ARGS]) != 0
+    assert "notes.txt" in capsys.readouterr().err
+    assert (tmp_path / "out.csv.parts" / "notes.txt").read_text() == "mine\n"
+    os.unlink(tmp_path / "out.csv.parts" / "notes.txt")
+    assert main(["sweep", str(tmp_path / "s.toml"), "-o", str(out), *ARGS]) == 0  # only chunks: replaced
+    assert not os.path.exists(tmp_path / "out.csv.parts") and not os.path.exists(tmp_path / "out.csv.parts.lock")
+
+
+def test_checkpoint_remove_deletes_only_its_own_files(tmp_path):
+    directory = str(tmp_path / "out.csv.parts")
+    with resume.Checkpoint(directory, {"a": 1}, chunk=2, resume=False) as checkpoint:
+        checkpoint.save(0, {"n": np.zeros((3, 2))})
+        (tmp_path / "out.csv.parts" / "notes.txt").write_text("mine\n")  # appears mid-run
+        checkpoint.remove()
+    assert os.listdir(directory) == ["notes.txt"]
+
+
+def test_two_sweeps_on_one_output_cannot_mix(tmp_path, monkeypatch, capsys):
+    directory = str(tmp_path / "out.csv.parts")
+    first = resume.Checkpoint(directory, {"a": 1}, chunk=2, resume=False)
+    with pytest.raises(ValueError, match="another chinplan sweep is writing"):
+        resume.Checkpoint(directory, {"a": 1}, chunk=2, resume=False)
+    (tmp_path / "s.toml").write_text(SCENARIOS)
+    assert main(["sweep", str(tmp_path / "s.toml"), "-o", str(tmp_path / "out.csv"), *ARGS]) != 0
+    assert "another chinplan sweep is writing" in capsys.readouterr().err
+    first.close()
+    with resume.Checkpoint(directory, {"a": 1}, chunk=2, resume=False):
+        pass  # free again once the first let go
+    # a fresh run reuses no chunk that appears in its folder: only those it saved itself
+    with resume.Checkpoint(directory, {"a": 1}, chunk=2, resume=False) as checkpoint:
+        os.makedirs(directory, exist_ok=True)
+        np.savez(os.path.join(directory, "chunk-000000.npz"), n=np.ones((3, 2)))
+        assert checkpoint.load(0) is None and checkpoint.done() == []
+
+
+def test_the_scenarios_hash_is_of_the_bytes_parsed_even_through_a_pipe(tmp_path):
+    import hashlib
+    import threading
+
+    fifo = tmp_path / "s.toml"
+    os.mkfifo(fifo)
+    data = SCENARIOS.encode()
+    writer = threading.Thread(target=lambda: fifo.write_bytes(data))
+    writer.start()
+    scenarios = _sweep.load_scenarios(fifo)  # a pipe can be read once: the hash must not read it again
+    writer.join(timeout=10)
+    assert scenarios.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_resume_verifies_each_chunk_against_its_checksum(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "out.csv"
+    _interrupted(tmp_path, monkeypatch, out)
+    chunk = tmp_path / "out.csv.parts" / "chunk-000001.npz"
+    with np.load(chunk) as saved:
+        tampered = {name: saved[name] * 10 for name in saved.files}  # valid bands, wrong numbers
+    np.savez(chunk, **tampered)
+    assert main(["sweep", str(tmp_path / "s.toml"), "-o", str(out), *ARGS, "--resume"]) != 0
+    assert "chunk 1" in (err := capsys.readouterr().err) and "checksum" in err, err
+    chunk.write_bytes(b"garbage, not an npz")
+    assert main(["sweep", str(tmp_path / "s.toml"), "-o", str(out), *ARGS, "--resume"]) != 0
+    assert "checksum" in (err := capsys.readouterr().err) and "pickled" not in err, err
+    assert not out.exists()
+
+
+def test_resume_refuses_chunks_of_another_precision_or_jax(tmp_path, monkeypatch, capsys):
+    import jax
+
+    out = tmp_path / "out.csv"
+    _interrupted(tmp_path, monkeypatch, out)
+    with open(tmp_path / "out.csv.parts" / "manifest.json") as handle:
+        manifest = json.load(handle)
+    assert manifest["x64"] is bool(jax.config.jax_enable_x64) and manifest["jax_version"] == jax.__version__
+    assert manifest["scenarios_sha256"] == resume.file_sha256(tmp_path / "s.toml") and len(manifest["chunks"]) == 2
+    real = resume.numeric_settings
+    monkeypatch.setattr(resume, "numeric_settings", lambda: {**real(), "x64": not real()["x64"]})
+    assert main(["sweep", str(tmp_path / "s.toml"), "-o", str(out), *ARGS, "--resume"]) != 0
+    assert "different sweep (x64 was" in capsys.readouterr().err

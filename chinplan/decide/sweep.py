@@ -16,6 +16,7 @@ optimum of a budget, Hoffmann et al. 2022 Eq. 4; an optimum for a target loss, S
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import os
 
@@ -86,6 +87,7 @@ class Scenarios:
     deployment: costs.Deployment
     described: dict
     p_target: float | None = None  # [sweep] p_target: also report P(plan's loss <= it)
+    sha256: str | None = None  # of the file's bytes that were parsed (a resumed sweep's identity)
 
     @property
     def shape(self) -> tuple:
@@ -289,11 +291,9 @@ def load_scenarios(path: str | os.PathLike) -> Scenarios:
         raise ValueError(f"scenario file {path!r} does not exist")
     where = os.path.basename(path)
     toml = _toml_module()
-    try:
-        with open(path, "rb") as handle:
-            document = toml.load(handle)
-    except toml.TOMLDecodeError as err:
-        raise ValueError(f"{where}: malformed TOML: {err}") from None
+    with open(path, "rb") as handle:  # read once: the bytes parsed are the bytes hashed (a pipe reads once)
+        data = handle.read()
+    document = _parse_toml(toml, data, where)
     unknown = sorted(set(document) - {"sweep", "grid", "deployment"})
     if unknown:
         raise ValueError(f"{where}: unknown key {unknown[0]!r} (expected the tables [sweep], [grid], [deployment])")
@@ -316,7 +316,21 @@ def load_scenarios(path: str | os.PathLike) -> Scenarios:
         raise ValueError(f"{where}: {key} is both a grid axis (grid.{key}) and fixed (deployment.{key}); give it once")
     optimum, outputs, quantiles, p_target = _settings(where, sweep, plan)
     deployment, described = _deployment_of(where, dep, axes)
-    return Scenarios(axes, plan, optimum, outputs, quantiles, deployment, described, p_target)
+    return Scenarios(axes, plan, optimum, outputs, quantiles, deployment, described, p_target, hashlib.sha256(data).hexdigest())
+
+
+def _parse_toml(toml, data: bytes, where: str) -> dict:
+    """The TOML document in ``data`` (UTF-8, a leading byte-order mark allowed)."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{where}: not UTF-8 text (TOML files are UTF-8): byte {err.start} is {data[err.start:err.start + 1]!r}") from None
+    try:
+        return toml.loads(text)
+    except toml.TOMLDecodeError as err:
+        raise ValueError(f"{where}: malformed TOML: {err}") from None
+    except RecursionError:
+        raise ValueError(f"{where}: malformed TOML: arrays or tables nested too deeply to be a scenario file") from None
 
 
 # --------------------------------------------------------------------------------------
@@ -406,7 +420,11 @@ def _chunked_bands(kernel, reach, theta, scenarios: Scenarios, grids, checkpoint
         bar = tqdm(total=count, unit="chunk", desc="chinplan sweep", leave=False, initial=len(checkpoint.done()))
     parts = []
     for i in range(count):
-        part = checkpoint.load(i)
+        size = min(chunk, total - i * chunk)
+        shapes = {name: (len(scenarios.quantiles), size) for name in scenarios.outputs}
+        if reach is not None:
+            shapes["p_target"] = (size,)
+        part = checkpoint.load(i, shapes)
         if part is None:
             rows = slice(i * chunk, (i + 1) * chunk)
             part = _bands_of(kernel, reach, theta, scenarios, [f[rows] for f in flat], False)
