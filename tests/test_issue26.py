@@ -189,3 +189,30 @@ def test_resume_refuses_chunks_of_another_precision_or_jax(tmp_path, monkeypatch
     monkeypatch.setattr(resume, "numeric_settings", lambda: {**real(), "x64": not real()["x64"]})
     assert main(["sweep", str(tmp_path / "s.toml"), "-o", str(out), *ARGS, "--resume"]) != 0
     assert "different sweep (x64 was" in capsys.readouterr().err
+
+
+# ----- classes 6 and 7: numbers that look valid and are not; tables read as written ----------
+def test_a_scenario_file_with_a_utf8_byte_order_mark_is_read(tmp_path):
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + SCENARIOS.encode())
+    scenarios = _sweep.load_scenarios(path)
+    assert list(scenarios.axes) == ["compute", "queries"] and scenarios.shape == (7, 3)
+
+
+def test_data_constrained_plan_names_the_quantile_it_warns_about():
+    from chinplan.decide import data_constrained as dc
+
+    post = dc.default_posterior()
+    with pytest.warns(dc.EpochRangeWarning, match=r"^the 10% plan repeats the data") as record:
+        dc.plan(post, 5.76e23, 5e9, q=(0.1, 0.9))
+    assert not any("median" in str(w.message) for w in record)
+    with pytest.warns(dc.EpochRangeWarning, match=r"^the median plan repeats"):
+        dc.plan(post, 5.76e23, 5e9, q=(0.1, 0.5, 0.9))
+
+
+def test_a_sweep_refuses_repeated_quantiles_and_outputs_instead_of_writing_fewer(tmp_path, capsys):
+    for sweep_table, word in (("quantiles = [0.5, 0.5, 0.05, 0.0500000001]", "sweep.quantiles"), ("outputs = ['n', 'n', 'loss']", "sweep.outputs")):
+        path = tmp_path / "dup.toml"
+        path.write_text(f"[sweep]\n{sweep_table}\n" + SCENARIOS)
+        assert main(["sweep", str(path), "-o", str(tmp_path / "out.csv"), *ARGS]) != 0
+        assert word in capsys.readouterr().err and not (tmp_path / "out.csv").exists()

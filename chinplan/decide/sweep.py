@@ -155,6 +155,8 @@ def _axis(value, key: str, where: str) -> np.ndarray:
         if not values:
             raise ValueError(f"{where}: {key} must not be empty")
         array = np.array([_scalar(v, key, where) for v in values], np.float64)
+    if np.isnan(array).any():  # before the repeat check: NaN is not a value repeated
+        raise ValueError(f"{where}: {key} gives NaN (values must be numbers), got {value!r}")
     if len(np.unique(array)) != len(array):
         raise ValueError(f"{where}: {key} repeats a value")
     return array
@@ -223,13 +225,21 @@ def _settings(where: str, sweep: dict, plan: str):
     outputs = sweep.get("outputs", list(_DEFAULT_OUTPUTS[plan]))
     if not isinstance(outputs, list) or not outputs:
         raise ValueError(f"{where}: sweep.outputs must be a non-empty list, got {outputs!r}")
-    for name in outputs:
+    for i, name in enumerate(outputs):
         if name not in SWEEP_OUTPUTS:
             raise ValueError(f"{where}: sweep.outputs: unknown quantity {name!r} (choose from {', '.join(SWEEP_OUTPUTS)})")
+        if name in outputs[:i]:
+            raise ValueError(f"{where}: sweep.outputs names {name!r} twice, got {outputs!r}; give each quantity once")
     quantiles = sweep.get("quantiles", list(DEFAULT_QUANTILES))
     is_level = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1  # noqa: E731
     if not isinstance(quantiles, list) or not quantiles or not all(is_level(v) for v in quantiles):
         raise ValueError(f"{where}: sweep.quantiles must be a non-empty list of levels in [0, 1], got {quantiles!r}")
+    names = [quantile_name(v) for v in quantiles]
+    twice = next((i for i, name in enumerate(names) if name in names[:i]), None)
+    if twice is not None:  # one column per level: two levels of one name would be written once
+        first = quantiles[names.index(names[twice])]
+        raise ValueError(f"{where}: sweep.quantiles gives {first!r} and {quantiles[twice]!r}, both the column {names[twice]!r}; "
+                         f"give distinct levels (at most 6 significant digits apart), got {quantiles!r}")  # fmt: skip
     p_target = sweep.get("p_target")
     if p_target is not None:
         if plan == "target_loss":
@@ -367,6 +377,9 @@ def run_sweep(scenarios: Scenarios, params, *, key=None, progress: bool = False,
     theta = decide.draw_pairs(params, scenarios.deployment, key=key)
     if scenarios.plan == "target_loss":
         _checks.reachable("grid.target_loss", scenarios.axes["target_loss"], decide._constants(theta.law).E, every=False)
+    if scenarios.plan == "design":  # a fixed design's costs scale with its training FLOPs 6 N D
+        top = math.log(6.0) + math.log(float(np.max(scenarios.axes["n"]))) + math.log(float(np.max(scenarios.axes["d"])))
+        _checks.log_representable("grid.n x grid.d: the training FLOPs 6 N D of the largest design", top)
     if scenarios.plan == "compute":
         sensible_budget("grid.compute", scenarios.axes["compute"], decide.median_params(decide._constants(theta.law)))
     # Axis k varies along dimension k: the engine broadcasts them to the full grid.
