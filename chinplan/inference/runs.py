@@ -98,7 +98,9 @@ def _check_column(values: pd.Series, name: str, row_labels) -> np.ndarray:
         array = np.array([_float_or_inf(v) for v in values], np.float64)
     except (ValueError, TypeError):
         bad = _first_unparsed(values, row_labels)
-        raise ValueError(f"column {name!r}, row {bad}: value {values[bad]!r} is not a number (write plain ASCII digits, as 35 or 3.5e10)") from None
+        digits = isinstance(values[bad], str) and any(c.isdigit() for c in values[bad])  # full-width, 3_5
+        hint = " (write plain ASCII digits, as 35 or 3.5e10)" if digits else ""
+        raise ValueError(f"column {name!r}, row {bad}: value {values[bad]!r} is not a number{hint}") from None
     for check, what in ((~np.isfinite(array), "is not finite"), (array <= 0, "must be positive")):
         if check.any():
             i = int(np.argmax(check))
