@@ -216,3 +216,45 @@ def test_a_sweep_refuses_repeated_quantiles_and_outputs_instead_of_writing_fewer
         path.write_text(f"[sweep]\n{sweep_table}\n" + SCENARIOS)
         assert main(["sweep", str(path), "-o", str(tmp_path / "out.csv"), *ARGS]) != 0
         assert word in capsys.readouterr().err and not (tmp_path / "out.csv").exists()
+
+
+# ----- class 4: untrusted posterior files, values and not only structure ----------------------
+def _crafted(tmp_path, name, *, group="posterior", attrs=None, **variables):
+    """The shipped posterior with some values (or attributes of ``group``) replaced, written to a file."""
+    idata = chinplan.default_posterior().to_arviz().copy()
+    dataset = getattr(idata, group).copy()
+    for key, value in variables.items():
+        dataset[key] = (dataset[key].dims, np.broadcast_to(value, dataset[key].shape).copy())
+    dataset.attrs.update(attrs or {})
+    setattr(idata, group, dataset)
+    path = tmp_path / name
+    idata.to_netcdf(str(path), engine="h5netcdf")
+    return path
+
+
+@pytest.mark.parametrize("name, group, attrs, variables, match", [
+    ("domain_low.nc", "extrapolation", {"extrapolation_domain": "[-30, -30, -30]"}, {}, r"'extrapolation_domain' \[-30.0, -30.0, -30.0\] is not the fitted runs'"),
+    ("domain_huge.nc", "extrapolation", {"extrapolation_domain": "[1e300, 1e300, 1e300]"}, {}, r"'extrapolation_domain' .* is not the fitted runs'"),
+    ("log_n_nan.nc", "constant_data", {}, {"log_n": np.nan}, r"variable 'constant_data/log_n'"),
+    ("u_huge.nc", "extrapolation", {}, {"u": 1e30}, r"variable 'extrapolation/u'"),
+    ("log_E_88.nc", "posterior", {}, {"log_E": 88.0}, r"variable 'posterior/log_E' has draws up to 88.*at most 10 x the largest fitted loss"),
+    ("all_fixed.nc", "posterior", {"fixed_sites": "log_E,log_A,log_B,alpha,beta,sigma,nu"}, {}, r"attribute 'fixed_sites' names 'log_E'; only a data-constrained fit"),
+])  # fmt: skip
+def test_posterior_files_with_absurd_values_are_refused_on_load_and_by_the_cli(tmp_path, capsys, name, group, attrs, variables, match):
+    path = _crafted(tmp_path, name, group=group, attrs=attrs, **variables)
+    with pytest.raises(ValueError, match=match):
+        Posterior.load(path)
+    assert main(["plan", "--compute", "1e24", "--posterior", str(path)]) != 0  # the fast reader falls back, then refuses
+    assert re.search(match, capsys.readouterr().err)
+
+
+def test_a_data_constrained_fixed_site_must_not_vary(tmp_path):
+    from chinplan.decide import data_constrained as dc
+
+    idata = dc.default_posterior().to_arviz().copy()
+    post = idata.posterior.copy()
+    post.attrs["fixed_sites"] = "log_E"
+    post["log_E"] = post["log_E"] + np.random.default_rng(0).normal(0, 0.01, post["log_E"].shape)
+    idata.posterior = post
+    with pytest.raises(ValueError, match=r"'fixed_sites' names 'log_E', whose draws vary"):
+        Posterior(idata)

@@ -207,6 +207,9 @@ class Posterior:
                 ok = False
             if not ok:
                 raise ValueError(f"the extrapolation group's 'extrapolation_domain' must be 3 finite numbers, got {_checks.show(group.attrs['extrapolation_domain'])}")
+        const = idata.get("constant_data")
+        posterior_file.check_values(domain if "extrapolation" in idata.groups() else None, {} if const is None else {k: const[k].values for k in const.data_vars},
+                                    idata.posterior.attrs, law, idata.posterior, idata.get("observed_data", {}).get("log_loss"))  # fmt: skip
 
     # ----- model choices -----------------------------------------------------------
     @property
