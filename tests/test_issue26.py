@@ -258,3 +258,13 @@ def test_a_data_constrained_fixed_site_must_not_vary(tmp_path):
     idata.posterior = post
     with pytest.raises(ValueError, match=r"'fixed_sites' names 'log_E', whose draws vary"):
         Posterior(idata)
+
+
+def test_a_sweep_estimates_its_cells_not_only_its_scenarios_before_any_work(tmp_path):
+    path = tmp_path / "wide.toml"
+    outputs = ", ".join(repr(name) for name in _sweep.SWEEP_OUTPUTS)
+    levels = ", ".join(f"{v:.4f}" for v in np.linspace(0, 1, 1001))
+    path.write_text(f"[sweep]\noutputs = [{outputs}]\nquantiles = [{levels}]\n[grid]\ncompute = {{logspace = [20, 24, 200]}}\nqueries = {{logspace = [6, 12, 200]}}\n"
+                    "[deployment]\ninput_tokens = 400\noutput_tokens = 100\n")  # fmt: skip
+    with pytest.raises(ValueError, match=r"^wide\.toml: the sweep's 40,000 scenarios x \d+ outputs x 1001 quantiles would need about .* band cells, more than the limit"):
+        _sweep.load_scenarios(path)

@@ -53,6 +53,9 @@ SWEEP_OUTPUTS = (
 )  # fmt: skip
 #: The most scenarios one sweep may have (its bands are held in memory, then written).
 MAX_SCENARIOS = 10_000_000
+#: The most band cells (scenarios x outputs x quantiles, 8 bytes each, held in memory and in the
+#: parts folder) one sweep may have: MAX_SCENARIOS with the default 6 outputs and 3 quantiles.
+MAX_CELLS = MAX_SCENARIOS * 6 * 3
 #: Precisions a hardware preset may be used at (the peak-throughput fields of a Hardware).
 
 DEFAULT_QUANTILES = (0.05, 0.5, 0.95)
@@ -325,6 +328,9 @@ def load_scenarios(path: str | os.PathLike) -> Scenarios:
         key = both[0]
         raise ValueError(f"{where}: {key} is both a grid axis (grid.{key}) and fixed (deployment.{key}); give it once")
     optimum, outputs, quantiles, p_target = _settings(where, sweep, plan)
+    cells = size * len(outputs) * len(quantiles)  # what memory and the parts folder hold, not only scenarios
+    _checks.affordable(f"{where}: the sweep's {size:,} scenarios x {len(outputs)} outputs x {len(quantiles)} quantiles",
+                       cells, MAX_CELLS, "band cells", "give fewer quantiles, outputs or scenarios, or split the sweep")  # fmt: skip
     deployment, described = _deployment_of(where, dep, axes)
     return Scenarios(axes, plan, optimum, outputs, quantiles, deployment, described, p_target, hashlib.sha256(data).hexdigest())
 
