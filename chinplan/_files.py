@@ -89,9 +89,46 @@ def check_output(
                 f"{arg} {text!r} is the same file as the input {os.fspath(source)!r}; "
                 "writing it would destroy the input (choose another output file)"
             )
+    _check_target(text, arg)
     if writable:
         check_writable(text, arg=arg)
     return text
+
+
+#: The package's own directory: no output may land in it (the shipped posteriors, the embedded runs).
+_PACKAGE = os.path.dirname(os.path.realpath(__file__))
+#: What write_atomic adds to an output's name for its temporary: "." + name + ".XXXXXXXX.tmp".
+_TEMP_EXTRA = len(TEMP_PREFIX) + len(".XXXXXXXX.tmp")
+
+
+def _check_target(text: str, arg: str) -> None:
+    """Where writing ``text`` would land (through symlinks) must be a new or a writable regular
+    file, outside chinplan's package, whose temporary name fits the file system: refused
+    before any work (OutputPathError naming ``arg``, the path and what is allowed)."""
+    target = os.path.realpath(text)
+    if os.path.commonpath([target, _PACKAGE]) == _PACKAGE:
+        raise OutputPathError(f"{arg} {text!r} is inside the chinplan package ({_PACKAGE!r}), whose files (the shipped "
+                              "posteriors, the embedded runs) are never overwritten; choose an output elsewhere")  # fmt: skip
+    try:
+        info = os.stat(target)
+    except FileNotFoundError:
+        info = None
+    except OSError as err:
+        raise OutputPathError(f"{arg} {text!r} cannot be examined ({err.strerror or err})") from None
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        kind = "a FIFO" if stat.S_ISFIFO(info.st_mode) else "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) else "not a regular file"
+        raise OutputPathError(f"{arg} {text!r} is {kind} ({target!r}); chinplan writes regular files only (it would replace that node)")
+    if info is not None and not info.st_mode & 0o222:
+        raise OutputPathError(f"{arg} {text!r} is read-only (mode {stat.S_IMODE(info.st_mode):04o}); make it writable "
+                              "(chmod u+w) or choose another output")  # fmt: skip
+    name = os.path.basename(target)
+    try:
+        limit = os.pathconf(os.path.dirname(target) or ".", "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):
+        limit = 255
+    if len(os.fsencode(name)) + _TEMP_EXTRA > limit:
+        raise OutputPathError(f"{arg} {text!r}: its name is {len(os.fsencode(name))} bytes; with its temporary's "
+                              f"{_TEMP_EXTRA} more, names of at most {limit - _TEMP_EXTRA} bytes fit this file system")  # fmt: skip
 
 
 def _target(path: str) -> str:

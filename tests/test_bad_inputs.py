@@ -247,6 +247,20 @@ def _latin1(f) -> str:
     return path
 
 
+def _fifo(f) -> str:
+    """A FIFO (a node that is not a regular file) in the temporary directory."""
+    path = f.path("pipe.nc")
+    if not os.path.exists(path):
+        os.mkfifo(path)
+    return path
+
+
+def _read_only(f) -> str:
+    path = f.text("locked.nc", "x")
+    os.chmod(path, 0o444)
+    return path
+
+
 def _dc():
     from chinplan.decide import data_constrained
 
@@ -992,6 +1006,14 @@ raises("load_scenarios/duplicate-outputs", lambda f: _sw.load_scenarios(f.text("
        r"^o\.toml: sweep\.outputs names 'n' twice")
 raises("run_sweep/design-flops-beyond-float32", lambda f: _sw.run_sweep(_sw.load_scenarios(f.text("big.toml", "[grid]\nn = 1e30\nd = 1e30\n")), P),
        r"^grid\.n x grid\.d: the training FLOPs 6 N D of the largest design must be representable in float32.*got about 1e60\.8")
+raises("check_output/symlink-to-a-fifo", lambda f: _files.check_output(f.link("pipe-link.nc", _fifo(f)), inputs=[], **_OUT),
+       r"^-o '.*/pipe-link\.nc' is a FIFO \('.*/pipe\.nc'\); chinplan writes regular files only", exc=_files.OutputPathError)
+raises("check_output/package-file", lambda f: _files.check_output(os.path.join(os.path.dirname(chinplan.__file__), "datasets", "chinchilla_posterior.nc"), inputs=[], **_OUT),
+       r"^-o '.*chinchilla_posterior\.nc' is inside the chinplan package .* never overwritten", exc=_files.OutputPathError)
+raises("check_output/read-only-file", lambda f: _files.check_output(_read_only(f), inputs=[], **_OUT),
+       r"^-o '.*/locked\.nc' is read-only \(mode 0444\); make it writable", exc=_files.OutputPathError)
+raises("check_output/name-too-long-for-its-temporary", lambda f: _files.check_output(f.path("x" * 245 + ".nc"), inputs=[], **_OUT),
+       r"^-o '.*/x+\.nc': its name is 248 bytes; with its temporary's 14 more, names of at most 241 bytes fit", exc=_files.OutputPathError)
 raises("data_constrained.plan/unique-tokens-beyond-budget", lambda f: _dc().plan(_dc().default_posterior(), 5.76e23, 1e30),
        r"^unique_tokens must be at most compute / 6.*\(valid range \(0, 9\.6e\+22\] for compute 5\.76e\+23\), got 1e\+30")
 

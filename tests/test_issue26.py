@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import stat
 import warnings
 
 import arviz as az
@@ -268,3 +269,20 @@ def test_a_sweep_estimates_its_cells_not_only_its_scenarios_before_any_work(tmp_
                     "[deployment]\ninput_tokens = 400\noutput_tokens = 100\n")  # fmt: skip
     with pytest.raises(ValueError, match=r"^wide\.toml: the sweep's 40,000 scenarios x \d+ outputs x 1001 quantiles would need about .* band cells, more than the limit"):
         _sweep.load_scenarios(path)
+
+
+# ----- class 3: outputs only where they belong (every writing command, before any work) -------
+def test_sweep_refuses_a_package_file_a_fifo_and_a_read_only_output_before_the_work(tmp_path, monkeypatch, capsys):
+    (tmp_path / "s.toml").write_text(SCENARIOS)
+    monkeypatch.setattr(engine, "bands", FailAfter(0))  # any work at all would be a KeyboardInterrupt
+    package_csv = os.path.join(os.path.dirname(chinplan.__file__), "datasets", "runs.csv")
+    os.mkfifo(tmp_path / "pipe")
+    os.symlink(tmp_path / "pipe", tmp_path / "out.csv")
+    locked = tmp_path / "locked.csv"
+    locked.write_text("previous\n")
+    locked.chmod(0o444)
+    for output, says in ((package_csv, "inside the chinplan package"), (tmp_path / "out.csv", "is a FIFO"), (locked, "is read-only")):
+        assert main(["sweep", str(tmp_path / "s.toml"), "-o", str(output), *ARGS]) == 2
+        assert says in capsys.readouterr().err
+    assert locked.read_text() == "previous\n" and not os.path.exists(package_csv)
+    assert os.path.islink(tmp_path / "out.csv") and stat.S_ISFIFO(os.stat(tmp_path / "pipe").st_mode)
