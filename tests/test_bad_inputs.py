@@ -1127,6 +1127,7 @@ def _outcome(param, files) -> str:
         call(files)
     except Exception as err:  # noqa: BLE001 - the row says which
         message = " ".join(str(err).split()).replace(os.fspath(files.root), "<tmp>")
+        message = message.replace(os.path.dirname(os.path.realpath(chinplan.__file__)), "<chinplan>")  # the package, wherever installed
         return f"{type(err).__name__}: {_code(message)}"
     raise AssertionError(f"{param.id}: no exception")
 
