@@ -261,6 +261,12 @@ def _read_only(f) -> str:
     return path
 
 
+def _next_runs(**kwargs):
+    from chinplan.decide import design
+
+    return design.next_runs(chinplan.default_posterior(), target=1e22, budget=1e20, key=KEY, **kwargs)
+
+
 def _dc():
     from chinplan.decide import data_constrained
 
@@ -1014,6 +1020,12 @@ raises("check_output/read-only-file", lambda f: _files.check_output(_read_only(f
        r"^-o '.*/locked\.nc' is read-only \(mode 0444\); make it writable", exc=_files.OutputPathError)
 raises("check_output/name-too-long-for-its-temporary", lambda f: _files.check_output(f.path("x" * 245 + ".nc"), inputs=[], **_OUT),
        r"^-o '.*/x+\.nc': its name is 248 bytes; with its temporary's 14 more, names of at most 241 bytes fit", exc=_files.OutputPathError)
+raises("draw_pairs/queries-draws-beyond-float64", lambda f: decide.draw_pairs(P, DEP._replace(queries=LogNormal(1e9, 1e3)), key=KEY),
+       r"^deployment\.queries x \(input_tokens \+ output_tokens\), the lifetime tokens, must be representable in float32.*got inf \(beyond even float64\) in \d+ of 64 draws$")
+raises("next_runs/more-outcomes-than-draws", lambda f: _next_runs(num_outcomes=100_000),
+       r"^num_outcomes must be at most the posterior's 4000 draws .*valid range \[2, 4000\]\), got 100000$")
+raises("load_runs/repeated-row-labels", lambda f: chinplan.load_runs(_runs_with("loss", "abc").set_axis([0, 1, 2, 3, 3, 5, 6, 7, 8, 9])),
+       r"^column 'loss', row 3: value 'abc' is not a number$")
 raises("data_constrained.plan/unique-tokens-beyond-budget", lambda f: _dc().plan(_dc().default_posterior(), 5.76e23, 1e30),
        r"^unique_tokens must be at most compute / 6.*\(valid range \(0, 9\.6e\+22\] for compute 5\.76e\+23\), got 1e\+30")
 

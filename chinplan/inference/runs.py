@@ -89,18 +89,18 @@ def _check_column(values: pd.Series, name: str, row_labels) -> np.ndarray:
             f"column {name!r} has dtype {values.dtype}; it must hold real numbers (finite and > 0)"
         )
     if values.dtype == object:  # cells of any type: a bool or complex cell is not a number
-        bad = next((i for i, v in zip(row_labels, values) if not _is_number(v)), None)
+        bad = next(((i, v) for i, v in zip(row_labels, values) if not _is_number(v)), None)  # (label, cell): labels may repeat
         if bad is not None:
-            raise ValueError(f"column {name!r}, row {bad}: value {values[bad]!r} is not a number")
+            raise ValueError(f"column {name!r}, row {bad[0]}: value {bad[1]!r} is not a number")
     try:
         array = pd.to_numeric(values, errors="raise").to_numpy(np.float64)
     except OverflowError:  # Python ints beyond int64 (10**24 is fine; 10**400 is not finite)
         array = np.array([_float_or_inf(v) for v in values], np.float64)
     except (ValueError, TypeError):
-        bad = _first_unparsed(values, row_labels)
-        digits = isinstance(values[bad], str) and any(c.isdigit() for c in values[bad])  # full-width, 3_5
+        label, cell = _first_unparsed(values, row_labels)
+        digits = isinstance(cell, str) and any(c.isdigit() for c in cell)  # full-width, 3_5
         hint = " (write plain ASCII digits, as 35 or 3.5e10)" if digits else ""
-        raise ValueError(f"column {name!r}, row {bad}: value {values[bad]!r} is not a number{hint}") from None
+        raise ValueError(f"column {name!r}, row {label}: value {cell!r} is not a number{hint}") from None
     for check, what in ((~np.isfinite(array), "is not finite"), (array <= 0, "must be positive")):
         if check.any():
             i = int(np.argmax(check))
@@ -109,16 +109,16 @@ def _check_column(values: pd.Series, name: str, row_labels) -> np.ndarray:
 
 
 def _first_unparsed(values: pd.Series, row_labels):
-    """The row of the first cell pandas cannot read as a number (full-width digits, ``3_5``
+    """The row label and cell of the first cell pandas cannot read as a number (full-width digits, ``3_5``
     and ``Fraction`` are numbers to Python's float, not to a table)."""
     for i, v in zip(row_labels, values):
         if not _is_number(v):
-            return i
+            return i, v
         try:
             pd.to_numeric(pd.Series([v], dtype=object), errors="raise")
         except (ValueError, TypeError):
-            return i
-    return row_labels[0]
+            return i, v
+    return row_labels[0], values.iloc[0]
 
 
 _TIMES = (datetime.date, datetime.time, datetime.timedelta, np.datetime64, np.timedelta64)
