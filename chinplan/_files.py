@@ -35,6 +35,7 @@ __all__ = [
     "write_bytes",
     "netcdf_image",
     "Terminated",
+    "HangUp",
     "signals_unwind",
     "raise_if_signalled",
     "TEMP_PREFIX",
@@ -187,12 +188,21 @@ class Terminated(BaseException):
     its temporary)."""
 
 
+class HangUp(Terminated):
+    """SIGHUP (the terminal closed) inside :func:`signals_unwind`: unwinds as :class:`Terminated`
+    does (no temporary left); its exit status is 128 + 1 (129)."""
+
+
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: Handled only where the process does not ignore it (``nohup`` sets SIGHUP to SIG_IGN: kept).
+_OPTIONAL_SIGNALS = tuple(getattr(signal, name) for name in ("SIGHUP",) if hasattr(signal, name))
 _pending: list[int] = []  # signals received inside signals_unwind, in order
 
 
 def _exception(signum: int) -> BaseException:
-    return KeyboardInterrupt() if signum == signal.SIGINT else Terminated()
+    if signum == signal.SIGINT:
+        return KeyboardInterrupt()
+    return HangUp() if signum in _OPTIONAL_SIGNALS else Terminated()
 
 
 def _on_signal(signum, frame):
@@ -214,10 +224,14 @@ def raise_if_signalled() -> None:
 
 @contextlib.contextmanager
 def signals_unwind():
-    """SIGINT raises KeyboardInterrupt and SIGTERM :class:`Terminated` inside the block (main
-    thread only), once; the previous handlers return afterwards."""
+    """SIGINT raises KeyboardInterrupt, SIGTERM :class:`Terminated` and SIGHUP (unless ignored)
+    :class:`HangUp` inside the block (main thread only), once; the previous handlers return
+    afterwards."""
     try:
         previous = {sig: signal.signal(sig, _on_signal) for sig in _SIGNALS}
+        for sig in _OPTIONAL_SIGNALS:
+            if signal.getsignal(sig) is not signal.SIG_IGN:
+                previous[sig] = signal.signal(sig, _on_signal)
     except ValueError:  # not the main thread: leave signals alone
         yield
         return

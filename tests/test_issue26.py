@@ -286,3 +286,42 @@ def test_sweep_refuses_a_package_file_a_fifo_and_a_read_only_output_before_the_w
         assert says in capsys.readouterr().err
     assert locked.read_text() == "previous\n" and not os.path.exists(package_csv)
     assert os.path.islink(tmp_path / "out.csv") and stat.S_ISFIFO(os.stat(tmp_path / "pipe").st_mode)
+
+
+# ----- class 2 (in part): SIGHUP unwinds like SIGTERM -------------------------------------------
+@pytest.mark.parametrize("stub", ["compute", "write"])
+def test_sighup_leaves_no_temporary_and_no_lock(tmp_path, stub):
+    import signal as _signal
+
+    from test_faults import COMMANDS, SWEEP_TOML, listing, run_cli, wait_ready
+
+    (tmp_path / "s.toml").write_text(SWEEP_TOML)
+    (tmp_path / "out.nc").write_bytes(b"the previous output")
+    process = run_cli(COMMANDS["sweep"](tmp_path), stub=stub)
+    wait_ready(process)
+    process.send_signal(_signal.SIGHUP)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode in (129, 143), err  # a clean exit (the CLI's table maps HangUp), not -1 (killed)
+    assert err.count("\n") == 1 and "Traceback" not in err and out == ""
+    assert (tmp_path / "out.nc").read_bytes() == b"the previous output"
+    left = [n for n in listing(tmp_path) if n not in ("s.toml", "out.nc", "out.nc.parts")]
+    assert left == [], left  # no hidden temporary, no lock file
+    if (tmp_path / "out.nc.parts").exists():  # finished chunks stay for --resume, never a temporary
+        assert all(n == "manifest.json" or n.endswith(".npz") for n in listing(tmp_path / "out.nc.parts"))
+
+
+def test_an_ignored_sighup_stays_ignored_under_nohup():
+    import signal as _signal
+
+    from chinplan import _files
+
+    before = _signal.signal(_signal.SIGHUP, _signal.SIG_IGN)
+    try:
+        with _files.signals_unwind():
+            assert _signal.getsignal(_signal.SIGHUP) is _signal.SIG_IGN
+        _signal.signal(_signal.SIGHUP, _signal.SIG_DFL)
+        with _files.signals_unwind():
+            assert _signal.getsignal(_signal.SIGHUP) is not _signal.SIG_DFL  # handled when not ignored
+        assert _signal.getsignal(_signal.SIGHUP) is _signal.SIG_DFL  # and given back
+    finally:
+        _signal.signal(_signal.SIGHUP, before)
