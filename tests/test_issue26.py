@@ -9,6 +9,7 @@ import warnings
 import arviz as az
 import jax
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
@@ -325,3 +326,18 @@ def test_an_ignored_sighup_stays_ignored_under_nohup():
         assert _signal.getsignal(_signal.SIGHUP) is _signal.SIG_DFL  # and given back
     finally:
         _signal.signal(_signal.SIGHUP, before)
+
+
+# ----- class 5: the NUTS cap scales with the number of runs -------------------------------------
+def test_the_nuts_iteration_cap_scales_with_the_number_of_runs():
+    from unittest import mock
+
+    rng = np.random.default_rng(0)
+    n = 10 ** rng.uniform(7, 10, 1_000_000)
+    many = pd.DataFrame({"params": n, "tokens": 20 * n * rng.uniform(0.5, 2, n.size), "loss": rng.uniform(2, 4, n.size)})
+    with mock.patch("chinplan.fit.sample_nuts", side_effect=RuntimeError("fit started sampling")):
+        # the defaults (4 chains x (1,000 + 1,000)) on a million runs: about 8,000 iterations x 4,082 times the work
+        with pytest.raises(ValueError, match=r"on 1,000,000 runs that is 3\.27e\+07 iterations as on 245\).*NUTS iterations, more than the limit of 1e\+07"):
+            chinplan.fit(many, key=jax.random.key(0), num_chains=4, num_warmup=1000, num_draws=1000)
+        with pytest.raises(RuntimeError, match="fit started sampling"):  # the same fit on the 245 embedded runs starts
+            chinplan.fit(chinplan.datasets.chinchilla(), key=jax.random.key(0), num_chains=4, num_warmup=1000, num_draws=1000)
