@@ -341,3 +341,16 @@ def test_the_nuts_iteration_cap_scales_with_the_number_of_runs():
             chinplan.fit(many, key=jax.random.key(0), num_chains=4, num_warmup=1000, num_draws=1000)
         with pytest.raises(RuntimeError, match="fit started sampling"):  # the same fit on the 245 embedded runs starts
             chinplan.fit(chinplan.datasets.chinchilla(), key=jax.random.key(0), num_chains=4, num_warmup=1000, num_draws=1000)
+
+
+def test_a_posterior_of_more_draws_than_a_fit_makes_is_refused_before_any_value_is_read(tmp_path):
+    import h5py
+
+    from chinplan.inference import posterior_file
+
+    path = tmp_path / "many.nc"
+    with h5py.File(path, "w") as handle:  # declared, never written: a few KB on disk
+        handle.create_dataset("posterior/alpha", shape=(1, posterior_file.MAX_DRAWS + 1), dtype="<f4", chunks=(1, 65536), compression="gzip")
+    with pytest.raises(ValueError, match=r"variable 'posterior/alpha' holds 1,600,001 draws, more than 1,600,000"):
+        Posterior.load(path)
+    assert os.path.getsize(path) < 1 << 20

@@ -27,11 +27,16 @@ from chinplan._files import (
     write_bytes,
 )
 
-__all__ = ["check_structure", "check_site", "read_draws", "MAX_BYTES", "MAX_OBJECTS", "MAX_DEPTH"]
+__all__ = ["check_structure", "check_site", "read_draws", "MAX_BYTES", "MAX_DRAWS", "MAX_OBJECTS", "MAX_DEPTH"]
 
 #: The most bytes a posterior file may declare, summed over its datasets (uncompressed). A
 #: fit of 16 chains x 100,000 draws of a dozen float64 sites is 150 MB.
 MAX_BYTES = 1 << 30
+#: The most draws (chains x draws) a posterior may hold, 16 chains x 100,000 draws: the work
+#: of every answer over the draws (plans, per-draw cost optima) is bounded by it, checked from
+#: the declared shapes before any value is read. ``fit`` refuses to make more.
+MAX_DRAWS = 16 * 100_000
+_DRAW_GROUPS = ("posterior", "extrapolation", "sample_stats")
 #: The most links a posterior file may hold, and how deep its groups may nest.
 MAX_OBJECTS = 10_000
 MAX_DEPTH = 16
@@ -104,6 +109,10 @@ def check_structure(path: str | os.PathLike, name: str | None = None, *, max_byt
                     stack.append((item, where, depth + 1))
                 elif isinstance(item, h5py.Dataset):
                     declared += _check_dataset(name, where, item)
+                    count = int(np.prod(item.shape or (), dtype=np.float64))
+                    if where.split("/")[0] in _DRAW_GROUPS and count > MAX_DRAWS:
+                        _fail(name, f"variable {where!r} holds {count:,} draws, more than {MAX_DRAWS:,} (16 chains x 100,000 draws; "
+                                    "chinplan.inference.posterior_file.MAX_DRAWS)")  # fmt: skip
                     if declared > max_bytes:
                         _fail(name, f"its datasets declare more than {max_bytes} bytes (at {where!r})")
                 else:  # a committed datatype

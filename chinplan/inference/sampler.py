@@ -61,6 +61,12 @@ def check_size(num_chains: int, num_warmup: int, num_draws: int, num_runs: int, 
         f"fit with {num_chains:,} chains x {num_draws:,} draws", stored, max_bytes, "bytes of draws",
         "a posterior file holds at most that (chinplan.inference.posterior_file.MAX_BYTES); use fewer chains or draws",
     )
+    from chinplan.inference.posterior_file import MAX_DRAWS
+
+    _checks.affordable(
+        f"fit with {num_chains:,} chains x {num_draws:,} draws", float(num_chains) * num_draws, MAX_DRAWS, "draws",
+        "a posterior holds at most that (chinplan.inference.posterior_file.MAX_DRAWS, 16 chains x 100,000 draws); use fewer chains or draws",
+    )
     iterations = float(num_chains) * (num_warmup + num_draws)
     hours = iterations * num_runs * _SECONDS_PER_ITERATION_PER_RUN / 3600
     # an iteration's cost grows with the runs (each leapfrog step evaluates every run): the cap
