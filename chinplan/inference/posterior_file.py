@@ -109,12 +109,12 @@ def check_structure(path: str | os.PathLike, name: str | None = None, *, max_byt
                     stack.append((item, where, depth + 1))
                 elif isinstance(item, h5py.Dataset):
                     declared += _check_dataset(name, where, item)
+                    if declared > max_bytes:
+                        _fail(name, f"its datasets declare more than {max_bytes} bytes (at {where!r})")
                     count = int(np.prod(item.shape or (), dtype=np.float64))
                     if where.split("/")[0] in _DRAW_GROUPS and count > MAX_DRAWS:
                         _fail(name, f"variable {where!r} holds {count:,} draws, more than {MAX_DRAWS:,} (16 chains x 100,000 draws; "
                                     "chinplan.inference.posterior_file.MAX_DRAWS)")  # fmt: skip
-                    if declared > max_bytes:
-                        _fail(name, f"its datasets declare more than {max_bytes} bytes (at {where!r})")
                 else:  # a committed datatype
                     _fail(name, f"{where!r} is a {type(item).__name__}, not a group or a variable")
 
