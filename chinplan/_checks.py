@@ -188,9 +188,10 @@ def log_representable(name: str, log_x: Any) -> None:
     if np.any(bad):
         worst = float(np.max(log_x[bad]))
         count = f" in {int(bad.sum())} of {log_x.size} draws" if log_x.ndim else ""
+        size = f"about 1e{worst / math.log(10):.1f}" if math.isfinite(worst) else "inf (beyond even float64)"
         raise ValueError(
             f"{name} must be representable in {dtype.name}, the dtype chinplan computes in (at most "
-            f"{limit:.6g}; enable JAX's x64 mode for float64), got about 1e{worst / math.log(10):.1f}{count}"
+            f"{limit:.6g}; enable JAX's x64 mode for float64), got {size}{count}"
         )
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "write_bytes",
     "netcdf_image",
     "Terminated",
+    "HangUp",
     "signals_unwind",
     "raise_if_signalled",
     "TEMP_PREFIX",
@@ -89,9 +90,46 @@ def check_output(
                 f"{arg} {text!r} is the same file as the input {os.fspath(source)!r}; "
                 "writing it would destroy the input (choose another output file)"
             )
+    _check_target(text, arg)
     if writable:
         check_writable(text, arg=arg)
     return text
+
+
+#: The package's own directory: no output may land in it (the shipped posteriors, the embedded runs).
+_PACKAGE = os.path.dirname(os.path.realpath(__file__))
+#: What write_atomic adds to an output's name for its temporary: "." + name + ".XXXXXXXX.tmp".
+_TEMP_EXTRA = len(TEMP_PREFIX) + len(".XXXXXXXX.tmp")
+
+
+def _check_target(text: str, arg: str) -> None:
+    """Where writing ``text`` would land (through symlinks) must be a new or a writable regular
+    file, outside chinplan's package, whose temporary name fits the file system: refused
+    before any work (OutputPathError naming ``arg``, the path and what is allowed)."""
+    target = os.path.realpath(text)
+    if os.path.commonpath([target, _PACKAGE]) == _PACKAGE:
+        raise OutputPathError(f"{arg} {text!r} is inside the chinplan package ({_PACKAGE!r}), whose files (the shipped "
+                              "posteriors, the embedded runs) are never overwritten; choose an output elsewhere")  # fmt: skip
+    try:
+        info = os.stat(target)
+    except FileNotFoundError:
+        info = None
+    except OSError as err:
+        raise OutputPathError(f"{arg} {text!r} cannot be examined ({err.strerror or err})") from None
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        kind = "a FIFO" if stat.S_ISFIFO(info.st_mode) else "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) else "not a regular file"
+        raise OutputPathError(f"{arg} {text!r} is {kind} ({target!r}); chinplan writes regular files only (it would replace that node)")
+    if info is not None and not info.st_mode & 0o222:
+        raise OutputPathError(f"{arg} {text!r} is read-only (mode {stat.S_IMODE(info.st_mode):04o}); make it writable "
+                              "(chmod u+w) or choose another output")  # fmt: skip
+    name = os.path.basename(target)
+    try:
+        limit = os.pathconf(os.path.dirname(target) or ".", "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):
+        limit = 255
+    if len(os.fsencode(name)) + _TEMP_EXTRA > limit:
+        raise OutputPathError(f"{arg} {text!r}: its name is {len(os.fsencode(name))} bytes; with its temporary's "
+                              f"{_TEMP_EXTRA} more, names of at most {limit - _TEMP_EXTRA} bytes fit this file system")  # fmt: skip
 
 
 def _target(path: str) -> str:
@@ -150,12 +188,21 @@ class Terminated(BaseException):
     its temporary)."""
 
 
+class HangUp(Terminated):
+    """SIGHUP (the terminal closed) inside :func:`signals_unwind`: unwinds as :class:`Terminated`
+    does (no temporary left); its exit status is 128 + 1 (129)."""
+
+
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: Handled only where the process does not ignore it (``nohup`` sets SIGHUP to SIG_IGN: kept).
+_OPTIONAL_SIGNALS = tuple(getattr(signal, name) for name in ("SIGHUP",) if hasattr(signal, name))
 _pending: list[int] = []  # signals received inside signals_unwind, in order
 
 
 def _exception(signum: int) -> BaseException:
-    return KeyboardInterrupt() if signum == signal.SIGINT else Terminated()
+    if signum == signal.SIGINT:
+        return KeyboardInterrupt()
+    return HangUp() if signum in _OPTIONAL_SIGNALS else Terminated()
 
 
 def _on_signal(signum, frame):
@@ -177,10 +224,14 @@ def raise_if_signalled() -> None:
 
 @contextlib.contextmanager
 def signals_unwind():
-    """SIGINT raises KeyboardInterrupt and SIGTERM :class:`Terminated` inside the block (main
-    thread only), once; the previous handlers return afterwards."""
+    """SIGINT raises KeyboardInterrupt, SIGTERM :class:`Terminated` and SIGHUP (unless ignored)
+    :class:`HangUp` inside the block (main thread only), once; the previous handlers return
+    afterwards."""
     try:
         previous = {sig: signal.signal(sig, _on_signal) for sig in _SIGNALS}
+        for sig in _OPTIONAL_SIGNALS:
+            if signal.getsignal(sig) is not signal.SIG_IGN:
+                previous[sig] = signal.signal(sig, _on_signal)
     except ValueError:  # not the main thread: leave signals alone
         yield
         return

@@ -239,6 +239,43 @@ def _fit(runs=None, **kwargs):
         return chinplan.fit(_runs() if runs is None else runs, **settings)
 
 
+def _latin1(f) -> str:
+    """A scenario file in Latin-1, not UTF-8."""
+    path = f.path("latin1.toml")
+    with open(path, "wb") as handle:
+        handle.write("[grid]\ncompute = 1e22 # caf\xe9\n".encode("latin-1"))
+    return path
+
+
+def _fifo(f) -> str:
+    """A FIFO (a node that is not a regular file) in the temporary directory."""
+    path = f.path("pipe.nc")
+    if not os.path.exists(path):
+        os.mkfifo(path)
+    return path
+
+
+def _read_only(f) -> str:
+    path = f.text("locked.nc", "x")
+    os.chmod(path, 0o444)
+    return path
+
+
+def _next_runs(**kwargs):
+    from chinplan.decide import design
+
+    return design.next_runs(chinplan.default_posterior(), target=1e22, budget=1e20, key=KEY, **kwargs)
+
+
+def _dc():
+    from chinplan.decide import data_constrained
+
+    return data_constrained
+
+
+from chinplan.decide import sweep as _sw  # noqa: E402
+
+
 # ----------------------------------------------------------------------------- predicates
 
 
@@ -938,6 +975,61 @@ raises("fit/chains-beyond-size", lambda f: _fit(num_chains=10**6, num_draws=1000
 raises("fit/log-likelihood-string", lambda f: _fit(log_likelihood="no"), r"^log_likelihood must be True or False, got 'no'")
 
 
+section("Round 3: tables read as written, numbers that look valid and are not (issue 26)")
+_EXTRA_FIELD_CSV = _CSV_ROWS[0] + "\n" + "".join(line + ",7\n" for line in _CSV_ROWS[1:])
+raises("load_runs/more-fields-than-header", lambda f: chinplan.load_runs(f.text("shifted.csv", _EXTRA_FIELD_CSV)),
+       r"^runs file '.*shifted\.csv': its rows have more fields than its header \(columns: \['params', 'tokens', 'loss'\]\)")
+raises("load_runs/duplicate-header", lambda f: chinplan.load_runs(f.text("dup.csv", _EXTRA_FIELD_CSV.replace("loss", "loss,loss", 1))),
+       r"^runs file '.*dup\.csv' has the column 'loss' twice in its header")
+raises("load_runs/duplicate-frame-column", lambda f: chinplan.load_runs(pd.concat([_runs(), _runs()[["loss"]]], axis=1)),
+       r"^runs table has the column 'loss' twice")
+raises("load_runs/timedelta-column", lambda f: chinplan.load_runs(_runs().assign(tokens=pd.to_timedelta(_runs().tokens))),
+       r"^column 'tokens' has dtype timedelta64\[ns\]; it must hold real numbers")
+raises("load_runs/datetime-column", lambda f: chinplan.load_runs(_runs().assign(params=pd.to_datetime(_runs().params))),
+       r"^column 'params' has dtype datetime64\[ns\]; it must hold real numbers")
+raises("load_runs/full-width-digits", lambda f: chinplan.load_runs(f.text("wide.csv", _csv_with(3, "loss", "\uff13"))),
+       r"^column 'loss', row 3: value '\uff13' is not a number \(write plain ASCII digits")
+raises("load_runs/underscore-digits", lambda f: chinplan.load_runs(f.text("under.csv", _csv_with(3, "loss", " 3_5 "))),
+       r"^column 'loss', row 3: value ' 3_5 ' is not a number")
+raises("load_runs/fraction-cell", lambda f: chinplan.load_runs(_runs_with("loss", __import__("fractions").Fraction(5, 2))),
+       r"^column 'loss', row 3: value Fraction\(5, 2\) is not a number")
+raises("load_runs/url", lambda f: chinplan.load_runs("http://127.0.0.1:9/x.csv"), r"^runs file 'http://127\.0\.0\.1:9/x\.csv' is a URL; chinplan reads local files only")
+raises("load_runs/file-url", lambda f: chinplan.load_runs("file://" + f.text("local.csv", _GOOD_CSV)), r"^runs file 'file://.*' is a URL")
+raises("load_runs/compressed", lambda f: chinplan.load_runs(f.path("runs.csv.gz")), r"^runs file '.*runs\.csv\.gz' is compressed; chinplan reads plain CSV files only")
+raises("fit/identical-rows", lambda f: _fit(runs=pd.concat([_runs().iloc[[0]]] * 10, ignore_index=True)),
+       r"^runs: all 10 runs have params = [0-9.e+]+; the law needs runs of at least 2 distinct model sizes")
+raises("fit/one-model-size", lambda f: _fit(runs=_runs().assign(params=1e9)), r"^runs: all 10 runs have params = 1e\+09; the law needs .* >= 2 distinct values of 'params'")
+raises("fit/one-token-count", lambda f: _fit(runs=_runs().assign(tokens=2e10)), r"^runs: all 10 runs have tokens = 2e\+10; the law needs .* token counts")
+raises("load_scenarios/nan-in-logspace", lambda f: _sw.load_scenarios(f.text("nan.toml", "[grid]\ncompute = {logspace = [nan, 22, 3]}\n")),
+       r"^nan\.toml: grid\.compute gives NaN \(values must be numbers\)")
+raises("load_scenarios/nested-50000-deep", lambda f: _sw.load_scenarios(f.text("deep.toml", "a = " + "[" * 50000 + "]" * 50000 + "\n")),
+       r"^deep\.toml: malformed TOML: arrays or tables nested too deeply")
+raises("load_scenarios/not-utf8", lambda f: _sw.load_scenarios(_latin1(f)),
+       r"^latin1\.toml: not UTF-8 text")
+raises("load_scenarios/duplicate-quantiles", lambda f: _sw.load_scenarios(f.text("q.toml", "[sweep]\nquantiles = [0.5, 0.05, 0.0500000001]\n[grid]\ncompute = 1e22\n")),
+       r"^q\.toml: sweep\.quantiles gives 0\.05 and 0\.0500000001, both the column 'q5'; give distinct levels")
+raises("load_scenarios/duplicate-outputs", lambda f: _sw.load_scenarios(f.text("o.toml", "[sweep]\noutputs = ['n', 'n', 'loss']\n[grid]\ncompute = 1e22\n")),
+       r"^o\.toml: sweep\.outputs names 'n' twice")
+raises("run_sweep/design-flops-beyond-float32", lambda f: _sw.run_sweep(_sw.load_scenarios(f.text("big.toml", "[grid]\nn = 1e30\nd = 1e30\n")), P),
+       r"^grid\.n x grid\.d: the training FLOPs 6 N D of the largest design must be representable in float32.*got about 1e60\.8")
+raises("check_output/symlink-to-a-fifo", lambda f: _files.check_output(f.link("pipe-link.nc", _fifo(f)), inputs=[], **_OUT),
+       r"^-o '.*/pipe-link\.nc' is a FIFO \('.*/pipe\.nc'\); chinplan writes regular files only", exc=_files.OutputPathError)
+raises("check_output/package-file", lambda f: _files.check_output(os.path.join(os.path.dirname(chinplan.__file__), "datasets", "chinchilla_posterior.nc"), inputs=[], **_OUT),
+       r"^-o '.*chinchilla_posterior\.nc' is inside the chinplan package .* never overwritten", exc=_files.OutputPathError)
+raises("check_output/read-only-file", lambda f: _files.check_output(_read_only(f), inputs=[], **_OUT),
+       r"^-o '.*/locked\.nc' is read-only \(mode 0444\); make it writable", exc=_files.OutputPathError)
+raises("check_output/name-too-long-for-its-temporary", lambda f: _files.check_output(f.path("x" * 245 + ".nc"), inputs=[], **_OUT),
+       r"^-o '.*/x+\.nc': its name is 248 bytes; with its temporary's 14 more, names of at most 241 bytes fit", exc=_files.OutputPathError)
+raises("draw_pairs/queries-draws-beyond-float64", lambda f: decide.draw_pairs(P, DEP._replace(queries=LogNormal(1e9, 1e3)), key=KEY),
+       r"^deployment\.queries x \(input_tokens \+ output_tokens\), the lifetime tokens, must be representable in float32.*got inf \(beyond even float64\) in \d+ of 64 draws$")
+raises("next_runs/more-outcomes-than-draws", lambda f: _next_runs(num_outcomes=100_000),
+       r"^num_outcomes must be at most the posterior's 4000 draws .*valid range \[2, 4000\]\), got 100000$")
+raises("load_runs/repeated-row-labels", lambda f: chinplan.load_runs(_runs_with("loss", "abc").set_axis([0, 1, 2, 3, 3, 5, 6, 7, 8, 9])),
+       r"^column 'loss', row 3: value 'abc' is not a number$")
+raises("data_constrained.plan/unique-tokens-beyond-budget", lambda f: _dc().plan(_dc().default_posterior(), 5.76e23, 1e30),
+       r"^unique_tokens must be at most compute / 6.*\(valid range \(0, 9\.6e\+22\] for compute 5\.76e\+23\), got 1e\+30")
+
+
 # ----------------------------------------------------------------------------- the test
 
 
@@ -1047,6 +1139,7 @@ def _outcome(param, files) -> str:
         call(files)
     except Exception as err:  # noqa: BLE001 - the row says which
         message = " ".join(str(err).split()).replace(os.fspath(files.root), "<tmp>")
+        message = message.replace(os.path.dirname(os.path.realpath(chinplan.__file__)), "<chinplan>")  # the package, wherever installed
         return f"{type(err).__name__}: {_code(message)}"
     raise AssertionError(f"{param.id}: no exception")
 

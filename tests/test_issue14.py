@@ -17,7 +17,6 @@ import pytest
 import chinplan
 from chinplan import costs, format
 from chinplan.cli import render as _render
-import chinplan.cli as cli
 from chinplan.cli import parser
 from chinplan.inference import runs as data
 from chinplan.decide import sweep
@@ -410,15 +409,44 @@ def test_calibration_tables_are_the_saved_backtests_rendered():
     assert "± 0.00 |" not in block  # a coverage of 0 or 1 shows its count, not a zero SE
 
 
+def _running_site_dirs():
+    """The site directories the running interpreter imports from (its venv's, the base's when it
+    sees them, the user's, and those added by .pth files), in sys.path order; not this tree."""
+    import site
+
+    dirs = [*site.getsitepackages(), *([site.getusersitepackages()] if site.ENABLE_USER_SITE else [])]
+    dirs += [p for p in sys.path if os.path.basename(p.rstrip(os.sep)) in ("site-packages", "dist-packages")]
+    seen, out = set(), []
+    for d in dirs:
+        real = os.path.realpath(d)
+        if os.path.isdir(d) and real not in seen and real != os.path.realpath(ROOT):
+            seen.add(real)
+            out.append(d)
+    return out
+
+
+def _link_running_site_packages(python):
+    """Write a .pth file into the venv of ``python`` that appends the running site directories."""
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True, timeout=120).stdout.strip()  # fmt: skip
+    with open(os.path.join(purelib, "_chinplan_test_running_env.pth"), "w") as handle:
+        handle.write("".join(d + "\n" for d in _running_site_dirs()))
+
+
 def test_readme_commands_run_against_a_fresh_install_and_print_what_the_readme_shows(tmp_path):
     """A fresh virtual environment (the dependencies visible from this one), the package
     installed into it from the source tree as a user would, and every command README.md and
     docs/HARDWARE.md show run with its ``chinplan`` entry point: each must succeed and print
     exactly the shown output (scripts/update_readme.py regenerates those outputs)."""
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=300)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     bin_dir = venv / ("Scripts" if os.name == "nt" else "bin")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    # The dependencies come from the *running* environment, not from the base interpreter that
+    # `--system-site-packages` would reach (inside a user's venv, that one has no JAX): a .pth
+    # file appends this environment's site directories after the new venv's own, so the fresh
+    # install of chinplan is the one imported.
+    _link_running_site_packages(bin_dir / "python")
     install = subprocess.run([str(bin_dir / "python"), "-m", "pip", "install", "-q", "--no-deps", ROOT],
                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
     assert install.returncode == 0, install.stderr[-2000:]

@@ -317,6 +317,9 @@ def test_fit_estimates_its_size_before_sampling(chains, draws, warmup):
         if stored > chinplan.inference.posterior_file.MAX_BYTES:
             with pytest.raises(ValueError, match=r"bytes of draws, more than the limit of 1\.07e\+09"):
                 chinplan.fit(chinplan.datasets.chinchilla(), key=KEY, num_chains=chains, num_draws=draws, num_warmup=warmup)
+        elif chains * draws > chinplan.inference.posterior_file.MAX_DRAWS:  # issue 26: the draws a file may hold
+            with pytest.raises(ValueError, match=r"draws, more than the limit of 1\.6e\+06"):
+                chinplan.fit(chinplan.datasets.chinchilla(), key=KEY, num_chains=chains, num_draws=draws, num_warmup=warmup)
         elif iterations > chinplan.inference.sampler.MAX_ITERATIONS:
             with pytest.raises(ValueError, match=r"hours at 0\.7 ms an iteration.*NUTS iterations, more than the limit of 1e\+07"):
                 chinplan.fit(chinplan.datasets.chinchilla(), key=KEY, num_chains=chains, num_draws=draws, num_warmup=warmup)

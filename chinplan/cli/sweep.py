@@ -36,15 +36,18 @@ def _fingerprint(posterior) -> str:
     return digest.hexdigest()
 
 
-def _sweep_manifest(args, draws, fingerprint: str) -> dict:
-    """What makes a sweep's chunks reusable by ``--resume``: its inputs, draws, seed, version."""
+def _sweep_manifest(args, scenarios, draws, fingerprint: str) -> dict:
+    """What makes a sweep's chunks reusable by ``--resume``: its inputs (the scenario bytes that
+    were parsed, not the file read again), draws, seed, version and every setting that changes
+    the numbers (:func:`chinplan.decide.resume.numeric_settings`)."""
     return {
-        "scenarios_sha256": resume.file_sha256(args.scenarios),
+        "scenarios_sha256": scenarios.sha256,
         "posterior_sha256": fingerprint,
         "num_draws": draws.num_draws,
         "seed": args.seed,
         "uncertainty": draws.uncertainty,
         "chinplan_version": __version__,
+        **resume.numeric_settings(),
     }
 
 
@@ -58,8 +61,14 @@ def cmd_sweep(args) -> int:
     progress = not args.no_progress and not args.json and sys.stderr.isatty()
     params = draws.theta if draws.uncertainty == "extrapolation" else draws.params  # closed forms for law
     fingerprint = _fingerprint(draws.posterior)
-    manifest = _sweep_manifest(args, draws, fingerprint)
-    checkpoint = resume.Checkpoint(resume.sidecar(args.output), manifest, chunk=args.chunk, resume=args.resume)
+    manifest = _sweep_manifest(args, scenarios, draws, fingerprint)
+    with resume.Checkpoint(resume.sidecar(args.output), manifest, chunk=args.chunk, resume=args.resume) as checkpoint:
+        _run_and_write(args, suffix, scenarios, draws, params, fingerprint, progress, checkpoint)
+        checkpoint.remove()  # the output is whole: its chunks are no longer needed
+    return _report(args, suffix, scenarios, draws)
+
+
+def _run_and_write(args, suffix, scenarios, draws, params, fingerprint, progress, checkpoint) -> None:
     dataset = sweep.run_sweep(scenarios, params, key=inputs.key_for(args, inputs.COSTS), progress=progress, domain=draws.posterior.domain, checkpoint=checkpoint)
     dataset.attrs.update(
         scenarios=os.path.basename(args.scenarios),
@@ -81,7 +90,9 @@ def cmd_sweep(args) -> int:
             write_atomic(args.output, lambda tmp: sweep.write_parquet(frame, tmp))
         else:
             write_atomic(args.output, lambda tmp: frame.to_csv(tmp, index=False))
-    checkpoint.remove()  # the output is whole: its chunks are no longer needed
+
+
+def _report(args, suffix, scenarios, draws) -> int:
     rows = math.prod(scenarios.shape)
     summary = {
         "output": args.output,

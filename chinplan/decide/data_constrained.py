@@ -28,6 +28,7 @@ import numpy as np
 
 from chinplan import _checks, engine
 from chinplan.engine import kernels
+from chinplan.law import FLOPS_PER_PARAM_TOKEN
 from chinplan.inference.posterior import EpochRangeWarning, Posterior, draws_of, fitted_epochs, warn_beyond  # noqa: F401  (re-exported)
 
 __all__ = [
@@ -79,12 +80,28 @@ def plan(posterior, compute, unique_tokens, *, q=engine.DEFAULT_QUANTILES, num_d
         params = subset_draws(params, num_draws, seed=seed)
     compute = np.atleast_1d(_checks.positive("compute", compute)).astype(np.float64)
     unique = np.atleast_1d(_checks.positive("unique_tokens", unique_tokens)).astype(np.float64)
+    over = unique[None, :] > compute[:, None] / FLOPS_PER_PARAM_TOKEN  # more than even a 1-parameter model would see
+    if over.any():
+        i, j = (int(k[0]) for k in np.nonzero(over))
+        raise ValueError(
+            f"unique_tokens must be at most compute / 6, the tokens even a 1-parameter model trained on the budget would see "
+            f"(valid range (0, {compute[i] / FLOPS_PER_PARAM_TOKEN:.6g}] for compute {compute[i]:.6g}), got {unique[j]:.6g}"
+        )
     ds = engine.bands_dataset(
         kernels.data_constrained_plan, params, compute[:, None], unique[None, :], q=q,
         dims=("compute", "unique_tokens"), coords={"compute": compute, "unique_tokens": unique}, chunk_size=chunk_size,
     )  # fmt: skip
-    warn_beyond(posterior, ds["epochs"].sel(quantile=0.5, method="nearest").values, "the median plan")
+    warn_beyond(posterior, *_central(ds, "epochs", "plan"))
     return ds
+
+
+def _central(ds, name: str, what: str):
+    """The band of ``name`` at the median, or at the level nearest it, and what to call it:
+    "the median plan" only when 0.5 is among the levels (else, e.g., "the 10% plan")."""
+    levels = np.asarray(ds["quantile"].values, np.float64)
+    i = int(np.argmin(np.abs(levels - 0.5)))
+    label = "median" if levels[i] == 0.5 else f"{100 * levels[i]:g}%"
+    return ds[name].isel(quantile=i).values, f"the {label} {what}"
 
 
 def epoch_table(posterior, n, unique_tokens, epochs, *, q=engine.DEFAULT_QUANTILES, chunk_size=None):
@@ -117,5 +134,6 @@ def epochs_until(posterior, fraction, *, q=engine.DEFAULT_QUANTILES):
     params = draws_of(posterior)
     fraction = np.atleast_1d(_checks.in_range("fraction", fraction, 0.0, 1.0, low_open=True, high_open=True)).astype(np.float64)
     ds = engine.bands_dataset(kernels.epochs_until, params, fraction, q=q, dims=("fraction",), coords={"fraction": fraction})
-    warn_beyond(posterior, ds["epochs"].sel(quantile=0.5, method="nearest").values, "the answer")
+    values, label = _central(ds, "epochs", "answer")
+    warn_beyond(posterior, values, label)
     return ds

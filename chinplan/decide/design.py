@@ -246,6 +246,9 @@ def next_runs(
     budget = _checks.positive_number("budget", budget)
     k = _checks.integer("k", k, low=1)
     num_outcomes = _checks.integer("num_outcomes", num_outcomes, low=2)
+    if num_outcomes > posterior.num_draws:  # each outcome is the replicate of one distinct draw
+        raise ValueError(f"num_outcomes must be at most the posterior's {posterior.num_draws} draws (each simulated outcome "
+                         f"is one draw's replicate; valid range [2, {posterior.num_draws}]), got {num_outcomes}")  # fmt: skip
     if not callable(objective):
         _checks.one_of("objective", objective, OBJECTIVES)
     if candidates is None:

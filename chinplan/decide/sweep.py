@@ -16,6 +16,7 @@ optimum of a budget, Hoffmann et al. 2022 Eq. 4; an optimum for a target loss, S
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import os
 
@@ -52,6 +53,9 @@ SWEEP_OUTPUTS = (
 )  # fmt: skip
 #: The most scenarios one sweep may have (its bands are held in memory, then written).
 MAX_SCENARIOS = 10_000_000
+#: The most band cells (scenarios x outputs x quantiles, 8 bytes each, held in memory and in the
+#: parts folder) one sweep may have: MAX_SCENARIOS with the default 6 outputs and 3 quantiles.
+MAX_CELLS = MAX_SCENARIOS * 6 * 3
 #: Precisions a hardware preset may be used at (the peak-throughput fields of a Hardware).
 
 DEFAULT_QUANTILES = (0.05, 0.5, 0.95)
@@ -86,6 +90,7 @@ class Scenarios:
     deployment: costs.Deployment
     described: dict
     p_target: float | None = None  # [sweep] p_target: also report P(plan's loss <= it)
+    sha256: str | None = None  # of the file's bytes that were parsed (a resumed sweep's identity)
 
     @property
     def shape(self) -> tuple:
@@ -153,6 +158,8 @@ def _axis(value, key: str, where: str) -> np.ndarray:
         if not values:
             raise ValueError(f"{where}: {key} must not be empty")
         array = np.array([_scalar(v, key, where) for v in values], np.float64)
+    if np.isnan(array).any():  # before the repeat check: NaN is not a value repeated
+        raise ValueError(f"{where}: {key} gives NaN (values must be numbers), got {value!r}")
     if len(np.unique(array)) != len(array):
         raise ValueError(f"{where}: {key} repeats a value")
     return array
@@ -221,13 +228,21 @@ def _settings(where: str, sweep: dict, plan: str):
     outputs = sweep.get("outputs", list(_DEFAULT_OUTPUTS[plan]))
     if not isinstance(outputs, list) or not outputs:
         raise ValueError(f"{where}: sweep.outputs must be a non-empty list, got {outputs!r}")
-    for name in outputs:
+    for i, name in enumerate(outputs):
         if name not in SWEEP_OUTPUTS:
             raise ValueError(f"{where}: sweep.outputs: unknown quantity {name!r} (choose from {', '.join(SWEEP_OUTPUTS)})")
+        if name in outputs[:i]:
+            raise ValueError(f"{where}: sweep.outputs names {name!r} twice, got {outputs!r}; give each quantity once")
     quantiles = sweep.get("quantiles", list(DEFAULT_QUANTILES))
     is_level = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1  # noqa: E731
     if not isinstance(quantiles, list) or not quantiles or not all(is_level(v) for v in quantiles):
         raise ValueError(f"{where}: sweep.quantiles must be a non-empty list of levels in [0, 1], got {quantiles!r}")
+    names = [quantile_name(v) for v in quantiles]
+    twice = next((i for i, name in enumerate(names) if name in names[:i]), None)
+    if twice is not None:  # one column per level: two levels of one name would be written once
+        first = quantiles[names.index(names[twice])]
+        raise ValueError(f"{where}: sweep.quantiles gives {first!r} and {quantiles[twice]!r}, both the column {names[twice]!r}; "
+                         f"give distinct levels (at most 6 significant digits apart), got {quantiles!r}")  # fmt: skip
     p_target = sweep.get("p_target")
     if p_target is not None:
         if plan == "target_loss":
@@ -289,11 +304,9 @@ def load_scenarios(path: str | os.PathLike) -> Scenarios:
         raise ValueError(f"scenario file {path!r} does not exist")
     where = os.path.basename(path)
     toml = _toml_module()
-    try:
-        with open(path, "rb") as handle:
-            document = toml.load(handle)
-    except toml.TOMLDecodeError as err:
-        raise ValueError(f"{where}: malformed TOML: {err}") from None
+    with open(path, "rb") as handle:  # read once: the bytes parsed are the bytes hashed (a pipe reads once)
+        data = handle.read()
+    document = _parse_toml(toml, data, where)
     unknown = sorted(set(document) - {"sweep", "grid", "deployment"})
     if unknown:
         raise ValueError(f"{where}: unknown key {unknown[0]!r} (expected the tables [sweep], [grid], [deployment])")
@@ -315,8 +328,25 @@ def load_scenarios(path: str | os.PathLike) -> Scenarios:
         key = both[0]
         raise ValueError(f"{where}: {key} is both a grid axis (grid.{key}) and fixed (deployment.{key}); give it once")
     optimum, outputs, quantiles, p_target = _settings(where, sweep, plan)
+    cells = size * len(outputs) * len(quantiles)  # what memory and the parts folder hold, not only scenarios
+    _checks.affordable(f"{where}: the sweep's {size:,} scenarios x {len(outputs)} outputs x {len(quantiles)} quantiles",
+                       cells, MAX_CELLS, "band cells", "give fewer quantiles, outputs or scenarios, or split the sweep")  # fmt: skip
     deployment, described = _deployment_of(where, dep, axes)
-    return Scenarios(axes, plan, optimum, outputs, quantiles, deployment, described, p_target)
+    return Scenarios(axes, plan, optimum, outputs, quantiles, deployment, described, p_target, hashlib.sha256(data).hexdigest())
+
+
+def _parse_toml(toml, data: bytes, where: str) -> dict:
+    """The TOML document in ``data`` (UTF-8, a leading byte-order mark allowed)."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{where}: not UTF-8 text (TOML files are UTF-8): byte {err.start} is {data[err.start:err.start + 1]!r}") from None
+    try:
+        return toml.loads(text)
+    except toml.TOMLDecodeError as err:
+        raise ValueError(f"{where}: malformed TOML: {err}") from None
+    except RecursionError:
+        raise ValueError(f"{where}: malformed TOML: arrays or tables nested too deeply to be a scenario file") from None
 
 
 # --------------------------------------------------------------------------------------
@@ -353,6 +383,9 @@ def run_sweep(scenarios: Scenarios, params, *, key=None, progress: bool = False,
     theta = decide.draw_pairs(params, scenarios.deployment, key=key)
     if scenarios.plan == "target_loss":
         _checks.reachable("grid.target_loss", scenarios.axes["target_loss"], decide._constants(theta.law).E, every=False)
+    if scenarios.plan == "design":  # a fixed design's costs scale with its training FLOPs 6 N D
+        top = math.log(6.0) + math.log(float(np.max(scenarios.axes["n"]))) + math.log(float(np.max(scenarios.axes["d"])))
+        _checks.log_representable("grid.n x grid.d: the training FLOPs 6 N D of the largest design", top)
     if scenarios.plan == "compute":
         sensible_budget("grid.compute", scenarios.axes["compute"], decide.median_params(decide._constants(theta.law)))
     # Axis k varies along dimension k: the engine broadcasts them to the full grid.
@@ -406,7 +439,11 @@ def _chunked_bands(kernel, reach, theta, scenarios: Scenarios, grids, checkpoint
         bar = tqdm(total=count, unit="chunk", desc="chinplan sweep", leave=False, initial=len(checkpoint.done()))
     parts = []
     for i in range(count):
-        part = checkpoint.load(i)
+        size = min(chunk, total - i * chunk)
+        shapes = {name: (len(scenarios.quantiles), size) for name in scenarios.outputs}
+        if reach is not None:
+            shapes["p_target"] = (size,)
+        part = checkpoint.load(i, shapes)
         if part is None:
             rows = slice(i * chunk, (i + 1) * chunk)
             part = _bands_of(kernel, reach, theta, scenarios, [f[rows] for f in flat], False)

@@ -44,7 +44,7 @@ from chinplan.datasets import OUTLIER_MAX_TOKENS_PER_PARAM
 from chinplan.extrapolated import decades_beyond
 from chinplan.inference.extrapolation import isoflop_minima
 from chinplan.inference.fit import fit
-from chinplan.inference.posterior import Posterior
+from chinplan.inference.posterior import Posterior, exp_quantiles
 from chinplan.inference.runs import MIN_RUNS, load_runs, runs_arrays
 
 __all__ = [
@@ -193,21 +193,23 @@ def replicate_coverage(draws: np.ndarray, level: float, num: int = NUM_REPLICATE
     shared by the runs of a split, far more than the binomial SE of independent misses.
     (Each replicate is scored against intervals that include it: a 1/S effect.)
     """
-    lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
+    lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)  # exp is monotone: log or loss alike
     rows = draws[np.linspace(0, len(draws) - 1, min(num, len(draws))).astype(int)]
     return np.mean((lo <= rows) & (rows <= hi), axis=1)
 
 
-def _relative_width(test: pd.DataFrame, draws: np.ndarray, level: float) -> float:
-    """Median over held-out runs of the central ``level`` interval's width / predictive median."""
-    lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
-    return float(np.median((hi - lo) / np.median(draws, axis=0)))
+def _relative_width(test: pd.DataFrame, log_draws: np.ndarray, level: float) -> float:
+    """Median over held-out runs of the central ``level`` interval's width / predictive median
+    (quantiles of log loss draws, so no heavy-tailed draw overflows exp)."""
+    lo, hi, mid = exp_quantiles(log_draws, [(1 - level) / 2, (1 + level) / 2, 0.5])
+    with np.errstate(invalid="ignore"):
+        return float(np.median((hi - lo) / mid))
 
 
-def _interval_score(y: np.ndarray, draws: np.ndarray, level: float) -> float:
+def _interval_score(y: np.ndarray, log_draws: np.ndarray, level: float) -> float:
     """Mean interval score (Gneiting & Raftery 2007, Eq. 43) of the central ``level`` interval,
     relative to the observed loss: ``[(u - l) + (2/a)(l - y)+ + (2/a)(y - u)+] / y``, a = 1 - level."""
-    lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
+    lo, hi = exp_quantiles(log_draws, [(1 - level) / 2, (1 + level) / 2])
     a = 1.0 - level
     score = (hi - lo) + 2.0 / a * np.maximum(lo - y, 0.0) + 2.0 / a * np.maximum(y - hi, 0.0)
     return float(np.mean(score / y))
@@ -302,18 +304,17 @@ def backtest(
 
     arrays = runs_arrays(runs)
     mean, rep = _predict(posterior, arrays.log_n, arrays.log_d, pred_key, uncertainty)
-    # a heavy-tailed (small nu) replicate can exceed exp's range: +inf, an honest extreme draw
-    with np.errstate(over="ignore"):
-        rep_loss = np.exp(np.asarray(rep, np.float64).reshape(-1, rep.shape[-1]))
-        law_loss = np.exp(np.asarray(mean, np.float64).reshape(-1, mean.shape[-1]))
+    # quantiles in log space: a heavy-tailed (small nu) replicate can exceed exp's range
+    log_rep = np.asarray(rep, np.float64).reshape(-1, rep.shape[-1])
+    log_law = np.asarray(mean, np.float64).reshape(-1, mean.shape[-1])
     table = runs.copy()
     table["tokens_per_param"] = table["tokens"] / table["params"]
     table["outlier"] = (
         table["tokens_per_param"] < outlier_max_tokens_per_param if outlier_max_tokens_per_param is not None else False
     )
     table["heldout"] = heldout
-    table["pred_median"] = np.median(rep_loss, axis=0)
-    table["law_median"] = np.median(law_loss, axis=0)
+    table["pred_median"] = exp_quantiles(log_rep, 0.5)
+    table["law_median"] = exp_quantiles(log_law, 0.5)
     table["abs_error"] = np.abs(table["pred_median"] - table["loss"])
     table["rel_error"] = table["abs_error"] / table["loss"]
     table["decades_beyond"] = decades_beyond(posterior.domain, arrays.log_n, arrays.log_d)[0]
@@ -321,7 +322,7 @@ def backtest(
     test = table[table["heldout"]]
     clean = test[~test["outlier"]]
     for q in levels:
-        lo, hi = np.quantile(rep_loss, [(1 - q) / 2, (1 + q) / 2], axis=0)
+        lo, hi = exp_quantiles(log_rep, [(1 - q) / 2, (1 + q) / 2])
         name = _pct(q)
         table[f"lower_{name}"], table[f"upper_{name}"] = lo, hi
         table[f"inside_{name}"] = (lo <= table["loss"]) & (table["loss"] <= hi)
@@ -345,9 +346,9 @@ def backtest(
         posterior=posterior,
         split=split,
         uncertainty=uncertainty,
-        width90=_relative_width(table[table["heldout"]], rep_loss[:, heldout], 0.9),
-        interval_score90=_interval_score(test["loss"].to_numpy(), rep_loss[:, heldout], 0.9),
-        replicate_coverage={q: replicate_coverage(rep_loss[:, heldout], q) for q in levels},
+        width90=_relative_width(table[table["heldout"]], log_rep[:, heldout], 0.9),
+        interval_score90=_interval_score(test["loss"].to_numpy(), log_rep[:, heldout], 0.9),
+        replicate_coverage={q: replicate_coverage(log_rep[:, heldout], q) for q in levels},
     )
 
 

@@ -61,7 +61,7 @@ from chinplan.inference.model import (
 )
 from chinplan.inference.convergence import gate_problems
 from chinplan.inference.posterior import LAW_SITES, Posterior, _law_sites
-from chinplan.inference.runs import MIN_RUNS, config_arrays, load_runs, runs_arrays
+from chinplan.inference.runs import MIN_RUNS, check_identifiable, config_arrays, load_runs, runs_arrays
 from chinplan.inference.sampler import CHAIN_METHODS, check_size, sample_nuts
 from chinplan.law import LawParams
 
@@ -272,6 +272,7 @@ def fit(
         if priors.base is not None:  # hashable floats (the compiled sampler is cached by its options)
             _checks.law(LawParams(*priors.base), "priors.base")
             priors = priors._replace(base=tuple(float(x) for x in priors.base))
+    check_identifiable(runs)
     arrays = runs_arrays(runs)
     # what the likelihood sees, on the host in float64: the runs, or their configurations
     # (seed repeats pooled) for the data-constrained law

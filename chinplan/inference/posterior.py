@@ -142,6 +142,14 @@ def _replicate(posterior, mean, kappa, domain, log_n, log_d, key):
     return np.asarray(mean, np.float64), np.asarray(mean + scatter + eps, np.float64)
 
 
+
+def exp_quantiles(log_draws, q) -> np.ndarray:
+    """Quantiles over draws (axis 0) of ``exp(log_draws)``, taken in float64 log space: exp is
+    monotone, so no draw is exponentiated (a heavy-tailed draw of log loss past float's range
+    overflows nothing); a quantile itself beyond float64's range is an honest ``inf``."""
+    with np.errstate(over="ignore"):
+        return np.exp(np.quantile(np.asarray(log_draws, np.float64), q, axis=0))
+
 class Posterior:
     """Posterior draws of the law's constants, with diagnostics and provenance.
 
@@ -189,6 +197,9 @@ class Posterior:
                 ok = False
             if not ok:
                 raise ValueError(f"the extrapolation group's 'extrapolation_domain' must be 3 finite numbers, got {_checks.show(group.attrs['extrapolation_domain'])}")
+        const = idata.get("constant_data")
+        posterior_file.check_values(domain if "extrapolation" in idata.groups() else None, {} if const is None else {k: const[k].values for k in const.data_vars},
+                                    idata.posterior.attrs, law, idata.posterior, idata.get("observed_data", {}).get("log_loss"))  # fmt: skip
 
     # ----- model choices -----------------------------------------------------------
     @property
@@ -456,7 +467,7 @@ class Posterior:
 
             warn_beyond(self, np.exp(log_d - log_u), "the run")
         _, rep = self.sample_log_loss(log_n, log_d, key=key, uncertainty=uncertainty, log_u=log_u)
-        return np.quantile(np.exp(rep), q, axis=0)
+        return exp_quantiles(rep, q)
 
     def compute_optimal(self, compute, *, q=(0.05, 0.5, 0.95), key, uncertainty: str = "extrapolation") -> Allocation:
         """Bands of the compute-optimal plan at ``compute`` FLOPs (``6 N D = C``).
@@ -476,8 +487,8 @@ class Posterior:
         dtype = theta.law.alpha.dtype
         log_n, log_d, mean = compute_optimal_draws(theta, jnp.asarray(log_c, dtype))
         _, rep = _replicate(self, mean, theta.kappa, theta.domain[0], log_n, log_d, key)
-        n, d = (np.quantile(np.exp(np.asarray(x, np.float64)), q, axis=0) for x in (log_n, log_d))
-        return Allocation(n, d, np.quantile(np.exp(rep), q, axis=0))
+        n, d = (exp_quantiles(x, q) for x in (log_n, log_d))
+        return Allocation(n, d, exp_quantiles(rep, q))
 
     # ----- summaries ---------------------------------------------------------------
     def default_uncertainty(self) -> str:

@@ -27,11 +27,16 @@ from chinplan._files import (
     write_bytes,
 )
 
-__all__ = ["check_structure", "check_site", "read_draws", "MAX_BYTES", "MAX_OBJECTS", "MAX_DEPTH"]
+__all__ = ["check_structure", "check_site", "read_draws", "MAX_BYTES", "MAX_DRAWS", "MAX_OBJECTS", "MAX_DEPTH"]
 
 #: The most bytes a posterior file may declare, summed over its datasets (uncompressed). A
 #: fit of 16 chains x 100,000 draws of a dozen float64 sites is 150 MB.
 MAX_BYTES = 1 << 30
+#: The most draws (chains x draws) a posterior may hold, 16 chains x 100,000 draws: the work
+#: of every answer over the draws (plans, per-draw cost optima) is bounded by it, checked from
+#: the declared shapes before any value is read. ``fit`` refuses to make more.
+MAX_DRAWS = 16 * 100_000
+_DRAW_GROUPS = ("posterior", "extrapolation", "sample_stats")
 #: The most links a posterior file may hold, and how deep its groups may nest.
 MAX_OBJECTS = 10_000
 MAX_DEPTH = 16
@@ -106,6 +111,10 @@ def check_structure(path: str | os.PathLike, name: str | None = None, *, max_byt
                     declared += _check_dataset(name, where, item)
                     if declared > max_bytes:
                         _fail(name, f"its datasets declare more than {max_bytes} bytes (at {where!r})")
+                    count = int(np.prod(item.shape or (), dtype=np.float64))
+                    if where.split("/")[0] in _DRAW_GROUPS and count > MAX_DRAWS:
+                        _fail(name, f"variable {where!r} holds {count:,} draws, more than {MAX_DRAWS:,} (16 chains x 100,000 draws; "
+                                    "chinplan.inference.posterior_file.MAX_DRAWS)")  # fmt: skip
                 else:  # a committed datatype
                     _fail(name, f"{where!r} is a {type(item).__name__}, not a group or a variable")
 
@@ -116,8 +125,67 @@ _F32 = np.finfo(np.float32)
 _SITE_RANGES = {
     **{name: (float(np.log(_F32.tiny)), float(np.log(_F32.max))) for name in ("log_E", "log_A", "log_B", "log_Nc", "log_Dc", "log_R_D", "log_R_N")},
     **{name: (float(_F32.tiny), float(_F32.max)) for name in ("alpha", "beta", "sigma", "nu", "alpha_N", "alpha_D", "sigma_seed")},
-    "kappa": (0.0, float(_F32.max)),
+    # the extrapolation component: drifts and scales drawn under priors whose scale grids end at
+    # 0.2 (tau_u, kappa; chinplan.inference.extrapolation.TAU_U_GRID, KAPPA_GRID) and 0.5 (tau_v,
+    # TAU_V_GRID; the valley offset c alike): ten times that is a 10-sigma draw, not a fit's
+    "u": (-2.0, 2.0),
+    "kappa": (0.0, 2.0),
+    "v": (-5.0, 5.0),
+    "c": (-5.0, 5.0),
 }
+#: The largest natural log of a count chinplan computes with (float32's largest value).
+_LOG_MAX = float(np.log(_F32.max))
+#: The sites a data-constrained fit may hold fixed (its base Chinchilla law).
+_FIXABLE = ("log_E", "log_A", "log_B", "alpha", "beta")
+
+
+def check_values(domain, constant: dict, attrs: dict, law: str, posterior, observed=None) -> None:
+    """The values an untrusted file states beside its draws (after :func:`check_site`):
+
+    * ``constant_data`` (the fitted runs): every ``log_*`` a finite log of a count in
+      [1, float32's largest], every ``repeats`` a count >= 1;
+    * the extrapolation domain: exactly the fitted runs' largest log10 (compute, params,
+      tokens) when the file holds the runs (computed the same way in float64: 1e-9 decades
+      is rounding), else each in [0, log10 of float32's largest];
+    * ``fixed_sites``: only a data-constrained fit's base-law sites, each constant over the
+      draws (a site said to be fixed that varies is hidden from the convergence checks);
+    * with the observed log losses: no draw of the irreducible loss E above ten times the
+      largest fitted loss (every fitted loss is E plus positive terms, times its noise).
+    """
+    if observed is not None and "log_E" in posterior and np.size(observed):
+        top = float(np.max(np.asarray(observed, np.float64))) + float(np.log(10.0))
+        log_e = np.asarray(posterior["log_E"], np.float64)
+        if np.any(log_e > top):
+            raise ValueError(f"variable 'posterior/log_E' has draws up to {float(np.max(log_e)):.6g}, an irreducible loss of "
+                             f"{float(np.exp(np.max(log_e))):.6g}; valid range: at most 10 x the largest fitted loss, log_E <= {top:.6g}")  # fmt: skip
+    for key, values in constant.items():
+        values = np.asarray(values, np.float64)
+        if key.startswith("log_"):
+            _checks.in_range(f"variable 'constant_data/{key}'", values, 0.0, _LOG_MAX, unit="runs")
+        elif key == "repeats":
+            _checks.in_range("variable 'constant_data/repeats'", values, 1.0, float(_F32.max), unit="runs")
+    if domain is not None:
+        domain = np.asarray(domain, np.float64)
+        log_n, log_d = (np.asarray(constant.get(k, ()), np.float64).reshape(-1) for k in ("log_n", "log_d"))
+        if log_n.size and log_n.size == log_d.size:
+            l10n, l10d = log_n / np.log(10.0), log_d / np.log(10.0)
+            want = np.array([np.max(l10n + l10d) + np.log10(6.0), np.max(l10n), np.max(l10d)])
+            if not np.all(np.abs(domain - want) <= 1e-9 * np.maximum(1.0, np.abs(want))):
+                raise ValueError(
+                    f"the extrapolation group's 'extrapolation_domain' {domain.tolist()} is not the fitted runs' largest "
+                    f"log10 (compute, params, tokens) {want.tolist()} (from constant_data); the file is not a chinplan fit"
+                )
+        else:
+            _checks.in_range("the extrapolation group's 'extrapolation_domain'", domain, 0.0, _LOG_MAX / np.log(10.0))
+    fixed = [name for name in str(attrs.get("fixed_sites", "")).split(",") if name]
+    for name in fixed:
+        if law != "data_constrained" or name not in _FIXABLE:
+            raise ValueError(f"attribute 'fixed_sites' names {name!r}; only a data-constrained fit may hold sites fixed, "
+                             f"and only {list(_FIXABLE)}, got {attrs.get('fixed_sites')!r}")  # fmt: skip
+        values = np.asarray(posterior[name]).reshape(-1)
+        if values.size and np.ptp(values) != 0:
+            raise ValueError(f"attribute 'fixed_sites' names {name!r}, whose draws vary (from {values.min()!r} to {values.max()!r}); "
+                             "a fixed site has one value")  # fmt: skip
 
 
 def check_site(group, where: str, name: str, shape):
@@ -299,6 +367,10 @@ def read_draws(path) -> dict | None:
                 for key in ("log_n", "log_d"):
                     if key in handle["constant_data"] and isinstance(handle["constant_data"][key], h5py.Dataset):
                         constant[key] = np.asarray(handle["constant_data"][key][()], np.float64)
+            observed = None
+            if "observed_data" in handle and isinstance(handle["observed_data"].get("log_loss"), h5py.Dataset):
+                observed = np.asarray(handle["observed_data"]["log_loss"][()], np.float64)
+            check_values(domain if extrapolation is not None else None, constant, attrs, "chinchilla", draws, observed)
     except (ValueError, KeyError, TypeError, OSError):
         return None
     return {"attrs": attrs, "posterior": draws, "extrapolation": extrapolation,

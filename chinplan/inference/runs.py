@@ -8,8 +8,11 @@ float64, before anything reaches JAX, so integer token counts never overflow int
 
 from __future__ import annotations
 
+import datetime
+import io
 import math
 import os
+import re
 import warnings
 from typing import NamedTuple
 
@@ -20,7 +23,7 @@ from chinplan import _checks
 from chinplan.format import COLUMN_ALIASES, MIN_RUNS, RUNS_SCHEMA, parse_human  # noqa: F401  (re-exported)
 from chinplan.law import FLOPS_PER_PARAM_TOKEN, DataConstrainedParams
 
-__all__ = ["load_runs", "RunsArrays", "runs_arrays", "ConfigArrays", "config_arrays", "MIN_RUNS", "COLUMN_ALIASES", "RUNS_SCHEMA"]
+__all__ = ["load_runs", "check_identifiable", "RunsArrays", "runs_arrays", "ConfigArrays", "config_arrays", "MIN_RUNS", "COLUMN_ALIASES", "RUNS_SCHEMA"]
 
 class ConfigArrays(NamedTuple):
     """A data-constrained runs table grouped by configuration (N, D, U), float64 NumPy arrays.
@@ -80,21 +83,24 @@ def _human_sizes(values: pd.Series) -> pd.Series:
 def _check_column(values: pd.Series, name: str, row_labels) -> np.ndarray:
     if name != "loss" and (pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)):
         values = _human_sizes(values).astype(object)
-    if pd.api.types.is_bool_dtype(values) or pd.api.types.is_complex_dtype(values):
+    if (pd.api.types.is_bool_dtype(values) or pd.api.types.is_complex_dtype(values) or pd.api.types.is_datetime64_any_dtype(values)
+            or pd.api.types.is_timedelta64_dtype(values)):  # fmt: skip
         raise ValueError(
             f"column {name!r} has dtype {values.dtype}; it must hold real numbers (finite and > 0)"
         )
     if values.dtype == object:  # cells of any type: a bool or complex cell is not a number
-        bad = next((i for i, v in zip(row_labels, values) if not _is_number(v)), None)
+        bad = next(((i, v) for i, v in zip(row_labels, values) if not _is_number(v)), None)  # (label, cell): labels may repeat
         if bad is not None:
-            raise ValueError(f"column {name!r}, row {bad}: value {values[bad]!r} is not a number")
+            raise ValueError(f"column {name!r}, row {bad[0]}: value {bad[1]!r} is not a number")
     try:
         array = pd.to_numeric(values, errors="raise").to_numpy(np.float64)
     except OverflowError:  # Python ints beyond int64 (10**24 is fine; 10**400 is not finite)
         array = np.array([_float_or_inf(v) for v in values], np.float64)
-    except (ValueError, TypeError) as err:
-        bad = next(i for i, v in zip(row_labels, values) if not _is_number(v))
-        raise ValueError(f"column {name!r}, row {bad}: value {values[bad]!r} is not a number") from err
+    except (ValueError, TypeError):
+        label, cell = _first_unparsed(values, row_labels)
+        digits = isinstance(cell, str) and any(c.isdigit() for c in cell)  # full-width, 3_5
+        hint = " (write plain ASCII digits, as 35 or 3.5e10)" if digits else ""
+        raise ValueError(f"column {name!r}, row {label}: value {cell!r} is not a number{hint}") from None
     for check, what in ((~np.isfinite(array), "is not finite"), (array <= 0, "must be positive")):
         if check.any():
             i = int(np.argmax(check))
@@ -102,8 +108,24 @@ def _check_column(values: pd.Series, name: str, row_labels) -> np.ndarray:
     return array
 
 
+def _first_unparsed(values: pd.Series, row_labels):
+    """The row label and cell of the first cell pandas cannot read as a number (full-width digits, ``3_5``
+    and ``Fraction`` are numbers to Python's float, not to a table)."""
+    for i, v in zip(row_labels, values):
+        if not _is_number(v):
+            return i, v
+        try:
+            pd.to_numeric(pd.Series([v], dtype=object), errors="raise")
+        except (ValueError, TypeError):
+            return i, v
+    return row_labels[0], values.iloc[0]
+
+
+_TIMES = (datetime.date, datetime.time, datetime.timedelta, np.datetime64, np.timedelta64)
+
+
 def _is_number(value) -> bool:
-    if isinstance(value, (bool, np.bool_, complex, np.complexfloating)):
+    if isinstance(value, (bool, np.bool_, complex, np.complexfloating, *_TIMES)):
         return False
     try:
         float(value)
@@ -119,6 +141,52 @@ def _float_or_inf(value) -> float:
         return float(value)
     except OverflowError:
         return math.inf if value > 0 else -math.inf
+
+
+#: The largest runs file read (bytes): about five million runs, far beyond any fit chinplan makes.
+MAX_RUNS_FILE_BYTES = 256 << 20
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_COMPRESSED = (".gz", ".bz2", ".zip", ".xz", ".zst", ".tar", ".tgz")
+
+
+def _read_csv(source) -> pd.DataFrame:
+    """A runs CSV from a local file (or an open file object): never a URL, never decompressed,
+    at most :data:`MAX_RUNS_FILE_BYTES`; every row as many fields as the header, no header twice."""
+    name = os.fspath(source) if isinstance(source, (str, os.PathLike)) else repr(source)
+    if isinstance(source, (str, os.PathLike)):
+        if _URL.match(name):
+            raise ValueError(f"runs file {name!r} is a URL; chinplan reads local files only: download it first")
+        if name.lower().endswith(_COMPRESSED):
+            raise ValueError(f"runs file {name!r} is compressed; chinplan reads plain CSV files only: decompress it first")
+        try:
+            with open(source, "rb") as handle:
+                data = handle.read(MAX_RUNS_FILE_BYTES + 1)
+        except FileNotFoundError:
+            raise ValueError(f"runs file {name!r} does not exist") from None
+        except OSError as err:  # a directory, no permission, ...
+            raise ValueError(f"runs file {name!r} cannot be read: {err}") from None
+    else:
+        data = source.read(MAX_RUNS_FILE_BYTES + 1)
+        data = data.encode() if isinstance(data, str) else data
+    if len(data) > MAX_RUNS_FILE_BYTES:
+        raise ValueError(f"runs file {name!r} is larger than {MAX_RUNS_FILE_BYTES:,} bytes (the most chinplan reads, about five million runs)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            header = pd.read_csv(io.BytesIO(data), header=None, nrows=1, dtype=str, index_col=False, compression=None)
+            frame = pd.read_csv(io.BytesIO(data), index_col=False, compression=None)
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"runs file {name!r} is empty") from None
+    except pd.errors.ParserWarning:  # pandas would take the first column as an index and shift the rest
+        raise ValueError(f"runs file {name!r}: its rows have more fields than its header (columns: {list(header.iloc[0])}); "
+                         "every row must have one value per column") from None  # fmt: skip
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise ValueError(f"runs file {name!r} is not a readable CSV: {err}") from None
+    cells = [str(c) for c in header.iloc[0]]
+    twice = next((c for i, c in enumerate(cells) if c in cells[:i]), None)
+    if twice is not None:
+        raise ValueError(f"runs file {name!r} has the column {twice!r} twice in its header ({cells}); keep one")
+    return frame
 
 
 def load_runs(path_or_frame: str | os.PathLike | pd.DataFrame, *, min_runs: int = MIN_RUNS) -> pd.DataFrame:
@@ -142,18 +210,11 @@ def load_runs(path_or_frame: str | os.PathLike | pd.DataFrame, *, min_runs: int 
     min_runs = _checks.integer("min_runs", min_runs)
     if isinstance(path_or_frame, pd.DataFrame):
         frame = path_or_frame
+        duplicated = [str(c) for c in frame.columns[frame.columns.duplicated()]]
+        if duplicated:
+            raise ValueError(f"runs table has the column {duplicated[0]!r} twice (columns: {[str(c) for c in frame.columns]}); keep one")
     elif isinstance(path_or_frame, (str, os.PathLike)) or hasattr(path_or_frame, "read"):
-        name = os.fspath(path_or_frame) if isinstance(path_or_frame, (str, os.PathLike)) else repr(path_or_frame)
-        try:
-            frame = pd.read_csv(path_or_frame)
-        except FileNotFoundError:
-            raise ValueError(f"runs file {name!r} does not exist") from None
-        except pd.errors.EmptyDataError:
-            raise ValueError(f"runs file {name!r} is empty") from None
-        except (pd.errors.ParserError, UnicodeDecodeError) as err:
-            raise ValueError(f"runs file {name!r} is not a readable CSV: {err}") from None
-        except OSError as err:  # a directory, no permission, ...
-            raise ValueError(f"runs file {name!r} cannot be read: {err}") from None
+        frame = _read_csv(path_or_frame)
     else:
         raise ValueError(
             f"path_or_frame must be a CSV path or a pandas DataFrame, got {type(path_or_frame).__name__}"
@@ -193,6 +254,19 @@ def load_runs(path_or_frame: str | os.PathLike | pd.DataFrame, *, min_runs: int 
             )
         names += ("unique_tokens",)
     return pd.DataFrame({name: data[name] for name in names})
+
+
+def check_identifiable(runs: pd.DataFrame) -> None:
+    """ValueError, before any sampling, when the runs cannot separate the law's terms: the size
+    term A/N^alpha needs at least 2 model sizes and the data term B/D^beta 2 token counts
+    (identical rows, or one model size, leave a flat direction NUTS cannot sample)."""
+    for column, term in (("params", "model sizes (the size term A / N^alpha)"), ("tokens", "token counts (the data term B / D^beta)")):
+        distinct = np.unique(runs[column].to_numpy(np.float64))
+        if distinct.size < 2:
+            raise ValueError(
+                f"runs: all {len(runs)} runs have {column} = {float(distinct[0]):.6g}; the law needs runs of at least 2 "
+                f"distinct {term} to be identified (valid: >= 2 distinct values of {column!r})"
+            )
 
 
 def config_arrays(runs: pd.DataFrame) -> ConfigArrays:

@@ -45,13 +45,15 @@ def _advance(steps) -> None:
 #: 4 chains x 1,500 iterations in about 1 s of sampling per chain).
 MAX_ITERATIONS = 10**7
 _SECONDS_PER_ITERATION_PER_RUN = 0.7e-3 / 245
+_REFERENCE_RUNS = 245
 
 
 def check_size(num_chains: int, num_warmup: int, num_draws: int, num_runs: int, num_values: int, max_bytes: int) -> None:
     """Refuses a fit before it starts when its size, estimated from the arguments, exceeds the
     limits: the draws kept (chains x draws x ``num_values`` float64 values per draw) beyond
     ``max_bytes`` (what a posterior file may hold, :data:`chinplan.inference.posterior_file.MAX_BYTES`), or
-    more than :data:`MAX_ITERATIONS` NUTS iterations. The message gives the estimate."""
+    more than :data:`MAX_ITERATIONS` NUTS iterations counted as on 245 runs (an iteration on
+    more runs costs proportionally more). The message gives the estimate."""
     from chinplan import _checks
 
     stored = 8.0 * num_chains * num_draws * num_values
@@ -59,12 +61,22 @@ def check_size(num_chains: int, num_warmup: int, num_draws: int, num_runs: int, 
         f"fit with {num_chains:,} chains x {num_draws:,} draws", stored, max_bytes, "bytes of draws",
         "a posterior file holds at most that (chinplan.inference.posterior_file.MAX_BYTES); use fewer chains or draws",
     )
+    from chinplan.inference.posterior_file import MAX_DRAWS
+
+    _checks.affordable(
+        f"fit with {num_chains:,} chains x {num_draws:,} draws", float(num_chains) * num_draws, MAX_DRAWS, "draws",
+        "a posterior holds at most that (chinplan.inference.posterior_file.MAX_DRAWS, 16 chains x 100,000 draws); use fewer chains or draws",
+    )
     iterations = float(num_chains) * (num_warmup + num_draws)
     hours = iterations * num_runs * _SECONDS_PER_ITERATION_PER_RUN / 3600
+    # an iteration's cost grows with the runs (each leapfrog step evaluates every run): the cap
+    # counts iterations as they cost on the 245 embedded runs (never fewer)
+    work = iterations * max(num_runs, _REFERENCE_RUNS) / _REFERENCE_RUNS
+    scaled = f"; on {num_runs:,} runs that is {work:.3g} iterations as on {_REFERENCE_RUNS}" if num_runs > _REFERENCE_RUNS else ""
     _checks.affordable(
         f"fit with {num_chains:,} chains x ({num_warmup:,} warm-up + {num_draws:,} draws) (about {hours:.3g} "
-        f"hours at 0.7 ms an iteration on 245 runs)", iterations, MAX_ITERATIONS, "NUTS iterations",
-        "use fewer chains, warm-up steps or draws",
+        f"hours at 0.7 ms an iteration on 245 runs{scaled})", work, MAX_ITERATIONS, "NUTS iterations",
+        "use fewer chains, warm-up steps, draws or runs",
     )
 
 
