@@ -49,7 +49,8 @@ def cmd_tco(args) -> int:
         median = int(np.argmin(np.abs(np.asarray(q) - 0.5)))
         plan_n, plan_d = values["optimal"]["n"][median], values["optimal"]["d"][median]
         reached = np.isfinite(plan_n) & np.isfinite(plan_d)
-        beyond = inputs.beyond_rows(draws, draws.posterior.extrapolation(np.where(reached, plan_n, 1.0), np.where(reached, plan_d, 1.0)))
+        safe_n, safe_d = np.where(reached, plan_n, 1.0), np.where(reached, plan_d, 1.0)
+        beyond = inputs.beyond_rows(draws, draws.posterior.extrapolation(safe_n, safe_d), np.where(reached, plan_n, np.nan), np.where(reached, plan_d, np.nan))
         sized = {g: cluster.sizing(args, values[g]["train_gpu_hours"]) for g in groups} if cluster.requested(args) else {}
         for group in groups:
             if any(np.any(np.asarray(f) > 0) for f in result.nan_fraction[group].values()):
@@ -89,11 +90,7 @@ def cmd_tco(args) -> int:
         if unreachable[i] > 0:
             notes.append(f"target unreachable for {100 * unreachable[i]:.1f}% of draws: they count as inf")
         if reached[i]:
-            where = f"the median plan ({human_count(plan_n[i])} params, {human_count(plan_d[i])} tokens)"
-            if beyond[i]["decades"] > 0:
-                notes.append(f"{where} is {beyond[i]['decades']:.1f} decades beyond the fitted runs")
-            else:
-                notes.append(f"{where} lies inside the fitted runs")
+            notes.append(inputs.beyond_note(f"the median plan ({human_count(plan_n[i])} params, {human_count(plan_d[i])} tokens)", beyond[i]))
         notes.append(f"bands: {draws.uncertainty} uncertainty (--uncertainty law|extrapolation)")
         table = render.table(
             f"Target loss {t:g}, {draws.num_draws} posterior draws: {quantile_label(q)}",
@@ -150,7 +147,7 @@ def cmd_compare(args) -> int:
             p_target = np.zeros(len(labels))
         elif args.target_loss is not None:
             p_target = decide.draw_fraction(theta, decide.prob_target(theta, n, d, args.target_loss))
-        beyond = inputs.beyond_rows(draws, draws.posterior.extrapolation(n, d))
+        beyond = inputs.beyond_rows(draws, draws.posterior.extrapolation(n, d), n, d)
         sized = cluster.sizing(args, bands["train_gpu_hours"]) if cluster.requested(args) else {}
         if args.plot:
             designs = {label: (a, b) for label, a, b in args.designs}
@@ -202,7 +199,7 @@ def cmd_compare(args) -> int:
         for i, label in enumerate(labels):
             grid.add_row(label, *("-" if i == j else f"{matrix[i, j]:.3f}" for j in range(len(labels))))
         tables.append(grid)
-    notes = [f"{label}: {b['decades']:.1f} decades beyond the fitted runs" for label, b in zip(labels, beyond) if b["decades"] > 0]
+    notes = [inputs.beyond_note(label, b) for label, b in zip(labels, beyond) if b["decades"] > 0 or b["below_decades"] > 0]
     if below_e:
         notes.append(f"no posterior draw reaches loss {args.target_loss:g}: it is at or below every draw's irreducible loss E")
     notes.append(f"loss bands and probabilities: {draws.uncertainty} uncertainty (--uncertainty law|extrapolation)")
@@ -237,7 +234,7 @@ def cmd_smallest(args) -> int:
         reached = float(decide.draw_fraction(theta, decide.prob_target(theta, n, d, args.target_loss)))
         bands = engine.bands(kernels.design_point, theta, np.array([n]), np.array([d]), q=tuple(q)).values
         bands = {name: np.asarray(bands[name], np.float64)[:, 0] for name in kernels.DESIGN_FIELDS}
-        beyond = inputs.beyond_rows(draws, draws.posterior.extrapolation(np.array([n]), np.array([d])))[0]
+        beyond = inputs.beyond_rows(draws, draws.posterior.extrapolation(np.array([n]), np.array([d])), np.array([n]), np.array([d]))[0]
     if args.json:
         render.emit_json({
             **render.bands_header(draws, args, q), "uncertainty": draws.uncertainty, "target_loss": args.target_loss, "prob": args.prob,
@@ -257,7 +254,6 @@ def cmd_smallest(args) -> int:
         table.add_row(ROW_LABELS[name], band_cell(bands[name], FORMATS[name], stacked=True))
     notes = [deployment_line(described), f"{draws.num_draws} posterior draws, {draws.uncertainty} uncertainty (--uncertainty law|extrapolation); "
              f"total cost {human_dollars(bands['dollars'][len(q) // 2])} at the median"]  # fmt: skip
-    where = f"{human_count(n)} params on {human_count(d)} tokens"
-    notes.append(f"{where} is {beyond['decades']:.1f} decades beyond the fitted runs" if beyond["decades"] > 0 else f"{where} lies inside the fitted runs")
+    notes.append(inputs.beyond_note(f"{human_count(n)} params on {human_count(d)} tokens", beyond))
     render.print_tables([table], notes)
     return EXIT_OK

@@ -69,6 +69,9 @@ def cmd_fit(args) -> int:
         console.print(table)
         console.print(f"tokens/param: {summary.attrs['uncertainty']} uncertainty, as chinplan plan answers with this file")
         console.print(f"wrote {args.output} ({posterior.num_draws} draws, {posterior.num_divergences} divergences)")
+        if law != "chinchilla":
+            console.print(f"a {args.law} posterior: plan, tco, compare, smallest, next-runs, sweep and plot read only Chinchilla-law files; "
+                          f"this one is read by {inputs.OTHER_LAW_READERS[law].replace('FILE', args.output)}")  # fmt: skip
         if len(attempts) > 1:
             console.print(f"convergence gate: {len(attempts)} attempts (longer warm-up, target acceptance, fresh starts)")
     if problems and not args.allow_unconverged:

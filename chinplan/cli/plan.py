@@ -18,7 +18,7 @@ from chinplan.cli import cluster, inputs, render
 from chinplan.cli.parser import EXIT_OK, PLOT_SUFFIXES, CliError
 from chinplan.decide import risk as decide
 from chinplan.extrapolated import compute_optimal_draws
-from chinplan.format import FORMATS, band_cell, human_count, quantile_label, sci
+from chinplan.format import FORMATS, band_cell, human_count, human_flops, quantile_label, sci
 from chinplan.optima import sensible_budget
 from chinplan.plots import charts
 
@@ -49,7 +49,8 @@ def cmd_plan(args) -> int:
         law_n = _law_median_n(draws, log_c, log_n)
         draws_of = {"n": np.exp(log_n), "d": np.exp(log_d), "tokens_per_param": np.exp(log_d - log_n), "loss": np.exp(log_loss)}
         result = {k: np.quantile(v, q, axis=0) for k, v in draws_of.items()}
-        beyond = inputs.beyond_rows(draws, draws.posterior.extrapolation(compute=np.asarray(args.compute, np.float64)))
+        median_n, median_d = (np.median(np.exp(x), axis=0) for x in (log_n, log_d))
+        beyond = inputs.beyond_rows(draws, draws.posterior.extrapolation(compute=np.asarray(args.compute, np.float64)), median_n, median_d)
         timing = [{} for _ in args.compute]
         if training is not None:
             hours = cluster.plan_gpu_hours(training, np.asarray(args.compute, np.float64), draws.num_draws, inputs.key_for(args, inputs.COSTS), q)
@@ -78,7 +79,7 @@ def cmd_plan(args) -> int:
     for i, c in enumerate(args.compute):
         cells = (band_cell(result[k][:, i], FORMATS[k], stacked=True) for k in ("n", "d", "tokens_per_param", "loss"))
         table.add_row(sci(c), *cells)
-    notes = [inputs.beyond_note(c, beyond[i]) for i, c in enumerate(args.compute)]
+    notes = [inputs.beyond_note(human_flops(c), beyond[i]) for i, c in enumerate(args.compute)]
     notes += [f"{sci(c)} FLOPs: the law alone says N* {human_count(n)} (median), outside this 50% band's half-width"
               for c, n in zip(args.compute, law_n) if n is not None]  # fmt: skip
     notes.append(f"bands: {draws.uncertainty} uncertainty (--uncertainty law|extrapolation); losses in the nats of the fitted runs' tokenizer and evaluation set")

@@ -1,0 +1,99 @@
+"""Issue 25, the user's side: a test (or a few) per numbered defect, each failing on the branch
+the issue was filed against. In-process through ``chinplan.cli.main`` on a few hundred draws
+of the shipped posterior (no NUTS except one tiny Kaplan fit)."""
+
+import json
+import os
+import re
+
+import pytest
+
+from chinplan.cli import main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DRAWS = ["--draws", "200"]
+
+
+def run(capsys, argv):
+    """(exit code, stdout, stderr) of ``chinplan ARGV`` run in-process."""
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's usage errors
+        code = exc.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def run_json(capsys, argv):
+    code, out, err = run(capsys, [*argv, "--json"])
+    assert code == 0, err
+    return json.loads(out)
+
+
+def one_plain_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.startswith("chinplan: error:")]
+    assert len(lines) == 1, err
+    assert "unexpected" not in lines[0] and "np.float" not in lines[0] and "Traceback" not in err, err
+    return lines[0]
+
+
+# --------------------------------------------------------------------------------------
+# 1. A Kaplan posterior: fit says which commands read it; the others refuse it in one line.
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def kaplan_file(tmp_path_factory):
+    from chinplan import datasets
+
+    folder = tmp_path_factory.mktemp("kaplan")
+    runs = folder / "runs.csv"
+    datasets.chinchilla().iloc[::10].to_csv(runs, index=False)
+    out = folder / "kaplan.nc"
+    code = main([str(x) for x in ("fit", runs, "-o", out, "--law", "kaplan", "--samples", 50, "--warmup", 50, "--chains", 1,
+                                  "--max-retries", 0, "--allow-unconverged")])  # fmt: skip
+    assert code == 0
+    return str(out)
+
+
+def test_1_kaplan_posterior_is_refused_in_one_plain_line(capsys, kaplan_file):
+    capsys.readouterr()
+    for argv in (["plan", "--compute", "1e24"], ["tco", "--target-loss", "2.5"], ["compare", "70B:1.4T"], ["smallest", "--target-loss", "2.5"]):
+        code, out, err = run(capsys, [*argv, "--posterior", kaplan_file])
+        assert code == 1, err
+        line = one_plain_line(err)
+        assert "kaplan" in line and "Chinchilla-law" in line and "kaplan_params" in line
+        assert "refit with chinplan fit" not in err
+
+
+def test_1_fit_kaplan_says_which_commands_read_it(tmp_path, capsys, kaplan_file):
+    from chinplan import datasets
+
+    runs = tmp_path / "runs.csv"
+    datasets.chinchilla().iloc[::10].to_csv(runs, index=False)
+    code, out, err = run(capsys, [str(x) for x in ("fit", runs, "-o", tmp_path / "k.nc", "--law", "kaplan", "--samples", 30,
+                                                   "--warmup", 30, "--chains", 1, "--max-retries", 0, "--allow-unconverged")])  # fmt: skip
+    assert code == 0, err
+    text = " ".join(out.split())
+    assert "read only Chinchilla-law files" in text and "kaplan_params" in text
+
+
+# --------------------------------------------------------------------------------------
+# 2. Budgets below the smallest fitted run are stated and warned, not "inside the fitted runs".
+# --------------------------------------------------------------------------------------
+
+
+def test_2_below_the_smallest_run_is_stated_and_warned(capsys):
+    code, out, err = run(capsys, ["plan", "--compute", "1e10", "1e24", *DRAWS])
+    assert code == 0, err
+    text = " ".join(out.split())
+    assert "1e10 FLOPs lies inside" not in text
+    assert re.search(r"1e10 FLOPs is [\d.]+ decades below the smallest fitted run", text)
+    assert "below the smallest fitted run" in err
+    doc = run_json(capsys, ["plan", "--compute", "1e10", "1e24", *DRAWS])
+    assert doc["plans"][0]["extrapolation"]["below_decades"] > 5
+    assert doc["plans"][1]["extrapolation"]["below_decades"] == 0
+    doc = run_json(capsys, ["compare", "1M:10M", "70B:1.4T", *DRAWS])
+    assert doc["designs"][0]["extrapolation"]["below_decades"] > 3
+    code, out, err = run(capsys, ["compare", "1M:10M", "70B:1.4T", *DRAWS])
+    assert "1M:10M is" in " ".join(out.split()) and "below the smallest fitted run" in err
