@@ -6,6 +6,7 @@ import json
 import os
 import re
 
+import numpy as np
 import pytest
 
 from chinplan.cli import main
@@ -97,3 +98,34 @@ def test_2_below_the_smallest_run_is_stated_and_warned(capsys):
     assert doc["designs"][0]["extrapolation"]["below_decades"] > 3
     code, out, err = run(capsys, ["compare", "1M:10M", "70B:1.4T", *DRAWS])
     assert "1M:10M is" in " ".join(out.split()) and "below the smallest fitted run" in err
+
+
+# --------------------------------------------------------------------------------------
+# 3. Figure titles: "$" is text (not mathtext), nothing cut at the edges, a sampled price is
+#    shown as sampled (its range and median), not as a single price.
+# --------------------------------------------------------------------------------------
+
+
+def _title_inside(fig, text) -> bool:
+    fig.canvas.draw()
+    box, frame = text.get_window_extent(), fig.bbox
+    return box.x0 >= frame.x0 - 1 and box.x1 <= frame.x1 + 1 and box.y1 <= frame.y1 + 1
+
+
+def test_3_tco_title_is_plain_text_whole_and_labels_sampled_prices():
+    import jax
+
+    from chinplan import Deployment, plots
+    from chinplan.inference.posterior import default_posterior
+    from chinplan.uncertain import Uniform
+
+    params = default_posterior().params
+    params = jax.tree_util.tree_map(lambda x: x[:100], params)
+    dep = Deployment(input_tokens=375.0, output_tokens=125.0, price=Uniform(1.5, 3.0), inference_price=3.0)
+    fig = plots.tco_vs_queries(params, {"8B": (8e9, 15e12), "70B": (70e9, 1.4e12)}, dep, np.logspace(7, 12, 9),
+                               key=jax.random.PRNGKey(0), hardware="H100 bf16")  # fmt: skip
+    title = fig.axes[0].title
+    text = title.get_text()
+    assert text.count("$") == text.count(r"\$") > 0  # every dollar escaped: never mathtext
+    assert re.search(r"\$1\.5\d*-[23][.\d]*/GPU-hour \(sampled, median \$2\.\d+\)", text.replace("\\", ""))
+    assert _title_inside(fig, title)

@@ -215,19 +215,38 @@ def _runs(runs):
     return n, d, 6.0 * n * d
 
 
+def plain_title(text: str, width: int = 90) -> str:
+    """A figure title as plain text: ``$`` escaped (never read as mathtext) and each line
+    wrapped at ``width`` characters, so the constrained layout never cuts it at an edge."""
+    import textwrap
+
+    lines = []
+    for line in text.split("\n"):
+        lines += textwrap.wrap(line, width, break_on_hyphens=False) or [""]
+    return "\n".join(lines).replace("$", r"\$")
+
+
 def _deployment_title(deployment, hardware: str | None = None) -> str:
-    """'989 TFLOP/s peak, MFU 40%, $2/GPU-hour, 500 tokens/query (375 in + 125 out)': medians
-    over draws of the (sampled) deployment, for a figure's title."""
+    """'989 TFLOP/s peak, MFU 40% train, $2/GPU-hour, 500 tokens/query (375 in + 125 out)': a
+    fixed value as it is; a sampled one (a range LO:HI) as 'LO-HI (median M)', for a figure's
+    title (pass it through :func:`plain_title`)."""
 
     def median(x):
         return float(np.median(np.asarray(x, np.float64)))
 
+    def value(x, fmt, unit, scale=1.0, prefix=""):
+        array = np.asarray(x, np.float64) * scale
+        if array.size > 1 and np.ptp(array) > 1e-9 * abs(float(np.max(array))):
+            lo, hi, mid = (format(v, fmt) for v in (float(np.min(array)), float(np.max(array)), float(np.median(array))))
+            return f"{prefix}{lo}-{hi}{unit} (sampled, median {prefix}{mid})"
+        return f"{prefix}{format(float(np.median(array)), fmt)}{unit}"
+
     tokens_in, tokens_out = median(deployment.input_tokens), median(deployment.output_tokens)
-    price = median(deployment.price)
     serve = deployment.inference_price
-    prices = f"${price:.3g}/GPU-hour" + ("" if serve is None else f" train, ${median(serve):.3g} serve")
+    train = value(deployment.price, ".3g", "/GPU-hour", prefix="$")
+    prices = train if serve is None else f"{train} train, {value(serve, '.3g', '/GPU-hour', prefix='$')} serve"
     chip = f"{hardware}, " if hardware else ""
-    return (f"{chip}{median(deployment.peak_flops) / 1e12:.4g} TFLOP/s peak, MFU {100 * median(deployment.mfu_train):.3g}% train, "
+    return (f"{chip}{median(deployment.peak_flops) / 1e12:.4g} TFLOP/s peak, MFU {value(deployment.mfu_train, '.3g', '%', 100)} train, "
             f"{prices}, {tokens_in + tokens_out:.4g} tokens/query ({tokens_in:.4g} in + {tokens_out:.4g} out)")  # fmt: skip
 
 

@@ -251,7 +251,7 @@ def fan_chart(
     if one_panel:
         ax_n.set_ylabel("parameters N* or training tokens D* (count)")
         ax_n.legend(loc="upper left", fontsize=7.5)
-    ax_n.set_title(f"Compute-optimal allocation, {n_draws} posterior draws ({_figures.uncertainty_label(params)})", fontsize=10)
+    ax_n.set_title(_figures.plain_title(f"Compute-optimal allocation, {n_draws} posterior draws ({_figures.uncertainty_label(params)})"), fontsize=10)
     return fig
 
 
@@ -382,7 +382,7 @@ def iso_loss(
     ax.set_ylim(d_lo, d_hi)
     ax.set_xlabel("parameters N (count)")
     ax.set_ylabel("training tokens D (count)")
-    ax.set_title(f"Iso-loss contours of the posterior median loss (nats; {_figures.uncertainty_label(params)})")
+    ax.set_title(_figures.plain_title(f"Iso-loss contours of the posterior median loss (nats; {_figures.uncertainty_label(params)})", 70))
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=8)
     return fig
 
@@ -517,9 +517,9 @@ def tco_vs_queries(
     ax.set_xlim(q_grid[0], q_grid[-1])
     ax.set_xlabel("lifetime queries Q (count)")
     ax.set_ylabel("total cost of ownership (US$)")
-    ax.set_title(
+    ax.set_title(_figures.plain_title(
         f"Training + serving cost vs query volume ({decide.draw_count(theta)} draws, {_figures.uncertainty_label(theta)})\n"
-        f"{_figures._deployment_title(theta.deployment, hardware)}", fontsize=10,
+        f"{_figures._deployment_title(theta.deployment, hardware)}"), fontsize=10,
     )  # fmt: skip
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
