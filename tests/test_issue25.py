@@ -129,3 +129,63 @@ def test_3_tco_title_is_plain_text_whole_and_labels_sampled_prices():
     assert text.count("$") == text.count(r"\$") > 0  # every dollar escaped: never mathtext
     assert re.search(r"\$1\.5\d*-[23][.\d]*/GPU-hour \(sampled, median \$2\.\d+\)", text.replace("\\", ""))
     assert _title_inside(fig, title)
+
+
+# --------------------------------------------------------------------------------------
+# 4. --unique-tokens: distance beyond the runs, --gpus refused, every row beyond the epochs
+#    named, and the loss scale said.
+# --------------------------------------------------------------------------------------
+
+
+def test_4_unique_tokens_says_distance_rows_and_loss_scale(capsys):
+    code, out, err = run(capsys, ["plan", "--compute", "1e22", "1e24", "--unique-tokens", "100B", "10B", *DRAWS])
+    assert code == 0, err
+    text, warned = " ".join(out.split()), " ".join(err.split())
+    assert re.search(r"1e24 FLOPs is 2\.\d decades beyond the largest data-constrained run", text)
+    assert "not comparable with plain plan's losses" in text
+    for row in ("1e22 FLOPs on 10B unique", "1e24 FLOPs on 100B unique", "1e24 FLOPs on 10B unique"):
+        assert row in warned
+    assert "1e22 FLOPs on 100B unique" not in warned
+    doc = run_json(capsys, ["plan", "--compute", "1e24", "--unique-tokens", "100B", *DRAWS])
+    assert doc["plans"][0]["compute_decades_beyond"] > 1.5 and "C4" in doc["loss_scale"]
+
+
+def test_4_unique_tokens_refuses_cluster_options(capsys):
+    code, _, err = run(capsys, ["plan", "--compute", "1e24", "--unique-tokens", "100B", "--gpus", "1024", *DRAWS])
+    assert code == 2 and "--gpus" in one_plain_line(err) and "--unique-tokens" in err
+
+
+# --------------------------------------------------------------------------------------
+# 5. --max-epochs inf, the epoch table's warning, an allocation the runs cannot identify.
+# --------------------------------------------------------------------------------------
+
+
+def test_5_max_epochs_accepts_inf():
+    from chinplan.cli.parser import build_parser
+
+    args = build_parser().parse_args(["fit", "runs.csv", "-o", "p.nc", "--law", "data-constrained", "--max-epochs", "inf"])
+    assert args.max_epochs == float("inf")
+
+
+def test_5_epoch_table_of_fitted_epochs_does_not_warn():
+    import warnings
+
+    from chinplan.decide import data_constrained
+
+    posterior = data_constrained.default_posterior()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", data_constrained.EpochRangeWarning)
+        data_constrained.epoch_table(posterior, 1e9, 20e9, [1, 2, 4, 8])
+    with pytest.warns(data_constrained.EpochRangeWarning, match="16 epochs"):
+        data_constrained.epoch_table(posterior, 1e9, 20e9, [1, 16])
+
+
+def test_5_fit_says_when_the_runs_do_not_identify_the_allocation():
+    import pandas as pd
+
+    from chinplan.cli.fit import unidentified_allocation
+
+    summary = pd.DataFrame({"q50": [0.34, 0.697, 20.0], "q5": [0.3, 0.03, 15.0], "q95": [0.4, 33.5, 26.0]},
+                           index=["alpha", "tokens_per_param@5.76e+23", "tokens_per_param@1e+24"])  # fmt: skip
+    lines = unidentified_allocation(summary, 12)
+    assert len(lines) == 1 and "tokens/param @5.76e23" in lines[0] and "do not identify the allocation" in lines[0]

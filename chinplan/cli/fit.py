@@ -43,8 +43,8 @@ def cmd_fit(args) -> int:
             **options,
         )
     for warning in caught:
-        if not issubclass(warning.category, ConvergenceWarning):
-            inputs.warn(str(warning.message))
+        if not issubclass(warning.category, ConvergenceWarning):  # in the command line's terms
+            inputs.warn(str(warning.message).replace("max_epochs=math.inf", "--max-epochs inf").replace("max_epochs", "--max-epochs"))
     posterior.save(args.output)
     summary = posterior.summary()
     problems = posterior.convergence_problems()
@@ -68,6 +68,9 @@ def cmd_fit(args) -> int:
         console = render.console()
         console.print(table)
         console.print(f"tokens/param: {summary.attrs['uncertainty']} uncertainty, as chinplan plan answers with this file")
+        for line in unidentified_allocation(summary, len(runs)):
+            console.print(line)
+            inputs.warn(line)
         console.print(f"wrote {args.output} ({posterior.num_draws} draws, {posterior.num_divergences} divergences)")
         if law != "chinchilla":
             console.print(f"a {args.law} posterior: plan, tco, compare, smallest, next-runs, sweep and plot read only Chinchilla-law files; "
@@ -82,6 +85,22 @@ def cmd_fit(args) -> int:
     for problem in problems:
         inputs.warn(problem)
     return EXIT_OK
+
+
+#: A tokens-per-parameter 90% band wider than this factor: the runs do not pin down the allocation.
+UNIDENTIFIED_SPREAD = 30.0
+
+
+def unidentified_allocation(summary, num_runs: int) -> list[str]:
+    """A line per tokens/param row whose 90% band spans more than :data:`UNIDENTIFIED_SPREAD`x:
+    the fit cannot tell how to split compute (too few runs, or runs of too few shapes)."""
+    lines = []
+    for name, row in summary.iterrows():
+        lo, hi = float(row["q5"]), float(row["q95"])
+        if str(name).startswith("tokens_per_param") and lo > 0 and hi / lo > UNIDENTIFIED_SPREAD:
+            lines.append(f"{render._site_label(name)}: the {num_runs} runs do not identify the allocation (90% band "
+                         f"{render.compact_number(lo)} - {render.compact_number(hi)}, {hi / lo:.0f}x wide): add runs of more sizes per budget")  # fmt: skip
+    return lines
 
 
 def cmd_validate(args) -> int:

@@ -124,6 +124,16 @@ def _number_type(*, allow_zero: bool):
 
 
 _positive_float = _number_type(allow_zero=False)
+
+
+def _max_epochs(text: str) -> float:
+    """``--max-epochs``: a number >= 1, or ``inf`` (keep every run)."""
+    if text.strip().lower() in ("inf", "infinity"):
+        return math.inf
+    value = _positive_float(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number of epochs >= 1, or inf (valid range [1, inf])")
+    return value
 _nonnegative_float = _number_type(allow_zero=True)
 
 
@@ -499,8 +509,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--no-extrapolation", action="store_true", help="skip the leave-the-largest-out refits (law-only bands)")
     fit.add_argument("--law", choices=("chinchilla", "kaplan", "kaplan-irreducible", "data-constrained"), default="chinchilla",
                      help="law to fit (default chinchilla); data-constrained needs a unique_tokens column")  # fmt: skip
-    fit.add_argument("--max-epochs", type=_positive_float, metavar="E",
-                     help="data-constrained law: leave out runs repeating their data more than E epochs (default 8)")  # fmt: skip
+    fit.add_argument("--max-epochs", type=_max_epochs, metavar="E",
+                     help="data-constrained law: leave out runs repeating their data more than E epochs (default 8; inf keeps every run)")  # fmt: skip
     fit.add_argument("--max-retries", type=_integer_type(0, "be an integer >= 0"), default=3, metavar="K",
                      help="convergence gate: refits with longer warm-up, higher acceptance, fresh starts (default 3)")  # fmt: skip
     _nuts_options(fit)
