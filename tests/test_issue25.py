@@ -189,3 +189,45 @@ def test_5_fit_says_when_the_runs_do_not_identify_the_allocation():
                            index=["alpha", "tokens_per_param@5.76e+23", "tokens_per_param@1e+24"])  # fmt: skip
     lines = unidentified_allocation(summary, 12)
     assert len(lines) == 1 and "tokens/param @5.76e23" in lines[0] and "do not identify the allocation" in lines[0]
+
+
+# --------------------------------------------------------------------------------------
+# 6. 80 columns when stdout is not a terminal (no COLUMNS): tables and footers; titles whole;
+#    smallest without --tokens says it is the cheapest design.
+# --------------------------------------------------------------------------------------
+
+SERVING = ["--queries", "1e10", "--tokens-per-query", "500"]
+NARROW_COMMANDS = {
+    "plan": ["plan", "--compute", "1e10", "5.76e23", "1e24", "--gpus", "1024", *DRAWS],
+    "tco": ["tco", "--target-loss", "2.0", *SERVING, "--gpus", "1024", *DRAWS],
+    "compare": ["compare", "8B:15T", "70B:1.4T", "1M:10M", *SERVING, "--days", "30", *DRAWS],
+    "smallest": ["smallest", "--target-loss", "2.0", *DRAWS],
+    "unique": ["plan", "--compute", "1e24", "--unique-tokens", "100B", *DRAWS],
+}
+
+
+def _widest(text: str) -> int:
+    return max(len(line) for line in text.splitlines())
+
+
+@pytest.mark.parametrize("name", sorted(NARROW_COMMANDS))
+def test_6_output_fits_80_columns_without_columns(capsys, monkeypatch, name):
+    monkeypatch.delenv("COLUMNS", raising=False)
+    code, out, err = run(capsys, NARROW_COMMANDS[name])
+    assert code == 0, err
+    assert _widest(out) <= 80, out
+    if name == "compare":
+        assert "P(row has lower loss than column)" in out.splitlines()[[i for i, line in enumerate(out.splitlines()) if "lower loss" in line][0]]
+    if name == "smallest":
+        title = " ".join(out.split())
+        assert "Cheapest design" in title and "Smallest model" not in title
+
+
+def test_6_fit_table_fits_80_columns_without_columns(capsys, monkeypatch):
+    import chinplan
+    from chinplan.cli import render
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    summary = chinplan.default_posterior().summary()
+    render.print_tables([render.fit_table(summary, "Posterior of the law, 245 runs, 4000 draws"), "tokens/param: extrapolation uncertainty, as chinplan plan answers with this file " * 2])
+    assert _widest(capsys.readouterr().out) <= 80

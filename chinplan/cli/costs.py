@@ -242,8 +242,10 @@ def cmd_smallest(args) -> int:
             "train_flops": 6.0 * n * d, "p_target": reached, **found, **bands, "extrapolation": beyond,
         })  # fmt: skip
         return EXIT_OK
-    how = f"on {human_count(d)} tokens" if args.tokens is not None else "cheapest on the N x D grid"
-    title = f"Smallest model with P(loss <= {args.target_loss:g}) >= {args.prob:g}, {how}; bands {quantile_label(q)}"
+    if args.tokens is not None:
+        title = f"Smallest model with P(loss <= {args.target_loss:g}) >= {args.prob:g} on {human_count(d)} tokens; bands {quantile_label(q)}"
+    else:  # no --tokens: the cheapest design (total cost) on the grid, which need not be the smallest model
+        title = f"Cheapest design (total cost) with P(loss <= {args.target_loss:g}) >= {args.prob:g}, N x D grid; bands {quantile_label(q)}"
     table = render.table(title, ["", "value"], stacked=True)
     table.add_row("parameters N", human_count(n))
     table.add_row("tokens D", human_count(d))

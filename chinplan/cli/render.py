@@ -4,7 +4,7 @@ One job (and ``chinplan hardware``, a static table that needs no JAX): turn resu
 lines. Every column folds a cell too wide for it onto a second line instead of cutting it with
 "…", so a design label or a number is always shown whole; band cells are stacked (the median,
 then the 5% - 95% range below it) so the wide tables stay within 80 columns. A terminal's width
-is respected; a pipe or a file gets ``COLUMNS`` when it is set, else 160.
+is respected; a pipe or a file gets ``COLUMNS`` when it is set, else 80 (:data:`WIDTH`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def console() -> Console:
     """The console commands print to. No markup: labels and file names are the user's text."""
     out = Console(markup=False, highlight=False)
     if not out.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
-        out = Console(markup=False, highlight=False, width=max(out.width, 160))  # a pipe: do not squeeze
+        out = Console(markup=False, highlight=False, width=WIDTH)  # a pipe or a file: 80 columns, notes wrapped at words
     return out
 
 
@@ -52,7 +52,7 @@ def working(message: str):
 def table(title: str, headers, *, stacked: bool = False) -> Table:
     """A table whose first column is left-aligned and the others right-aligned; cells fold,
     never truncate. ``stacked`` adds a line between rows (for two-line band cells)."""
-    out = Table(title=title, show_lines=stacked)
+    out = Table(title=title, show_lines=stacked, min_width=min(len(title) + 4, WIDTH))  # a title never wraps mid-phrase when it fits
     for k, header in enumerate(headers):
         out.add_column(header, justify="left" if k == 0 else "right", overflow="fold")
     return out
