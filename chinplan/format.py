@@ -230,12 +230,24 @@ def deployment_line(described: dict) -> str:
         decode = f"roofline decode (batch {show(x['batch'], human_count)}{context}, {bandwidth})"
     else:
         decode = f"{show(x['mfu_decode'], pct)} decode"
+    if not x["queries"]:  # no serving: the inference fields do not enter any cost
+        return f"{chip}; MFU {show(x['mfu_train'], pct)} train; {show(x['price'], usd)} per {hours_unit(x['hardware'])}; training only (no --queries)"
     return (
         f"{chip}; MFU {show(x['mfu_train'], pct)} train, {show(x['mfu_prefill'], pct)} prefill, "
-        f"{decode}; {price} per GPU-hour; "
+        f"{decode}; {price} per {hours_unit(x['hardware'])}; "
         f"{human_count(x['queries'])} queries x {human_count(tokens)} tokens "
         f"({human_count(x['input_tokens'])} in + {human_count(x['output_tokens'])} out)"
     )
+
+
+def accelerator(hardware: str | None) -> str:
+    """What one unit of ``hardware`` is called: 'GPU', or 'chip' for a TPU preset."""
+    return "chip" if str(hardware or "").lower().startswith("tpu") else "GPU"
+
+
+def hours_unit(hardware: str | None) -> str:
+    """'GPU-hour', or 'chip-hour' for a TPU preset."""
+    return f"{accelerator(hardware)}-hour"
 
 
 # --------------------------------------------------------------------------------------

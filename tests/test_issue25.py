@@ -231,3 +231,18 @@ def test_6_fit_table_fits_80_columns_without_columns(capsys, monkeypatch):
     summary = chinplan.default_posterior().summary()
     render.print_tables([render.fit_table(summary, "Posterior of the law, 245 runs, 4000 draws"), "tokens/param: extrapolation uncertainty, as chinplan plan answers with this file " * 2])
     assert _widest(capsys.readouterr().out) <= 80
+
+
+# --------------------------------------------------------------------------------------
+# 7. Without --queries: "training only"; compare of one design has no 1x1 probability tables.
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("argv", [["compare", "70B:1.4T"], ["smallest", "--target-loss", "2.1"], ["tco", "--target-loss", "2.1"]])
+def test_7_no_queries_is_training_only(capsys, argv):
+    code, out, err = run(capsys, [*argv, *DRAWS])
+    assert code == 0, err
+    text = " ".join(out.split())
+    assert "training only (no --queries)" in text and "0 queries x 0 tokens" not in text
+    if argv[0] == "compare":
+        assert "P(row" not in text

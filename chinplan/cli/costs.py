@@ -194,7 +194,7 @@ def cmd_compare(args) -> int:
         for i, label in enumerate(labels):
             timing.add_row(label, band_cell(bands["train_gpu_hours"][:, i], FORMATS["train_gpu_hours"], stacked=True), *cluster.cells(sized, (i,), stacked=True))
         tables.append(timing)
-    for title, matrix in (("P(row cheaper than column)", p_cheaper), ("P(row has lower loss than column)", p_lower)):
+    for title, matrix in (("P(row cheaper than column)", p_cheaper), ("P(row has lower loss than column)", p_lower)) if len(labels) > 1 else ():
         grid = render.table(title, ["", *labels])
         for i, label in enumerate(labels):
             grid.add_row(label, *("-" if i == j else f"{matrix[i, j]:.3f}" for j in range(len(labels))))
