@@ -250,6 +250,14 @@ def hours_unit(hardware: str | None) -> str:
     return f"{accelerator(hardware)}-hour"
 
 
+def chip_words(label: str, *hardware) -> str:
+    """``label`` with 'GPU' in the words of ``hardware`` (the chips a quantity runs on): 'chip'
+    when all are TPUs, 'accelerator' when GPUs and TPUs mix, else unchanged."""
+    units = {accelerator(h) for h in hardware if h is not None} or {"GPU"}
+    word = units.pop() if len(units) == 1 else "accelerator"
+    return label.replace("GPUs", f"{word}s").replace("GPU", word)
+
+
 # --------------------------------------------------------------------------------------
 # Input files: what a runs CSV and a scenario TOML hold (``fit --help``, ``sweep --help``)
 # --------------------------------------------------------------------------------------

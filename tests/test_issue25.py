@@ -246,3 +246,33 @@ def test_7_no_queries_is_training_only(capsys, argv):
     assert "training only (no --queries)" in text and "0 queries x 0 tokens" not in text
     if argv[0] == "compare":
         assert "P(row" not in text
+
+
+# --------------------------------------------------------------------------------------
+# 8. Hardware: an unknown name points at --peak-flops; h100-80gb is an alias; TPUs are
+#    costed in chip-hours on chips.
+# --------------------------------------------------------------------------------------
+
+
+def test_8_unknown_hardware_names_the_custom_chip_options(capsys):
+    code, _, err = run(capsys, ["tco", "--target-loss", "2.1", "--hardware", "h100-nvl"])
+    line = one_plain_line(err)
+    assert code == 2 and "'h100-nvl'" in line and "--peak-flops" in line and "--memory-bandwidth" in line and "tpu-v5p" in line
+
+
+def test_8_h100_80gb_is_an_alias(capsys):
+    from chinplan.hardware import HARDWARE, HARDWARE_ALIASES
+
+    assert HARDWARE["H100-80GB"] == HARDWARE["h100-sxm"] and HARDWARE_ALIASES["h100-80gb"] == "h100-sxm"
+    doc = run_json(capsys, ["tco", "--target-loss", "2.1", "--hardware", "h100-80gb", *DRAWS])
+    assert doc["deployment"]["peak_flops"] == HARDWARE["h100"].bf16
+
+
+def test_8_tpus_are_costed_in_chips(capsys):
+    code, out, err = run(capsys, ["tco", "--target-loss", "2.1", "--hardware", "tpu-v5p", *SERVING, "--gpus", "1024", *DRAWS])
+    assert code == 0, err
+    assert "GPU" not in out and "chip-hours" in out and "days on 1,024 chips" in out
+    code, out, err = run(capsys, ["plan", "--compute", "1e24", "--hardware", "tpu-v5p", "--gpus", "1024", *DRAWS])
+    assert code == 0 and "GPU" not in out and "days on 1,024 chips" in out
+    code, out, err = run(capsys, ["compare", "70B:1.4T", "--hardware", "tpu-v5e", "--days", "30", *DRAWS])
+    assert code == 0 and "GPU" not in out and "chips for 30 days" in out

@@ -22,6 +22,7 @@ from chinplan.format import (
     FORMATS,
     ROW_LABELS,
     band_cell,
+    chip_words,
     deployment_line,
     human_count,
     human_dollars,
@@ -29,6 +30,17 @@ from chinplan.format import (
     sci,
 )
 from chinplan.plots import charts
+
+
+def _serving(described: dict):
+    """The serving chip when anything is served (else None: only training counts)."""
+    return described.get("inference_hardware", described["hardware"]) if described.get("queries") else None
+
+
+def _row_label(field: str, described: dict) -> str:
+    """ROW_LABELS[field] in the words of the chips it runs on ('chip-hours' on a TPU)."""
+    chips = {"train_gpu_hours": (described["hardware"],), "inference_gpu_hours": (_serving(described) or described["hardware"],)}
+    return chip_words(ROW_LABELS[field], *chips.get(field, (described["hardware"], _serving(described))))
 
 
 def cmd_tco(args) -> int:
@@ -97,7 +109,7 @@ def cmd_tco(args) -> int:
             ("", best, "Chinchilla-optimal"), stacked=True,
         )  # fmt: skip
         for field in kernels.TCO_FIELDS:
-            table.add_row(ROW_LABELS[field], *(band_cell(values[g][field][:, i], FORMATS[field], stacked=True) for g in groups))
+            table.add_row(_row_label(field, described), *(band_cell(values[g][field][:, i], FORMATS[field], stacked=True) for g in groups))
             if field == "train_gpu_hours" and sized:  # training time beside its GPU-hours
                 by_group = [cluster.cells(sized[g], (i,), stacked=True) for g in groups]
                 for k, f in enumerate(sized["optimal"]):
@@ -181,7 +193,7 @@ def cmd_compare(args) -> int:
         )
         return EXIT_OK
     shapes = render.table("Designs", ["design", "parameters N", "tokens D", "tokens/param", "training FLOPs"])
-    headers = ["design", "loss", "GPU-hours", "total cost"] + ([f"P(loss <= {args.target_loss:g})"] if p_target is not None else [])
+    headers = ["design", "loss", chip_words("GPU-hours", described["hardware"], _serving(described)), "total cost"] + ([f"P(loss <= {args.target_loss:g})"] if p_target is not None else [])
     table = render.table(f"{draws.num_draws} posterior draws: {quantile_label(q)}", headers, stacked=True)
     for i, label in enumerate(labels):
         shapes.add_row(label, human_count(n[i]), human_count(d[i]), f"{d[i] / n[i]:.1f}", sci(6.0 * n[i] * d[i]))
@@ -190,7 +202,7 @@ def cmd_compare(args) -> int:
     tables = [deployment_line(described), shapes, table]
     if sized:
         names = cluster.labels(args)
-        timing = render.table(f"Training time: {quantile_label(q)}", ["design", "training GPU-hours", *(names[k] for k in sized)], stacked=True)
+        timing = render.table(f"Training time: {quantile_label(q)}", ["design", chip_words("training GPU-hours", described["hardware"]), *(names[k] for k in sized)], stacked=True)
         for i, label in enumerate(labels):
             timing.add_row(label, band_cell(bands["train_gpu_hours"][:, i], FORMATS["train_gpu_hours"], stacked=True), *cluster.cells(sized, (i,), stacked=True))
         tables.append(timing)
@@ -253,7 +265,7 @@ def cmd_smallest(args) -> int:
     table.add_row("training FLOPs", sci(6.0 * n * d))
     table.add_row(f"P(loss <= {args.target_loss:g})", f"{reached:.3f}")
     for name in ("loss", "gpu_hours", "dollars"):
-        table.add_row(ROW_LABELS[name], band_cell(bands[name], FORMATS[name], stacked=True))
+        table.add_row(_row_label(name, described), band_cell(bands[name], FORMATS[name], stacked=True))
     notes = [deployment_line(described), f"{draws.num_draws} posterior draws, {draws.uncertainty} uncertainty (--uncertainty law|extrapolation); "
              f"total cost {human_dollars(bands['dollars'][len(q) // 2])} at the median"]  # fmt: skip
     notes.append(inputs.beyond_note(f"{human_count(n)} params on {human_count(d)} tokens", beyond))

@@ -83,11 +83,11 @@ PLOT_KINDS = ("fan", "iso-loss", "tco", "pair")
 #: chinplan.decide.sweep.PRECISIONS; tests/test_cli.py checks they agree), known here without JAX.
 #: Names are case-insensitive (``A100`` is ``a100``); ``h100`` is an alias of ``h100-sxm``.
 HARDWARE_NAMES = (
-    "a100", "a100-40gb", "a100-80gb", "h100", "h100-sxm", "h100-pcie", "h200", "b200", "gb200",
+    "a100", "a100-40gb", "a100-80gb", "h100", "h100-80gb", "h100-sxm", "h100-pcie", "h200", "b200", "gb200",
     "mi300x", "mi325x", "tpu-v5e", "tpu-v5p", "tpu-v6e",
 )  # fmt: skip
 HARDWARE_HELP = (
-    f"{', '.join(HARDWARE_NAMES)}; any case; a100 = a100-80gb, h100 = h100-sxm (H100 SXM5 80GB); "
+    f"{', '.join(HARDWARE_NAMES)}; any case; a100 = a100-80gb, h100 = h100-sxm = h100-80gb (H100 SXM5 80GB); "
     "`chinplan hardware` lists their peaks, memory and sources"
 )
 PRECISIONS = ("bf16", "fp16", "fp8", "int8")
@@ -202,8 +202,15 @@ def _uncertain_type(*, mfu: bool):
 
 
 def _hardware_type(text: str) -> str:
-    """A hardware preset name, case-insensitive: ``A100`` -> ``a100`` (argparse then checks the choices)."""
-    return str(text).strip().lower()
+    """A hardware preset name, case-insensitive: ``A100`` -> ``a100``; an unknown name names
+    the presets and the options for a chip without one."""
+    name = str(text).strip().lower()
+    if name not in HARDWARE_NAMES:
+        raise argparse.ArgumentTypeError(
+            f"unknown hardware {text!r}: choose a preset ({', '.join(HARDWARE_NAMES)}; any case; chinplan hardware lists them), "
+            "or give another chip's --peak-flops / --inference-peak-flops (and --memory-bandwidth for --decode roofline)"
+        )
+    return name
 
 
 def _design_type(text: str):
@@ -359,7 +366,7 @@ def _cluster_options(*, hardware: bool) -> argparse.ArgumentParser:
     deployment options) the training chip, precision and MFU they are computed at."""
     options = argparse.ArgumentParser(add_help=False)
     add = options.add_argument_group("training time").add_argument
-    add("--gpus", type=_positive_int, metavar="K", help="also report the days to train on K GPUs")
+    add("--gpus", type=_positive_int, metavar="K", help="also report the days to train on K GPUs (chips, for a TPU)")
     add("--days", type=_positive_float, metavar="T", help="also report the GPUs needed to train in T days")
     if hardware:
         add("--hardware", type=_hardware_type, choices=sorted(HARDWARE_NAMES), metavar="NAME",
