@@ -188,9 +188,10 @@ def log_representable(name: str, log_x: Any) -> None:
     if np.any(bad):
         worst = float(np.max(log_x[bad]))
         count = f" in {int(bad.sum())} of {log_x.size} draws" if log_x.ndim else ""
+        magnitude = f"about 1e{worst / math.log(10):.1f}" if math.isfinite(worst) else "a value beyond even float64's range"
         raise ValueError(
             f"{name} must be representable in {dtype.name}, the dtype chinplan computes in (at most "
-            f"{limit:.6g}; enable JAX's x64 mode for float64), got about 1e{worst / math.log(10):.1f}{count}"
+            f"{limit:.6g}; enable JAX's x64 mode for float64), got {magnitude}{count}"
         )
 
 
@@ -429,7 +430,7 @@ def reachable(name: str, target: Any, e: Any, *, every: bool = True) -> None:
     if np.any(bad):
         raise ValueError(
             f"{name} must exceed the irreducible loss E of at least one posterior draw "
-            f"(min E = {e_min:.6g}); got {target[bad].reshape(-1)[0]!r}, unreachable for every draw"
+            f"(min E = {e_min:.6g}); got {float(target[bad].reshape(-1)[0])!r}, unreachable for every draw"
         )
 
 

@@ -276,3 +276,53 @@ def test_8_tpus_are_costed_in_chips(capsys):
     assert code == 0 and "GPU" not in out and "days on 1,024 chips" in out
     code, out, err = run(capsys, ["compare", "70B:1.4T", "--hardware", "tpu-v5e", "--days", "30", *DRAWS])
     assert code == 0 and "GPU" not in out and "chips for 30 days" in out
+
+
+# --------------------------------------------------------------------------------------
+# 9 (and issue 26, class 8): CLI errors are one plain line with the value as typed.
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("argv", [
+    ["tco", "--target-loss", "1.5"],
+    ["smallest", "--target-loss", "1.5"],
+    ["next-runs", "--target-compute", "1e24", "--budget", "1e21", "--objective", "prob-target", "--target-loss", "1.5"],
+])  # fmt: skip
+def test_9_unreachable_target_is_one_plain_line(capsys, argv):
+    code, _, err = run(capsys, argv)
+    line = one_plain_line(err)
+    assert code == 1 and "--target-loss 1.5 is at or below the irreducible loss E" in line and "np." not in line
+
+
+def test_9_next_runs_outcomes_beyond_the_draws(capsys):
+    code, _, err = run(capsys, ["next-runs", "--target-compute", "1e24", "--budget", "1e21", "--outcomes", "100000"])
+    line = one_plain_line(err)
+    assert code == 2 and "--outcomes 100000 must be at most the posterior's 4000 draws" in line
+
+
+def test_9_design_library_outcomes_beyond_the_draws():
+    import jax
+
+    from chinplan.decide import design
+    from chinplan.inference.posterior import default_posterior
+
+    with pytest.raises(ValueError, match=r"num_outcomes must be at most the posterior's 4000 draws"):
+        design.next_runs(default_posterior(), target=1e24, budget=1e21, num_outcomes=5000, key=jax.random.PRNGKey(0))
+
+
+def test_9_overflow_message_never_reads_1einf():
+    from chinplan import _checks
+
+    with pytest.raises(ValueError) as caught:
+        _checks.log_representable("lifetime tokens", np.array([1.0, np.inf, np.inf]))
+    assert "1einf" not in str(caught.value) and "beyond even float64" in str(caught.value) and "in 2 of 3 draws" in str(caught.value)
+
+
+def test_9_pair_plot_of_one_draw_is_a_plain_error():
+    import arviz as az
+
+    from chinplan import plots
+
+    idata = az.from_dict(posterior={k: np.ones((1, 1)) for k in ("log_E", "log_A", "log_B", "alpha", "beta")})
+    with pytest.raises(ValueError, match="at least 2 posterior draws; the posterior has 1"):
+        plots.pair_plot(idata)

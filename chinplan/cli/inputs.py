@@ -258,10 +258,11 @@ def check_quantiles(q) -> list[float]:
 
 def check_reachable(params, targets, name: str) -> None:
     """A target at or below E for every draw is an input error, not a result."""
-    try:
-        _checks.reachable(name, targets, params.E, every=False)
-    except ValueError as err:
-        raise CliError(f"{err}: it is at or below the irreducible loss E of every posterior draw") from None
+    e_min = float(np.min(np.asarray(params.E, np.float64)))
+    for target in np.atleast_1d(np.asarray(targets, np.float64)):
+        if not target > e_min:
+            raise CliError(f"{name} {target:g} is at or below the irreducible loss E of every posterior draw "
+                           f"(lowest E {e_min:.4g}): give a loss above {e_min:.4g}")  # fmt: skip
 
 
 def token_split(args) -> tuple[float, float]:

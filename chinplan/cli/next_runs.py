@@ -12,7 +12,7 @@ import numpy as np
 
 from chinplan import engine
 from chinplan.cli import inputs, render
-from chinplan.cli.parser import EXIT_OK, PLOT_SUFFIXES, UsageError
+from chinplan.cli.parser import EXIT_OK, PLOT_SUFFIXES, CliError, UsageError
 from chinplan.decide import design
 from chinplan.engine import kernels
 from chinplan.format import human_count, sci
@@ -59,6 +59,13 @@ def cmd_next_runs(args) -> int:
     inputs.check_output(args.plot, "--plot", PLOT_SUFFIXES, getattr(args, "posterior", None))
     args.draws = None
     draws = inputs.load_draws(args)
+    if draws.num_draws < 2:
+        raise CliError(f"next-runs needs a posterior of at least 2 draws to simulate outcomes; {draws.source} has {draws.num_draws}")
+    if args.outcomes > draws.num_draws:
+        raise UsageError(f"--outcomes {args.outcomes} must be at most the posterior's {draws.num_draws} draws "
+                         "(each simulated outcome is a distinct draw's replicate)")  # fmt: skip
+    if args.objective == "prob-target" and args.target_loss is not None:
+        inputs.check_reachable(draws.params, [args.target_loss], "--target-loss")
     target = _target(args, draws)
     result = design.next_runs(draws.posterior, target=target, budget=args.budget, objective=args.objective, k=args.k,
                               key=inputs.key_for(args, _NEXT_RUNS), num_outcomes=args.outcomes, uncertainty=draws.uncertainty)  # fmt: skip

@@ -266,6 +266,8 @@ def next_runs(
     log_n, log_d = np.log(n), np.log(d)
     mean, replicate = posterior.sample_log_loss(log_n, log_d, key=key, uncertainty=uncertainty)
     num_draws = mean.shape[0]
+    if num_outcomes > num_draws:  # each branch's truth is a distinct draw
+        raise ValueError(f"num_outcomes must be at most the posterior's {num_draws} draws (each outcome branch is a distinct draw), got {num_outcomes}")
     truth = np.asarray(jax.random.choice(jax.random.fold_in(key, 1), num_draws, (num_outcomes,), replace=False))
     outcomes = replicate[truth]  # (O, C): branch o's outcomes all come from draw truth[o]
     dtype = jnp.result_type(float)

@@ -197,6 +197,9 @@ def _pair_dataset(data: Any, max_draws: int | None):
         step = max(1, math.ceil(total / max_draws))
         if step > 1 and "draw" in ds.dims:
             ds = ds.isel(draw=slice(None, None, step))
+    total = int(ds.sizes.get("chain", 1) * ds.sizes.get("draw", 1))
+    if total < 2:
+        raise ValueError(f"a pair plot needs at least 2 posterior draws; the posterior has {total}")
     return ds
 
 
