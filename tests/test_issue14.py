@@ -204,7 +204,7 @@ def test_fit_and_validate_tables_fit_80_columns(capsys, monkeypatch):
     sigma = _render.compact_number(summary.loc["sigma", "q50"])
     assert re.search(rf"│ sigma +│ +{re.escape(sigma)} │", out), out  # sigma's median, whole
     assert "tokens/param @5.76e23" in out  # the derived row's label, whole
-    assert "1.00 (9 of 9; no SE at 0 or 1)" in " ".join(out.split())  # not "± 0.00"
+    assert "9 of 9 (1.00; no SE at 0 or 1)" in " ".join(out.split())  # not "± 0.00"
 
 
 # --------------------------------------------------------------------------------------

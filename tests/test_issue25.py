@@ -326,3 +326,43 @@ def test_9_pair_plot_of_one_draw_is_a_plain_error():
     idata = az.from_dict(posterior={k: np.ones((1, 1)) for k in ("log_E", "log_A", "log_B", "alpha", "beta")})
     with pytest.raises(ValueError, match="at least 2 posterior draws; the posterior has 1"):
         plots.pair_plot(idata)
+
+
+# --------------------------------------------------------------------------------------
+# 10. validate: counts read plainly, --levels has help, convergence said, no overflow warnings.
+# --------------------------------------------------------------------------------------
+
+
+def _fake_report(runs, **kwargs):
+    import warnings
+
+    from chinplan.inference.posterior import ConvergenceWarning
+
+    np.exp(np.array([1000.0]))  # what quantiles of exp(replicates) do far out: an overflow
+    warnings.warn("NUTS may not have converged: sigma: R-hat 1.05 > 1.01", ConvergenceWarning)
+    coverage = [{"level": q, "coverage": c, "se": 0.05} for q, c in ((0.5, 0.52), (0.8, 0.81), (0.9, 0.9))]
+    row = {"split": "compute", "interval": "extrapolation", "num_fit": 160, "num_predicted": 85, "median_rel_error": 0.0123,
+           "width90": 0.031, "interval_score90": 0.045, "coverage": coverage}  # fmt: skip
+    allocation = {"interval": "law", "num_minima": 5, "coverage": 1.0, "se": 0.0, "median_width": 2.1}
+    return {"splits": [row], "allocation": [allocation]}
+
+
+def test_10_validate_reads_plainly_and_says_convergence(capsys, monkeypatch):
+    import chinplan.cli.fit as fit_cli
+
+    monkeypatch.setattr(fit_cli, "calibration_report", _fake_report)
+    code, out, err = run(capsys, ["validate", "--splits", "compute"])
+    assert code == 0, err
+    text = " ".join(out.split())
+    assert "hold 5 of 5 (1.00; no SE at 0 or 1) isoFLOP minima" in text and "of 5 of 5" not in text and ") of 5" not in text
+    assert "back-test fits: 1 did not converge" in text and "R-hat 1.05" in text
+    assert "RuntimeWarning" not in err and "overflow" not in err
+    doc = run_json(capsys, ["validate", "--splits", "compute"])
+    assert doc["converged"] is False and len(doc["convergence_problems"]) == 1
+
+
+def test_10_levels_has_help_and_a_range(capsys):
+    code, out, _ = run(capsys, ["validate", "--help"])
+    assert code == 0 and re.search(r"--levels P \[P \.\.\.\]\s+central predictive intervals", out)
+    code, _, err = run(capsys, ["validate", "--levels", "1.0"])
+    assert code == 2 and "(0, 1)" in err

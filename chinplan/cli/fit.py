@@ -11,6 +11,7 @@ import json
 import warnings
 
 import jax
+import numpy as np
 
 from chinplan import datasets
 from chinplan.cli import inputs, render
@@ -105,13 +106,20 @@ def unidentified_allocation(summary, num_runs: int) -> list[str]:
 
 def cmd_validate(args) -> int:
     runs = load_runs(args.runs) if args.runs else datasets.chinchilla()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
+    with warnings.catch_warnings(record=True) as caught, np.errstate(over="ignore"):
+        # quantiles of exp(replicates) overflow to inf in draws far out; their ranks, and so the
+        # quantiles, are those of the logs (inference.calibration should take them in logs)
+        warnings.simplefilter("always", ConvergenceWarning)
         result = calibration_report(
             runs, key=jax.random.PRNGKey(args.seed), splits=tuple(args.splits), levels=tuple(args.levels),
             compute_threshold=args.threshold, num_draws=args.samples, num_warmup=args.warmup, num_chains=args.chains,
             progress=None if not args.json else False,
         )  # fmt: skip
+    result["convergence_problems"] = [" ".join(str(w.message).split()) for w in caught if issubclass(w.category, ConvergenceWarning)]
+    result["converged"] = not result["convergence_problems"]
+    for warning in caught:
+        if not issubclass(warning.category, ConvergenceWarning):
+            inputs.warn(" ".join(str(warning.message).split()))
     if args.json:
         render.emit_json(result)
         return EXIT_OK

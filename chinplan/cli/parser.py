@@ -164,6 +164,13 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _open_fraction(text: str) -> float:
+    value = _fraction(text)
+    if value in (0.0, 1.0):
+        raise argparse.ArgumentTypeError(f"{text!r} must lie in (0, 1)")
+    return value
+
+
 def _probability(text: str) -> float:
     value = _fraction(text)
     if value == 0.0:
@@ -534,6 +541,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("runs", nargs="?", metavar="RUNS.csv", help="runs CSV (default: the embedded Chinchilla runs)")
     validate.add_argument("--threshold", type=_positive_float, metavar="FLOPS", help="compute split: fit runs below this compute (default: 65%% quantile)")
     validate.add_argument("--splits", nargs="+", choices=("compute", "size"), default=["compute", "size"], help="back-test splits (default both)")
-    validate.add_argument("--levels", type=float, nargs="+", default=[0.5, 0.8, 0.9], metavar="P")
+    validate.add_argument("--levels", type=_open_fraction, nargs="+", default=[0.5, 0.8, 0.9], metavar="P",
+                          help="central predictive intervals to check, as levels in (0, 1) (default 0.5 0.8 0.9: does the 80%% interval hold 80%% of the held-out runs?)")  # fmt: skip
     _nuts_options(validate)
     return parser

@@ -105,10 +105,11 @@ def fit_table(summary, title: str) -> Table:
 
 
 def _share(value: float, se: float, count: int) -> str:
-    """'0.81 ± 0.04'; at 0 or 1 the binomial SE is 0, so the count is shown instead."""
+    """'7 of 9 (0.78 ± 0.14)'; at 0 or 1 the binomial SE is 0: '9 of 9 (1.00; no SE at 0 or 1)'."""
+    held = f"{round(value * count)} of {count}"
     if se > 0:
-        return f"{value:.2f} ± {se:.2f}"
-    return f"{value:.2f} ({round(value * count)} of {count}; no SE at 0 or 1)"
+        return f"{held} ({value:.2f} ± {se:.2f})"
+    return f"{held} ({value:.2f}; no SE at 0 or 1)"
 
 
 def validate_lines(result: dict, levels) -> list:
@@ -122,10 +123,14 @@ def validate_lines(result: dict, levels) -> list:
     lines = [out]
     for row in result["allocation"]:
         held = _share(row["coverage"], row["se"], row["num_minima"])
-        lines.append(f"allocation ({row['interval']}): 90% N* bands hold {held} of {row['num_minima']} isoFLOP minima "
+        lines.append(f"allocation ({row['interval']}): 90% N* bands hold {held} isoFLOP minima "
                      f"beyond the fit; median width {row['median_width']:.1f}x")  # fmt: skip
     lines.append("fit/pred: runs fitted / predicted; error: median |relative error| of the median prediction")
     lines.append("coverage SE = sqrt(p(1-p)/pred); width90: median 90% width / median; score90: mean interval score / loss (lower is better)")
+    problems = result.get("convergence_problems")
+    if problems is not None:
+        lines.append("back-test fits: every fit converged (R-hat, ESS, no divergences)" if not problems else
+                     f"back-test fits: {len(problems)} did not converge, their rows are not to be trusted: {'; '.join(problems)}")
     return lines
 
 
