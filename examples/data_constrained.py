@@ -162,8 +162,11 @@ def main(argv=None) -> dict:
 
         fig = Figure(figsize=(7.5, 5.0))
         ax = fig.subplots()
+        fitted = dc.fitted_epochs(posterior)
+        if epochs[-1] > fitted:  # the law was fitted on runs of at most `fitted` epochs
+            ax.axvspan(fitted, epochs[-1], color="0.9", zorder=0, label=f"beyond the {fitted:g} epochs of the fitted runs")
         for values, colour, label in ((ep_repeated, "tab:red", f"repeating U = {count(u)} unique tokens"),
-                                      (ep_unique, "tab:blue", "the same number of unique tokens")):
+                                      (ep_unique, "tab:blue", "as many training tokens, all unique (epochs x U fresh)")):
             ax.fill_between(epochs, values[0], values[2], color=colour, alpha=0.2, linewidth=0)
             ax.plot(epochs, values[1], color=colour, marker="o", label=f"{label}: median, 5-95% band")
         ax.axvline(d / u, color="grey", linestyle=":", label=f"the design: {d / u:.2f} epochs")

@@ -366,3 +366,107 @@ def test_10_levels_has_help_and_a_range(capsys):
     assert code == 0 and re.search(r"--levels P \[P \.\.\.\]\s+central predictive intervals", out)
     code, _, err = run(capsys, ["validate", "--levels", "1.0"])
     assert code == 2 and "(0, 1)" in err
+
+
+# --------------------------------------------------------------------------------------
+# 11. Counts in the docs come from the docs they count (scripts/update_readme.py).
+# --------------------------------------------------------------------------------------
+
+
+def test_11_doc_counts_are_generated_and_current():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("update_readme", os.path.join(ROOT, "scripts", "update_readme.py"))
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    with open(os.path.join(ROOT, "README.md")) as f:
+        readme = f.read()
+    counts = list(script.COUNT.finditer(readme))
+    assert any(m.group("path") == "docs/BAD_INPUTS.md" for m in counts)
+    assert script.update_counts(readme) == readme  # every count is the row count of its doc
+    with open(os.path.join(ROOT, "docs", "BAD_INPUTS.md")) as f:
+        rows = len(re.findall(r"^\| *\d+ *\|", f.read(), flags=re.M))
+    assert f"-->{rows:,}<!--" in readme
+    assert not re.search(r"\(\d+ rows:", readme)  # no typed count left
+
+
+# --------------------------------------------------------------------------------------
+# 12. Figures: the pair plot's diagonal is a density; every iso-loss contour is labelled;
+#     next-runs --plot names its decision and budget; the data-constrained example's series.
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_params():
+    import jax
+
+    from chinplan.inference.posterior import default_posterior
+
+    posterior = default_posterior()
+    return posterior, jax.tree_util.tree_map(lambda x: x[:200], posterior.params)
+
+
+def test_12_pair_plot_diagonal_is_a_density(small_params):
+    from chinplan import plots
+
+    fig = plots.pair_plot(small_params[0], max_draws=200)
+    ylabels = [ax.get_ylabel() for ax in fig.axes]
+    assert "E" not in ylabels and ylabels.count("density") == 1  # the E diagonal is a density, not E
+    density = fig.axes[ylabels.index("density")]
+    assert not len(density.get_yticks())
+    assert len(fig.axes[ylabels.index("A")].get_yticklabels()) > 0
+    diagonal = [ax for ax in fig.axes if ax.get_ylabel() in ("", "density") and not len(ax.get_yticks())]
+    assert len(diagonal) == 5
+
+
+def test_12_every_visible_iso_loss_contour_is_labelled(small_params):
+    from chinplan import plots
+
+    fig = plots.iso_loss(small_params[1], grid_points=48)
+    ax = fig.axes[0]
+    contour = next(c for c in ax.collections if hasattr(c, "allsegs"))
+    visible = [level for level, segs in zip(contour.levels, contour.allsegs) if any(len(s) for s in segs)]
+    labels = sorted(float(t.get_text()) for t in ax.texts if t.get_gid() == "iso-loss-label")
+    assert len(visible) >= 5 and labels == pytest.approx(sorted(visible), abs=0.006)
+
+
+def test_12_next_runs_plot_title_names_target_and_budget(capsys, tmp_path, monkeypatch):
+    import chinplan.cli.next_runs as next_runs_cli
+
+    seen = {}
+    original = next_runs_cli._figure
+
+    def spy(*args, **kwargs):
+        fig = original(*args, **kwargs)
+        seen["title"] = fig.axes[0].get_title()
+        return fig
+
+    monkeypatch.setattr(next_runs_cli, "_figure", spy)
+    code, _, err = run(capsys, ["next-runs", "--target-compute", "1e24", "--budget", "1e21", "--outcomes", "16", "--plot", str(tmp_path / "n.png")])
+    assert code == 0, err
+    assert "1e24 FLOPs" in seen["title"] and "budget 1e21 FLOPs" in seen["title"] and "nstar" in seen["title"]
+
+
+def test_12_data_constrained_example_plot(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("dc_example", os.path.join(ROOT, "examples", "data_constrained.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    seen = {}
+    import chinplan
+
+    original = chinplan.plots.save
+
+    def spy(fig, path, **kwargs):
+        seen["fig"] = fig
+        return original(fig, path, **kwargs)
+
+    chinplan.plots.save, saved = spy, chinplan.plots.save
+    try:
+        module.main(["--small", "--plot", str(tmp_path / "dc.png")])
+    finally:
+        chinplan.plots.save = saved
+    labels = [h.get_label() for h in seen["fig"].axes[0].get_legend().legend_handles]
+    assert any("beyond the 8 epochs of the fitted runs" in label for label in labels)
+    assert any("all unique" in label for label in labels) and not any("same number of unique tokens" in label for label in labels)

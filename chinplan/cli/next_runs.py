@@ -41,17 +41,25 @@ def _target(args, draws):
     return (n, d, args.target_loss)
 
 
-def _figure(table, chosen, runs):
-    import matplotlib.pyplot as plt
+def _figure(table, chosen, runs, args, units: str):
+    """Expected gain per FLOP of every candidate over the (N, D) plane, the fitted runs and
+    the chosen batch; the title names the decision (objective, target) and the budget. Built
+    like the library's figures (:mod:`chinplan.plots`: no pyplot, constrained layout)."""
+    from chinplan.plots import axes as figures
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.8))
-    points = ax.scatter(table["params"], table["tokens"], c=table["gain_per_flop"], cmap="viridis", s=28, label="candidates")
-    fig.colorbar(points, ax=ax, label="expected gain per FLOP")
+    fig = figures._new_figure((7.5, 5.0))
+    ax = fig.add_subplot()
+    points = ax.scatter(table["params"], table["tokens"], c=table["gain_per_flop"], cmap="viridis", s=28, label="candidates", zorder=3)
+    fig.colorbar(points, ax=ax, label=f"expected gain per FLOP ({units} per FLOP)")
     if runs is not None:
-        ax.scatter(*runs, marker="x", color="0.5", s=14, label="fitted runs")
-    ax.scatter(chosen["params"], chosen["tokens"], marker="o", facecolors="none", edgecolors="red", s=120, linewidths=1.5, label="chosen")
-    ax.set(xscale="log", yscale="log", xlabel="parameters N", ylabel="tokens D", title="Which runs to buy next")
-    ax.legend(loc="best", fontsize="small")
+        ax.scatter(*runs, marker="x", color="0.5", s=14, label="fitted runs", zorder=2)
+    ax.scatter(chosen["params"], chosen["tokens"], marker="o", facecolors="none", edgecolors="tab:red", s=120, linewidths=1.5,
+               label=f"chosen ({len(chosen)})", zorder=4)  # fmt: skip
+    ax.set(xscale="log", yscale="log", xlabel="parameters N (count)", ylabel="training tokens D (count)")
+    ax.set_title(figures.plain_title(f"Which runs to buy next: {args.objective} at {sci(args.target_compute)} FLOPs, "
+                                     f"pilot budget {sci(args.budget)} FLOPs, {len(chosen)} run(s)", 80), fontsize=10)  # fmt: skip
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
     return fig
 
 
@@ -78,7 +86,7 @@ def cmd_next_runs(args) -> int:
     if args.plot:
         data = draws.posterior.to_arviz().get("constant_data")
         runs = None if data is None else (np.exp(data["log_n"].values), np.exp(data["log_d"].values))
-        charts.save(_figure(table, chosen, runs), args.plot)
+        charts.save(_figure(table, chosen, runs, args, result.units), args.plot)
     if args.json:
         render.emit_json({
             "posterior": draws.source, "num_draws": draws.num_draws, "seed": args.seed, "uncertainty": draws.uncertainty,
