@@ -159,11 +159,20 @@ def quantile_name(level: float) -> str:
     return f"q{100 * float(level):g}"
 
 
+def ratio(value: float) -> str:
+    """Tokens per parameter: one decimal from 10 up ('18.6', '1875.0'), three significant
+    digits below ('8.3', '0.0339'), so a small ratio never reads as '0.0'."""
+    value = float(value)
+    if not math.isfinite(value):
+        return str(value)
+    return f"{value:.1f}" if abs(value) >= 10 else f"{value:.3g}"
+
+
 #: How each planned or priced quantity is shown in a table cell.
 FORMATS = {
     "n": human_count,
     "d": human_count,
-    "tokens_per_param": lambda v: f"{v:.1f}" if math.isfinite(v) else str(v),
+    "tokens_per_param": lambda v: ratio(v),
     "epochs": lambda v: f"{v:.3g}" if math.isfinite(v) else str(v),
     "loss": lambda v: f"{v:.3f}",
     "train_flops": sci,

@@ -200,7 +200,8 @@ def main(argv=None) -> dict:
     grads = {}
     for label, n in sizes.items():
         grads[label] = float(g(law, jnp.log(n), log_c))
-        print(f"   {label:<22} N = {count(n):>6}   dL/dlog N = {grads[label]:+.6f}")
+        slope_text = f"{grads[label]:+.2e}" + (" (zero at the optimum, to float32 rounding)" if abs(grads[label]) < 1e-5 else "")
+        print(f"   {label:<22} N = {count(n):>6}   dL/dlog N = {slope_text}")
     x_star = jnp.log(plan.n)
     curv = float(jax.jit(curvature)(law, x_star, log_c))
     exact = float(loss_on_budget(law, x_star + math.log(2.0), log_c) - loss_on_budget(law, x_star, log_c))

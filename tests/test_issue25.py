@@ -470,3 +470,48 @@ def test_12_data_constrained_example_plot(tmp_path):
     labels = [h.get_label() for h in seen["fig"].axes[0].get_legend().legend_handles]
     assert any("beyond the 8 epochs of the fitted runs" in label for label in labels)
     assert any("all unique" in label for label in labels) and not any("same number of unique tokens" in label for label in labels)
+
+
+# --------------------------------------------------------------------------------------
+# 13. Help and numbers.
+# --------------------------------------------------------------------------------------
+
+
+def test_13_unique_tokens_help_is_not_a_default(capsys):
+    code, out, _ = run(capsys, ["plan", "--help"])
+    text = " ".join(out.split())
+    assert code == 0 and "(500B)" not in text and "e.g. 500B (no default)" in text
+
+
+def test_13_small_ratios_and_days_keep_their_digits():
+    from chinplan.cli import cluster
+    from chinplan.format import FORMATS, ratio
+
+    assert ratio(0.0339) == "0.0339" and ratio(8.3) == "8.3" and ratio(267.4) == "267.4" and ratio(1875) == "1875.0"
+    assert FORMATS["tokens_per_param"](0.03) == "0.03"
+    assert cluster.FORMATS["days_on_gpus"](7.8) == "7.80" and cluster.FORMATS["days_on_gpus"](5.97) == "5.97"
+    assert cluster.FORMATS["days_on_gpus"](1234.5) == "1,234"
+
+
+def test_13_tokens_per_param_below_one_in_compare(capsys):
+    code, out, err = run(capsys, ["compare", "70B:2B", *DRAWS])
+    assert code == 0, err
+    assert "0.0286" in out and "│          0.0 │" not in out
+
+
+def test_13_few_draws_warn(capsys):
+    code, _, err = run(capsys, ["plan", "--compute", "1e24", "--draws", "10"])
+    assert code == 0 and "--draws 10" in err and "5% and 95% quantiles of 10 draws" in err
+    code, _, err = run(capsys, ["plan", "--compute", "1e24", *DRAWS])
+    assert "--draws" not in err
+
+
+def test_13_jax_interop_slope_at_the_optimum_is_not_minus_zero(capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("jax_interop_example", os.path.join(ROOT, "examples", "jax_interop.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(["--small"])
+    out = capsys.readouterr().out
+    assert "-0.000000" not in out and "+0.000000" not in out and "zero at the optimum" in out

@@ -30,7 +30,10 @@ def requested(args) -> bool:
 
 
 def _days(v: float) -> str:
-    return f"{v:.3g}" if math.isfinite(v) else str(v)
+    """Three significant digits, trailing zeros kept ('7.80' beside '5.97'); whole from 100."""
+    if not math.isfinite(v):
+        return str(v)
+    return f"{v:,.0f}" if v >= 100 else f"{v:#.3g}"
 
 
 def _gpus(v: float) -> str:

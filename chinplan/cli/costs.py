@@ -27,6 +27,7 @@ from chinplan.format import (
     human_count,
     human_dollars,
     quantile_label,
+    ratio,
     sci,
 )
 from chinplan.plots import charts
@@ -196,7 +197,7 @@ def cmd_compare(args) -> int:
     headers = ["design", "loss", chip_words("GPU-hours", described["hardware"], _serving(described)), "total cost"] + ([f"P(loss <= {args.target_loss:g})"] if p_target is not None else [])
     table = render.table(f"{draws.num_draws} posterior draws: {quantile_label(q)}", headers, stacked=True)
     for i, label in enumerate(labels):
-        shapes.add_row(label, human_count(n[i]), human_count(d[i]), f"{d[i] / n[i]:.1f}", sci(6.0 * n[i] * d[i]))
+        shapes.add_row(label, human_count(n[i]), human_count(d[i]), ratio(d[i] / n[i]), sci(6.0 * n[i] * d[i]))
         row = [label] + [band_cell(bands[k][:, i], FORMATS[k], stacked=True) for k in ("loss", "gpu_hours", "dollars")]
         table.add_row(*row, *([f"{p_target[i]:.3f}"] if p_target is not None else []))
     tables = [deployment_line(described), shapes, table]
@@ -261,7 +262,7 @@ def cmd_smallest(args) -> int:
     table = render.table(title, ["", "value"], stacked=True)
     table.add_row("parameters N", human_count(n))
     table.add_row("tokens D", human_count(d))
-    table.add_row("tokens/param", f"{d / n:.1f}")
+    table.add_row("tokens/param", ratio(d / n))
     table.add_row("training FLOPs", sci(6.0 * n * d))
     table.add_row(f"P(loss <= {args.target_loss:g})", f"{reached:.3f}")
     for name in ("loss", "gpu_hours", "dollars"):

@@ -431,7 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     plan.add_argument(
         "--unique-tokens", type=_positive_float, nargs="+", metavar="U",
-        help="unique tokens available (500B): the data-constrained optimum (epochs, N, D, loss) under the "
+        help="unique tokens available, e.g. 500B (no default): the data-constrained optimum (epochs, N, D, loss) under the "
         "data-constrained posterior (default: the embedded datablations fit)",
     )  # fmt: skip
 
