@@ -515,3 +515,17 @@ def test_13_jax_interop_slope_at_the_optimum_is_not_minus_zero(capsys):
     module.main(["--small"])
     out = capsys.readouterr().out
     assert "-0.000000" not in out and "+0.000000" not in out and "zero at the optimum" in out
+
+
+# --------------------------------------------------------------------------------------
+# Issue 22: tco's second column is the compute optimum under the default uncertainty.
+# --------------------------------------------------------------------------------------
+
+
+def test_issue22_tco_column_is_compute_optimal(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, err = run(capsys, ["tco", "--target-loss", "2.0", "--queries", "1e10", "--tokens-per-query", "500", *DRAWS])
+    assert code == 0, err
+    assert "compute-optimal" in out and "Chinchilla-optimal" not in out
+    doc = run_json(capsys, ["tco", "--target-loss", "2.0", *DRAWS])
+    assert "chinchilla" in doc["targets"][0]  # JSON keys stay stable

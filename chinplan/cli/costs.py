@@ -107,7 +107,7 @@ def cmd_tco(args) -> int:
         notes.append(f"bands: {draws.uncertainty} uncertainty (--uncertainty law|extrapolation)")
         table = render.table(
             f"Target loss {t:g}, {draws.num_draws} posterior draws: {quantile_label(q)}",
-            ("", best, "Chinchilla-optimal"), stacked=True,
+            ("", best, "compute-optimal"), stacked=True,
         )  # fmt: skip
         for field in kernels.TCO_FIELDS:
             table.add_row(_row_label(field, described), *(band_cell(values[g][field][:, i], FORMATS[field], stacked=True) for g in groups))
@@ -122,11 +122,11 @@ def cmd_tco(args) -> int:
 
 
 def _plot_tco_designs(args, theta, values, targets, chip: str) -> None:
-    """TCO vs queries of the median inference-aware and Chinchilla plans of the first target."""
+    """TCO vs queries of the median inference-aware and compute-optimal plans of the first target."""
     levels = list(args.quantiles)
     median = levels.index(0.5) if 0.5 in levels else len(levels) // 2  # the median, or the middle level
     designs = {}
-    for group, label in (("optimal", "inference-aware"), ("chinchilla", "Chinchilla")):
+    for group, label in (("optimal", "inference-aware"), ("chinchilla", "compute-optimal")):
         n, d = values[group]["n"][median, 0], values[group]["d"][median, 0]
         if not (np.isfinite(n) and np.isfinite(d)):
             raise CliError(f"cannot plot: target loss {targets[0]:g} is unreachable for most draws")

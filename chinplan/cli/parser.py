@@ -437,7 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     tco = commands.add_parser(
         "tco", parents=[common, posterior, deployment, plot_option, cluster],
-        help="inference-aware optimum for a target loss beside the Chinchilla plan, in GPU-hours and dollars",
+        help="inference-aware optimum for a target loss beside the compute-optimal plan (the Chinchilla rule under the default uncertainty), in GPU-hours and dollars",
     )  # fmt: skip
     tco.add_argument("--target-loss", type=_positive_float, nargs="+", required=True, metavar="L", help="loss to reach")
     tco.add_argument("--optimum", choices=("cost", "flops"), default="cost", help="minimise dollars (default) or FLOPs")
