@@ -223,6 +223,18 @@ def test_6_output_fits_80_columns_without_columns(capsys, monkeypatch, name):
         assert "Cheapest design" in title and "Smallest model" not in title
 
 
+@pytest.mark.parametrize("name", ["chinchilla_vs_gopher", "chinchilla_trap", "data_constrained", "roofline_trap"])
+def test_6_examples_fit_80_columns(capsys, name):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"example_{name}", os.path.join(ROOT, "examples", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(["--small"])
+    out = capsys.readouterr().out
+    assert _widest(out) <= 80, out
+
+
 def test_6_fit_table_fits_80_columns_without_columns(capsys, monkeypatch):
     import chinplan
     from chinplan.cli import render
@@ -514,7 +526,8 @@ def test_13_jax_interop_slope_at_the_optimum_is_not_minus_zero(capsys):
     spec.loader.exec_module(module)
     module.main(["--small"])
     out = capsys.readouterr().out
-    assert "-0.000000" not in out and "+0.000000" not in out and "zero at the optimum" in out
+    assert "-0.000000" not in out and "+0.000000" not in out and "zero at the optimum" in " ".join(out.split())
+    assert _widest(out) <= 80, out  # defect 6: examples fit 80 columns too
 
 
 # --------------------------------------------------------------------------------------

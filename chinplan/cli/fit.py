@@ -62,6 +62,7 @@ def cmd_fit(args) -> int:
                 "attempts": attempts,
                 "extrapolation": posterior.has_extrapolation,
                 "uncertainty": summary.attrs["uncertainty"],
+                "allocation_not_identified": unidentified_allocation(summary, len(runs)),
             }
         )
     else:
@@ -71,7 +72,6 @@ def cmd_fit(args) -> int:
         console.print(f"tokens/param: {summary.attrs['uncertainty']} uncertainty, as chinplan plan answers with this file")
         for line in unidentified_allocation(summary, len(runs)):
             console.print(line)
-            inputs.warn(line)
         console.print(f"wrote {args.output} ({posterior.num_draws} draws, {posterior.num_divergences} divergences)")
         if law != "chinchilla":
             console.print(f"a {args.law} posterior: plan, tco, compare, smallest, next-runs, sweep and plot read only Chinchilla-law files; "
