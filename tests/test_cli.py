@@ -411,7 +411,7 @@ def test_validate_command_back_tests_the_embedded_runs(capsys):
         (["plan", "--compute", "1e24", "--quantiles", "1.5"], 1, "quantiles"),
         (["plan", "--compute", "1e24", "--plot", "fan.gif"], 2, "must end in .png, .svg"),
         (["plan", "--compute", "1e24", "--draws", "0"], 2, "at least 1"),
-        (["tco", "--target-loss", "2", "--hardware", "tpu"], 2, "invalid choice: 'tpu'"),
+        (["tco", "--target-loss", "2", "--hardware", "tpu"], 2, "unknown hardware 'tpu'"),
         (["tco", "--target-loss", "1.0", "--draws", DRAWS], 1, "irreducible loss E of every posterior draw"),
         (["tco", "--target-loss", "2", "--queries", "1e9"], 2, "--tokens-per-query"),
         (["tco", "--target-loss", "2", "--tokens-per-query", "5", "--input-tokens", "4"], 2, "not both"),

@@ -36,8 +36,6 @@ from chinplan.inference import posterior_file
 from chinplan.law import LawParams, log_g
 from chinplan.uncertain import Uniform
 
-#: Fewer --draws than this warn: the bands' outer quantiles rest on a handful of draws.
-FEW_DRAWS = 100
 #: Key streams of the commands' randomness: thinning the draws, sampling costs.
 THIN, COSTS = 0, 1
 
@@ -175,10 +173,6 @@ def load_draws(args, *, fast: bool = False) -> CommandDraws:
         raise CliError("--uncertainty extrapolation needs a posterior fitted with the extrapolation component (chinplan fit)")
     theta, total = posterior.extrapolated_params(uncertainty), posterior.num_draws
     wanted = getattr(args, "draws", None)
-    if wanted is not None and wanted < FEW_DRAWS:
-        low = min([q for q in getattr(args, "quantiles", None) or [0.05] if q > 0] or [0.05])
-        warn(f"--draws {wanted}: the {100 * low:g}% and {100 * (1 - low):g}% quantiles of {wanted} draws rest on the "
-             f"{max(1, math.ceil(low * wanted))} most extreme draw(s) each side; use at least {FEW_DRAWS} draws for bands")  # fmt: skip
     if wanted is not None and wanted < total:  # seeded by (--seed, stream)
         theta, total = decide.subset_draws(theta, wanted, seed=[args.seed, THIN]), wanted
     source = path or f"embedded Chinchilla ({posterior.attrs.get('num_runs', 245)} runs)"

@@ -261,3 +261,28 @@ def uncertainty_label(params) -> str:
     if any(t is not None and np.any(np.asarray(t) != 0) for t in terms):
         return "extrapolation uncertainty"
     return "law uncertainty"
+
+
+def label_contours(ax, contours, n_range, d_range, margin: float = 0.08) -> None:
+    """One label per contour level that shows in the axes, at the middle of its visible part
+    (at least ``margin`` of each log axis from the edges where it can be): every line is
+    labelled, none is cut at an edge (``clabel`` skips short lines and cuts labels on log axes)."""
+    spans = [(math.log10(lo), math.log10(hi)) for lo, hi in (n_range, d_range)]
+    for level, segments in zip(contours.levels, contours.allsegs):
+        segments = [np.asarray(seg) for seg in segments if len(seg)]
+        if not segments:
+            continue
+        points = np.concatenate(segments, axis=0)
+        logs = np.log10(points)
+        inside = np.ones(len(points), bool)
+        for axis, (lo, hi) in enumerate(spans):
+            pad = margin * (hi - lo)
+            inside &= (logs[:, axis] > lo + pad) & (logs[:, axis] < hi - pad)
+        if not inside.any():
+            visible = np.all([(logs[:, a] >= lo) & (logs[:, a] <= hi) for a, (lo, hi) in enumerate(spans)], axis=0)
+            if not visible.any():
+                continue
+            inside = visible
+        n, d = points[np.flatnonzero(inside)[int(inside.sum()) // 2]]
+        ax.text(n, d, f"{level:.2f}", fontsize=8, ha="center", va="center", color=contours.cmap(contours.norm(level)), zorder=6,
+                bbox=dict(boxstyle="round,pad=0.15", facecolor="white", edgecolor="none", alpha=0.8), gid="iso-loss-label")  # fmt: skip
