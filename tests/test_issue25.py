@@ -542,3 +542,39 @@ def test_issue22_tco_column_is_compute_optimal(capsys, monkeypatch):
     assert "compute-optimal" in out and "Chinchilla-optimal" not in out
     doc = run_json(capsys, ["tco", "--target-loss", "2.0", *DRAWS])
     assert "chinchilla" in doc["targets"][0]  # JSON keys stay stable
+
+
+# --------------------------------------------------------------------------------------
+# Pilot runs that spend the budget: the batch rule, supported shapes, units, ESS explained.
+# --------------------------------------------------------------------------------------
+
+
+def test_next_runs_batch_spends_the_budget_inside_the_supported_shapes(capsys):
+    doc = run_json(capsys, ["next-runs", "--target-compute", "1e24", "--budget", "1e21", "-k", "3", "--outcomes", "32"])
+    assert doc["budget_share"] >= 0.5 or "larger runs" in doc["stop"]
+    assert doc["spent"] == pytest.approx(sum(c["flops"] for c in doc["chosen"])) and doc["spent"] <= 1e21 * (1 + 1e-9)
+    shapes = doc["supported_shapes"]
+    for run_ in doc["chosen"]:
+        l10n = np.log10(run_["params"])
+        ratio = np.log10(run_["tokens"] / run_["params"])
+        assert shapes["log10_params"][0] <= l10n <= shapes["log10_params"][1]
+        assert shapes["log10_tokens_per_param"][0] <= ratio <= shapes["log10_tokens_per_param"][1]
+    assert all(c["supported"] for c in doc["candidates"])  # the default grid keeps to them
+    code, out, err = run(capsys, ["next-runs", "--target-compute", "1e24", "--budget", "1e21", "-k", "3", "--outcomes", "32"])
+    text = " ".join(out.split())
+    assert code == 0 and "of the budget; it stops because" in text and "N* band now, dec" in text
+    assert "ESS: effective sample size" in text and "supported shapes" in text
+
+
+def test_next_runs_marks_and_warns_a_run_outside_the_supported_shapes():
+    import jax
+
+    from chinplan.decide import design
+    from chinplan.inference.posterior import default_posterior
+
+    n, d = np.array([1e6, 1e8]), np.array([1e10, 2e9])  # 1M parameters: below every fitted run
+    with pytest.warns(UserWarning, match="outside the shapes the fitted runs support"):
+        result = design.next_runs(default_posterior(), target=1e24, budget=1e21, candidates=(n, d), k=2,
+                                  key=jax.random.PRNGKey(0), num_outcomes=8)  # fmt: skip
+    by_params = dict(zip(result.table["params"], result.table["supported"]))
+    assert by_params[1e6] == False and by_params[1e8] == True  # noqa: E712

@@ -80,7 +80,8 @@ def cmd_next_runs(args) -> int:
     table, chosen = result.table, result.chosen
     candidates = [
         {"params": r.params, "tokens": r.tokens, "flops": r.flops, "width_now": r.now, "expected_width_after": r.expected_after,
-         "gain": r.gain, "gain_per_flop": r.gain_per_flop, "ess_mean": r.ess_mean, "decades_beyond": r.decades_beyond}
+         "gain": r.gain, "gain_per_flop": r.gain_per_flop, "ess_mean": r.ess_mean, "decades_beyond": r.decades_beyond,
+         "supported": bool(r.supported)}
         for r in table.itertuples()
     ]  # fmt: skip
     if args.plot:
@@ -92,21 +93,34 @@ def cmd_next_runs(args) -> int:
             "posterior": draws.source, "num_draws": draws.num_draws, "seed": args.seed, "uncertainty": draws.uncertainty,
             "objective": result.objective, "units": result.units, "target": target, "target_compute": args.target_compute,
             "budget": args.budget, "outcomes": args.outcomes, "candidates": candidates,
+            "spent": result.spent, "budget_share": result.spent / args.budget, "stop": result.stop, "supported_shapes": result.shapes,
             "chosen": chosen.to_dict("records"), **({"plot": args.plot} if args.plot else {}),
         })  # fmt: skip
         return EXIT_OK
     units = result.units
-    title = f"Pilot runs for {sci(args.budget)} FLOPs: {result.objective} at {sci(args.target_compute)} FLOPs ({units}), best {SHOWN} of {len(table)}"
-    ranked = render.table(title, ["N", "D", "FLOPs", "now", "after", "gain/FLOP"])
+    short = {"decades": "dec", "nats": "nats", "nats of entropy": "nats"}.get(units, units)
+    what = {"nstar": "N* band", "loss": "loss band", "prob-target": "entropy", "prob-lower-loss": "entropy"}.get(result.objective, "value")
+    title = f"Pilot runs for {sci(args.budget)} FLOPs: {result.objective} at {sci(args.target_compute)} FLOPs, best {SHOWN} of {len(table)}"
+    ranked = render.table(title, ["N", "D", "FLOPs", f"{what} now, {short}", f"after, {short}", f"gain/FLOP, {short}"])
     for r in table.head(SHOWN).itertuples():
-        ranked.add_row(human_count(r.params), human_count(r.tokens), sci(r.flops), f"{r.now:.3f}", f"{r.expected_after:.3f}", f"{r.gain_per_flop:.2e}")
-    picks = render.table(f"The {len(chosen)} run(s) to buy, in order (expected {units} after each)", ["N", "D", "FLOPs", "after", "ESS"])
+        mark = "" if r.supported else " *"
+        ranked.add_row(human_count(r.params) + mark, human_count(r.tokens), sci(r.flops), f"{r.now:.3f}", f"{r.expected_after:.3f}", f"{r.gain_per_flop:.2e}")
+    picks = render.table(f"The {len(chosen)} run(s) to buy, in order ({what} after each, {units})", ["N", "D", "FLOPs", f"after, {short}", "ESS"])
     for r in chosen.itertuples():
         picks.add_row(human_count(r.params), human_count(r.tokens), sci(r.flops), f"{r.expected_after:.3f}", f"{r.ess_mean:.0f}")
+    share = result.spent / args.budget
     notes = [
+        f"the batch spends {sci(result.spent)} FLOPs, {share:.1%} of the budget; it stops because: {result.stop}"
+        + ("" if share >= 0.5 else " (larger runs are expected to narrow the band no more, within the simulation's error)"),
+        f"candidates keep to the supported shapes: {design.describe_shapes(result.shapes)}"
+        + ("; * marks a run outside them" if not table["supported"].all() else ""),
         f"{draws.num_draws} posterior draws ({draws.uncertainty} uncertainty), {args.outcomes} simulated outcomes per candidate; "
         "the posterior is reweighted by each outcome's likelihood, not refitted",
+        "dec: decades (log10 of N*)" if short == "dec" else "",
+        "ESS: effective sample size of the reweighted draws (1 / sum of squared weights), mean over outcomes: "
+        "how many draws still carry the answer",
     ]
+    notes = [note for note in notes if note]
     if (chosen["ess_mean"] < design.MIN_ESS_SHARE * draws.num_draws).any():
         notes.append("a chosen run's weights keep few draws: its expected effect is uncertain (refit with it)")
     render.print_tables([ranked, picks], notes, plot=args.plot)
