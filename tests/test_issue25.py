@@ -578,3 +578,46 @@ def test_next_runs_marks_and_warns_a_run_outside_the_supported_shapes():
                                   key=jax.random.PRNGKey(0), num_outcomes=8)  # fmt: skip
     by_params = dict(zip(result.table["params"], result.table["supported"]))
     assert by_params[1e6] == False and by_params[1e8] == True  # noqa: E712
+
+
+# --------------------------------------------------------------------------------------
+# chinplan report: one self-contained HTML file whose numbers are the CLI JSON's.
+# --------------------------------------------------------------------------------------
+
+
+def test_report_is_self_contained_and_matches_plan_json(capsys, tmp_path):
+    from html.parser import HTMLParser
+
+    out = tmp_path / "plan.html"
+    code, _, err = run(capsys, ["report", "--compute", "5.76e23", "1e24", "1e10", *DRAWS, "-o", str(out)])
+    assert code == 0, err
+    page = out.read_text()
+
+    class Cells(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.rows, self.fetches = [], []
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            if tag == "tr" and "data-compute" in attrs:
+                self.rows.append({"compute": float(attrs["data-compute"])})
+            if tag == "td" and "data-field" in attrs:
+                self.rows[-1][attrs["data-field"]] = [float(v) for v in attrs["data-values"].split()]
+            for key in ("src", "href"):  # nothing fetched: only in-document references
+                if key in attrs and not str(attrs[key]).startswith("#"):
+                    self.fetches.append((tag, key, attrs[key]))
+            if tag in ("script", "link", "img", "iframe"):
+                self.fetches.append((tag, None, None))
+
+    cells = Cells()
+    cells.feed(page)
+    assert not cells.fetches and "<svg" in page
+    doc = run_json(capsys, ["plan", "--compute", "5.76e23", "1e24", "1e10", *DRAWS])
+    assert len(cells.rows) == len(doc["plans"]) == 3
+    for row, plan in zip(cells.rows, doc["plans"]):
+        assert row["compute"] == plan["compute"]
+        for field in ("n", "d", "tokens_per_param", "loss"):
+            assert row[field] == plan[field], field  # every number exactly the JSON's
+    assert "below the smallest fitted run" in page and "decades beyond the largest fitted run" in page
+    assert "chinplan plan --compute" in page and "data sha256" in page

@@ -62,6 +62,7 @@ COMMAND_MODULES = {
     "plot": "plot",
     "sweep": "sweep",
     "next-runs": "next_runs",
+    "report": "report",
 }
 _COMMANDS = {name: _command(name, module) for name, module in COMMAND_MODULES.items()}
 #: The folder (in the cache directory) of the engine's saved programs

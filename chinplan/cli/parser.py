@@ -16,6 +16,8 @@ Commands::
     chinplan smallest --target-loss 2.0 [--tokens 15T] [--prob 0.9]
                                                       smallest model reaching a loss with probability p
     chinplan hardware [--sources]                     the accelerator presets
+    chinplan report --compute 5.76e23 1e24 -o plan.html
+                                                      one self-contained HTML file to hand on
 
 Options every command takes: ``--json`` (one JSON document on stdout; numbers as floats,
 ``null`` where a value is infinite, e.g. a quantile over draws that cannot reach a target loss)
@@ -434,6 +436,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="unique tokens available, e.g. 500B (no default): the data-constrained optimum (epochs, N, D, loss) under the "
         "data-constrained posterior (default: the embedded datablations fit)",
     )  # fmt: skip
+
+    report = commands.add_parser(
+        "report", parents=[common, posterior],
+        help="write one self-contained HTML file: the plan with bands, distance from the data, fan chart, assumptions",
+    )  # fmt: skip
+    report.add_argument("--compute", type=_positive_float, nargs="+", required=True, metavar="FLOPS", help="training budget(s) in FLOPs")
+    report.add_argument("-o", "--output", required=True, metavar="FILE", help="FILE.html to write (no network needed to open it)")
 
     tco = commands.add_parser(
         "tco", parents=[common, posterior, deployment, plot_option, cluster],
