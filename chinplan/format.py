@@ -159,11 +159,20 @@ def quantile_name(level: float) -> str:
     return f"q{100 * float(level):g}"
 
 
+def ratio(value: float) -> str:
+    """Tokens per parameter: one decimal from 10 up ('18.6', '1875.0'), three significant
+    digits below ('8.3', '0.0339'), so a small ratio never reads as '0.0'."""
+    value = float(value)
+    if not math.isfinite(value):
+        return str(value)
+    return f"{value:.1f}" if abs(value) >= 10 else f"{value:.3g}"
+
+
 #: How each planned or priced quantity is shown in a table cell.
 FORMATS = {
     "n": human_count,
     "d": human_count,
-    "tokens_per_param": lambda v: f"{v:.1f}" if math.isfinite(v) else str(v),
+    "tokens_per_param": lambda v: ratio(v),
     "epochs": lambda v: f"{v:.3g}" if math.isfinite(v) else str(v),
     "loss": lambda v: f"{v:.3f}",
     "train_flops": sci,
@@ -230,12 +239,32 @@ def deployment_line(described: dict) -> str:
         decode = f"roofline decode (batch {show(x['batch'], human_count)}{context}, {bandwidth})"
     else:
         decode = f"{show(x['mfu_decode'], pct)} decode"
+    if not x["queries"]:  # no serving: the inference fields do not enter any cost
+        return f"{chip}; MFU {show(x['mfu_train'], pct)} train; {show(x['price'], usd)} per {hours_unit(x['hardware'])}; training only (no --queries)"
     return (
         f"{chip}; MFU {show(x['mfu_train'], pct)} train, {show(x['mfu_prefill'], pct)} prefill, "
-        f"{decode}; {price} per GPU-hour; "
+        f"{decode}; {price} per {hours_unit(x['hardware'])}; "
         f"{human_count(x['queries'])} queries x {human_count(tokens)} tokens "
         f"({human_count(x['input_tokens'])} in + {human_count(x['output_tokens'])} out)"
     )
+
+
+def accelerator(hardware: str | None) -> str:
+    """What one unit of ``hardware`` is called: 'GPU', or 'chip' for a TPU preset."""
+    return "chip" if str(hardware or "").lower().startswith("tpu") else "GPU"
+
+
+def hours_unit(hardware: str | None) -> str:
+    """'GPU-hour', or 'chip-hour' for a TPU preset."""
+    return f"{accelerator(hardware)}-hour"
+
+
+def chip_words(label: str, *hardware) -> str:
+    """``label`` with 'GPU' in the words of ``hardware`` (the chips a quantity runs on): 'chip'
+    when all are TPUs, 'accelerator' when GPUs and TPUs mix, else unchanged."""
+    units = {accelerator(h) for h in hardware if h is not None} or {"GPU"}
+    word = units.pop() if len(units) == 1 else "accelerator"
+    return label.replace("GPUs", f"{word}s").replace("GPU", word)
 
 
 # --------------------------------------------------------------------------------------

@@ -103,7 +103,8 @@ class _Presets(dict):
         canonical = hardware_name(name) if isinstance(name, str) else None
         if canonical is not None:
             return self[canonical]
-        raise UnknownHardwareError(f"unknown hardware {name!r}; choose from {', '.join(sorted(self))} (any case)")
+        raise UnknownHardwareError(f"unknown hardware {name!r}; choose from {', '.join(sorted(self))} (any case), "
+                                   "or give another chip's peak_flops (and memory_bandwidth for roofline decoding)")
 
     def __contains__(self, name) -> bool:
         return isinstance(name, str) and dict.__contains__(self, name.strip().lower())
@@ -111,16 +112,16 @@ class _Presets(dict):
 
 #: Accelerator presets by name (dense peaks; the sources are in each constant's comment and
 #: ``chinplan hardware --sources``). Names are case-insensitive. ``a100`` is an alias of
-#: ``a100-80gb`` and ``h100`` of ``h100-sxm`` (the SXM5 80GB part, the one cloud H100
+#: ``a100-80gb`` and ``h100`` and ``h100-80gb`` of ``h100-sxm`` (the SXM5 80GB part, the one cloud H100
 #: instances use): :data:`HARDWARE_ALIASES`.
 HARDWARE = _Presets({
     "a100": A100, "a100-40gb": A100_40GB, "a100-80gb": A100,
-    "h100": H100_SXM, "h100-sxm": H100_SXM, "h100-pcie": H100_PCIE, "h200": H200,
+    "h100": H100_SXM, "h100-sxm": H100_SXM, "h100-80gb": H100_SXM, "h100-pcie": H100_PCIE, "h200": H200,
     "b200": B200, "gb200": GB200, "mi300x": MI300X, "mi325x": MI325X,
     "tpu-v5e": TPU_V5E, "tpu-v5p": TPU_V5P, "tpu-v6e": TPU_V6E,
 })  # fmt: skip
 #: Preset names that are another name's alias.
-HARDWARE_ALIASES = {"a100": "a100-80gb", "h100": "h100-sxm"}
+HARDWARE_ALIASES = {"a100": "a100-80gb", "h100": "h100-sxm", "h100-80gb": "h100-sxm"}
 #: Where each preset's figures come from (the alias targets; an alias shares its target's).
 HARDWARE_SOURCES = {
     "a100-40gb": "NVIDIA A100 Tensor Core GPU datasheet (2021), SXM 40GB",

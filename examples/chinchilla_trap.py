@@ -152,23 +152,25 @@ def main(argv=None) -> dict:
     plan_usd = np.stack([np.asarray(ds.dollars[:, 0], np.float64) for ds in plans], axis=1)
 
     # ---- report ------------------------------------------------------------------------
-    print(f"The Chinchilla trap: {n_draws} posterior draws ({args.uncertainty} uncertainty) x cost draws; "
-          f"{args.input_tokens:g}+{args.output_tokens:g} tokens per query on H100s, ~{usd(args.price)}/GPU-hour")
+    print(f"The Chinchilla trap: {n_draws} posterior draws ({args.uncertainty} uncertainty)")
+    print(f"x cost draws; {args.input_tokens:g}+{args.output_tokens:g} tokens per query on H100s, ~{usd(args.price)}/GPU-hour")
     print()
-    print(f"{'design':<13}{'tokens/param':>13}   {'loss (nats)':<26}{'training cost':<26}")
+    print(f"{'design':<13}{'tokens/param':>13}   {'loss (nats)':<26}{'training cost'}")
     for k, label in enumerate(labels):
-        print(f"{label:<13}{d[k] / n[k]:>13.0f}   {band(loss[:, k], lambda x: f'{x:.4f}'):<26}{band(train[:, k], usd):<26}")
-    print(f"P(8B loss <= 70B loss) = {p_loss:.3f}: the 8B model buys its lower serving cost with a higher loss")
+        print(f"{label:<13}{d[k] / n[k]:>13.0f}   {band(loss[:, k], lambda x: f'{x:.4f}'):<26}{band(train[:, k], usd)}")
+    print(f"P(8B loss <= 70B loss) = {p_loss:.3f}: the 8B model buys its lower serving cost")
+    print("with a higher loss")
     print()
-    print("Total cost of ownership, median [5%, 95%], and P(8B cheaper):")
-    header = f"{'queries':>9}" + "".join(f"{label:>28}" for label in labels) + f"{'P(8B<70B)':>11}{'P(8B<280B)':>12}"
-    print(header)
+    print("Total cost of ownership, median [5%, 95%]:")
+    print(f"{'queries':>7}" + "".join(f"{label:>24}" for label in labels))
     for j, v in enumerate(volumes):
-        row = f"{count(v):>9}" + "".join(f"{band(tco[:, k, j], usd):>28}" for k in range(len(labels)))
-        print(row + f"{p_vs[0, j]:>11.3f}{p_vs[1, j]:>12.3f}")
+        print(f"{count(v):>7}" + "".join(f"{band(tco[:, k, j], usd):>24}" for k in range(len(labels))))
+    print(f"{'queries':>7}{'P(8B cheaper than 70B)':>26}{'P(8B cheaper than 280B)':>26}")
+    for j, v in enumerate(volumes):
+        print(f"{count(v):>7}{p_vs[0, j]:>26.3f}{p_vs[1, j]:>26.3f}")
     print()
     if cross is not None:
-        print(f"8B becomes cheaper than 70B (P = 0.5) at about {count(cross)} queries "
+        print(f"8B becomes cheaper than 70B (P = 0.5) at {count(cross)} queries "
               f"({count(cross * (args.input_tokens + args.output_tokens))} tokens served)")
     else:
         print("P(8B cheaper than 70B) does not cross 0.5 in this range")
@@ -180,13 +182,16 @@ def main(argv=None) -> dict:
     for k, label in enumerate(labels):
         print(f"{label:<13}" + "".join(f"{matrix[k, m]:>13.3f}" for m in range(len(labels))))
     print()
-    print(f"Dollar-optimal design reaching Chinchilla's median loss {target:.4f} (Sardana et al. 2024):")
-    print(f"{'queries':>9}{'N':>24}{'D':>24}{'tokens/param':>14}{'TCO':>28}{'70B TCO (median)':>18}")
+    print(f"Dollar-optimal design for Chinchilla's median loss {target:.4f} (Sardana et al. 2024):")
+    print(f"{'queries':>7}{'N':>24}{'D':>24}{'tokens/param':>14}")
     for j, v in enumerate(volumes):
-        print(f"{count(v):>9}{band(plan_n[:, j], count):>24}{band(plan_d[:, j], count):>24}"
-              f"{plan_d[1, j] / plan_n[1, j]:>14.0f}{band(plan_usd[:, j], usd):>28}{usd(tco[1, 1, j]):>18}")
-    print("(each draw's plan reaches the target under that draw's own law, while the fixed 70B design")
-    print(" reaches it in only about half of the draws: the two cost columns are not like for like)")
+        print(f"{count(v):>7}{band(plan_n[:, j], count):>24}{band(plan_d[:, j], count):>24}{plan_d[1, j] / plan_n[1, j]:>14.0f}")
+    print(f"{'queries':>7}{'TCO':>28}{'70B TCO (median)':>20}")
+    for j, v in enumerate(volumes):
+        print(f"{count(v):>7}{band(plan_usd[:, j], usd):>28}{usd(tco[1, 1, j]):>20}")
+    print("(each draw's plan reaches the target under that draw's own law, while the fixed")
+    print(" 70B design reaches it in only about half of the draws: the two cost columns")
+    print(" are not like for like)")
 
     plot_path = None
     if args.plot:

@@ -102,11 +102,12 @@ def main(argv=None) -> dict:
     published = {name: cp.compute_optimal(law, compute) for name, law in
                  (("Hoffmann et al. 2022", cp.HOFFMANN_2022), ("Besiroglu et al. 2024", cp.BESIROGLU_2024))}
 
-    print(f"Chinchilla vs Gopher: {n_draws} posterior draws of L(N, D) = E + A/N^alpha + B/D^beta ({args.uncertainty} uncertainty)")
+    print(f"Chinchilla vs Gopher: {n_draws} posterior draws of L(N, D) = E + A/N^alpha + B/D^beta")
+    print(f"({args.uncertainty} uncertainty)")
     print()
-    print(f"{'model':<12}{'params':>8}{'tokens':>8}{'6ND (FLOPs)':>13}{'tokens/param':>14}   loss, median [5%, 95%] (nats)")
+    print(f"{'model':<11}{'params':>7}{'tokens':>7}{'6ND FLOPs':>10}{'tokens/param':>13}  loss (nats), median [5%, 95%]")
     for k, (name, (nk, dk)) in enumerate(designs.items()):
-        print(f"{name:<12}{count(nk):>8}{count(dk):>8}{6 * nk * dk:>13.3g}{dk / nk:>14.1f}   {band(losses[:, k], nats)}")
+        print(f"{name:<11}{count(nk):>7}{count(dk):>7}{6 * nk * dk:>10.3g}{dk / nk:>13.1f}  {band(losses[:, k], nats)}")
     print()
     print(f"L(Gopher) - L(Chinchilla), same draw: {band(gap, nats)} nats")
     agree = int(round(p_lower * n_draws))

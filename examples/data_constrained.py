@@ -45,6 +45,7 @@ Run::
 from __future__ import annotations
 
 import argparse
+import textwrap
 
 import jax
 import numpy as np
@@ -121,8 +122,8 @@ def main(argv=None) -> dict:
     # 4. More compute, no more data: computed with the plans above (budgets x 1, 2, 4, ...).
 
     # ---- report ------------------------------------------------------------------------
-    print(f"Data-constrained planning: {n_draws} posterior draws (law uncertainty: the data-constrained "
-          f"posterior has no extrapolation component), U = {count(u)} unique tokens")
+    print(f"Data-constrained planning: {n_draws} posterior draws, U = {count(u)} unique tokens")
+    print("(law uncertainty: the data-constrained posterior has no extrapolation component)")
     print()
     print(f"Design: N = {count(n)}, D = {count(d)} ({d / u:.2f} epochs of U), C = 6ND = {compute:.3g} FLOPs")
     print(f"  effective data D' = {count(effective)} (D'/D = {effective / d:.3f})")
@@ -131,30 +132,33 @@ def main(argv=None) -> dict:
     print(f"  cost of the data limit        {band(gap, nats)} nats (per draw)")
     print()
     print(f"Best plan for C = {compute:.3g} FLOPs, median [5%, 95%]:")
-    print(f"{'':<22}{'N':>26}{'D':>26}{'epochs of U':>13}   loss")
-    print(f"{'unlimited data':<22}{band(free['n'], count):>26}{band(free['d'], count):>26}"
-          f"{free['d'][1] / u:>13.2f}   {band(free['loss'], nats)}")
-    print(f"{'U unique tokens':<22}{band(tied['n'], count):>26}{band(tied['d'], count):>26}"
-          f"{tied['d'][1] / u:>13.2f}   {band(tied['loss'], nats)}")
+    print(f"{'':<16}{'N':>22}{'D':>24}{'epochs of U':>13}")
+    for label, plan in (("unlimited data", free), ("U unique tokens", tied)):
+        print(f"{label:<16}{band(plan['n'], count):>22}{band(plan['d'], count):>24}{plan['d'][1] / u:>13.2f}")
+    for label, plan in (("unlimited data", free), ("U unique tokens", tied)):
+        print(f"{label:<16}  loss {band(plan['loss'], nats)}")
     print()
     print(f"What more epochs buy at N = {count(n)} (loss, median [5%, 95%]):")
     value_col = "D'/D"
-    print(f"{'epochs':>7}{'tokens':>9}{value_col:>7}{'repeated':>28}{'all unique':>28}{'gap (median)':>14}{'gain':>10}")
+    print(f"{'epochs':>6}{'tokens':>8}{value_col:>7}{'repeated':>26}{'all unique':>26}{'gap':>7}")
     gains = np.concatenate([[np.nan], -np.diff(ep_repeated[1])])
     for k, e in enumerate(epochs):
-        gain = "" if np.isnan(gains[k]) else f"{gains[k]:.4f}"
-        print(f"{e:>7g}{count(tokens[k]):>9}{ep_value[k]:>7.3f}{band(ep_repeated[:, k], nats):>28}"
-              f"{band(ep_unique[:, k], nats):>28}{ep_repeated[1, k] - ep_unique[1, k]:>14.4f}{gain:>10}")
-    print("(D'/D: value of the tokens relative to fresh ones; gain: median loss drop from the row above;")
-    print(f" rows beyond {dc.fitted_epochs(posterior):g} epochs lie outside the runs the law was fitted to)")
+        print(f"{e:>6g}{count(tokens[k]):>8}{ep_value[k]:>7.3f}{band(ep_repeated[:, k], nats):>26}"
+              f"{band(ep_unique[:, k], nats):>26}{ep_repeated[1, k] - ep_unique[1, k]:>7.4f}")
+    gain_text = ", ".join(f"{gains[k]:.4f} at {e:g} epochs" for k, e in enumerate(epochs) if not np.isnan(gains[k]))
+    print(textwrap.fill(f"gain, the median loss drop from the row above: {gain_text}", 80, subsequent_indent="  "))
+    print(textwrap.fill("(D'/D: value of the tokens relative to fresh ones; gap: median repeated minus all unique; "
+                        f"rows beyond {dc.fitted_epochs(posterior):g} epochs lie outside the runs the law was fitted to)", 80,
+                        subsequent_indent=" "))  # fmt: skip
     for f, e in worth.items():
-        print(f"a further epoch is worth less than {f:.0%} of fresh data after {band(e, lambda v: f'{v:.1f}')} epochs")
+        print(f"a further epoch is worth less than {f:.0%} of fresh data after {band(e, lambda v: f'{v:.1f}')}")
     print()
     print("More compute with the same U: data-constrained optimum vs unlimited data")
-    print(f"{'budget':>10}{'N':>26}{'epochs':>8}{'loss, U unique':>28}{'loss, unlimited (median)':>26}")
+    print(f"{'budget':>9}{'N':>22}{'epochs':>7}{'loss, U unique':>26}{'unlimited':>11}")
     for k, c in enumerate(budgets):
-        print(f"{c:>10.3g}{band(more_n[:, k], count):>26}{more_d[1, k] / u:>8.1f}"
-              f"{band(more_loss[:, k], nats):>28}{free_loss[1, k]:>26.4f}")
+        print(f"{c:>9.3g}{band(more_n[:, k], count):>22}{more_d[1, k] / u:>7.1f}"
+              f"{band(more_loss[:, k], nats):>26}{free_loss[1, k]:>11.4f}")
+    print("(unlimited: the median loss with as many fresh tokens)")
 
     plot_path = None
     if args.plot:
@@ -162,8 +166,11 @@ def main(argv=None) -> dict:
 
         fig = Figure(figsize=(7.5, 5.0))
         ax = fig.subplots()
+        fitted = dc.fitted_epochs(posterior)
+        if epochs[-1] > fitted:  # the law was fitted on runs of at most `fitted` epochs
+            ax.axvspan(fitted, epochs[-1], color="0.9", zorder=0, label=f"beyond the {fitted:g} epochs of the fitted runs")
         for values, colour, label in ((ep_repeated, "tab:red", f"repeating U = {count(u)} unique tokens"),
-                                      (ep_unique, "tab:blue", "the same number of unique tokens")):
+                                      (ep_unique, "tab:blue", "as many training tokens, all unique (epochs x U fresh)")):
             ax.fill_between(epochs, values[0], values[2], color=colour, alpha=0.2, linewidth=0)
             ax.plot(epochs, values[1], color=colour, marker="o", label=f"{label}: median, 5-95% band")
         ax.axvline(d / u, color="grey", linestyle=":", label=f"the design: {d / u:.2f} epochs")

@@ -48,6 +48,7 @@ import argparse
 import logging
 import os
 import tempfile
+import textwrap
 import warnings
 
 import jax
@@ -56,6 +57,15 @@ import pandas as pd
 
 import chinplan as cp
 from chinplan.format import human_count as count
+
+
+def say(*parts, **kwargs) -> None:
+    """print, each line wrapped at 80 columns (continuations indented under the first)."""
+    lines = []
+    for line in " ".join(str(p) for p in parts).split("\n"):
+        indent = " " * (len(line) - len(line.lstrip()) + 2)
+        lines.append(textwrap.fill(line, 80, subsequent_indent=indent, break_on_hyphens=False) if len(line) > 80 else line)
+    print("\n".join(lines), **kwargs)
 
 NAMES = ("E", "A", "B", "alpha", "beta")
 
@@ -125,7 +135,7 @@ def main(argv=None) -> dict:
         csv = os.path.join(out, "runs.csv")
         frame.to_csv(csv, index=False)
     runs = cp.load_runs(csv)
-    print(f"{len(runs)} runs from {csv}: N {count(runs.params.min())}-{count(runs.params.max())}, "
+    say(f"{len(runs)} runs from {csv}: N {count(runs.params.min())}-{count(runs.params.max())}, "
           f"C {runs.flops.min():.2g}-{runs.flops.max():.2g} FLOPs")
 
     # 2. NUTS. Convergence warnings are collected and reported, not fatal.
@@ -148,16 +158,16 @@ def main(argv=None) -> dict:
         arviz_log.setLevel(level)
 
     # 3. Diagnostics (computed above, with arviz's one-chain messages silenced).
-    print(f"\nNUTS: {args.chains} chain(s) x {args.draws} draws after {args.warmup} warm-up; "
+    say(f"\nNUTS: {args.chains} chain(s) x {args.draws} draws after {args.warmup} warm-up; "
           f"{posterior.num_divergences} divergences")
-    print(diagnostics.to_string(float_format=lambda x: f"{x:.3f}" if x < 10 else f"{x:.0f}"))
+    say(diagnostics.to_string(float_format=lambda x: f"{x:.3f}" if x < 10 else f"{x:.0f}"))
     if problems:
         shown = "; ".join(failed[:4]) + ("; ..." if len(failed) > 4 else "")
-        print(f"ConvergenceWarning: {len(failed)} checks failed ({shown})")
+        say(f"ConvergenceWarning: {len(failed)} checks failed ({shown})")
         if args.chains == 1:
-            print("  (one chain gives no R-hat; run two or more chains and more draws before trusting the fit)")
+            say("  (one chain gives no R-hat; run two or more chains and more draws before trusting the fit)")
     else:
-        print("all convergence checks pass (R-hat <= 1.01, bulk ESS >= 400, no divergences)")
+        say("all convergence checks pass (R-hat <= 1.01, bulk ESS >= 400, no divergences)")
 
     # 4. The classical fit and (optionally) its bootstrap.
     grid = None
@@ -174,12 +184,12 @@ def main(argv=None) -> dict:
     q50 = {k: float(np.median(derived[k])) for k in NAMES}
     q95 = {k: float(np.quantile(derived[k], 0.95)) for k in NAMES}
     hub = {k: float(v) for k, v in zip(NAMES, huber.params)}
-    print(f"\n{'':<7}{'truth':>10}{'posterior median [5%, 95%]':>34}{'Huber fit':>12}{'bootstrap [5%, 95%]':>24}")
+    say(f"\n{'':<6}{'truth':>9}{'posterior median [5%, 95%]':>30}{'Huber fit':>11}{'bootstrap [5%, 95%]':>23}")
     for i, k in enumerate(NAMES):
         t = fmt(getattr(truth, k)) if truth is not None else "?"
         post = f"{fmt(q50[k])} [{fmt(q05[k])}, {fmt(q95[k])}]"
         bs = f"[{fmt(boot.percentiles[0, i])}, {fmt(boot.percentiles[1, i])}]" if boot is not None else "-"
-        print(f"{k:<7}{t:>10}{post:>34}{fmt(hub[k]):>12}{bs:>24}")
+        say(f"{k:<6}{t:>9}{post:>30}{fmt(hub[k]):>11}{bs:>23}")
 
     # 5. Save and reload the posterior.
     path = os.path.join(out, "posterior.nc")
@@ -187,30 +197,31 @@ def main(argv=None) -> dict:
     reloaded = cp.Posterior.load(path)
     same = all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(posterior.params, reloaded.params))
     attrs = reloaded.attrs
-    print(f"\nsaved {path} ({os.path.getsize(path) / 1024:.0f} KiB); reloaded draws identical: {same}")
-    print(f"  provenance: data sha256 {str(attrs.get('data_sha256'))[:12]}..., {attrs.get('num_runs')} runs, "
+    say(f"\nsaved {path} ({os.path.getsize(path) / 1024:.0f} KiB); reloaded draws identical: {same}")
+    say(f"  provenance: data sha256 {str(attrs.get('data_sha256'))[:12]}..., {attrs.get('num_runs')} runs, "
           f"chinplan {attrs.get('chinplan_version')}, sampler: {attrs.get('sampler')}")
-    print(f"  use it with:  chinplan plan --compute {args.compute:.3g} --posterior {path}")
+    say("  use it with (one command):")
+    print(f"    chinplan plan --compute {args.compute:.3g} --posterior {path}")  # a command is never wrapped
 
     # 6. Plan a bigger run with the fitted posterior.
     uncertainty = reloaded.default_uncertainty()  # as `chinplan plan --posterior` answers
     plan = cp.bands(cp.kernels.plan, reloaded.extrapolated_params(uncertainty), args.compute).values
     plan_n, plan_d = np.asarray(plan["n"], np.float64), np.asarray(plan["d"], np.float64)
-    print(f"\nPlan for C = {args.compute:.3g} FLOPs ({uncertainty} uncertainty): N* {count(plan_n[1])} [{count(plan_n[0])}, {count(plan_n[2])}], "
+    say(f"\nPlan for C = {args.compute:.3g} FLOPs ({uncertainty} uncertainty): N* {count(plan_n[1])} [{count(plan_n[0])}, {count(plan_n[2])}], "
           f"D* {count(plan_d[1])} [{count(plan_d[0])}, {count(plan_d[2])}]")
     true_n = None
     if truth is not None:
         true_plan = cp.compute_optimal(truth, args.compute)
         true_n = float(true_plan.n)
         where = "inside" if plan_n[0] <= true_n <= plan_n[2] else "outside"
-        print(f"  true constants: N* {count(true_plan.n)}, D* {count(true_plan.d)} ({where} the 90% band)")
+        say(f"  true constants: N* {count(true_plan.n)}, D* {count(true_plan.d)} ({where} the 90% band)")
 
     plot_path = None
     if args.plot:
         fig = cp.plots.pair_plot(posterior, kind="scatter", max_draws=500)
         cp.plots.save(fig, args.plot)
         plot_path = args.plot
-        print(f"\nwrote {plot_path}")
+        say(f"\nwrote {plot_path}")
 
     return {
         "num_runs": len(runs),

@@ -161,7 +161,8 @@ def main(argv=None) -> dict:
     rate = pairs / seconds
 
     print(f"Sweep: {grid[0]} N x {grid[1]} D x {grid[2]} Q = {n_scenarios:,} scenarios x {n_draws} draws "
-          f"= {pairs:.3g} pairs (2 outputs each; {args.uncertainty} uncertainty)")
+          f"= {pairs:.3g} pairs")
+    print(f"  (2 outputs each; {args.uncertainty} uncertainty)")
     print(f"  devices: {len(devices)} x {devices[0].device_kind} ({platform}); chunk {chunk} scenarios per device")
     print(f"  warm-up (compile + 1 chunk): {compile_s:.2f} s; sweep: {seconds:.2f} s")
     print(f"  throughput: {rate:.3g} pairs/s ({1e9 / rate:.2f} ns per pair)")
@@ -191,11 +192,11 @@ def main(argv=None) -> dict:
     median_usd = ds.dollars.sel(quantile=0.5).where(feasible)
     best = []
     print(f"\nLowest median TCO with P(loss <= {args.target_loss}) >= 0.95, per lifetime query volume:")
-    print(f"{'queries':>9}{'N':>8}{'D':>8}{'tokens/param':>14}{'loss q50 [q95]':>18}{'TCO median [5%, 95%]':>30}")
+    print(f"{'queries':>7}{'N':>7}{'D':>7}{'tokens/param':>13}{'loss q50 [q95]':>18}{'TCO median [5%, 95%]':>26}")
     for k, queries in enumerate(q_grid):
         table = median_usd.isel(queries=k).values
         if not np.isfinite(table).any():
-            print(f"{count(queries):>9}  no feasible design on the grid")
+            print(f"{count(queries):>7}  no feasible design on the grid")
             best.append(None)
             continue
         i, j = np.unravel_index(np.nanargmin(table), table.shape)
@@ -204,8 +205,8 @@ def main(argv=None) -> dict:
                "dollars": usd_q[:, i, j, k].copy()}
         best.append(row)
         tco = f"{usd(row['dollars'][1])} [{usd(row['dollars'][0])}, {usd(row['dollars'][2])}]"
-        print(f"{count(queries):>9}{count(row['n']):>8}{count(row['d']):>8}{row['d'] / row['n']:>14.0f}"
-              f"{row['loss_q50']:>10.4f} [{row['loss_q95']:.4f}]{tco:>30}")
+        print(f"{count(queries):>7}{count(row['n']):>7}{count(row['d']):>7}{row['d'] / row['n']:>13.0f}"
+              f"{row['loss_q50']:>10.4f} [{row['loss_q95']:.4f}]{tco:>26}")
 
     return {
         "draws": n_draws,

@@ -45,6 +45,7 @@ Run::
 from __future__ import annotations
 
 import argparse
+import textwrap
 import math
 
 import jax
@@ -53,6 +54,15 @@ import numpy as np
 import optax
 
 import chinplan as cp
+
+
+def say(*parts, **kwargs) -> None:
+    """print, each line wrapped at 80 columns (continuations indented under the first)."""
+    lines = []
+    for line in " ".join(str(p) for p in parts).split("\n"):
+        indent = " " * (len(line) - len(line.lstrip()) + 2)
+        lines.append(textwrap.fill(line, 80, subsequent_indent=indent, break_on_hyphens=False) if len(line) > 80 else line)
+    print("\n".join(lines), **kwargs)
 from chinplan.format import human_count as count
 
 LOG6 = math.log(6.0)
@@ -190,45 +200,46 @@ def main(argv=None) -> dict:
     compute = float(args.compute)
     log_c = jnp.log(compute)
     plan = cp.compute_optimal(law, compute)
-    print(f"chinplan from JAX: {n_draws} posterior draws (law uncertainty: the closed forms jit and grad go through); C = {compute:.3g} FLOPs; "
+    say(f"chinplan from JAX: {n_draws} posterior draws (law uncertainty: the closed forms jit and grad go through); C = {compute:.3g} FLOPs; "
           f"median-law optimum N* = {count(plan.n)}, D* = {count(plan.d)}")
 
     # A. jit + grad along the budget line.
     g = jax.jit(slope)
-    print("\nA. dL/dlog N along 6ND = C (median law), jitted jax.grad:")
+    say("\nA. dL/dlog N along 6ND = C (median law), jitted jax.grad:")
     sizes = {"8B": 8e9, "70B": 70e9, "N* (compute_optimal)": float(plan.n), "280B": 280e9}
     grads = {}
     for label, n in sizes.items():
         grads[label] = float(g(law, jnp.log(n), log_c))
-        print(f"   {label:<22} N = {count(n):>6}   dL/dlog N = {grads[label]:+.6f}")
+        slope_text = f"{grads[label]:+.2e}" + (" (zero at the optimum)" if abs(grads[label]) < 1e-5 else "")
+        say(f"   {label:<21} N = {count(n):>6}  dL/dlog N = {slope_text}")
     x_star = jnp.log(plan.n)
     curv = float(jax.jit(curvature)(law, x_star, log_c))
     exact = float(loss_on_budget(law, x_star + math.log(2.0), log_c) - loss_on_budget(law, x_star, log_c))
-    print(f"   d2L/dlog N2 at N* = {curv:.5f}: a model 2x too big loses {0.5 * curv * math.log(2) ** 2:.5f} nats "
+    say(f"   d2L/dlog N2 at N* = {curv:.5f}: a model 2x too big loses {0.5 * curv * math.log(2) ** 2:.5f} nats "
           f"(quadratic), {exact:.5f} (exact)")
     for budget in (1e22, 1e23, 1e24):
         jitted_plan(law, jnp.asarray(budget, jnp.result_type(float)))
-    print(f"   jitted_plan called for 3 budgets, traced {TRACES['plan']} time(s)")
+    say(f"   jitted_plan called for 3 budgets, traced {TRACES['plan']} time(s)")
 
     # B. vmap over draws.
     per_draw = jax.jit(jax.vmap(slope, in_axes=(0, None, None)))(params, jnp.log(70e9), log_c)
     p_vmap = float(jnp.mean(per_draw > 0))
     p_engine = float(cp.probability(too_big, params, 70e9, compute))
-    print("\nB. jax.vmap over draws:")
-    print(f"   P(70B is larger than the optimum): vmap of the slope {p_vmap:.3f}, chinplan.probability {p_engine:.3f}")
+    say("\nB. jax.vmap over draws:")
+    say(f"   P(70B is larger than the optimum): vmap of the slope {p_vmap:.3f}, chinplan.probability {p_engine:.3f}")
     target = float(plan.loss)
     elasticity = jax.jit(jax.vmap(jax.grad(log_n_inference, argnums=2), in_axes=(0, None, None)))
     e_draws = np.asarray(elasticity(params, target, jnp.log(1e13)), np.float64)
     e_q = np.quantile(e_draws[np.isfinite(e_draws)], [0.05, 0.5, 0.95])
-    print(f"   d log N*/d log D_inf of inference_optimal at loss {target:.4f}, 10T inference tokens: "
+    say(f"   d log N*/d log D_inf of inference_optimal at loss {target:.4f}, 10T inference tokens: "
           f"{e_q[1]:+.3f} [{e_q[0]:+.3f}, {e_q[2]:+.3f}] (median [5%, 95%])")
 
     # C. The engine with a user function that calls jax.grad.
     n_grid = np.array([8e9, 30e9, 70e9, 150e9, 280e9])
     slope_bands = np.asarray(cp.bands(slope_kernel, params, n_grid, compute).values, np.float64)
-    print("\nC. chinplan.bands of a user kernel using jax.grad (dL/dlog N per draw):")
+    say("\nC. chinplan.bands of a user kernel using jax.grad (dL/dlog N per draw):")
     for k, n in enumerate(n_grid):
-        print(f"   N = {count(n):>5}: {slope_bands[1, k]:+.5f} [{slope_bands[0, k]:+.5f}, {slope_bands[2, k]:+.5f}]")
+        say(f"   N = {count(n):>5}: {slope_bands[1, k]:+.5f} [{slope_bands[0, k]:+.5f}, {slope_bands[2, k]:+.5f}]")
 
     # D. optax at a fixed budget.
     x0 = jnp.log(jnp.asarray(1e10, jnp.result_type(float)))
@@ -238,12 +249,12 @@ def main(argv=None) -> dict:
     n_bayes = float(jnp.exp(solve_expected(x0, params, log_c)))
     regret = cp.regret_compute(params, compute, as_frame=False)
     n_regret = float(regret.bayes_n[0])
-    print("\nD. optax.adam over log N at fixed compute:")
-    print(f"   median law:          optax N = {count(n_point)}, compute_optimal N = {count(plan.n)} "
+    say("\nD. optax.adam over log N at fixed compute:")
+    say(f"   median law:          optax N = {count(n_point)}, compute_optimal N = {count(plan.n)} "
           f"(rel. diff {rel(n_point, plan.n):.2e})")
-    print(f"   posterior E[loss]:   optax N = {count(n_bayes)}, regret_compute Bayes N = {count(n_regret)} "
+    say(f"   posterior E[loss]:   optax N = {count(n_bayes)}, regret_compute Bayes N = {count(n_regret)} "
           f"(rel. diff {rel(n_bayes, n_regret):.2e})")
-    print(f"   the posterior-aware plan differs from the median law's by {rel(n_bayes, plan.n):.2%}; the median"
+    say(f"   the posterior-aware plan differs from the median law's by {rel(n_bayes, plan.n):.2%}; the median"
           f" plan's expected-loss regret is {float(regret.regret[0]):.1e} nats (regret_compute)")
 
     # E. optax over (log N, log D): dollars subject to a loss target.
@@ -256,9 +267,9 @@ def main(argv=None) -> dict:
     best = cp.cost_optimal(law, target, dep)
     usd_pen = float(cp.tco(n_pen, d_pen, dep).dollars)
     usd_best = float(cp.tco(best.n, best.d, dep).dollars)
-    print(f"\nE. optax.adam over (log N, log D): least dollars with L <= {target} at {count(args.queries)} queries")
-    print(f"   median law, penalty:  N = {count(n_pen)}, D = {count(d_pen)}, ${usd_pen / 1e6:.3f}M")
-    print(f"   chinplan.cost_optimal: N = {count(best.n)}, D = {count(best.d)}, ${usd_best / 1e6:.3f}M "
+    say(f"\nE. optax.adam over (log N, log D): least dollars with L <= {target} at {count(args.queries)} queries")
+    say(f"   median law, penalty:  N = {count(n_pen)}, D = {count(d_pen)}, ${usd_pen / 1e6:.3f}M")
+    say(f"   chinplan.cost_optimal: N = {count(best.n)}, D = {count(best.d)}, ${usd_best / 1e6:.3f}M "
           f"(rel. diff N {rel(n_pen, best.n):.2e}, D {rel(d_pen, best.d):.2e})")
 
     # ... and under the posterior with uncertain costs: a chance constraint.
@@ -270,7 +281,7 @@ def main(argv=None) -> dict:
     n_ch, d_ch = (float(v) for v in jnp.exp(zc))
     p_ch = float(cp.prob_target(params, n_ch, d_ch, target))
     usd_ch = float(cp.expected_cost(params, n_ch, d_ch, uncertain, key=jax.random.PRNGKey(args.seed)))
-    print(f"   posterior, P(L <= {target}) >= {args.level}: N = {count(n_ch)}, D = {count(d_ch)}, "
+    say(f"   posterior, P(L <= {target}) >= {args.level}: N = {count(n_ch)}, D = {count(d_ch)}, "
           f"E[$] = ${usd_ch / 1e6:.3f}M; chinplan.prob_target there = {p_ch:.3f}")
 
     return {

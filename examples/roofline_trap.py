@@ -42,12 +42,22 @@ Run::
 from __future__ import annotations
 
 import argparse
+import textwrap
 
 import numpy as np
 
 import chinplan as cp
 from chinplan.format import human_count as count
 from chinplan.format import human_dollars as usd
+
+
+def say(*parts, **kwargs) -> None:
+    """print, each line wrapped at 80 columns (continuations indented under the first)."""
+    lines = []
+    for line in " ".join(str(p) for p in parts).split("\n"):
+        indent = " " * (len(line) - len(line.lstrip()) + 2)
+        lines.append(textwrap.fill(line, 80, subsequent_indent=indent, break_on_hyphens=False) if len(line) > 80 else line)
+    print("\n".join(lines), **kwargs)
 
 DESIGNS = {"8B x 15T": (8e9, 15e12), "70B x 1.4T": (70e9, 1.4e12)}
 
@@ -98,19 +108,19 @@ def main(argv=None) -> dict:
 
     tokens = f"{args.input_tokens:g}+{args.output_tokens:g} tokens per query"
     context = "input + output/2" if args.context is None else f"{args.context:g}"
-    print("8B x 15T against 70B x 1.4T on H100 SXMs, bf16, $2/GPU-hour (the posterior's median law: a point estimate);")
-    print(f"{tokens}; KV context {context}")
-    print()
-    print(f"{'decode model':<20}{'8B tok/s':>10}{'70B tok/s':>11}{'8B cheaper from':>17}")
+    say("8B x 15T against 70B x 1.4T on H100 SXMs, bf16, $2/GPU-hour (the posterior's median law: a point estimate);")
+    say(f"{tokens}; KV context {context}")
+    say()
+    say(f"{'decode model':<20}{'8B tok/s':>10}{'70B tok/s':>11}{'8B cheaper from':>17}")
     for name, r in rows.items():
-        print(f"{name:<20}{r['tokens_per_s'][0]:>10.0f}{r['tokens_per_s'][1]:>11.0f}{count(r['crossover']):>12} queries")
-    print()
-    print(f"Dollar-optimal design for the 70B design's loss {target:.4f} (median law)")
-    print(f"at {count(args.queries)} queries:")
-    print(f"{'decode model':<20}{'N':>8}{'D':>8}{'tokens/param':>14}{'TCO':>10}")
+        say(f"{name:<20}{r['tokens_per_s'][0]:>10.0f}{r['tokens_per_s'][1]:>11.0f}{count(r['crossover']):>12} queries")
+    say()
+    say(f"Dollar-optimal design for the 70B design's loss {target:.4f} (median law)")
+    say(f"at {count(args.queries)} queries:")
+    say(f"{'decode model':<20}{'N':>8}{'D':>8}{'tokens/param':>14}{'TCO':>10}")
     for name, r in rows.items():
         n_opt, d_opt = r["optimal_n"], r["optimal_d"]
-        print(f"{name:<20}{count(n_opt):>8}{count(d_opt):>8}{d_opt / n_opt:>14.0f}{usd(r['optimal_dollars']):>10}")
+        say(f"{name:<20}{count(n_opt):>8}{count(d_opt):>8}{d_opt / n_opt:>14.0f}{usd(r['optimal_dollars']):>10}")
     return {"modes": list(rows), "rows": rows, "target_loss": target, "deployments": deployments}
 
 

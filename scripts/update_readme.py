@@ -4,7 +4,8 @@
 
 In README.md and docs/HARDWARE.md, every fenced block that follows a line ``<!-- run: chinplan ... -->`` is replaced by ``$``
 and the command, then its output with the tables' border lines dropped (rich draws them; the
-rows and notes are what a reader needs). ``--check`` exits 1 when a file is out of date.
+rows and notes are what a reader needs); every ``<!-- rows: docs/X.md -->N<!-- /rows -->`` gets
+the number of numbered table rows of docs/X.md. ``--check`` exits 1 when a file is out of date.
 ``--chinplan EXE`` runs the commands with that executable (an installed entry point, as a
 user runs them) instead of ``python -m chinplan.cli``.
 """
@@ -20,6 +21,21 @@ import sys
 
 BLOCK = re.compile(r"(<!-- run: (?P<cmd>[^>]*?) -->\n```\n)(?P<body>(?:(?!```)[\s\S])*?)(\n```)")
 BORDER = re.compile(r"^\W*$")  # rich's border lines: no letter or digit
+#: A count of another doc's table rows, kept current: ``<!-- rows: docs/X.md -->569<!-- /rows -->``.
+COUNT = re.compile(r"(<!-- rows: (?P<path>[^ ]+) -->)(?P<count>[\d,]*)(<!-- /rows -->)")
+#: A numbered table row (``| 12 | ...``).
+TABLE_ROW = re.compile(r"^\| *\d+ *\|", re.M)
+
+
+def count_rows(path: str) -> str:
+    """How many numbered table rows the doc at ``path`` (relative to the repository) has."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, path)) as f:
+        return f"{len(TABLE_ROW.findall(f.read())):,}"
+
+
+def update_counts(text: str) -> str:
+    return COUNT.sub(lambda m: m.group(1) + count_rows(m.group("path")) + m.group(4), text)
 #: The files whose command outputs this script keeps current.
 FILES = ("README.md", "docs/HARDWARE.md")
 
@@ -47,7 +63,7 @@ def main() -> None:
     for path in args.readme or FILES:
         with open(path) as f:
             text = f.read()
-        new = BLOCK.sub(lambda m: m.group(1) + run(m.group("cmd"), args.chinplan) + m.group(4), text)
+        new = update_counts(BLOCK.sub(lambda m: m.group(1) + run(m.group("cmd"), args.chinplan) + m.group(4), text))
         if new != text:
             stale.append(path)
             if not args.check:

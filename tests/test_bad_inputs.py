@@ -693,7 +693,7 @@ raises("inference_optimal/negative-target", lambda f: chinplan.inference_optimal
 flags("inference_optimal/negative-target-traced", lambda f: jax.jit(chinplan.inference_optimal)(H, -1.0, 1e12), _unreachable_plan, says="under `jax.jit`: flagged: n = d = +inf, loss = E (unreachable; never NaN)")
 raises("data_constrained_optimal/zero-iters", lambda f: chinplan.data_constrained_optimal(H, 1e22, 1e10, iters=0), r"iters must be an integer >= 1, got 0")
 raises("data_constrained_optimal/zero-width", lambda f: chinplan.data_constrained_optimal(H, 1e22, 1e10, width=0.0), r"width must be a finite number > 0, got 0\.0")
-raises("HARDWARE/unknown-name", lambda f: chinplan.HARDWARE["tpu-v5"], r"unknown hardware 'tpu-v5'; choose from a100, a100-40gb, a100-80gb, b200, gb200, h100, h100-pcie, h100-sxm, h200, mi300x")
+raises("HARDWARE/unknown-name", lambda f: chinplan.HARDWARE["tpu-v5"], r"unknown hardware 'tpu-v5'; choose from a100, a100-40gb, a100-80gb, b200, gb200, h100, h100-80gb, h100-pcie, h100-sxm, h200, mi300x")
 raises("HARDWARE/unknown-name-is-KeyError", lambda f: chinplan.HARDWARE["h100-nvl"], r"unknown hardware 'h100-nvl'", KeyError)
 raises("Hardware.peak/unknown-precision", lambda f: chinplan.H100_SXM.peak("fp4"), r"precision must be one of bf16, fp16, fp8, int8; got 'fp4'")
 raises("Hardware.peak/unsupported-precision", lambda f: chinplan.A100.peak("fp8"), r"precision 'fp8' is not supported by this hardware")

@@ -82,7 +82,10 @@ def test_runs_teach_something_and_batches_fit_the_budget():
     assert (table["expected_after"] < table["now"] * 1.05).all()
     chosen = result.chosen
     assert len(chosen) == 3 and chosen["flops"].sum() <= 3e20 * (1 + 1e-9)
-    assert chosen.iloc[0]["params"] == table.iloc[0]["params"]  # the first pick is the table's best
+    # the first pick is the table's best, or a larger run within the simulation's error of it (the batch rule)
+    best = table.iloc[0]
+    first = table[(table["params"] == chosen.iloc[0]["params"]) & (table["tokens"] == chosen.iloc[0]["tokens"])].iloc[0]
+    assert first["expected_after"] <= best["expected_after"] + 0.01 and first["flops"] >= best["flops"]
     assert len({(p, t) for p, t in zip(chosen["params"], chosen["tokens"])}) == 3
     assert chosen["expected_after"].is_monotonic_decreasing  # each pick narrows it further
     again = design.next_runs(post, target=1e24, budget=3e20, key=jax.random.key(0), k=3, num_outcomes=16)

@@ -63,7 +63,7 @@ def test_chinchilla_trap(tmp_path, capsys):
     # The dollar-optimal design for Chinchilla's loss shrinks as the volume grows.
     assert np.all(np.diff(r["optimal_n"][1]) < 0)
     assert plot.stat().st_size > 0
-    assert "P(8B<70B)" in capsys.readouterr().out
+    assert "P(8B cheaper than 70B)" in capsys.readouterr().out
 
 
 def test_data_constrained(tmp_path):

@@ -18,6 +18,7 @@ table, :mod:`.render`) and every ``--help`` load no JAX.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import warnings
@@ -61,6 +62,7 @@ COMMAND_MODULES = {
     "plot": "plot",
     "sweep": "sweep",
     "next-runs": "next_runs",
+    "report": "report",
 }
 _COMMANDS = {name: _command(name, module) for name, module in COMMAND_MODULES.items()}
 #: The folder (in the cache directory) of the engine's saved programs
@@ -137,6 +139,19 @@ def _warning_line(message, category, filename, lineno, file=None, line=None) -> 
     print(f"chinplan: warning: {category.__name__}: {text}", file=sys.stderr)
 
 
+#: Fewer --draws than this warn (after a command's output): the outer quantiles rest on a few draws.
+FEW_DRAWS = 100
+
+
+def few_draws_warning(args) -> None:
+    wanted = getattr(args, "draws", None)
+    if isinstance(wanted, int) and wanted < FEW_DRAWS:
+        low = min([q for q in getattr(args, "quantiles", None) or [0.05] if q > 0] or [0.05])
+        print(f"chinplan: warning: --draws {wanted}: the {100 * low:g}% and {100 * (1 - low):g}% quantiles of {wanted} draws rest on "
+              f"the {max(1, math.ceil(low * wanted))} most extreme draw(s) each side; use at least {FEW_DRAWS} draws for bands",
+              file=sys.stderr)  # fmt: skip
+
+
 def _one_line(err: BaseException) -> str:
     return " ".join(str(err).split()) or type(err).__name__
 
@@ -155,7 +170,9 @@ def main(argv=None) -> int:
             check_inputs(args)
             if args.command not in JAX_FREE_COMMANDS:
                 enable_compilation_cache()
-            return _COMMANDS[args.command](args)
+            code = _COMMANDS[args.command](args)
+            few_draws_warning(args)
+            return code
     except (UsageError, OutputPathError) as err:
         code, line = EXIT_USAGE, f"error: {_one_line(err)}"
     except (CliError, ValueError, OSError) as err:

@@ -16,7 +16,7 @@ import numpy as np
 from chinplan import costs
 from chinplan.cli.parser import Range, UsageError
 from chinplan import deployment
-from chinplan.format import band_cell, human_count, sci
+from chinplan.format import band_cell, chip_words, human_count, sci
 from chinplan.uncertain import Uniform
 
 #: Options of ``plan`` that only the training-time table reads.
@@ -30,7 +30,10 @@ def requested(args) -> bool:
 
 
 def _days(v: float) -> str:
-    return f"{v:.3g}" if math.isfinite(v) else str(v)
+    """Three significant digits, trailing zeros kept ('7.80' beside '5.97'); whole from 100."""
+    if not math.isfinite(v):
+        return str(v)
+    return f"{v:,.0f}" if v >= 100 else f"{v:#.3g}"
 
 
 def _gpus(v: float) -> str:
@@ -41,12 +44,13 @@ FORMATS = {"days_on_gpus": _days, "gpus_for_days": _gpus}
 
 
 def labels(args) -> dict:
+    """Column names of the sizing, in the training chip's words ('chips' for a TPU)."""
     names = {}
     if args.gpus is not None:
         names["days_on_gpus"] = f"days on {args.gpus:,} GPUs"
     if args.days is not None:
         names["gpus_for_days"] = f"GPUs for {args.days:g} days"
-    return names
+    return {k: chip_words(v, getattr(args, "hardware", None)) for k, v in names.items()}
 
 
 def sizing(args, train_gpu_hours) -> dict:
@@ -108,7 +112,7 @@ def plan_table(args, table_factory, compute, hours, sized, described, q_label: s
     mfu = described["mfu_train"]
     mfu_text = f"{100 * mfu:g}%" if isinstance(mfu, float) else "-".join(f"{100 * v:g}%" for v in next(iter(mfu.values())))
     names = labels(args)
-    table = table_factory(f"Training time on {chip}, MFU {mfu_text}: {q_label}", ("FLOPs", "GPU-hours", *(names[k] for k in sized)), stacked=True)
+    table = table_factory(f"Training time on {chip}, MFU {mfu_text}: {q_label}", ("FLOPs", chip_words("GPU-hours", described["hardware"]), *(names[k] for k in sized)), stacked=True)
     for i, c in enumerate(compute):
         table.add_row(sci(c), band_cell(hours[:, i], human_count, stacked=True), *cells(sized, (i,), stacked=True))
     return table

@@ -22,13 +22,26 @@ from chinplan.format import (
     FORMATS,
     ROW_LABELS,
     band_cell,
+    chip_words,
     deployment_line,
     human_count,
     human_dollars,
     quantile_label,
+    ratio,
     sci,
 )
 from chinplan.plots import charts
+
+
+def _serving(described: dict):
+    """The serving chip when anything is served (else None: only training counts)."""
+    return described.get("inference_hardware", described["hardware"]) if described.get("queries") else None
+
+
+def _row_label(field: str, described: dict) -> str:
+    """ROW_LABELS[field] in the words of the chips it runs on ('chip-hours' on a TPU)."""
+    chips = {"train_gpu_hours": (described["hardware"],), "inference_gpu_hours": (_serving(described) or described["hardware"],)}
+    return chip_words(ROW_LABELS[field], *chips.get(field, (described["hardware"], _serving(described))))
 
 
 def cmd_tco(args) -> int:
@@ -49,7 +62,8 @@ def cmd_tco(args) -> int:
         median = int(np.argmin(np.abs(np.asarray(q) - 0.5)))
         plan_n, plan_d = values["optimal"]["n"][median], values["optimal"]["d"][median]
         reached = np.isfinite(plan_n) & np.isfinite(plan_d)
-        beyond = inputs.beyond_rows(draws, draws.posterior.extrapolation(np.where(reached, plan_n, 1.0), np.where(reached, plan_d, 1.0)))
+        safe_n, safe_d = np.where(reached, plan_n, 1.0), np.where(reached, plan_d, 1.0)
+        beyond = inputs.beyond_rows(draws, draws.posterior.extrapolation(safe_n, safe_d), np.where(reached, plan_n, np.nan), np.where(reached, plan_d, np.nan))
         sized = {g: cluster.sizing(args, values[g]["train_gpu_hours"]) for g in groups} if cluster.requested(args) else {}
         for group in groups:
             if any(np.any(np.asarray(f) > 0) for f in result.nan_fraction[group].values()):
@@ -89,18 +103,14 @@ def cmd_tco(args) -> int:
         if unreachable[i] > 0:
             notes.append(f"target unreachable for {100 * unreachable[i]:.1f}% of draws: they count as inf")
         if reached[i]:
-            where = f"the median plan ({human_count(plan_n[i])} params, {human_count(plan_d[i])} tokens)"
-            if beyond[i]["decades"] > 0:
-                notes.append(f"{where} is {beyond[i]['decades']:.1f} decades beyond the fitted runs")
-            else:
-                notes.append(f"{where} lies inside the fitted runs")
+            notes.append(inputs.beyond_note(f"the median plan ({human_count(plan_n[i])} params, {human_count(plan_d[i])} tokens)", beyond[i]))
         notes.append(f"bands: {draws.uncertainty} uncertainty (--uncertainty law|extrapolation)")
         table = render.table(
             f"Target loss {t:g}, {draws.num_draws} posterior draws: {quantile_label(q)}",
-            ("", best, "Chinchilla-optimal"), stacked=True,
+            ("", best, "compute-optimal"), stacked=True,
         )  # fmt: skip
         for field in kernels.TCO_FIELDS:
-            table.add_row(ROW_LABELS[field], *(band_cell(values[g][field][:, i], FORMATS[field], stacked=True) for g in groups))
+            table.add_row(_row_label(field, described), *(band_cell(values[g][field][:, i], FORMATS[field], stacked=True) for g in groups))
             if field == "train_gpu_hours" and sized:  # training time beside its GPU-hours
                 by_group = [cluster.cells(sized[g], (i,), stacked=True) for g in groups]
                 for k, f in enumerate(sized["optimal"]):
@@ -112,11 +122,11 @@ def cmd_tco(args) -> int:
 
 
 def _plot_tco_designs(args, theta, values, targets, chip: str) -> None:
-    """TCO vs queries of the median inference-aware and Chinchilla plans of the first target."""
+    """TCO vs queries of the median inference-aware and compute-optimal plans of the first target."""
     levels = list(args.quantiles)
     median = levels.index(0.5) if 0.5 in levels else len(levels) // 2  # the median, or the middle level
     designs = {}
-    for group, label in (("optimal", "inference-aware"), ("chinchilla", "Chinchilla")):
+    for group, label in (("optimal", "inference-aware"), ("chinchilla", "compute-optimal")):
         n, d = values[group]["n"][median, 0], values[group]["d"][median, 0]
         if not (np.isfinite(n) and np.isfinite(d)):
             raise CliError(f"cannot plot: target loss {targets[0]:g} is unreachable for most draws")
@@ -150,7 +160,7 @@ def cmd_compare(args) -> int:
             p_target = np.zeros(len(labels))
         elif args.target_loss is not None:
             p_target = decide.draw_fraction(theta, decide.prob_target(theta, n, d, args.target_loss))
-        beyond = inputs.beyond_rows(draws, draws.posterior.extrapolation(n, d))
+        beyond = inputs.beyond_rows(draws, draws.posterior.extrapolation(n, d), n, d)
         sized = cluster.sizing(args, bands["train_gpu_hours"]) if cluster.requested(args) else {}
         if args.plot:
             designs = {label: (a, b) for label, a, b in args.designs}
@@ -184,25 +194,25 @@ def cmd_compare(args) -> int:
         )
         return EXIT_OK
     shapes = render.table("Designs", ["design", "parameters N", "tokens D", "tokens/param", "training FLOPs"])
-    headers = ["design", "loss", "GPU-hours", "total cost"] + ([f"P(loss <= {args.target_loss:g})"] if p_target is not None else [])
+    headers = ["design", "loss", chip_words("GPU-hours", described["hardware"], _serving(described)), "total cost"] + ([f"P(loss <= {args.target_loss:g})"] if p_target is not None else [])
     table = render.table(f"{draws.num_draws} posterior draws: {quantile_label(q)}", headers, stacked=True)
     for i, label in enumerate(labels):
-        shapes.add_row(label, human_count(n[i]), human_count(d[i]), f"{d[i] / n[i]:.1f}", sci(6.0 * n[i] * d[i]))
+        shapes.add_row(label, human_count(n[i]), human_count(d[i]), ratio(d[i] / n[i]), sci(6.0 * n[i] * d[i]))
         row = [label] + [band_cell(bands[k][:, i], FORMATS[k], stacked=True) for k in ("loss", "gpu_hours", "dollars")]
         table.add_row(*row, *([f"{p_target[i]:.3f}"] if p_target is not None else []))
     tables = [deployment_line(described), shapes, table]
     if sized:
         names = cluster.labels(args)
-        timing = render.table(f"Training time: {quantile_label(q)}", ["design", "training GPU-hours", *(names[k] for k in sized)], stacked=True)
+        timing = render.table(f"Training time: {quantile_label(q)}", ["design", chip_words("training GPU-hours", described["hardware"]), *(names[k] for k in sized)], stacked=True)
         for i, label in enumerate(labels):
             timing.add_row(label, band_cell(bands["train_gpu_hours"][:, i], FORMATS["train_gpu_hours"], stacked=True), *cluster.cells(sized, (i,), stacked=True))
         tables.append(timing)
-    for title, matrix in (("P(row cheaper than column)", p_cheaper), ("P(row has lower loss than column)", p_lower)):
+    for title, matrix in (("P(row cheaper than column)", p_cheaper), ("P(row has lower loss than column)", p_lower)) if len(labels) > 1 else ():
         grid = render.table(title, ["", *labels])
         for i, label in enumerate(labels):
             grid.add_row(label, *("-" if i == j else f"{matrix[i, j]:.3f}" for j in range(len(labels))))
         tables.append(grid)
-    notes = [f"{label}: {b['decades']:.1f} decades beyond the fitted runs" for label, b in zip(labels, beyond) if b["decades"] > 0]
+    notes = [inputs.beyond_note(label, b) for label, b in zip(labels, beyond) if b["decades"] > 0 or b["below_decades"] > 0]
     if below_e:
         notes.append(f"no posterior draw reaches loss {args.target_loss:g}: it is at or below every draw's irreducible loss E")
     notes.append(f"loss bands and probabilities: {draws.uncertainty} uncertainty (--uncertainty law|extrapolation)")
@@ -237,7 +247,7 @@ def cmd_smallest(args) -> int:
         reached = float(decide.draw_fraction(theta, decide.prob_target(theta, n, d, args.target_loss)))
         bands = engine.bands(kernels.design_point, theta, np.array([n]), np.array([d]), q=tuple(q)).values
         bands = {name: np.asarray(bands[name], np.float64)[:, 0] for name in kernels.DESIGN_FIELDS}
-        beyond = inputs.beyond_rows(draws, draws.posterior.extrapolation(np.array([n]), np.array([d])))[0]
+        beyond = inputs.beyond_rows(draws, draws.posterior.extrapolation(np.array([n]), np.array([d])), np.array([n]), np.array([d]))[0]
     if args.json:
         render.emit_json({
             **render.bands_header(draws, args, q), "uncertainty": draws.uncertainty, "target_loss": args.target_loss, "prob": args.prob,
@@ -245,19 +255,20 @@ def cmd_smallest(args) -> int:
             "train_flops": 6.0 * n * d, "p_target": reached, **found, **bands, "extrapolation": beyond,
         })  # fmt: skip
         return EXIT_OK
-    how = f"on {human_count(d)} tokens" if args.tokens is not None else "cheapest on the N x D grid"
-    title = f"Smallest model with P(loss <= {args.target_loss:g}) >= {args.prob:g}, {how}; bands {quantile_label(q)}"
+    if args.tokens is not None:
+        title = f"Smallest model with P(loss <= {args.target_loss:g}) >= {args.prob:g} on {human_count(d)} tokens; bands {quantile_label(q)}"
+    else:  # no --tokens: the cheapest design (total cost) on the grid, which need not be the smallest model
+        title = f"Cheapest design (total cost) with P(loss <= {args.target_loss:g}) >= {args.prob:g}, N x D grid; bands {quantile_label(q)}"
     table = render.table(title, ["", "value"], stacked=True)
     table.add_row("parameters N", human_count(n))
     table.add_row("tokens D", human_count(d))
-    table.add_row("tokens/param", f"{d / n:.1f}")
+    table.add_row("tokens/param", ratio(d / n))
     table.add_row("training FLOPs", sci(6.0 * n * d))
     table.add_row(f"P(loss <= {args.target_loss:g})", f"{reached:.3f}")
     for name in ("loss", "gpu_hours", "dollars"):
-        table.add_row(ROW_LABELS[name], band_cell(bands[name], FORMATS[name], stacked=True))
+        table.add_row(_row_label(name, described), band_cell(bands[name], FORMATS[name], stacked=True))
     notes = [deployment_line(described), f"{draws.num_draws} posterior draws, {draws.uncertainty} uncertainty (--uncertainty law|extrapolation); "
              f"total cost {human_dollars(bands['dollars'][len(q) // 2])} at the median"]  # fmt: skip
-    where = f"{human_count(n)} params on {human_count(d)} tokens"
-    notes.append(f"{where} is {beyond['decades']:.1f} decades beyond the fitted runs" if beyond["decades"] > 0 else f"{where} lies inside the fitted runs")
+    notes.append(inputs.beyond_note(f"{human_count(n)} params on {human_count(d)} tokens", beyond))
     render.print_tables([table], notes)
     return EXIT_OK

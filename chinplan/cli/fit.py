@@ -11,6 +11,7 @@ import json
 import warnings
 
 import jax
+import numpy as np
 
 from chinplan import datasets
 from chinplan.cli import inputs, render
@@ -44,8 +45,8 @@ def cmd_fit(args) -> int:
             **options,
         )
     for warning in caught:
-        if not issubclass(warning.category, ConvergenceWarning):
-            inputs.warn(str(warning.message))
+        if not issubclass(warning.category, ConvergenceWarning):  # in the command line's terms
+            inputs.warn(str(warning.message).replace("max_epochs=math.inf", "--max-epochs inf").replace("max_epochs", "--max-epochs"))
     posterior.save(args.output)
     summary = posterior.summary()
     problems = posterior.convergence_problems()
@@ -62,6 +63,7 @@ def cmd_fit(args) -> int:
                 "attempts": attempts,
                 "extrapolation": posterior.has_extrapolation,
                 "uncertainty": summary.attrs["uncertainty"],
+                "allocation_not_identified": unidentified_allocation(summary, len(runs)),
             }
         )
     else:
@@ -69,7 +71,12 @@ def cmd_fit(args) -> int:
         console = render.console()
         console.print(table)
         console.print(f"tokens/param: {summary.attrs['uncertainty']} uncertainty, as chinplan plan answers with this file")
+        for line in unidentified_allocation(summary, len(runs)):
+            console.print(line)
         console.print(f"wrote {args.output} ({posterior.num_draws} draws, {posterior.num_divergences} divergences)")
+        if law != "chinchilla":
+            console.print(f"a {args.law} posterior: plan, tco, compare, smallest, next-runs, sweep and plot read only Chinchilla-law files; "
+                          f"this one is read by {inputs.OTHER_LAW_READERS[law].replace('FILE', args.output)}")  # fmt: skip
         if len(attempts) > 1:
             console.print(f"convergence gate: {len(attempts)} attempts (longer warm-up, target acceptance, fresh starts)")
     if problems and not args.allow_unconverged:
@@ -82,15 +89,38 @@ def cmd_fit(args) -> int:
     return EXIT_OK
 
 
+#: A tokens-per-parameter 90% band wider than this factor: the runs do not pin down the allocation.
+UNIDENTIFIED_SPREAD = 30.0
+
+
+def unidentified_allocation(summary, num_runs: int) -> list[str]:
+    """A line per tokens/param row whose 90% band spans more than :data:`UNIDENTIFIED_SPREAD`x:
+    the fit cannot tell how to split compute (too few runs, or runs of too few shapes)."""
+    lines = []
+    for name, row in summary.iterrows():
+        lo, hi = float(row["q5"]), float(row["q95"])
+        if str(name).startswith("tokens_per_param") and lo > 0 and hi / lo > UNIDENTIFIED_SPREAD:
+            lines.append(f"{render._site_label(name)}: the {num_runs} runs do not identify the allocation (90% band "
+                         f"{render.compact_number(lo)} - {render.compact_number(hi)}, {hi / lo:.0f}x wide): add runs of more sizes per budget")  # fmt: skip
+    return lines
+
+
 def cmd_validate(args) -> int:
     runs = load_runs(args.runs) if args.runs else datasets.chinchilla()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
+    with warnings.catch_warnings(record=True) as caught, np.errstate(over="ignore"):
+        # quantiles of exp(replicates) overflow to inf in draws far out; their ranks, and so the
+        # quantiles, are those of the logs (inference.calibration should take them in logs)
+        warnings.simplefilter("always", ConvergenceWarning)
         result = calibration_report(
             runs, key=jax.random.PRNGKey(args.seed), splits=tuple(args.splits), levels=tuple(args.levels),
             compute_threshold=args.threshold, num_draws=args.samples, num_warmup=args.warmup, num_chains=args.chains,
             progress=None if not args.json else False,
         )  # fmt: skip
+    result["convergence_problems"] = [" ".join(str(w.message).split()) for w in caught if issubclass(w.category, ConvergenceWarning)]
+    result["converged"] = not result["convergence_problems"]
+    for warning in caught:
+        if not issubclass(warning.category, ConvergenceWarning):
+            inputs.warn(" ".join(str(warning.message).split()))
     if args.json:
         render.emit_json(result)
         return EXIT_OK

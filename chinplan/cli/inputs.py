@@ -159,6 +159,7 @@ def load_draws(args, *, fast: bool = False) -> CommandDraws:
     :class:`FileDraws` where it can (the commands that need only the draws)."""
     path = getattr(args, "posterior", None)
     posterior = read_posterior(path, fast=fast)
+    check_chinchilla_law(posterior, path, getattr(args, "command", None))
     if not int(posterior.attrs.get("converged", 1)):
         attempts = json.loads(posterior.attrs.get("fit_attempts", "[]"))
         problems = attempts[-1]["problems"] if attempts else ["see chinplan fit"]
@@ -178,20 +179,74 @@ def load_draws(args, *, fast: bool = False) -> CommandDraws:
     return CommandDraws(theta.law, total, source, posterior, theta, uncertainty)
 
 
-def beyond_rows(draws: CommandDraws, ext) -> list[dict]:
-    """Rows of decades beyond the fitted runs (:meth:`Posterior.extrapolation`), for tables and JSON."""
+def fitted_runs(posterior):
+    """(log N, log D) of the fitted runs recorded in the posterior file, or None."""
+    data = posterior._data["constant_data"] if isinstance(posterior, FileDraws) else posterior.to_arviz().get("constant_data")
+    if data is None or "log_n" not in data or "log_d" not in data:
+        return None
+    values = (data["log_n"], data["log_d"])
+    return tuple(np.asarray(getattr(v, "values", v), np.float64).reshape(-1) for v in values)
+
+
+def below_decades(draws: CommandDraws, n, d) -> tuple[np.ndarray, float]:
+    """Decades below the smallest fitted run (in compute, or in parameters when that is further)
+    of plans (N, D), and the smallest fitted run's FLOPs (NaN when the file records no runs)."""
+    n, d = np.broadcast_arrays(np.asarray(n, np.float64), np.asarray(d, np.float64))
+    runs = fitted_runs(draws.posterior)
+    if runs is None:
+        return np.zeros(n.shape), math.nan
+    log10_n, log10_d = runs[0] / math.log(10), runs[1] / math.log(10)
+    smallest_c = float(np.min(log10_n + log10_d)) + math.log10(6.0)
+    ok = np.isfinite(n) & np.isfinite(d) & (n > 0) & (d > 0)
+    l10n, l10d = np.log10(np.where(ok, n, 1.0)), np.log10(np.where(ok, d, 1.0))
+    below = np.maximum(0.0, np.maximum(smallest_c - (l10n + l10d + math.log10(6.0)), float(np.min(log10_n)) - l10n))
+    return np.where(ok, below, 0.0), 10.0**smallest_c
+
+
+#: What reads a posterior of another law than Chinchilla's (``chinplan fit --law ...`` says it).
+OTHER_LAW_READERS = {
+    "kaplan": "Python: Posterior.load(FILE).kaplan_params and .derived(compute) (Kaplan's own compute optimum)",
+    "kaplan_irreducible": "Python: Posterior.load(FILE).kaplan_params and .derived(compute) (Kaplan's own compute optimum)",
+    "data_constrained": "chinplan plan --unique-tokens U --posterior FILE, and Python: chinplan.decide.data_constrained",
+}
+
+
+def check_chinchilla_law(posterior, path, command=None) -> None:
+    """Refuses, in one line, a posterior of another law (Kaplan, data-constrained) for the
+    commands that read only the Chinchilla law's draws."""
+    law = getattr(posterior, "law", "chinchilla")
+    if law == "chinchilla":
+        return
+    name = f"chinplan {command}" if command else "this command"
+    raise CliError(f"--posterior {path}: a {law.replace('_', '-')} law posterior; {name} reads only Chinchilla-law posterior files "
+                   f"(chinplan fit --law chinchilla); this file is read by {OTHER_LAW_READERS.get(law, 'the Python API')}")  # fmt: skip
+
+
+def beyond_rows(draws: CommandDraws, ext, n, d) -> list[dict]:
+    """Rows of decades beyond the fitted runs (:meth:`Posterior.extrapolation`) and below the
+    smallest of them (plans (N, D) given as ``n``, ``d``), for tables and JSON."""
     largest = 10.0 ** draws.posterior.domain.log10_compute
+    below, smallest = below_decades(draws, n, d)
     return [
         {"decades": float(ext.decades[i]), "compute_decades": float(ext.compute[i]), "params_decades": float(ext.params[i]),
-         "tokens_decades": float(ext.tokens[i]), "largest_fitted_compute": largest}
+         "tokens_decades": float(ext.tokens[i]), "largest_fitted_compute": largest,
+         "below_decades": float(below[i]), "smallest_fitted_compute": smallest}
         for i in range(len(ext.decades))
     ]  # fmt: skip
 
 
-def beyond_note(compute: float, beyond: dict) -> str:
+def beyond_note(what: str, beyond: dict, *, warn_below: bool = True) -> str:
+    """One line: how far ``what`` lies beyond (or below) the fitted runs; a plan below the
+    smallest fitted run also warns on stderr (the law is not checked there)."""
+    if beyond.get("below_decades", 0.0) > 0.0:
+        line = (f"{what} is {beyond['below_decades']:.1f} decades below the smallest fitted run "
+                f"({human_flops(beyond['smallest_fitted_compute'])}): the law is not checked there")  # fmt: skip
+        if warn_below:
+            warn(line)
+        return line
     if beyond["decades"] <= 0.0:
-        return f"{human_flops(compute)} lies inside the fitted runs (largest {human_flops(beyond['largest_fitted_compute'])})"
-    return (f"{human_flops(compute)} is {beyond['decades']:.1f} decades beyond the largest fitted run "
+        return f"{what} lies inside the fitted runs (largest {human_flops(beyond['largest_fitted_compute'])})"
+    return (f"{what} is {beyond['decades']:.1f} decades beyond the largest fitted run "
             f"({human_flops(beyond['largest_fitted_compute'])})")  # fmt: skip
 
 
@@ -203,10 +258,11 @@ def check_quantiles(q) -> list[float]:
 
 def check_reachable(params, targets, name: str) -> None:
     """A target at or below E for every draw is an input error, not a result."""
-    try:
-        _checks.reachable(name, targets, params.E, every=False)
-    except ValueError as err:
-        raise CliError(f"{err}: it is at or below the irreducible loss E of every posterior draw") from None
+    e_min = float(np.min(np.asarray(params.E, np.float64)))
+    for target in np.atleast_1d(np.asarray(targets, np.float64)):
+        if not target > e_min:
+            raise CliError(f"{name} {target:g} is at or below the irreducible loss E of every posterior draw "
+                           f"(lowest E {e_min:.4g}): give a loss above {e_min:.4g}")  # fmt: skip
 
 
 def token_split(args) -> tuple[float, float]:

@@ -16,6 +16,8 @@ Commands::
     chinplan smallest --target-loss 2.0 [--tokens 15T] [--prob 0.9]
                                                       smallest model reaching a loss with probability p
     chinplan hardware [--sources]                     the accelerator presets
+    chinplan report --compute 5.76e23 1e24 -o plan.html
+                                                      one self-contained HTML file to hand on
 
 Options every command takes: ``--json`` (one JSON document on stdout; numbers as floats,
 ``null`` where a value is infinite, e.g. a quantile over draws that cannot reach a target loss)
@@ -83,11 +85,11 @@ PLOT_KINDS = ("fan", "iso-loss", "tco", "pair")
 #: chinplan.decide.sweep.PRECISIONS; tests/test_cli.py checks they agree), known here without JAX.
 #: Names are case-insensitive (``A100`` is ``a100``); ``h100`` is an alias of ``h100-sxm``.
 HARDWARE_NAMES = (
-    "a100", "a100-40gb", "a100-80gb", "h100", "h100-sxm", "h100-pcie", "h200", "b200", "gb200",
+    "a100", "a100-40gb", "a100-80gb", "h100", "h100-80gb", "h100-sxm", "h100-pcie", "h200", "b200", "gb200",
     "mi300x", "mi325x", "tpu-v5e", "tpu-v5p", "tpu-v6e",
 )  # fmt: skip
 HARDWARE_HELP = (
-    f"{', '.join(HARDWARE_NAMES)}; any case; a100 = a100-80gb, h100 = h100-sxm (H100 SXM5 80GB); "
+    f"{', '.join(HARDWARE_NAMES)}; any case; a100 = a100-80gb, h100 = h100-sxm = h100-80gb (H100 SXM5 80GB); "
     "`chinplan hardware` lists their peaks, memory and sources"
 )
 PRECISIONS = ("bf16", "fp16", "fp8", "int8")
@@ -124,6 +126,16 @@ def _number_type(*, allow_zero: bool):
 
 
 _positive_float = _number_type(allow_zero=False)
+
+
+def _max_epochs(text: str) -> float:
+    """``--max-epochs``: a number >= 1, or ``inf`` (keep every run)."""
+    if text.strip().lower() in ("inf", "infinity"):
+        return math.inf
+    value = _positive_float(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number of epochs >= 1, or inf (valid range [1, inf])")
+    return value
 _nonnegative_float = _number_type(allow_zero=True)
 
 
@@ -151,6 +163,13 @@ def _fraction(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"{text!r} must lie in [0, 1]")
+    return value
+
+
+def _open_fraction(text: str) -> float:
+    value = _fraction(text)
+    if value in (0.0, 1.0):
+        raise argparse.ArgumentTypeError(f"{text!r} must lie in (0, 1)")
     return value
 
 
@@ -192,8 +211,15 @@ def _uncertain_type(*, mfu: bool):
 
 
 def _hardware_type(text: str) -> str:
-    """A hardware preset name, case-insensitive: ``A100`` -> ``a100`` (argparse then checks the choices)."""
-    return str(text).strip().lower()
+    """A hardware preset name, case-insensitive: ``A100`` -> ``a100``; an unknown name names
+    the presets and the options for a chip without one."""
+    name = str(text).strip().lower()
+    if name not in HARDWARE_NAMES:
+        raise argparse.ArgumentTypeError(
+            f"unknown hardware {text!r}: choose a preset ({', '.join(HARDWARE_NAMES)}; any case; chinplan hardware lists them), "
+            "or give another chip's --peak-flops / --inference-peak-flops (and --memory-bandwidth for --decode roofline)"
+        )
+    return name
 
 
 def _design_type(text: str):
@@ -349,7 +375,7 @@ def _cluster_options(*, hardware: bool) -> argparse.ArgumentParser:
     deployment options) the training chip, precision and MFU they are computed at."""
     options = argparse.ArgumentParser(add_help=False)
     add = options.add_argument_group("training time").add_argument
-    add("--gpus", type=_positive_int, metavar="K", help="also report the days to train on K GPUs")
+    add("--gpus", type=_positive_int, metavar="K", help="also report the days to train on K GPUs (chips, for a TPU)")
     add("--days", type=_positive_float, metavar="T", help="also report the GPUs needed to train in T days")
     if hardware:
         add("--hardware", type=_hardware_type, choices=sorted(HARDWARE_NAMES), metavar="NAME",
@@ -407,13 +433,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     plan.add_argument(
         "--unique-tokens", type=_positive_float, nargs="+", metavar="U",
-        help="unique tokens available (500B): the data-constrained optimum (epochs, N, D, loss) under the "
+        help="unique tokens available, e.g. 500B (no default): the data-constrained optimum (epochs, N, D, loss) under the "
         "data-constrained posterior (default: the embedded datablations fit)",
     )  # fmt: skip
 
+    report = commands.add_parser(
+        "report", parents=[common, posterior],
+        help="write one self-contained HTML file: the plan with bands, distance from the data, fan chart, assumptions",
+    )  # fmt: skip
+    report.add_argument("--compute", type=_positive_float, nargs="+", required=True, metavar="FLOPS", help="training budget(s) in FLOPs")
+    report.add_argument("-o", "--output", required=True, metavar="FILE", help="FILE.html to write (no network needed to open it)")
+
     tco = commands.add_parser(
         "tco", parents=[common, posterior, deployment, plot_option, cluster],
-        help="inference-aware optimum for a target loss beside the Chinchilla plan, in GPU-hours and dollars",
+        help="inference-aware optimum for a target loss beside the compute-optimal plan (the Chinchilla rule under the default uncertainty), in GPU-hours and dollars",
     )  # fmt: skip
     tco.add_argument("--target-loss", type=_positive_float, nargs="+", required=True, metavar="L", help="loss to reach")
     tco.add_argument("--optimum", choices=("cost", "flops"), default="cost", help="minimise dollars (default) or FLOPs")
@@ -499,8 +532,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--no-extrapolation", action="store_true", help="skip the leave-the-largest-out refits (law-only bands)")
     fit.add_argument("--law", choices=("chinchilla", "kaplan", "kaplan-irreducible", "data-constrained"), default="chinchilla",
                      help="law to fit (default chinchilla); data-constrained needs a unique_tokens column")  # fmt: skip
-    fit.add_argument("--max-epochs", type=_positive_float, metavar="E",
-                     help="data-constrained law: leave out runs repeating their data more than E epochs (default 8)")  # fmt: skip
+    fit.add_argument("--max-epochs", type=_max_epochs, metavar="E",
+                     help="data-constrained law: leave out runs repeating their data more than E epochs (default 8; inf keeps every run)")  # fmt: skip
     fit.add_argument("--max-retries", type=_integer_type(0, "be an integer >= 0"), default=3, metavar="K",
                      help="convergence gate: refits with longer warm-up, higher acceptance, fresh starts (default 3)")  # fmt: skip
     _nuts_options(fit)
@@ -517,6 +550,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("runs", nargs="?", metavar="RUNS.csv", help="runs CSV (default: the embedded Chinchilla runs)")
     validate.add_argument("--threshold", type=_positive_float, metavar="FLOPS", help="compute split: fit runs below this compute (default: 65%% quantile)")
     validate.add_argument("--splits", nargs="+", choices=("compute", "size"), default=["compute", "size"], help="back-test splits (default both)")
-    validate.add_argument("--levels", type=float, nargs="+", default=[0.5, 0.8, 0.9], metavar="P")
+    validate.add_argument("--levels", type=_open_fraction, nargs="+", default=[0.5, 0.8, 0.9], metavar="P",
+                          help="central predictive intervals to check, as levels in (0, 1) (default 0.5 0.8 0.9: does the 80%% interval hold 80%% of the held-out runs?)")  # fmt: skip
     _nuts_options(validate)
     return parser

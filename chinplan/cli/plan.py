@@ -15,10 +15,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from chinplan.cli import cluster, inputs, render
-from chinplan.cli.parser import EXIT_OK, PLOT_SUFFIXES, CliError
+from chinplan.cli.parser import EXIT_OK, PLOT_SUFFIXES, CliError, UsageError
 from chinplan.decide import risk as decide
 from chinplan.extrapolated import compute_optimal_draws
-from chinplan.format import FORMATS, band_cell, human_count, quantile_label, sci
+from chinplan.format import FORMATS, band_cell, human_count, human_flops, quantile_label, sci
 from chinplan.optima import sensible_budget
 from chinplan.plots import charts
 
@@ -49,7 +49,8 @@ def cmd_plan(args) -> int:
         law_n = _law_median_n(draws, log_c, log_n)
         draws_of = {"n": np.exp(log_n), "d": np.exp(log_d), "tokens_per_param": np.exp(log_d - log_n), "loss": np.exp(log_loss)}
         result = {k: np.quantile(v, q, axis=0) for k, v in draws_of.items()}
-        beyond = inputs.beyond_rows(draws, draws.posterior.extrapolation(compute=np.asarray(args.compute, np.float64)))
+        median_n, median_d = (np.median(np.exp(x), axis=0) for x in (log_n, log_d))
+        beyond = inputs.beyond_rows(draws, draws.posterior.extrapolation(compute=np.asarray(args.compute, np.float64)), median_n, median_d)
         timing = [{} for _ in args.compute]
         if training is not None:
             hours = cluster.plan_gpu_hours(training, np.asarray(args.compute, np.float64), draws.num_draws, inputs.key_for(args, inputs.COSTS), q)
@@ -78,7 +79,7 @@ def cmd_plan(args) -> int:
     for i, c in enumerate(args.compute):
         cells = (band_cell(result[k][:, i], FORMATS[k], stacked=True) for k in ("n", "d", "tokens_per_param", "loss"))
         table.add_row(sci(c), *cells)
-    notes = [inputs.beyond_note(c, beyond[i]) for i, c in enumerate(args.compute)]
+    notes = [inputs.beyond_note(human_flops(c), beyond[i]) for i, c in enumerate(args.compute)]
     notes += [f"{sci(c)} FLOPs: the law alone says N* {human_count(n)} (median), outside this 50% band's half-width"
               for c, n in zip(args.compute, law_n) if n is not None]  # fmt: skip
     notes.append(f"bands: {draws.uncertainty} uncertainty (--uncertainty law|extrapolation); losses in the nats of the fitted runs' tokenizer and evaluation set")
@@ -90,6 +91,13 @@ def cmd_plan(args) -> int:
 
 
 _FIELDS = ("n", "d", "epochs", "loss")
+#: What the data-constrained losses are measured on, and why they differ from plain plan's.
+LOSS_SCALE = ("in the nats of the data-constrained runs' evaluation set (C4 for the embedded fit): "
+              "not comparable with plain plan's losses (another tokenizer and evaluation set)")
+
+
+def _decades(value: float) -> str:
+    return f"{value:.1f}" if value >= 0.095 else f"{value:.2f}"
 
 
 def cmd_plan_data_constrained(args) -> int:
@@ -98,6 +106,9 @@ def cmd_plan_data_constrained(args) -> int:
 
     if args.plot:
         raise CliError("--plot is not available with --unique-tokens (examples/data_constrained.py --plot draws loss against epochs)")
+    sizing = [f"--{k.replace('_', '-')}" for k in ("gpus", "days", *cluster.PLAN_HARDWARE) if getattr(args, k, None) is not None]
+    if sizing:
+        raise UsageError(f"{sizing[0]} is not available with --unique-tokens: size the cluster with plan --compute C --gpus K (fresh data)")
     if args.uncertainty == "extrapolation":
         raise CliError("--uncertainty extrapolation: a data-constrained posterior has only the law's uncertainty (use --uncertainty law or leave it out)")
     q = inputs.check_quantiles(args.quantiles)
@@ -113,16 +124,26 @@ def cmd_plan_data_constrained(args) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", data_constrained.EpochRangeWarning)
         ds = data_constrained.plan(posterior, args.compute, args.unique_tokens, q=q, num_draws=args.draws, seed=[args.seed, inputs.THIN])
-    for warning in caught:
-        if issubclass(warning.category, data_constrained.EpochRangeWarning):
-            inputs.warn(str(warning.message))
+    for warning in caught:  # the rows beyond the fitted epochs: one warning naming each (below)
+        if not issubclass(warning.category, data_constrained.EpochRangeWarning):
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     values = {k: np.asarray(ds[k].values, np.float64) for k in _FIELDS}  # (q, compute, unique)
     cells = [(i, j) for i in range(len(args.compute)) for j in range(len(args.unique_tokens))]
+    median = int(np.argmin(np.abs(np.asarray(q) - 0.5)))
+    row = {(i, j): f"{sci(args.compute[i])} FLOPs on {human_count(args.unique_tokens[j])} unique" for i, j in cells}
+    over = [f"{row[c]} ({values['epochs'][(median, *c)]:.3g} epochs)" for c in cells if values["epochs"][(median, *c)] > fitted * (1 + 1e-6)]
+    if over:
+        inputs.warn(f"{len(over)} of {len(cells)} median plans repeat the data for more epochs, beyond the {fitted:g} epochs of the fitted runs, where the law's "
+                    f"errors grow several-fold (docs/DATA_CONSTRAINED.md): {'; '.join(over)}")  # fmt: skip
+    runs = inputs.fitted_runs(posterior)
+    largest = float(np.max(runs[0] + runs[1]) / math.log(10) + math.log10(6.0)) if runs is not None else math.nan
+    beyond = {c: max(0.0, math.log10(args.compute[c[0]]) - largest) for c in cells}
     if args.json:
         render.emit_json({
             "posterior": source, "num_draws": total, "seed": args.seed, "quantiles": q, "uncertainty": "law",
-            "fitted_max_epochs": fitted,
-            "plans": [{"compute": args.compute[i], "unique_tokens": args.unique_tokens[j], **render.bands_json(values, (i, j))} for i, j in cells],
+            "fitted_max_epochs": fitted, "largest_fitted_compute": 10.0**largest, "loss_scale": LOSS_SCALE,
+            "plans": [{"compute": args.compute[i], "unique_tokens": args.unique_tokens[j], **render.bands_json(values, (i, j)),
+                       "compute_decades_beyond": beyond[(i, j)]} for i, j in cells],
         })  # fmt: skip
         return EXIT_OK
     table = render.table(
@@ -132,9 +153,12 @@ def cmd_plan_data_constrained(args) -> int:
     for i, j in cells:
         row = [band_cell(values[k][:, i, j], FORMATS[k], stacked=True) for k in _FIELDS]
         table.add_row(sci(args.compute[i]), human_count(args.unique_tokens[j]), *row)
-    notes = [
+    far = sorted({args.compute[i] for (i, _), b in beyond.items() if b > 0})
+    notes = [f"{human_flops(c)} is {_decades(math.log10(c) - largest)} decades beyond the largest data-constrained run ({human_flops(10.0**largest)})" for c in far]
+    notes += [
         f"fitted on runs of at most {fitted:g} epochs; the law is not trusted beyond (docs/DATA_CONSTRAINED.md)",
-        f"posterior: {source}; law-only bands; losses in the nats of the fitted runs' evaluation set",
+        f"posterior: {source}; law-only bands",
+        f"losses: {LOSS_SCALE}",
     ]
     render.print_tables([table], notes=notes, plot=None)
     return EXIT_OK

@@ -4,7 +4,7 @@ One job (and ``chinplan hardware``, a static table that needs no JAX): turn resu
 lines. Every column folds a cell too wide for it onto a second line instead of cutting it with
 "…", so a design label or a number is always shown whole; band cells are stacked (the median,
 then the 5% - 95% range below it) so the wide tables stay within 80 columns. A terminal's width
-is respected; a pipe or a file gets ``COLUMNS`` when it is set, else 160.
+is respected; a pipe or a file gets ``COLUMNS`` when it is set, else 80 (:data:`WIDTH`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def console() -> Console:
     """The console commands print to. No markup: labels and file names are the user's text."""
     out = Console(markup=False, highlight=False)
     if not out.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
-        out = Console(markup=False, highlight=False, width=max(out.width, 160))  # a pipe: do not squeeze
+        out = Console(markup=False, highlight=False, width=WIDTH)  # a pipe or a file: 80 columns, notes wrapped at words
     return out
 
 
@@ -52,7 +52,7 @@ def working(message: str):
 def table(title: str, headers, *, stacked: bool = False) -> Table:
     """A table whose first column is left-aligned and the others right-aligned; cells fold,
     never truncate. ``stacked`` adds a line between rows (for two-line band cells)."""
-    out = Table(title=title, show_lines=stacked)
+    out = Table(title=title, show_lines=stacked, min_width=min(len(title) + 4, WIDTH))  # a title never wraps mid-phrase when it fits
     for k, header in enumerate(headers):
         out.add_column(header, justify="left" if k == 0 else "right", overflow="fold")
     return out
@@ -105,10 +105,11 @@ def fit_table(summary, title: str) -> Table:
 
 
 def _share(value: float, se: float, count: int) -> str:
-    """'0.81 ± 0.04'; at 0 or 1 the binomial SE is 0, so the count is shown instead."""
+    """'7 of 9 (0.78 ± 0.14)'; at 0 or 1 the binomial SE is 0: '9 of 9 (1.00; no SE at 0 or 1)'."""
+    held = f"{round(value * count)} of {count}"
     if se > 0:
-        return f"{value:.2f} ± {se:.2f}"
-    return f"{value:.2f} ({round(value * count)} of {count}; no SE at 0 or 1)"
+        return f"{held} ({value:.2f} ± {se:.2f})"
+    return f"{held} ({value:.2f}; no SE at 0 or 1)"
 
 
 def validate_lines(result: dict, levels) -> list:
@@ -122,10 +123,14 @@ def validate_lines(result: dict, levels) -> list:
     lines = [out]
     for row in result["allocation"]:
         held = _share(row["coverage"], row["se"], row["num_minima"])
-        lines.append(f"allocation ({row['interval']}): 90% N* bands hold {held} of {row['num_minima']} isoFLOP minima "
+        lines.append(f"allocation ({row['interval']}): 90% N* bands hold {held} isoFLOP minima "
                      f"beyond the fit; median width {row['median_width']:.1f}x")  # fmt: skip
     lines.append("fit/pred: runs fitted / predicted; error: median |relative error| of the median prediction")
     lines.append("coverage SE = sqrt(p(1-p)/pred); width90: median 90% width / median; score90: mean interval score / loss (lower is better)")
+    problems = result.get("convergence_problems")
+    if problems is not None:
+        lines.append("back-test fits: every fit converged (R-hat, ESS, no divergences)" if not problems else
+                     f"back-test fits: {len(problems)} did not converge, their rows are not to be trusted: {'; '.join(problems)}")
     return lines
 
 

@@ -119,7 +119,7 @@ def epoch_table(posterior, n, unique_tokens, epochs, *, q=engine.DEFAULT_QUANTIL
     epochs = np.atleast_1d(_checks.in_range("epochs", epochs, 1.0, np.inf)).astype(np.float64)
     ds = engine.bands_dataset(kernels.epoch_value, params, n, epochs * unique, unique, q=q, dims=("epochs",),
                               coords={"epochs": epochs}, chunk_size=chunk_size)  # fmt: skip
-    warn_beyond(posterior, epochs + 1.0, "the epoch table")
+    warn_beyond(posterior, epochs, "the epoch table")  # its rows, not the one-more-epoch column's e + 1
     return ds
 
 

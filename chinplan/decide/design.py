@@ -79,6 +79,11 @@ class NextRuns(NamedTuple):
     chosen: pd.DataFrame
     objective: str
     units: str
+    #: FLOPs the chosen batch spends, and why the batch stops where it does.
+    spent: float = 0.0
+    stop: str = ""
+    #: The supported shapes (:func:`supported_shapes`), or None when the posterior records no runs.
+    shapes: dict | None = None
 
 
 def weighted_quantile(sorted_values, weights, q):
@@ -110,6 +115,48 @@ def candidate_grid(posterior, budget: float, *, num_compute: int = 8, num_sizes:
     d = np.repeat(compute, num_sizes) / (FLOPS_PER_PARAM_TOKEN * n)
     keep = d >= MIN_TOKENS_PER_PARAM * n
     return n[keep], d[keep]
+
+
+#: How far (decades) beyond the fitted runs' parameters and tokens per parameter a pilot run
+#: may go and still count as supported: its outcome is then simulated near the data.
+SHAPE_MARGIN = 0.5
+
+
+def supported_shapes(posterior, margin: float = SHAPE_MARGIN) -> dict | None:
+    """The shapes the fit supports: log10 parameters and log10 tokens per parameter within the
+    fitted runs' range, widened by ``margin`` decades each way; None without recorded runs."""
+    try:
+        data = posterior.to_arviz().get("constant_data")
+    except (AttributeError, ValueError):
+        return None
+    if data is None or "log_n" not in data or "log_d" not in data:
+        return None
+    l10n = np.asarray(data["log_n"].values, np.float64) / math.log(10.0)
+    ratio = np.asarray(data["log_d"].values, np.float64) / math.log(10.0) - l10n
+    return {"log10_params": (float(l10n.min()) - margin, float(l10n.max()) + margin),
+            "log10_tokens_per_param": (float(ratio.min()) - margin, float(ratio.max()) + margin), "margin": margin}
+
+
+def _inside(shapes: dict, n, d) -> np.ndarray:
+    l10n = np.log10(np.asarray(n, np.float64))
+    ratio = np.log10(np.asarray(d, np.float64)) - l10n
+    (n_lo, n_hi), (r_lo, r_hi) = shapes["log10_params"], shapes["log10_tokens_per_param"]
+    return (l10n >= n_lo) & (l10n <= n_hi) & (ratio >= r_lo) & (ratio <= r_hi)
+
+
+def describe_shapes(shapes: dict | None) -> str:
+    """'parameters 18.1M-44.1B, tokens/param 1.2-1078 (the fitted runs' range widened by 0.5 decades)'."""
+    if shapes is None:
+        return "no fitted runs recorded"
+    (n_lo, n_hi), (r_lo, r_hi) = shapes["log10_params"], shapes["log10_tokens_per_param"]
+    return (f"parameters {_count(10 ** n_lo)}-{_count(10 ** n_hi)}, tokens/param {10 ** r_lo:.3g}-{10 ** r_hi:.4g} "
+            f"(the fitted runs' range widened by {shapes['margin']:g} decades)")  # fmt: skip
+
+
+def _count(value: float) -> str:
+    from chinplan.format import human_count
+
+    return human_count(value)
 
 
 def _per_draw_values(objective, theta, target) -> tuple[jax.Array, str]:
@@ -172,7 +219,8 @@ def _score(values, mean, scale, outcomes, base_ll, nu, *, likelihood, is_width):
             objective = hi - lo
         else:
             objective = _entropy(w @ indicator)
-        return jnp.mean(objective), jnp.mean(ess), jnp.min(ess)
+        se = jnp.std(objective) / jnp.sqrt(objective.shape[0])  # Monte Carlo error over the outcome branches
+        return jnp.mean(objective), jnp.mean(ess), jnp.min(ess), se
 
     return jax.lax.map(one, jnp.arange(mean.shape[1]))
 
@@ -258,17 +306,25 @@ def next_runs(
             raise ValueError("candidates must be a pair (n, d) of arrays")
         n, d = np.broadcast_arrays(_checks.positive("candidates[0]", candidates[0]), _checks.positive("candidates[1]", candidates[1]))
         n, d = np.atleast_1d(n).astype(np.float64).reshape(-1), np.atleast_1d(d).astype(np.float64).reshape(-1)
+    shapes = supported_shapes(posterior)
+    if candidates is None and shapes is not None:  # the default grid keeps to the supported shapes
+        inside = _inside(shapes, n, d)
+        if inside.any():
+            n, d = n[inside], d[inside]
     flops = FLOPS_PER_PARAM_TOKEN * n * d
     affordable = flops <= budget * (1 + 1e-12)
     if not affordable.any():
         raise ValueError(f"budget: no candidate fits in {budget:.3g} FLOPs (the smallest needs {flops.min():.3g})")
     n, d, flops = n[affordable], d[affordable], flops[affordable]
+    supported = np.ones(n.shape, bool) if shapes is None else _inside(shapes, n, d)
 
     theta = posterior.extrapolated_params(uncertainty)
     values, kind = _per_draw_values(objective, theta, target)
     log_n, log_d = np.log(n), np.log(d)
     mean, replicate = posterior.sample_log_loss(log_n, log_d, key=key, uncertainty=uncertainty)
     num_draws = mean.shape[0]
+    if num_outcomes > num_draws:  # each branch's truth is a distinct draw
+        raise ValueError(f"num_outcomes must be at most the posterior's {num_draws} draws (each outcome branch is a distinct draw), got {num_outcomes}")
     truth = np.asarray(jax.random.choice(jax.random.fold_in(key, 1), num_draws, (num_outcomes,), replace=False))
     outcomes = replicate[truth]  # (O, C): branch o's outcomes all come from draw truth[o]
     dtype = jnp.result_type(float)
@@ -286,24 +342,30 @@ def next_runs(
         now = float(_entropy(jnp.mean(values.astype(dtype))))
 
     base_ll = jnp.zeros((num_outcomes, num_draws), dtype)
-    remaining, chosen_rows, table = budget, [], None
+    remaining, chosen_rows, table, stop = budget, [], None, f"{k} run(s) chosen, as asked (-k)"
     min_flops = float(flops.min())
     for pick in range(k):
-        expected, ess_mean, ess_min = _score(values, mean_j, scale, outcomes_j, base_ll, nu, likelihood=posterior.likelihood, is_width=is_width)
-        expected, ess_mean, ess_min = (np.asarray(x, np.float64) for x in (expected, ess_mean, ess_min))
+        expected, ess_mean, ess_min, se = _score(values, mean_j, scale, outcomes_j, base_ll, nu, likelihood=posterior.likelihood, is_width=is_width)
+        expected, ess_mean, ess_min, se = (np.asarray(x, np.float64) for x in (expected, ess_mean, ess_min, se))
         if pick == 0:
             table = pd.DataFrame({
                 "params": n, "tokens": d, "flops": flops, "now": now, "expected_after": expected,
                 "gain": now - expected, "gain_per_flop": (now - expected) / flops, "ess_mean": ess_mean, "ess_min": ess_min,
-                "decades_beyond": decades_beyond(posterior.domain, log_n, log_d)[0],
+                "decades_beyond": decades_beyond(posterior.domain, log_n, log_d)[0], "supported": supported,
             })  # fmt: skip
         # leave room for the picks still to come (each at least the cheapest candidate)
         room = remaining - (k - pick - 1) * min_flops
-        score = np.where(flops <= room * (1 + 1e-12), expected, np.inf)
+        score = np.where((flops <= room * (1 + 1e-12)) & (supported | ~supported.any()), expected, np.inf)
         score[[row["index"] for row in chosen_rows]] = np.inf  # each run once
         if not np.isfinite(score).any():
+            stop = f"no further supported candidate fits the {remaining:.3g} FLOPs left"
             break
+        # The batch rule: the least expected band after the batch; among candidates within the
+        # simulation's error of it, the one that spends most (larger runs, nearer the target):
+        # ranking by gain per FLOP would always pick the cheapest corner.
         best = int(np.argmin(score))
+        tied = np.isfinite(score) & (score <= score[best] + se[best])
+        best = int(np.flatnonzero(tied)[np.argmax(flops[tied])])
         remaining -= flops[best]
         base_ll = base_ll + _candidate_log_likelihood(best, mean_j, scale, outcomes_j, nu, likelihood=posterior.likelihood)
         chosen_rows.append({"index": best, "params": n[best], "tokens": d[best], "flops": flops[best], "expected_after": expected[best],
@@ -317,4 +379,12 @@ def next_runs(
         )
     table = table.sort_values("gain", ascending=False, kind="stable").reset_index(drop=True)
     units = {"nstar": "decades", "loss": "nats"}.get(objective if isinstance(objective, str) else "", "nats of entropy" if not is_width else "value")
-    return NextRuns(table, chosen, objective if isinstance(objective, str) else getattr(objective, "__name__", "custom"), units)
+    spent = float(chosen["flops"].sum()) if len(chosen) else 0.0
+    if not supported.all():
+        chosen_outside = len(chosen) and not supported[[row["index"] for row in chosen_rows]].all()
+        warnings.warn(f"next_runs: {int((~supported).sum())} of {len(supported)} candidates lie outside the shapes the fitted runs "
+                      f"support ({describe_shapes(shapes)}): their simulated outcomes rest on the law alone; "
+                      + ("a chosen run is among them" if chosen_outside else "they are marked (supported = False) and not chosen"),
+                      stacklevel=2)  # fmt: skip
+    name = objective if isinstance(objective, str) else getattr(objective, "__name__", "custom")
+    return NextRuns(table, chosen, name, units, spent, stop, shapes)

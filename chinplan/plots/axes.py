@@ -197,6 +197,9 @@ def _pair_dataset(data: Any, max_draws: int | None):
         step = max(1, math.ceil(total / max_draws))
         if step > 1 and "draw" in ds.dims:
             ds = ds.isel(draw=slice(None, None, step))
+    total = int(ds.sizes.get("chain", 1) * ds.sizes.get("draw", 1))
+    if total < 2:
+        raise ValueError(f"a pair plot needs at least 2 posterior draws; the posterior has {total}")
     return ds
 
 
@@ -215,19 +218,38 @@ def _runs(runs):
     return n, d, 6.0 * n * d
 
 
+def plain_title(text: str, width: int = 90) -> str:
+    """A figure title as plain text: ``$`` escaped (never read as mathtext) and each line
+    wrapped at ``width`` characters, so the constrained layout never cuts it at an edge."""
+    import textwrap
+
+    lines = []
+    for line in text.split("\n"):
+        lines += textwrap.wrap(line, width, break_on_hyphens=False) or [""]
+    return "\n".join(lines).replace("$", r"\$")
+
+
 def _deployment_title(deployment, hardware: str | None = None) -> str:
-    """'989 TFLOP/s peak, MFU 40%, $2/GPU-hour, 500 tokens/query (375 in + 125 out)': medians
-    over draws of the (sampled) deployment, for a figure's title."""
+    """'989 TFLOP/s peak, MFU 40% train, $2/GPU-hour, 500 tokens/query (375 in + 125 out)': a
+    fixed value as it is; a sampled one (a range LO:HI) as 'LO-HI (median M)', for a figure's
+    title (pass it through :func:`plain_title`)."""
 
     def median(x):
         return float(np.median(np.asarray(x, np.float64)))
 
+    def value(x, fmt, unit, scale=1.0, prefix=""):
+        array = np.asarray(x, np.float64) * scale
+        if array.size > 1 and np.ptp(array) > 1e-9 * abs(float(np.max(array))):
+            lo, hi, mid = (format(v, fmt) for v in (float(np.min(array)), float(np.max(array)), float(np.median(array))))
+            return f"{prefix}{lo}-{hi}{unit} (sampled, median {prefix}{mid})"
+        return f"{prefix}{format(float(np.median(array)), fmt)}{unit}"
+
     tokens_in, tokens_out = median(deployment.input_tokens), median(deployment.output_tokens)
-    price = median(deployment.price)
     serve = deployment.inference_price
-    prices = f"${price:.3g}/GPU-hour" + ("" if serve is None else f" train, ${median(serve):.3g} serve")
+    train = value(deployment.price, ".3g", "/GPU-hour", prefix="$")
+    prices = train if serve is None else f"{train} train, {value(serve, '.3g', '/GPU-hour', prefix='$')} serve"
     chip = f"{hardware}, " if hardware else ""
-    return (f"{chip}{median(deployment.peak_flops) / 1e12:.4g} TFLOP/s peak, MFU {100 * median(deployment.mfu_train):.3g}% train, "
+    return (f"{chip}{median(deployment.peak_flops) / 1e12:.4g} TFLOP/s peak, MFU {value(deployment.mfu_train, '.3g', '%', 100)} train, "
             f"{prices}, {tokens_in + tokens_out:.4g} tokens/query ({tokens_in:.4g} in + {tokens_out:.4g} out)")  # fmt: skip
 
 
@@ -239,3 +261,28 @@ def uncertainty_label(params) -> str:
     if any(t is not None and np.any(np.asarray(t) != 0) for t in terms):
         return "extrapolation uncertainty"
     return "law uncertainty"
+
+
+def label_contours(ax, contours, n_range, d_range, margin: float = 0.08) -> None:
+    """One label per contour level that shows in the axes, at the middle of its visible part
+    (at least ``margin`` of each log axis from the edges where it can be): every line is
+    labelled, none is cut at an edge (``clabel`` skips short lines and cuts labels on log axes)."""
+    spans = [(math.log10(lo), math.log10(hi)) for lo, hi in (n_range, d_range)]
+    for level, segments in zip(contours.levels, contours.allsegs):
+        segments = [np.asarray(seg) for seg in segments if len(seg)]
+        if not segments:
+            continue
+        points = np.concatenate(segments, axis=0)
+        logs = np.log10(points)
+        inside = np.ones(len(points), bool)
+        for axis, (lo, hi) in enumerate(spans):
+            pad = margin * (hi - lo)
+            inside &= (logs[:, axis] > lo + pad) & (logs[:, axis] < hi - pad)
+        if not inside.any():
+            visible = np.all([(logs[:, a] >= lo) & (logs[:, a] <= hi) for a, (lo, hi) in enumerate(spans)], axis=0)
+            if not visible.any():
+                continue
+            inside = visible
+        n, d = points[np.flatnonzero(inside)[int(inside.sum()) // 2]]
+        ax.text(n, d, f"{level:.2f}", fontsize=8, ha="center", va="center", color=contours.cmap(contours.norm(level)), zorder=6,
+                bbox=dict(boxstyle="round,pad=0.15", facecolor="white", edgecolor="none", alpha=0.8), gid="iso-loss-label")  # fmt: skip

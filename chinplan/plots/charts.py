@@ -251,7 +251,7 @@ def fan_chart(
     if one_panel:
         ax_n.set_ylabel("parameters N* or training tokens D* (count)")
         ax_n.legend(loc="upper left", fontsize=7.5)
-    ax_n.set_title(f"Compute-optimal allocation, {n_draws} posterior draws ({_figures.uncertainty_label(params)})", fontsize=10)
+    ax_n.set_title(_figures.plain_title(f"Compute-optimal allocation, {n_draws} posterior draws ({_figures.uncertainty_label(params)})"), fontsize=10)
     return fig
 
 
@@ -325,9 +325,7 @@ def iso_loss(
     if levels is None:
         levels = _figures._auto_levels(median_loss)
     contours = ax.contour(n_grid, d_grid, median_loss.T, levels=levels, cmap="viridis", linewidths=1.2)
-    # inline=False: cutting the labels into the lines misplaces the gaps on log axes.
-    for text in ax.clabel(contours, fmt="%.2f", fontsize=8, inline=False):
-        text.set_bbox(dict(boxstyle="round,pad=0.15", facecolor="white", edgecolor="none", alpha=0.8))
+    _figures.label_contours(ax, contours, (n_lo, n_hi), (d_lo, d_hi))
 
     budgets = np.logspace(math.log10(c_lo), math.log10(c_hi), 121)
     frontier = engine.bands(kernels.plan, params, budgets, q=(0.05, 0.5, 0.95)).values  # the law's or extrapolated optimum
@@ -382,7 +380,7 @@ def iso_loss(
     ax.set_ylim(d_lo, d_hi)
     ax.set_xlabel("parameters N (count)")
     ax.set_ylabel("training tokens D (count)")
-    ax.set_title(f"Iso-loss contours of the posterior median loss (nats; {_figures.uncertainty_label(params)})")
+    ax.set_title(_figures.plain_title(f"Iso-loss contours of the posterior median loss (nats; {_figures.uncertainty_label(params)})", 70))
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=8)
     return fig
 
@@ -517,9 +515,9 @@ def tco_vs_queries(
     ax.set_xlim(q_grid[0], q_grid[-1])
     ax.set_xlabel("lifetime queries Q (count)")
     ax.set_ylabel("total cost of ownership (US$)")
-    ax.set_title(
+    ax.set_title(_figures.plain_title(
         f"Training + serving cost vs query volume ({decide.draw_count(theta)} draws, {_figures.uncertainty_label(theta)})\n"
-        f"{_figures._deployment_title(theta.deployment, hardware)}", fontsize=10,
+        f"{_figures._deployment_title(theta.deployment, hardware)}"), fontsize=10,
     )  # fmt: skip
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
@@ -597,6 +595,18 @@ def pair_plot(
         show=False,
         scatter_kwargs={"alpha": 0.3, "s": 4} if kind == "scatter" else None,
     )
+    grid = np.asarray(axes, dtype=object).reshape(k, k)
+    from matplotlib.ticker import MaxNLocator
+
+    for row in range(k):
+        for col in range(k):
+            ax = grid[row, col]
+            ax.xaxis.set_major_locator(MaxNLocator(3))  # tick labels never run into each other
+            if marginals and row == col:  # a marginal: its y axis is a density, not a constant
+                ax.set_yticks([])
+                ax.set_ylabel("density" if col == 0 else "")
+            elif col == 0:
+                ax.yaxis.set_major_locator(MaxNLocator(4))
     draws = int(ds.sizes.get("chain", 1) * ds.sizes.get("draw", 1))
     fig.suptitle(rf"Posterior of the law $L = E + A/N^{{\alpha}} + B/D^{{\beta}}$ ({draws} draws; E in nats)")
     return fig
