@@ -210,6 +210,33 @@ def test_saved_programs_skip_tracing_and_keep_the_bits(program_dir):
             np.testing.assert_array_equal(np.asarray(result.nan_fraction[name]), np.asarray(expected.nan_fraction[name]))
 
 
+def test_a_saved_program_that_cannot_run_is_replaced(program_dir, monkeypatch):
+    """A file that deserialises but that XLA cannot run (seen on CPU: "NOT_FOUND: Function
+    multiply_add_fusion.1" from a cache shared by checkouts of different code) costs a
+    recompilation, not the command: the answer is the kernel's and the file goes."""
+    from jax.experimental import serialize_executable
+
+    params = chinplan.default_posterior().params
+    n, d = np.logspace(8, 11, 7), np.logspace(10, 13, 7)
+    expected = reductions.bands(_two_outputs, params, n, d)  # writes the program
+    saved = list(program_dir.glob("*.program"))
+    assert saved
+
+    def broken(*args, **kwargs):
+        def run(*a):
+            raise jax.errors.JaxRuntimeError("NOT_FOUND: Function multiply_add_fusion.1")
+
+        return run
+
+    monkeypatch.setattr(serialize_executable, "deserialize_and_load", broken)
+    programs.set_program_cache(program_dir)  # a new process: nothing in memory
+    reductions._chunk_function.cache_clear()
+    got = reductions.bands(_two_outputs, params, n, d)
+    for name in ("loss", "double", "finite"):
+        np.testing.assert_array_equal(np.asarray(got.values[name]), np.asarray(expected.values[name]))
+    assert not any(path.exists() for path in saved)
+
+
 def test_only_stable_kernels_are_saved(program_dir):
     import functools
 

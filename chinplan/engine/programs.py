@@ -136,6 +136,8 @@ def saved_program(kernel: Callable, identity: tuple, args: tuple) -> Callable:
         compiled = serialize_executable.deserialize_and_load(payload, in_tree, out_tree)
     except Exception:  # none yet, or unreadable: compile and save it (below)
         compiled = None
+    if compiled is not None:
+        compiled = _first_call_checked(compiled, kernel, path, key)
     if compiled is None:
         try:
             compiled = kernel.lower(*args).compile()  # through JAX's compilation cache, if set
@@ -145,3 +147,25 @@ def saved_program(kernel: Callable, identity: tuple, args: tuple) -> Callable:
             compiled = kernel
     _PROGRAMS[key] = compiled
     return compiled
+
+
+def _first_call_checked(loaded: Callable, kernel: Callable, path: str, key: str) -> Callable:
+    """``loaded`` (an executable read from ``path``), whose first call falls back to ``kernel``
+    when XLA cannot run it (seen on CPU as "NOT_FOUND: Function ...fusion..." for a file that
+    deserialises but no longer matches the runtime): the file is removed, the answer computed
+    afresh, and later calls use ``kernel``."""
+
+    def first(*args):
+        try:
+            out = jax.block_until_ready(loaded(*args))
+            _PROGRAMS[key] = loaded
+            return out
+        except jax.errors.JaxRuntimeError:
+            try:
+                os.remove(path)
+            except OSError:
+                pass
+            _PROGRAMS[key] = kernel
+            return kernel(*args)
+
+    return first
