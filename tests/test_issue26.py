@@ -302,7 +302,7 @@ def test_sighup_leaves_no_temporary_and_no_lock(tmp_path, stub):
     wait_ready(process)
     process.send_signal(_signal.SIGHUP)
     out, err = process.communicate(timeout=60)
-    assert process.returncode in (129, 143), err  # a clean exit (the CLI's table maps HangUp), not -1 (killed)
+    assert process.returncode == 129 and "hung up" in err, err  # 128 + SIGHUP, one line, not -1 (killed)
     assert err.count("\n") == 1 and "Traceback" not in err and out == ""
     assert (tmp_path / "out.nc").read_bytes() == b"the previous output"
     left = [n for n in listing(tmp_path) if n not in ("s.toml", "out.nc", "out.nc.parts")]
@@ -354,3 +354,20 @@ def test_a_posterior_of_more_draws_than_a_fit_makes_is_refused_before_any_value_
     with pytest.raises(ValueError, match=r"variable 'posterior/alpha' holds 1,600,001 draws, more than 1,600,000"):
         Posterior.load(path)
     assert os.path.getsize(path) < 1 << 20
+
+
+# ----- class 6, the command line: no inf cost as a result, no quantile called the median -------
+def test_compare_refuses_a_design_whose_flops_overflow(capsys):
+    assert main(["compare", "1e30:1e30", "70B:1.4T"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "design 1e30:1e30" in err and "training FLOPs" in err and "$inf" not in err
+
+
+def test_non_default_quantiles_are_never_called_the_median(capsys):
+    args = ["tco", "--target-loss", "2.0", "--queries", "1e10", "--tokens-per-query", "500", "--hardware", "h100", "--quantiles", "0.1", "0.9"]
+    assert main(args) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "median" not in out and "the 10% quantile plan (" in out
+    assert main(["smallest", "--target-loss", "2.0", "--tokens", "1.4T", "--quantiles", "0.25", "0.75"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "at the median" not in out and "at the 25% quantile" in out

@@ -23,9 +23,10 @@ import os
 import sys
 import warnings
 
-from chinplan._files import POSTERIOR_DIRECTORY, POSTERIOR_EMPTY, OutputPathError, Terminated, check_input_file, signals_unwind
+from chinplan._files import POSTERIOR_DIRECTORY, POSTERIOR_EMPTY, HangUp, OutputPathError, Terminated, check_input_file, signals_unwind
 from chinplan.cli.parser import (
     EXIT_ERROR,
+    EXIT_HANGUP,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_TERMINATED,
@@ -35,7 +36,7 @@ from chinplan.cli.parser import (
     build_parser,
 )
 
-__all__ = ["main", "cache_dir", "enable_compilation_cache", "EXIT_OK", "EXIT_ERROR", "EXIT_USAGE", "EXIT_INTERRUPTED", "EXIT_TERMINATED"]
+__all__ = ["main", "cache_dir", "enable_compilation_cache", "EXIT_OK", "EXIT_ERROR", "EXIT_USAGE", "EXIT_INTERRUPTED", "EXIT_TERMINATED", "EXIT_HANGUP"]
 
 # --------------------------------------------------------------------------------------
 # main
@@ -159,7 +160,7 @@ def _one_line(err: BaseException) -> str:
 def main(argv=None) -> int:
     """Entry point of the ``chinplan`` command; returns the exit code.
 
-    SIGINT exits 130 and SIGTERM 143, with one line on stderr and no temporary file left; run
+    SIGINT exits 130, SIGTERM 143 and SIGHUP 129, with one line on stderr and no temporary file left; run
     as the program (``argv`` None), a non-zero exit then ends the process at once
     (:func:`_exit_now`).
     """
@@ -179,6 +180,8 @@ def main(argv=None) -> int:
         code, line = EXIT_ERROR, f"error: {_one_line(err)}"
     except KeyboardInterrupt:
         code, line = EXIT_INTERRUPTED, "interrupted"
+    except HangUp:  # the terminal closed (SIGHUP): 128 + 1
+        code, line = EXIT_HANGUP, "hung up (terminal closed)"
     except Terminated:
         code, line = EXIT_TERMINATED, "terminated"
     except Exception as err:  # never a traceback for the user; CHINPLAN_DEBUG=1 shows it

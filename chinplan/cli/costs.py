@@ -59,7 +59,7 @@ def cmd_tco(args) -> int:
         values = {g: {f: np.asarray(result.values[g][f], np.float64) for f in kernels.TCO_FIELDS} for g in groups}
         savings = np.asarray(result.values["savings"], np.float64)
         unreachable = decide.draw_fraction(theta, decide.unreachable_fraction(theta, targets))
-        median = int(np.argmin(np.abs(np.asarray(q) - 0.5)))
+        median, central = inputs.central_quantile(q)
         plan_n, plan_d = values["optimal"]["n"][median], values["optimal"]["d"][median]
         reached = np.isfinite(plan_n) & np.isfinite(plan_d)
         safe_n, safe_d = np.where(reached, plan_n, 1.0), np.where(reached, plan_d, 1.0)
@@ -103,7 +103,7 @@ def cmd_tco(args) -> int:
         if unreachable[i] > 0:
             notes.append(f"target unreachable for {100 * unreachable[i]:.1f}% of draws: they count as inf")
         if reached[i]:
-            notes.append(inputs.beyond_note(f"the median plan ({human_count(plan_n[i])} params, {human_count(plan_d[i])} tokens)", beyond[i]))
+            notes.append(inputs.beyond_note(f"the {central} plan ({human_count(plan_n[i])} params, {human_count(plan_d[i])} tokens)", beyond[i]))
         notes.append(f"bands: {draws.uncertainty} uncertainty (--uncertainty law|extrapolation)")
         table = render.table(
             f"Target loss {t:g}, {draws.num_draws} posterior draws: {quantile_label(q)}",
@@ -143,6 +143,13 @@ def cmd_compare(args) -> int:
         raise UsageError(f"design {repeated[0]!r} given more than once (label them LABEL=N:D)")
     n = np.array([design[1] for design in args.designs])
     d = np.array([design[2] for design in args.designs])
+    from chinplan import _checks  # JAX's dtype decides the range; compare loads JAX anyway
+
+    for label, n_i, d_i in args.designs:  # a cost of inf is not a result
+        try:
+            _checks.log_representable(f"design {label}: its training FLOPs 6 N D", np.log(6.0) + np.log(n_i) + np.log(d_i))
+        except ValueError as err:
+            raise CliError(str(err).replace("enable JAX's x64 mode", "JAX_ENABLE_X64=1")) from None
     deployment, described = inputs.deployment_of(args)
     with render.working(f"compare: {render.COMPILING_NOTE}"):
         draws = inputs.load_draws(args, fast=True)
@@ -268,7 +275,7 @@ def cmd_smallest(args) -> int:
     for name in ("loss", "gpu_hours", "dollars"):
         table.add_row(_row_label(name, described), band_cell(bands[name], FORMATS[name], stacked=True))
     notes = [deployment_line(described), f"{draws.num_draws} posterior draws, {draws.uncertainty} uncertainty (--uncertainty law|extrapolation); "
-             f"total cost {human_dollars(bands['dollars'][len(q) // 2])} at the median"]  # fmt: skip
+             f"total cost {human_dollars(bands['dollars'][inputs.central_quantile(q)[0]])} at the {inputs.central_quantile(q)[1]}"]  # fmt: skip
     notes.append(inputs.beyond_note(f"{human_count(n)} params on {human_count(d)} tokens", beyond))
     render.print_tables([table], notes)
     return EXIT_OK

@@ -256,6 +256,13 @@ def check_quantiles(q) -> list[float]:
     return [float(v) for v in q]
 
 
+def central_quantile(q) -> tuple[int, str]:
+    """The index of the quantile nearest 0.5 in ``q`` and what to call it: "median" only when
+    it is 0.5 (``--quantiles 0.1 0.9`` has no median, and its 10% plan is not called one)."""
+    i = int(np.argmin(np.abs(np.asarray(q, np.float64) - 0.5)))
+    return i, "median" if q[i] == 0.5 else f"{100 * q[i]:g}% quantile"
+
+
 def check_reachable(params, targets, name: str) -> None:
     """A target at or below E for every draw is an input error, not a result."""
     e_min = float(np.min(np.asarray(params.E, np.float64)))

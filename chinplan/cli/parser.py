@@ -75,6 +75,7 @@ __all__ = ["CliError", "UsageError", "build_parser"]
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED, EXIT_TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGTERM  # 130, 143
+EXIT_HANGUP = 128 + 1  # SIGHUP (its number on every POSIX system)
 
 DEFAULT_QUANTILES = [0.05, 0.5, 0.95]
 PLOT_SUFFIXES = (".png", ".svg")

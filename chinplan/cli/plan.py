@@ -129,11 +129,11 @@ def cmd_plan_data_constrained(args) -> int:
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     values = {k: np.asarray(ds[k].values, np.float64) for k in _FIELDS}  # (q, compute, unique)
     cells = [(i, j) for i in range(len(args.compute)) for j in range(len(args.unique_tokens))]
-    median = int(np.argmin(np.abs(np.asarray(q) - 0.5)))
+    median, central = inputs.central_quantile(q)
     row = {(i, j): f"{sci(args.compute[i])} FLOPs on {human_count(args.unique_tokens[j])} unique" for i, j in cells}
     over = [f"{row[c]} ({values['epochs'][(median, *c)]:.3g} epochs)" for c in cells if values["epochs"][(median, *c)] > fitted * (1 + 1e-6)]
     if over:
-        inputs.warn(f"{len(over)} of {len(cells)} median plans repeat the data for more epochs, beyond the {fitted:g} epochs of the fitted runs, where the law's "
+        inputs.warn(f"{len(over)} of {len(cells)} {central} plans repeat the data for more epochs, beyond the {fitted:g} epochs of the fitted runs, where the law's "
                     f"errors grow several-fold (docs/DATA_CONSTRAINED.md): {'; '.join(over)}")  # fmt: skip
     runs = inputs.fitted_runs(posterior)
     largest = float(np.max(runs[0] + runs[1]) / math.log(10) + math.log10(6.0)) if runs is not None else math.nan
