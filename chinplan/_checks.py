@@ -430,7 +430,7 @@ def reachable(name: str, target: Any, e: Any, *, every: bool = True) -> None:
     if np.any(bad):
         raise ValueError(
             f"{name} must exceed the irreducible loss E of at least one posterior draw "
-            f"(min E = {e_min:.6g}); got {target[bad].reshape(-1)[0]!r}, unreachable for every draw"
+            f"(min E = {e_min:.6g}); got {float(target[bad].reshape(-1)[0])!r}, unreachable for every draw"
         )
 
 

@@ -20,7 +20,7 @@ import jax
 from chinplan import datasets
 from chinplan.inference import calibration
 from chinplan.inference import compare_models
-from chinplan.inference import fit
+from chinplan.inference.fit import fit
 from chinplan.inference.model import Priors
 from run_backtests import study_main
 

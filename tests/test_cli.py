@@ -296,7 +296,7 @@ def test_sweep_target_loss_grid_reports_unreachable_draws(tmp_path, capsys, smal
     output = tmp_path / "targets.csv"
     argv = ["sweep", str(scenarios), "-o", str(output), "--posterior", small_posterior, "--no-progress"]
     assert main([*argv, "--uncertainty", "law"]) == 0
-    assert "6 scenarios" in capsys.readouterr().out
+    assert "6 scenarios" in " ".join(capsys.readouterr().out.split())  # wrapped at 80 columns
     frame = pd.read_csv(output)
     assert len(frame) == 6 and {"n_q50", "dollars_q95", "unreachable_fraction"} <= set(frame.columns)
     e = np.asarray(chinplan.Posterior.load(small_posterior).params.E, np.float64)

@@ -126,12 +126,15 @@ _SITE_RANGES = {
     **{name: (float(np.log(_F32.tiny)), float(np.log(_F32.max))) for name in ("log_E", "log_A", "log_B", "log_Nc", "log_Dc", "log_R_D", "log_R_N")},
     **{name: (float(_F32.tiny), float(_F32.max)) for name in ("alpha", "beta", "sigma", "nu", "alpha_N", "alpha_D", "sigma_seed")},
     # the extrapolation component: drifts and scales drawn under priors whose scale grids end at
-    # 0.2 (tau_u, kappa; chinplan.inference.extrapolation.TAU_U_GRID, KAPPA_GRID) and 0.5 (tau_v,
-    # TAU_V_GRID; the valley offset c alike): ten times that is a 10-sigma draw, not a fit's
+    # 0.2 (tau_u, kappa; chinplan.inference.extrapolation.TAU_U_GRID, KAPPA_GRID): ten times
+    # that is a 10-sigma draw, not a fit's. The valley's drift v and offset c follow the
+    # allocation line minus each law draw's own slope and level (inference/allocation.py), so
+    # a poorly identified law moves them far: v within 10 decades per decade, c within the
+    # decades a float32 N* can move at all
     "u": (-2.0, 2.0),
     "kappa": (0.0, 2.0),
-    "v": (-5.0, 5.0),
-    "c": (-5.0, 5.0),
+    "v": (-10.0, 10.0),
+    "c": (-float(np.log10(_F32.max)), float(np.log10(_F32.max))),
 }
 #: The largest natural log of a count chinplan computes with (float32's largest value).
 _LOG_MAX = float(np.log(_F32.max))
