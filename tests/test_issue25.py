@@ -2,7 +2,6 @@
 the issue was filed against. In-process through ``chinplan.cli.main`` on a few hundred draws
 of the shipped posterior (no NUTS except one tiny Kaplan fit)."""
 
-import json
 import os
 import re
 
@@ -15,20 +14,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DRAWS = ["--draws", "200"]
 
 
-def run(capsys, argv):
-    """(exit code, stdout, stderr) of ``chinplan ARGV`` run in-process."""
-    try:
-        code = main(argv)
-    except SystemExit as exc:  # argparse's usage errors
-        code = exc.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def run_json(capsys, argv):
-    code, out, err = run(capsys, [*argv, "--json"])
-    assert code == 0, err
-    return json.loads(out)
+from test_issue14 import run, run_json  # noqa: E402  (the in-process runner the CLI tests share)
 
 
 def one_plain_line(err: str) -> str:
