@@ -274,8 +274,9 @@ def cmd_smallest(args) -> int:
     table.add_row(f"P(loss <= {args.target_loss:g})", f"{reached:.3f}")
     for name in ("loss", "gpu_hours", "dollars"):
         table.add_row(_row_label(name, described), band_cell(bands[name], FORMATS[name], stacked=True))
+    centre, central = inputs.central_quantile(q)
     notes = [deployment_line(described), f"{draws.num_draws} posterior draws, {draws.uncertainty} uncertainty (--uncertainty law|extrapolation); "
-             f"total cost {human_dollars(bands['dollars'][inputs.central_quantile(q)[0]])} at the {inputs.central_quantile(q)[1]}"]  # fmt: skip
+             f"total cost {human_dollars(bands['dollars'][centre])} at the {central}"]  # fmt: skip
     notes.append(inputs.beyond_note(f"{human_count(n)} params on {human_count(d)} tokens", beyond))
     render.print_tables([table], notes)
     return EXIT_OK
