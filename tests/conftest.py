@@ -12,6 +12,32 @@ import pytest
 # unless a run asks for it (tests/test_cli_speed.py turns it on in subprocesses).
 os.environ.setdefault("CHINPLAN_CACHE", "0")
 
+#: The suite's own compilation cache: one temporary folder per test run, shared by the xdist
+#: workers (the controller makes it and hands it down through this variable), removed at the
+#: end. Modules and workers compile many of the same programs (NUTS chains of one model and
+#: shape, the engine's kernels); JAX's persistent cache serves a program compiled anywhere in
+#: the run to every later compilation of it. Only this process's JAX configuration is set,
+#: never the environment of subprocesses (their tests measure cold starts).
+#: ``CHINPLAN_TEST_COMPILE_CACHE=0`` runs the suite without it.
+_SUITE_CACHE = "CHINPLAN_TEST_COMPILE_CACHE_DIR"
+
+
+def pytest_configure(config):
+    import shutil
+    import tempfile
+
+    if os.environ.get("CHINPLAN_TEST_COMPILE_CACHE", "1") == "0":
+        return
+    if not os.environ.get("PYTEST_XDIST_WORKER"):  # the controller (or a run without workers)
+        folder = tempfile.mkdtemp(prefix="chinplan-test-xla-")
+        os.environ[_SUITE_CACHE] = folder
+        config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
+    folder = os.environ.get(_SUITE_CACHE)
+    if folder:
+        jax.config.update("jax_compilation_cache_dir", folder)
+        # programs that take a while to compile (NUTS chains, engine kernels), not every op
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+
 
 @pytest.fixture(params=["float32", "float64"])
 def precision(request):
@@ -27,14 +53,18 @@ def precision(request):
         yield np.float32, 2e-6
 
 
-#: The event jax.monitoring reports once per XLA backend compilation.
+#: The event jax.monitoring reports once per XLA backend compilation, and the one it reports
+#: when the persistent compilation cache (the suite's, pytest_configure) serves a program
+#: instead: both mean that a program was not found among the compiled ones in memory.
 BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"
+CACHE_HIT = "/jax/compilation_cache/cache_hits"
 
 
 @pytest.fixture
 def count_compiles():
     """A context manager factory: ``with count_compiles() as seen:`` lists every XLA backend
-    compilation (jitted functions and eager ops alike) made inside the block."""
+    compilation (jitted functions and eager ops alike) made inside the block, and every
+    program the suite's compilation cache served (a compilation it saved, not a reuse)."""
 
     @contextlib.contextmanager
     def counting():
@@ -44,11 +74,17 @@ def count_compiles():
             if event == BACKEND_COMPILE:
                 seen.append(event)
 
+        def cached(event, **kwargs):  # a program the suite's cache served: a compilation all the same
+            if event == CACHE_HIT:
+                seen.append(event)
+
         jax.monitoring.register_event_duration_secs_listener(listener)
+        jax.monitoring.register_event_listener(cached)
         try:
             yield seen
         finally:
             jax.monitoring.unregister_event_duration_listener(listener)
+            jax.monitoring.unregister_event_listener(cached)
 
     return counting
 

@@ -367,11 +367,11 @@ def test_nuts_progress_shows_a_compiling_phase_then_sampling(monkeypatch, capsys
 
     @functools.lru_cache(maxsize=None)  # as _sampler._runner: one jitted function per setting
     def fake_runner(model, model_kwargs, num_warmup, num_draws, num_chains, method, accept, every):
-        def chains(keys, args):  # no NUTS: the phases around the call are what is tested
-            draws = jnp.zeros((keys.shape[0], num_draws)) + args[0].sum()
-            return {"x": draws}, jnp.zeros((keys.shape[0], num_draws), bool)
+        def chain(key, args):  # no NUTS: the phases around the call are what is tested
+            draws = jnp.zeros(num_draws) + args[0].sum()  # one chain, as the sequential runner
+            return {"x": draws}, jnp.zeros(num_draws, bool)
 
-        return jax.jit(chains)
+        return jax.jit(chain)
 
     import jax.numpy as jnp
 

@@ -9,9 +9,10 @@ adaptation, the same ``init_to_median`` start) from a function that is jitted on
 
     chain(key, data) = scan(sample, init(key, data), num_warmup + num_draws)
 
-and runs the chains with ``lax.map`` (sequential), ``vmap`` (vectorized) or ``pmap``
-(parallel, one chain per device). The compiled function is cached per (model, model
-options, settings), and the data are arguments, so new data of the same shape reuse it.
+and runs the chains one call per chain (sequential: one compiled chain serves any number
+of chains), with ``vmap`` (vectorized) or ``pmap`` (parallel, one chain per device). The
+compiled function is cached per (model, model options, settings), and the data are
+arguments, so new data of the same shape reuse it.
 """
 
 from __future__ import annotations
@@ -89,7 +90,9 @@ def chain_method_for(num_chains: int, chain_method: str | None) -> str:
 
 @functools.lru_cache(maxsize=32)
 def _runner(model, model_kwargs: tuple, num_warmup: int, num_draws: int, num_chains: int, chain_method: str, target_accept_prob: float, progress_every: int):
-    """The jitted ``(chain_keys, model_args) -> (samples, diverging)`` for one setting."""
+    """The jitted ``(chain_keys, model_args) -> (samples, diverging)`` for one setting; for
+    "sequential", the jitted ``(chain_key, model_args)`` of one chain (``num_chains`` is 1 in
+    the cache key), run once per chain, so any number of chains reuses one compiled chain."""
     from numpyro.infer import NUTS, init_to_median
 
     kwargs = dict(model_kwargs)
@@ -117,7 +120,7 @@ def _runner(model, model_kwargs: tuple, num_warmup: int, num_draws: int, num_cha
         return samples, diverging
 
     if chain_method == "sequential":
-        return jax.jit(lambda keys, args: lax.map(lambda k: chain(k, args), keys))
+        return jax.jit(chain)
     if chain_method == "vectorized":
         return jax.jit(jax.vmap(chain, in_axes=(0, None)))
     return jax.pmap(chain, in_axes=(0, None))
@@ -160,7 +163,7 @@ def sample_nuts(
 
     Chain c starts from key ``split(key, num_chains)[c]``; with the same chain method on the
     same machine its draws depend only on that key and the data. Across chain methods they
-    differ: sequential (``lax.map``), vectorized (``vmap``) and parallel (``pmap``) compile
+    differ: sequential (one call per chain), vectorized (``vmap``) and parallel (``pmap``) compile
     the chain differently, floating-point rounding differs in the last bit, and NUTS (its
     accept and U-turn decisions) turns that into different, equally valid draws (measured:
     sequential, vectorized and parallel runs of one key differ from the first kept draw). ``model_kwargs`` must be hashable
@@ -181,19 +184,26 @@ def sample_nuts(
         method = "sequential"
     total = num_warmup + num_draws
     every = max(1, total // 100) if progress else 0
-    run = _runner(model, tuple(sorted(model_kwargs.items())), num_warmup, num_draws, num_chains, method, float(target_accept_prob), every)
+    sequential = method == "sequential"  # one compiled chain, called once per chain key
+    run = _runner(model, tuple(sorted(model_kwargs.items())), num_warmup, num_draws, 1 if sequential else num_chains, method, float(target_accept_prob), every)
     keys = jax.random.split(key, num_chains)
+    args = tuple(model_args)
     bar = None
     if progress:  # compile first, saying so, so the bar does not sit at 0 through compilation
-        run = _compiled(run, keys, tuple(model_args))
+        run = _compiled(run, keys[0] if sequential else keys, args)
         from tqdm.auto import tqdm
 
         bar = tqdm(total=num_chains * (total - total % every), desc=f"NUTS sampling: {num_chains} chain(s) x {total} steps ({method})")
     _progress["bar"] = bar
     try:
-        samples, diverging = run(keys, tuple(model_args))
-        samples = {name: np.asarray(value) for name, value in sorted(samples.items())}
-        diverging = np.asarray(diverging)
+        if sequential:  # dispatched one after another (asynchronously), gathered once
+            chains = [run(k, args) for k in keys]
+            samples = {name: np.stack([np.asarray(c[0][name]) for c in chains]) for name in sorted(chains[0][0])}
+            diverging = np.stack([np.asarray(c[1]) for c in chains])
+        else:
+            samples, diverging = run(keys, args)
+            samples = {name: np.asarray(value) for name, value in sorted(samples.items())}
+            diverging = np.asarray(diverging)
         jax.effects_barrier()
     finally:
         _progress["bar"] = None
