@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 import re
+import sys
+import textwrap
 from typing import Callable, Iterable
 
 __all__ = [
@@ -22,6 +24,8 @@ __all__ = [
     "band_cell",
     "quantile_label",
     "quantile_name",
+    "wrap_lines",
+    "say",
     "FORMATS",
     "ROW_LABELS",
     "deployment_line",
@@ -95,6 +99,37 @@ def parse_human(text: str) -> float:
     if match is None:
         raise ValueError(f"{text!r} is not a number (write e.g. 70B, 1.4T, 1e9 or 500; suffixes K, M, B, T, Q)")
     return float(match.group(1)) * _SUFFIX_SCALE[match.group(2).upper()]
+
+
+#: The width of every line chinplan and its examples print to a pipe or a file.
+WIDTH = 80
+
+
+def wrap_lines(text: str, width: int = WIDTH) -> str:
+    """``text`` with each line longer than ``width`` wrapped at words, its continuations
+    indented two spaces under the line's own indent; shorter lines (tables) are unchanged.
+
+    Raises:
+      ValueError: ``width`` is not an integer >= 10.
+    """
+    if isinstance(width, bool) or not isinstance(width, int) or width < 10:
+        raise ValueError(f"width must be an integer >= 10, got {width!r}")
+    lines = []
+    for line in str(text).split("\n"):
+        if len(line) <= width:
+            lines.append(line)
+            continue
+        indent = " " * (len(line) - len(line.lstrip()) + 2)
+        lines.append(textwrap.fill(line, width, subsequent_indent=indent, break_on_hyphens=False))
+    return "\n".join(lines)
+
+
+def say(*parts, width: int = WIDTH, **kwargs) -> None:
+    """``print`` with each line wrapped at ``width`` (80) columns (:func:`wrap_lines`): the
+    examples' printer, so their output fits a terminal and a pipe alike."""
+    sep = kwargs.pop("sep", " ")
+    file = kwargs.pop("file", None) or sys.stdout
+    print(wrap_lines(sep.join(str(p) for p in parts), width), file=file, **kwargs)
 
 
 def printable(text: str) -> str:
