@@ -6,11 +6,12 @@ loading the numerical stack. The CLI, the plots and the examples format through 
 
 from __future__ import annotations
 
+import html
 import math
 import re
 import sys
 import textwrap
-from typing import Callable, Iterable
+from typing import Callable, Iterable, NamedTuple
 
 __all__ = [
     "human_count",
@@ -26,6 +27,10 @@ __all__ = [
     "quantile_name",
     "wrap_lines",
     "say",
+    "Cell",
+    "html_table",
+    "band_html",
+    "records_html",
     "FORMATS",
     "ROW_LABELS",
     "deployment_line",
@@ -300,6 +305,102 @@ def chip_words(label: str, *hardware) -> str:
     units = {accelerator(h) for h in hardware if h is not None} or {"GPU"}
     word = units.pop() if len(units) == 1 else "accelerator"
     return label.replace("GPUs", f"{word}s").replace("GPU", word)
+
+
+# --------------------------------------------------------------------------------------
+# HTML tables: notebooks (``_repr_html_`` of the result types) and ``chinplan report``
+# --------------------------------------------------------------------------------------
+
+
+class Cell(NamedTuple):
+    """A table cell: ``text`` shown (a ``band`` line below it), ``values`` the exact numbers
+    behind it, written in full into ``data-values`` (so a reader or a test gets every digit)."""
+
+    text: str
+    values: tuple = ()
+    band: str = ""
+    field: str = ""
+
+
+#: The most rows an HTML table of a result shows (the rest are counted in its caption).
+HTML_ROWS = 50
+
+
+def _exact(value) -> str:
+    value = float(value)
+    return repr(value) if math.isfinite(value) else str(value)  # 'inf', '-inf', 'nan'
+
+
+def _td(cell) -> str:
+    if not isinstance(cell, Cell):
+        cell = Cell(str(cell))
+    attrs = f' data-field="{html.escape(cell.field)}"' if cell.field else ""
+    if cell.values:
+        attrs += f' data-values="{" ".join(_exact(v) for v in cell.values)}"'
+    band = f'<br><span class="band">{html.escape(cell.band)}</span>' if cell.band else ""
+    return f"<td{attrs}>{html.escape(cell.text)}{band}</td>"
+
+
+def html_table(headers, rows, *, caption: str = "", table_id: str = "", row_data=None) -> str:
+    """One HTML table (no styles, scripts or links): ``headers`` the column titles, ``rows`` lists
+    of cells (:class:`Cell`, or text), ``row_data`` per row a dict of ``data-*`` attributes."""
+    out = [f'<table{f" id={chr(34)}{html.escape(table_id)}{chr(34)}" if table_id else ""}>']
+    if caption:
+        out.append(f"<caption>{html.escape(caption)}</caption>")
+    out.append("<tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in headers) + "</tr>")
+    for k, row in enumerate(rows):
+        data = (row_data[k] if row_data is not None else None) or {}
+        attrs = "".join(f' data-{html.escape(key)}="{html.escape(str(value))}"' for key, value in data.items())
+        out.append(f"<tr{attrs}>" + "".join(_td(cell) for cell in row) + "</tr>")
+    out.append("</table>")
+    return "\n".join(out)
+
+
+def band_html(values, fmt: Callable[[float], str], *, field: str = "", centre: int | None = None) -> Cell:
+    """A band cell: the central value shown (``centre``, default the middle level), the lowest to
+    highest below it, every value exact in ``data-values``."""
+    values = tuple(float(v) for v in values)
+    shown = [fmt(v) if math.isfinite(v) else str(v) for v in values]
+    centre = len(values) // 2 if centre is None else centre
+    band = f"{shown[0]} - {shown[-1]}" if len(set(shown)) > 1 else ""
+    return Cell(shown[centre], values, band, field)
+
+
+def _flatten(nested, index=()):
+    """(index, number) pairs of a number or nested lists (``array.tolist()``), in C order."""
+    if isinstance(nested, (list, tuple)):
+        for k, item in enumerate(nested):
+            yield from _flatten(item, (*index, k))
+    else:
+        yield index, nested
+
+
+def records_html(title: str, columns: dict, *, formats: dict | None = None, limit: int = HTML_ROWS) -> str:
+    """A result's fields as an HTML table: ``columns`` maps each field to a number or to arrays
+    (anything with ``tolist``) or nested lists of one shape, one row per element; a number is shown
+    by ``formats[field]`` (default :data:`FORMATS`, else three significant digits) and kept
+    exact in ``data-values``. At most ``limit`` rows; the caption counts the others."""
+    formats = FORMATS if formats is None else formats
+    flat = {name: list(_flatten(values.tolist() if hasattr(values, "tolist") else values)) for name, values in columns.items()}
+    shaped = [v for v in flat.values() if not (len(v) == 1 and v[0][0] == ())]  # a number goes with every row
+    first = shaped[0] if shaped else next(iter(flat.values()))
+    if any([i for i, _ in v] != [i for i, _ in first] for v in shaped):
+        raise ValueError(f"columns must share one shape (or be numbers), got {list(columns)} of different shapes")
+    flat = {name: v if len(v) == len(first) else v * len(first) for name, v in flat.items()}
+    indexed = bool(first and first[0][0])
+    rows = []
+    for k in range(min(len(first), limit)):
+        index = [Cell(str(list(first[k][0])))] if indexed else []
+        rows.append(index + [Cell(_shown(formats, name, flat[name][k][1]), (flat[name][k][1],), field=name) for name in flat])
+    caption = title if len(first) <= limit else f"{title} (first {limit} of {len(first)} rows)"
+    return html_table((["index"] if indexed else []) + [ROW_LABELS.get(n, n) for n in flat], rows, caption=caption)
+
+
+def _shown(formats: dict, field: str, value) -> str:
+    value = float(value)
+    if not math.isfinite(value):
+        return str(value)
+    return formats[field](value) if field in formats else f"{value:.3g}"
 
 
 # --------------------------------------------------------------------------------------

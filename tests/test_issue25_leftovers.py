@@ -1,0 +1,244 @@
+"""Issue 25, the leftovers: HTML tables of the result types a notebook shows (one renderer,
+:func:`chinplan.format.html_table`), the cost table and crossover of ``chinplan report``,
+the distance below the fitted runs in the xarray outputs, and one 80-column printer for the
+examples. Each test parses what is rendered and checks it against the object's own numbers."""
+
+import os
+import pathlib
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+DRAWS = ["--draws", "200"]
+
+from test_issue14 import run, run_json  # noqa: E402  (the in-process runner the CLI tests share)
+
+
+class Tables(HTMLParser):
+    """Every table of a page: its id, caption, headers and rows of cells (text, field, values)."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables, self.fetches, self._cell, self._in = [], [], None, None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        for key in ("src", "href"):  # nothing fetched: only in-document references
+            if key in attrs and not str(attrs[key]).startswith("#"):
+                self.fetches.append((tag, key, attrs[key]))
+        if tag in ("script", "link", "img", "iframe"):
+            self.fetches.append((tag, None, None))
+        if tag == "table":
+            self.tables.append({"id": attrs.get("id"), "caption": "", "headers": [], "rows": [], "row_data": []})
+        elif tag == "tr":
+            self.tables[-1]["rows"].append([])
+            self.tables[-1]["row_data"].append({k[5:]: v for k, v in attrs.items() if k.startswith("data-")})
+        elif tag in ("td", "th"):
+            values = attrs.get("data-values")
+            self._cell = {"tag": tag, "text": "", "field": attrs.get("data-field"),
+                          "values": None if values is None else [float(v) for v in values.split()]}  # fmt: skip
+        elif tag == "caption":
+            self._in = "caption"
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self.tables[-1]["rows"][-1].append(self._cell)
+            self._cell = None
+        elif tag == "caption":
+            self._in = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell["text"] += data
+        elif self._in == "caption":
+            self.tables[-1]["caption"] += data
+
+
+def parse(page: str) -> Tables:
+    tables = Tables()
+    tables.feed(page)
+    for table in tables.tables:  # the first row of th cells is the header
+        if table["rows"] and all(c["tag"] == "th" for c in table["rows"][0]):
+            table["headers"] = [c["text"] for c in table["rows"].pop(0)]
+            table["row_data"].pop(0)
+    return tables
+
+
+def _law_draws(num=64, seed=0):
+    import chinplan as cp
+
+    rng = np.random.default_rng(seed)
+    base = cp.HOFFMANN_2022
+    return cp.LawParams(*(np.asarray(v * np.exp(0.05 * rng.standard_normal(num)), np.float32) for v in base))
+
+
+# --------------------------------------------------------------------------------------
+# 1. _repr_html_ of the result types: tables whose numbers are the object's.
+# --------------------------------------------------------------------------------------
+
+
+def test_allocation_renders_as_a_table_of_its_numbers():
+    import chinplan as cp
+
+    budgets = np.array([1e21, 5.76e23, 1e25])
+    plan = cp.compute_optimal(cp.HOFFMANN_2022, budgets)
+    (table,) = parse(plan._repr_html_()).tables
+    assert table["headers"] == ["index", "parameters N", "tokens D", "loss"] and "Allocation" in table["caption"]
+    assert len(table["rows"]) == 3
+    for i, row in enumerate(table["rows"]):
+        by_field = {c["field"]: c for c in row if c["field"]}
+        for field in ("n", "d", "loss"):
+            assert by_field[field]["values"] == [float(np.asarray(getattr(plan, field))[i])], field
+        assert by_field["n"]["text"] == cp.format.human_count(float(np.asarray(plan.n)[i]))
+
+
+def test_cost_and_plan_cost_render_as_tables():
+    import chinplan as cp
+    from chinplan.engine.kernels import PlanCost
+
+    cost = cp.tco(70e9, 1.4e12, cp.Deployment(queries=1e9, input_tokens=400.0, output_tokens=100.0))
+    (table,) = parse(cost._repr_html_()).tables
+    (row,) = table["rows"]
+    assert [c["field"] for c in row] == list(cost._fields)  # a scalar result: no index column
+    for cell in row:
+        assert cell["values"] == [float(getattr(cost, cell["field"]))]
+    assert "total cost" in table["headers"] and row[-1]["text"] == cp.format.human_dollars(float(cost.dollars))
+    plan = PlanCost(np.array([1e9, np.inf]), np.array([2e10, np.inf]), np.array([1e5, np.inf]))
+    rows = parse(plan._repr_html_()).tables[0]["rows"]
+    assert rows[1][1]["values"] == [np.inf] and rows[1][1]["text"] == "inf"
+
+
+def test_bands_render_every_quantile_and_the_nan_share():
+    import chinplan as cp
+
+    budgets = np.array([1e21, 1e23])
+    result = cp.bands(cp.compute_optimal, _law_draws(), budgets, q=(0.1, 0.5, 0.9))
+    assert result.q == (0.1, 0.5, 0.9)
+    (table,) = parse(result._repr_html_()).tables
+    assert table["headers"] == ["output", "scenario", "q10", "q50", "q90", "NaN draws"]
+    assert len(table["rows"]) == 3 * len(budgets)
+    k = 0
+    for field in ("n", "d", "loss"):
+        values = np.asarray(getattr(result.values, field), np.float64)
+        for j in range(len(budgets)):
+            row = table["rows"][k]
+            assert row[0]["text"] == field and row[1]["text"] == f"[{j}]"
+            assert [c["values"][0] for c in row[2:5]] == values[:, j].tolist()
+            assert row[5]["values"] == [float(np.asarray(getattr(result.nan_fraction, field))[j])]
+            k += 1
+    # a pytree map keeps the fields but not the levels, and says so
+    import jax
+
+    mapped = jax.tree.map(lambda x: x, result)
+    assert mapped.q is None and "levels not recorded" in mapped._repr_html_()
+
+
+def test_long_results_say_how_many_rows_they_hide():
+    import chinplan as cp
+
+    plan = cp.compute_optimal(cp.HOFFMANN_2022, np.logspace(18, 26, 81))
+    (table,) = parse(plan._repr_html_()).tables
+    assert len(table["rows"]) == 50 and "first 50 of 81 rows" in table["caption"]
+
+
+def test_records_html_errors_name_the_argument():
+    from chinplan.format import records_html
+
+    with pytest.raises(ValueError, match="columns must share one shape"):
+        records_html("x", {"n": [1.0, 2.0], "d": [1.0, 2.0, 3.0]})
+
+
+def test_one_owner_of_html_tables():
+    """The report and the notebook views render tables through chinplan.format.html_table."""
+    for path in ("chinplan/cli/report.py", "chinplan/engine/reductions.py", "chinplan/law.py", "chinplan/costs.py"):
+        text = (ROOT / path).read_text()
+        assert "<table" not in text and "<td" not in text, path
+
+
+# --------------------------------------------------------------------------------------
+# 3. The xarray outputs carry the distance below the smallest fitted run.
+# --------------------------------------------------------------------------------------
+
+
+def test_sweep_outputs_carry_decades_below(tmp_path, capsys):
+    import xarray as xr
+
+    scenarios = tmp_path / "budgets.toml"
+    scenarios.write_text('[sweep]\noutputs = ["n", "d", "loss"]\n[grid]\ncompute = [1e10, 1e15, 1e24]\n')
+    output = tmp_path / "out.nc"
+    code, _, err = run(capsys, ["sweep", str(scenarios), "-o", str(output), *DRAWS, "--no-progress"])
+    assert code == 0, err
+    with xr.open_dataset(output, engine="h5netcdf") as ds:
+        below, beyond = ds["decades_below"].values, ds["decades_beyond"].values
+    doc = run_json(capsys, ["plan", "--compute", "1e10", "1e15", "1e24", *DRAWS])
+    want = [plan["extrapolation"]["below_decades"] for plan in doc["plans"]]
+    np.testing.assert_allclose(below, want, rtol=1e-6)  # one question, one answer: plan's
+    assert below[0] > 5 and below[2] == 0.0 and beyond[2] > 0 and beyond[0] == 0.0
+
+
+def test_run_sweep_decades_below_of_designs_and_budgets():
+    from chinplan.decide import sweep
+    from chinplan.extrapolated import Smallest, plan_decades_below
+
+    log_n, log_d = np.log([1e8, 1e9]), np.log([2e9, 2e10])
+    smallest = Smallest.of(log_n, log_d)
+    assert smallest == pytest.approx((np.log10(6 * 1e8 * 2e9), 8.0))
+    n, d = np.array([1e6, 1e8, 1e10]), np.array([1e8, 2e9, 1e12])
+    law = _law_draws(16)
+    design = sweep.Scenarios(axes={"n": n, "d": d}, plan="design", optimum="cost", outputs=("loss",),
+                             quantiles=(0.5,), deployment=None, described={})  # fmt: skip
+    ds = sweep.run_sweep(design, law, smallest=smallest)
+    want = plan_decades_below(smallest, n[:, None], d[None, :])
+    np.testing.assert_allclose(ds["decades_below"].values, want)
+    assert ds["decades_below"].values[0, 0] == pytest.approx(max(np.log10(1.2e18 / 6e14), 2.0))  # 1M:100M
+    assert ds["decades_below"].values[2, 2] == 0.0 and ds["decades_below"].values[1, 1] == 0.0
+    budgets = sweep.Scenarios(axes={"compute": np.array([1e12, 1e24])}, plan="compute", optimum="cost", outputs=("loss",),
+                              quantiles=(0.5,), deployment=None, described={})  # fmt: skip
+    ds = sweep.run_sweep(budgets, law, smallest=smallest)
+    np.testing.assert_allclose(ds["decades_below"].values, [smallest.log10_compute - 12.0, 0.0])
+    assert "decades_below" not in sweep.run_sweep(budgets, law)  # no runs known: not reported
+
+
+def test_decades_below_is_one_formula(capsys):
+    """The CLI's rows and the xarray outputs measure below the fitted runs the same way."""
+    from chinplan.cli import inputs
+    from chinplan.extrapolated import Smallest, plan_decades_below
+
+    draws = inputs.load_draws(type("Args", (), {"posterior": None, "draws": 50, "seed": 0, "uncertainty": None})(), fast=True)
+    n, d = np.array([1e5, 1e7, 7e10]), np.array([1e6, 1e9, 1.4e12])
+    below, _ = inputs.below_decades(draws, n, d)
+    np.testing.assert_allclose(plan_decades_below(Smallest.of(*inputs.fitted_runs(draws.posterior)), n, d), below, rtol=1e-12)
+
+
+# --------------------------------------------------------------------------------------
+# 4. One 80-column printer for the examples.
+# --------------------------------------------------------------------------------------
+
+
+def test_wrap_lines_wraps_long_lines_only():
+    from chinplan.format import wrap_lines
+
+    table = "n".ljust(79)
+    long = "  " + " ".join(["word"] * 40)
+    lines = wrap_lines(f"{table}\n{long}").split("\n")
+    assert lines[0] == table and all(len(line) <= 80 for line in lines) and len(lines) > 2
+    assert all(line.startswith("    ") for line in lines[2:])  # continuations under the line's indent
+    with pytest.raises(ValueError, match=r"width must be an integer >= 10, got 3"):
+        wrap_lines("x", 3)
+
+
+def test_say_prints_wrapped(capsys):
+    from chinplan.format import say
+
+    say("a" * 10, "b " * 60, sep="|")
+    out = capsys.readouterr().out
+    assert out.startswith("aaaaaaaaaa|b b") and max(len(line) for line in out.splitlines()) <= 80
+
+
+@pytest.mark.parametrize("name", ["fit_your_own_runs", "jax_interop", "roofline_trap", "data_constrained"])
+def test_examples_print_through_chinplan_format_say(name):
+    text = (ROOT / "examples" / f"{name}.py").read_text()
+    assert "def say" not in text and "textwrap" not in text
+    assert "from chinplan.format import say" in text
