@@ -3,7 +3,6 @@
 the distance below the fitted runs in the xarray outputs, and one 80-column printer for the
 examples. Each test parses what is rendered and checks it against the object's own numbers."""
 
-import os
 import pathlib
 from html.parser import HTMLParser
 
@@ -242,3 +241,74 @@ def test_examples_print_through_chinplan_format_say(name):
     text = (ROOT / "examples" / f"{name}.py").read_text()
     assert "def say" not in text and "textwrap" not in text
     assert "from chinplan.format import say" in text
+
+
+# --------------------------------------------------------------------------------------
+# 2. chinplan report with a deployment: the cost table of `tco --json` and the crossover
+#    that `tco --plot` draws, every number the CLI JSON's, and the commands that reproduce it.
+# --------------------------------------------------------------------------------------
+
+DEPLOYMENT = ["--queries", "1e10", "--tokens-per-query", "500", "--mfu-decode", "0.05:0.2", "--price", "$1.5:3"]
+
+
+def test_report_options_are_forwarded_as_typed():
+    from chinplan.cli.parser import build_parser
+    from chinplan.cli.report import deployment_argv, tco_argv
+
+    args = build_parser().parse_args(["report", "--compute", "1e24", "-o", "x.html", *DEPLOYMENT, "--hardware", "H200"])
+    assert deployment_argv(args) == ["--queries", "1e+10", "--tokens-per-query", "500", "--hardware", "h200",
+                                     "--mfu-decode", "0.05:0.2", "--price", "1.5:3"]  # fmt: skip
+    again = build_parser().parse_args(tco_argv(args, [1.95]))
+    for dest in ("queries", "tokens_per_query", "hardware", "mfu_decode", "price", "mfu", "seed", "quantiles"):
+        assert getattr(again, dest) == getattr(args, dest), dest
+    plain = build_parser().parse_args(["report", "--compute", "1e24", "-o", "x.html"])
+    assert deployment_argv(plain) == []  # no deployment: the report is the plan alone
+
+
+def test_report_with_a_deployment_matches_tco_json_and_its_crossover(capsys, tmp_path, monkeypatch):
+    from chinplan.plots import charts
+
+    out = tmp_path / "plan.html"
+    argv = ["report", "--compute", "5.76e23", "1e24", *DRAWS, *DEPLOYMENT, "-o", str(out)]
+    report = run_json(capsys, argv)
+    page = out.read_text()
+    tables = parse(page)
+    assert not tables.fetches and "<svg" in page
+    by_id = {t["id"]: t for t in tables.tables}
+    # the cost tables: every cell is tco --json's number for the command the report names
+    tco_command = report["commands"][1]
+    assert tco_command[:3] == ["chinplan", "tco", "--target-loss"]
+    doc = run_json(capsys, tco_command[1:])
+    assert doc == report["costs"]
+    assert [t["target_loss"] for t in doc["targets"]] == [float(f"{p['loss'][1]:.4g}") for p in report["plan"]["plans"]]
+    checked = 0
+    for i, target in enumerate(doc["targets"]):
+        table = by_id[f"costs-{i}"]
+        cells = {c["field"]: c["values"] for row in table["rows"] for c in row if c["field"]}
+        for group in ("inference_optimal", "chinchilla"):
+            for field, values in target[group].items():
+                assert cells[f"{group}.{field}"] == [np.inf if v is None else v for v in values], (group, field)
+                checked += 1
+        assert cells["savings"] == target["savings"]
+    assert checked == 2 * 2 * 10
+    # the crossover: the report's JSON, its table, and what `tco --plot` draws for the same command
+    crossings = report["crossover"]
+    rows = by_id["crossover"]["rows"]
+    assert len(rows) == len(crossings) == 2
+    for row, c in zip(rows, crossings):
+        cells = {cell["field"]: cell["values"] for cell in row if cell["field"]}
+        assert cells["inference_optimal"] == c["inference_optimal"] and cells["chinchilla"] == c["chinchilla"]
+        assert cells["median"] == [c["median"]] and c["median"] is not None
+        assert cells["span"] == c["span"] and c["uncertain"]  # MFU decode sampled: the crossover is a band
+        assert c["span"][0] < c["median"] < c["span"][1]
+    # `tco --plot` of the report's tco command draws the first target's crossover: the same one
+    drawn = []
+    real = charts.crossover
+    monkeypatch.setattr(charts, "crossover", lambda *a, **k: drawn.append(real(*a, **k)) or drawn[-1])
+    code, _, err = run(capsys, [*tco_command[1:], "--plot", str(tmp_path / "tco.svg")])
+    assert code == 0, err
+    assert drawn[0]["median"] == crossings[0]["median"] and list(drawn[0]["span"]) == crossings[0]["span"]
+    # the commands that reproduce it
+    for command in report["commands"]:
+        assert " ".join(command[:3]) in page
+    assert "--plot tco.svg" in page and "deployment" in {c["text"] for row in by_id["assumptions"]["rows"] for c in row}
