@@ -312,3 +312,16 @@ def test_report_with_a_deployment_matches_tco_json_and_its_crossover(capsys, tmp
     for command in report["commands"]:
         assert " ".join(command[:3]) in page
     assert "--plot tco.svg" in page and "deployment" in {c["text"] for row in by_id["assumptions"]["rows"] for c in row}
+
+
+def test_report_training_only_has_costs_and_says_there_is_no_crossover(capsys, tmp_path):
+    out = tmp_path / "plan.html"
+    report = run_json(capsys, ["report", "--compute", "1e24", *DRAWS, "--hardware", "a100", "-o", str(out)])
+    page = out.read_text()
+    tables = {t["id"]: t for t in parse(page).tables}
+    assert "crossover" not in tables and report["crossover"] is None
+    assert "Training only (no --queries)" in page and report["commands"][1][-2:] == ["--hardware", "a100"]
+    cells = {c["field"]: c["values"] for row in tables["costs-0"]["rows"] for c in row if c["field"]}
+    target = report["costs"]["targets"][0]
+    assert cells["chinchilla.train_dollars"] == target["chinchilla"]["train_dollars"]
+    assert "A100" in " ".join(c["text"] for row in tables["assumptions"]["rows"] for c in row)
