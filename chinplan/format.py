@@ -31,6 +31,7 @@ __all__ = [
     "html_table",
     "band_html",
     "records_html",
+    "format_of",
     "FORMATS",
     "ROW_LABELS",
     "deployment_line",
@@ -225,6 +226,7 @@ FORMATS = {
     "inference_dollars": human_dollars,
     "dollars": human_dollars,
     "savings": percent,
+    "compute": sci,
 }
 
 #: Row labels of the planned and priced quantities in tables.
@@ -396,11 +398,21 @@ def records_html(title: str, columns: dict, *, formats: dict | None = None, limi
     return html_table((["index"] if indexed else []) + [ROW_LABELS.get(n, n) for n in flat], rows, caption=caption)
 
 
+def format_of(field: str, formats: dict | None = None) -> Callable[[float], str]:
+    """How a field is shown: ``formats[field]`` (default :data:`FORMATS`), else that of the
+    longest known field it ends with ('optimal_train_dollars', 'point_n'), else 4 digits."""
+    formats = FORMATS if formats is None else formats
+    for known in sorted(formats, key=len, reverse=True):
+        if field == known or field.endswith(f"_{known}"):
+            return formats[known]
+    return lambda v: f"{v:.4g}"
+
+
 def _shown(formats: dict, field: str, value) -> str:
     value = float(value)
     if not math.isfinite(value):
         return str(value)
-    return formats[field](value) if field in formats else f"{value:.3g}"
+    return format_of(field, formats)(value)
 
 
 # --------------------------------------------------------------------------------------

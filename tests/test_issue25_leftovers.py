@@ -134,6 +134,25 @@ def test_bands_render_every_quantile_and_the_nan_share():
     assert mapped.q is None and "levels not recorded" in mapped._repr_html_()
 
 
+def test_regret_and_cost_bands_render_with_their_units():
+    import chinplan as cp
+    from chinplan.decide import regret, risk
+
+    result = regret.regret_compute(_law_draws(32), np.array([1e21, 1e23]), as_frame=False)
+    (table,) = parse(result._repr_html_()).tables
+    for i, row in enumerate(table["rows"]):
+        for cell in row[1:]:
+            assert cell["values"] == [float(np.asarray(getattr(result, cell["field"]))[i])], cell["field"]
+        assert row[1]["text"] == ["1e21", "1e23"][i]  # budgets in FLOPs, as the CLI writes them
+    deployment = cp.Deployment(queries=1e9, input_tokens=400.0, output_tokens=100.0)
+    bands = risk.tco_bands(_law_draws(32), np.array([2.2]), deployment)
+    rows = {row[0]["text"]: row for row in parse(bands._repr_html_()).tables[0]["rows"]}
+    dollars = np.asarray(bands.values["optimal"]["dollars"], np.float64)[:, 0]
+    assert [c["values"][0] for c in rows["optimal_dollars"][2:5]] == dollars.tolist()
+    assert rows["optimal_dollars"][3]["text"] == cp.format.human_dollars(dollars[1])  # a cost reads as dollars
+    assert rows["savings"][3]["text"].endswith("%")
+
+
 def test_long_results_say_how_many_rows_they_hide():
     import chinplan as cp
 

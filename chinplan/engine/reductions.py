@@ -55,7 +55,7 @@ from chinplan.engine.quantile_network import (
     quantiles,
     upper_tail_sum,
 )
-from chinplan.format import FORMATS, HTML_ROWS, Cell, html_table, percent, quantile_name
+from chinplan.format import HTML_ROWS, Cell, format_of, html_table, percent, quantile_name
 from chinplan.law import as_float
 
 __all__ = [
@@ -156,7 +156,7 @@ def bands_html(result: Bands, *, limit: int = HTML_ROWS) -> str:
             total += 1
             if len(rows) < limit:
                 index = str([int(i) for i in np.unravel_index(j, array.shape[1:])]) if array.ndim > 1 else ""
-                fmt = FORMATS.get(name, lambda v: f"{v:.4g}")
+                fmt = format_of(name)
                 cells = [Cell(f"{v:g}" if not np.isfinite(v) else fmt(float(v)), (float(v),), field=name) for v in flat[:, j]]
                 rows.append([Cell(name), Cell(index), *cells, Cell(percent(nan[j]), (float(nan[j]),), field=f"{name}_nan_fraction")])
     count = np.asarray(named[0][1]).shape[0] if named else 0
