@@ -33,6 +33,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from chinplan import _checks, arch
+from chinplan.format import records_html
 from chinplan.hardware import (  # noqa: F401  (re-exported: chinplan.costs.HARDWARE, ...)
     A100, A100_40GB, B200, GB200, H100_PCIE, H100_SXM, H200, HARDWARE, HARDWARE_ALIASES, HARDWARE_SOURCES,
     MI300X, MI325X, TPU_V5E, TPU_V5P, TPU_V6E, Hardware, UnknownHardwareError, hardware_name,
@@ -102,6 +103,10 @@ class Cost(NamedTuple):
     train_dollars: jax.Array
     inference_dollars: jax.Array
     dollars: jax.Array
+
+    def _repr_html_(self) -> str:
+        """A notebook's view: one row per element, every number exact in ``data-values``."""
+        return records_html("Cost: training and serving FLOPs, GPU-hours and dollars", self._asdict())
 
 
 def lifetime_tokens(queries: ArrayLike, input_tokens: ArrayLike, output_tokens: ArrayLike) -> jax.Array:

@@ -29,6 +29,8 @@ __all__ = [
     "compute_optimal_draws",
     "decades_beyond",
     "plan_decades_beyond",
+    "Smallest",
+    "plan_decades_below",
     "extrapolated_log_loss",
     "extrapolated_optimum_log",
     "level_distance",
@@ -76,6 +78,30 @@ def plan_decades_beyond(domain, n, d) -> np.ndarray:
     ok = np.isfinite(n) & np.isfinite(d)
     beyond = decades_beyond(np.asarray(domain, np.float64), np.log(np.where(ok, n, 1.0)), np.log(np.where(ok, d, 1.0)))[0]
     return np.where(ok, beyond, np.inf)
+
+
+class Smallest(NamedTuple):
+    """The smallest fitted run's log10 compute and the smallest fitted model's log10 parameters."""
+
+    log10_compute: float
+    log10_params: float
+
+    @classmethod
+    def of(cls, log_n: np.ndarray, log_d: np.ndarray) -> "Smallest":
+        l10n, l10d = np.asarray(log_n, np.float64) / LN10, np.asarray(log_d, np.float64) / LN10
+        return cls(float(np.min(l10n + l10d) + LOG10_6), float(np.min(l10n)))
+
+
+def plan_decades_below(smallest, n, d) -> np.ndarray:
+    """Decades below the fitted runs of plans (N, D) on the host, float64: the larger of
+    ``log10 C_min - log10 6ND`` (compute) and ``log10 N_min - log10 N`` (parameters), at
+    least 0; ``smallest`` a :class:`Smallest`. 0 for an unreachable (non-finite) plan, whose
+    distance :func:`plan_decades_beyond` reports as ``inf``."""
+    n, d = np.broadcast_arrays(np.asarray(n, np.float64), np.asarray(d, np.float64))
+    ok = np.isfinite(n) & np.isfinite(d) & (n > 0) & (d > 0)
+    l10n, l10d = np.log10(np.where(ok, n, 1.0)), np.log10(np.where(ok, d, 1.0))
+    below = np.maximum(0.0, np.maximum(smallest[0] - (l10n + l10d + LOG10_6), smallest[1] - l10n))
+    return np.where(ok, below, 0.0)
 
 
 #: The level terms grow as ``d ** LEVEL_POWER``: 1/2 is a random walk in the decades beyond

@@ -6,9 +6,12 @@ loading the numerical stack. The CLI, the plots and the examples format through 
 
 from __future__ import annotations
 
+import html
 import math
 import re
-from typing import Callable, Iterable
+import sys
+import textwrap
+from typing import Callable, Iterable, NamedTuple
 
 __all__ = [
     "human_count",
@@ -22,6 +25,13 @@ __all__ = [
     "band_cell",
     "quantile_label",
     "quantile_name",
+    "wrap_lines",
+    "say",
+    "Cell",
+    "html_table",
+    "band_html",
+    "records_html",
+    "format_of",
     "FORMATS",
     "ROW_LABELS",
     "deployment_line",
@@ -95,6 +105,37 @@ def parse_human(text: str) -> float:
     if match is None:
         raise ValueError(f"{text!r} is not a number (write e.g. 70B, 1.4T, 1e9 or 500; suffixes K, M, B, T, Q)")
     return float(match.group(1)) * _SUFFIX_SCALE[match.group(2).upper()]
+
+
+#: The width of every line chinplan and its examples print to a pipe or a file.
+WIDTH = 80
+
+
+def wrap_lines(text: str, width: int = WIDTH) -> str:
+    """``text`` with each line longer than ``width`` wrapped at words, its continuations
+    indented two spaces under the line's own indent; shorter lines (tables) are unchanged.
+
+    Raises:
+      ValueError: ``width`` is not an integer >= 10.
+    """
+    if isinstance(width, bool) or not isinstance(width, int) or width < 10:
+        raise ValueError(f"width must be an integer >= 10, got {width!r}")
+    lines = []
+    for line in str(text).split("\n"):
+        if len(line) <= width:
+            lines.append(line)
+            continue
+        indent = " " * (len(line) - len(line.lstrip()) + 2)
+        lines.append(textwrap.fill(line, width, subsequent_indent=indent, break_on_hyphens=False))
+    return "\n".join(lines)
+
+
+def say(*parts, width: int = WIDTH, **kwargs) -> None:
+    """``print`` with each line wrapped at ``width`` (80) columns (:func:`wrap_lines`): the
+    examples' printer, so their output fits a terminal and a pipe alike."""
+    sep = kwargs.pop("sep", " ")
+    file = kwargs.pop("file", None) or sys.stdout
+    print(wrap_lines(sep.join(str(p) for p in parts), width), file=file, **kwargs)
 
 
 def printable(text: str) -> str:
@@ -185,6 +226,7 @@ FORMATS = {
     "inference_dollars": human_dollars,
     "dollars": human_dollars,
     "savings": percent,
+    "compute": sci,
 }
 
 #: Row labels of the planned and priced quantities in tables.
@@ -265,6 +307,112 @@ def chip_words(label: str, *hardware) -> str:
     units = {accelerator(h) for h in hardware if h is not None} or {"GPU"}
     word = units.pop() if len(units) == 1 else "accelerator"
     return label.replace("GPUs", f"{word}s").replace("GPU", word)
+
+
+# --------------------------------------------------------------------------------------
+# HTML tables: notebooks (``_repr_html_`` of the result types) and ``chinplan report``
+# --------------------------------------------------------------------------------------
+
+
+class Cell(NamedTuple):
+    """A table cell: ``text`` shown (a ``band`` line below it), ``values`` the exact numbers
+    behind it, written in full into ``data-values`` (so a reader or a test gets every digit)."""
+
+    text: str
+    values: tuple = ()
+    band: str = ""
+    field: str = ""
+
+
+#: The most rows an HTML table of a result shows (the rest are counted in its caption).
+HTML_ROWS = 50
+
+
+def _exact(value) -> str:
+    value = float(value)
+    return repr(value) if math.isfinite(value) else str(value)  # 'inf', '-inf', 'nan'
+
+
+def _td(cell) -> str:
+    if not isinstance(cell, Cell):
+        cell = Cell(str(cell))
+    attrs = f' data-field="{html.escape(cell.field)}"' if cell.field else ""
+    if cell.values:
+        attrs += f' data-values="{" ".join(_exact(v) for v in cell.values)}"'
+    band = f'<br><span class="band">{html.escape(cell.band)}</span>' if cell.band else ""
+    return f"<td{attrs}>{html.escape(cell.text)}{band}</td>"
+
+
+def html_table(headers, rows, *, caption: str = "", table_id: str = "", row_data=None) -> str:
+    """One HTML table (no styles, scripts or links): ``headers`` the column titles, ``rows`` lists
+    of cells (:class:`Cell`, or text), ``row_data`` per row a dict of ``data-*`` attributes."""
+    out = [f'<table{f" id={chr(34)}{html.escape(table_id)}{chr(34)}" if table_id else ""}>']
+    if caption:
+        out.append(f"<caption>{html.escape(caption)}</caption>")
+    out.append("<tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in headers) + "</tr>")
+    for k, row in enumerate(rows):
+        data = (row_data[k] if row_data is not None else None) or {}
+        attrs = "".join(f' data-{html.escape(key)}="{html.escape(str(value))}"' for key, value in data.items())
+        out.append(f"<tr{attrs}>" + "".join(_td(cell) for cell in row) + "</tr>")
+    out.append("</table>")
+    return "\n".join(out)
+
+
+def band_html(values, fmt: Callable[[float], str], *, field: str = "", centre: int | None = None) -> Cell:
+    """A band cell: the central value shown (``centre``, default the middle level), the lowest to
+    highest below it, every value exact in ``data-values``."""
+    values = tuple(float(v) for v in values)
+    shown = [fmt(v) if math.isfinite(v) else str(v) for v in values]
+    centre = len(values) // 2 if centre is None else centre
+    band = f"{shown[0]} - {shown[-1]}" if len(set(shown)) > 1 else ""
+    return Cell(shown[centre], values, band, field)
+
+
+def _flatten(nested, index=()):
+    """(index, number) pairs of a number or nested lists (``array.tolist()``), in C order."""
+    if isinstance(nested, (list, tuple)):
+        for k, item in enumerate(nested):
+            yield from _flatten(item, (*index, k))
+    else:
+        yield index, nested
+
+
+def records_html(title: str, columns: dict, *, formats: dict | None = None, limit: int = HTML_ROWS) -> str:
+    """A result's fields as an HTML table: ``columns`` maps each field to a number or to arrays
+    (anything with ``tolist``) or nested lists of one shape, one row per element; a number is shown
+    by ``formats[field]`` (default :data:`FORMATS`, else three significant digits) and kept
+    exact in ``data-values``. At most ``limit`` rows; the caption counts the others."""
+    formats = FORMATS if formats is None else formats
+    flat = {name: list(_flatten(values.tolist() if hasattr(values, "tolist") else values)) for name, values in columns.items()}
+    shaped = [v for v in flat.values() if not (len(v) == 1 and v[0][0] == ())]  # a number goes with every row
+    first = shaped[0] if shaped else next(iter(flat.values()))
+    if any([i for i, _ in v] != [i for i, _ in first] for v in shaped):
+        raise ValueError(f"columns must share one shape (or be numbers), got {list(columns)} of different shapes")
+    flat = {name: v if len(v) == len(first) else v * len(first) for name, v in flat.items()}
+    indexed = bool(first and first[0][0])
+    rows = []
+    for k in range(min(len(first), limit)):
+        index = [Cell(str(list(first[k][0])))] if indexed else []
+        rows.append(index + [Cell(_shown(formats, name, flat[name][k][1]), (flat[name][k][1],), field=name) for name in flat])
+    caption = title if len(first) <= limit else f"{title} (first {limit} of {len(first)} rows)"
+    return html_table((["index"] if indexed else []) + [ROW_LABELS.get(n, n) for n in flat], rows, caption=caption)
+
+
+def format_of(field: str, formats: dict | None = None) -> Callable[[float], str]:
+    """How a field is shown: ``formats[field]`` (default :data:`FORMATS`), else that of the
+    longest known field it ends with ('optimal_train_dollars', 'point_n'), else 4 digits."""
+    formats = FORMATS if formats is None else formats
+    for known in sorted(formats, key=len, reverse=True):
+        if field == known or field.endswith(f"_{known}"):
+            return formats[known]
+    return lambda v: f"{v:.4g}"
+
+
+def _shown(formats: dict, field: str, value) -> str:
+    value = float(value)
+    if not math.isfinite(value):
+        return str(value)
+    return format_of(field, formats)(value)
 
 
 # --------------------------------------------------------------------------------------

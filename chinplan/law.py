@@ -30,6 +30,7 @@ from jax.typing import ArrayLike
 
 from chinplan import _checks
 from chinplan._checks import as_float  # noqa: F401  (re-exported: chinplan.law.as_float)
+from chinplan.format import records_html
 
 __all__ = [
     "LawParams",
@@ -119,6 +120,10 @@ class Allocation(NamedTuple):
     n: jax.Array
     d: jax.Array
     loss: jax.Array
+
+    def _repr_html_(self) -> str:
+        """A notebook's view: one row per element, every number exact in ``data-values``."""
+        return records_html("Allocation: parameters N, tokens D, loss", self._asdict())
 
 
 #: Hoffmann et al. 2022, unrounded constants from the paper's source (Approach 3).

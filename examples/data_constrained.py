@@ -45,7 +45,6 @@ Run::
 from __future__ import annotations
 
 import argparse
-import textwrap
 
 import jax
 import numpy as np
@@ -55,6 +54,7 @@ from chinplan.decide import data_constrained as dc
 from chinplan.engine import kernels
 from chinplan.format import band_cell as band
 from chinplan.format import human_count as count
+from chinplan.format import say
 
 #: BloombergGPT (Wu et al. 2023): 50.6B parameters trained on 569B tokens.
 BLOOMBERG_N = 50.6e9
@@ -146,10 +146,9 @@ def main(argv=None) -> dict:
         print(f"{e:>6g}{count(tokens[k]):>8}{ep_value[k]:>7.3f}{band(ep_repeated[:, k], nats):>26}"
               f"{band(ep_unique[:, k], nats):>26}{ep_repeated[1, k] - ep_unique[1, k]:>7.4f}")
     gain_text = ", ".join(f"{gains[k]:.4f} at {e:g} epochs" for k, e in enumerate(epochs) if not np.isnan(gains[k]))
-    print(textwrap.fill(f"gain, the median loss drop from the row above: {gain_text}", 80, subsequent_indent="  "))
-    print(textwrap.fill("(D'/D: value of the tokens relative to fresh ones; gap: median repeated minus all unique; "
-                        f"rows beyond {dc.fitted_epochs(posterior):g} epochs lie outside the runs the law was fitted to)", 80,
-                        subsequent_indent=" "))  # fmt: skip
+    say(f"gain, the median loss drop from the row above: {gain_text}")
+    say("(D'/D: value of the tokens relative to fresh ones; gap: median repeated minus all unique; "
+        f"rows beyond {dc.fitted_epochs(posterior):g} epochs lie outside the runs the law was fitted to)")
     for f, e in worth.items():
         print(f"a further epoch is worth less than {f:.0%} of fresh data after {band(e, lambda v: f'{v:.1f}')}")
     print()

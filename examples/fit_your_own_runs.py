@@ -48,7 +48,6 @@ import argparse
 import logging
 import os
 import tempfile
-import textwrap
 import warnings
 
 import jax
@@ -57,15 +56,7 @@ import pandas as pd
 
 import chinplan as cp
 from chinplan.format import human_count as count
-
-
-def say(*parts, **kwargs) -> None:
-    """print, each line wrapped at 80 columns (continuations indented under the first)."""
-    lines = []
-    for line in " ".join(str(p) for p in parts).split("\n"):
-        indent = " " * (len(line) - len(line.lstrip()) + 2)
-        lines.append(textwrap.fill(line, 80, subsequent_indent=indent, break_on_hyphens=False) if len(line) > 80 else line)
-    print("\n".join(lines), **kwargs)
+from chinplan.format import say
 
 NAMES = ("E", "A", "B", "alpha", "beta")
 

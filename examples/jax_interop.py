@@ -45,7 +45,6 @@ Run::
 from __future__ import annotations
 
 import argparse
-import textwrap
 import math
 
 import jax
@@ -54,16 +53,8 @@ import numpy as np
 import optax
 
 import chinplan as cp
-
-
-def say(*parts, **kwargs) -> None:
-    """print, each line wrapped at 80 columns (continuations indented under the first)."""
-    lines = []
-    for line in " ".join(str(p) for p in parts).split("\n"):
-        indent = " " * (len(line) - len(line.lstrip()) + 2)
-        lines.append(textwrap.fill(line, 80, subsequent_indent=indent, break_on_hyphens=False) if len(line) > 80 else line)
-    print("\n".join(lines), **kwargs)
 from chinplan.format import human_count as count
+from chinplan.format import say
 
 LOG6 = math.log(6.0)
 TRACES = {"plan": 0}

@@ -42,22 +42,13 @@ Run::
 from __future__ import annotations
 
 import argparse
-import textwrap
 
 import numpy as np
 
 import chinplan as cp
 from chinplan.format import human_count as count
 from chinplan.format import human_dollars as usd
-
-
-def say(*parts, **kwargs) -> None:
-    """print, each line wrapped at 80 columns (continuations indented under the first)."""
-    lines = []
-    for line in " ".join(str(p) for p in parts).split("\n"):
-        indent = " " * (len(line) - len(line.lstrip()) + 2)
-        lines.append(textwrap.fill(line, 80, subsequent_indent=indent, break_on_hyphens=False) if len(line) > 80 else line)
-    print("\n".join(lines), **kwargs)
+from chinplan.format import say
 
 DESIGNS = {"8B x 15T": (8e9, 15e12), "70B x 1.4T": (70e9, 1.4e12)}
 

@@ -265,9 +265,9 @@ def test_sweep_writes_each_format(suffix, tmp_path, capsys, small_posterior):
     if suffix == ".nc":
         ds = xr.open_dataset(output, engine="h5netcdf")
         assert dict(ds.sizes) == {"quantile": 3, "compute": 7, "queries": 2}
-        assert list(ds.data_vars) == ["n", "d", "loss", "dollars", "decades_beyond"]
+        assert list(ds.data_vars) == ["n", "d", "loss", "dollars", "decades_beyond", "decades_below"]
         assert ds.attrs["uncertainty"] == "extrapolation"
-        frame = ds.drop_vars("decades_beyond").sel(quantile=0.5).to_dataframe().reset_index()
+        frame = ds.drop_vars(["decades_beyond", "decades_below"]).sel(quantile=0.5).to_dataframe().reset_index()
         frame = frame.rename(columns={k: f"{k}_q50" for k in ("n", "d", "loss", "dollars")})
         ds.close()
     else:

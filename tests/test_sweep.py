@@ -93,6 +93,8 @@ def test_python_sweep_equals_the_command_line(tmp_path, params):
     """The library sweep and ``chinplan sweep`` give the same table for the same draws and key."""
     import pandas as pd
 
+    from chinplan.extrapolated import Smallest
+
     path = write(tmp_path, SWEEP_TOML)
     posterior = tmp_path / "small.nc"
     idata = chinplan.default_posterior().to_arviz().isel(draw=slice(0, 50))
@@ -101,7 +103,9 @@ def test_python_sweep_equals_the_command_line(tmp_path, params):
     assert main(["sweep", str(path), "-o", str(out), "--posterior", str(posterior), "--seed", "3", "--no-progress"]) == 0
     key = jax.random.fold_in(jax.random.PRNGKey(3), 1)  # the CLI's cost stream
     loaded = chinplan.Posterior.load(posterior)
-    dataset = sweep.run_sweep(sweep.load_scenarios(path), loaded.extrapolated_params(), key=key, domain=loaded.domain)
+    runs = loaded.to_arviz().constant_data  # the fitted runs: how far below them a plan lies
+    smallest = Smallest.of(runs["log_n"].values, runs["log_d"].values)
+    dataset = sweep.run_sweep(sweep.load_scenarios(path), loaded.extrapolated_params(), key=key, domain=loaded.domain, smallest=smallest)
     frame = sweep.sweep_frame(dataset)
     cli_frame = pd.read_csv(out)
     assert list(frame.columns) == list(cli_frame.columns)

@@ -439,8 +439,9 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
 
     report = commands.add_parser(
-        "report", parents=[common, posterior],
-        help="write one self-contained HTML file: the plan with bands, distance from the data, fan chart, assumptions",
+        "report", parents=[common, posterior, deployment],
+        help="write one self-contained HTML file: the plan with bands, distance from the data, fan chart, assumptions; "
+        "with a deployment (--queries, --hardware, ...) also the cost table and crossover of chinplan tco",
     )  # fmt: skip
     report.add_argument("--compute", type=_positive_float, nargs="+", required=True, metavar="FLOPS", help="training budget(s) in FLOPs")
     report.add_argument("-o", "--output", required=True, metavar="FILE", help="FILE.html to write (no network needed to open it)")

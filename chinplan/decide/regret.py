@@ -15,6 +15,7 @@ from jax.typing import ArrayLike
 from chinplan import _checks, engine
 from chinplan.engine import kernels
 from chinplan.decide.risk import _constants, _law_draws, median_params
+from chinplan.format import records_html
 from chinplan.law import LawParams
 from chinplan.optima import compute_optimal, sensible_budget
 
@@ -32,6 +33,10 @@ class Regret(NamedTuple):
     bayes_d: np.ndarray
     bayes_expected_loss: np.ndarray
     regret: np.ndarray
+
+    def _repr_html_(self) -> str:
+        """A notebook's view: one row per budget, every number exact in ``data-values``."""
+        return records_html("Regret: the point-estimate plan against the posterior-aware plan", self._asdict())
 
 
 def regret_compute(

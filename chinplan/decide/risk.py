@@ -29,6 +29,7 @@ from jax.typing import ArrayLike
 from chinplan import _checks, costs, engine
 from chinplan.engine import kernels
 from chinplan.costs import Deployment
+from chinplan.decide.curves import crossing  # noqa: F401  (re-exported: chinplan.decide.risk.crossing)
 from chinplan.extrapolated import ExtrapolatedLaw, plan_decades_beyond
 from chinplan.engine.kernels import PlanCost, cheaper, design_cost, loss_at_most, params_for_loss, target_plan_cost
 from chinplan.format import quantile_name
@@ -575,28 +576,6 @@ def chance_constrained(
         found=True,
     )
     return pd.Series(choice), grid
-
-
-def crossing(x: ArrayLike, p: ArrayLike, level: float) -> float | None:
-    """The first x at which the curve p(x) crosses ``level``; None if it never does.
-
-    ``x`` is an increasing grid > 0 (e.g. query volumes) and ``p`` a probability on it (e.g.
-    P(design A cheaper) from :func:`prob_cheaper`); between grid points p is interpolated
-    linearly in log x.
-    """
-    x = _checks.positive("x", x, allow_empty=False)
-    p = _checks.in_range("p", p, 0.0, 1.0, allow_empty=False)
-    if x.ndim != 1 or p.shape != x.shape:
-        raise ValueError(f"x and p must be 1-D of one length, got shapes {x.shape} and {p.shape}")
-    s = p - _checks.level("level", level)
-    log_x = np.log(x)
-    for i in range(len(s) - 1):
-        if s[i] == 0:
-            return float(x[i])
-        if s[i] * s[i + 1] < 0:
-            t = s[i] / (s[i] - s[i + 1])
-            return float(np.exp(log_x[i] + t * (log_x[i + 1] - log_x[i])))
-    return float(x[-1]) if s[-1] == 0 else None
 
 
 def subset_draws(params, num_draws: int, *, seed):

@@ -25,7 +25,7 @@ import numpy as np
 from chinplan import _checks, costs, engine
 from chinplan.decide import risk as decide
 from chinplan.engine import kernels
-from chinplan.extrapolated import ExtrapolatedLaw, plan_decades_beyond
+from chinplan.extrapolated import ExtrapolatedLaw, plan_decades_below, plan_decades_beyond
 from chinplan.deployment import DECODE_MODES, PRECISIONS, build_deployment, describe  # noqa: F401  (re-exported)
 from chinplan.format import SCENARIOS_SCHEMA, parse_human, quantile_name  # noqa: F401  (re-exported)
 from chinplan.optima import sensible_budget
@@ -354,7 +354,7 @@ def _parse_toml(toml, data: bytes, where: str) -> dict:
 # --------------------------------------------------------------------------------------
 
 
-def run_sweep(scenarios: Scenarios, params, *, key=None, progress: bool = False, domain=None, checkpoint=None):
+def run_sweep(scenarios: Scenarios, params, *, key=None, progress: bool = False, domain=None, smallest=None, checkpoint=None):
     """Bands of every output for every scenario: an ``xarray.Dataset`` over (quantile, *axes).
 
     Args:
@@ -368,6 +368,8 @@ def run_sweep(scenarios: Scenarios, params, *, key=None, progress: bool = False,
       progress: show a progress bar.
       domain: the fitted runs' largest log10 (compute, params, tokens)
         (:attr:`chinplan.Posterior.domain`); taken from extrapolation-aware draws when omitted.
+      smallest: the fitted runs' smallest log10 (compute, params)
+        (:meth:`chinplan.extrapolated.Smallest.of` of their log N, log D); None: not reported.
       checkpoint: a :class:`chinplan.decide.resume.Checkpoint`: evaluate the scenarios (flattened
         in C order) in its chunks, saving each and skipping those it holds already (resume).
 
@@ -375,7 +377,8 @@ def run_sweep(scenarios: Scenarios, params, *, key=None, progress: bool = False,
     share of draws whose plan has loss <= the scenario file's ``sweep.p_target``.
     With a ``target_loss`` grid the dataset also holds ``unreachable_fraction`` per scenario
     (draws that cannot reach the target, whose plan counts as inf). With a domain it holds
-    ``decades_beyond``: how far beyond the fitted runs each scenario's (median) plan lies.
+    ``decades_beyond``: how far beyond the fitted runs each scenario's (median) plan lies;
+    with ``smallest`` it holds ``decades_below``: how far below the smallest fitted run.
     """
     import xarray as xr
 
@@ -412,6 +415,11 @@ def run_sweep(scenarios: Scenarios, params, *, key=None, progress: bool = False,
         beyond = _decades_beyond(scenarios, variables, np.asarray(domain, np.float64))
         if beyond is not None:
             variables["decades_beyond"] = (names, beyond)
+    if smallest is not None:
+        below = _plan_distance(scenarios, variables, lambda n, d: plan_decades_below(smallest, n, d),
+                               lambda c: np.maximum(0.0, smallest[0] - np.log10(c)))  # fmt: skip
+        if below is not None:
+            variables["decades_below"] = (names, below)
     coords = {"quantile": np.asarray(scenarios.quantiles), **scenarios.axes}
     return xr.Dataset(variables, coords=coords)
 
@@ -461,20 +469,25 @@ def _chunked_bands(kernel, reach, theta, scenarios: Scenarios, grids, checkpoint
 
 def _decades_beyond(scenarios: Scenarios, variables: dict, domain: np.ndarray) -> np.ndarray | None:
     """Decades beyond the fitted runs (:func:`chinplan.extrapolation.decades_beyond`) of each
-    scenario's plan: the design itself, or the median plan (n, d) when those are outputs, or
-    (for compute plans) the budget; None when the plan is not known."""
+    scenario's plan (:func:`_plan_distance`)."""
+    return _plan_distance(scenarios, variables, lambda n, d: plan_decades_beyond(domain, n, d),
+                          lambda c: np.maximum(0.0, np.log10(c) - domain[0]))  # fmt: skip
+
+
+def _plan_distance(scenarios: Scenarios, variables: dict, of_plan, of_compute) -> np.ndarray | None:
+    """A distance from the fitted runs of each scenario's plan: ``of_plan(n, d)`` of the design
+    itself, or of the median plan (n, d) when those are outputs, or (for compute plans)
+    ``of_compute(budget)``; None when the plan is not known."""
     axes = scenarios.axes
     grid = dict(zip(axes, np.meshgrid(*axes.values(), indexing="ij")))
     if scenarios.plan == "design":
-        n, d = grid["n"], grid["d"]
-    elif "n" in variables and "d" in variables:
+        return of_plan(grid["n"], grid["d"])
+    if "n" in variables and "d" in variables:
         mid = int(np.argmin(np.abs(np.asarray(scenarios.quantiles) - 0.5)))
-        n, d = variables["n"][1][mid], variables["d"][1][mid]
-    elif scenarios.plan == "compute":
-        return np.maximum(0.0, np.log10(grid["compute"]) - domain[0])
-    else:
-        return None
-    return plan_decades_beyond(domain, n, d)
+        return of_plan(variables["n"][1][mid], variables["d"][1][mid])
+    if scenarios.plan == "compute":
+        return of_compute(grid["compute"])
+    return None
 
 
 def sweep_frame(dataset):

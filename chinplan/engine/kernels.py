@@ -27,6 +27,7 @@ from chinplan.extrapolated import (
     extrapolated_log_loss,
     extrapolated_optimum_log,
 )
+from chinplan.format import records_html
 from chinplan.law import LawParams, as_float, is_law
 from chinplan.optima import compute_optimal, inference_optimal, optimal_for_loss
 
@@ -327,6 +328,10 @@ class PlanCost(NamedTuple):
     n: jax.Array
     d: jax.Array
     dollars: jax.Array
+
+    def _repr_html_(self) -> str:
+        """A notebook's view: one row per element, every number exact in ``data-values``."""
+        return records_html("PlanCost: parameters N, tokens D, total cost", self._asdict())
 
 
 def target_plan_cost(theta: tuple[LawParams, Deployment], target_loss: ArrayLike) -> PlanCost:

@@ -11,30 +11,12 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from chinplan import _checks
-from chinplan.engine.reductions import DEFAULT_QUANTILES, Bands, bands
+from chinplan.engine.reductions import DEFAULT_QUANTILES, Bands, bands, variable_names
 
 __all__ = ["to_dataset", "bands_dataset"]
 
 PyTree = Any
 
-
-
-def _variable_names(tree: PyTree) -> list[tuple[str, jax.Array]]:
-    """(name, leaf) pairs: NamedTuple fields and dict keys joined by '_', 'value' for a bare array."""
-    named = []
-    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-        parts = []
-        for key in path:
-            if isinstance(key, jax.tree_util.GetAttrKey):
-                parts.append(key.name)
-            elif isinstance(key, jax.tree_util.DictKey):
-                parts.append(str(key.key))
-            elif isinstance(key, jax.tree_util.SequenceKey):
-                parts.append(str(key.idx))
-            else:
-                parts.append(str(key))
-        named.append(("_".join(parts) or "value", leaf))
-    return named
 
 
 def to_dataset(
@@ -66,10 +48,10 @@ def to_dataset(
     is_bands = isinstance(result, Bands)
     if is_bands:
         levels = _checks.levels("q", q)
-        named = _variable_names(result.values)
-        fractions = dict(_variable_names(result.nan_fraction))
+        named = variable_names(result.values)
+        fractions = dict(variable_names(result.nan_fraction))
     else:
-        named = _variable_names(result)
+        named = variable_names(result)
     variables = {}
     for name, leaf in named:
         array = np.asarray(leaf)

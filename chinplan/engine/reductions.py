@@ -55,10 +55,12 @@ from chinplan.engine.quantile_network import (
     quantiles,
     upper_tail_sum,
 )
+from chinplan.format import HTML_ROWS, Cell, format_of, html_table, percent, quantile_name
 from chinplan.law import as_float
 
 __all__ = [
     "Bands",
+    "bands_html",
     "quantiles",
     "bands",
     "expectation",
@@ -86,8 +88,13 @@ _PUBLIC_NAMES = {"quantiles": "bands", "mean": "expectation", "probability": "pr
 PyTree = Any
 
 
-class Bands(NamedTuple):
-    """Quantile bands over posterior draws.
+class _BandsFields(NamedTuple):
+    values: PyTree
+    nan_fraction: PyTree
+
+
+class Bands(_BandsFields):
+    """Quantile bands over posterior draws (a NamedTuple and a pytree of its two fields).
 
     Attributes:
       values: a pytree shaped like ``fn``'s output; each leaf has shape
@@ -96,10 +103,68 @@ class Bands(NamedTuple):
         and holds the fraction of draws whose output is NaN there. Under the default
         ``nan_policy='propagate'`` every quantile is NaN wherever this is non-zero; under
         ``'omit'`` the quantiles are over the non-NaN draws only (NaN if none are left).
+      q: the quantile levels of ``values``' leading axis, as :func:`bands` computed them
+        (not a field: None after a pytree map, ``_replace`` or pickling).
+
+    In a notebook a ``Bands`` shows as an HTML table (one row per output and scenario, one
+    column per quantile level), every number exact in the cells' ``data-values``.
     """
 
-    values: PyTree
-    nan_fraction: PyTree
+    q = None
+
+    def __new__(cls, values, nan_fraction, q=None):
+        self = super().__new__(cls, values, nan_fraction)
+        if q is not None:
+            self.q = tuple(float(v) for v in q)
+        return self
+
+    def _repr_html_(self) -> str:
+        return bands_html(self)
+
+
+def variable_names(tree: PyTree) -> list[tuple[str, Any]]:
+    """(name, leaf) pairs: NamedTuple fields and dict keys joined by '_', 'value' for a bare array."""
+    named = []
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        parts = []
+        for key in path:
+            if isinstance(key, jax.tree_util.GetAttrKey):
+                parts.append(key.name)
+            elif isinstance(key, jax.tree_util.DictKey):
+                parts.append(str(key.key))
+            elif isinstance(key, jax.tree_util.SequenceKey):
+                parts.append(str(key.idx))
+            else:
+                parts.append(str(key))
+        named.append(("_".join(parts) or "value", leaf))
+    return named
+
+
+def bands_html(result: Bands, *, limit: int = HTML_ROWS) -> str:
+    """A :class:`Bands` as an HTML table (:func:`chinplan.format.html_table`): one row per
+    output leaf and scenario, one column per quantile level (``q5``, ... when ``result.q`` is
+    known, else the level's position), then the share of draws that gave NaN."""
+    named = variable_names(result.values)
+    fractions = dict(variable_names(result.nan_fraction))
+    levels = result.q
+    rows, total = [], 0
+    for name, leaf in named:
+        array = np.asarray(leaf, np.float64)
+        flat = array.reshape(array.shape[0], -1)
+        nan = np.broadcast_to(np.asarray(fractions[name], np.float64), array.shape[1:]).reshape(-1)
+        for j in range(flat.shape[1]):
+            total += 1
+            if len(rows) < limit:
+                index = str([int(i) for i in np.unravel_index(j, array.shape[1:])]) if array.ndim > 1 else ""
+                fmt = format_of(name)
+                cells = [Cell(f"{v:g}" if not np.isfinite(v) else fmt(float(v)), (float(v),), field=name) for v in flat[:, j]]
+                rows.append([Cell(name), Cell(index), *cells, Cell(percent(nan[j]), (float(nan[j]),), field=f"{name}_nan_fraction")])
+    count = np.asarray(named[0][1]).shape[0] if named else 0
+    heads = [quantile_name(v) for v in levels] if levels is not None and len(levels) == count else [f"level {k}" for k in range(count)]
+    caption = "Bands over posterior draws" + ("" if levels is not None else " (quantile levels not recorded)")
+    if total > limit:
+        caption += f" (first {limit} of {total} rows)"
+    return html_table(["output", "scenario", *heads, "NaN draws"], rows, caption=caption)
 
 
 # --------------------------------------------------------------------------------------------
@@ -424,7 +489,7 @@ def bands(
     )
     # Leaves come back as (*scenario_shape, len(q), *leaf_shape); put the quantile axis first.
     return Bands(
-        jax.tree.map(lambda v: jnp.asarray(np.moveaxis(v, len(shape), 0)), values), jax.tree.map(jnp.asarray, nan_fraction)
+        jax.tree.map(lambda v: jnp.asarray(np.moveaxis(v, len(shape), 0)), values), jax.tree.map(jnp.asarray, nan_fraction), q=levels
     )
 
 

@@ -142,29 +142,6 @@ def _auto_levels(values: np.ndarray) -> np.ndarray:
     return np.unique(raw)
 
 
-def _uncertain_span(log_x: np.ndarray, p: np.ndarray, lo: float, hi: float) -> tuple[float, float] | None:
-    """The smallest interval of x holding every x where lo <= p(x) <= hi.
-
-    p is interpolated linearly in log x between grid points, so a jump across the whole band
-    between two neighbours (e.g. when every draw agrees) still gives a thin span there.
-    None when p never enters [lo, hi].
-    """
-    pieces = []
-    for i in range(len(p) - 1):
-        p0, dp = p[i], p[i + 1] - p[i]
-        if dp == 0:
-            t0, t1 = (0.0, 1.0) if lo <= p0 <= hi else (1.0, 0.0)
-        else:
-            t0, t1 = sorted(((lo - p0) / dp, (hi - p0) / dp))
-            t0, t1 = max(t0, 0.0), min(t1, 1.0)
-        if t0 <= t1:
-            step = log_x[i + 1] - log_x[i]
-            pieces.append((log_x[i] + t0 * step, log_x[i] + t1 * step))
-    if not pieces:
-        return None
-    return float(np.exp(min(x for x, _ in pieces))), float(np.exp(max(x for _, x in pieces)))
-
-
 def _pair_dataset(data: Any, max_draws: int | None):
     """An xarray Dataset with E, A, B, alpha, beta over (chain, draw), thinned to max_draws."""
     import arviz as az

@@ -32,6 +32,7 @@ from jax.typing import ArrayLike
 from chinplan import _checks, engine
 from chinplan.plots import axes as _figures
 from chinplan.decide import risk as decide
+from chinplan.decide.crossover import crossover
 from chinplan.engine import kernels
 from chinplan._files import write_atomic
 from chinplan.costs import Deployment
@@ -481,15 +482,11 @@ def tco_vs_queries(
             label=f"{label} (N={short_sci(n)}, D={short_sci(d)}, loss {losses[k]:.3f})" + (": median, 5–95% band" if banded else ""),
         )
 
-    if len(labels) >= 2:
+    if len(labels) >= 2:  # one computation of the crossover: chinplan.decide.crossover
         a, b = labels[0], labels[1]
-        fine = np.logspace(math.log10(q_grid[0]), math.log10(q_grid[-1]), (len(q_grid) - 1) * int(refine) + 1)
-        p = np.asarray(
-            engine.probability(kernels.cheaper_at_queries, theta, n_arr[0], d_arr[0], n_arr[1], d_arr[1], fine), np.float64
-        )
-        log_fine = np.log(fine)
-        span = _figures._uncertain_span(log_fine, p, 0.05, 0.95)
-        if span is not None and np.any((p > 0.05) & (p < 0.95)):  # else every draw agrees: no band
+        found = crossover(theta, checked[a], checked[b], q_grid, refine=int(refine))
+        span, median_cross, p = found["span"], found["median"], found["p"]
+        if span is not None and found["uncertain"]:  # else every draw agrees: no band
             ax.axvspan(
                 *span,
                 color="grey",
@@ -497,7 +494,6 @@ def tco_vs_queries(
                 linewidth=0,
                 label=f"crossover band: 0.05 ≤ P({a} cheaper than {b}) ≤ 0.95",
             )
-        median_cross = decide.crossing(fine, p, 0.5)
         if median_cross is not None:
             ax.axvline(
                 median_cross,
