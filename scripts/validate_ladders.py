@@ -550,7 +550,8 @@ def _hyper(h: dict) -> str:
 def markdown(res: dict, meta: dict) -> str:
     a = res["allocation"]
     L = [(f"Command: `{meta['command']}`; wall time {meta['wall_s']:.0f} s ({meta['fits_s']:.0f} s fits and evidence, of which "
-          f"{meta['fit_wall_s']:.0f} s NUTS fits run now, {meta['cached']} of {meta['ladders']} fits from the cache; {meta['scores_s']:.0f} s scores)."), ""]
+          f"{meta['fit_wall_s']:.0f} s NUTS fits run now, {meta['cached']} of {meta['ladders']} fits from the cache; {meta['scores_s']:.0f} s scores; "
+          f"{meta.get('cpu_devices', 1)} CPU device(s), the chains run that many at a time)."), ""]
     L += ["**Pooled N\\*** at the held-out isoFLOP minima (in brackets the 5-95% of a bootstrap over ladders):", "",
           "| predictive | n | cov 50% | cov 80% | cov 90% | median 90% band < 1 dec | median 90% band 1-2.1 dec | IS90 (dec) | CRPS (dec) | median abs log10 error | mean signed error |",
           "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
@@ -662,6 +663,9 @@ def main(argv=None) -> dict:
         if args.docs:
             replace_block(DOC, md)
         return res
+    from chinplan.cli import use_cpu_cores
+
+    devices = use_cpu_cores(4)  # the fits' 4 chains run one per core, as `chinplan fit` runs them
     t0 = time.perf_counter()
     evs = []
     for i, (name, runs, fitted) in enumerate(ladders(args.porian)):
@@ -678,7 +682,7 @@ def main(argv=None) -> dict:
         "command": "python scripts/validate_ladders.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "wall_s": t2 - t0, "fits_s": t1 - t0, "scores_s": t2 - t1,
         "fit_wall_s": sum(ev["fit"]["fit_wall_s"] for ev in evs if not ev["fit"]["from_cache"]),
-        "ladders": len(evs), "cached": sum(ev["fit"]["from_cache"] for ev in evs),
+        "ladders": len(evs), "cached": sum(ev["fit"]["from_cache"] for ev in evs), "cpu_devices": devices or 1,
     }  # fmt: skip
     res["meta"] = meta
     md = markdown(res, meta)

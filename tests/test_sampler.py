@@ -91,6 +91,26 @@ PARALLEL_SCRIPT = textwrap.dedent(
     """
 )
 
+GROUPED_SCRIPT = textwrap.dedent(
+    """
+    import sys, warnings
+    import jax, numpy as np
+    jax.config.update("jax_num_cpu_devices", 2)
+    sys.path.insert(0, {tests!r})
+    from test_sampler import MEAN, _run
+    from chinplan.inference import sampler as _sampler
+    assert jax.local_device_count() == 2
+    assert _sampler.chain_method_for(3, None) == "parallel"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no fallback warning
+        three, diverging = _run(MEAN, None, num_chains=3)  # groups of 2: the last padded
+        before = _sampler._runner.cache_info().misses
+        two, _ = _run(MEAN, None, num_chains=2)  # one group: the same compiled program
+        assert _sampler._runner.cache_info().misses == before
+    np.savez(sys.argv[1], x=three["x"], diverging=diverging, two=two["x"])
+    """
+)
+
 
 def test_parallel_chains_on_four_devices(tmp_path):
     """Four host devices: fit's default picks one chain per device, and the moments are right."""
@@ -103,6 +123,25 @@ def test_parallel_chains_on_four_devices(tmp_path):
     x = out["x"]
     assert x.shape == (4, 1000, 2) and not out["diverging"].any()
     assert not np.array_equal(x[0], x[1])
+    ess = np.asarray(az.ess({"x": x})["x"])
+    flat = x.reshape(-1, 2).astype(np.float64)
+    assert np.all(np.abs(flat.mean(0) - MEAN) < 4 * SCALE / np.sqrt(ess))
+    assert np.all(np.abs(flat.std(0) / SCALE - 1) < 4 / np.sqrt(2 * ess))
+
+
+def test_more_chains_than_devices_run_in_groups_of_one_chain_per_device(tmp_path):
+    """Two host devices, three chains: two groups of two (the spare chain dropped), right
+    moments; two chains reuse the compiled group (the refits of chinplan.fit run 2 chains)."""
+    script = tmp_path / "grouped.py"
+    script.write_text(GROUPED_SCRIPT.format(tests=str(Path(__file__).parent)))
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("XLA_FLAGS", None)
+    subprocess.run([sys.executable, str(script), str(tmp_path / "out.npz")], check=True, env=env, timeout=300)
+    out = np.load(tmp_path / "out.npz")
+    x = out["x"]
+    assert x.shape == (3, 1000, 2) and out["diverging"].shape == (3, 1000) and not out["diverging"].any()
+    assert out["two"].shape == (2, 1000, 2)
+    assert not np.array_equal(x[1], x[2])  # the third chain (in the padded group) is its own
     ess = np.asarray(az.ess({"x": x})["x"])
     flat = x.reshape(-1, 2).astype(np.float64)
     assert np.all(np.abs(flat.mean(0) - MEAN) < 4 * SCALE / np.sqrt(ess))

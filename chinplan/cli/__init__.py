@@ -113,6 +113,38 @@ def enable_compilation_cache(environ=None) -> str | None:
     return path
 
 
+#: Commands whose work is NUTS chains (``fit``, and ``validate``'s back-test fits).
+CHAIN_COMMANDS = frozenset({"fit", "validate"})
+
+
+def use_cpu_cores(chains: int, environ=None) -> int | None:
+    """Gives JAX one CPU device per NUTS chain, up to the cores this process may use, so
+    that ``fit``'s chains run in parallel (:func:`chinplan.inference.sampler.sample_nuts`:
+    one chain per device). The command line only: the library leaves its caller's JAX
+    configuration alone (``chinplan.fit``'s docstring says how to do the same). Left as it
+    is when the caller chose (``JAX_NUM_CPU_DEVICES``, ``--xla_force_host_platform_device_count``
+    in ``XLA_FLAGS``), when ``CHINPLAN_CPU_DEVICES`` says otherwise (a count; 1 turns it
+    off), and once JAX has computed anything in this process. Returns the count set, or None."""
+    environ = os.environ if environ is None else environ
+    if environ.get("JAX_NUM_CPU_DEVICES") or "xla_force_host_platform_device_count" in environ.get("XLA_FLAGS", ""):
+        return None
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity on this platform (macOS)
+        cores = os.cpu_count() or 1
+    wanted = environ.get("CHINPLAN_CPU_DEVICES", "")
+    count = int(wanted) if wanted.strip().isdigit() and int(wanted) > 0 else min(cores, max(int(chains), 1))
+    if count < 2:
+        return None
+    import jax
+
+    try:
+        jax.config.update("jax_num_cpu_devices", count)
+    except RuntimeError:  # JAX's backends already started (a caller in the same process): theirs
+        return None
+    return count
+
+
 def check_inputs(args) -> None:
     """Refuses a missing, unreadable or empty input file before any import of JAX, with the
     messages the readers give (:func:`chinplan._files.check_input_file`)."""
@@ -169,6 +201,8 @@ def main(argv=None) -> int:
         with signals_unwind(), warnings.catch_warnings():
             warnings.showwarning = _warning_line  # restored on leaving
             check_inputs(args)
+            if args.command in CHAIN_COMMANDS:
+                use_cpu_cores(getattr(args, "chains", 4))
             if args.command not in JAX_FREE_COMMANDS:
                 enable_compilation_cache()
             code = _COMMANDS[args.command](args)

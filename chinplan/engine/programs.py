@@ -140,13 +140,24 @@ def saved_program(kernel: Callable, identity: tuple, args: tuple) -> Callable:
         compiled = _first_call_checked(compiled, kernel, path, key)
     if compiled is None:
         try:
-            compiled = kernel.lower(*args).compile()  # through JAX's compilation cache, if set
+            compiled = _compile_for_saving(kernel, args)
             os.makedirs(directory, exist_ok=True)
             write_bytes(path, pickle.dumps(serialize_executable.serialize(compiled)))
         except Exception:  # an executable the backend cannot serialise: run the kernel as it is
             compiled = kernel
     _PROGRAMS[key] = compiled
     return compiled
+
+
+def _compile_for_saving(kernel: Callable, args: tuple):
+    """``kernel`` compiled afresh for ``args``, past JAX's persistent compilation cache: an
+    executable that cache served serialises, but the copy loaded back from the file fails on
+    its first call ("NOT_FOUND: Function ...fusion...", CPU, jax 0.10), so every later process
+    would trace and compile again (tests/test_cli_speed.py, with the suite's cache on)."""
+    from jax._src import config as jax_config  # the State's context manager: restored on exit
+
+    with jax_config.enable_compilation_cache(False):
+        return kernel.lower(*args).compile()
 
 
 def _first_call_checked(loaded: Callable, kernel: Callable, path: str, key: str) -> Callable:

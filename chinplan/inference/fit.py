@@ -200,9 +200,11 @@ def fit(
       key: a JAX PRNG key (``jax.random.key(0)`` or ``jax.random.PRNGKey(0)``).
       num_draws: draws kept per chain.
       num_warmup: adaptation steps per chain (step size and a dense mass matrix).
-      num_chains: independent chains; run in parallel when there are at least as many
-        local devices, else one after another (``chain_method`` overrides:
-        "parallel", "sequential" or "vectorized").
+      num_chains: independent chains; run in parallel, one per device, when JAX has two
+        local devices or more (in groups when there are more chains than devices), else one
+        after another (``chain_method`` overrides: "parallel", "sequential" or
+        "vectorized"). On a multi-core CPU, ``jax.config.update("jax_num_cpu_devices", k)``
+        before JAX's first computation gives k devices (``chinplan fit`` does that itself).
       priors: ``"weak"`` (default, :data:`chinplan.inference.model.DEFAULT_PRIORS`; for the Kaplan laws
         :data:`chinplan.inference.model.DEFAULT_KAPLAN_PRIORS`), ``"informed"`` (Chinchilla law only:
         :data:`chinplan.inference.model.INFORMED_PRIORS`, centred on Hoffmann et al. 2022 / Besiroglu

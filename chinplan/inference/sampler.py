@@ -82,10 +82,11 @@ def check_size(num_chains: int, num_warmup: int, num_draws: int, num_runs: int, 
 
 
 def chain_method_for(num_chains: int, chain_method: str | None) -> str:
-    """``chain_method`` or, when None, "parallel" if there is a device per chain, else "sequential"."""
+    """``chain_method`` or, when None, "parallel" if there are two devices or more (chains in
+    groups of one per device), else "sequential"."""
     if chain_method is not None:
         return chain_method
-    return "parallel" if jax.local_device_count() >= num_chains > 1 else "sequential"
+    return "parallel" if jax.local_device_count() >= 2 and num_chains > 1 else "sequential"
 
 
 @functools.lru_cache(maxsize=32)
@@ -163,20 +164,22 @@ def sample_nuts(
 
     Chain c starts from key ``split(key, num_chains)[c]``; with the same chain method on the
     same machine its draws depend only on that key and the data. Across chain methods they
-    differ: sequential (one call per chain), vectorized (``vmap``) and parallel (``pmap``) compile
-    the chain differently, floating-point rounding differs in the last bit, and NUTS (its
-    accept and U-turn decisions) turns that into different, equally valid draws (measured:
-    sequential, vectorized and parallel runs of one key differ from the first kept draw). ``model_kwargs`` must be hashable
-    (they are part of the cache key); ``model_args`` are arrays and may change freely.
+    differ: sequential (one call per chain), vectorized (``vmap``) and parallel (``pmap``,
+    one chain per device, in groups when there are more chains than devices) compile the
+    chain differently, floating-point rounding differs in the last bit, and NUTS (its accept
+    and U-turn decisions) turns that into different, equally valid draws (measured:
+    sequential, vectorized and parallel runs of one key differ from the first kept draw).
+    ``model_kwargs`` must be hashable (they are part of the cache key); ``model_args`` are
+    arrays and may change freely.
 
     Returns:
       (samples, diverging): the constrained sites (and deterministic sites) as NumPy arrays
       of shape (chain, draw, ...), and the divergence flags, shape (chain, draw).
     """
     method = chain_method_for(num_chains, chain_method)
-    if method == "parallel" and jax.local_device_count() < num_chains:
+    if method == "parallel" and jax.local_device_count() < 2:
         warnings.warn(
-            f"chain_method='parallel' needs {num_chains} devices but JAX has {jax.local_device_count()}; "
+            f"chain_method='parallel' needs two devices or more but JAX has {jax.local_device_count()}; "
             "running the chains one after another",
             UserWarning,
             stacklevel=3,
@@ -184,16 +187,21 @@ def sample_nuts(
         method = "sequential"
     total = num_warmup + num_draws
     every = max(1, total // 100) if progress else 0
-    sequential = method == "sequential"  # one compiled chain, called once per chain key
-    run = _runner(model, tuple(sorted(model_kwargs.items())), num_warmup, num_draws, 1 if sequential else num_chains, method, float(target_accept_prob), every)
+    # the compiled unit: one chain (sequential), a group of one chain per device (parallel:
+    # as many groups as it takes, the last padded with spare chains that are dropped) or all
+    # chains at once (vectorized)
+    group = {"sequential": 1, "parallel": min(num_chains, jax.local_device_count())}.get(method, num_chains)
+    spare = -num_chains % group  # repeats of the last key fill the last group
+    run = _runner(model, tuple(sorted(model_kwargs.items())), num_warmup, num_draws, group, method, float(target_accept_prob), every)
     keys = jax.random.split(key, num_chains)
     args = tuple(model_args)
+    sequential = method == "sequential"
     bar = None
     if progress:  # compile first, saying so, so the bar does not sit at 0 through compilation
-        run = _compiled(run, keys[0] if sequential else keys, args)
+        run = _compiled(run, keys[0] if sequential else keys[:group], args)
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=num_chains * (total - total % every), desc=f"NUTS sampling: {num_chains} chain(s) x {total} steps ({method})")
+        bar = tqdm(total=(num_chains + spare) * (total - total % every), desc=f"NUTS sampling: {num_chains} chain(s) x {total} steps ({method})")
     _progress["bar"] = bar
     try:
         if sequential:  # dispatched one after another (asynchronously), gathered once
@@ -201,9 +209,10 @@ def sample_nuts(
             samples = {name: np.stack([np.asarray(c[0][name]) for c in chains]) for name in sorted(chains[0][0])}
             diverging = np.stack([np.asarray(c[1]) for c in chains])
         else:
-            samples, diverging = run(keys, args)
-            samples = {name: np.asarray(value) for name, value in sorted(samples.items())}
-            diverging = np.asarray(diverging)
+            padded = jnp.concatenate([keys, jnp.repeat(keys[-1:], spare, axis=0)]) if spare else keys
+            groups = [run(padded[i : i + group], args) for i in range(0, num_chains, group)]
+            samples = {name: np.concatenate([np.asarray(g[0][name]) for g in groups])[:num_chains] for name in sorted(groups[0][0])}
+            diverging = np.concatenate([np.asarray(g[1]) for g in groups])[:num_chains]
         jax.effects_barrier()
     finally:
         _progress["bar"] = None
