@@ -26,6 +26,7 @@ from typing import Callable, Iterable
 
 __all__ = [
     "OutputPathError",
+    "suffix_of",
     "check_suffix",
     "check_output",
     "check_writable",
@@ -50,11 +51,21 @@ class OutputPathError(ValueError):
     usage, exit code 2 on the command line. An unwritable directory is a plain ValueError."""
 
 
+def suffix_of(path: str | os.PathLike, suffixes: Iterable[str]) -> str | None:
+    """Which of ``suffixes`` (lower case) the file name of ``path`` ends in, any case, or None.
+
+    The name's ending, not :func:`os.path.splitext`'s extension: a dot-file such as ``.csv``
+    or ``.runs.csv`` ends in ``.csv`` too (splitext gives ``.csv`` no extension)."""
+    name = os.path.basename(os.fspath(path)).lower()
+    return next((suffix for suffix in suffixes if name.endswith(suffix)), None)
+
+
 def check_suffix(path: str | os.PathLike, suffixes: Iterable[str], arg: str) -> str:
-    """``path`` as a string if it ends in one of ``suffixes`` (any case); ValueError naming ``arg``."""
+    """``path`` as a string if it ends in one of ``suffixes`` (any case, :func:`suffix_of`);
+    ValueError naming ``arg``."""
     text = os.fspath(path)
     suffixes = tuple(suffixes)
-    if os.path.splitext(text)[1].lower() not in suffixes:
+    if suffix_of(text, suffixes) is None:
         raise OutputPathError(f"{arg} {text!r} must end in {', '.join(suffixes)}")
     return text
 

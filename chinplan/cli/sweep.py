@@ -52,7 +52,7 @@ def _sweep_manifest(args, scenarios, draws, fingerprint: str) -> dict:
 
 
 def cmd_sweep(args) -> int:
-    suffix = os.path.splitext(args.output)[1].lower()
+    suffix = _files.suffix_of(args.output, SWEEP_SUFFIXES)
     inputs.check_output(args.output, "-o/--output", SWEEP_SUFFIXES, args.scenarios, args.posterior)
     if suffix == ".parquet" and importlib.util.find_spec("pyarrow") is None:
         raise CliError("writing Parquet needs pyarrow, a dependency of chinplan missing here (pip install pyarrow); or write .nc or .csv")
