@@ -318,7 +318,8 @@ _FAST_LAW_SITES = ("log_E", "log_A", "log_B", "alpha", "beta")
 def read_draws(path) -> dict | None:
     """The draws of a Chinchilla-law posterior file, decoded once with h5py (no arviz, xarray
     or pandas): ``{"attrs", "posterior": {site: (chain, draw)}, "extrapolation": {u, v,
-    kappa[, c]} or None, "extrapolation_attrs", "constant_data": {name: array}}``.
+    kappa[, c]} or None, "extrapolation_attrs", "constant_data": {name: array}, "diverging":
+    (chain, draw) or None}``.
 
     The file is treated as untrusted exactly as :func:`read` does (:func:`check_exists`,
     :func:`check_structure`, then :func:`check_site` on every site read). Returns None for
@@ -374,7 +375,13 @@ def read_draws(path) -> dict | None:
             if "observed_data" in handle and isinstance(handle["observed_data"].get("log_loss"), h5py.Dataset):
                 observed = np.asarray(handle["observed_data"]["log_loss"][()], np.float64)
             check_values(domain if extrapolation is not None else None, constant, attrs, "chinchilla", draws, observed)
+            diverging = None  # the sampler's divergences, for the convergence gate the command line recomputes
+            stats = handle.get("sample_stats")
+            if isinstance(stats, h5py.Group) and isinstance(stats.get("diverging"), h5py.Dataset):
+                diverging = np.asarray(stats["diverging"][()])
+                if diverging.dtype.kind not in "biu" or diverging.shape != draws["alpha"].shape:
+                    return None
     except (ValueError, KeyError, TypeError, OSError):
         return None
     return {"attrs": attrs, "posterior": draws, "extrapolation": extrapolation,
-            "extrapolation_attrs": extrapolation_attrs, "constant_data": constant}  # fmt: skip
+            "extrapolation_attrs": extrapolation_attrs, "constant_data": constant, "diverging": diverging}  # fmt: skip
