@@ -162,3 +162,22 @@ def jax_leaves(tree):
     import jax
 
     return [np.asarray(leaf) for leaf in jax.tree.leaves(tree)]
+
+
+# ----- class 8: garbled messages ---------------------------------------------------------------
+@pytest.mark.parametrize("cell, index, says", [
+    (-1.0, [0.0, 1.0, 36742300.0], r"^column 'params', row 36742300: value -1\.0 must be positive$"),
+    (np.nan, None, r"^column 'params', row 2: value nan is not finite$"),
+    ("SERIES", None, r"^column 'params', row 2: value a Series of 2 values is not a number$"),
+    ("y" * 100, None, r"^column 'params', row 2: value 'y{50}'\.\.\. \(100 characters\) is not a number$"),
+], ids=["whole-float-row", "nan", "series-cell", "long-text"])  # fmt: skip
+def test_a_bad_cell_is_named_in_one_short_line_by_its_row_and_value(cell, index, says):
+    import pandas as pd
+
+    from chinplan.inference.runs import load_runs
+
+    cell = pd.Series([1, 2]) if isinstance(cell, str) and cell == "SERIES" else cell
+    frame = pd.DataFrame({"params": [1e8, 2e8, cell], "tokens": [1e9, 2e9, 3e9], "loss": [3.0, 2.9, 2.8]}, index=index)
+    with pytest.raises(ValueError, match=says) as caught:
+        load_runs(frame, min_runs=1)
+    assert "\n" not in str(caught.value) and "np.float64" not in str(caught.value)
