@@ -181,3 +181,40 @@ def test_a_bad_cell_is_named_in_one_short_line_by_its_row_and_value(cell, index,
     with pytest.raises(ValueError, match=says) as caught:
         load_runs(frame, min_runs=1)
     assert "\n" not in str(caught.value) and "np.float64" not in str(caught.value)
+
+
+# ----- class 8: environments -----------------------------------------------------------------
+def _cli(args, env=None, shell_suffix=""):
+    """``python -m chinplan.cli ARGS`` in a fresh process from this checkout (bytes out)."""
+    import shlex
+    import subprocess
+    import sys
+
+    environ = {**os.environ, "PYTHONPATH": ROOT, "CHINPLAN_CACHE": "0", **(env or {})}
+    command = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "chinplan.cli", *args]) + shell_suffix
+    return subprocess.run(["sh", "-c", command], capture_output=True, env=environ, cwd=ROOT, check=False, timeout=300)
+
+
+def test_a_closed_stdout_is_an_error_not_a_silent_success():
+    done = _cli(["hardware"], shell_suffix=" >&-")
+    assert done.returncode == 1 and done.stdout == b""
+    assert done.stderr.decode() == "chinplan: error: standard output is closed (>&-), so nothing can be written; run with stdout open, or redirect it to a file\n"
+
+
+def test_a_backend_that_cannot_start_is_named_in_one_line():
+    from jax._src import hardware_utils
+
+    if hardware_utils.has_visible_nvidia_gpu():
+        pytest.skip("a GPU is visible here: JAX_PLATFORMS=cuda starts")
+    done = _cli(["plan", "--compute", "1e24"], env={"JAX_PLATFORMS": "cuda"})
+    err = done.stderr.decode()
+    assert done.returncode == 1 and done.stdout == b"" and err.count("\n") == 1, err
+    assert err.startswith("chinplan: error: JAX_PLATFORMS='cuda': JAX could not start a backend (no device of that platform is visible)")
+    assert "AssertionError" not in err and "JAX_PLATFORMS=cpu" in err
+
+
+def test_a_non_ascii_label_under_an_ascii_stdout_prints_the_whole_table():
+    done = _cli(["compare", "70B:1.4T", "café=1e9:2e10"], env={"PYTHONIOENCODING": "ascii"})
+    assert done.returncode == 0 and done.stderr == b"", done.stderr
+    out = done.stdout.decode("ascii")  # nothing but ASCII was written
+    assert out.count("caf?") >= 2 and out.rstrip().endswith("law|extrapolation)"), out

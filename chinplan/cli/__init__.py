@@ -18,6 +18,8 @@ table, :mod:`.render`) and every ``--help`` load no JAX.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import os
 import sys
@@ -153,6 +155,49 @@ def few_draws_warning(args) -> None:
               file=sys.stderr)  # fmt: skip
 
 
+def check_backend() -> None:
+    """CliError, in one line, when JAX cannot start a backend (``JAX_PLATFORMS=cuda`` on a
+    machine without a GPU: JAX skips the platform, then fails an internal ``assert``, whose
+    message is empty), naming the setting and what to do."""
+    import jax
+
+    try:
+        jax.devices()
+    except Exception as err:  # AssertionError (nothing started) or RuntimeError (a backend failed)
+        platforms = os.environ.get("JAX_PLATFORMS", "")
+        detail = "no device of that platform is visible" if isinstance(err, AssertionError) else _one_line(err)
+        setting = f"JAX_PLATFORMS={platforms!r}: " if platforms else ""
+        raise CliError(f"{setting}JAX could not start a backend ({detail}); unset JAX_PLATFORMS or set "
+                       "JAX_PLATFORMS=cpu to run on the CPU") from None  # fmt: skip
+
+
+@contextlib.contextmanager
+def tolerant_output():
+    """stdout and stderr replace what their encoding cannot write (a non-ASCII label under
+    ``PYTHONIOENCODING=ascii`` or a C locale prints as ``?``) instead of failing mid-output;
+    their error handlers come back afterwards."""
+    before = []
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None and getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="replace")
+                before.append(stream)
+            except (ValueError, OSError, io.UnsupportedOperation):
+                pass
+    try:
+        yield
+    finally:
+        for stream in before:
+            try:
+                stream.reconfigure(errors="strict")
+            except (ValueError, OSError, io.UnsupportedOperation):
+                pass
+
+
+#: What main says when standard output is closed (``chinplan hardware >&-``): nothing could be written.
+STDOUT_CLOSED = "standard output is closed (>&-), so nothing can be written; run with stdout open, or redirect it to a file"
+
+
 def _one_line(err: BaseException) -> str:
     return " ".join(str(err).split()) or type(err).__name__
 
@@ -164,13 +209,17 @@ def main(argv=None) -> int:
     as the program (``argv`` None), a non-zero exit then ends the process at once
     (:func:`_exit_now`).
     """
+    if sys.stdout is None:  # fd 1 closed at start-up: print() would drop every line and exit 0
+        print(f"chinplan: error: {STDOUT_CLOSED}", file=sys.stderr)
+        return EXIT_ERROR
     args = build_parser().parse_args(argv)
     try:
-        with signals_unwind(), warnings.catch_warnings():
+        with signals_unwind(), warnings.catch_warnings(), tolerant_output():
             warnings.showwarning = _warning_line  # restored on leaving
             check_inputs(args)
             if args.command not in JAX_FREE_COMMANDS:
                 enable_compilation_cache()
+                check_backend()
             code = _COMMANDS[args.command](args)
             few_draws_warning(args)
             return code
