@@ -218,3 +218,24 @@ def test_a_non_ascii_label_under_an_ascii_stdout_prints_the_whole_table():
     assert done.returncode == 0 and done.stderr == b"", done.stderr
     out = done.stdout.decode("ascii")  # nothing but ASCII was written
     assert out.count("caf?") >= 2 and out.rstrip().endswith("law|extrapolation)"), out
+
+
+@pytest.mark.parametrize("attrs, says", [
+    ({"fit_attempts": "{bad", "converged": 0}, r"attribute 'fit_attempts' must be a JSON list of the fit's attempts .*got '\{bad'$"),
+    ({"fit_attempts": '[{"problems": "alpha"}]'}, r"attribute 'fit_attempts' must be a JSON list"),
+    ({"converged": "maybe"}, r"attribute 'converged' must be 0 or 1, got 'maybe'$"),
+])  # fmt: skip
+def test_a_fit_record_that_is_not_json_is_refused_naming_the_file(tmp_path, capsys, attrs, says):
+    import chinplan
+    from chinplan.inference.posterior import Posterior
+
+    idata = chinplan.default_posterior().to_arviz().copy()
+    idata.posterior.attrs.update(attrs)
+    path = tmp_path / "record.nc"
+    idata.to_netcdf(str(path), engine="h5netcdf")
+    with pytest.raises(ValueError, match=says):
+        Posterior.load(path)
+    code, out, err = run(capsys, ["plan", "--compute", "1e24", "--posterior", str(path)])
+    assert code == 1 and err.count("\n") == 1 and f"posterior file '{path}'" in err and re.search(says.rstrip("$"), err), err
+    assert "Expecting" not in err
+

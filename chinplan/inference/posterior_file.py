@@ -180,6 +180,7 @@ def check_values(domain, constant: dict, attrs: dict, law: str, posterior, obser
                 )
         else:
             _checks.in_range("the extrapolation group's 'extrapolation_domain'", domain, 0.0, _LOG_MAX / np.log(10.0))
+    _check_fit_record(attrs)
     fixed = [name for name in str(attrs.get("fixed_sites", "")).split(",") if name]
     for name in fixed:
         if law != "data_constrained" or name not in _FIXABLE:
@@ -189,6 +190,28 @@ def check_values(domain, constant: dict, attrs: dict, law: str, posterior, obser
         if values.size and np.ptp(values) != 0:
             raise ValueError(f"attribute 'fixed_sites' names {name!r}, whose draws vary (from {values.min()!r} to {values.max()!r}); "
                              "a fixed site has one value")  # fmt: skip
+
+
+def _check_fit_record(attrs: dict) -> None:
+    """The fit's record in the posterior's attributes: ``converged`` 0 or 1, ``fit_attempts`` a
+    JSON list of attempts (objects whose ``problems`` is a list of text), as ``fit`` writes."""
+    if "converged" in attrs:
+        try:
+            ok = float(attrs["converged"]) in (0.0, 1.0)
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise ValueError(f"attribute 'converged' must be 0 or 1, got {str(attrs['converged'])[:60]!r}")
+    if "fit_attempts" in attrs:
+        text = str(attrs["fit_attempts"])
+        try:
+            attempts = json.loads(text)
+        except ValueError:
+            attempts = None
+        problems = [a.get("problems", []) if isinstance(a, dict) else None for a in attempts] if isinstance(attempts, list) else [None]
+        if not all(isinstance(p, list) and all(isinstance(x, str) for x in p) for p in problems):
+            raise ValueError(f"attribute 'fit_attempts' must be a JSON list of the fit's attempts (objects with a 'problems' "
+                             f"list of text), got {text[:60]!r}{'...' if len(text) > 60 else ''}")  # fmt: skip
 
 
 def check_site(group, where: str, name: str, shape):
