@@ -239,3 +239,44 @@ def test_a_fit_record_that_is_not_json_is_refused_naming_the_file(tmp_path, caps
     assert code == 1 and err.count("\n") == 1 and f"posterior file '{path}'" in err and re.search(says.rstrip("$"), err), err
     assert "Expecting" not in err
 
+
+
+# ----- class 2: a signal while JAX is imported -------------------------------------------------
+def test_a_signal_in_a_deferred_block_is_raised_when_the_block_ends():
+    import signal
+
+    finished = []
+    with pytest.raises(KeyboardInterrupt):
+        with _files.signals_unwind():
+            with _files.signals_deferred():
+                os.kill(os.getpid(), signal.SIGINT)
+                finished.append("import")  # not interrupted half-way
+            finished.append("command")  # never reached: the signal ends the command here
+    assert finished == ["import"]
+
+
+@pytest.mark.parametrize("where, signame, code, line", [
+    ("backend", "SIGTERM", 143, "chinplan: terminated\n"),
+    ("import", "SIGINT", 130, "chinplan: interrupted\n"),
+])  # fmt: skip
+def test_a_signal_while_jax_loads_finishes_the_import_then_exits_with_one_line(monkeypatch, capsys, where, signame, code, line):
+    import importlib
+    import signal
+
+    import chinplan.cli
+
+    finished = []
+    real_import = importlib.import_module
+
+    def signalled(*args, **kwargs):
+        os.kill(os.getpid(), getattr(signal, signame))
+        finished.append(where)
+        return real_import(*args, **kwargs) if args else None
+
+    if where == "backend":
+        monkeypatch.setattr(chinplan.cli, "check_backend", signalled)
+    else:
+        monkeypatch.setattr(importlib, "import_module", signalled)
+    assert main(["plan", "--compute", "1e24"]) == code
+    captured = capsys.readouterr()
+    assert finished == [where] and captured.err == line and captured.out == ""

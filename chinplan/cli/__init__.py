@@ -25,7 +25,7 @@ import os
 import sys
 import warnings
 
-from chinplan._files import POSTERIOR_DIRECTORY, POSTERIOR_EMPTY, HangUp, OutputPathError, Terminated, check_input_file, signals_unwind
+from chinplan._files import POSTERIOR_DIRECTORY, POSTERIOR_EMPTY, HangUp, OutputPathError, Terminated, check_input_file, signals_deferred, signals_unwind
 from chinplan.cli.parser import (
     EXIT_ERROR,
     EXIT_HANGUP,
@@ -49,11 +49,18 @@ def _command(name: str, module: str):
     """The command ``name`` of ``chinplan.cli.<module>``, imported when it runs (not for --help)."""
 
     def run(args) -> int:
-        import importlib  # the one lazy import: the library loads only to run a command
-
-        return getattr(importlib.import_module(f"chinplan.cli.{module}"), f"cmd_{name.replace('-', '_')}")(args)
+        return load_command(name, module)(args)
 
     return run
+
+
+def load_command(name: str, module: str):
+    """``cmd_<name>`` of ``chinplan.cli.<module>``; importing it loads the library (JAX), with
+    SIGINT/SIGTERM deferred to the end of the import (:func:`chinplan._files.signals_deferred`)."""
+    import importlib  # the one lazy import: the library loads only to run a command
+
+    with signals_deferred():
+        return getattr(importlib.import_module(f"chinplan.cli.{module}"), f"cmd_{name.replace('-', '_')}")
 
 
 #: The module of each command's cmd_<name>(args), in chinplan.cli.
@@ -218,8 +225,9 @@ def main(argv=None) -> int:
             warnings.showwarning = _warning_line  # restored on leaving
             check_inputs(args)
             if args.command not in JAX_FREE_COMMANDS:
-                enable_compilation_cache()
-                check_backend()
+                with signals_deferred():  # JAX is imported and its backend started here
+                    enable_compilation_cache()
+                    check_backend()
             code = _COMMANDS[args.command](args)
             few_draws_warning(args)
             return code
