@@ -280,3 +280,20 @@ def test_a_signal_while_jax_loads_finishes_the_import_then_exits_with_one_line(m
     assert main(["plan", "--compute", "1e24"]) == code
     captured = capsys.readouterr()
     assert finished == [where] and captured.err == line and captured.out == ""
+
+
+def test_sweep_refuses_an_output_on_a_full_disk_before_the_work(tmp_path, monkeypatch, capsys):
+    import collections
+    import shutil
+
+    from test_resume import FailAfter
+
+    from chinplan import engine
+
+    (tmp_path / "s.toml").write_text(SCENARIOS)
+    monkeypatch.setattr(engine, "bands", FailAfter(0))  # any work at all would be a KeyboardInterrupt
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(1 << 30, (1 << 30) - 4096, 4096))
+    code, out, err = run(capsys, ["sweep", str(tmp_path / "s.toml"), "-o", str(tmp_path / "out.nc"), *ARGS])
+    assert code == 1 and err.count("\n") == 1 and "-o/--output: not enough space" in err and "4096 free" in err, err
+    assert sorted(os.listdir(tmp_path)) == ["s.toml"]
