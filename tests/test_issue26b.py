@@ -297,3 +297,11 @@ def test_sweep_refuses_an_output_on_a_full_disk_before_the_work(tmp_path, monkey
     code, out, err = run(capsys, ["sweep", str(tmp_path / "s.toml"), "-o", str(tmp_path / "out.nc"), *ARGS])
     assert code == 1 and err.count("\n") == 1 and "-o/--output: not enough space" in err and "4096 free" in err, err
     assert sorted(os.listdir(tmp_path)) == ["s.toml"]
+
+
+def test_an_xla_flag_xla_does_not_know_is_one_line_not_an_abort():
+    done = _cli(["plan", "--compute", "1e24"], env={"XLA_FLAGS": "--bogus_flag"})
+    err = done.stderr.decode()
+    assert done.returncode == 1 and done.stdout == b"" and err.count("\n") == 1, err
+    assert err == ("chinplan: error: XLA_FLAGS='--bogus_flag': XLA cannot start with it (Unknown flag in XLA_FLAGS: "
+                   "--bogus_flag); remove that flag or unset XLA_FLAGS\n")  # fmt: skip

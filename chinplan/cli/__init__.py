@@ -165,7 +165,12 @@ def few_draws_warning(args) -> None:
 def check_backend() -> None:
     """CliError, in one line, when JAX cannot start a backend (``JAX_PLATFORMS=cuda`` on a
     machine without a GPU: JAX skips the platform, then fails an internal ``assert``, whose
-    message is empty), naming the setting and what to do."""
+    message is empty), naming the setting and what to do. With ``XLA_FLAGS`` set, the backend
+    is first started in a child process of the same environment: XLA aborts the process on a
+    flag it does not know (``F... Unknown flag in XLA_FLAGS``, from C++), and the child's
+    failure becomes one line here (only then; it costs one more start of JAX)."""
+    if os.environ.get("XLA_FLAGS", "").strip():
+        _check_xla_flags(os.environ["XLA_FLAGS"])
     import jax
 
     try:
@@ -176,6 +181,20 @@ def check_backend() -> None:
         setting = f"JAX_PLATFORMS={platforms!r}: " if platforms else ""
         raise CliError(f"{setting}JAX could not start a backend ({detail}); unset JAX_PLATFORMS or set "
                        "JAX_PLATFORMS=cpu to run on the CPU") from None  # fmt: skip
+
+
+def _check_xla_flags(flags: str) -> None:
+    import subprocess
+
+    probe = "import jax; jax.devices()"
+    try:
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, errors="replace", timeout=600, check=False)
+    except (OSError, subprocess.TimeoutExpired):  # no probe: the command itself will tell
+        return
+    said = [line.split("] ", 1)[-1].strip() for line in done.stderr.splitlines() if "XLA_FLAGS" in line]
+    if done.returncode != 0 and (said or done.returncode < 0):  # XLA's fatal log: exit 1, or an abort
+        detail = said[0] if said else f"the process was killed by signal {-done.returncode}"
+        raise CliError(f"XLA_FLAGS={flags!r}: XLA cannot start with it ({detail}); remove that flag or unset XLA_FLAGS")
 
 
 @contextlib.contextmanager
