@@ -26,6 +26,7 @@ from typing import Callable, Iterable
 
 __all__ = [
     "OutputPathError",
+    "suffix_of",
     "check_suffix",
     "check_output",
     "check_writable",
@@ -37,6 +38,7 @@ __all__ = [
     "Terminated",
     "HangUp",
     "signals_unwind",
+    "signals_deferred",
     "raise_if_signalled",
     "TEMP_PREFIX",
 ]
@@ -50,11 +52,21 @@ class OutputPathError(ValueError):
     usage, exit code 2 on the command line. An unwritable directory is a plain ValueError."""
 
 
+def suffix_of(path: str | os.PathLike, suffixes: Iterable[str]) -> str | None:
+    """Which of ``suffixes`` (lower case) the file name of ``path`` ends in, any case, or None.
+
+    The name's ending, not :func:`os.path.splitext`'s extension: a dot-file such as ``.csv``
+    or ``.runs.csv`` ends in ``.csv`` too (splitext gives ``.csv`` no extension)."""
+    name = os.path.basename(os.fspath(path)).lower()
+    return next((suffix for suffix in suffixes if name.endswith(suffix)), None)
+
+
 def check_suffix(path: str | os.PathLike, suffixes: Iterable[str], arg: str) -> str:
-    """``path`` as a string if it ends in one of ``suffixes`` (any case); ValueError naming ``arg``."""
+    """``path`` as a string if it ends in one of ``suffixes`` (any case, :func:`suffix_of`);
+    ValueError naming ``arg``."""
     text = os.fspath(path)
     suffixes = tuple(suffixes)
-    if os.path.splitext(text)[1].lower() not in suffixes:
+    if suffix_of(text, suffixes) is None:
         raise OutputPathError(f"{arg} {text!r} must end in {', '.join(suffixes)}")
     return text
 
@@ -197,6 +209,7 @@ _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 #: Handled only where the process does not ignore it (``nohup`` sets SIGHUP to SIG_IGN: kept).
 _OPTIONAL_SIGNALS = tuple(getattr(signal, name) for name in ("SIGHUP",) if hasattr(signal, name))
 _pending: list[int] = []  # signals received inside signals_unwind, in order
+_deferring: list[bool] = []  # non-empty inside signals_deferred: record a signal, raise it later
 
 
 def _exception(signum: int) -> BaseException:
@@ -208,7 +221,7 @@ def _exception(signum: int) -> BaseException:
 def _on_signal(signum, frame):
     first = not _pending
     _pending.append(signum)
-    if first:  # later signals are only recorded: they must not interrupt the clean-up
+    if first and not _deferring:  # later signals are only recorded: they must not interrupt the clean-up
         raise _exception(signum)
 
 
@@ -251,6 +264,23 @@ def signals_unwind():
             signal.signal(sig, handler)
         sys.unraisablehook = hook
         _pending.clear()
+
+
+@contextlib.contextmanager
+def signals_deferred():
+    """Inside :func:`signals_unwind`: a signal that arrives in the block is recorded, and its
+    exception raised when the block ends (in place of any other), never in the middle of it.
+
+    For importing JAX: a KeyboardInterrupt raised inside a native extension's import aborts
+    the process (a C++ exception through nanobind: SIGABRT) or leaves a module half-imported
+    (a later "ImportError"); after the block, the command unwinds with its one line."""
+    _deferring.append(True)
+    try:
+        yield
+    finally:
+        _deferring.pop()
+        if not _deferring:
+            raise_if_signalled()
 
 
 def netcdf_image(write: Callable[[io.BytesIO], None]) -> bytes:

@@ -18,12 +18,14 @@ table, :mod:`.render`) and every ``--help`` load no JAX.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import os
 import sys
 import warnings
 
-from chinplan._files import POSTERIOR_DIRECTORY, POSTERIOR_EMPTY, HangUp, OutputPathError, Terminated, check_input_file, signals_unwind
+from chinplan._files import POSTERIOR_DIRECTORY, POSTERIOR_EMPTY, HangUp, OutputPathError, Terminated, check_input_file, signals_deferred, signals_unwind
 from chinplan.cli.parser import (
     EXIT_ERROR,
     EXIT_HANGUP,
@@ -47,11 +49,18 @@ def _command(name: str, module: str):
     """The command ``name`` of ``chinplan.cli.<module>``, imported when it runs (not for --help)."""
 
     def run(args) -> int:
-        import importlib  # the one lazy import: the library loads only to run a command
-
-        return getattr(importlib.import_module(f"chinplan.cli.{module}"), f"cmd_{name.replace('-', '_')}")(args)
+        return load_command(name, module)(args)
 
     return run
+
+
+def load_command(name: str, module: str):
+    """``cmd_<name>`` of ``chinplan.cli.<module>``; importing it loads the library (JAX), with
+    SIGINT/SIGTERM deferred to the end of the import (:func:`chinplan._files.signals_deferred`)."""
+    import importlib  # the one lazy import: the library loads only to run a command
+
+    with signals_deferred():
+        return getattr(importlib.import_module(f"chinplan.cli.{module}"), f"cmd_{name.replace('-', '_')}")
 
 
 #: The module of each command's cmd_<name>(args), in chinplan.cli.
@@ -185,6 +194,68 @@ def few_draws_warning(args) -> None:
               file=sys.stderr)  # fmt: skip
 
 
+def check_backend() -> None:
+    """CliError, in one line, when JAX cannot start a backend (``JAX_PLATFORMS=cuda`` on a
+    machine without a GPU: JAX skips the platform, then fails an internal ``assert``, whose
+    message is empty), naming the setting and what to do. With ``XLA_FLAGS`` set, the backend
+    is first started in a child process of the same environment: XLA aborts the process on a
+    flag it does not know (``F... Unknown flag in XLA_FLAGS``, from C++), and the child's
+    failure becomes one line here (only then; it costs one more start of JAX)."""
+    if os.environ.get("XLA_FLAGS", "").strip():
+        _check_xla_flags(os.environ["XLA_FLAGS"])
+    import jax
+
+    try:
+        jax.devices()
+    except Exception as err:  # AssertionError (nothing started) or RuntimeError (a backend failed)
+        platforms = os.environ.get("JAX_PLATFORMS", "")
+        detail = "no device of that platform is visible" if isinstance(err, AssertionError) else _one_line(err)
+        setting = f"JAX_PLATFORMS={platforms!r}: " if platforms else ""
+        raise CliError(f"{setting}JAX could not start a backend ({detail}); unset JAX_PLATFORMS or set "
+                       "JAX_PLATFORMS=cpu to run on the CPU") from None  # fmt: skip
+
+
+def _check_xla_flags(flags: str) -> None:
+    import subprocess
+
+    probe = "import jax; jax.devices()"
+    try:
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, errors="replace", timeout=600, check=False)
+    except (OSError, subprocess.TimeoutExpired):  # no probe: the command itself will tell
+        return
+    said = [line.split("] ", 1)[-1].strip() for line in done.stderr.splitlines() if "XLA_FLAGS" in line]
+    if done.returncode != 0 and (said or done.returncode < 0):  # XLA's fatal log: exit 1, or an abort
+        detail = said[0] if said else f"the process was killed by signal {-done.returncode}"
+        raise CliError(f"XLA_FLAGS={flags!r}: XLA cannot start with it ({detail}); remove that flag or unset XLA_FLAGS")
+
+
+@contextlib.contextmanager
+def tolerant_output():
+    """stdout and stderr replace what their encoding cannot write (a non-ASCII label under
+    ``PYTHONIOENCODING=ascii`` or a C locale prints as ``?``) instead of failing mid-output;
+    their error handlers come back afterwards."""
+    before = []
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None and getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="replace")
+                before.append(stream)
+            except (ValueError, OSError, io.UnsupportedOperation):
+                pass
+    try:
+        yield
+    finally:
+        for stream in before:
+            try:
+                stream.reconfigure(errors="strict")
+            except (ValueError, OSError, io.UnsupportedOperation):
+                pass
+
+
+#: What main says when standard output is closed (``chinplan hardware >&-``): nothing could be written.
+STDOUT_CLOSED = "standard output is closed (>&-), so nothing can be written; run with stdout open, or redirect it to a file"
+
+
 def _one_line(err: BaseException) -> str:
     return " ".join(str(err).split()) or type(err).__name__
 
@@ -196,15 +267,20 @@ def main(argv=None) -> int:
     as the program (``argv`` None), a non-zero exit then ends the process at once
     (:func:`_exit_now`).
     """
+    if sys.stdout is None:  # fd 1 closed at start-up: print() would drop every line and exit 0
+        print(f"chinplan: error: {STDOUT_CLOSED}", file=sys.stderr)
+        return EXIT_ERROR
     args = build_parser().parse_args(argv)
     try:
-        with signals_unwind(), warnings.catch_warnings():
+        with signals_unwind(), warnings.catch_warnings(), tolerant_output():
             warnings.showwarning = _warning_line  # restored on leaving
             check_inputs(args)
             if args.command in CHAIN_COMMANDS:
                 use_cpu_cores(getattr(args, "chains", 4))
             if args.command not in JAX_FREE_COMMANDS:
-                enable_compilation_cache()
+                with signals_deferred():  # JAX is imported and its backend started here
+                    enable_compilation_cache()
+                    check_backend()
             code = _COMMANDS[args.command](args)
             few_draws_warning(args)
             return code

@@ -13,7 +13,7 @@ import warnings
 import jax
 import numpy as np
 
-from chinplan import datasets
+from chinplan import _files, datasets
 from chinplan.cli import inputs, render
 from chinplan.cli.parser import EXIT_OK, FIT_SUFFIXES, CliError
 from chinplan.inference.calibration import report as calibration_report
@@ -22,8 +22,15 @@ from chinplan.inference.posterior import ConvergenceWarning
 from chinplan.inference.runs import load_runs
 
 
+#: Bytes a fit's file takes per kept draw (chains x --samples), at least: the sampled sites'
+#: draws, compressed (the shipped 4 x 1,000-draw file takes 84 per draw). ``fit`` checks this
+#: much free space beside its output before NUTS, not after the whole fit.
+FIT_BYTES_PER_DRAW = 40
+
+
 def cmd_fit(args) -> int:
     inputs.check_output(args.output, "-o/--output", FIT_SUFFIXES, args.runs)
+    _files.check_space(args.output, FIT_BYTES_PER_DRAW * args.chains * args.samples, arg="-o/--output")
     runs = load_runs(args.runs)
     law = args.law.replace("-", "_")
     options = {"max_epochs": args.max_epochs} if law == "data_constrained" and args.max_epochs is not None else {}

@@ -52,12 +52,19 @@ def _sweep_manifest(args, scenarios, draws, fingerprint: str) -> dict:
     }
 
 
+#: Disk bytes a band cell takes, at least: 8 in the parts folder's chunks and 8 in a binary
+#: output (a CSV's text takes more). ``sweep`` checks this much free space before the work.
+BYTES_PER_CELL = 16
+
+
 def cmd_sweep(args) -> int:
-    suffix = os.path.splitext(args.output)[1].lower()
+    suffix = _files.suffix_of(args.output, SWEEP_SUFFIXES)
     inputs.check_output(args.output, "-o/--output", SWEEP_SUFFIXES, args.scenarios, args.posterior)
     if suffix == ".parquet" and importlib.util.find_spec("pyarrow") is None:
         raise CliError("writing Parquet needs pyarrow, a dependency of chinplan missing here (pip install pyarrow); or write .nc or .csv")
     scenarios = sweep.load_scenarios(args.scenarios)
+    cells = math.prod(scenarios.shape) * len(scenarios.outputs) * len(scenarios.quantiles)
+    _files.check_space(args.output, BYTES_PER_CELL * cells, arg="-o/--output")  # before the work, not after it
     draws = inputs.load_draws(args)
     progress = not args.no_progress and not args.json and sys.stderr.isatty()
     params = draws.theta if draws.uncertainty == "extrapolation" else draws.params  # closed forms for law

@@ -78,6 +78,12 @@ __all__ = [
 _TARGET_CHUNK_ELEMENTS = {"cpu": 2**17}
 _ACCELERATOR_CHUNK_ELEMENTS = 2**23
 
+#: Scenarios per device per chunk, at least: XLA compiles a one-scenario chunk as scalar code
+#: whose transcendental functions round differently from the vector code of wider chunks
+#: (``tco``'s optimum: up to 2e-6 relative, so one ``--target-loss`` and two gave different
+#: digits for the same target). A chunk of one is padded to two: the same bits at any width.
+_MIN_CHUNK_WIDTH = 2
+
 #: Show a progress bar automatically (``progress=None``) only from this many chunks on.
 _AUTO_PROGRESS_MIN_CHUNKS = 16
 
@@ -357,7 +363,7 @@ def _run(
     n_scenarios = math.prod(shape)
     devices = _scenario_devices()
     n_devices, n_processes = len(devices), jax.process_count()
-    per_device = chunk_size or _default_chunk_size(n_draws, -(-n_scenarios // n_devices), devices[0].platform)
+    per_device = max(_MIN_CHUNK_WIDTH, chunk_size or _default_chunk_size(n_draws, -(-n_scenarios // n_devices), devices[0].platform))
     step = per_device * n_devices
     n_chunks = -(-n_scenarios // step)
     padded = n_chunks * step
@@ -446,7 +452,8 @@ _CALLING_CONVENTION = """
       *scenario_args: arrays or pytrees of arrays broadcasting (NumPy rules) to the scenario
         shape; no NaN allowed. Integers are converted to floating point on the host.
       chunk_size: scenarios per device per step (None: about 2**17 / n_draws, a power of two).
-        Results do not depend on it; peak memory is ``n_draws x chunk_size`` per output leaf.
+        Results do not depend on it (a chunk of one is computed as one of two); peak memory
+        is ``n_draws x chunk_size`` per output leaf.
       progress: a tqdm bar over chunks; None shows one only when stderr is a terminal and
         there are many chunks.
 """

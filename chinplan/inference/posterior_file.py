@@ -180,6 +180,7 @@ def check_values(domain, constant: dict, attrs: dict, law: str, posterior, obser
                 )
         else:
             _checks.in_range("the extrapolation group's 'extrapolation_domain'", domain, 0.0, _LOG_MAX / np.log(10.0))
+    _check_fit_record(attrs)
     fixed = [name for name in str(attrs.get("fixed_sites", "")).split(",") if name]
     for name in fixed:
         if law != "data_constrained" or name not in _FIXABLE:
@@ -189,6 +190,28 @@ def check_values(domain, constant: dict, attrs: dict, law: str, posterior, obser
         if values.size and np.ptp(values) != 0:
             raise ValueError(f"attribute 'fixed_sites' names {name!r}, whose draws vary (from {values.min()!r} to {values.max()!r}); "
                              "a fixed site has one value")  # fmt: skip
+
+
+def _check_fit_record(attrs: dict) -> None:
+    """The fit's record in the posterior's attributes: ``converged`` 0 or 1, ``fit_attempts`` a
+    JSON list of attempts (objects whose ``problems`` is a list of text), as ``fit`` writes."""
+    if "converged" in attrs:
+        try:
+            ok = float(attrs["converged"]) in (0.0, 1.0)
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise ValueError(f"attribute 'converged' must be 0 or 1, got {str(attrs['converged'])[:60]!r}")
+    if "fit_attempts" in attrs:
+        text = str(attrs["fit_attempts"])
+        try:
+            attempts = json.loads(text)
+        except ValueError:
+            attempts = None
+        problems = [a.get("problems", []) if isinstance(a, dict) else None for a in attempts] if isinstance(attempts, list) else [None]
+        if not all(isinstance(p, list) and all(isinstance(x, str) for x in p) for p in problems):
+            raise ValueError(f"attribute 'fit_attempts' must be a JSON list of the fit's attempts (objects with a 'problems' "
+                             f"list of text), got {text[:60]!r}{'...' if len(text) > 60 else ''}")  # fmt: skip
 
 
 def check_site(group, where: str, name: str, shape):
@@ -318,7 +341,8 @@ _FAST_LAW_SITES = ("log_E", "log_A", "log_B", "alpha", "beta")
 def read_draws(path) -> dict | None:
     """The draws of a Chinchilla-law posterior file, decoded once with h5py (no arviz, xarray
     or pandas): ``{"attrs", "posterior": {site: (chain, draw)}, "extrapolation": {u, v,
-    kappa[, c]} or None, "extrapolation_attrs", "constant_data": {name: array}}``.
+    kappa[, c]} or None, "extrapolation_attrs", "constant_data": {name: array}, "diverging":
+    (chain, draw) or None}``.
 
     The file is treated as untrusted exactly as :func:`read` does (:func:`check_exists`,
     :func:`check_structure`, then :func:`check_site` on every site read). Returns None for
@@ -374,7 +398,13 @@ def read_draws(path) -> dict | None:
             if "observed_data" in handle and isinstance(handle["observed_data"].get("log_loss"), h5py.Dataset):
                 observed = np.asarray(handle["observed_data"]["log_loss"][()], np.float64)
             check_values(domain if extrapolation is not None else None, constant, attrs, "chinchilla", draws, observed)
+            diverging = None  # the sampler's divergences, for the convergence gate the command line recomputes
+            stats = handle.get("sample_stats")
+            if isinstance(stats, h5py.Group) and isinstance(stats.get("diverging"), h5py.Dataset):
+                diverging = np.asarray(stats["diverging"][()])
+                if diverging.dtype.kind not in "biu" or diverging.shape != draws["alpha"].shape:
+                    return None
     except (ValueError, KeyError, TypeError, OSError):
         return None
     return {"attrs": attrs, "posterior": draws, "extrapolation": extrapolation,
-            "extrapolation_attrs": extrapolation_attrs, "constant_data": constant}  # fmt: skip
+            "extrapolation_attrs": extrapolation_attrs, "constant_data": constant, "diverging": diverging}  # fmt: skip

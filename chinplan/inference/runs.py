@@ -80,6 +80,27 @@ def _human_sizes(values: pd.Series) -> pd.Series:
     return values.map(convert)
 
 
+def _row_label(label):
+    """A row's index label as a message names it: a whole float as an integer ("row 36742300",
+    not "row 36742300.0"), a NumPy scalar as the Python value."""
+    label = label.item() if isinstance(label, np.generic) else label
+    if isinstance(label, float) and label.is_integer():
+        return int(label)
+    return label
+
+
+def _shown(cell) -> str:
+    """A cell as a one-line message shows it: its Python value's repr (not "np.float64(-1.0)"),
+    or, for a nested object (a Series, an array) or a long text, its type and size."""
+    cell = cell.item() if isinstance(cell, np.generic) else cell
+    text = repr(cell)
+    if "\n" not in text and len(text) <= 60:
+        return text
+    if isinstance(cell, str):
+        return f"{cell[:50]!r}... ({len(cell)} characters)"
+    return f"a {type(cell).__name__}" + (f" of {len(cell)} values" if hasattr(cell, "__len__") else "")
+
+
 def _check_column(values: pd.Series, name: str, row_labels) -> np.ndarray:
     if name != "loss" and (pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)):
         values = _human_sizes(values).astype(object)
@@ -91,7 +112,7 @@ def _check_column(values: pd.Series, name: str, row_labels) -> np.ndarray:
     if values.dtype == object:  # cells of any type: a bool or complex cell is not a number
         bad = next(((i, v) for i, v in zip(row_labels, values) if not _is_number(v)), None)  # (label, cell): labels may repeat
         if bad is not None:
-            raise ValueError(f"column {name!r}, row {bad[0]}: value {bad[1]!r} is not a number")
+            raise ValueError(f"column {name!r}, row {bad[0]}: value {_shown(bad[1])} is not a number")
     try:
         array = pd.to_numeric(values, errors="raise").to_numpy(np.float64)
     except OverflowError:  # Python ints beyond int64 (10**24 is fine; 10**400 is not finite)
@@ -100,11 +121,11 @@ def _check_column(values: pd.Series, name: str, row_labels) -> np.ndarray:
         label, cell = _first_unparsed(values, row_labels)
         digits = isinstance(cell, str) and any(c.isdigit() for c in cell)  # full-width, 3_5
         hint = " (write plain ASCII digits, as 35 or 3.5e10)" if digits else ""
-        raise ValueError(f"column {name!r}, row {label}: value {cell!r} is not a number{hint}") from None
+        raise ValueError(f"column {name!r}, row {label}: value {_shown(cell)} is not a number{hint}") from None
     for check, what in ((~np.isfinite(array), "is not finite"), (array <= 0, "must be positive")):
         if check.any():
             i = int(np.argmax(check))
-            raise ValueError(f"column {name!r}, row {row_labels[i]}: value {array[i]!r} {what}")
+            raise ValueError(f"column {name!r}, row {row_labels[i]}: value {_shown(array[i])} {what}")
     return array
 
 
@@ -225,7 +246,7 @@ def load_runs(path_or_frame: str | os.PathLike | pd.DataFrame, *, min_runs: int 
             raise ValueError(f"runs table has no {name!r} column (columns: {list(frame.columns)})")
     if "tokens" not in columns and "flops" not in columns:
         raise ValueError(f"runs table needs a 'tokens' or a 'flops' column (columns: {list(frame.columns)})")
-    rows = list(frame.index)
+    rows = [_row_label(label) for label in frame.index]
     data = {name: _check_column(frame[col], name, rows) for name, col in columns.items()}
     if "tokens" in data and "flops" in data:  # both given: they must tell one story (C ~ 6 N D)
         ratio = data["flops"] / (FLOPS_PER_PARAM_TOKEN * data["params"] * data["tokens"])

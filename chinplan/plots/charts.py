@@ -34,7 +34,7 @@ from chinplan.plots import axes as _figures
 from chinplan.decide import risk as decide
 from chinplan.decide.crossover import crossover
 from chinplan.engine import kernels
-from chinplan._files import write_atomic
+from chinplan._files import suffix_of, write_atomic
 from chinplan.costs import Deployment
 from chinplan.extrapolated import ExtrapolatedLaw
 from chinplan.format import short_sci
@@ -94,8 +94,8 @@ def save(fig, path: str | os.PathLike, *, dpi: float = 150) -> None:
     if not isinstance(fig, Figure):
         raise ValueError(f"fig must be a matplotlib Figure, got {type(fig).__name__}")
     path = os.fspath(path)
-    suffix = os.path.splitext(path)[1].lower()
-    if suffix not in _SAVE_FORMATS:
+    suffix = suffix_of(path, _SAVE_FORMATS)
+    if suffix is None:
         raise ValueError(f"path must end in .png or .svg, got {path!r}")
     dpi = _checks.positive_number("dpi", dpi)
 
