@@ -275,10 +275,10 @@ def main(argv=None) -> int:
         with signals_unwind(), warnings.catch_warnings(), tolerant_output():
             warnings.showwarning = _warning_line  # restored on leaving
             check_inputs(args)
-            if args.command in CHAIN_COMMANDS:
-                use_cpu_cores(getattr(args, "chains", 4))
             if args.command not in JAX_FREE_COMMANDS:
                 with signals_deferred():  # JAX is imported and its backend started here
+                    if args.command in CHAIN_COMMANDS:  # before the backend starts
+                        use_cpu_cores(getattr(args, "chains", 4))
                     enable_compilation_cache()
                     check_backend()
             code = _COMMANDS[args.command](args)
