@@ -146,3 +146,13 @@ def test_more_chains_than_devices_run_in_groups_of_one_chain_per_device(tmp_path
     flat = x.reshape(-1, 2).astype(np.float64)
     assert np.all(np.abs(flat.mean(0) - MEAN) < 4 * SCALE / np.sqrt(ess))
     assert np.all(np.abs(flat.std(0) / SCALE - 1) < 4 / np.sqrt(2 * ess))
+
+
+def test_a_higher_target_acceptance_reuses_the_compiled_chain(count_compiles):
+    """The gate's retry at target acceptance 0.95 runs the program compiled for 0.8 (the
+    target is an argument), and the target is used: the same key gives other draws."""
+    low, _ = _run(MEAN, "sequential", num_warmup=50, num_draws=50)
+    with count_compiles() as compiled:
+        high, _ = _run(MEAN, "sequential", num_warmup=50, num_draws=50, target_accept_prob=0.95)
+    assert compiled == []
+    assert not np.array_equal(low["x"], high["x"])

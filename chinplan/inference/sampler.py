@@ -90,20 +90,22 @@ def chain_method_for(num_chains: int, chain_method: str | None) -> str:
 
 
 @functools.lru_cache(maxsize=32)
-def _runner(model, model_kwargs: tuple, num_warmup: int, num_draws: int, num_chains: int, chain_method: str, target_accept_prob: float, progress_every: int):
-    """The jitted ``(chain_keys, model_args) -> (samples, diverging)`` for one setting; for
-    "sequential", the jitted ``(chain_key, model_args)`` of one chain (``num_chains`` is 1 in
-    the cache key), run once per chain, so any number of chains reuses one compiled chain."""
+def _runner(model, model_kwargs: tuple, num_warmup: int, num_draws: int, num_chains: int, chain_method: str, progress_every: int):
+    """The jitted ``(chain_keys, model_args, target_accept_prob) -> (samples, diverging)`` for
+    one setting; for "sequential", the jitted ``(chain_key, model_args, target_accept_prob)``
+    of one chain (``num_chains`` is 1 in the cache key), run once per chain, so any number of
+    chains reuses one compiled chain. The target acceptance is an argument, not a setting:
+    the convergence gate's retry with a higher target reuses the compiled chain."""
     from numpyro.infer import NUTS, init_to_median
 
     kwargs = dict(model_kwargs)
-    kernel = NUTS(model, dense_mass=True, target_accept_prob=target_accept_prob, init_strategy=init_to_median)
 
     def tick(i):
         if progress_every:
             lax.cond(i % progress_every == progress_every - 1, lambda: jax.debug.callback(_advance, progress_every), lambda: None)
 
-    def chain(key, args):
+    def chain(key, args, target_accept_prob):
+        kernel = NUTS(model, dense_mass=True, target_accept_prob=target_accept_prob, init_strategy=init_to_median)
         state = kernel.init(key, num_warmup, model_args=args, model_kwargs=kwargs)
 
         def warmup(s, i):
@@ -123,8 +125,8 @@ def _runner(model, model_kwargs: tuple, num_warmup: int, num_draws: int, num_cha
     if chain_method == "sequential":
         return jax.jit(chain)
     if chain_method == "vectorized":
-        return jax.jit(jax.vmap(chain, in_axes=(0, None)))
-    return jax.pmap(chain, in_axes=(0, None))
+        return jax.jit(jax.vmap(chain, in_axes=(0, None, None)))
+    return jax.pmap(chain, in_axes=(0, None, None))
 
 
 #: Compiled samplers by (jitted function, argument shapes and dtypes): the progress path
@@ -192,25 +194,26 @@ def sample_nuts(
     # chains at once (vectorized)
     group = {"sequential": 1, "parallel": min(num_chains, jax.local_device_count())}.get(method, num_chains)
     spare = -num_chains % group  # repeats of the last key fill the last group
-    run = _runner(model, tuple(sorted(model_kwargs.items())), num_warmup, num_draws, group, method, float(target_accept_prob), every)
+    run = _runner(model, tuple(sorted(model_kwargs.items())), num_warmup, num_draws, group, method, every)
     keys = jax.random.split(key, num_chains)
     args = tuple(model_args)
+    accept = jnp.asarray(target_accept_prob, jnp.result_type(float))
     sequential = method == "sequential"
     bar = None
     if progress:  # compile first, saying so, so the bar does not sit at 0 through compilation
-        run = _compiled(run, keys[0] if sequential else keys[:group], args)
+        run = _compiled(run, keys[0] if sequential else keys[:group], args, accept)
         from tqdm.auto import tqdm
 
         bar = tqdm(total=(num_chains + spare) * (total - total % every), desc=f"NUTS sampling: {num_chains} chain(s) x {total} steps ({method})")
     _progress["bar"] = bar
     try:
         if sequential:  # dispatched one after another (asynchronously), gathered once
-            chains = [run(k, args) for k in keys]
+            chains = [run(k, args, accept) for k in keys]
             samples = {name: np.stack([np.asarray(c[0][name]) for c in chains]) for name in sorted(chains[0][0])}
             diverging = np.stack([np.asarray(c[1]) for c in chains])
         else:
             padded = jnp.concatenate([keys, jnp.repeat(keys[-1:], spare, axis=0)]) if spare else keys
-            groups = [run(padded[i : i + group], args) for i in range(0, num_chains, group)]
+            groups = [run(padded[i : i + group], args, accept) for i in range(0, num_chains, group)]
             samples = {name: np.concatenate([np.asarray(g[0][name]) for g in groups])[:num_chains] for name in sorted(groups[0][0])}
             diverging = np.concatenate([np.asarray(g[1]) for g in groups])[:num_chains]
         jax.effects_barrier()
