@@ -150,3 +150,24 @@ def test_second_fit_on_new_runs_of_the_same_shape_does_not_recompile(count_compi
     assert seen == []
     assert post.has_extrapolation
     assert post.num_draws == 80
+
+
+def test_one_chain_is_reported_once_and_not_retried():
+    """One chain has no R-hat: the gate says so once (not an R-hat of nan per site), and the
+    retries, which cannot mend it, are not run (one attempt); stuck chains are still retried."""
+    from chinplan.inference import convergence
+
+    rng = np.random.default_rng(0)
+    one = {"a": rng.normal(size=(1, 500)), "b": rng.normal(size=(1, 500))}
+    problems = convergence.gate_problems(one, np.zeros((1, 500), bool), ["a", "b"])
+    assert problems == [convergence.ONE_CHAIN]
+    assert not convergence.retry_may_help(problems)
+    stuck = {"a": np.stack([rng.normal(size=500), 5 + rng.normal(size=500)])}
+    problems = convergence.gate_problems(stuck, np.zeros((2, 500), bool), ["a"])
+    assert any("R-hat" in p for p in problems) and convergence.retry_may_help(problems)
+    assert convergence.retry_may_help(["3 divergent transitions"]) and not convergence.retry_may_help(["a: bulk ESS 300 < 400"])
+    runs = simulate_runs(BESIROGLU_2024, key=jax.random.PRNGKey(3), num_runs=40)
+    with pytest.warns(ConvergenceWarning, match="1 chain"):
+        post = chinplan.fit(runs, key=jax.random.PRNGKey(4), num_draws=50, num_warmup=50, num_chains=1, extrapolation=False,
+                            progress=False, allow_unconverged=True)  # fmt: skip
+    assert len(json.loads(post.attrs["fit_attempts"])) == 1

@@ -13,10 +13,12 @@ import arviz as az
 import numpy as np
 import xarray as xr
 
-__all__ = ["RHAT_MAX", "ESS_MIN", "ConvergenceError", "ConvergenceWarning", "gate_problems", "unconverged_error"]
+__all__ = ["RHAT_MAX", "ESS_MIN", "ONE_CHAIN", "ConvergenceError", "ConvergenceWarning", "gate_problems", "retry_may_help", "unconverged_error"]
 
 RHAT_MAX = 1.01
 ESS_MIN = 400
+#: The gate's finding for a single chain: R-hat compares chains, so there is none to check.
+ONE_CHAIN = "1 chain: R-hat compares chains and cannot be checked (run 2 or more)"
 
 
 class ConvergenceWarning(UserWarning):
@@ -35,18 +37,26 @@ class ConvergenceError(RuntimeError):
 
 def gate_problems(samples: dict, diverging: np.ndarray, sites) -> list[str]:
     """The gate's failed checks: R-hat > RHAT_MAX, bulk ESS < ESS_MIN, divergences; ``samples``
-    maps each site to a (chain, draw) array."""
+    maps each site to a (chain, draw) array. One chain has no R-hat: :data:`ONE_CHAIN`, once."""
     post = xr.Dataset({name: (("chain", "draw"), np.asarray(samples[name], np.float64)) for name in sites})
-    rhat, bulk = az.rhat(post), az.ess(post, method="bulk")
-    problems = []
+    chains = post.sizes.get("chain", 1)
+    rhat, bulk = (az.rhat(post) if chains > 1 else None), az.ess(post, method="bulk")
+    problems = [] if chains > 1 else [ONE_CHAIN]
     for name in sites:
-        if not float(rhat[name]) <= RHAT_MAX:
+        if rhat is not None and not float(rhat[name]) <= RHAT_MAX:
             problems.append(f"{name}: R-hat {float(rhat[name]):.3f} > {RHAT_MAX}")
         if not float(bulk[name]) >= ESS_MIN:
             problems.append(f"{name}: bulk ESS {float(bulk[name]):.0f} < {ESS_MIN}")
     if int(diverging.sum()):
         problems.append(f"{int(diverging.sum())} divergent transitions")
     return problems
+
+
+def retry_may_help(problems: list[str]) -> bool:
+    """Whether the gate's retry (longer warm-up, smaller steps, fresh starts) can cure what
+    failed: stuck chains (R-hat above the limit) and divergences. A low ESS needs more draws
+    and a single chain has no R-hat to mend, so neither is retried."""
+    return any(("R-hat" in p and p != ONE_CHAIN) or "divergent" in p for p in problems)
 
 
 def unconverged_error(posterior, problems: list[str], attempts: int) -> ConvergenceError:

@@ -59,7 +59,7 @@ from chinplan.inference.model import (
     kaplan_model,
     noise_sites,
 )
-from chinplan.inference.convergence import gate_problems
+from chinplan.inference.convergence import gate_problems, retry_may_help
 from chinplan.inference.posterior import LAW_SITES, Posterior, _law_sites
 from chinplan.inference.runs import MIN_RUNS, check_identifiable, config_arrays, load_runs, runs_arrays
 from chinplan.inference.sampler import CHAIN_METHODS, check_size, sample_nuts
@@ -226,11 +226,13 @@ def fit(
         terminal.
       extrapolation: learn the extrapolation component of the uncertainty
         (:mod:`chinplan.extrapolation`) from leave-the-largest-out refits (5 more NUTS runs
-        of :data:`FOLD_CHAINS` chains with the same compiled sampler). None means on for the Chinchilla law.
+        of :data:`FOLD_CHAINS` chains with the same compiled sampler). None means on for
+        the Chinchilla law.
       max_retries: the convergence gate: when R-hat > 1.01 or any divergence, refit with
         twice the warm-up, then also target acceptance 0.95, then also fresh chain starts
         (new keys), at most this many times (a bulk ESS < 400 alone is reported, not
-        retried: it needs more draws). What was done is recorded in the attrs
+        retried: it needs more draws; one chain has no R-hat, which no retry mends:
+        :func:`~chinplan.inference.convergence.retry_may_help`). What was done is recorded in the attrs
         (``fit_attempts``, ``converged``).
       max_epochs: data-constrained law only: runs repeating their data more than this many
         epochs (tokens / unique_tokens) are left out, with a warning, because the law does
@@ -329,7 +331,7 @@ def fit(
         attempts.append({**settings, "problems": problems})
         # longer warm-up and smaller steps cure stuck chains (R-hat) and divergences; a low
         # ESS alone needs more draws, which is the caller's choice: it is reported, not retried
-        if not any("R-hat" in p or "divergent" in p for p in problems) or attempt == max_retries:
+        if not retry_may_help(problems) or attempt == max_retries:
             break
         # the gate's escalation: longer warm-up, then smaller steps, then fresh starts
         settings["num_warmup"] = 2 * num_warmup
