@@ -266,3 +266,20 @@ def test_posterior_refuses_a_damaged_extrapolation_group():
     idata.extrapolation.attrs.pop("extrapolation_domain")
     with pytest.raises(ValueError, match="extrapolation_domain"):
         Posterior(idata)
+
+
+def test_fold_loss_likelihood_equals_a_float64_mixture_of_normals():
+    """The grid likelihood of one fold against scipy's Normal densities, summed per (kappa, u)
+    in float64 at a few grid points (the mixture of the docstring, written out independently)."""
+    from scipy import stats
+
+    rng = np.random.default_rng(3)
+    residual, var, d = rng.normal(0, 0.05, 17), rng.uniform(1e-4, 4e-4, 17), rng.uniform(0.05, 0.9, 17)
+    ll = ex._loss_likelihood(residual, var, d)
+    assert ll.shape == (len(ex.KAPPA_GRID), len(ex._U_GRID))
+    for k, j in [(0, 0), (3, 1200), (40, 2400), (17, 901)]:
+        kappa, u = ex.KAPPA_GRID[k], ex._U_GRID[j]
+        core = stats.norm.pdf(residual - u * d, scale=np.sqrt(var + (kappa * d) ** 2))
+        outlier = stats.norm.pdf(residual, scale=ex.OUTLIER_SD)
+        expected = np.sum(np.log((1 - ex.OUTLIER_WEIGHT) * core + ex.OUTLIER_WEIGHT * outlier))
+        assert ll[k, j] == pytest.approx(expected, rel=1e-12, abs=1e-9)
