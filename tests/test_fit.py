@@ -171,3 +171,30 @@ def test_one_chain_is_reported_once_and_not_retried():
         post = chinplan.fit(runs, key=jax.random.PRNGKey(4), num_draws=50, num_warmup=50, num_chains=1, extrapolation=False,
                             progress=False, allow_unconverged=True)  # fmt: skip
     assert len(json.loads(post.attrs["fit_attempts"])) == 1
+
+
+def test_a_low_ess_alone_is_answered_with_more_chains(monkeypatch):
+    """A gate that finds only a low bulk ESS gets as many chains again (new keys, the same
+    compiled chain), while retries are left; the attempts record it and every group of the
+    posterior (extrapolation draws too) has the chains' count."""
+    from chinplan.inference import fit as fit_module
+
+    verdicts = iter([["log_E: bulk ESS 120 < 400"], ["log_E: bulk ESS 250 < 400"], []])
+    monkeypatch.setattr(fit_module, "gate_problems", lambda samples, diverging, sites: next(verdicts))
+    runs = simulate_runs(BESIROGLU_2024, key=jax.random.PRNGKey(3), num_runs=40)
+    settings = dict(num_draws=20, num_warmup=20, num_chains=2, progress=False, allow_unconverged=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # 20 draws: the posterior's own check fails
+        post = chinplan.fit(runs, key=jax.random.PRNGKey(5), **settings)
+    attempts = json.loads(post.attrs["fit_attempts"])
+    assert [a.get("num_chains") for a in attempts] == [None, 4, 6] and attempts[-1]["problems"] == []
+    assert post.num_draws == 6 * 20 and post.attrs["num_chains"] == 6
+    assert post.to_arviz().posterior.sizes["chain"] == 6 and post.to_arviz().extrapolation.sizes["chain"] == 6
+    first = np.asarray(post.to_arviz().posterior["log_E"])
+    assert not np.array_equal(first[0], first[2]) and not np.array_equal(first[2], first[4])  # new keys
+    # no retries left: the low ESS is reported, not mended
+    monkeypatch.setattr(fit_module, "gate_problems", lambda samples, diverging, sites: ["log_E: bulk ESS 120 < 400"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        post = chinplan.fit(runs, key=jax.random.PRNGKey(5), max_retries=0, **settings)
+    assert len(json.loads(post.attrs["fit_attempts"])) == 1 and post.num_draws == 2 * 20

@@ -3,7 +3,8 @@ and what a fit that fails it raises or warns.
 
 A fit passes when every sampled site has rank-normalised split R-hat <= :data:`RHAT_MAX` and
 bulk ESS >= :data:`ESS_MIN`, and no transition diverged. ``chinplan.fit`` retries a failing
-fit (longer warm-up, then target acceptance 0.95, then fresh starts) and then raises
+fit (longer warm-up, then target acceptance 0.95, then fresh starts), answers a low ESS alone
+with more draws (as many chains again, each time), and then raises
 :class:`ConvergenceError` unless asked to return the draws with a :class:`ConvergenceWarning`.
 """
 
@@ -13,7 +14,7 @@ import arviz as az
 import numpy as np
 import xarray as xr
 
-__all__ = ["RHAT_MAX", "ESS_MIN", "ONE_CHAIN", "ConvergenceError", "ConvergenceWarning", "gate_problems", "retry_may_help", "unconverged_error"]
+__all__ = ["RHAT_MAX", "ESS_MIN", "ONE_CHAIN", "ConvergenceError", "ConvergenceWarning", "gate_problems", "retry_may_help", "more_draws_may_help", "unconverged_error"]
 
 RHAT_MAX = 1.01
 ESS_MIN = 400
@@ -57,6 +58,11 @@ def retry_may_help(problems: list[str]) -> bool:
     failed: stuck chains (R-hat above the limit) and divergences. A low ESS needs more draws
     and a single chain has no R-hat to mend, so neither is retried."""
     return any(("R-hat" in p and p != ONE_CHAIN) or "divergent" in p for p in problems)
+
+
+def more_draws_may_help(problems: list[str]) -> bool:
+    """Whether only the bulk ESS fell short: more draws (more chains) raise it."""
+    return bool(problems) and all(" bulk ESS " in p for p in problems)
 
 
 def unconverged_error(posterior, problems: list[str], attempts: int) -> ConvergenceError:

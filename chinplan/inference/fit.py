@@ -59,7 +59,7 @@ from chinplan.inference.model import (
     kaplan_model,
     noise_sites,
 )
-from chinplan.inference.convergence import gate_problems, retry_may_help
+from chinplan.inference.convergence import gate_problems, more_draws_may_help, retry_may_help
 from chinplan.inference.posterior import LAW_SITES, Posterior, _law_sites
 from chinplan.inference.runs import MIN_RUNS, check_identifiable, config_arrays, load_runs, runs_arrays
 from chinplan.inference.sampler import CHAIN_METHODS, check_size, sample_nuts
@@ -230,9 +230,11 @@ def fit(
         the Chinchilla law.
       max_retries: the convergence gate: when R-hat > 1.01 or any divergence, refit with
         twice the warm-up, then also target acceptance 0.95, then also fresh chain starts
-        (new keys), at most this many times (a bulk ESS < 400 alone is reported, not
-        retried: it needs more draws; one chain has no R-hat, which no retry mends:
-        :func:`~chinplan.inference.convergence.retry_may_help`). What was done is recorded in the attrs
+        (new keys), at most this many times. A bulk ESS < 400 alone is answered by more
+        draws: ``num_chains`` more chains (new keys, the same compiled chain), while retries
+        are left, so the posterior may hold a multiple of ``num_chains`` chains. One chain has
+        no R-hat, which no retry mends
+        (:func:`~chinplan.inference.convergence.retry_may_help`). What was done is recorded in the attrs
         (``fit_attempts``, ``converged``).
       max_epochs: data-constrained law only: runs repeating their data more than this many
         epochs (tokens / unique_tokens) are left out, with a warning, because the law does
@@ -246,7 +248,8 @@ def fit(
         ever taken for a result; True returns the posterior with a ConvergenceWarning.
 
     Returns:
-      A :class:`Posterior` with ``num_chains * num_draws`` draws.
+      A :class:`Posterior` with ``num_chains * num_draws`` draws (a multiple of that when a
+      low ESS asked for more chains; see ``max_retries``).
 
     Raises:
       ConvergenceError: the fit did not pass the convergence gate (``allow_unconverged=False``).
@@ -330,7 +333,7 @@ def fit(
         problems = gate_problems(samples, diverging, sampled)
         attempts.append({**settings, "problems": problems})
         # longer warm-up and smaller steps cure stuck chains (R-hat) and divergences; a low
-        # ESS alone needs more draws, which is the caller's choice: it is reported, not retried
+        # ESS alone needs more draws (below)
         if not retry_may_help(problems) or attempt == max_retries:
             break
         # the gate's escalation: longer warm-up, then smaller steps, then fresh starts
@@ -339,6 +342,20 @@ def fit(
             settings["target_accept_prob"] = max(0.95, float(target_accept_prob))
         if attempt >= 2:
             run_key = jax.random.fold_in(key, attempt)
+    # a low ESS alone: more draws, as many chains again from new keys (the same compiled
+    # chain; independent chains' ESS adds up), within the retries left and the file's limits
+    while more_draws_may_help(problems) and len(attempts) <= max_retries:
+        chains = samples[sampled[0]].shape[0] + num_chains
+        try:
+            check_size(chains, settings["num_warmup"], num_draws, len(runs), 16 + (len(runs) if log_likelihood else 0), posterior_file.MAX_BYTES)
+        except ValueError:  # as many more chains would pass a limit: report the ESS instead
+            break
+        more, more_diverging = run(weight, jax.random.fold_in(jax.random.fold_in(key, 11), len(attempts)))
+        samples = {k: np.concatenate([samples[k], more[k]]) for k in samples}
+        diverging = np.concatenate([diverging, more_diverging])
+        problems = gate_problems(samples, diverging, sampled)
+        attempts.append({**settings, "num_chains": chains, "problems": problems})
+    num_chains = samples[sampled[0]].shape[0]
     idata = _inference_data(model, model_kwargs, data, samples, diverging, log_likelihood)
     constant = {"log_n": ("run", fitted.log_n), "log_d": ("run", fitted.log_d)}
     if law == "data_constrained":  # one entry per configuration (seed repeats pooled)
