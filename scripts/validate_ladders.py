@@ -223,6 +223,20 @@ def short(name: str) -> str:
             .replace("warmup", "wu").replace("tuned-hparams+const-lr", "tuned+const-lr"))  # fmt: skip
 
 
+#: The noise models judged by the ladders (issue 22 item 4): ``chinplan.fit`` options of each.
+LIKELIHOODS = ("student_t", "normal", "huber", "student_t_nu3")
+
+
+def likelihood_options(likelihood: str) -> dict:
+    """``chinplan.fit`` keywords of a noise model of :data:`LIKELIHOODS`: the default Student-t
+    (nu free), the Normal, Huber's density, and the Student-t with a floor nu >= 3."""
+    if likelihood == "student_t_nu3":
+        from chinplan.inference.model import Priors
+
+        return {"likelihood": "student_t", "priors": Priors(nu_min=3.0)}
+    return {"likelihood": likelihood}
+
+
 def fitted_posterior(name: str, runs: pd.DataFrame, seed: int, cache: str | None, likelihood: str = "student_t"):
     """The ladder's posterior (cached under ``cache`` when given) and its fit record."""
     import jax
@@ -243,7 +257,7 @@ def fitted_posterior(name: str, runs: pd.DataFrame, seed: int, cache: str | None
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        post = chinplan.fit(runs, key=jax.random.key(seed), progress=False, likelihood=likelihood, allow_unconverged=True)  # scored and reported either way
+        post = chinplan.fit(runs, key=jax.random.key(seed), progress=False, allow_unconverged=True, **likelihood_options(likelihood))  # scored and reported either way
     record = {"fit_wall_s": time.perf_counter() - t0, "warnings": [f"{w.category.__name__}: {str(w.message)[:300]}" for w in caught]}
     if stem:
         os.makedirs(cache, exist_ok=True)
@@ -641,7 +655,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--porian", default=str(PORIAN_CSV), help="Porian et al.'s isoFLOP runs (default: %(default)s)")
     parser.add_argument("--only", metavar="SUBSTRING", help="only the ladders whose name contains this (a quick check; not for --docs)")
     parser.add_argument("--from-json", metavar="FILE", help="render the results saved by --out instead of running the back-test")
-    parser.add_argument("--likelihood", default="student_t", choices=("student_t", "normal", "huber"),
+    parser.add_argument("--likelihood", default="student_t", choices=LIKELIHOODS,
                         help="the fits' noise model (issue 22 item 4: judged by these back-tests; --docs only with the default)")
     parser.add_argument("--likelihoods", nargs="+", metavar="JSON", help="render the noise models' table from the files --out wrote (one per --likelihood)")
     args = parser.parse_args(argv)
