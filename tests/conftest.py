@@ -17,7 +17,8 @@ os.environ.setdefault("CHINPLAN_CACHE", "0")
 #: end. Modules and workers compile many of the same programs (NUTS chains of one model and
 #: shape, the engine's kernels); JAX's persistent cache serves a program compiled anywhere in
 #: the run to every later compilation of it. Only this process's JAX configuration is set,
-#: never the environment of subprocesses (their tests measure cold starts).
+#: not the environment of subprocesses (tests of cold starts run those); the README commands'
+#: test hands it to its commands itself.
 #: ``CHINPLAN_TEST_COMPILE_CACHE=0`` runs the suite without it.
 _SUITE_CACHE = "CHINPLAN_TEST_COMPILE_CACHE_DIR"
 

@@ -442,6 +442,8 @@ def test_readme_commands_run_against_a_fresh_install_and_print_what_the_readme_s
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     bin_dir = venv / ("Scripts" if os.name == "nt" else "bin")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    if os.environ.get("CHINPLAN_TEST_COMPILE_CACHE_DIR"):  # the suite's compilation cache (conftest.py):
+        env["JAX_COMPILATION_CACHE_DIR"] = os.environ["CHINPLAN_TEST_COMPILE_CACHE_DIR"]  # same bits, less compiling
     # The dependencies come from the *running* environment, not from the base interpreter that
     # `--system-site-packages` would reach (inside a user's venv, that one has no JAX): a .pth
     # file appends this environment's site directories after the new venv's own, so the fresh
