@@ -9,6 +9,8 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 
+import chinplan
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DRAWS = ["--draws", "200"]
 
@@ -226,8 +228,14 @@ def test_decades_below_is_one_formula(capsys):
 
     draws = inputs.load_draws(type("Args", (), {"posterior": None, "draws": 50, "seed": 0, "uncertainty": None})(), fast=True)
     n, d = np.array([1e5, 1e7, 7e10]), np.array([1e6, 1e9, 1.4e12])
-    below, _ = inputs.below_decades(draws, n, d)
+    below, smallest_c = inputs.below_decades(draws, n, d)
     np.testing.assert_allclose(plan_decades_below(Smallest.of(*inputs.fitted_runs(draws.posterior)), n, d), below, rtol=1e-12)
+    # and both equal the distance written out from the embedded runs in float64
+    runs = chinplan.datasets.chinchilla()
+    c_min, n_min = float(np.min(6.0 * runs["params"] * runs["tokens"])), float(runs["params"].min())
+    expected = np.maximum(0.0, np.maximum(np.log10(c_min / (6.0 * n * d)), np.log10(n_min / n)))
+    np.testing.assert_allclose(below, expected, rtol=1e-9, atol=1e-12)
+    assert smallest_c == pytest.approx(c_min, rel=1e-9) and below[2] == 0.0
 
 
 # --------------------------------------------------------------------------------------

@@ -222,16 +222,13 @@ def fitted_runs(posterior):
 def below_decades(draws: CommandDraws, n, d) -> tuple[np.ndarray, float]:
     """Decades below the smallest fitted run (in compute, or in parameters when that is further)
     of plans (N, D), and the smallest fitted run's FLOPs (NaN when the file records no runs)."""
-    n, d = np.broadcast_arrays(np.asarray(n, np.float64), np.asarray(d, np.float64))
+    from chinplan.extrapolated import Smallest, plan_decades_below
+
     runs = fitted_runs(draws.posterior)
     if runs is None:
-        return np.zeros(n.shape), math.nan
-    log10_n, log10_d = runs[0] / math.log(10), runs[1] / math.log(10)
-    smallest_c = float(np.min(log10_n + log10_d)) + math.log10(6.0)
-    ok = np.isfinite(n) & np.isfinite(d) & (n > 0) & (d > 0)
-    l10n, l10d = np.log10(np.where(ok, n, 1.0)), np.log10(np.where(ok, d, 1.0))
-    below = np.maximum(0.0, np.maximum(smallest_c - (l10n + l10d + math.log10(6.0)), float(np.min(log10_n)) - l10n))
-    return np.where(ok, below, 0.0), 10.0**smallest_c
+        return np.zeros(np.broadcast_shapes(np.shape(n), np.shape(d))), math.nan
+    smallest = Smallest.of(*runs)
+    return plan_decades_below(smallest, n, d), 10.0**smallest.log10_compute
 
 
 #: What reads a posterior of another law than Chinchilla's (``chinplan fit --law ...`` says it).
