@@ -24,6 +24,13 @@ _SUITE_CACHE = "CHINPLAN_TEST_COMPILE_CACHE_DIR"
 
 
 def pytest_configure(config):
+    _configure_compile_cache(config)
+    # JAX's backend starts now, so an in-process `chinplan fit` (chinplan.cli.use_cpu_cores)
+    # never changes the device count under the tests that run after it in this process
+    jax.devices()
+
+
+def _configure_compile_cache(config):
     import shutil
     import tempfile
 
