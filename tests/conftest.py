@@ -47,6 +47,29 @@ def _configure_compile_cache(config):
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
 
 
+@pytest.fixture
+def run_script(tmp_path):
+    """``run_script(source, timeout=300)``: runs the Python ``source`` in a fresh process (this
+    repository first on its path, without this process's ``XLA_FLAGS``, so the script sets its
+    own device count) with one argument, the path of the ``.npz`` it saves; returns that file
+    loaded. Used by the tests that compare several devices with one."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+
+    def run(source: str, timeout: float = 300):
+        script, out = tmp_path / "script.py", tmp_path / "out.npz"
+        script.write_text(source)
+        env = dict(os.environ, PYTHONPATH=str(repo) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        env.pop("XLA_FLAGS", None)
+        subprocess.run([sys.executable, str(script), str(out)], check=True, env=env, timeout=timeout)
+        return np.load(out)
+
+    return run
+
+
 @pytest.fixture(params=["float32", "float64"])
 def precision(request):
     """Runs the test in JAX's default float32, then inside ``jax.enable_x64(True)``.

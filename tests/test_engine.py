@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -26,7 +23,6 @@ RTOL = 1e-6  # float32 quantiles of identical inputs: only the interpolation rou
 # N and D are exp(log N): one float32 ulp of log N ~ 25 (two compilations of the same fn may
 # round differently) is a relative 2e-6 in N.
 RTOL_EXP = 1e-5
-REPO = Path(__file__).resolve().parents[1]
 
 
 def make_draws(n_draws: int = N_DRAWS, seed: int = 0, spread: float = 0.05) -> LawParams:
@@ -404,14 +400,9 @@ MULTI_DEVICE_SCRIPT = textwrap.dedent(
 )
 
 
-def test_four_devices_match_one(draws, tmp_path):
+def test_four_devices_match_one(draws, run_script):
     assert jax.local_device_count() == 1
-    script = tmp_path / "four_devices.py"
-    script.write_text(MULTI_DEVICE_SCRIPT.format(tests=str(Path(__file__).parent)))
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    env.pop("XLA_FLAGS", None)
-    subprocess.run([sys.executable, str(script), str(tmp_path / "out.npz")], check=True, env=env, timeout=120)
-    four = np.load(tmp_path / "out.npz")
+    four = run_script(MULTI_DEVICE_SCRIPT.format(tests=str(Path(__file__).parent)), timeout=120)
     b = engine.bands(compute_optimal, draws, BUDGETS)
     np.testing.assert_allclose(four["n"], np.asarray(b.values.n), rtol=RTOL)
     np.testing.assert_allclose(four["loss"], np.asarray(b.values.loss), rtol=RTOL)

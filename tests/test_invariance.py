@@ -15,11 +15,7 @@
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -33,7 +29,6 @@ from chinplan.costs import Deployment
 from chinplan.uncertain import LogNormal, Uniform
 from chinplan.law import LawParams
 
-REPO = Path(__file__).resolve().parents[1]
 EPS32 = float(np.finfo(np.float32).eps)
 N_DRAWS = 64
 
@@ -231,14 +226,9 @@ FOUR_DEVICES = textwrap.dedent(
 )
 
 
-def test_decisions_on_four_devices_match_one(tmp_path):
+def test_decisions_on_four_devices_match_one(run_script):
     assert jax.local_device_count() == 1
-    script = tmp_path / "four_devices.py"
-    script.write_text(FOUR_DEVICES.format(n_draws=N_DRAWS, n=N.tolist(), d=D.tolist(), t=TARGETS.tolist()))
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    env.pop("XLA_FLAGS", None)
-    subprocess.run([sys.executable, str(script), str(tmp_path / "out.npz")], check=True, env=env, timeout=300)
-    four = np.load(tmp_path / "out.npz")
+    four = run_script(FOUR_DEVICES.format(n_draws=N_DRAWS, n=N.tolist(), d=D.tolist(), t=TARGETS.tolist()))
     key = jax.random.key(42)
     # Quantiles and probabilities: bit for bit, even though the default chunk differs per
     # device count (values are chunk-independent, see above).

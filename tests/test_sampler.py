@@ -1,9 +1,6 @@
 """The jitted NUTS driver (chinplan._sampler): right answers, one compilation, every chain method."""
 
 import contextlib
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -17,7 +14,6 @@ import pytest
 
 from chinplan.inference import sampler as _sampler
 
-REPO = Path(__file__).resolve().parents[1]
 
 MEAN = np.array([3.0, -1.0])
 SCALE = np.array([2.0, 0.5])
@@ -44,12 +40,9 @@ def test_moments_of_a_correlated_gaussian(method):
     x = samples["x"]
     assert x.shape == (2, 1000, 2) and diverging.shape == (2, 1000)
     assert not diverging.any()
-    ess = np.asarray(az.ess({"x": x})["x"])
+    ess = _moments_hold(x)
     assert np.all(ess > 200)
-    flat = x.reshape(-1, 2).astype(np.float64)
-    assert np.all(np.abs(flat.mean(0) - MEAN) < 4 * SCALE / np.sqrt(ess))
-    assert np.all(np.abs(flat.std(0) / SCALE - 1) < 4 / np.sqrt(2 * ess))
-    corr = np.corrcoef(flat.T)[0, 1]
+    corr = np.corrcoef(x.reshape(-1, 2).astype(np.float64).T)[0, 1]
     assert abs(corr - RHO) < 4 * (1 - RHO**2) / np.sqrt(ess.min())  # SE of r: (1 - rho^2) / sqrt(n)
 
 
@@ -112,40 +105,34 @@ GROUPED_SCRIPT = textwrap.dedent(
 )
 
 
-def test_parallel_chains_on_four_devices(tmp_path):
-    """Four host devices: fit's default picks one chain per device, and the moments are right."""
-    script = tmp_path / "parallel.py"
-    script.write_text(PARALLEL_SCRIPT.format(tests=str(Path(__file__).parent)))
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    env.pop("XLA_FLAGS", None)
-    subprocess.run([sys.executable, str(script), str(tmp_path / "out.npz")], check=True, env=env, timeout=300)
-    out = np.load(tmp_path / "out.npz")
-    x = out["x"]
-    assert x.shape == (4, 1000, 2) and not out["diverging"].any()
-    assert not np.array_equal(x[0], x[1])
+def _moments_hold(x) -> np.ndarray:
+    """Asserts the draws ``x`` (chain, draw, 2) have the target's means within 4 Monte Carlo
+    SE (sd / sqrt(ESS)) and sds within 4 SE (sd / sqrt(2 ESS)); returns the ESS per dimension."""
     ess = np.asarray(az.ess({"x": x})["x"])
     flat = x.reshape(-1, 2).astype(np.float64)
     assert np.all(np.abs(flat.mean(0) - MEAN) < 4 * SCALE / np.sqrt(ess))
     assert np.all(np.abs(flat.std(0) / SCALE - 1) < 4 / np.sqrt(2 * ess))
+    return ess
 
 
-def test_more_chains_than_devices_run_in_groups_of_one_chain_per_device(tmp_path):
+def test_parallel_chains_on_four_devices(run_script):
+    """Four host devices: fit's default picks one chain per device, and the moments are right."""
+    out = run_script(PARALLEL_SCRIPT.format(tests=str(Path(__file__).parent)))
+    x = out["x"]
+    assert x.shape == (4, 1000, 2) and not out["diverging"].any()
+    assert not np.array_equal(x[0], x[1])
+    _moments_hold(x)
+
+
+def test_more_chains_than_devices_run_in_groups_of_one_chain_per_device(run_script):
     """Two host devices, three chains: two groups of two (the spare chain dropped), right
     moments; two chains reuse the compiled group (the refits of chinplan.fit run 2 chains)."""
-    script = tmp_path / "grouped.py"
-    script.write_text(GROUPED_SCRIPT.format(tests=str(Path(__file__).parent)))
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    env.pop("XLA_FLAGS", None)
-    subprocess.run([sys.executable, str(script), str(tmp_path / "out.npz")], check=True, env=env, timeout=300)
-    out = np.load(tmp_path / "out.npz")
+    out = run_script(GROUPED_SCRIPT.format(tests=str(Path(__file__).parent)))
     x = out["x"]
     assert x.shape == (3, 1000, 2) and out["diverging"].shape == (3, 1000) and not out["diverging"].any()
     assert out["two"].shape == (2, 1000, 2)
     assert not np.array_equal(x[1], x[2])  # the third chain (in the padded group) is its own
-    ess = np.asarray(az.ess({"x": x})["x"])
-    flat = x.reshape(-1, 2).astype(np.float64)
-    assert np.all(np.abs(flat.mean(0) - MEAN) < 4 * SCALE / np.sqrt(ess))
-    assert np.all(np.abs(flat.std(0) / SCALE - 1) < 4 / np.sqrt(2 * ess))
+    _moments_hold(x)
 
 
 def test_a_higher_target_acceptance_reuses_the_compiled_chain(count_compiles):
