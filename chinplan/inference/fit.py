@@ -280,7 +280,8 @@ def fit(
         raise ValueError(f"extrapolation=True needs law='chinchilla' (the component moves the Chinchilla law's valley), got law={law!r}")
     priors, priors_name = _resolve_priors(law, priors)
     runs = load_runs(runs)
-    check_size(num_chains, num_warmup, num_draws, len(runs), 16 + (len(runs) if log_likelihood else 0), posterior_file.MAX_BYTES)
+    values_per_draw = 16 + (len(runs) if log_likelihood else 0)  # what check_size counts a kept draw as
+    check_size(num_chains, num_warmup, num_draws, len(runs), values_per_draw, posterior_file.MAX_BYTES)
     extra, left_out, dtype = (), 0, jnp.result_type(float)
     if law == "data_constrained":
         runs, left_out = _within_epochs(runs, max_epochs)
@@ -347,7 +348,7 @@ def fit(
     while more_draws_may_help(problems) and len(attempts) <= max_retries:
         chains = samples[sampled[0]].shape[0] + num_chains
         try:
-            check_size(chains, settings["num_warmup"], num_draws, len(runs), 16 + (len(runs) if log_likelihood else 0), posterior_file.MAX_BYTES)
+            check_size(chains, settings["num_warmup"], num_draws, len(runs), values_per_draw, posterior_file.MAX_BYTES)
         except ValueError:  # as many more chains would pass a limit: report the ESS instead
             break
         more, more_diverging = run(weight, jax.random.fold_in(jax.random.fold_in(key, 11), len(attempts)))

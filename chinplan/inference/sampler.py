@@ -207,15 +207,15 @@ def sample_nuts(
         bar = tqdm(total=(num_chains + spare) * (total - total % every), desc=f"NUTS sampling: {num_chains} chain(s) x {total} steps ({method})")
     _progress["bar"] = bar
     try:
-        if sequential:  # dispatched one after another (asynchronously), gathered once
-            chains = [run(k, args, accept) for k in keys]
-            samples = {name: np.stack([np.asarray(c[0][name]) for c in chains]) for name in sorted(chains[0][0])}
-            diverging = np.stack([np.asarray(c[1]) for c in chains])
+        # the calls are dispatched one after another (asynchronously), then gathered once
+        if sequential:
+            parts = [run(k, args, accept) for k in keys]
         else:
             padded = jnp.concatenate([keys, jnp.repeat(keys[-1:], spare, axis=0)]) if spare else keys
-            groups = [run(padded[i : i + group], args, accept) for i in range(0, num_chains, group)]
-            samples = {name: np.concatenate([np.asarray(g[0][name]) for g in groups])[:num_chains] for name in sorted(groups[0][0])}
-            diverging = np.concatenate([np.asarray(g[1]) for g in groups])[:num_chains]
+            parts = [run(padded[i : i + group], args, accept) for i in range(0, num_chains, group)]
+        chains = (lambda x: np.asarray(x)[None]) if sequential else np.asarray  # one chain a call has no chain axis
+        samples = {name: np.concatenate([chains(p[0][name]) for p in parts])[:num_chains] for name in sorted(parts[0][0])}
+        diverging = np.concatenate([chains(p[1]) for p in parts])[:num_chains]
         jax.effects_barrier()
     finally:
         _progress["bar"] = None
