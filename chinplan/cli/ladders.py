@@ -71,9 +71,9 @@ def cmd_validate_ladders(args) -> int:
     count = len(chosen) if chosen is not None else len(names)
     say = (lambda line: print(f"chinplan: {line}", file=sys.stderr, flush=True)) if not args.json else (lambda line: None)
     devices = jax.local_device_count()
-    say(f"validate --ladders: {count} ladder(s), NUTS {args.chains} chains x {args.samples} draws each; at the default "
+    say(f"validate --ladders: {count} ladder(s), NUTS {args.chains} chain(s) x {args.samples} draws each; at the default "
         f"settings about {SECONDS_PER_LADDER} s a ladder on 2 CPU cores (all {len(names)}: about "
-        f"{round(SECONDS_PER_LADDER * len(names) / 60)} minutes); {devices} device(s) here")  # fmt: skip
+        f"{round(SECONDS_PER_LADDER * len(names) / 60)} minutes); {devices} JAX device(s) here")  # fmt: skip
 
     def done(k, total, name, fit, elapsed):
         state = "converged" if fit["converged"] else "NOT converged"
@@ -121,7 +121,7 @@ def ladder_lines(result: dict) -> list:
     lines.append("cov: coverage of the central 50/80/90% intervals; band: median ratio of the 90% N* band's ends (95% / 5% "
                  "quantile) within 1 decade, and 1-2.1 decades, beyond the fitted compute")  # fmt: skip
     nuts = meta.get("nuts", {"chains": DEFAULT_FIT_SETTINGS["num_chains"], "samples": DEFAULT_FIT_SETTINGS["num_draws"]})  # the script's runs
-    lines.append(f"took {meta['wall_s']:.0f} s ({meta['cached']} of {meta['ladders']} fits from --cache; NUTS {nuts['chains']} chains x "
-                 f"{nuts['samples']} draws, {meta.get('cpu_devices', 1)} CPU device(s)); per ladder and the scales' selection: "
+    lines.append(f"took {meta['wall_s']:.0f} s ({meta['cached']} of {meta['ladders']} fits from --cache; NUTS {nuts['chains']} chain(s) x "
+                 f"{nuts['samples']} draws, {meta.get('cpu_devices', 1)} JAX device(s)); per ladder and the scales' selection: "
                  "docs/CALIBRATION.md")  # fmt: skip
     return lines
