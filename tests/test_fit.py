@@ -4,6 +4,7 @@ import json
 import warnings
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
@@ -140,10 +141,11 @@ def test_bad_fit_arguments(arg, value):
 
 def test_second_fit_on_new_runs_of_the_same_shape_does_not_recompile(count_compiles):
     """The NUTS chains are one jitted function: a second fit (with its leave-out refits, which
-    share the compiled sampler through the run weights) reuses it (no XLA compilation)."""
+    share the compiled sampler through the run weights) reuses it (no XLA compilation), also
+    on another number of runs padded to the same size (40 and 50 runs: 64)."""
     settings = dict(num_draws=40, num_warmup=40, num_chains=2, progress=False, allow_unconverged=True)
     first = simulate_runs(BESIROGLU_2024, key=jax.random.PRNGKey(11), num_runs=40)
-    second = simulate_runs(chinplan.HOFFMANN_2022, key=jax.random.PRNGKey(12), num_runs=40)
+    second = simulate_runs(chinplan.HOFFMANN_2022, key=jax.random.PRNGKey(12), num_runs=50)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         chinplan.fit(first, key=jax.random.PRNGKey(0), **settings)
@@ -200,3 +202,38 @@ def test_a_low_ess_alone_is_answered_with_more_chains(monkeypatch):
         warnings.simplefilter("ignore", ConvergenceWarning)
         post = chinplan.fit(runs, key=jax.random.PRNGKey(5), max_retries=0, **settings)
     assert len(json.loads(post.attrs["fit_attempts"])) == 1 and post.num_draws == 2 * 20
+
+
+def test_padded_runs_leave_the_log_density_unchanged(precision):
+    """The sampler sees the runs padded with weight 0 to a power of two (at least 16): the
+    models' log density of the padded data equals that of the runs alone, for the full fit and
+    a leave-out fold (Chinchilla law), and with seed repeats (data-constrained law)."""
+    from numpyro.infer.util import log_density
+
+    from chinplan.inference import model as m
+
+    assert [m.padded_runs(n) for n in (1, 16, 17, 40, 50, 64, 65, 245)] == [16, 16, 32, 64, 64, 64, 128, 256]
+    rng = np.random.default_rng(0)
+    n = 37
+    dtype = jnp.result_type(float)
+    log_n = jnp.asarray(rng.uniform(17, 23, n), dtype)
+    log_d = jnp.asarray(rng.uniform(20, 26, n), dtype)
+    y = jnp.asarray(rng.normal(0.8, 0.1, n), dtype)
+    fold = jnp.asarray(rng.uniform(size=n) < 0.7, dtype)
+    params = {"log_E": 0.5, "alpha": 0.3, "beta": 0.35, "log_A_ref": 1.0, "log_B_ref": 0.5, "sigma": 0.03, "nu": 4.0}
+    params = {k: jnp.asarray(v, dtype) for k, v in params.items()}
+    rtol = 1e-5 if dtype == jnp.float32 else 1e-12
+    for weight in (jnp.ones(n, dtype), fold):
+        plain, _ = log_density(m.chinchilla_model, (log_n, log_d, y, weight), {}, params)
+        padded_data = m.pad_runs(log_n, log_d, y, weight)
+        assert padded_data[0].shape == (64,) and float(padded_data[3][n:].sum()) == 0.0
+        padded, _ = log_density(m.chinchilla_model, padded_data, {}, params)
+        np.testing.assert_allclose(float(padded), float(plain), rtol=rtol)
+    log_u = log_d - jnp.asarray(rng.uniform(0, 2, n), dtype)
+    repeats = jnp.asarray(rng.integers(1, 4, n), dtype)
+    within = jnp.asarray(rng.uniform(0, 1e-3, n), dtype) * (repeats > 1)
+    dc = dict(params, log_R_D=jnp.asarray(2.0, dtype), log_R_N=jnp.asarray(1.5, dtype), sigma_seed=jnp.asarray(0.01, dtype))
+    plain, _ = log_density(m.data_constrained_model, (log_n, log_d, y, jnp.ones(n, dtype), log_u, repeats, within), {}, dc)
+    padded_data = m.pad_runs(log_n, log_d, y, None, (log_u, repeats, within), (None, 1.0, 0.0))
+    padded, _ = log_density(m.data_constrained_model, padded_data, {}, dc)
+    np.testing.assert_allclose(float(padded), float(plain), rtol=rtol)

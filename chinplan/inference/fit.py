@@ -58,6 +58,7 @@ from chinplan.inference.model import (
     data_constrained_model,
     kaplan_model,
     noise_sites,
+    pad_runs,
 )
 from chinplan.inference.convergence import gate_problems, more_draws_may_help, retry_may_help
 from chinplan.inference.posterior import LAW_SITES, Posterior, _law_sites
@@ -314,11 +315,15 @@ def fit(
     weight = jnp.ones_like(log_n)
     data = (log_n, log_d, log_loss, weight) + extra
     settings = dict(num_warmup=num_warmup, target_accept_prob=float(target_accept_prob))
+    # the sampler sees the runs padded (weight 0) to a bucket size: nearby data sets share
+    # one compiled chain; a seed-pooled configuration's padding has one run and no spread
+    fill = (None, 1.0, 0.0) if law == "data_constrained" else ()
+
     def run(weight, run_key, chains=num_chains):
         """NUTS on the runs with this weight (all ones, or a leave-out fold): one compiled sampler."""
         return sample_nuts(
             model,
-            (log_n, log_d, log_loss, weight) + extra,
+            pad_runs(log_n, log_d, log_loss, weight, extra, fill),
             model_kwargs,
             key=run_key,
             num_draws=num_draws,

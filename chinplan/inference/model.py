@@ -77,6 +77,8 @@ __all__ = [
     "KAPLAN_LAW_SITES",
     "noise_sites",
     "noise_distribution",
+    "padded_runs",
+    "pad_runs",
 ]
 
 #: The sampled sites of the default model, in a fixed order.
@@ -369,6 +371,38 @@ def noise_distribution(likelihood: str, loc, sigma, nu=None) -> dist.Distributio
     return HuberLike(loc, sigma, HUBER_K)
 
 
+#: The fewest runs a padded data set holds (:func:`padded_runs`).
+MIN_PADDED_RUNS = 16
+
+
+def padded_runs(num_runs: int) -> int:
+    """How many runs the sampler sees for ``num_runs`` real ones: the next power of two, at
+    least :data:`MIN_PADDED_RUNS`. NUTS compiles one program per data shape (seconds per
+    shape), so data sets of nearby sizes, and the leave-out refits, share one."""
+    if num_runs < 1:
+        raise ValueError(f"num_runs must be at least 1, got {num_runs}")
+    return max(MIN_PADDED_RUNS, 1 << (num_runs - 1).bit_length())
+
+
+def pad_runs(log_n, log_d, log_loss_obs, weight=None, extra: tuple = (), extra_fill: tuple = ()) -> tuple:
+    """The models' data ``(log_n, log_d, log_loss_obs, weight, *extra)`` padded to
+    :func:`padded_runs` runs: the padding repeats run 0 (finite values: a masked NaN would
+    still poison the gradient) with weight 0, so it enters neither the likelihood nor the
+    reference sizes, and the log density equals the unpadded one. ``weight`` None means all
+    ones; ``extra_fill`` gives each extra column's padding value (None: repeat run 0)."""
+    n = jnp.shape(log_n)[0]
+    spare = padded_runs(n) - n
+    weight = jnp.ones_like(log_n) if weight is None else jnp.asarray(weight, jnp.result_type(log_n))
+
+    def pad(x, fill=None):
+        x = jnp.asarray(x)
+        tail = jnp.repeat(x[:1], spare) if fill is None else jnp.full((spare,), fill, x.dtype)
+        return jnp.concatenate([x, tail])
+
+    fills = tuple(extra_fill) + (None,) * (len(extra) - len(extra_fill))
+    return (pad(log_n), pad(log_d), pad(log_loss_obs), pad(weight, 0.0)) + tuple(pad(x, f) for x, f in zip(extra, fills))
+
+
 def _observe(likelihood: str, mean, sigma, nu, log_loss_obs, num_runs: int, weight=None) -> None:
     density = noise_distribution(likelihood, mean, sigma, nu)
     if weight is not None:  # leave-out folds: runs with weight 0 do not enter the likelihood
@@ -544,5 +578,6 @@ def data_constrained_model(
     if seed_noise:
         sigma_seed = numpyro.sample("sigma_seed", dist.HalfNormal(p.sigma_seed_scale))
         scale = jnp.sqrt(sigma**2 + sigma_seed**2 / repeats)
-        numpyro.factor("seed_repeats", jnp.sum(-(repeats - 1.0) * jnp.log(sigma_seed) - within_ss / (2.0 * sigma_seed**2)))
+        counted = jnp.ones_like(repeats) if weight is None else (weight > 0).astype(repeats.dtype)
+        numpyro.factor("seed_repeats", jnp.sum(counted * (-(repeats - 1.0) * jnp.log(sigma_seed) - within_ss / (2.0 * sigma_seed**2))))
     _observe(likelihood, mean, scale, nu, log_loss_obs, jnp.shape(log_n)[0], weight)

@@ -28,7 +28,7 @@ import pandas as pd
 from scipy import stats
 
 from chinplan.inference.calibration import binomial_se
-from chinplan.inference.model import Priors, chinchilla_model, noise_distribution
+from chinplan.inference.model import Priors, chinchilla_model, noise_distribution, pad_runs
 from chinplan.inference.runs import MIN_RUNS, load_runs
 from chinplan.inference.sampler import CHAIN_METHODS, sample_nuts
 from chinplan.law import LawParams, log_loss
@@ -293,7 +293,7 @@ def sbc(
         start = time.perf_counter()
         samples, diverging = sample_nuts(
             chinchilla_model,
-            (log_n, log_d, y),
+            pad_runs(log_n, log_d, y),  # the fit's padded shape: one compiled chain for both
             {"priors": priors},
             key=k_fit,
             num_warmup=num_warmup,
