@@ -31,7 +31,7 @@ from chinplan.cli.parser import CliError, Range, UsageError
 from chinplan.decide import risk as decide
 from chinplan import deployment
 from chinplan.format import human_flops
-from chinplan.extrapolated import Domain, ExtrapolatedLaw, decades_beyond, from_draws
+from chinplan.extrapolated import Domain, ExtrapolatedLaw, Smallest, decades_beyond, from_draws
 from chinplan.inference import posterior_file
 from chinplan.law import LawParams, log_g
 from chinplan.uncertain import Uniform
@@ -98,10 +98,18 @@ class FileDraws:
             raise ValueError("this posterior records no fitted runs (no constant_data group), so its domain is unknown")
         return Domain.of(const["log_n"], const["log_d"])
 
+    @property
+    def smallest(self) -> Smallest | None:
+        """As :attr:`chinplan.inference.posterior.Posterior.smallest`."""
+        const = self._data["constant_data"]
+        if "log_n" not in const or "log_d" not in const:
+            return None
+        return Smallest.of(np.asarray(const["log_n"]).reshape(-1), np.asarray(const["log_d"]).reshape(-1))
+
     def extrapolated_params(self, uncertainty: str = "extrapolation") -> ExtrapolatedLaw:
         """As :meth:`chinplan.inference.posterior.Posterior.extrapolated_params` (one builder:
         :func:`chinplan.extrapolated.from_draws`)."""
-        return from_draws(self.params, self.domain, None if uncertainty == "law" else self._data["extrapolation"])
+        return from_draws(self.params, self.domain, None if uncertainty == "law" else self._data["extrapolation"], self.smallest)
 
     def extrapolation(self, n=None, d=None, *, compute=None):
         """Decades beyond the fitted runs, as :meth:`Posterior.extrapolation`."""
@@ -222,12 +230,11 @@ def fitted_runs(posterior):
 def below_decades(draws: CommandDraws, n, d) -> tuple[np.ndarray, float]:
     """Decades below the smallest fitted run (in compute, or in parameters when that is further)
     of plans (N, D), and the smallest fitted run's FLOPs (NaN when the file records no runs)."""
-    from chinplan.extrapolated import Smallest, plan_decades_below
+    from chinplan.extrapolated import plan_decades_below
 
-    runs = fitted_runs(draws.posterior)
-    if runs is None:
+    smallest = draws.posterior.smallest  # the one the draws carry (ExtrapolatedLaw.smallest), in float64
+    if smallest is None:
         return np.zeros(np.broadcast_shapes(np.shape(n), np.shape(d))), math.nan
-    smallest = Smallest.of(*runs)
     return plan_decades_below(smallest, n, d), 10.0**smallest.log10_compute
 
 

@@ -25,7 +25,7 @@ import numpy as np
 from chinplan import _checks, costs, engine
 from chinplan.decide import risk as decide
 from chinplan.engine import kernels
-from chinplan.extrapolated import ExtrapolatedLaw, plan_decades_below, plan_decades_beyond
+from chinplan.extrapolated import ExtrapolatedLaw, carried_smallest, plan_decades_below, plan_decades_beyond
 from chinplan.deployment import DECODE_MODES, PRECISIONS, build_deployment, describe  # noqa: F401  (re-exported)
 from chinplan.format import SCENARIOS_SCHEMA, parse_human, quantile_name  # noqa: F401  (re-exported)
 from chinplan.optima import sensible_budget
@@ -369,7 +369,9 @@ def run_sweep(scenarios: Scenarios, params, *, key=None, progress: bool = False,
       domain: the fitted runs' largest log10 (compute, params, tokens)
         (:attr:`chinplan.Posterior.domain`); taken from extrapolation-aware draws when omitted.
       smallest: the fitted runs' smallest log10 (compute, params)
-        (:meth:`chinplan.extrapolated.Smallest.of` of their log N, log D); None: not reported.
+        (:meth:`chinplan.extrapolated.Smallest.of` of their log N, log D); taken from
+        extrapolation-aware draws when omitted (:attr:`~chinplan.extrapolated.ExtrapolatedLaw.smallest`);
+        not reported when neither knows it.
       checkpoint: a :class:`chinplan.decide.resume.Checkpoint`: evaluate the scenarios (flattened
         in C order) in its chunks, saving each and skipping those it holds already (resume).
 
@@ -415,6 +417,8 @@ def run_sweep(scenarios: Scenarios, params, *, key=None, progress: bool = False,
         beyond = _decades_beyond(scenarios, variables, np.asarray(domain, np.float64))
         if beyond is not None:
             variables["decades_beyond"] = (names, beyond)
+    if smallest is None:
+        smallest = carried_smallest(theta.law)
     if smallest is not None:
         below = _plan_distance(scenarios, variables, lambda n, d: plan_decades_below(smallest, n, d),
                                lambda c: np.maximum(0.0, smallest[0] - np.log10(c)))  # fmt: skip
