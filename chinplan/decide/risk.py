@@ -210,6 +210,7 @@ def prob_target(
 def _cost_question(params, n, d, deployment, key, field) -> tuple[Draws, object]:
     """Checked designs, the draws (sampled once) and the kernel of ``field``."""
     _checks.broadcast_shape(n=_positive("n", n), d=_positive("d", d))
+    costs.check_design(n, d)  # a cost of inf is not a result
     kernel = kernels.cost_field(field)
     return draw_pairs(params, deployment, key=key), kernel
 
@@ -291,6 +292,7 @@ def prob_cheaper(
       ``(k, k)`` array; the diagonal is 0 and ``M + M.T <= 1`` (ties count for neither).
     """
     n, d = _designs(n, d)
+    costs.check_design(n, d)
     theta = draw_pairs(params, deployment, key=key)
     return engine.probability(cheaper, theta, n[:, None], d[:, None], n[None, :], d[None, :], chunk_size=chunk_size)
 
@@ -503,6 +505,7 @@ def evaluate_designs(
     import pandas as pd
 
     n, d = _designs(n, d)
+    costs.check_design(n, d)  # a cost of inf is not a result
     level = _checks.level("level", level)
     theta = draw_pairs(params, deployment, key=key)
     names = [quantile_name(v) for v in q]
@@ -557,6 +560,7 @@ def chance_constrained(
     d_grid = np.atleast_1d(_positive("d_grid", d_grid))
     if n_grid.ndim != 1 or d_grid.ndim != 1:
         raise ValueError("n_grid and d_grid must be 1-D")
+    costs.check_design(n_grid[:, None], d_grid[None, :], "n_grid x d_grid")
     target_loss = _checks.positive_number("target_loss", target_loss)
     p = _checks.level("p", p, low_open=True)
     theta = draw_pairs(params, deployment, key=key)

@@ -389,8 +389,7 @@ def run_sweep(scenarios: Scenarios, params, *, key=None, progress: bool = False,
     if scenarios.plan == "target_loss":
         _checks.reachable("grid.target_loss", scenarios.axes["target_loss"], decide._constants(theta.law).E, every=False)
     if scenarios.plan == "design":  # a fixed design's costs scale with its training FLOPs 6 N D
-        top = math.log(6.0) + math.log(float(np.max(scenarios.axes["n"]))) + math.log(float(np.max(scenarios.axes["d"])))
-        _checks.log_representable("grid.n x grid.d: the training FLOPs 6 N D of the largest design", top)
+        costs.check_design(scenarios.axes["n"][:, None], scenarios.axes["d"][None, :], "grid.n x grid.d")
     if scenarios.plan == "compute":
         sensible_budget("grid.compute", scenarios.axes["compute"], decide.median_params(decide._constants(theta.law)))
     # Axis k varies along dimension k: the engine broadcasts them to the full grid.
