@@ -8,6 +8,8 @@ for an overflow that the design's size caused. One check now, :func:`chinplan.co
 before any work.
 """
 
+import re
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -43,3 +45,147 @@ def test_designs_that_fit_the_dtype_are_priced_as_before():
     assert np.isfinite(frame["dollars_mean"]).all() and frame["dollars_mean"].iloc[1] > frame["dollars_mean"].iloc[0]
     paired = risk.evaluate_designs(P, [1e30, 1.0], [1.0, 1e30], DEP)  # paired designs: 6e30 each, not 1e30 x 1e30
     assert np.isfinite(paired["dollars_mean"]).all()
+
+
+# ----- class 2: a signal is answered within a second, even inside one long XLA computation -----
+#: ``chinplan ARGV`` as the program (``cli.main()``, argv None) whose work is one XLA computation
+#: that never returns (a float32 count that stops growing at 2^24; the NUTS chain or sweep chunk it stands for
+#: took 3.6 s to 90 s): READY is printed once it is compiled and running.
+SPIN_RUNNER = r"""
+import sys, threading, time
+sys.argv = ["chinplan", *sys.argv[1:]]
+import chinplan.cli as cli
+
+def spin(*args, **kwargs):
+    import jax
+    import jax.numpy as jnp
+    from jax import lax
+
+    loop = jax.jit(lambda x: lax.while_loop(lambda c: c >= 0.0, lambda c: c + 1.0, x))  # float32: stuck at 2^24, forever
+    threading.Timer(1.0, lambda: print("READY", file=sys.stderr, flush=True)).start()  # the loop is running by then
+    return loop(jnp.float32(1.0)).block_until_ready()
+
+from chinplan.cli import fit as fit_command
+from chinplan import engine
+fit_command.fit = spin
+engine.bands = spin
+sys.exit(cli.main())
+"""
+
+
+@pytest.mark.parametrize("command, sig, code, line", [
+    ("fit", "SIGTERM", 143, "chinplan: terminated\n"),
+    ("sweep", "SIGINT", 130, "chinplan: interrupted\n"),
+    ("sweep", "SIGHUP", 129, "chinplan: hung up (terminal closed)\n"),
+])  # fmt: skip
+def test_a_signal_inside_one_long_xla_computation_ends_the_command_within_a_second(tmp_path, command, sig, code, line):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from test_faults import ENV, ROOT, SWEEP_TOML, listing, wait_ready
+
+    (tmp_path / "runs.csv").write_text("n,d,loss\n" + "".join(f"{10**k},{20 * 10**k},{3 - k / 10}\n" for k in range(6, 16)))
+    (tmp_path / "s.toml").write_text(SWEEP_TOML)
+    (tmp_path / "out.nc").write_bytes(b"the previous output")
+    argv = {"fit": ["fit", str(tmp_path / "runs.csv"), "-o", str(tmp_path / "out.nc")],
+            "sweep": ["sweep", str(tmp_path / "s.toml"), "-o", str(tmp_path / "out.nc"), "--draws", "50"]}[command]  # fmt: skip
+    process = subprocess.Popen([sys.executable, "-c", SPIN_RUNNER, *argv], env={**ENV, "CHINPLAN_CPU_DEVICES": "1"}, cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        wait_ready(process)
+        start = time.monotonic()
+        process.send_signal(getattr(signal, sig))
+        out, err = process.communicate(timeout=30)
+        elapsed = time.monotonic() - start
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == code and err == line and out == "", (process.returncode, err)
+    # 0.5 s of grace for the main thread (SIGNAL_GRACE), then the exit: 2 s leaves room for a busy machine
+    assert elapsed < 2.0, elapsed
+    assert (tmp_path / "out.nc").read_bytes() == b"the previous output"
+    assert sorted(listing(tmp_path)) == ["out.nc", "runs.csv", "s.toml"]  # no temporary, no sweep lock left
+    assert not os.path.exists(tmp_path / "out.nc.parts.lock")
+
+
+#: The program entry with its parser slowed down: READY, then 30 s before the command starts.
+SLOW_PARSER_RUNNER = r"""
+import sys, time
+sys.argv = ["chinplan", *sys.argv[1:]]
+import chinplan.cli as cli
+
+real = cli.build_parser
+
+def slow():
+    print("READY", file=sys.stderr, flush=True)
+    time.sleep(30)
+    return real()
+
+cli.build_parser = slow
+sys.exit(cli.main())
+"""
+
+
+@pytest.mark.parametrize("sig, code, line", [
+    ("SIGTERM", 143, "chinplan: terminated\n"),
+    ("SIGINT", 130, "chinplan: interrupted\n"),
+])  # fmt: skip
+def test_a_signal_while_the_program_builds_its_parser_is_one_line(sig, code, line):
+    """Before the command's handlers (signals_unwind) take over, the ``chinplan`` script had
+    Python's defaults: SIGTERM killed it silently (-15), SIGINT printed a KeyboardInterrupt traceback."""
+    import signal
+    import subprocess
+    import sys
+
+    from test_faults import ENV, ROOT, wait_ready
+
+    process = subprocess.Popen([sys.executable, "-c", SLOW_PARSER_RUNNER, "hardware"], env=ENV, cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        wait_ready(process)
+        process.send_signal(getattr(signal, sig))
+        out, err = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == code and err == line and out == "", (process.returncode, err)
+
+
+# ----- class 6: sizes beyond a thousand Q print as powers of ten, never "1.16e+06Q" ----------------
+def test_huge_counts_read_as_powers_of_ten_and_rounding_moves_up_a_unit():
+    from chinplan.format import human_count
+
+    assert human_count(1.16e36) == "1.16e36" and human_count(2.21e18) == "2.21e18" and human_count(-2e20) == "-2e20"
+    assert human_count(999.9e12) == "1Q" and human_count(999.6) == "1K"  # not '1e+03T', '1e+03'
+    assert human_count(70e9) == "70B" and human_count(5.2e5) == "520K" and human_count(999.4) == "999"
+
+
+def test_plan_at_the_largest_budget_prints_no_garbled_sizes(capsys):
+    from test_issue14 import run
+
+    code, out, err = run(capsys, ["plan", "--compute", "3e38", "--draws", "100"])  # 100 draws: only the format is checked
+    assert code == 0, err
+    assert "e+" not in out and re.search(r"\b\d\.\d+e1[89]\b", out), out  # N* about 2e18: a power of ten, not '2.21e+03Q'
+
+
+# ----- class 8: a one-draw posterior is refused plainly where a command needs more --------------
+def test_a_one_draw_posterior_is_one_plain_line_for_next_runs_and_the_pair_plot(capsys, tmp_path):
+    """The issue met "arange: cannot compute length" on a one-draw posterior; every other command
+    answers with it (a warning that one chain has no R-hat)."""
+    from test_issue14 import run
+
+    idata = chinplan.default_posterior().to_arviz().isel(chain=[0], draw=[0])
+    path = tmp_path / "one.nc"
+    idata.to_netcdf(str(path), engine="h5netcdf")
+    code, _, err = run(capsys, ["next-runs", "--target-compute", "1e24", "--budget", "1e21", "--posterior", str(path)])
+    assert code == 1 and err.splitlines()[-1] == f"chinplan: error: next-runs needs a posterior of at least 2 draws to simulate outcomes; {path} has 1"
+    code, _, err = run(capsys, ["plot", "pair", "-o", str(tmp_path / "pair.png"), "--posterior", str(path)])
+    assert code == 1 and err.splitlines()[-1] == "chinplan: error: a pair plot needs at least 2 posterior draws; the posterior has 1"
+    assert "arange" not in err and "Traceback" not in err
+    code, out, err = run(capsys, ["plan", "--compute", "1e24", "--posterior", str(path)])
+    assert code == 0 and "holds 1 chain" in err, err

@@ -15,6 +15,7 @@ not decode, get the full :class:`chinplan.inference.posterior.Posterior`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -370,5 +371,25 @@ def queries_grid(queries: float):
     return np.logspace(6, 12, 49)
 
 
+#: Inside :func:`warnings_once`: the warning lines said so far (innermost scope last).
+_said: list[set] = []
+
+
+@contextlib.contextmanager
+def warnings_once():
+    """Inside, each warning line is said once: a command that runs others in-process and
+    reads the posterior more than once (``report``) warns about it once, not at every read."""
+    _said.append(set())
+    try:
+        yield
+    finally:
+        _said.pop()
+
+
 def warn(message: str) -> None:
-    print(f"chinplan: warning: {message}", file=sys.stderr)
+    line = f"chinplan: warning: {message}"
+    if _said:
+        if line in _said[-1]:
+            return
+        _said[-1].add(line)
+    print(line, file=sys.stderr)

@@ -177,6 +177,11 @@ def _crossover_table(doc: dict, crossings: list[dict]) -> str:
 
 
 def cmd_report(args) -> int:
+    with inputs.warnings_once():  # the posterior is read by each command the report runs: one warning each
+        return _report(args)
+
+
+def _report(args) -> int:
     inputs.check_output(args.output, "-o/--output", REPORT_SUFFIXES, args.posterior)
     q = inputs.check_quantiles(args.quantiles)
     median, central = inputs.central_quantile(q)
