@@ -156,3 +156,24 @@ def test_report_says_each_warning_once(capsys, tmp_path):
     code, _, err = run(capsys, ["report", "--compute", "1e24", *DRAWS, "--posterior", str(path), "-o", str(tmp_path / "r.html")])
     assert code == 0, err
     assert err.count("holds 1 chain") == 1, err  # it was said at each of the report's reads of the file
+
+
+def test_report_says_whether_the_draws_converged_from_the_draws_not_the_file_attribute(capsys, tmp_path):
+    """Issue 26 class 4 made the command line recompute the gate from a file's draws; the report's
+    assumptions still read the file's ``converged`` attribute (missing: "yes")."""
+    from test_issue25_leftovers import parse
+
+    idata = chinplan.default_posterior().to_arviz().copy()
+    post = idata.posterior.copy()
+    post["alpha"] = post["alpha"] + np.where(np.arange(post.sizes["chain"]) == 0, 0.02, 0.0)[:, None].astype(post["alpha"].dtype)
+    post.attrs.pop("converged", None)
+    post.attrs.pop("fit_attempts", None)
+    idata.posterior = post
+    path = tmp_path / "apart.nc"
+    idata.to_netcdf(str(path), engine="h5netcdf")
+    out = tmp_path / "r.html"
+    code, _, err = run(capsys, ["report", "--compute", "1e24", *DRAWS, "--posterior", str(path), "-o", str(out)])
+    assert code == 0 and err.count("did not converge") == 1, err
+    tables = {t["id"]: t for t in parse(out.read_text()).tables}
+    facts = {row[0]["text"]: row[1]["text"] for row in tables["assumptions"]["rows"] if len(row) == 2}
+    assert re.match(r"NO \(alpha: R-hat \d\.\d{3} > 1\.01", facts["converged (R-hat, ESS, divergences)"]), facts

@@ -189,3 +189,29 @@ def test_a_one_draw_posterior_is_one_plain_line_for_next_runs_and_the_pair_plot(
     assert "arange" not in err and "Traceback" not in err
     code, out, err = run(capsys, ["plan", "--compute", "1e24", "--posterior", str(path)])
     assert code == 0 and "holds 1 chain" in err, err
+
+
+# ----- class 5: a runs file is read within a size cap, as plain bytes --------------------------
+def test_a_runs_file_beyond_the_size_cap_is_refused_before_it_is_parsed(tmp_path, monkeypatch):
+    """The issue's 0.76 MB .gz of 30M rows took 5.3 GB and 11 minutes; a file is now read up to
+    MAX_RUNS_FILE_BYTES (256 MiB) and refused beyond it (here with the cap lowered to 1 KiB:
+    the rule, not 256 MiB of test data)."""
+    from chinplan.inference import runs as runs_module
+
+    text = "params,tokens,loss\n" + "".join(f"{1e8 * (1 + i)},{2e9 * (1 + i)},{3.0 - i / 1000}\n" for i in range(100))
+    path = tmp_path / "runs.csv"
+    path.write_text(text)
+    assert len(chinplan.load_runs(path)) == 100
+    monkeypatch.setattr(runs_module, "MAX_RUNS_FILE_BYTES", 1024)
+    monkeypatch.setattr(runs_module.pd, "read_csv", lambda *a, **k: pytest.fail("parsed a file beyond the cap"))
+    with pytest.raises(ValueError, match=r"^runs file '.*runs\.csv' is larger than 1,024 bytes \(the most chinplan reads"):
+        chinplan.load_runs(path)
+
+
+def test_gzip_bytes_under_a_csv_name_are_not_decompressed(tmp_path):
+    import gzip
+
+    path = tmp_path / "runs.csv"  # the name says plain CSV; the bytes are gzip
+    path.write_bytes(gzip.compress(("params,tokens,loss\n" + "1e8,2e9,3.0\n" * 20).encode()))
+    with pytest.raises(ValueError, match=r"^runs file '.*runs\.csv'"):
+        chinplan.load_runs(path)

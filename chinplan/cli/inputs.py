@@ -198,12 +198,12 @@ def load_draws(args, *, fast: bool = False) -> CommandDraws:
     return CommandDraws(theta.law, total, source, posterior, theta, uncertainty)
 
 
-def check_convergence(posterior, path) -> None:
-    """Warns, in one line, when a posterior file's draws fail the convergence gate (R-hat over
-    chains, bulk ESS, divergences), recomputed from the draws: a file's ``converged`` attribute
-    is not trusted (a missing one is not a pass). The shipped posterior (``path`` None) is not
-    recomputed (tests/test_issue26b.py checks that it passes), so its hot path loads no arviz.
-    One chain has no R-hat: said so, and nothing else is checked."""
+def convergence_problems(posterior, path) -> list[str] | None:
+    """The convergence gate's failures (R-hat over chains, bulk ESS, divergences) of a posterior
+    file, recomputed from its draws: a file's ``converged`` attribute is not trusted (a missing
+    one is not a pass); [] when it passes, None when it cannot be checked (one chain has no
+    R-hat). The shipped posterior (``path`` None) is not recomputed (tests/test_issue26b.py
+    checks that it passes), so its hot path loads no arviz."""
     problems = []  # what the file's fit recorded, when it says it did not converge
     if not int(posterior.attrs.get("converged", 1)):
         attempts = json.loads(posterior.attrs.get("fit_attempts", "[]"))
@@ -211,11 +211,18 @@ def check_convergence(posterior, path) -> None:
     if path is not None:
         chains = posterior.num_chains if isinstance(posterior, FileDraws) else int(posterior.to_arviz().posterior.sizes.get("chain", 1))
         if chains < 2:
-            warn(f"--posterior {path} holds 1 chain: R-hat compares chains, so its convergence cannot be checked "
-                 "(fit with --chains 2 or more)")  # fmt: skip
-            return
+            return None
         problems = posterior.convergence_problems() or problems
-    if problems:
+    return problems
+
+
+def check_convergence(posterior, path) -> None:
+    """Warns, in one line, when :func:`convergence_problems` finds any, or cannot check (one chain)."""
+    problems = convergence_problems(posterior, path)
+    if problems is None:
+        warn(f"--posterior {path} holds 1 chain: R-hat compares chains, so its convergence cannot be checked "
+             "(fit with --chains 2 or more)")  # fmt: skip
+    elif problems:
         warn(f"the posterior did not converge ({'; '.join(problems[:2])}): its bands are not to be trusted")
 
 
