@@ -215,3 +215,41 @@ def test_gzip_bytes_under_a_csv_name_are_not_decompressed(tmp_path):
     path.write_bytes(gzip.compress(("params,tokens,loss\n" + "1e8,2e9,3.0\n" * 20).encode()))
     with pytest.raises(ValueError, match=r"^runs file '.*runs\.csv'"):
         chinplan.load_runs(path)
+
+
+def test_the_program_sets_its_handlers_at_the_first_line_of_chinplan_and_a_library_user_keeps_theirs(tmp_path, monkeypatch):
+    """A signal while the program's modules load (0.05-0.3 s in: the issue's traceback at 0.05 s,
+    "unexpected ImportError") is one line: the handlers are set by ``chinplan/__init__.py``'s first
+    lines when the process is the program (the script, or ``python -m chinplan.cli``), and only then."""
+    import signal
+    import subprocess
+    import sys
+
+    from chinplan import _program
+    from test_faults import ENV, ROOT, wait_ready
+
+    for orig, argv0, expected in (([sys.executable, "-m", "chinplan.cli", "plan"], "-m", True),
+                                  ([sys.executable, "/usr/bin/chinplan", "plan"], "/usr/bin/chinplan", True),
+                                  ([sys.executable, "-m", "pytest"], "/x/pytest/__main__.py", False),
+                                  ([sys.executable, "-c", "import chinplan"], "-c", False)):  # fmt: skip
+        monkeypatch.setattr(sys, "orig_argv", orig)
+        monkeypatch.setattr(sys, "argv", [argv0])
+        assert _program.is_program() is expected, orig
+    script = tmp_path / "chinplan"  # what a console script is called
+    script.write_text("import sys, time\nimport chinplan\nprint('READY', file=sys.stderr, flush=True)\ntime.sleep(30)\n")
+    library = tmp_path / "user.py"
+    library.write_text("import signal, chinplan\nprint(signal.getsignal(signal.SIGINT) is signal.default_int_handler, "
+                       "signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)\n")  # fmt: skip
+    done = subprocess.run([sys.executable, str(library)], env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["True", "True"], done  # importing chinplan changes no handler of a Python user
+    for sig, code, line in ((signal.SIGINT, 130, "chinplan: interrupted\n"), (signal.SIGTERM, 143, "chinplan: terminated\n")):
+        process = subprocess.Popen([sys.executable, str(script)], env=ENV, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            wait_ready(process)
+            process.send_signal(sig)
+            out, err = process.communicate(timeout=20)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+        assert process.returncode == code and err == line, (process.returncode, err)  # not a KeyboardInterrupt traceback

@@ -26,6 +26,7 @@ import sys
 import warnings
 
 from chinplan._files import POSTERIOR_DIRECTORY, POSTERIOR_EMPTY, HangUp, OutputPathError, Terminated, check_input_file, signals_deferred, signals_unwind, signals_watched
+from chinplan._program import end_at_once_on_signals, signal_exit
 from chinplan.cli.parser import (
     EXIT_ERROR,
     EXIT_HANGUP,
@@ -260,35 +261,6 @@ def _one_line(err: BaseException) -> str:
     return " ".join(str(err).split()) or type(err).__name__
 
 
-def signal_exit(signum: int) -> tuple[int, str]:
-    """The exit status and the one line of a command ended by signal ``signum``."""
-    import signal
-
-    if signum == signal.SIGINT:
-        return EXIT_INTERRUPTED, "chinplan: interrupted\n"
-    if signum == getattr(signal, "SIGHUP", None):
-        return EXIT_HANGUP, "chinplan: hung up (terminal closed)\n"
-    return EXIT_TERMINATED, "chinplan: terminated\n"
-
-
-def _end_at_once_on_signals() -> None:
-    """Until :func:`chinplan._files.signals_unwind` takes over (the parser is built, the command
-    chosen), SIGINT, SIGTERM and SIGHUP end the program at once with their one line: nothing is
-    written yet, so there is nothing to clean up (``python -m chinplan.cli`` does the same
-    before it imports this package; the ``chinplan`` script, from here on)."""
-    import signal
-
-    def end(signum, frame):
-        code, line = signal_exit(signum)
-        os.write(2, line.encode())
-        os._exit(code)
-
-    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
-        sig = getattr(signal, name, None)
-        if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN:  # nohup's SIG_IGN stays
-            signal.signal(sig, end)
-
-
 def main(argv=None) -> int:
     """Entry point of the ``chinplan`` command; returns the exit code.
 
@@ -296,8 +268,8 @@ def main(argv=None) -> int:
     as the program (``argv`` None), a non-zero exit then ends the process at once
     (:func:`_exit_now`).
     """
-    if argv is None:  # the program: a signal before the command's own handlers is its one line too
-        _end_at_once_on_signals()
+    if argv is None:  # the program (chinplan/__init__.py set these already when it could tell)
+        end_at_once_on_signals()
     if sys.stdout is None:  # fd 1 closed at start-up: print() would drop every line and exit 0
         print(f"chinplan: error: {STDOUT_CLOSED}", file=sys.stderr)
         return EXIT_ERROR
