@@ -1,4 +1,5 @@
-"""The scoring functions of scripts/validate_ladders.py on synthetic data (no NUTS)."""
+"""The scoring functions of the ladders' back-test (chinplan.inference.ladders) on synthetic
+data (no NUTS), and scripts/validate_ladders.py's markdown of its results."""
 
 import importlib.util
 import json
@@ -10,11 +11,19 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from chinplan.inference import ladders
+
 SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "scripts" / "validate_ladders.py"
+DATA = pathlib.Path(__file__).resolve().parent / "data" / "validate_ladders"
 
 
 @pytest.fixture(scope="module")
 def vl():
+    return ladders
+
+
+@pytest.fixture(scope="module")
+def script():
     spec = importlib.util.spec_from_file_location("validate_ladders", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -88,14 +97,36 @@ def test_ladder_bootstrap_and_nested_choice(vl):
     assert list(vl.distance_bin([0.0, 0.49, 0.5, 1.0, 2.1])) == ["0-0.5", "0-0.5", "0.5-1", "1-2.1", "1-2.1"]
 
 
-def test_the_docs_block_is_replaced_between_its_markers(vl, tmp_path):
+def test_the_docs_block_is_replaced_between_its_markers(script, tmp_path):
     doc = tmp_path / "doc.md"
-    doc.write_text(f"before\n{vl.MARKER_START}\nold\nlines\n{vl.MARKER_END}\nafter\n")
-    vl.replace_block(doc, "new table")
-    assert doc.read_text() == f"before\n{vl.MARKER_START}\nnew table\n{vl.MARKER_END}\nafter\n"
+    doc.write_text(f"before\n{script.MARKER_START}\nold\nlines\n{script.MARKER_END}\nafter\n")
+    script.replace_block(doc, "new table")
+    assert doc.read_text() == f"before\n{script.MARKER_START}\nnew table\n{script.MARKER_END}\nafter\n"
     (tmp_path / "none.md").write_text("no markers\n")
     with pytest.raises(SystemExit):
-        vl.replace_block(tmp_path / "none.md", "x")
+        script.replace_block(tmp_path / "none.md", "x")
+
+
+def test_the_script_renders_saved_results_as_before(script, capsys, monkeypatch):
+    """The markdown of docs/CALIBRATION.md from saved results, byte for byte what the script
+    printed before the back-test moved into chinplan.inference.ladders: student_t.json is
+    /tmp/vl6_student_t.json (the docs' run) without its scored points, likelihood_*.json the
+    entries its noise models' table reads of the four runs; the .md files are the script's
+    output from them before the move."""
+    assert script.main(["--from-json", str(DATA / "student_t.json")])["fits"]
+    assert capsys.readouterr().out == (DATA / "student_t.md").read_text()
+    monkeypatch.chdir(DATA)  # the table names the files as given
+    files = [f"likelihood_{name}.json" for name in ("student_t", "normal", "huber", "student_t_nu3")]
+    assert script.main(["--likelihoods", *files]) == {}
+    assert capsys.readouterr().out == (DATA / "likelihoods.md").read_text()
+
+
+def test_the_script_keeps_no_copy_of_the_back_test():
+    """The script renders; every formula, constant and step of the back-test is the package's."""
+    source = SCRIPT.read_text()
+    for name in ("def crps", "def interval_score", "def ladders", "def summarize", "def score_", "def select_", "isoflop_minima",
+                 "fit(", "SEED =", "GRIDS =", "np.quantile"):  # fmt: skip
+        assert name not in source, name
 
 
 def test_the_line_selection_uses_the_package_line(vl):

@@ -2,7 +2,8 @@
 
 ``fit`` runs :func:`chinplan.inference.fit.fit` (NUTS, the convergence gate, the extrapolation
 folds) and writes the posterior file; ``validate`` runs the back-tests of
-:func:`chinplan.inference.calibration.report` on the embedded runs or a CSV of one's own.
+:func:`chinplan.inference.calibration.report` on the embedded runs or a CSV of one's own, and
+``validate --ladders`` the leave-one-ladder-out back-test of :mod:`chinplan.cli.ladders`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import numpy as np
 
 from chinplan import _files, datasets
 from chinplan.cli import inputs, render
-from chinplan.cli.parser import EXIT_OK, FIT_SUFFIXES, CliError
+from chinplan.cli.ladders import cmd_validate_ladders
+from chinplan.cli.parser import EXIT_OK, FIT_SUFFIXES, CliError, UsageError
 from chinplan.inference.calibration import report as calibration_report
 from chinplan.inference.fit import fit
 from chinplan.inference.posterior import ConvergenceWarning
@@ -113,6 +115,10 @@ def unidentified_allocation(summary, num_runs: int) -> list[str]:
 
 
 def cmd_validate(args) -> int:
+    if args.ladders is not None:
+        return cmd_validate_ladders(args)
+    if args.cache is not None:
+        raise UsageError(f"--cache {args.cache!r} applies to --ladders only (the back-tests of RUNS.csv keep no fits)")
     runs = load_runs(args.runs) if args.runs else datasets.chinchilla()
     with warnings.catch_warnings(record=True) as caught, np.errstate(over="ignore"):
         # quantiles of exp(replicates) overflow to inf in draws far out; their ranks, and so the

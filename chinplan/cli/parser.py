@@ -15,6 +15,8 @@ Commands::
                                                       which pilot runs to buy next
     chinplan smallest --target-loss 2.0 [--tokens 15T] [--prob 0.9]
                                                       smallest model reaching a loss with probability p
+    chinplan validate [RUNS.csv] | --ladders [NAME ...]
+                                                      back-tests: fit the smaller runs, check the larger
     chinplan hardware [--sources]                     the accelerator presets
     chinplan report --compute 5.76e23 1e24 -o plan.html
                                                       one self-contained HTML file to hand on
@@ -554,5 +556,10 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--splits", nargs="+", choices=("compute", "size"), default=["compute", "size"], help="back-test splits (default both)")
     validate.add_argument("--levels", type=_open_fraction, nargs="+", default=[0.5, 0.8, 0.9], metavar="P",
                           help="central predictive intervals to check, as levels in (0, 1) (default 0.5 0.8 0.9: does the 80%% interval hold 80%% of the held-out runs?)")  # fmt: skip
+    validate.add_argument("--ladders", nargs="*", metavar="NAME",
+                          help="instead, the leave-one-ladder-out back-test of N* bands on the shipped isoFLOP ladders (8 of Porian et al. 2024, "
+                          "and chinchilla): fit each one's lower budgets, check its minima above; NAMEs as its table writes them "
+                          "(RW/short-wu+cosine, chinchilla, ...; none: all 9, about 7 minutes on 2 CPU cores)")  # fmt: skip
+    validate.add_argument("--cache", metavar="DIR", help="--ladders: keep each ladder's fitted posterior in DIR and reuse it")
     _nuts_options(validate)
     return parser

@@ -2,6 +2,9 @@
 
 ``chinchilla()``: 245 training runs of Hoffmann et al. 2022 (Figure 4), digitised by Epoch AI
 (Besiroglu et al. 2024); see ``SOURCE.md`` beside this file. Tokens are D = C / (6N).
+``datablations()``: 306 data-constrained runs of Muennighoff et al. 2023
+(``SOURCE-datablations.md``). ``porian()``: the 15 isoFLOP ladders of Porian et al. 2024
+(``SOURCE-porian.md``), which ``chinplan validate --ladders`` back-tests.
 """
 
 from __future__ import annotations
@@ -14,12 +17,14 @@ import pandas as pd
 from chinplan import _checks
 from chinplan.law import FLOPS_PER_PARAM_TOKEN
 
-__all__ = ["chinchilla", "chinchilla_path", "datablations", "CHINCHILLA_SHA256", "OUTLIER_MAX_TOKENS_PER_PARAM"]
+__all__ = ["chinchilla", "chinchilla_path", "datablations", "porian", "porian_path", "CHINCHILLA_SHA256", "PORIAN_SHA256", "OUTLIER_MAX_TOKENS_PER_PARAM"]
 
 #: sha256 of the shipped CSV, as recorded in SOURCE.md (the file is unchanged from Epoch AI's).
 CHINCHILLA_SHA256 = "193478df4e90f040016431996c45682659306840ecdadf83cfb9cd5ca0aa1b30"
 #: The 5 runs Epoch AI drop (loss >= 3.447, ~1e19 FLOPs) all have fewer tokens per parameter.
 OUTLIER_MAX_TOKENS_PER_PARAM = 0.41
+#: sha256 of the shipped Porian et al. CSV (a byte-for-byte copy of ``../shared/data/porian_isoflops.csv``).
+PORIAN_SHA256 = "ff852aee1263447134e719bc5d0aa9975bef245ea98936331d44ed42262d9008"
 
 
 def chinchilla_path():
@@ -67,6 +72,34 @@ def datablations() -> pd.DataFrame:
     """
     runs = pd.read_csv((resources.files(__name__) / "datablations_runs.csv").open("rb"))
     for column in ("params", "tokens", "unique_tokens", "epochs", "loss"):
+        runs[column] = runs[column].to_numpy(np.float64)
+    runs["flops"] = FLOPS_PER_PARAM_TOKEN * runs["params"] * runs["tokens"]
+    return runs
+
+
+def porian_path():
+    """Path of the shipped Porian et al. 2024 CSV (a ``Traversable`` inside the installed package)."""
+    return resources.files(__name__) / "porian_isoflops.csv"
+
+
+def porian() -> pd.DataFrame:
+    """The isoFLOP ladders of Porian et al. 2024 ("Resolving Discrepancies in Compute-Optimal
+    Scaling of Language Models"), from formll/resolving-scaling-law-discrepancies (MIT); see
+    ``SOURCE-porian.md`` beside this file.
+
+    Fifteen ladders (``ladder`` = ``dataset|condition``: RefinedWeb or OWT2 under one training
+    setting), each with budgets C = 1.25e16 x 2^k (k = 0..11) and 5-16 model sizes per budget;
+    their compute-optimal exponents run from 0.50 to 0.86. ``loss_kind`` is ``validation`` for
+    8 ladders and ``train`` (smoothed training loss) for 7. Fit and judge the ladders one at a
+    time: parameter counts follow each condition's own accounting.
+
+    Returns:
+      The CSV's columns (ladder, dataset, condition, loss_kind, params, tokens, budget, loss),
+      one row per model size and budget, with params, tokens, budget and loss as float64 and
+      ``flops`` = 6ND added (equal to ``budget`` up to the CSV's rounding of tokens).
+    """
+    runs = pd.read_csv(porian_path().open("rb"))
+    for column in ("params", "tokens", "budget", "loss"):
         runs[column] = runs[column].to_numpy(np.float64)
     runs["flops"] = FLOPS_PER_PARAM_TOKEN * runs["params"] * runs["tokens"]
     return runs
