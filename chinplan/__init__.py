@@ -18,12 +18,17 @@ objects as their new homes.
 
 from __future__ import annotations
 
-import importlib
-import importlib.abc
-import importlib.machinery
-import sys
-import types
-from importlib import metadata as _metadata
+from chinplan import _program
+
+if _program.is_program():  # the chinplan program: its signal handlers before anything else loads
+    _program.end_at_once_on_signals()
+
+import importlib  # noqa: E402
+import importlib.abc  # noqa: E402
+import importlib.machinery  # noqa: E402
+import sys  # noqa: E402
+import types  # noqa: E402
+from importlib import metadata as _metadata  # noqa: E402
 
 
 try:

@@ -6,7 +6,9 @@ Every command that writes checks its output here, once, before any computing
 :func:`write_atomic`: a reader sees the old file or the whole new one, never half, and a
 failure or a signal leaves the old file and no temporary behind. NetCDF files are built in
 memory first (:func:`netcdf_image`), so HDF5 never meets a full disk. SIGINT and SIGTERM
-unwind the command (:func:`signals_unwind`), so every clean-up runs.
+unwind the command (:func:`signals_unwind`), so every clean-up runs; the program also ends
+within a second when native code (an XLA computation) holds the main thread
+(:func:`signals_watched`).
 
 Standard library only (the parser imports it without the numerical stack).
 """
@@ -39,6 +41,9 @@ __all__ = [
     "HangUp",
     "signals_unwind",
     "signals_deferred",
+    "signals_watched",
+    "track_temporary",
+    "untrack_temporary",
     "raise_if_signalled",
     "TEMP_PREFIX",
 ]
@@ -218,7 +223,24 @@ def _exception(signum: int) -> BaseException:
     return HangUp() if signum in _OPTIONAL_SIGNALS else Terminated()
 
 
+#: Calls of the Python-level handler so far (never reset): :func:`signals_watched` reads it.
+_handled = [0]
+#: Files to remove when the process must end without unwinding (:func:`signals_watched`):
+#: :func:`write_atomic`'s temporaries and a sweep's lock, while they exist.
+_tracked: dict[str, None] = {}
+
+
+def track_temporary(path: str) -> None:
+    """Removes ``path`` should a signal end the process without unwinding (:func:`signals_watched`)."""
+    _tracked[os.fspath(path)] = None
+
+
+def untrack_temporary(path: str) -> None:
+    _tracked.pop(os.fspath(path), None)
+
+
 def _on_signal(signum, frame):
+    _handled[0] += 1
     first = not _pending
     _pending.append(signum)
     if first and not _deferring:  # later signals are only recorded: they must not interrupt the clean-up
@@ -264,6 +286,84 @@ def signals_unwind():
             signal.signal(sig, handler)
         sys.unraisablehook = hook
         _pending.clear()
+
+
+#: Seconds a signal waits for the main thread to run its Python handler before
+#: :func:`signals_watched` ends the process without it.
+SIGNAL_GRACE = 0.5
+
+
+@contextlib.contextmanager
+def signals_watched(exit_line: Callable[[int], tuple[int, str]], grace: float = SIGNAL_GRACE):
+    """Inside :func:`signals_unwind`, for the program only (it may end the process): a signal
+    is answered within ``grace`` seconds even while native code holds the main thread.
+
+    Python runs a signal handler only when the main thread returns to the interpreter; inside
+    one XLA computation (a NUTS chain, a compilation) that can take seconds or minutes. A
+    thread hears each signal at once through Python's wakeup fd (written by the C-level
+    handler); if the main thread has not run its handler ``grace`` seconds later, the thread
+    removes the tracked files (:func:`track_temporary`: a temporary being written, a sweep's
+    lock), writes the line of ``exit_line(signum) -> (exit status, line)`` to stderr and ends
+    the process with that status (``os._exit``; nothing chinplan writes is left half-done:
+    outputs are renamed into place whole, or not at all). A main thread that runs its handler
+    unwinds as before, and the thread does nothing."""
+    import threading
+
+    try:
+        read, write = os.pipe()
+    except OSError:  # no pipe to spare: signals are handled as before
+        yield
+        return
+    os.set_blocking(write, False)
+    try:
+        previous = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+    except ValueError:  # not the main thread
+        os.close(read)
+        os.close(write)
+        yield
+        return
+    before = _handled[0]
+    threading.Thread(target=_watch, args=(read, grace, before, exit_line), name="chinplan-signals", daemon=True).start()
+    try:
+        yield
+    finally:
+        signal.set_wakeup_fd(previous)
+        os.close(write)  # the thread reads the end of the pipe and stops
+
+
+def _watch(read: int, grace: float, before: int, exit_line) -> None:
+    """The thread of :func:`signals_watched`: reads the wakeup pipe to its end (a pipe with no
+    reader would make each later signal's write fail, and Python report it); at the first
+    watched signal it gives the main thread ``grace`` seconds, then ends the process if it must."""
+    import time
+
+    watched = {int(s) for s in (*_SIGNALS, *_OPTIONAL_SIGNALS)}
+    waited = False
+    try:
+        while data := os.read(read, 64):
+            heard = [s for s in data if s in watched]
+            if heard and not waited:
+                waited = True
+                time.sleep(grace)
+                if _handled[0] == before:  # the main thread never got back to Python to run its handler
+                    _end_now(*exit_line(heard[0]))
+    except OSError:
+        pass
+    finally:
+        os.close(read)
+
+
+def _end_now(code: int, line: str) -> None:
+    """Removes the tracked files, writes ``line`` to stderr and ends the process with ``code``."""
+    for path in list(_tracked):
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+    try:
+        os.write(2, line.encode("utf-8", "replace"))
+    finally:
+        os._exit(code)
 
 
 @contextlib.contextmanager
@@ -354,9 +454,10 @@ def write_atomic(
         umask = os.umask(0)
         os.umask(umask)
         mode = 0o666 & ~umask
-    tmp = None
+    tmp = made = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX + os.path.basename(target) + ".", suffix=suffix, dir=directory)
+        track_temporary(made := tmp)
         os.close(fd)
         try:
             write(tmp)
@@ -380,3 +481,5 @@ def write_atomic(
                 os.remove(tmp)
             except FileNotFoundError:
                 pass
+        if made is not None:
+            untrack_temporary(made)

@@ -71,6 +71,7 @@ __all__ = [
     "with_cost_draws",
     "validate_deployment",
     "representable_costs",
+    "check_design",
     "lifetime_tokens",
     "inference_flops",
     "log_inference_flops",
@@ -318,6 +319,19 @@ def _check_design(n: ArrayLike, d: ArrayLike) -> None:
         _checks.positive("d", d)
 
 
+def check_design(n: ArrayLike, d: ArrayLike, name: str = "n x d") -> None:
+    """Fixed designs (N, D) that can be priced: every N and D finite and > 0, and the largest
+    training FLOPs 6 N D (over the broadcast designs) representable in the compute dtype: every
+    cost of a design scales with them, so beyond it a cost is inf, not a result. Concrete
+    values only (tracers pass); ValueError naming ``name`` and the FLOPs' order of magnitude."""
+    if _checks.is_traced(n, d):
+        return
+    n, d = _checks.positive("n", n), _checks.positive("d", d)
+    if np.size(n) and np.size(d):
+        top = float(np.max(math.log(6.0) + np.log(n) + np.log(d)))
+        _checks.log_representable(f"{name}: the training FLOPs 6 N D of the largest design", top)
+
+
 def tco(n: ArrayLike, d: ArrayLike, deployment: Deployment) -> Cost:
     """Total cost of ownership of training ``n`` parameters on ``d`` tokens and serving them.
 
@@ -334,7 +348,7 @@ def tco(n: ArrayLike, d: ArrayLike, deployment: Deployment) -> Cost:
     Returns:
       A :class:`Cost` broadcast over the inputs.
     """
-    _check_design(n, d)
+    check_design(n, d)
     checked_deployment(deployment)
     log_n = jnp.log(as_float(n))
     r = _rates(deployment)

@@ -31,6 +31,7 @@ __all__ = [
     "plan_decades_beyond",
     "Smallest",
     "plan_decades_below",
+    "carried_smallest",
     "extrapolated_log_loss",
     "extrapolated_optimum_log",
     "level_distance",
@@ -132,6 +133,10 @@ class ExtrapolatedLaw(NamedTuple):
       domain: the fitted data's largest log10 (compute, params, tokens), shape (..., 3).
       c: valley offset beyond the data (decades of N at fixed compute), reached over the
         first :data:`VALLEY_RAMP` decades beyond; None (the default) is 0.
+      smallest: the fitted data's smallest log10 (compute, params) (:class:`Smallest`), shape
+        (..., 2), NaN where the posterior records no runs; no kernel reads it: it rides with
+        the draws so that a decision's outputs can say how far below the fitted runs a plan
+        lies (:func:`carried_smallest`, :func:`plan_decades_below`). None (the default): unknown.
     """
 
     law: LawParams
@@ -140,6 +145,19 @@ class ExtrapolatedLaw(NamedTuple):
     kappa: jax.Array
     domain: jax.Array
     c: jax.Array | None = None
+    smallest: jax.Array | None = None
+
+
+def carried_smallest(theta) -> Smallest | None:
+    """The fitted runs' smallest log10 (compute, params) that extrapolation-aware draws carry
+    (:attr:`ExtrapolatedLaw.smallest`, from the first draw: every draw holds the same), as a
+    float64 :class:`Smallest`; None for law-only draws (LawParams) or draws that do not know
+    their runs."""
+    smallest = getattr(theta, "smallest", None)
+    if smallest is None:
+        return None
+    first = np.asarray(smallest, np.float64).reshape(-1, 2)[0]
+    return Smallest(float(first[0]), float(first[1])) if np.all(np.isfinite(first)) else None
 
 
 #: Decades beyond the data over which the valley offset ``c`` ramps in linearly (the
@@ -202,14 +220,17 @@ def compute_optimal_draws(theta: ExtrapolatedLaw, log_compute):
     return tuple(x.reshape((-1,) + log_compute.shape) for x in out)
 
 
-def from_draws(law: LawParams, domain, terms: dict | None) -> ExtrapolatedLaw:
+def from_draws(law: LawParams, domain, terms: dict | None, smallest=None) -> ExtrapolatedLaw:
     """Posterior draws (leading axis of ``law``) as an :class:`ExtrapolatedLaw`: ``terms`` the
     extrapolation group's ``u``, ``v``, ``kappa`` (and ``c`` where the fit learned the
-    allocation line) as arrays of the draws, or None for the law alone (every term 0). Both
-    share one pytree structure, so law and extrapolation draws share one compiled kernel."""
+    allocation line) as arrays of the draws, or None for the law alone (every term 0);
+    ``smallest`` the fitted runs' :class:`Smallest` (None: unknown, carried as NaN). Every
+    combination shares one pytree structure, so law and extrapolation draws share one
+    compiled kernel."""
     dtype = law.alpha.dtype
     num = law.alpha.shape[0]
     zeros = jnp.zeros(num, dtype)
     terms = {} if terms is None else terms
     u, v, kappa, c = (jnp.asarray(np.asarray(terms[k]).reshape(-1), dtype) if k in terms else zeros for k in ("u", "v", "kappa", "c"))
-    return ExtrapolatedLaw(law, u, v, kappa, jnp.broadcast_to(jnp.asarray(domain, dtype), (num, 3)), c)
+    low = jnp.full(2, jnp.nan, dtype) if smallest is None else jnp.asarray(tuple(smallest), dtype)
+    return ExtrapolatedLaw(law, u, v, kappa, jnp.broadcast_to(jnp.asarray(domain, dtype), (num, 3)), c, jnp.broadcast_to(low, (num, 2)))

@@ -46,12 +46,16 @@ _HUMAN = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*([KMBTQkmbt
 
 
 def human_count(x: float) -> str:
-    """70e9 -> '70B', 1.4e12 -> '1.4T', 5.2e5 -> '520K'; inf -> 'inf'."""
+    """70e9 -> '70B', 1.4e12 -> '1.4T', 5.2e5 -> '520K', 999.9e12 -> '1Q'; from 1000Q on powers
+    of ten (2.21e18 -> '2.21e18', never '2.21e+03Q'); inf -> 'inf'."""
     x = float(x)
     if not math.isfinite(x):
         return str(x)
+    rounded = abs(float(f"{x:.3g}"))  # 999.9e12 rounds to 1e15: '1Q', not '1e+03T'
+    if rounded >= 1e18:
+        return sci(x)
     for scale, suffix in ((1e15, "Q"), (1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if abs(x) >= scale:
+        if rounded >= scale:
             return f"{x / scale:.3g}{suffix}"
     return f"{x:.3g}"
 

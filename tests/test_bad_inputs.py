@@ -165,6 +165,13 @@ class Files:
             path.write_bytes(data[: len(data) // 2])
         elif kind == "not_netcdf":
             path.write_text("params,tokens,loss\n1e9,2e10,2.5\n")
+        elif kind == "many_draws":  # 1,600,001 draws declared, never written: a few KB on disk
+            import h5py
+
+            from chinplan.inference.posterior_file import MAX_DRAWS
+
+            with h5py.File(path, "w") as handle:
+                handle.create_dataset("posterior/alpha", shape=(1, MAX_DRAWS + 1), dtype="<f4", chunks=(1, 65536), compression="gzip")
         elif kind == "plain_netcdf":
             import xarray as xr
 
@@ -183,10 +190,36 @@ class Files:
                 idata.posterior["log_A"] = idata.posterior["log_A"] + 100.0
             elif kind == "negative_sigma":
                 idata.posterior["sigma"] = -idata.posterior["sigma"]
+            elif kind in _ABSURD:  # issue 26 class 4: typed right, values absurd
+                group, attrs, variables = _ABSURD[kind]
+                dataset = getattr(idata, group).copy()
+                for name, value in variables.items():
+                    values = value(dataset[name].values) if callable(value) else np.broadcast_to(value, dataset[name].shape)
+                    dataset[name] = (dataset[name].dims, values.astype(dataset[name].dtype))
+                dataset.attrs.update(attrs)
+                setattr(idata, group, dataset)
+                if kind == "chains_apart":  # no fit record: a missing `converged` was taken as a pass
+                    idata.posterior.attrs.pop("converged", None)
+                    idata.posterior.attrs.pop("fit_attempts", None)
             else:
                 raise ValueError(kind)
             idata.to_netcdf(os.fspath(path), engine="h5netcdf")
         return os.fspath(path)
+
+
+#: Posterior files of the right types with absurd values (issue 26, class 4): kind -> (group,
+#: attributes to set, variables to replace by a value broadcast over the draws).
+_ABSURD = {
+    "domain_low": ("extrapolation", {"extrapolation_domain": "[-30, -30, -30]"}, {}),
+    "domain_huge": ("extrapolation", {"extrapolation_domain": "[1e300, 1e300, 1e300]"}, {}),
+    "log_n_nan": ("constant_data", {}, {"log_n": np.nan}),
+    "u_huge": ("extrapolation", {}, {"u": 1e30}),
+    "log_E_88": ("posterior", {}, {"log_E": 88.0}),
+    "all_fixed": ("posterior", {"fixed_sites": "log_E,log_A,log_B,alpha,beta,sigma,nu"}, {}),
+    "fit_attempts_not_json": ("posterior", {"fit_attempts": "{bad", "converged": 0}, {}),
+    "converged_maybe": ("posterior", {"converged": "maybe"}, {}),
+    "chains_apart": ("posterior", {}, {"alpha": lambda a: a + np.where(np.arange(a.shape[0]) == 0, 0.02, 0.0)[:, None]}),  # chain 0 elsewhere
+}
 
 
 def _external(handle, files):  # alpha's values are another file's bytes
@@ -274,6 +307,70 @@ def _dc():
 
 
 from chinplan.decide import sweep as _sw  # noqa: E402
+from chinplan.decide import resume  # noqa: E402
+
+#: The manifest of the sweeps the parts-folder rows make (any dict identifies a sweep).
+_SWEEP = {"x64": False}
+
+
+def _parts(f, name: str, add: dict | None = None) -> str:
+    """``<name>.csv.parts``: the parts folder of an interrupted sweep (manifest ``_SWEEP``, chunk
+    0 of bands (3, 2) saved, the lock released), then the files of ``add`` (name -> bytes) written
+    into it."""
+    directory = f.path(f"{name}.csv.parts")
+    if not os.path.exists(directory):
+        with resume.Checkpoint(directory, _SWEEP, chunk=2, resume=False) as checkpoint:
+            checkpoint.save(0, {"n": np.ones((3, 2))})
+        for file, data in (add or {}).items():
+            with open(os.path.join(directory, file), "wb") as handle:
+                handle.write(data)
+    return directory
+
+
+def _resume(directory: str, manifest: dict = _SWEEP):
+    """What ``--resume`` reads of a parts folder: chunk 0, verified (the lock released after)."""
+    with resume.Checkpoint(directory, manifest, chunk=2, resume=True) as checkpoint:
+        return checkpoint.load(0, {"n": (3, 2)})
+
+
+def _while_locked(directory: str, call: Callable):
+    """``call(directory)`` while another sweep holds that parts folder's lock."""
+    with resume.Checkpoint(directory, _SWEEP, chunk=2, resume=False):
+        return call(directory)
+
+
+def _npz(**arrays) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+#: A sweep of 40,000 scenarios x all 13 outputs x 1001 quantiles (issue 26, class 5).
+_WIDE_TOML = ("[sweep]\noutputs = [" + ", ".join(repr(name) for name in _sw.SWEEP_OUTPUTS) + "]\nquantiles = ["
+              + ", ".join(f"{v:.4f}" for v in np.linspace(0, 1, 1001)) + "]\n[grid]\ncompute = {logspace = [20, 24, 200]}\n"
+              "queries = {logspace = [6, 12, 200]}\n[deployment]\ninput_tokens = 400\noutput_tokens = 100\n")  # fmt: skip
+
+
+def _many_runs(count: int) -> pd.DataFrame:
+    """``count`` distinct runs (sizes and ratios spread), a valid table of any length."""
+    rng = np.random.default_rng(0)
+    n = 10 ** rng.uniform(7, 10, count)
+    return pd.DataFrame({"params": n, "tokens": 20 * n * rng.uniform(0.5, 2, count), "loss": rng.uniform(2, 4, count)})
+
+
+def _one_draw():
+    """A posterior of one draw (one chain x one draw), as arviz holds it."""
+    import arviz as az
+
+    return az.from_dict(posterior={k: np.ones((1, 1)) for k in ("log_E", "log_A", "log_B", "alpha", "beta")})
+
+
+def _plots():
+    from chinplan import plots
+
+    return plots
 
 
 # ----------------------------------------------------------------------------- predicates
@@ -1028,6 +1125,68 @@ raises("load_runs/repeated-row-labels", lambda f: chinplan.load_runs(_runs_with(
        r"^column 'loss', row 3: value 'abc' is not a number$")
 raises("data_constrained.plan/unique-tokens-beyond-budget", lambda f: _dc().plan(_dc().default_posterior(), 5.76e23, 1e30),
        r"^unique_tokens must be at most compute / 6.*\(valid range \(0, 9\.6e\+22\] for compute 5\.76e\+23\), got 1e\+30")
+
+
+section("Round 3: parts folders, posterior values, sizes, designs and messages (issue 26)")
+# class 1: a sweep's parts folder belongs to that sweep alone
+raises("Checkpoint/foreign-file-in-parts-folder", lambda f: resume.Checkpoint(_parts(f, "foreign", {"notes.txt": b"mine"}), _SWEEP, chunk=2, resume=False),
+       r"^-o/--output: the parts folder '.*foreign\.csv\.parts' holds 'notes\.txt', which is not a sweep chunk or manifest")
+raises("Checkpoint/another-sweep-writing", lambda f: _while_locked(f.path("busy.csv.parts"), lambda d: resume.Checkpoint(d, _SWEEP, chunk=2, resume=False)),
+       r"^-o/--output: another chinplan sweep is writing '.*busy\.csv' \(it holds '.*busy\.csv\.parts\.lock'\)")
+raises("Checkpoint/resume-changed-chunk", lambda f: _resume(_parts(f, "changed", {"chunk-000000.npz": _npz(n=np.full((3, 2), 10.0))})),
+       r"^--resume: chunk 0 of '.*changed\.csv\.parts' does not match its checksum in the manifest")
+raises("Checkpoint/resume-garbage-chunk", lambda f: _resume(_parts(f, "garbage", {"chunk-000000.npz": b"garbage, not an npz"})),
+       r"^--resume: chunk 0 of '.*garbage\.csv\.parts' does not match its checksum in the manifest")
+raises("Checkpoint/resume-other-precision", lambda f: _resume(_parts(f, "x64"), {"x64": True}),
+       r"^--resume: .*x64\.csv\.parts holds chunks of a different sweep \(x64 was False, now True\)")
+raises("Checkpoint/resume-damaged-manifest", lambda f: _resume(_parts(f, "manifest", {"manifest.json": b"{bad"})),
+       r"^--resume: .*manifest\.csv\.parts/manifest\.json is not a sweep manifest \(")
+# class 3: outputs only where they belong (a name that is only a suffix is that kind of file)
+flags("suffix_of/dot-csv", lambda f: _files.suffix_of(f.path(".csv"), (".parquet", ".nc", ".csv")), lambda suffix: suffix == ".csv",
+      says="`.csv`: a file named `.csv` is a CSV output (it was refused as not ending in `.csv`)")
+# class 4: untrusted posterior files, values and not only structure
+raises("Posterior.load/domain-below-its-runs", lambda f: chinplan.Posterior.load(f.posterior("domain_low")),
+       r"'extrapolation_domain' \[-30\.0, -30\.0, -30\.0\] is not the fitted runs' largest log10 \(compute, params, tokens\)")
+raises("Posterior.load/domain-1e300", lambda f: chinplan.Posterior.load(f.posterior("domain_huge")),
+       r"'extrapolation_domain' \[1e\+300, 1e\+300, 1e\+300\] is not the fitted runs' largest")
+raises("Posterior.load/nan-fitted-runs", lambda f: chinplan.Posterior.load(f.posterior("log_n_nan")), r"variable 'constant_data/log_n' must be finite")
+raises("Posterior.load/level-drift-1e30", lambda f: chinplan.Posterior.load(f.posterior("u_huge")), r"variable 'extrapolation/u'")
+raises("Posterior.load/irreducible-loss-e88", lambda f: chinplan.Posterior.load(f.posterior("log_E_88")),
+       r"variable 'posterior/log_E' has draws up to 88.*at most 10 x the largest fitted loss")
+raises("Posterior.load/every-site-fixed", lambda f: chinplan.Posterior.load(f.posterior("all_fixed")),
+       r"attribute 'fixed_sites' names 'log_E'; only a data-constrained fit may hold sites fixed")
+raises("Posterior.load/more-draws-than-a-fit-makes", lambda f: chinplan.Posterior.load(f.posterior("many_draws")),
+       r"variable 'posterior/alpha' holds 1,600,001 draws, more than 1,600,000")
+flags("Posterior.load/chains-that-disagree", lambda f: chinplan.Posterior.load(f.posterior("chains_apart")).convergence_problems(),
+      lambda problems: any(p.startswith("alpha: R-hat") for p in problems),
+      says="`['alpha: R-hat ... > 1.01', ...]`: the gate recomputed from the draws (a missing `converged` attribute is not a pass); the command line warns in one line")
+# class 5: bounded work from small inputs
+raises("load_scenarios/too-many-band-cells", lambda f: _sw.load_scenarios(f.text("wide.toml", _WIDE_TOML)),
+       r"^wide\.toml: the sweep's 40,000 scenarios x 13 outputs x 1001 quantiles would need about .* band cells, more than the limit")
+raises("fit/iterations-beyond-cap-on-many-runs", lambda f: _fit(runs=_many_runs(100_000), num_chains=4, num_warmup=10_000, num_draws=10_000),
+       r"on 100,000 runs that is 3\.27e\+07 iterations as on 245\).*NUTS iterations, more than the limit of 1e\+07")
+# class 6: numbers that look valid and are not (a design's cost of inf is not a result)
+raises("evaluate_designs/flops-overflow", lambda f: chinplan.evaluate_designs(P, [7e10, 1e30], [1.4e12, 1e30], DEP),
+       r"^n x d: the training FLOPs 6 N D of the largest design must be representable in float32.*got about 1e60\.8$")
+raises("chance_constrained/grid-flops-overflow", lambda f: decide.chance_constrained(P, [1e9, 1e30], [1e11, 1e30], 2.5, 0.5, DEP),
+       r"^n_grid x d_grid: the training FLOPs 6 N D of the largest design must be representable in float32")
+raises("tco/design-flops-overflow", lambda f: costs.tco(1e30, 1e30, DEP), r"^n x d: the training FLOPs 6 N D of the largest design must be representable")
+# class 7: tables read as written
+flags("load_scenarios/utf8-byte-order-mark", lambda f: _sw.load_scenarios(f.text("bom.toml", "\ufeff[grid]\ncompute = 1e22\n")),
+      lambda scenarios: list(scenarios.axes) == ["compute"] and scenarios.shape == (1,),
+      says="read as the same file without the mark (it was \"Invalid statement (at line 1, column 1)\")")
+# class 8: messages that read plainly
+raises("load_runs/float-row-label", lambda f: chinplan.load_runs(_runs_with("params", -1.0, row=9).set_axis(np.linspace(0.0, 36742300.0, 10))),
+       r"^column 'params', row 36742300: value -1\.0 must be positive$")
+raises("load_runs/series-in-a-cell", lambda f: chinplan.load_runs(pd.DataFrame({"params": [1e8, 2e8, pd.Series([1, 2])], "tokens": [1e9, 2e9, 3e9], "loss": [3.0, 2.9, 2.8]}), min_runs=1),
+       r"^column 'params', row 2: value a Series of 2 values is not a number$")
+raises("load_runs/long-text-cell", lambda f: chinplan.load_runs(_runs_with("params", "y" * 100)),
+       r"^column 'params', row 3: value 'y{50}'\.\.\. \(100 characters\) is not a number$")
+raises("Posterior.load/fit-record-not-json", lambda f: chinplan.Posterior.load(f.posterior("fit_attempts_not_json")),
+       r"posterior file '.*fit_attempts_not_json\.nc': attribute 'fit_attempts' must be a JSON list of the fit's attempts")
+raises("Posterior.load/converged-maybe", lambda f: chinplan.Posterior.load(f.posterior("converged_maybe")),
+       r"posterior file '.*converged_maybe\.nc': attribute 'converged' must be 0 or 1, got 'maybe'$")
+raises("pair_plot/one-draw", lambda f: _plots().pair_plot(_one_draw()), r"^a pair plot needs at least 2 posterior draws; the posterior has 1$")
 
 
 # ----------------------------------------------------------------------------- the test

@@ -238,6 +238,109 @@ def test_decades_below_is_one_formula(capsys):
     assert smallest_c == pytest.approx(c_min, rel=1e-9) and below[2] == 0.0
 
 
+def _below_from_runs(n, d):
+    """Decades below the embedded runs of plans (N, D), written out from the runs in float64
+    (independent of chinplan.extrapolated): the larger of the compute and the parameter gap."""
+    runs = chinplan.datasets.chinchilla()
+    c_min, n_min = float(np.min(6.0 * runs["params"] * runs["tokens"])), float(runs["params"].min())
+    n, d = np.asarray(n, np.float64), np.asarray(d, np.float64)
+    return np.maximum(0.0, np.maximum(np.log10(c_min / (6.0 * n * d)), np.log10(n_min / n)))
+
+
+#: The draws carry the smallest run in the law's dtype (float32 by default), as they carry the
+#: domain: log10 values near 18 and 8 round to within 2e-6 decades there (float32 spacing at 16-32
+#: is 2^-19); 1e-5 decades leaves room for the rounding of both.
+CARRIED_ATOL = 1e-5
+
+
+@pytest.fixture(scope="module")
+def shipped_theta():
+    """64 extrapolation-aware draws of the shipped posterior (a file written before the draws
+    carried the smallest run: the smallest comes from its constant_data, so the format is
+    unchanged). 64 draws: the distances depend only on the median plan, which any draw count gives."""
+    from chinplan.decide import risk
+    from chinplan.inference.posterior import default_posterior
+
+    return risk.subset_draws(default_posterior().extrapolated_params(), 64, seed=0)
+
+
+def test_decision_outputs_carry_decades_below(shipped_theta):
+    """target_cost_bands, chance_constrained's grid and evaluate_designs say how far below the
+    smallest fitted run each plan lies, as the CLI and the sweeps do (issue 25, defect 2)."""
+    from chinplan.costs import Deployment
+    from chinplan.decide import risk
+
+    deployment = Deployment(queries=1e9, input_tokens=500.0, output_tokens=500.0)
+    data = risk.target_cost_bands(shipped_theta, [1.95, 2.5, 4.0], deployment)
+    n, d = data["n"].sel(quantile=0.5).values, data["d"].sel(quantile=0.5).values
+    np.testing.assert_allclose(data["decades_below"].values, _below_from_runs(n, d), atol=CARRIED_ATOL)
+    assert data["decades_below"].values[2] > 0.5 and data["decades_below"].values[0] == 0.0  # loss 4: a tiny model
+    n_grid, d_grid = np.array([1e6, 1e8, 7e10]), np.array([1e7, 1e10, 1.4e12])
+    _, grid = risk.chance_constrained(shipped_theta, n_grid, d_grid, 3.0, 0.5, deployment)
+    want = _below_from_runs(n_grid[:, None], d_grid[None, :])
+    np.testing.assert_allclose(grid["decades_below"].values, want, atol=CARRIED_ATOL)
+    assert grid["decades_below"].values[0, 0] > 4 and grid["decades_below"].values[2, 2] == 0.0
+    frame = risk.evaluate_designs(shipped_theta, n_grid, d_grid, deployment)
+    np.testing.assert_allclose(frame["decades_below"], _below_from_runs(n_grid, d_grid), atol=CARRIED_ATOL)
+    np.testing.assert_allclose(frame["decades_beyond"], grid["decades_beyond"].values.diagonal())
+
+
+def test_carried_smallest_is_the_one_the_cli_uses(shipped_theta):
+    """One owner: the draws carry Posterior.smallest, which the CLI's rows and sweeps read."""
+    from chinplan.cli import inputs
+    from chinplan.decide import sweep
+    from chinplan.extrapolated import Smallest, carried_smallest
+    from chinplan.inference.posterior import default_posterior
+
+    post = default_posterior()
+    runs = chinplan.datasets.chinchilla()
+    exact = Smallest(float(np.log10(np.min(6.0 * runs["params"] * runs["tokens"]))), float(np.log10(runs["params"].min())))
+    assert post.smallest == pytest.approx(exact, abs=1e-12)
+    assert carried_smallest(shipped_theta) == pytest.approx(exact, abs=CARRIED_ATOL)
+    file_draws = inputs.load_draws(type("Args", (), {"posterior": None, "draws": 50, "seed": 0, "uncertainty": None})(), fast=True)
+    assert file_draws.posterior.smallest == post.smallest  # the fast path reads the same runs
+    assert carried_smallest(file_draws.theta) == carried_smallest(shipped_theta)
+    budgets = sweep.Scenarios(axes={"compute": np.array([1e12, 1e24])}, plan="compute", optimum="cost", outputs=("loss",),
+                              quantiles=(0.5,), deployment=None, described={})  # fmt: skip
+    carried = sweep.run_sweep(budgets, shipped_theta)["decades_below"].values  # from the draws
+    given = sweep.run_sweep(budgets, shipped_theta, smallest=post.smallest)["decades_below"].values
+    np.testing.assert_allclose(carried, given, atol=CARRIED_ATOL)
+    np.testing.assert_allclose(given, [exact.log10_compute - 12.0, 0.0], atol=1e-12)
+
+
+def test_draws_that_do_not_know_their_runs_omit_decades_below(shipped_theta, tmp_path):
+    """Law-only draws and a file without constant_data (its runs unknown) still load and
+    decide; they report no distance below (NaN carried, one pytree structure for both)."""
+    import jax
+
+    from chinplan.costs import Deployment
+    from chinplan.decide import risk
+    from chinplan.extrapolated import carried_smallest, from_draws
+    from chinplan.inference.posterior import Posterior, default_posterior
+
+    post = default_posterior()
+    unknown = from_draws(shipped_theta.law, post.domain, {k: shipped_theta[i] for i, k in ((1, "u"), (2, "v"), (3, "kappa"))})
+    assert jax.tree.structure(unknown) == jax.tree.structure(shipped_theta)  # one compiled kernel for both
+    assert carried_smallest(unknown) is None and carried_smallest(shipped_theta.law) is None
+    deployment = Deployment(queries=1e9, input_tokens=500.0, output_tokens=500.0)
+    data = risk.target_cost_bands(unknown, [2.5], deployment)
+    assert "decades_beyond" in data and "decades_below" not in data
+    _, grid = risk.chance_constrained(shipped_theta.law, np.array([1e6]), np.array([1e7]), 3.0, 0.5, deployment)
+    assert "decades_below" not in grid and "decades_beyond" not in grid
+    # a saved file with no runs recorded (constant_data dropped): loads, carries NaN, omits it
+    idata = post.to_arviz()
+    kept = {name: idata[name] for name in idata.groups() if name not in ("constant_data", "observed_data")}
+    import arviz as az
+
+    path = tmp_path / "no_runs.nc"
+    Posterior(az.InferenceData(**kept)).save(path)
+    loaded = Posterior.load(path)
+    assert loaded.smallest is None
+    theta = risk.subset_draws(loaded.extrapolated_params(), 16, seed=0)
+    assert carried_smallest(theta) is None and np.isnan(np.asarray(theta.smallest)).all()
+    assert "decades_below" not in risk.target_cost_bands(theta, [2.5], deployment)
+
+
 # --------------------------------------------------------------------------------------
 # 4. One 80-column printer for the examples.
 # --------------------------------------------------------------------------------------

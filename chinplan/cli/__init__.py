@@ -25,7 +25,8 @@ import os
 import sys
 import warnings
 
-from chinplan._files import POSTERIOR_DIRECTORY, POSTERIOR_EMPTY, HangUp, OutputPathError, Terminated, check_input_file, signals_deferred, signals_unwind
+from chinplan._files import POSTERIOR_DIRECTORY, POSTERIOR_EMPTY, HangUp, OutputPathError, Terminated, check_input_file, signals_deferred, signals_unwind, signals_watched
+from chinplan._program import end_at_once_on_signals, signal_exit
 from chinplan.cli.parser import (
     EXIT_ERROR,
     EXIT_HANGUP,
@@ -267,12 +268,15 @@ def main(argv=None) -> int:
     as the program (``argv`` None), a non-zero exit then ends the process at once
     (:func:`_exit_now`).
     """
+    if argv is None:  # the program (chinplan/__init__.py set these already when it could tell)
+        end_at_once_on_signals()
     if sys.stdout is None:  # fd 1 closed at start-up: print() would drop every line and exit 0
         print(f"chinplan: error: {STDOUT_CLOSED}", file=sys.stderr)
         return EXIT_ERROR
     args = build_parser().parse_args(argv)
     try:
-        with signals_unwind(), warnings.catch_warnings(), tolerant_output():
+        watched = signals_watched(signal_exit) if argv is None else contextlib.nullcontext()  # the program: it may end the process
+        with signals_unwind(), watched, warnings.catch_warnings(), tolerant_output():
             warnings.showwarning = _warning_line  # restored on leaving
             check_inputs(args)
             if args.command not in JAX_FREE_COMMANDS:

@@ -1,18 +1,10 @@
-"""``python -m chinplan.cli``: the same as the ``chinplan`` command."""
+"""``python -m chinplan.cli``: the same as the ``chinplan`` command.
 
-import os
-import signal
+Python imports the packages first; ``chinplan/__init__.py``'s first lines set the program's
+signal handlers (:mod:`chinplan._program`: a signal while the rest loads is one line)."""
+
 import sys
 
-
-def _early(signum, frame):  # before main() takes over: nothing to clean up yet, one line, 128 + N
-    os.write(2, b"chinplan: interrupted\n" if signum == signal.SIGINT else b"chinplan: terminated\n")
-    os._exit(128 + signum)
-
-
-for _signal in (signal.SIGINT, signal.SIGTERM):
-    signal.signal(_signal, _early)
-
-from chinplan.cli import main  # noqa: E402  (after the handlers: a signal while importing is one line)
+from chinplan.cli import main
 
 sys.exit(main())

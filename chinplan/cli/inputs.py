@@ -15,6 +15,7 @@ not decode, get the full :class:`chinplan.inference.posterior.Posterior`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -31,7 +32,7 @@ from chinplan.cli.parser import CliError, Range, UsageError
 from chinplan.decide import risk as decide
 from chinplan import deployment
 from chinplan.format import human_flops
-from chinplan.extrapolated import Domain, ExtrapolatedLaw, decades_beyond, from_draws
+from chinplan.extrapolated import Domain, ExtrapolatedLaw, Smallest, decades_beyond, from_draws
 from chinplan.inference import posterior_file
 from chinplan.law import LawParams, log_g
 from chinplan.uncertain import Uniform
@@ -98,10 +99,18 @@ class FileDraws:
             raise ValueError("this posterior records no fitted runs (no constant_data group), so its domain is unknown")
         return Domain.of(const["log_n"], const["log_d"])
 
+    @property
+    def smallest(self) -> Smallest | None:
+        """As :attr:`chinplan.inference.posterior.Posterior.smallest`."""
+        const = self._data["constant_data"]
+        if "log_n" not in const or "log_d" not in const:
+            return None
+        return Smallest.of(np.asarray(const["log_n"]).reshape(-1), np.asarray(const["log_d"]).reshape(-1))
+
     def extrapolated_params(self, uncertainty: str = "extrapolation") -> ExtrapolatedLaw:
         """As :meth:`chinplan.inference.posterior.Posterior.extrapolated_params` (one builder:
         :func:`chinplan.extrapolated.from_draws`)."""
-        return from_draws(self.params, self.domain, None if uncertainty == "law" else self._data["extrapolation"])
+        return from_draws(self.params, self.domain, None if uncertainty == "law" else self._data["extrapolation"], self.smallest)
 
     def extrapolation(self, n=None, d=None, *, compute=None):
         """Decades beyond the fitted runs, as :meth:`Posterior.extrapolation`."""
@@ -189,12 +198,12 @@ def load_draws(args, *, fast: bool = False) -> CommandDraws:
     return CommandDraws(theta.law, total, source, posterior, theta, uncertainty)
 
 
-def check_convergence(posterior, path) -> None:
-    """Warns, in one line, when a posterior file's draws fail the convergence gate (R-hat over
-    chains, bulk ESS, divergences), recomputed from the draws: a file's ``converged`` attribute
-    is not trusted (a missing one is not a pass). The shipped posterior (``path`` None) is not
-    recomputed (tests/test_issue26b.py checks that it passes), so its hot path loads no arviz.
-    One chain has no R-hat: said so, and nothing else is checked."""
+def convergence_problems(posterior, path) -> list[str] | None:
+    """The convergence gate's failures (R-hat over chains, bulk ESS, divergences) of a posterior
+    file, recomputed from its draws: a file's ``converged`` attribute is not trusted (a missing
+    one is not a pass); [] when it passes, None when it cannot be checked (one chain has no
+    R-hat). The shipped posterior (``path`` None) is not recomputed (tests/test_issue26b.py
+    checks that it passes), so its hot path loads no arviz."""
     problems = []  # what the file's fit recorded, when it says it did not converge
     if not int(posterior.attrs.get("converged", 1)):
         attempts = json.loads(posterior.attrs.get("fit_attempts", "[]"))
@@ -202,11 +211,18 @@ def check_convergence(posterior, path) -> None:
     if path is not None:
         chains = posterior.num_chains if isinstance(posterior, FileDraws) else int(posterior.to_arviz().posterior.sizes.get("chain", 1))
         if chains < 2:
-            warn(f"--posterior {path} holds 1 chain: R-hat compares chains, so its convergence cannot be checked "
-                 "(fit with --chains 2 or more)")  # fmt: skip
-            return
+            return None
         problems = posterior.convergence_problems() or problems
-    if problems:
+    return problems
+
+
+def check_convergence(posterior, path) -> None:
+    """Warns, in one line, when :func:`convergence_problems` finds any, or cannot check (one chain)."""
+    problems = convergence_problems(posterior, path)
+    if problems is None:
+        warn(f"--posterior {path} holds 1 chain: R-hat compares chains, so its convergence cannot be checked "
+             "(fit with --chains 2 or more)")  # fmt: skip
+    elif problems:
         warn(f"the posterior did not converge ({'; '.join(problems[:2])}): its bands are not to be trusted")
 
 
@@ -222,12 +238,11 @@ def fitted_runs(posterior):
 def below_decades(draws: CommandDraws, n, d) -> tuple[np.ndarray, float]:
     """Decades below the smallest fitted run (in compute, or in parameters when that is further)
     of plans (N, D), and the smallest fitted run's FLOPs (NaN when the file records no runs)."""
-    from chinplan.extrapolated import Smallest, plan_decades_below
+    from chinplan.extrapolated import plan_decades_below
 
-    runs = fitted_runs(draws.posterior)
-    if runs is None:
+    smallest = draws.posterior.smallest  # the one the draws carry (ExtrapolatedLaw.smallest), in float64
+    if smallest is None:
         return np.zeros(np.broadcast_shapes(np.shape(n), np.shape(d))), math.nan
-    smallest = Smallest.of(*runs)
     return plan_decades_below(smallest, n, d), 10.0**smallest.log10_compute
 
 
@@ -363,5 +378,25 @@ def queries_grid(queries: float):
     return np.logspace(6, 12, 49)
 
 
+#: Inside :func:`warnings_once`: the warning lines said so far (innermost scope last).
+_said: list[set] = []
+
+
+@contextlib.contextmanager
+def warnings_once():
+    """Inside, each warning line is said once: a command that runs others in-process and
+    reads the posterior more than once (``report``) warns about it once, not at every read."""
+    _said.append(set())
+    try:
+        yield
+    finally:
+        _said.pop()
+
+
 def warn(message: str) -> None:
-    print(f"chinplan: warning: {message}", file=sys.stderr)
+    line = f"chinplan: warning: {message}"
+    if _said:
+        if line in _said[-1]:
+            return
+        _said[-1].add(line)
+    print(line, file=sys.stderr)

@@ -96,6 +96,15 @@ def _document(argv: list[str]) -> dict:
     return json.loads(buffer.getvalue())
 
 
+def _converged(posterior, path) -> str:
+    """The assumptions' convergence line: the gate recomputed from a file's draws, as the
+    command line's warning says it (:func:`chinplan.cli.inputs.convergence_problems`)."""
+    problems = inputs.convergence_problems(posterior, path)
+    if problems is None:
+        return "cannot be checked: 1 chain (R-hat compares chains)"
+    return "yes" if not problems else f"NO ({'; '.join(problems[:2])}): bands not to be trusted"
+
+
 def _svg(fig) -> str:
     buffer = io.StringIO()
     fig.savefig(buffer, format="svg")
@@ -177,6 +186,11 @@ def _crossover_table(doc: dict, crossings: list[dict]) -> str:
 
 
 def cmd_report(args) -> int:
+    with inputs.warnings_once():  # the posterior is read by each command the report runs: one warning each
+        return _report(args)
+
+
+def _report(args) -> int:
     inputs.check_output(args.output, "-o/--output", REPORT_SUFFIXES, args.posterior)
     q = inputs.check_quantiles(args.quantiles)
     median, central = inputs.central_quantile(q)
@@ -204,7 +218,7 @@ def cmd_report(args) -> int:
     where = "".join(f"<li>{_where(plan['compute'], plan['extrapolation'])}</li>" for plan in doc["plans"])
     assumptions = {
         "posterior": doc["posterior"], "fitted runs": attrs.get("num_runs", "?"), "data sha256": str(attrs.get("data_sha256", "?")),
-        "converged (R-hat, ESS, divergences)": "yes" if int(attrs.get("converged", 1)) else "NO: bands not to be trusted",
+        "converged (R-hat, ESS, divergences)": _converged(draws.posterior, args.posterior),
         "posterior draws used": doc["num_draws"], "seed": doc["seed"], "uncertainty": doc["uncertainty"],
         "bands": quantile_label(q), "losses": "nats of the fitted runs' tokenizer and evaluation set",
     }  # fmt: skip

@@ -21,7 +21,6 @@ from chinplan._files import write_atomic
 from chinplan.cli import inputs, render
 from chinplan.cli.parser import EXIT_OK, SWEEP_SUFFIXES, CliError
 from chinplan.decide import resume, sweep
-from chinplan.extrapolated import Smallest
 
 # --------------------------------------------------------------------------------------
 # sweep
@@ -78,7 +77,7 @@ def cmd_sweep(args) -> int:
 
 def _run_and_write(args, suffix, scenarios, draws, params, fingerprint, progress, checkpoint) -> None:
     dataset = sweep.run_sweep(scenarios, params, key=inputs.key_for(args, inputs.COSTS), progress=progress, domain=draws.posterior.domain,
-                               smallest=_smallest(draws), checkpoint=checkpoint)
+                               smallest=draws.posterior.smallest, checkpoint=checkpoint)
     dataset.attrs.update(
         scenarios=os.path.basename(args.scenarios),
         posterior=draws.source,
@@ -99,12 +98,6 @@ def _run_and_write(args, suffix, scenarios, draws, params, fingerprint, progress
             write_atomic(args.output, lambda tmp: sweep.write_parquet(frame, tmp))
         else:
             write_atomic(args.output, lambda tmp: frame.to_csv(tmp, index=False))
-
-
-def _smallest(draws):
-    """The fitted runs' smallest log10 (compute, params), or None when the file records no runs."""
-    runs = inputs.fitted_runs(draws.posterior)
-    return None if runs is None else Smallest.of(*runs)
 
 
 def _report(args, suffix, scenarios, draws) -> int:

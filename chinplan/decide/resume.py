@@ -31,7 +31,7 @@ import re
 
 import numpy as np
 
-from chinplan._files import write_atomic
+from chinplan._files import track_temporary, untrack_temporary, write_atomic
 
 try:
     import fcntl
@@ -118,6 +118,7 @@ class Checkpoint:
         self.chunks: dict[str, str] = {}  # index -> SHA-256 of the chunk's bytes
         self._lock_path = self.directory + LOCK_SUFFIX
         self._fd = _lock(self._lock_path, self.directory)
+        track_temporary(self._lock_path)  # removed should a signal end the process mid-computation
         try:
             self._start(resume)
         except BaseException:
@@ -177,6 +178,7 @@ class Checkpoint:
             os.unlink(self._lock_path)  # before the unlock: see _lock's inode check
         except FileNotFoundError:
             pass
+        untrack_temporary(self._lock_path)
         os.close(self._fd)
         self._fd = None
 

@@ -30,7 +30,7 @@ from chinplan import _checks, costs, engine
 from chinplan.engine import kernels
 from chinplan.costs import Deployment
 from chinplan.decide.curves import crossing  # noqa: F401  (re-exported: chinplan.decide.risk.crossing)
-from chinplan.extrapolated import ExtrapolatedLaw, plan_decades_beyond
+from chinplan.extrapolated import ExtrapolatedLaw, carried_smallest, plan_decades_below, plan_decades_beyond
 from chinplan.engine.kernels import PlanCost, cheaper, design_cost, loss_at_most, params_for_loss, target_plan_cost
 from chinplan.format import quantile_name
 from chinplan.law import LawParams, as_float
@@ -210,6 +210,7 @@ def prob_target(
 def _cost_question(params, n, d, deployment, key, field) -> tuple[Draws, object]:
     """Checked designs, the draws (sampled once) and the kernel of ``field``."""
     _checks.broadcast_shape(n=_positive("n", n), d=_positive("d", d))
+    costs.check_design(n, d)  # a cost of inf is not a result
     kernel = kernels.cost_field(field)
     return draw_pairs(params, deployment, key=key), kernel
 
@@ -291,6 +292,7 @@ def prob_cheaper(
       ``(k, k)`` array; the diagonal is 0 and ``M + M.T <= 1`` (ties count for neither).
     """
     n, d = _designs(n, d)
+    costs.check_design(n, d)
     theta = draw_pairs(params, deployment, key=key)
     return engine.probability(cheaper, theta, n[:, None], d[:, None], n[None, :], d[None, :], chunk_size=chunk_size)
 
@@ -396,21 +398,38 @@ def target_cost_bands(
 
     Returns:
       ``xarray.Dataset`` with variables ``n``, ``d``, ``dollars`` over
-      ``("quantile", "target_loss")``.
+      ``("quantile", "target_loss")``; with extrapolation-aware draws also ``decades_beyond``
+      and ``decades_below`` over ``target_loss``: how far the median plan lies beyond the
+      fitted runs and below the smallest of them (:func:`_distances`).
     """
     theta = draw_pairs(params, deployment, key=key)
     targets = _targets(theta.law, target_loss)
     result = engine.bands(target_plan_cost, theta, targets, q=q, chunk_size=chunk_size)
     data = engine.to_dataset(result, q, dims=("target_loss",), coords={"target_loss": targets})
-    if isinstance(theta.law, ExtrapolatedLaw):  # how far beyond the fitted runs the median plan lies
-        mid = int(np.argmin(np.abs(np.asarray(q) - 0.5)))
-        data["decades_beyond"] = ("target_loss", _decades_beyond(theta.law, data["n"].values[mid], data["d"].values[mid]))
+    mid = int(np.argmin(np.abs(np.asarray(q) - 0.5)))  # the median plan (the level nearest 0.5)
+    for name, values in _distances(theta.law, data["n"].values[mid], data["d"].values[mid]).items():
+        data[name] = ("target_loss", values)
     return data
 
 
 def _decades_beyond(law_draws: ExtrapolatedLaw, n: np.ndarray, d: np.ndarray) -> np.ndarray:
     """Decades beyond the fitted runs of plans (N, D) (:func:`chinplan.extrapolation.plan_decades_beyond`)."""
     return plan_decades_beyond(np.asarray(law_draws.domain, np.float64)[0], n, d)
+
+
+def _distances(law_draws, n: np.ndarray, d: np.ndarray) -> dict:
+    """``{"decades_beyond", "decades_below"}`` of plans (N, D): how far beyond the fitted runs
+    (:func:`chinplan.extrapolated.plan_decades_beyond`) and below the smallest of them
+    (:func:`chinplan.extrapolated.plan_decades_below`, the one owner the CLI and the sweeps
+    use too), from what extrapolation-aware draws carry; each omitted when the draws do not
+    know it (law-only draws know neither)."""
+    if not isinstance(law_draws, ExtrapolatedLaw):
+        return {}
+    out = {"decades_beyond": _decades_beyond(law_draws, n, d)}
+    smallest = carried_smallest(law_draws)
+    if smallest is not None:
+        out["decades_below"] = plan_decades_below(smallest, n, d)
+    return out
 
 
 def plan_bands(params: LawParams | Draws, compute: ArrayLike, q: Sequence[float] = engine.DEFAULT_QUANTILES) -> dict:
@@ -478,12 +497,15 @@ def evaluate_designs(
 
     Columns: ``n``, ``d``, ``train_flops`` (6ND), ``loss_mean``, ``loss_q5`` ... (quantiles
     ``q``), ``p_target`` (if ``target_loss``), ``dollars_mean``, ``dollars_q5`` ...,
-    ``dollars_cvar`` (CVaR at ``level``); returned as a ``pandas.DataFrame``. Use
-    :func:`prob_cheaper` for the pairwise P(design a cheaper than design b).
+    ``dollars_cvar`` (CVaR at ``level``), and with extrapolation-aware draws
+    ``decades_beyond`` and ``decades_below`` (:func:`_distances`); returned as a
+    ``pandas.DataFrame``. Use :func:`prob_cheaper` for the pairwise P(design a cheaper than
+    design b).
     """
     import pandas as pd
 
     n, d = _designs(n, d)
+    costs.check_design(n, d)  # a cost of inf is not a result
     level = _checks.level("level", level)
     theta = draw_pairs(params, deployment, key=key)
     names = [quantile_name(v) for v in q]
@@ -499,6 +521,8 @@ def evaluate_designs(
     for name, row in zip(names, np.asarray(engine.bands(dollars, theta, n, d, q=q, chunk_size=chunk_size).values)):
         frame[f"dollars_{name}"] = row
     frame["dollars_cvar"] = np.asarray(engine.cvar(dollars, theta, n, d, level=level, chunk_size=chunk_size))
+    for name, values in _distances(theta.law, n, d).items():
+        frame[name] = values
     return frame
 
 
@@ -525,7 +549,8 @@ def chance_constrained(
       ``(choice, grid)``: ``choice`` is a ``pandas.Series`` with ``n``, ``d``, ``probability``,
       ``expected_dollars``, ``expected_flops`` and ``found`` (False, with NaN values, when no
       grid point is feasible); ``grid`` is an ``xarray.Dataset`` over dims ``(n, d)`` with
-      ``probability``, ``expected_dollars``, ``expected_flops`` and ``feasible``.
+      ``probability``, ``expected_dollars``, ``expected_flops`` and ``feasible`` (and, with
+      extrapolation-aware draws, ``decades_beyond`` and ``decades_below``: :func:`_distances`).
     """
     import pandas as pd
     import xarray as xr
@@ -535,6 +560,7 @@ def chance_constrained(
     d_grid = np.atleast_1d(_positive("d_grid", d_grid))
     if n_grid.ndim != 1 or d_grid.ndim != 1:
         raise ValueError("n_grid and d_grid must be 1-D")
+    costs.check_design(n_grid[:, None], d_grid[None, :], "n_grid x d_grid")
     target_loss = _checks.positive_number("target_loss", target_loss)
     p = _checks.level("p", p, low_open=True)
     theta = draw_pairs(params, deployment, key=key)
@@ -554,8 +580,8 @@ def chance_constrained(
         coords={"n": n_grid, "d": d_grid},
         attrs={"target_loss": float(target_loss), "p": p, "objective": objective},
     )
-    if isinstance(theta.law, ExtrapolatedLaw):
-        grid["decades_beyond"] = (("n", "d"), _decades_beyond(theta.law, nn, dd))
+    for name, values in _distances(theta.law, nn, dd).items():
+        grid[name] = (("n", "d"), values)
     if not feasible.any():
         nan = float("nan")
         choice = dict(n=nan, d=nan, probability=nan, expected_dollars=nan, expected_flops=nan, found=False)

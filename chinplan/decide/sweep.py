@@ -25,7 +25,7 @@ import numpy as np
 from chinplan import _checks, costs, engine
 from chinplan.decide import risk as decide
 from chinplan.engine import kernels
-from chinplan.extrapolated import ExtrapolatedLaw, plan_decades_below, plan_decades_beyond
+from chinplan.extrapolated import ExtrapolatedLaw, carried_smallest, plan_decades_below, plan_decades_beyond
 from chinplan.deployment import DECODE_MODES, PRECISIONS, build_deployment, describe  # noqa: F401  (re-exported)
 from chinplan.format import SCENARIOS_SCHEMA, parse_human, quantile_name  # noqa: F401  (re-exported)
 from chinplan.optima import sensible_budget
@@ -369,7 +369,9 @@ def run_sweep(scenarios: Scenarios, params, *, key=None, progress: bool = False,
       domain: the fitted runs' largest log10 (compute, params, tokens)
         (:attr:`chinplan.Posterior.domain`); taken from extrapolation-aware draws when omitted.
       smallest: the fitted runs' smallest log10 (compute, params)
-        (:meth:`chinplan.extrapolated.Smallest.of` of their log N, log D); None: not reported.
+        (:meth:`chinplan.extrapolated.Smallest.of` of their log N, log D); taken from
+        extrapolation-aware draws when omitted (:attr:`~chinplan.extrapolated.ExtrapolatedLaw.smallest`);
+        not reported when neither knows it.
       checkpoint: a :class:`chinplan.decide.resume.Checkpoint`: evaluate the scenarios (flattened
         in C order) in its chunks, saving each and skipping those it holds already (resume).
 
@@ -387,8 +389,7 @@ def run_sweep(scenarios: Scenarios, params, *, key=None, progress: bool = False,
     if scenarios.plan == "target_loss":
         _checks.reachable("grid.target_loss", scenarios.axes["target_loss"], decide._constants(theta.law).E, every=False)
     if scenarios.plan == "design":  # a fixed design's costs scale with its training FLOPs 6 N D
-        top = math.log(6.0) + math.log(float(np.max(scenarios.axes["n"]))) + math.log(float(np.max(scenarios.axes["d"])))
-        _checks.log_representable("grid.n x grid.d: the training FLOPs 6 N D of the largest design", top)
+        costs.check_design(scenarios.axes["n"][:, None], scenarios.axes["d"][None, :], "grid.n x grid.d")
     if scenarios.plan == "compute":
         sensible_budget("grid.compute", scenarios.axes["compute"], decide.median_params(decide._constants(theta.law)))
     # Axis k varies along dimension k: the engine broadcasts them to the full grid.
@@ -415,6 +416,8 @@ def run_sweep(scenarios: Scenarios, params, *, key=None, progress: bool = False,
         beyond = _decades_beyond(scenarios, variables, np.asarray(domain, np.float64))
         if beyond is not None:
             variables["decades_beyond"] = (names, beyond)
+    if smallest is None:
+        smallest = carried_smallest(theta.law)
     if smallest is not None:
         below = _plan_distance(scenarios, variables, lambda n, d: plan_decades_below(smallest, n, d),
                                lambda c: np.maximum(0.0, smallest[0] - np.log10(c)))  # fmt: skip

@@ -31,6 +31,7 @@ import xarray as xr
 from chinplan import _checks
 from chinplan.extrapolated import (
     Domain,
+    Smallest,
     ExtrapolatedLaw,
     compute_optimal_draws,
     decades_beyond,
@@ -354,6 +355,12 @@ class Posterior:
             raise ValueError("this posterior records no fitted runs (no constant_data group), so its domain is unknown")
         return Domain.of(np.asarray(const["log_n"]), np.asarray(const["log_d"]))
 
+    @property
+    def smallest(self) -> Smallest | None:
+        """The fitted runs' smallest log10 compute and parameters, or None if it records no runs."""
+        const = self._idata.get("constant_data") or {}
+        return Smallest.of(const["log_n"].values, const["log_d"].values) if "log_n" in const and "log_d" in const else None
+
     def extrapolation(self, n=None, d=None, *, compute=None) -> "Extrapolation":
         """Decades beyond the fitted runs: ``max(0, log10 x - log10 x_max)`` for compute, N, D.
 
@@ -396,7 +403,7 @@ class Posterior:
         if uncertainty == "extrapolation":  # c: the allocation predictive's valley offset (fits since issue 22)
             group = self._idata.extrapolation
             terms = {k: group[k].values for k in ("u", "v", "kappa", "c") if k in group}
-        return from_draws(law, self.domain, terms)
+        return from_draws(law, self.domain, terms, self.smallest)
 
     @property
     def allocation_line(self) -> "AllocationLine | None":
