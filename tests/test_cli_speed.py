@@ -278,6 +278,7 @@ def test_tco_traces_one_sorting_network(monkeypatch):
     calls = []
     real = quantile_network._bitonic_sort_pow2
     monkeypatch.setattr(quantile_network, "_bitonic_sort_pow2", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(quantile_network, "NETWORK_MAX_SORT", -1)  # the network even for 64 draws
     reductions._chunk_function.cache_clear()
     draws = inputs.load_draws(argparse.Namespace(posterior=None, draws=64, seed=0), fast=True)
     result = chinplan.decide.tco_bands(draws.theta, [2.0], key=jax.random.key(0))

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chinplan import engine
@@ -95,8 +95,19 @@ BUDGETS = np.logspace(20, 25, 37)
 # ------------------------------------------------------------------ the quantile kernel alone
 
 
+@pytest.fixture(params=["network", "xla-sort"])
+def sorter(request, monkeypatch):
+    """Runs the test with the bitonic network for every sort, then with XLA's sort for every
+    sort (the engine picks by size, :data:`quantile_network.NETWORK_MAX_SORT`)."""
+    limit = -1 if request.param == "network" else 2**62
+    monkeypatch.setattr(quantile_network, "NETWORK_MAX_SORT", limit)
+    jax.clear_caches()  # the choice is made while tracing
+    yield request.param
+    jax.clear_caches()
+
+
 @pytest.mark.parametrize("n", [1, 2, 3, 999, 1000, 1024, 1025])
-def test_draw_quantiles_matches_numpy_with_ties(n):
+def test_draw_quantiles_matches_numpy_with_ties(n, sorter):
     rng = np.random.default_rng(n)
     x = rng.integers(0, 7, size=(n, 13)).astype(np.float32) * np.float32(0.37)  # many ties
     x[:, 0] = rng.standard_normal(n)
@@ -109,13 +120,13 @@ def test_draw_quantiles_matches_numpy_with_ties(n):
     np.testing.assert_array_equal(got[-1], x.max(axis=0))
 
 
-@settings(max_examples=30, deadline=None, derandomize=True)
+@settings(max_examples=30, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])  # the sorter holds for every example
 @given(
     n=st.sampled_from([1, 5, 16, 33]),
     seed=st.integers(0, 2**31 - 1),
     inf_share=st.sampled_from([0.0, 0.1, 0.5]),
 )
-def test_draw_quantiles_property(n, seed, inf_share):
+def test_draw_quantiles_property(n, seed, inf_share, sorter):
     """Random tied data with a share of +-inf: the kernel equals the float64 oracle."""
     q = (0.0, 0.1, 1 / 3, 0.5, 0.9, 1.0)  # fixed levels: one compilation per n
     rng = np.random.default_rng(seed)
@@ -126,14 +137,14 @@ def test_draw_quantiles_property(n, seed, inf_share):
     np.testing.assert_allclose(got, quantile_oracle(x, q), rtol=RTOL, atol=1e-6)
 
 
-def test_sort_over_draws_is_a_sort():
+def test_sort_over_draws_is_a_sort(sorter):
     x = np.random.default_rng(1).standard_normal((999, 4, 3)).astype(np.float32)
     sorted_x, nan_count = quantile_network.sort_over_draws(x)
     np.testing.assert_array_equal(np.asarray(sorted_x), np.sort(x, axis=0))
     assert not np.asarray(nan_count).any()
 
 
-def test_draw_quantiles_infinities():
+def test_draw_quantiles_infinities(sorter):
     x = np.array([[1.0, 1.0, -np.inf, -np.inf], [2.0, np.inf, 0.0, -np.inf], [np.inf, np.inf, 5.0, np.inf]], np.float32)
     q = (0.0, 0.25, 0.5, 0.75, 1.0)
     got = np.asarray(quantile_network.draw_quantiles(x, q))
@@ -148,7 +159,7 @@ def test_draw_quantiles_infinities():
     np.testing.assert_allclose(quantile_oracle(y, q), np.quantile(y, q, axis=0), rtol=1e-12)
 
 
-def test_draw_quantiles_nan_policies():
+def test_draw_quantiles_nan_policies(sorter):
     rng = np.random.default_rng(3)
     x = rng.standard_normal((50, 6)).astype(np.float32)
     x[rng.random((50, 6)) < 0.2] = np.nan
@@ -161,6 +172,26 @@ def test_draw_quantiles_nan_policies():
     with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
         want = np.nanquantile(x.astype(np.float64), Q, axis=0)
     np.testing.assert_allclose(omitted, want, rtol=RTOL)
+
+
+def test_small_chunks_take_xla_sort_and_large_ones_the_network_with_the_same_bits(monkeypatch):
+    """Bands of one chunk small enough for XLA's sort equal, bit for bit, those of the same
+    scenarios in chunks sorted by the network: both are exact sorts of the same keys."""
+    calls = []
+    real = quantile_network._bitonic_sort_pow2
+    monkeypatch.setattr(quantile_network, "_bitonic_sort_pow2", lambda *a, **k: calls.append(a[0].size) or real(*a, **k))
+    rng = np.random.default_rng(5)
+    x = jnp.asarray(rng.standard_normal((1000, 6)).astype(np.float32))  # 1,024 x 6 values: small
+    x = x.at[rng.random((1000, 6)) < 0.05].set(jnp.inf)
+    jax.clear_caches()
+    small = np.asarray(quantile_network.draw_quantiles(x, Q))
+    assert calls == []
+    wide = jnp.tile(x, (1, 16))  # 1,024 x 96 values: above NETWORK_MAX_SORT, the network
+    assert wide.size > quantile_network.NETWORK_MAX_SORT >= x.size
+    big = np.asarray(quantile_network.draw_quantiles(wide, Q))
+    assert calls and min(calls) > quantile_network.NETWORK_MAX_SORT
+    np.testing.assert_array_equal(big[:, :6], small)
+    jax.clear_caches()
 
 
 # ------------------------------------------------------------------ bands and siblings vs NumPy

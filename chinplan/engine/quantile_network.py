@@ -29,15 +29,16 @@ DEFAULT_QUANTILES = (0.05, 0.5, 0.95)
 
 
 
-#: Draws x columns from which a sort runs through the bitonic network; below it XLA's own sort
-#: (``lax.sort`` of the same integer keys) sorts them. Both are exact sorts of the same keys,
-#: so every order statistic, and every quantile, is the same bit for bit either way. The
-#: network runs 11-16x faster on a CPU but takes seconds to compile (an unrolled stage per
-#: compare-exchange: about 2.4 s of 2.9 s for ``plan``'s bands of 4,000 draws, against about
-#: 0.1 s for the sort); below 2**15 values (8 columns of 4,096 draws; one CLI question) the
-#: sort runs in about a millisecond, so compiling the network would never pay back. Sweeps'
-#: chunks (2**17 values by default, :mod:`chinplan.engine.reductions`) take the network.
-NETWORK_MIN_ELEMENTS = 2**15
+#: Values (padded draws x columns) up to which a chunk is sorted by XLA's own sort
+#: (``lax.sort`` of the same integer keys) instead of the bitonic network. Both are exact
+#: sorts of the same keys, so every order statistic, and every quantile, is the same bit for
+#: bit either way. The network runs 11-16x faster on a CPU (benchmarks/RESULTS.md) but
+#: compiles for seconds (an unrolled stage per compare-exchange: ``plan``'s bands of 4,000
+#: draws compile in 2.6 s of CPU with it, 1.2 s without); up to 2**16 values (16 columns of
+#: 4,096 draws: one question from the command line) the sort takes milliseconds, so the
+#: network would never pay for its compilation. Sweeps' chunks (2**17 values by default,
+#: :mod:`chinplan.engine.reductions`) take the network.
+NETWORK_MAX_SORT = 2**16
 
 
 def _next_power_of_two(n: int) -> int:
@@ -127,7 +128,7 @@ def _order_statistics(x: jax.Array, ranks: tuple[int, ...] | None = None) -> tup
     if padded > n:
         x = jnp.concatenate([x, jnp.full((padded - n, *x.shape[1:]), jnp.inf, x.dtype)])
     columns = _to_sort_key(x).reshape(padded, -1)  # one column axis: a simpler program
-    if columns.size < NETWORK_MIN_ELEMENTS:  # small: XLA's sort, the same rows, quick to compile
+    if columns.size <= NETWORK_MAX_SORT:  # small: XLA's sort, the same rows, quick to compile
         rows = jax.lax.sort(columns, dimension=0)
         rows = rows if ranks is None else rows[np.asarray(ranks)]
     else:
