@@ -97,13 +97,20 @@ def count_compiles():
     compilation (jitted functions and eager ops alike) made inside the block, and every
     program the suite's compilation cache served (a compilation it saved, not a reuse)."""
 
+    class Seen(list):
+        """The events, and ``names``: the compiled functions' names (``jit(chain)``, ...)."""
+
+        names: list
+
     @contextlib.contextmanager
     def counting():
-        seen = []
+        seen = Seen()
+        seen.names = []
 
         def listener(event, duration_secs, **kwargs):
             if event == BACKEND_COMPILE:
                 seen.append(event)
+                seen.names.append(kwargs.get("fun_name"))
 
         def cached(event, **kwargs):  # a program the suite's cache served: a compilation all the same
             if event == CACHE_HIT:

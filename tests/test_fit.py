@@ -141,19 +141,24 @@ def test_bad_fit_arguments(arg, value):
 
 def test_second_fit_on_new_runs_of_the_same_shape_does_not_recompile(count_compiles):
     """The NUTS chains are one jitted function: a second fit (with its leave-out refits, which
-    share the compiled sampler through the run weights) reuses it (no XLA compilation), also
-    on another number of runs padded to the same size (40 and 50 runs: 64)."""
+    share the compiled sampler through the run weights) reuses it (no XLA compilation); on
+    another number of runs padded to the same size (40 and 50 runs: 64) the NUTS chain is
+    not compiled again (only small eager steps of the other shape are)."""
     settings = dict(num_draws=40, num_warmup=40, num_chains=2, progress=False, allow_unconverged=True)
     first = simulate_runs(BESIROGLU_2024, key=jax.random.PRNGKey(11), num_runs=40)
-    second = simulate_runs(chinplan.HOFFMANN_2022, key=jax.random.PRNGKey(12), num_runs=50)
+    second = simulate_runs(chinplan.HOFFMANN_2022, key=jax.random.PRNGKey(12), num_runs=40)
+    third = simulate_runs(chinplan.HOFFMANN_2022, key=jax.random.PRNGKey(13), num_runs=50)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         chinplan.fit(first, key=jax.random.PRNGKey(0), **settings)
         with count_compiles() as seen:
             post = chinplan.fit(second, key=jax.random.PRNGKey(1), **settings)
+        with count_compiles() as other_size:
+            chinplan.fit(third, key=jax.random.PRNGKey(2), **settings)
     assert seen == []
     assert post.has_extrapolation
     assert post.num_draws == 80
+    assert "jit(chain)" not in other_size.names and None not in other_size.names
 
 
 def test_one_chain_is_reported_once_and_not_retried():
