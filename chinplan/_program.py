@@ -19,7 +19,7 @@ import os
 import signal
 import sys
 
-__all__ = ["is_program", "signal_exit", "end_at_once_on_signals"]
+__all__ = ["is_program", "signal_said", "signal_exit", "end_at_once_on_signals"]
 
 #: The names the ``chinplan`` script has (its console-script wrapper, on POSIX and Windows).
 SCRIPT_NAMES = ("chinplan", "chinplan.exe", "chinplan-script.py")
@@ -33,10 +33,14 @@ def is_program() -> bool:
     return os.path.basename(sys.argv[0] if sys.argv else "") in SCRIPT_NAMES
 
 
+def signal_said(signum: int) -> str:
+    """What the program says when signal ``signum`` ends it ("interrupted", ...)."""
+    return {signal.SIGINT: "interrupted", getattr(signal, "SIGHUP", None): "hung up (terminal closed)"}.get(signum, "terminated")
+
+
 def signal_exit(signum: int) -> tuple[int, str]:
     """The exit status (128 + N) and the one line of the program ended by signal ``signum``."""
-    said = {signal.SIGINT: "interrupted", getattr(signal, "SIGHUP", None): "hung up (terminal closed)"}.get(signum, "terminated")
-    return 128 + int(signum), f"chinplan: {said}\n"
+    return 128 + int(signum), f"chinplan: {signal_said(signum)}\n"
 
 
 def _end(signum, frame):

@@ -22,11 +22,12 @@ import contextlib
 import io
 import math
 import os
+import signal
 import sys
 import warnings
 
 from chinplan._files import POSTERIOR_DIRECTORY, POSTERIOR_EMPTY, HangUp, OutputPathError, Terminated, check_input_file, signals_deferred, signals_unwind, signals_watched
-from chinplan._program import end_at_once_on_signals, signal_exit
+from chinplan._program import end_at_once_on_signals, signal_exit, signal_said
 from chinplan.cli.parser import (
     EXIT_ERROR,
     EXIT_HANGUP,
@@ -293,11 +294,11 @@ def main(argv=None) -> int:
     except (CliError, ValueError, OSError) as err:
         code, line = EXIT_ERROR, f"error: {_one_line(err)}"
     except KeyboardInterrupt:
-        code, line = EXIT_INTERRUPTED, "interrupted"
+        code, line = EXIT_INTERRUPTED, signal_said(signal.SIGINT)
     except HangUp:  # the terminal closed (SIGHUP): 128 + 1
-        code, line = EXIT_HANGUP, "hung up (terminal closed)"
+        code, line = EXIT_HANGUP, signal_said(signal.SIGHUP)
     except Terminated:
-        code, line = EXIT_TERMINATED, "terminated"
+        code, line = EXIT_TERMINATED, signal_said(signal.SIGTERM)
     except Exception as err:  # never a traceback for the user; CHINPLAN_DEBUG=1 shows it
         if os.environ.get("CHINPLAN_DEBUG"):
             raise
