@@ -208,6 +208,15 @@ sys.exit(cli.main())
 """
 
 
+def as_from_a_shell(argv: list[str]) -> list[str]:
+    """``argv`` (``[sys.executable, ...]``) started as an interactive shell starts it, SIGINT at
+    its default: a child inherits SIG_IGN from a suite run in the background of a shell without job
+    control (bash ignores SIGINT for ``cmd &``), and then neither Python nor the program (rightly)
+    takes SIGINT. The launcher resets it and execs the command, which keeps the reset."""
+    launcher = "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
+    return [argv[0], "-c", launcher, *argv[1:]]
+
+
 def wait_ready(process, timeout=240):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

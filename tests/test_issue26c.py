@@ -141,9 +141,9 @@ def test_a_signal_while_the_program_builds_its_parser_is_one_line(sig, code, lin
     import subprocess
     import sys
 
-    from test_faults import ENV, ROOT, wait_ready
+    from test_faults import ENV, ROOT, as_from_a_shell, wait_ready
 
-    process = subprocess.Popen([sys.executable, "-c", SLOW_PARSER_RUNNER, "hardware"], env=ENV, cwd=ROOT,
+    process = subprocess.Popen(as_from_a_shell([sys.executable, "-c", SLOW_PARSER_RUNNER, "hardware"]), env=ENV, cwd=ROOT,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
         wait_ready(process)
@@ -226,7 +226,7 @@ def test_the_program_sets_its_handlers_at_the_first_line_of_chinplan_and_a_libra
     import sys
 
     from chinplan import _program
-    from test_faults import ENV, ROOT, wait_ready
+    from test_faults import ENV, ROOT, as_from_a_shell, wait_ready
 
     for orig, argv0, expected in (([sys.executable, "-m", "chinplan.cli", "plan"], "-m", True),
                                   ([sys.executable, "/usr/bin/chinplan", "plan"], "/usr/bin/chinplan", True),
@@ -240,10 +240,10 @@ def test_the_program_sets_its_handlers_at_the_first_line_of_chinplan_and_a_libra
     library = tmp_path / "user.py"
     library.write_text("import signal, chinplan\nprint(signal.getsignal(signal.SIGINT) is signal.default_int_handler, "
                        "signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)\n")  # fmt: skip
-    done = subprocess.run([sys.executable, str(library)], env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(as_from_a_shell([sys.executable, str(library)]), env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.stdout.split() == ["True", "True"], done  # importing chinplan changes no handler of a Python user
     for sig, code, line in ((signal.SIGINT, 130, "chinplan: interrupted\n"), (signal.SIGTERM, 143, "chinplan: terminated\n")):
-        process = subprocess.Popen([sys.executable, str(script)], env=ENV, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(as_from_a_shell([sys.executable, str(script)]), env=ENV, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             wait_ready(process)
             process.send_signal(sig)
