@@ -13,7 +13,6 @@ scales stored in the file: ``validate_ladders.previous_default``) and the defaul
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import math
 import re
 from pathlib import Path
@@ -26,18 +25,12 @@ START, END = "<!-- shipped_allocation: start -->", "<!-- shipped_allocation: end
 BUDGETS = (5.76e23, 1e26)
 
 
-def _validate_ladders():
-    spec = importlib.util.spec_from_file_location("validate_ladders", Path(__file__).with_name("validate_ladders.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def table() -> str:
     import chinplan
     from chinplan.format import human_count
 
-    vl = _validate_ladders()
+    from chinplan.inference import ladders as vl
+
     post = chinplan.default_posterior()
     new = post.extrapolated_params("extrapolation")
     thetas = {"law alone": post.extrapolated_params("law"), "previous default": vl.previous_default(post, new, 0), "default": new}

@@ -5,6 +5,7 @@ import importlib.util
 import json
 import math
 import pathlib
+import re
 
 import numpy as np
 import pandas as pd
@@ -178,3 +179,26 @@ def test_a_grid_posterior_moved_by_the_prior_ratio_equals_learning_under_that_pr
     direct = ex.scale_posterior(evidence, ex.Domain(21.0, 10.0, 11.0)).p_tau_u_kappa
     np.testing.assert_allclose(moved, direct, rtol=1e-6, atol=1e-12)
     assert direct[ex.TAU_U_GRID > 0.02].sum() > 0.01  # the move reaches mass the tight prior had all but excluded
+
+
+def test_the_shipped_allocation_block_is_what_its_script_renders_from_the_shipped_posterior():
+    """docs/CALIBRATION.md's N* at 5.76e23 and 1e26 before and after (issue 22 item 8) come from
+    ``scripts/shipped_allocation.py`` run on the shipped posterior: its table is in the block
+    (the script had broken when the back-test moved into the package, unnoticed)."""
+    spec = importlib.util.spec_from_file_location("shipped_allocation", SCRIPT.with_name("shipped_allocation.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rendered = module.table()
+    text = (SCRIPT.parents[1] / "docs" / "CALIBRATION.md").read_text()
+    block = text.split(module.START, 1)[1].split(module.END, 1)[0]
+    scale = {"": 1.0, "K": 1e3, "M": 1e6, "B": 1e9, "T": 1e12, "Q": 1e15}
+
+    def numbers(markdown: str) -> list[float]:  # every figure, sizes with their unit
+        return [float(v) * scale[u] for v, u in re.findall(r"(?<![\w.])(\d+(?:\.\d+)?)([KMBTQ]?)(?![\w.])", markdown)]
+
+    # the same figures, to the 2-3 digits printed (a last digit may round the other way on
+    # another CPU); the same words
+    got, shown = numbers(rendered), numbers(block)
+    assert len(got) == len(shown) > 20
+    np.testing.assert_allclose(got, shown, rtol=0.012)  # "46B": two digits, half a unit is 1.1%
+    assert re.sub(r"[\d.]+[KMBTQ]?", "#", rendered.strip()) == re.sub(r"[\d.]+[KMBTQ]?", "#", block.strip())
