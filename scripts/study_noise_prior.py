@@ -1,12 +1,12 @@
-"""Why the noise scale's prior is HalfNormal(0.02): the two modes of OWT2/tuned+const-lr
-(issue 22, item 7; docs/CALIBRATION.md).
+"""The noise scale's prior and the two modes of OWT2/tuned+const-lr (issue 22, item 7;
+docs/CALIBRATION.md).
 
     python scripts/study_noise_prior.py [--docs]   (from the repository root)
 
 Fits the ladder's runs up to 2.1e17 FLOPs (what the ladder back-test fits) with
 ``chinplan.fit``'s defaults, one device, key ``jax.random.key(SEED + i)`` as in the back-test,
-under the noise prior HalfNormal(0.05) (the default before issue 22) and HalfNormal(0.02) (the
-default now). For each it reports the gate's attempts and verdict and where the draws sit:
+under the noise prior HalfNormal(0.05) (the default) and HalfNormal(0.02) (tried). For each
+it reports the gate's attempts and verdict and where the draws sit:
 the size term A / N^alpha at the smallest fitted model, the share of draws where it is below
 0.05 (the mode without a size term), that share per chain, and sigma and nu in each mode.
 With ``--docs`` it rewrites the block between ``<!-- noise_prior: start -->`` and

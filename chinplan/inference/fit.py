@@ -231,10 +231,9 @@ def fit(
         the Chinchilla law.
       max_retries: the convergence gate: when R-hat > 1.01 or any divergence, refit with
         twice the warm-up, then also target acceptance 0.95, then also fresh chain starts
-        (new keys) and twice ``num_draws`` per chain, at most this many times. A bulk ESS < 400 alone is answered by more
+        (new keys), at most this many times. A bulk ESS < 400 alone is answered by more
         draws: ``num_chains`` more chains (new keys, the same compiled chain), while retries
-        are left, so the posterior may hold a multiple of ``num_chains`` chains; an R-hat
-        above the limit that the added chains show gets the next refit. One chain has
+        are left, so the posterior may hold a multiple of ``num_chains`` chains. One chain has
         no R-hat, which no retry mends
         (:func:`~chinplan.inference.convergence.retry_may_help`). What was done is recorded in the attrs
         (``fit_attempts``, ``converged``).
@@ -320,61 +319,49 @@ def fit(
     # one compiled chain; a seed-pooled configuration's padding has one run and no spread
     fill = (None, 1.0, 0.0) if law == "data_constrained" else ()
 
-    def run(weight, run_key, chains=num_chains, draws=num_draws):
+    def run(weight, run_key, chains=num_chains):
         """NUTS on the runs with this weight (all ones, or a leave-out fold): one compiled sampler."""
         return sample_nuts(
             model,
             pad_runs(log_n, log_d, log_loss, weight, extra, fill),
             model_kwargs,
             key=run_key,
-            num_draws=draws,
+            num_draws=num_draws,
             num_chains=chains,
             chain_method=chain_method,
             progress=progress,
             **settings,
         )
 
-    # the gate: each failed check gets what can mend it, while retries are left. Stuck chains
-    # (R-hat) and divergences get a fresh run with the next escalation: longer warm-up, then
-    # smaller steps, then fresh starts with chains twice as long (an R-hat just above the
-    # limit after all that is slow mixing, which longer chains mend; the last refit is always
-    # such a one, even where more chains took a retry before it). A low ESS alone gets
-    # more draws: as many chains again from new keys (the same compiled chain; independent
-    # chains' ESS adds up), within the file's limits. An R-hat that more chains reveal is a
-    # stuck chain like any other.
-    samples, diverging = run(weight, key)
-    problems = gate_problems(samples, diverging, sampled)
-    attempts, run_key, escalation, draws = [{**settings, "problems": problems}], key, 0, num_draws
-    while problems and len(attempts) <= max_retries:
-        if retry_may_help(problems):
-            escalation += 1
-            settings["num_warmup"] = 2 * num_warmup
-            if escalation >= 2:
-                settings["target_accept_prob"] = max(0.95, float(target_accept_prob))
-            if escalation >= 3 or len(attempts) == max_retries:  # the third refit, or the last one
-                run_key = jax.random.fold_in(key, escalation - 1)
-                draws = 2 * num_draws
-            try:
-                check_size(num_chains, settings["num_warmup"], draws, len(runs), values_per_draw, posterior_file.MAX_BYTES)
-            except ValueError:  # chains twice as long would pass a limit: keep their length
-                draws = num_draws
-            samples, diverging = run(weight, run_key, draws=draws)
-            problems = gate_problems(samples, diverging, sampled)
-            attempts.append({**settings, "problems": problems, **({"num_draws": draws} if draws != num_draws else {})})
-        elif more_draws_may_help(problems):
-            chains = samples[sampled[0]].shape[0] + num_chains
-            try:
-                check_size(chains, settings["num_warmup"], draws, len(runs), values_per_draw, posterior_file.MAX_BYTES)
-            except ValueError:  # as many more chains would pass a limit: report the ESS instead
-                break
-            more, more_diverging = run(weight, jax.random.fold_in(jax.random.fold_in(key, 11), len(attempts)), draws=draws)
-            samples = {k: np.concatenate([samples[k], more[k]]) for k in samples}
-            diverging = np.concatenate([diverging, more_diverging])
-            problems = gate_problems(samples, diverging, sampled)
-            attempts.append({**settings, "num_chains": chains, "problems": problems, **({"num_draws": draws} if draws != num_draws else {})})
-        else:  # one chain: no R-hat to mend
+    attempts, run_key = [], key
+    for attempt in range(max_retries + 1):
+        samples, diverging = run(weight, run_key)
+        problems = gate_problems(samples, diverging, sampled)
+        attempts.append({**settings, "problems": problems})
+        # longer warm-up and smaller steps cure stuck chains (R-hat) and divergences; a low
+        # ESS alone needs more draws (below)
+        if not retry_may_help(problems) or attempt == max_retries:
             break
-    num_chains, num_draws = samples[sampled[0]].shape[:2]
+        # the gate's escalation: longer warm-up, then smaller steps, then fresh starts
+        settings["num_warmup"] = 2 * num_warmup
+        if attempt >= 1:
+            settings["target_accept_prob"] = max(0.95, float(target_accept_prob))
+        if attempt >= 2:
+            run_key = jax.random.fold_in(key, attempt)
+    # a low ESS alone: more draws, as many chains again from new keys (the same compiled
+    # chain; independent chains' ESS adds up), within the retries left and the file's limits
+    while more_draws_may_help(problems) and len(attempts) <= max_retries:
+        chains = samples[sampled[0]].shape[0] + num_chains
+        try:
+            check_size(chains, settings["num_warmup"], num_draws, len(runs), values_per_draw, posterior_file.MAX_BYTES)
+        except ValueError:  # as many more chains would pass a limit: report the ESS instead
+            break
+        more, more_diverging = run(weight, jax.random.fold_in(jax.random.fold_in(key, 11), len(attempts)))
+        samples = {k: np.concatenate([samples[k], more[k]]) for k in samples}
+        diverging = np.concatenate([diverging, more_diverging])
+        problems = gate_problems(samples, diverging, sampled)
+        attempts.append({**settings, "num_chains": chains, "problems": problems})
+    num_chains = samples[sampled[0]].shape[0]
     idata = _inference_data(model, model_kwargs, data, samples, diverging, log_likelihood)
     constant = {"log_n": ("run", fitted.log_n), "log_d": ("run", fitted.log_d)}
     if law == "data_constrained":  # one entry per configuration (seed repeats pooled)

@@ -239,17 +239,17 @@ def short(name: str) -> str:
 
 
 #: The noise models judged by the ladders (issue 22 item 4): ``chinplan.fit`` options of each.
-LIKELIHOODS = ("student_t", "normal", "huber", "student_t_nu3", "student_t_sigma05", "student_t_sigma02", "student_t_sigma01")
+LIKELIHOODS = ("student_t", "normal", "huber", "student_t_nu3", "student_t_sigma02", "student_t_sigma01")
 
 
 def likelihood_options(likelihood: str) -> dict:
     """``chinplan.fit`` keywords of a noise model of :data:`LIKELIHOODS`: the default Student-t
-    (nu free), the Normal, Huber's density, the Student-t with a floor nu >= 3, and the
-    Student-t with the noise scale's prior HalfNormal(0.05) (the default until issue 22),
-    HalfNormal(0.02) (the default now) or HalfNormal(0.01)."""
+    (nu free; sigma ~ HalfNormal(0.05)), the Normal, Huber's density, the Student-t with a
+    floor nu >= 3, and the Student-t with a narrower noise prior, sigma ~ HalfNormal(0.02) or
+    HalfNormal(0.01) (docs/CALIBRATION.md: the noise scale's prior, tried)."""
     if likelihood == "student_t_nu3":
         return {"likelihood": "student_t", "priors": Priors(nu_min=3.0)}
-    if likelihood.startswith("student_t_sigma"):  # the noise scale's prior: HalfNormal(0.05), (0.02) or (0.01)
+    if likelihood.startswith("student_t_sigma"):  # the noise scale's prior: HalfNormal(0.02) or (0.01)
         return {"likelihood": "student_t", "priors": Priors(sigma_scale=int(likelihood[-2:]) / 100)}
     return {"likelihood": likelihood}
 
