@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import time
 import warnings
 from pathlib import Path
@@ -42,8 +41,9 @@ def _q(x) -> str:
 
 
 def study() -> str:
-    index = [name for name, _, _ in ladders.ladders()].index(LADDER)
-    _, runs, fitted = ladders.ladders()[index]
+    every = ladders.ladders()
+    index = [name for name, _, _ in every].index(LADDER)
+    _, runs, fitted = every[index]
     runs = runs[fitted].reset_index(drop=True)
     log_n_min = float(np.log(runs["params"].min()))
     lines = [
@@ -85,11 +85,9 @@ def main() -> None:
     block = study()
     print(block)
     if args.docs:
-        text = DOC.read_text()
-        if START not in text:
-            raise SystemExit(f"{DOC} has no {START} ... {END} block")
-        pattern = re.compile(re.escape(START) + r"\n.*?" + re.escape(END), re.DOTALL)
-        DOC.write_text(pattern.sub(lambda m: START + "\n" + block + "\n" + END, text))
+        from validate_ladders import replace_block  # this folder's scripts: the one block rewriter
+
+        replace_block(DOC, block, START, END)
 
 
 if __name__ == "__main__":

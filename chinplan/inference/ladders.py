@@ -247,11 +247,9 @@ def likelihood_options(likelihood: str) -> dict:
     (nu free; sigma ~ HalfNormal(0.05)), the Normal, Huber's density, the Student-t with a
     floor nu >= 3, and the Student-t with a narrower noise prior, sigma ~ HalfNormal(0.02) or
     HalfNormal(0.01) (docs/CALIBRATION.md: the noise scale's prior, tried)."""
-    if likelihood == "student_t_nu3":
-        return {"likelihood": "student_t", "priors": Priors(nu_min=3.0)}
-    if likelihood.startswith("student_t_sigma"):  # the noise scale's prior: HalfNormal(0.02) or (0.01)
-        return {"likelihood": "student_t", "priors": Priors(sigma_scale=int(likelihood[-2:]) / 100)}
-    return {"likelihood": likelihood}
+    priors = {"student_t_nu3": Priors(nu_min=3.0), "student_t_sigma02": Priors(sigma_scale=0.02),
+              "student_t_sigma01": Priors(sigma_scale=0.01)}.get(likelihood)  # fmt: skip
+    return {"likelihood": likelihood} if priors is None else {"likelihood": "student_t", "priors": priors}
 
 
 def fitted_posterior(name: str, runs: pd.DataFrame, seed: int, cache: str | None, likelihood: str = "student_t",
