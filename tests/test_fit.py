@@ -210,6 +210,34 @@ def test_a_low_ess_alone_is_answered_with_more_chains(monkeypatch):
     assert len(json.loads(post.attrs["fit_attempts"])) == 1 and post.num_draws == 2 * 20
 
 
+def test_an_r_hat_that_more_chains_reveal_gets_the_next_refit(monkeypatch):
+    """The gate's checks in any order: a low ESS gets more chains; if the added chains then
+    show R-hat > 1.01 (a stuck chain), that gets the escalation's next refit (longer warm-up)
+    while retries are left, not the end of the fit. Before, the fit stopped there unconverged
+    (the sequential fit of OWT2/tuned+const-lr, tests/test_ladder_fit.py)."""
+    from chinplan.inference import fit as fit_module
+
+    verdicts = iter([["log_E: bulk ESS 385 < 400"], ["sigma: R-hat 1.010 > 1.01"], []])
+    monkeypatch.setattr(fit_module, "gate_problems", lambda samples, diverging, sites: next(verdicts))
+    runs = simulate_runs(BESIROGLU_2024, key=jax.random.PRNGKey(3), num_runs=40)
+    settings = dict(num_draws=20, num_warmup=20, num_chains=2, progress=False, extrapolation=False, allow_unconverged=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # 20 draws: the posterior's own check fails
+        post = chinplan.fit(runs, key=jax.random.PRNGKey(5), **settings)
+    attempts = json.loads(post.attrs["fit_attempts"])
+    assert [(a["num_warmup"], a.get("num_chains")) for a in attempts] == [(20, None), (20, 4), (40, None)]
+    assert attempts[-1]["problems"] == [] and post.num_draws == 2 * 20  # the refit's chains, not the extended ones
+    # the last refit allowed is a fresh start with chains twice as long (slow mixing), even
+    # where the more chains took an earlier retry
+    verdicts = iter([["log_E: bulk ESS 385 < 400"], ["sigma: R-hat 1.010 > 1.01"], []])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        post = chinplan.fit(runs, key=jax.random.PRNGKey(5), max_retries=2, **settings)
+    attempts = json.loads(post.attrs["fit_attempts"])
+    assert [(a["num_warmup"], a.get("num_chains"), a.get("num_draws")) for a in attempts] == [(20, None, None), (20, 4, None), (40, None, 40)]
+    assert post.num_draws == 2 * 40 and post.to_arviz().posterior.sizes["draw"] == 40
+
+
 def test_padded_runs_leave_the_log_density_unchanged(precision):
     """The sampler sees the runs padded with weight 0 to a power of two (at least 16): the
     models' log density of the padded data equals that of the runs alone, for the full fit and

@@ -87,7 +87,7 @@ def cmd_fit(args) -> int:
             console.print(f"a {args.law} posterior: plan, tco, compare, smallest, next-runs, sweep and plot read only Chinchilla-law files; "
                           f"this one is read by {inputs.OTHER_LAW_READERS[law].replace('FILE', args.output)}")  # fmt: skip
         if len(attempts) > 1:
-            console.print(f"convergence gate: {len(attempts)} attempts (longer warm-up, target acceptance, fresh starts)")
+            console.print(f"convergence gate: {len(attempts)} attempts (more chains, longer warm-up, target acceptance, fresh longer chains)")
     if problems and not args.allow_unconverged:
         raise CliError(
             f"NUTS did not converge after {len(attempts)} attempt(s): {'; '.join(problems[:3])} "

@@ -539,7 +539,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--max-epochs", type=_max_epochs, metavar="E",
                      help="data-constrained law: leave out runs repeating their data more than E epochs (default 8; inf keeps every run)")  # fmt: skip
     fit.add_argument("--max-retries", type=_integer_type(0, "be an integer >= 0"), default=3, metavar="K",
-                     help="convergence gate: refits with longer warm-up, higher acceptance, fresh starts (default 3)")  # fmt: skip
+                     help="convergence gate: more chains, refits with longer warm-up, higher acceptance, fresh longer chains (default 3)")  # fmt: skip
     _nuts_options(fit)
 
     hardware = commands.add_parser(

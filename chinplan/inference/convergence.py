@@ -3,8 +3,9 @@ and what a fit that fails it raises or warns.
 
 A fit passes when every sampled site has rank-normalised split R-hat <= :data:`RHAT_MAX` and
 bulk ESS >= :data:`ESS_MIN`, and no transition diverged. ``chinplan.fit`` retries a failing
-fit (longer warm-up, then target acceptance 0.95, then fresh starts), answers a low ESS alone
-with more draws (as many chains again, each time), and then raises
+fit (longer warm-up, then target acceptance 0.95, then fresh starts with chains twice as
+long, which the last retry always is), answers a low ESS alone with more draws (as many
+chains again, each time), and then raises
 :class:`ConvergenceError` unless asked to return the draws with a :class:`ConvergenceWarning`.
 """
 
@@ -69,7 +70,7 @@ def unconverged_error(posterior, problems: list[str], attempts: int) -> Converge
     """The error a fit that failed the gate after ``attempts`` attempts raises."""
     return ConvergenceError(
         f"NUTS did not converge ({attempts} attempt(s): longer warm-up, then target acceptance 0.95, then fresh "
-        f"starts): {'; '.join(problems)}. No band of this fit is a result: add runs, more draws (num_draws) or "
+        f"starts with longer chains): {'; '.join(problems)}. No band of this fit is a result: add runs, more draws (num_draws) or "
         "retries (max_retries); the draws are on this error's .posterior, and allow_unconverged=True returns "
         "them with a ConvergenceWarning",
         posterior,

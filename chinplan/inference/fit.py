@@ -55,16 +55,19 @@ from chinplan.inference.model import (
     KaplanPriors,
     Priors,
     chinchilla_model,
+    chinchilla_start,
     data_constrained_model,
     kaplan_model,
     noise_sites,
     pad_runs,
 )
+from chinplan.inference.huber import hoffmann_grid, huber_fit
 from chinplan.inference.convergence import gate_problems, more_draws_may_help, retry_may_help
 from chinplan.inference.posterior import LAW_SITES, Posterior, _law_sites
 from chinplan.inference.runs import MIN_RUNS, check_identifiable, config_arrays, load_runs, runs_arrays
 from chinplan.inference.sampler import CHAIN_METHODS, check_size, sample_nuts
 from chinplan.law import LawParams
+from chinplan.law import log_loss as log_loss_of
 
 __all__ = ["fit", "DEFAULT_FIT_SETTINGS", "PRIOR_PRESETS", "DEFAULT_MAX_EPOCHS"]
 
@@ -110,6 +113,46 @@ def _resolve_priors(law: str, priors):
         if priors == preset and type(priors) is type(preset):
             return priors, name
     return priors, "custom"
+
+
+#: The Huber point fit's starts for the chains' start (:func:`_point_start`): every 16th point
+#: of Hoffmann et al. 2022's 4,500-point grid (282 starts; the fit compiles once per padded
+#: size, about 2 s, and then takes about 0.05 s).
+_START_GRID_STEP = 16
+#: The chains' start for the Student-t's nu: a moderate tail, away from the nu -> 0 trap.
+_START_NU = 10.0
+
+
+def _point_start(log_n, log_d, log_loss, weight, priors, likelihood: str) -> dict | None:
+    """Where the Chinchilla law's chains start: the law sites at a Huber point fit of the runs
+    with weight > 0 (Hoffmann et al. 2022's approach 3, :func:`~chinplan.inference.huber.huber_fit`),
+    sigma at the fit's robust residual scale (1.4826 x MAD, within [1e-3, 3 x the prior's
+    scale]) and nu at 10. Not at the prior median: its law sits hundreds of sigma from the
+    runs, where a heavy-tailed likelihood drives nu to 0 before the law moves, and a chain
+    can stay there (docs/CALIBRATION.md: where the chains start). None when the point fit
+    fails (the chains then start at the prior median)."""
+    log_n, log_d, log_loss, weight = (np.asarray(x, np.float64) for x in (log_n, log_d, log_loss, weight))
+    kept = weight > 0
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            point = huber_fit(np.exp(log_n), np.exp(log_d), np.exp(log_loss), weights=kept.astype(np.float64),
+                              grid=hoffmann_grid()[::_START_GRID_STEP], num_lanes=64)  # fmt: skip
+    except ValueError:
+        return None
+    log_e, log_a, log_b, alpha, beta = np.asarray(point.theta, np.float64)
+    if not np.all(np.isfinite([log_e, log_a, log_b, alpha, beta])):
+        return None
+    margin = 1e-3 * (priors.exponent_high - priors.exponent_low)  # inside the exponents' support
+    alpha, beta = (float(np.clip(x, priors.exponent_low + margin, priors.exponent_high - margin)) for x in (alpha, beta))
+    residual = (log_loss - np.asarray(log_loss_of(LawParams(np.exp(log_e), np.exp(log_a), np.exp(log_b), alpha, beta), log_n, log_d)))[kept]
+    scale = 1.4826 * float(np.median(np.abs(residual - np.median(residual))))
+    values = chinchilla_start(log_e, log_a, log_b, alpha, beta, log_n, log_d, kept.astype(np.float64))
+    values = {k: float(v) for k, v in values.items()}
+    values["sigma"] = float(np.clip(scale, 1e-3, 3.0 * priors.sigma_scale)) if np.isfinite(scale) else float(priors.sigma_scale)
+    if likelihood == "student_t":
+        values["nu"] = _START_NU + float(getattr(priors, "nu_min", 0.0))
+    return values
 
 
 def _within_epochs(runs, max_epochs):
@@ -231,9 +274,10 @@ def fit(
         the Chinchilla law.
       max_retries: the convergence gate: when R-hat > 1.01 or any divergence, refit with
         twice the warm-up, then also target acceptance 0.95, then also fresh chain starts
-        (new keys), at most this many times. A bulk ESS < 400 alone is answered by more
+        (new keys) and twice ``num_draws`` per chain, at most this many times. A bulk ESS < 400 alone is answered by more
         draws: ``num_chains`` more chains (new keys, the same compiled chain), while retries
-        are left, so the posterior may hold a multiple of ``num_chains`` chains. One chain has
+        are left, so the posterior may hold a multiple of ``num_chains`` chains; an R-hat
+        above the limit that the added chains show gets the next refit. One chain has
         no R-hat, which no retry mends
         (:func:`~chinplan.inference.convergence.retry_may_help`). What was done is recorded in the attrs
         (``fit_attempts``, ``converged``).
@@ -319,49 +363,65 @@ def fit(
     # one compiled chain; a seed-pooled configuration's padding has one run and no spread
     fill = (None, 1.0, 0.0) if law == "data_constrained" else ()
 
-    def run(weight, run_key, chains=num_chains):
-        """NUTS on the runs with this weight (all ones, or a leave-out fold): one compiled sampler."""
+    def run(weight, run_key, chains=num_chains, draws=num_draws):
+        """NUTS on the runs with this weight (all ones, or a leave-out fold): one compiled
+        sampler; the Chinchilla law's chains start near a point fit of those runs."""
+        padded = pad_runs(log_n, log_d, log_loss, weight, extra, fill)
+        start = _point_start(*padded[:4], priors, likelihood) if law == "chinchilla" else None
         return sample_nuts(
             model,
-            pad_runs(log_n, log_d, log_loss, weight, extra, fill),
+            padded,
             model_kwargs,
+            init_values=start,
             key=run_key,
-            num_draws=num_draws,
+            num_draws=draws,
             num_chains=chains,
             chain_method=chain_method,
             progress=progress,
             **settings,
         )
 
-    attempts, run_key = [], key
-    for attempt in range(max_retries + 1):
-        samples, diverging = run(weight, run_key)
-        problems = gate_problems(samples, diverging, sampled)
-        attempts.append({**settings, "problems": problems})
-        # longer warm-up and smaller steps cure stuck chains (R-hat) and divergences; a low
-        # ESS alone needs more draws (below)
-        if not retry_may_help(problems) or attempt == max_retries:
+    # the gate: each failed check gets what can mend it, while retries are left. Stuck chains
+    # (R-hat) and divergences get a fresh run with the next escalation: longer warm-up, then
+    # smaller steps, then fresh starts with chains twice as long (an R-hat just above the
+    # limit after all that is slow mixing, which longer chains mend; the last refit is always
+    # such a one, even where more chains took a retry before it). A low ESS alone gets
+    # more draws: as many chains again from new keys (the same compiled chain; independent
+    # chains' ESS adds up), within the file's limits. An R-hat that more chains reveal is a
+    # stuck chain like any other.
+    samples, diverging = run(weight, key)
+    problems = gate_problems(samples, diverging, sampled)
+    attempts, run_key, escalation, draws = [{**settings, "problems": problems}], key, 0, num_draws
+    while problems and len(attempts) <= max_retries:
+        if retry_may_help(problems):
+            escalation += 1
+            settings["num_warmup"] = 2 * num_warmup
+            if escalation >= 2:
+                settings["target_accept_prob"] = max(0.95, float(target_accept_prob))
+            if escalation >= 3 or len(attempts) == max_retries:  # the third refit, or the last one
+                run_key = jax.random.fold_in(key, escalation - 1)
+                draws = 2 * num_draws
+            try:
+                check_size(num_chains, settings["num_warmup"], draws, len(runs), values_per_draw, posterior_file.MAX_BYTES)
+            except ValueError:  # chains twice as long would pass a limit: keep their length
+                draws = num_draws
+            samples, diverging = run(weight, run_key, draws=draws)
+            problems = gate_problems(samples, diverging, sampled)
+            attempts.append({**settings, "problems": problems, **({"num_draws": draws} if draws != num_draws else {})})
+        elif more_draws_may_help(problems):
+            chains = samples[sampled[0]].shape[0] + num_chains
+            try:
+                check_size(chains, settings["num_warmup"], draws, len(runs), values_per_draw, posterior_file.MAX_BYTES)
+            except ValueError:  # as many more chains would pass a limit: report the ESS instead
+                break
+            more, more_diverging = run(weight, jax.random.fold_in(jax.random.fold_in(key, 11), len(attempts)), draws=draws)
+            samples = {k: np.concatenate([samples[k], more[k]]) for k in samples}
+            diverging = np.concatenate([diverging, more_diverging])
+            problems = gate_problems(samples, diverging, sampled)
+            attempts.append({**settings, "num_chains": chains, "problems": problems, **({"num_draws": draws} if draws != num_draws else {})})
+        else:  # one chain: no R-hat to mend
             break
-        # the gate's escalation: longer warm-up, then smaller steps, then fresh starts
-        settings["num_warmup"] = 2 * num_warmup
-        if attempt >= 1:
-            settings["target_accept_prob"] = max(0.95, float(target_accept_prob))
-        if attempt >= 2:
-            run_key = jax.random.fold_in(key, attempt)
-    # a low ESS alone: more draws, as many chains again from new keys (the same compiled
-    # chain; independent chains' ESS adds up), within the retries left and the file's limits
-    while more_draws_may_help(problems) and len(attempts) <= max_retries:
-        chains = samples[sampled[0]].shape[0] + num_chains
-        try:
-            check_size(chains, settings["num_warmup"], num_draws, len(runs), values_per_draw, posterior_file.MAX_BYTES)
-        except ValueError:  # as many more chains would pass a limit: report the ESS instead
-            break
-        more, more_diverging = run(weight, jax.random.fold_in(jax.random.fold_in(key, 11), len(attempts)))
-        samples = {k: np.concatenate([samples[k], more[k]]) for k in samples}
-        diverging = np.concatenate([diverging, more_diverging])
-        problems = gate_problems(samples, diverging, sampled)
-        attempts.append({**settings, "num_chains": chains, "problems": problems})
-    num_chains = samples[sampled[0]].shape[0]
+    num_chains, num_draws = samples[sampled[0]].shape[:2]
     idata = _inference_data(model, model_kwargs, data, samples, diverging, log_likelihood)
     constant = {"log_n": ("run", fitted.log_n), "log_d": ("run", fitted.log_d)}
     if law == "data_constrained":  # one entry per configuration (seed repeats pooled)
@@ -383,7 +443,8 @@ def fit(
         target_accept_prob=settings["target_accept_prob"],
         fit_attempts=json.dumps(attempts),
         converged=int(not attempts[-1]["problems"]),
-        sampler="numpyro NUTS, dense mass matrix, init_to_median (chinplan jitted chains)",
+        sampler=("numpyro NUTS, dense mass matrix, chains started near a Huber point fit (chinplan jitted chains)" if law == "chinchilla"
+                 else "numpyro NUTS, dense mass matrix, init_to_median (chinplan jitted chains)"),  # fmt: skip
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     )
     if likelihood == "huber":

@@ -239,15 +239,15 @@ def short(name: str) -> str:
 
 
 #: The noise models judged by the ladders (issue 22 item 4): ``chinplan.fit`` options of each.
-LIKELIHOODS = ("student_t", "normal", "huber", "student_t_nu3", "student_t_sigma02", "student_t_sigma01")
+LIKELIHOODS = ("student_t", "normal", "huber", "student_t_nu3", "student_t_sigma05", "student_t_sigma01")
 
 
 def likelihood_options(likelihood: str) -> dict:
     """``chinplan.fit`` keywords of a noise model of :data:`LIKELIHOODS`: the default Student-t
-    (nu free; sigma ~ HalfNormal(0.05)), the Normal, Huber's density, the Student-t with a
-    floor nu >= 3, and the Student-t with a narrower noise prior, sigma ~ HalfNormal(0.02) or
-    HalfNormal(0.01) (docs/CALIBRATION.md: the noise scale's prior, tried)."""
-    priors = {"student_t_nu3": Priors(nu_min=3.0), "student_t_sigma02": Priors(sigma_scale=0.02),
+    (nu free; sigma ~ HalfNormal(0.02)), the Normal, Huber's density, the Student-t with a
+    floor nu >= 3, and the Student-t with another noise prior: sigma ~ HalfNormal(0.05) (the
+    default until issue 22) or HalfNormal(0.01) (docs/CALIBRATION.md: the noise scale's prior)."""
+    priors = {"student_t_nu3": Priors(nu_min=3.0), "student_t_sigma05": Priors(sigma_scale=0.05),
               "student_t_sigma01": Priors(sigma_scale=0.01)}.get(likelihood)  # fmt: skip
     return {"likelihood": likelihood} if priors is None else {"likelihood": "student_t", "priors": priors}
 

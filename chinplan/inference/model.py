@@ -19,9 +19,17 @@ log_A      Normal(6, 3)                      A in about [1, 1e5]; published 6.0 
 log_B      Normal(7, 3)                      B in about [3, 4e5]; published 6.0 to 7.6
 alpha      Uniform(0.05, 2)                  the grid range of Hoffmann et al.'s starts
 beta       Uniform(0.05, 2)                  same
-sigma      HalfNormal(0.05)                  log-loss noise; digitising alone adds ~0.006
+sigma      HalfNormal(0.02)                  log-loss noise: seed repeats measure 0.007 (largest
+                                             0.024), digitising adds ~0.006 (see below)
 nu         Gamma(2, 0.1)                     Juarez & Steel 2010: mean 20, allows heavy tails
 =========  ================================  ==============================================
+
+The noise scale's prior was HalfNormal(0.05) until issue 22. Its tail let a fit explain a
+ladder's misfit as broad noise instead of by the law's size term. That gave a second mode
+that NUTS did not mix between: OWT2/tuned+const-lr failed the gate after every retry. HalfNormal(0.02) still puts 95% of its mass below 0.04, above the largest
+seed-repeat spread measured (docs/DATA_CONSTRAINED.md). In the leave-one-ladder-out back-test
+(docs/CALIBRATION.md), 0.02 and 0.01 both pass the gate on all 9 ladders where 0.05 fails one,
+and they score alike; 0.02 is kept because it leaves room for the measured seed noise.
 
 Model choices (all optional; the default above is unchanged bit for bit):
 
@@ -70,6 +78,7 @@ __all__ = [
     "kaplan_log_loss",
     "kaplan_compute_optimal_log_n",
     "chinchilla_model",
+    "chinchilla_start",
     "kaplan_model",
     "data_constrained_model",
     "PARAM_NAMES",
@@ -107,7 +116,7 @@ class Priors(NamedTuple):
     log_B_scale: float = 3.0
     exponent_low: float = 0.05
     exponent_high: float = 2.0
-    sigma_scale: float = 0.05
+    sigma_scale: float = 0.02
     nu_concentration: float = 2.0
     nu_rate: float = 0.1
     nu_min: float = 0.0
@@ -134,7 +143,7 @@ class InformedPriors(NamedTuple):
     log_B      Normal(6.83, 1.0)                   B in [130, 6500]
     alpha      TruncatedNormal(0.34, 0.05)         [0.24, 0.44]
     beta       TruncatedNormal(0.33, 0.08)         [0.17, 0.49]
-    sigma      HalfNormal(0.05)                    as the weak priors
+    sigma      HalfNormal(0.02)                    as the weak priors
     nu         Gamma(2, 0.1)                       as the weak priors
     =========  ==================================  ===================================
 
@@ -155,7 +164,7 @@ class InformedPriors(NamedTuple):
     beta_scale: float = 0.08
     exponent_low: float = 0.05
     exponent_high: float = 2.0
-    sigma_scale: float = 0.05
+    sigma_scale: float = 0.02
     nu_concentration: float = 2.0
     nu_rate: float = 0.1
     nu_min: float = 0.0
@@ -175,7 +184,7 @@ class KaplanPriors(NamedTuple):
     alpha_N    Uniform(0.01, 1)                    Kaplan 0.076
     alpha_D    Uniform(0.01, 1)                    Kaplan 0.103
     log_E      Normal(0.5, 0.5)                    irreducible variant only; as the weak priors
-    sigma      HalfNormal(0.05)                    as the weak priors
+    sigma      HalfNormal(0.05)                    wider than the Chinchilla law's (not judged on ladders)
     nu         Gamma(2, 0.1)                       as the weak priors
     =========  ==================================  ============================================
 
@@ -438,6 +447,14 @@ def _chinchilla_constants(p, log_n, log_d, weight):
     numpyro.factor("log_A_prior", dist.Normal(p.log_A_loc, p.log_A_scale).log_prob(log_A))
     numpyro.factor("log_B_prior", dist.Normal(p.log_B_loc, p.log_B_scale).log_prob(log_B))
     return log_E, log_A, log_B, alpha, beta
+
+
+def chinchilla_start(log_E, log_A, log_B, alpha, beta, log_n, log_d, weight=None) -> dict:
+    """The law sites of :func:`chinchilla_model` (its sampler's coordinates) at the constants
+    ``(log E, log A, log B, alpha, beta)``: ``log_A_ref = log A - alpha log N_ref`` and
+    ``log_B_ref = log B - beta log D_ref`` at the runs' references (a chain's start)."""
+    log_n_ref, log_d_ref = _references(log_n, log_d, weight)
+    return {"log_E": log_E, "alpha": alpha, "beta": beta, "log_A_ref": log_A - alpha * log_n_ref, "log_B_ref": log_B - beta * log_d_ref}
 
 
 def chinchilla_model(

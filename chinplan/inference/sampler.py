@@ -5,7 +5,7 @@ numpyro's ``MCMC.run`` compiles its sampling loop again on every call (numpyro 0
 four sequential chains paid four compilations (about 11 s each on a 2-core CPU) and every
 repeat of a simulation-based calibration paid another. This module drives numpyro's own
 NUTS kernel (``NUTS.init`` / ``NUTS.sample``: the same step-size and dense-mass-matrix
-adaptation, the same ``init_to_median`` start) from a function that is jitted once:
+adaptation) from a function that is jitted once:
 
     chain(key, data) = scan(sample, init(key, data), num_warmup + num_draws)
 
@@ -13,6 +13,12 @@ and runs the chains one call per chain (sequential: one compiled chain serves an
 of chains), with ``vmap`` (vectorized) or ``pmap`` (parallel, one chain per device). The
 compiled function is cached per (model, model options, settings), and the data are
 arguments, so new data of the same shape reuse it.
+
+Chains start at numpyro's ``init_to_median`` (the median of 15 prior draws), or, given
+``init_values``, near those values (:func:`init_near`): each site at its value moved by
+Uniform(-:data:`START_RADIUS`, +:data:`START_RADIUS`) in the sampler's unconstrained
+coordinates, a fresh move per chain. The values are arguments of the compiled chain, so a new
+start reuses it.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-__all__ = ["sample_nuts", "chain_method_for", "check_size", "CHAIN_METHODS", "MAX_ITERATIONS"]
+__all__ = ["sample_nuts", "chain_method_for", "check_size", "init_near", "CHAIN_METHODS", "MAX_ITERATIONS", "START_RADIUS"]
 
 CHAIN_METHODS = ("sequential", "vectorized", "parallel")
 
@@ -89,13 +95,44 @@ def chain_method_for(num_chains: int, chain_method: str | None) -> str:
     return "parallel" if jax.local_device_count() >= 2 and num_chains > 1 else "sequential"
 
 
+#: Half-width of a chain's start around given values, in unconstrained coordinates (log
+#: scale for positive sites, logit for bounded ones): chains start apart, so R-hat can see
+#: chains that do not meet, yet near enough that the likelihood's tails do not take over
+#: (docs/CALIBRATION.md: where the chains start).
+START_RADIUS = 0.1
+
+
+def init_near(values: dict, radius: float = START_RADIUS):
+    """A numpyro init strategy: each sampled site named in ``values`` starts at
+    ``T(T^-1(value) + u)``, u ~ Uniform(-radius, radius) from the site's key, where T maps
+    the unconstrained line onto the site's support; other sites start at the prior median
+    (``init_to_median``). Traceable: ``values`` may be arrays inside a jitted function."""
+    return functools.partial(_near, values=values, radius=radius)  # numpyro wants a partial
+
+
+def _near(site=None, values=None, radius=START_RADIUS):
+    from numpyro.distributions import biject_to
+    from numpyro.infer import init_to_median
+
+    if site is None:
+        return functools.partial(_near, values=values, radius=radius)
+    if site["type"] != "sample" or site["is_observed"] or site["name"] not in values:
+        return init_to_median(site)
+    transform = biject_to(site["fn"].support)
+    centre = transform.inv(jnp.asarray(values[site["name"]]))
+    move = jax.random.uniform(site["kwargs"]["rng_key"], jnp.shape(centre), centre.dtype, -radius, radius)
+    return transform(centre + move)
+
+
 @functools.lru_cache(maxsize=32)
-def _runner(model, model_kwargs: tuple, num_warmup: int, num_draws: int, num_chains: int, chain_method: str, progress_every: int):
-    """The jitted ``(chain_keys, model_args, target_accept_prob) -> (samples, diverging)`` for
-    one setting; for "sequential", the jitted ``(chain_key, model_args, target_accept_prob)``
-    of one chain (``num_chains`` is 1 in the cache key), run once per chain, so any number of
-    chains reuses one compiled chain. The target acceptance is an argument, not a setting:
-    the convergence gate's retry with a higher target reuses the compiled chain."""
+def _runner(model, model_kwargs: tuple, num_warmup: int, num_draws: int, num_chains: int, chain_method: str, progress_every: int,
+            start: tuple | None = None):  # fmt: skip
+    """The jitted ``(chain_keys, model_args, target_accept_prob, init_values) -> (samples,
+    diverging)`` for one setting; for "sequential", the jitted ``(chain_key, ...)`` of one
+    chain (``num_chains`` is 1 in the cache key), run once per chain, so any number of chains
+    reuses one compiled chain. The target acceptance and the start's values are arguments,
+    not settings: the convergence gate's retries reuse the compiled chain. ``start`` names the
+    sites with start values (None: ``init_to_median``)."""
     from numpyro.infer import NUTS, init_to_median
 
     kwargs = dict(model_kwargs)
@@ -104,8 +141,9 @@ def _runner(model, model_kwargs: tuple, num_warmup: int, num_draws: int, num_cha
         if progress_every:
             lax.cond(i % progress_every == progress_every - 1, lambda: jax.debug.callback(_advance, progress_every), lambda: None)
 
-    def chain(key, args, target_accept_prob):
-        kernel = NUTS(model, dense_mass=True, target_accept_prob=target_accept_prob, init_strategy=init_to_median)
+    def chain(key, args, target_accept_prob, init_values):
+        strategy = init_to_median if start is None else init_near(init_values)
+        kernel = NUTS(model, dense_mass=True, target_accept_prob=target_accept_prob, init_strategy=strategy)
         state = kernel.init(key, num_warmup, model_args=args, model_kwargs=kwargs)
 
         def warmup(s, i):
@@ -125,8 +163,8 @@ def _runner(model, model_kwargs: tuple, num_warmup: int, num_draws: int, num_cha
     if chain_method == "sequential":
         return jax.jit(chain)
     if chain_method == "vectorized":
-        return jax.jit(jax.vmap(chain, in_axes=(0, None, None)))
-    return jax.pmap(chain, in_axes=(0, None, None))
+        return jax.jit(jax.vmap(chain, in_axes=(0, None, None, None)))
+    return jax.pmap(chain, in_axes=(0, None, None, None))
 
 
 #: Compiled samplers by (jitted function, argument shapes and dtypes): the progress path
@@ -161,8 +199,11 @@ def sample_nuts(
     chain_method: str | None = None,
     target_accept_prob: float = 0.8,
     progress: bool = False,
+    init_values: dict | None = None,
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Runs ``num_chains`` NUTS chains of ``model`` (dense mass matrix, init_to_median).
+    """Runs ``num_chains`` NUTS chains of ``model`` (dense mass matrix), started at the prior
+    median (``init_to_median``) or, given ``init_values`` (site name -> constrained value),
+    near those values (:func:`init_near`).
 
     Chain c starts from key ``split(key, num_chains)[c]``; with the same chain method on the
     same machine its draws depend only on that key and the data. Across chain methods they
@@ -194,14 +235,16 @@ def sample_nuts(
     # chains at once (vectorized)
     group = {"sequential": 1, "parallel": min(num_chains, jax.local_device_count())}.get(method, num_chains)
     spare = -num_chains % group  # repeats of the last key fill the last group
-    run = _runner(model, tuple(sorted(model_kwargs.items())), num_warmup, num_draws, group, method, every)
+    start = None if init_values is None else tuple(sorted(init_values))
+    run = _runner(model, tuple(sorted(model_kwargs.items())), num_warmup, num_draws, group, method, every, start)
     keys = jax.random.split(key, num_chains)
     args = tuple(model_args)
     accept = jnp.asarray(target_accept_prob, jnp.result_type(float))
+    init = None if init_values is None else {k: jnp.asarray(v, jnp.result_type(float)) for k, v in init_values.items()}
     sequential = method == "sequential"
     bar = None
     if progress:  # compile first, saying so, so the bar does not sit at 0 through compilation
-        run = _compiled(run, keys[0] if sequential else keys[:group], args, accept)
+        run = _compiled(run, keys[0] if sequential else keys[:group], args, accept, init)
         from tqdm.auto import tqdm
 
         bar = tqdm(total=(num_chains + spare) * (total - total % every), desc=f"NUTS sampling: {num_chains} chain(s) x {total} steps ({method})")
@@ -209,10 +252,10 @@ def sample_nuts(
     try:
         # the calls are dispatched one after another (asynchronously), then gathered once
         if sequential:
-            parts = [run(k, args, accept) for k in keys]
+            parts = [run(k, args, accept, init) for k in keys]
         else:
             padded = jnp.concatenate([keys, jnp.repeat(keys[-1:], spare, axis=0)]) if spare else keys
-            parts = [run(padded[i : i + group], args, accept) for i in range(0, num_chains, group)]
+            parts = [run(padded[i : i + group], args, accept, init) for i in range(0, num_chains, group)]
         chains = (lambda x: np.asarray(x)[None]) if sequential else np.asarray  # one chain a call has no chain axis
         samples = {name: np.concatenate([chains(p[0][name]) for p in parts])[:num_chains] for name in sorted(parts[0][0])}
         diverging = np.concatenate([chains(p[1]) for p in parts])[:num_chains]
