@@ -1,6 +1,6 @@
 """Where the chains start, and the nu = 0 trap (issue 22 item 7; docs/CALIBRATION.md).
 
-    python scripts/study_chain_start.py   (from the repository root; about 4 minutes on 2 cores)
+    python scripts/study_chain_start.py [--docs]   (from the repository root; about 4 minutes on 2 cores)
 
 The splits study's size split at the 80% quantile of the embedded runs (196 runs fitted,
 ``calibration.backtest`` with the study's key), fitted under the narrower noise prior sigma ~
@@ -13,14 +13,19 @@ HalfNormal(0.02) twice:
   the robust residual scale, nu 10).
 
 For the first, this script makes ``_point_start`` return None in its own process (the
-fallback start). It prints each fit's attempts, the median nu and alpha of every chain, and
-the split's law-only coverage.
+fallback start). It prints a table of each fit's attempts, the median nu and alpha of every
+chain, and the split's law-only coverage; ``--docs`` writes it between ``<!-- chain_start:
+start -->`` and ``<!-- chain_start: end -->`` of docs/CALIBRATION.md.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
+import time
 import warnings
+from pathlib import Path
 
 import jax
 
@@ -31,13 +36,19 @@ from chinplan.inference.model import Priors
 SPLIT, FRACTION, INDEX = "size", 0.8, 4  # study_splits.py's fifth split: key fold_in(key(0), 4)
 
 
-def one(start: str) -> None:
+DOC = Path(__file__).resolve().parents[1] / "docs" / "CALIBRATION.md"
+START_NAMES = {"median": "prior median (`init_to_median`, before)", "huber": "near a Huber point fit (now)"}
+
+
+def one(start: str) -> str:
+    """The table row of one fit of the split from ``start``."""
     from chinplan.inference import fit as fit_module
 
     runs = datasets.chinchilla()
     point_start = fit_module._point_start
     if start == "median":
         fit_module._point_start = lambda *args, **kwargs: None
+    began = time.perf_counter()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -46,13 +57,34 @@ def one(start: str) -> None:
     finally:
         fit_module._point_start = point_start
     p = bt.posterior.to_arviz().posterior
-    attempts = [a["problems"][:1] or "passed" for a in json.loads(bt.posterior.attrs["fit_attempts"])]
-    print(f"start {start}: {bt.num_fit} runs fitted; attempts {attempts}")
+    problems = [a["problems"] for a in json.loads(bt.posterior.attrs["fit_attempts"])]
+    verdict = "yes" if not problems[-1] else f"**no**: {problems[-1][0]}"
     nu, alpha = (", ".join(f"{float(x):.{k}f}" for x in p[name].median("draw").values) for name, k in (("nu", 2), ("alpha", 3)))
-    print(f"  median nu per chain {nu}; alpha per chain {alpha}; coverage 50/80/90% "
-          f"{', '.join(f'{c:.2f}' for c in bt.coverage.values())}")  # fmt: skip
+    coverage = " / ".join(f"{c:.2f}" for c in bt.coverage.values())
+    return f"| {START_NAMES[start]} | {len(problems)} | {verdict} | {nu} | {alpha} | {coverage} | {time.perf_counter() - began:.0f} |"
+
+
+def main(argv=None) -> str:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--docs", action="store_true", help="rewrite the chain_start block of docs/CALIBRATION.md")
+    args = parser.parse_args(argv)
+    rows = [one(start) for start in ("median", "huber")]
+    md = "\n".join([
+        f"Command: `python scripts/study_chain_start.py --docs`. The size split at the {FRACTION:.0%} quantile of the embedded runs "
+        f"(key `fold_in(key(0), {INDEX})` of the splits study), sigma ~ HalfNormal(0.02), `chinplan.fit` defaults on one device.",
+        "",
+        "| chains start at | attempts | converged | median nu per chain | median alpha per chain | law coverage 50 / 80 / 90% | fit (s) |",
+        "|---|---|---|---|---|---|---|",
+        *rows,
+    ])  # fmt: skip
+    print(md)
+    if args.docs:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from validate_ladders import replace_block
+
+        replace_block(DOC, md, "<!-- chain_start: start -->", "<!-- chain_start: end -->")
+    return md
 
 
 if __name__ == "__main__":
-    for start in ("median", "huber"):
-        one(start)
+    main()

@@ -5,7 +5,8 @@ docs/CALIBRATION.md).
 
 Fits the ladder's runs up to 2.1e17 FLOPs (what the ladder back-test fits) with
 ``chinplan.fit``'s defaults, one device, key ``jax.random.key(SEED + i)`` as in the back-test,
-under the noise prior HalfNormal(0.05) (the default) and HalfNormal(0.02) (tried). For each
+under the noise prior HalfNormal(0.05) (the default until issue 22) and HalfNormal(0.02) (the
+default now), both with the chains started near a Huber point fit (as ``chinplan.fit`` does). For each
 it reports the gate's attempts and verdict and where the draws sit:
 the size term A / N^alpha at the smallest fitted model, the share of draws where it is below
 0.05 (the mode without a size term), that share per chain, and sigma and nu in each mode.

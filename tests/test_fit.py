@@ -271,3 +271,40 @@ def test_padded_runs_leave_the_log_density_unchanged(precision):
     padded_data = m.pad_runs(log_n, log_d, y, None, (log_u, repeats, within), (None, 1.0, 0.0))
     padded, _ = log_density(m.data_constrained_model, padded_data, {}, dc)
     np.testing.assert_allclose(float(padded), float(plain), rtol=rtol)
+
+
+def test_chains_start_near_a_huber_point_fit_in_the_samplers_coordinates():
+    """``_point_start``: the law sites at a Huber fit of the runs with weight > 0, in the
+    model's reference coordinates (log A_ref = log A - alpha mean(log N) over those runs):
+    mapped back in float64 here, the start's law reproduces noise-free runs; the weight-0
+    runs (a fold, the padding) are neither fitted nor in the references; sigma starts at the
+    residuals' robust scale (1.4826 MAD: within 4 of its SEs, 1 / sqrt(0.74 n) relative) and
+    nu at 10; no start (None) where the point fit cannot run."""
+    from chinplan.inference.fit import _point_start
+    from chinplan.inference.model import DEFAULT_PRIORS
+
+    def law(values, log_n, log_d, kept):
+        alpha, beta = values["alpha"], values["beta"]
+        log_a = values["log_A_ref"] + alpha * log_n[kept].mean()
+        log_b = values["log_B_ref"] + beta * log_d[kept].mean()
+        return np.logaddexp(np.logaddexp(values["log_E"], log_a - alpha * log_n), log_b - beta * log_d)
+
+    for noise, num_runs in ((0.0, 120), (0.01, 400)):
+        runs = simulate_runs(BESIROGLU_2024, key=jax.random.PRNGKey(8), num_runs=num_runs, noise=noise, outliers=0)
+        log_n, log_d, log_l = (np.log(runs[c].to_numpy(np.float64)) for c in ("params", "tokens", "loss"))
+        weight = np.ones(num_runs)
+        weight[::3] = 0.0  # a leave-out fold
+        log_l_fold = log_l.copy()
+        log_l_fold[::3] += 0.5  # left-out runs far off the law: a start that fitted them would miss
+        values = _point_start(log_n, log_d, log_l_fold, weight, DEFAULT_PRIORS, "student_t")
+        assert set(values) == {"log_E", "alpha", "beta", "log_A_ref", "log_B_ref", "sigma", "nu"} and values["nu"] == 10.0
+        kept = weight > 0
+        residual = log_l[kept] - law(values, log_n, log_d, kept)[kept]
+        if noise == 0.0:
+            assert np.max(np.abs(residual)) < 2e-3, np.max(np.abs(residual))
+            assert values["sigma"] == 1e-3  # the floor
+        else:
+            assert np.sqrt(np.mean(residual**2)) < 1.1 * noise
+            assert abs(values["sigma"] / noise - 1) < 4 / np.sqrt(0.74 * kept.sum()), values["sigma"]
+    assert "nu" not in _point_start(log_n, log_d, log_l, np.ones(num_runs), DEFAULT_PRIORS, "normal")
+    assert _point_start(log_n, log_d, log_l, np.zeros(num_runs), DEFAULT_PRIORS, "student_t") is None  # no run to fit

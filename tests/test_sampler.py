@@ -143,3 +143,50 @@ def test_a_higher_target_acceptance_reuses_the_compiled_chain(count_compiles):
         high, _ = _run(MEAN, "sequential", num_warmup=50, num_draws=50, target_accept_prob=0.95)
     assert compiled == []
     assert not np.array_equal(low["x"], high["x"])
+
+
+def _three_sites():
+    numpyro.sample("s", dist.HalfNormal(1.0))
+    numpyro.sample("r", dist.Normal(0.0, 1.0))
+    numpyro.sample("u", dist.Uniform(0.05, 2.0))
+    numpyro.sample("other", dist.Normal(5.0, 0.1))
+
+
+def test_init_near_moves_each_named_site_within_the_radius_in_unconstrained_coordinates():
+    """Each named site starts at T(T^-1(value) + u), |u| <= radius (log for a positive site,
+    the identity on the line, a scaled logit on an interval), a fresh u per key; an unnamed
+    site starts at the prior median (of 15 draws: within 5 of its SEs, 1.25 sd / sqrt(15))."""
+    from numpyro.handlers import seed, substitute, trace
+
+    values, radius = {"s": 0.3, "r": -2.0, "u": 1.9}, 0.1
+    logit = lambda x: np.log((x - 0.05) / 1.95) - np.log1p(-(x - 0.05) / 1.95)  # noqa: E731
+    moves = {k: [] for k in values}
+    for i in range(200):
+        strategy = _sampler.init_near(values, radius)
+        tr = trace(substitute(seed(_three_sites, jax.random.PRNGKey(i)), substitute_fn=strategy)).get_trace()
+        got = {k: np.float64(tr[k]["value"]) for k in tr}
+        moves["s"].append(np.log(got["s"]) - np.log(0.3))
+        moves["r"].append(got["r"] + 2.0)
+        moves["u"].append(logit(got["u"]) - logit(1.9))
+        assert abs(got["other"] - 5.0) < 5 * 0.1 * 1.25 / np.sqrt(15)
+    for k, m in moves.items():
+        m = np.asarray(m)
+        assert np.all(np.abs(m) <= radius * (1 + 1e-4)), k
+        # 200 Uniform(-r, r) moves: the range exceeds 1.5 r but with probability ~ 1e-20
+        assert np.ptp(m) > 1.5 * radius, k
+
+
+def test_a_new_start_reuses_the_compiled_chain_and_is_used(count_compiles):
+    """Start values are arguments of the compiled chain: new values do not compile again, and
+    they are used: the same key from another start gives other draws (were the values
+    ignored, the draws would be equal bit for bit, as two runs of one key are above)."""
+    settings = dict(num_warmup=20, num_draws=5, num_chains=1, chain_method="sequential")
+    run = lambda x: _sampler.sample_nuts(gaussian, (jnp.asarray(MEAN, jnp.float32),), {"rho": RHO}, key=jax.random.PRNGKey(0),  # noqa: E731
+                                         init_values={"x": np.asarray(x, np.float32)}, **settings)  # fmt: skip
+    near, _ = run(MEAN)
+    with count_compiles() as compiled:
+        far, _ = run(MEAN + 3.0 * SCALE)
+    assert compiled == []
+    assert np.all(np.isfinite(far["x"])) and not np.array_equal(near["x"], far["x"])
+    again, _ = run(MEAN)
+    np.testing.assert_array_equal(near["x"], again["x"])

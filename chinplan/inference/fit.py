@@ -265,7 +265,11 @@ def fit(
         :func:`chinplan.inference.model.data_constrained_model`).
       log_likelihood: store the pointwise log-likelihood (group ``log_likelihood``, variable
         ``log_loss``, dims chain x draw x run) for LOO/WAIC. Off by default (files stay small).
-      target_accept_prob: NUTS's target acceptance probability.
+      target_accept_prob: NUTS's target acceptance probability. The Chinchilla law's chains
+        start near a Huber point fit of the runs (each site moved by up to
+        :data:`~chinplan.inference.sampler.START_RADIUS` in unconstrained coordinates, per
+        chain), the other laws' at the prior median (docs/CALIBRATION.md: where the chains
+        start).
       progress: a progress bar over the NUTS steps (tqdm); None shows it when stderr is a
         terminal.
       extrapolation: learn the extrapolation component of the uncertainty
