@@ -366,8 +366,8 @@ def test_nuts_progress_shows_a_compiling_phase_then_sampling(monkeypatch, capsys
     from chinplan.inference import sampler as _sampler
 
     @functools.lru_cache(maxsize=None)  # as _sampler._runner: one jitted function per setting
-    def fake_runner(model, model_kwargs, num_warmup, num_draws, num_chains, method, every):
-        def chain(key, args, accept):  # no NUTS: the phases around the call are what is tested
+    def fake_runner(model, model_kwargs, num_warmup, num_draws, num_chains, method, every, start=None):
+        def chain(key, args, accept, init_values):  # no NUTS: the phases around the call are what is tested
             draws = jnp.zeros(num_draws) + args[0].sum()  # one chain, as the sequential runner
             return {"x": draws}, jnp.zeros(num_draws, bool)
 
