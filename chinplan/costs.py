@@ -71,6 +71,7 @@ __all__ = [
     "with_cost_draws",
     "validate_deployment",
     "representable_costs",
+    "representable_plan_costs",
     "check_design",
     "lifetime_tokens",
     "inference_flops",
@@ -240,6 +241,19 @@ def representable_costs(values: dict, reached: Any, what: str) -> None:
                 f"{float(np.finfo(dtype).max):.6g}): the deployment's price, query volume or MFU is out of any "
                 "realistic range (or enable JAX's x64 mode for float64)"
             )
+
+
+def representable_plan_costs(values: dict, what: str) -> None:
+    """:func:`representable_costs` of a plan's bands (``values`` with ``"n"`` and ``"d"``):
+    an entry counts as reached where N and D are finite and 6ND is below the dtype's largest
+    float / 1e3. A plan that is itself near the range (draws that barely reach a target near
+    their E need astronomical N and D) has an honest inf cost, not an input error; the margin
+    allows for quantiles of N, D and costs taken over different draws."""
+    edge = np.log(float(np.finfo(np.dtype(jnp.result_type(float))).max)) - np.log(1e3)
+    n, d = (np.asarray(values[k], np.float64) for k in ("n", "d"))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        reached = np.isfinite(n) & np.isfinite(d) & (np.log(6.0) + np.log(n) + np.log(d) < edge)
+    representable_costs({k: v for k, v in values.items() if k not in ("n", "d")}, reached, what)
 
 
 def _serving_peak(deployment: Deployment) -> jax.Array:

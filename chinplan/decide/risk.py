@@ -469,17 +469,8 @@ def tco_bands(
     theta = draw_pairs(params, deployment, key=key)
     targets = _targets(theta.law, target_loss)
     result = engine.bands(kernels.tco_kernel(optimum), theta, targets, q=tuple(q), nan_policy="omit", chunk_size=chunk_size)
-    # an overflowing cost of a plan of sensible size is an input error (a deployment out of
-    # range); a plan that is itself near the dtype's range (draws that barely reach a target
-    # near their E need astronomical N and D) is an honest inf. Quantiles of N, D and FLOPs
-    # come from different draws, so "near" leaves a margin of 1e3 below the largest float.
-    edge = np.log(float(np.finfo(np.dtype(jnp.result_type(float))).max)) - np.log(1e3)
-    for group in ("optimal", "chinchilla"):
-        values = result.values[group]
-        n, d = (np.asarray(values[k], np.float64) for k in ("n", "d"))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            reached = np.isfinite(n) & np.isfinite(d) & (np.log(6.0) + np.log(n) + np.log(d) < edge)
-        costs.representable_costs({f: values[f] for f in kernels.TCO_FIELDS if f not in ("n", "d")}, reached, f"the {group} plan")
+    for group in ("optimal", "chinchilla"):  # an inf cost of a reached plan of sensible size is refused
+        costs.representable_plan_costs({f: result.values[group][f] for f in kernels.TCO_FIELDS}, f"the {group} plan")
     return result
 
 
