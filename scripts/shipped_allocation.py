@@ -12,7 +12,6 @@ scales stored in the file: ``validate_ladders.previous_default``) and the defaul
 
 from __future__ import annotations
 
-import argparse
 import math
 from pathlib import Path
 
@@ -59,15 +58,9 @@ def vl_law_slope(post) -> np.ndarray:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--docs", action="store_true", help="write the table into docs/CALIBRATION.md")
-    args = parser.parse_args()
-    block = table()
-    print(block)
-    if args.docs:
-        from validate_ladders import replace_block  # this folder's scripts: the one block rewriter
+    from validate_ladders import docs_main  # this folder's scripts: the one block rewriter
 
-        replace_block(DOC, block, START, END)
+    docs_main(__doc__, table, DOC, START, END)
 
 
 if __name__ == "__main__":

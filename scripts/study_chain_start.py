@@ -20,9 +20,7 @@ start -->`` and ``<!-- chain_start: end -->`` of docs/CALIBRATION.md.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -64,12 +62,10 @@ def one(start: str) -> str:
     return f"| {START_NAMES[start]} | {len(problems)} | {verdict} | {nu} | {alpha} | {coverage} | {time.perf_counter() - began:.0f} |"
 
 
-def main(argv=None) -> str:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--docs", action="store_true", help="rewrite the chain_start block of docs/CALIBRATION.md")
-    args = parser.parse_args(argv)
+def table() -> str:
+    """The block: the split fitted from both starts."""
     rows = [one(start) for start in ("median", "huber")]
-    md = "\n".join([
+    return "\n".join([
         f"Command: `python scripts/study_chain_start.py --docs`. The size split at the {FRACTION:.0%} quantile of the embedded runs "
         f"(key `fold_in(key(0), {INDEX})` of the splits study), sigma ~ HalfNormal(0.02), `chinplan.fit` defaults on one device.",
         "",
@@ -77,13 +73,12 @@ def main(argv=None) -> str:
         "|---|---|---|---|---|---|---|",
         *rows,
     ])  # fmt: skip
-    print(md)
-    if args.docs:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from validate_ladders import replace_block
 
-        replace_block(DOC, md, "<!-- chain_start: start -->", "<!-- chain_start: end -->")
-    return md
+
+def main() -> None:
+    from validate_ladders import docs_main  # this folder's scripts: the one block rewriter
+
+    docs_main(__doc__, table, DOC, "<!-- chain_start: start -->", "<!-- chain_start: end -->")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ With ``--docs`` it rewrites the block between ``<!-- noise_prior: start -->`` an
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 import warnings
@@ -80,15 +79,9 @@ def study() -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--docs", action="store_true", help="rewrite the block of docs/CALIBRATION.md")
-    args = parser.parse_args()
-    block = study()
-    print(block)
-    if args.docs:
-        from validate_ladders import replace_block  # this folder's scripts: the one block rewriter
+    from validate_ladders import docs_main  # this folder's scripts: the one block rewriter
 
-        replace_block(DOC, block, START, END)
+    docs_main(__doc__, study, DOC, START, END)
 
 
 if __name__ == "__main__":

@@ -145,6 +145,19 @@ def replace_block(path, block: str, start: str = MARKER_START, end: str = MARKER
     Path(path).write_text(pattern.sub(lambda m: start + "\n" + block + "\n" + end, text))
 
 
+def docs_main(doc: str, build, path, start: str, end: str, argv=None) -> str:
+    """The command line of a script that renders one block: ``build() -> markdown``, printed,
+    and with ``--docs`` written between ``start`` and ``end`` of ``path``."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--docs", action="store_true", help=f"rewrite the block of {Path(path).parent.name}/{Path(path).name}")
+    args = parser.parse_args(argv)
+    block = build()
+    print(block)
+    if args.docs:
+        replace_block(path, block, start, end)
+    return block
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", metavar="DIR", help="keep the fitted posteriors here (and reuse them)")

@@ -131,12 +131,13 @@ def _point_start(log_n, log_d, log_loss, weight, priors, likelihood: str) -> dic
     runs, where a heavy-tailed likelihood drives nu to 0 before the law moves, and a chain
     can stay there (docs/CALIBRATION.md: where the chains start). None when the point fit
     fails (the chains then start at the prior median)."""
-    log_n, log_d, log_loss, weight = (np.asarray(x, np.float64) for x in (log_n, log_d, log_loss, weight))
-    kept = weight > 0
+    log_n, log_d, log_loss = (np.asarray(x, np.float64) for x in (log_n, log_d, log_loss))
+    kept = np.asarray(weight) > 0
+    included = kept.astype(np.float64)  # 1 for the runs fitted, 0 for left-out and padding runs
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            point = huber_fit(np.exp(log_n), np.exp(log_d), np.exp(log_loss), weights=kept.astype(np.float64),
+            point = huber_fit(np.exp(log_n), np.exp(log_d), np.exp(log_loss), weights=included,
                               grid=hoffmann_grid()[::_START_GRID_STEP], num_lanes=64)  # fmt: skip
     except ValueError:
         return None
@@ -147,7 +148,7 @@ def _point_start(log_n, log_d, log_loss, weight, priors, likelihood: str) -> dic
     alpha, beta = (float(np.clip(x, priors.exponent_low + margin, priors.exponent_high - margin)) for x in (alpha, beta))
     residual = (log_loss - np.asarray(log_loss_of(LawParams(np.exp(log_e), np.exp(log_a), np.exp(log_b), alpha, beta), log_n, log_d)))[kept]
     scale = 1.4826 * float(np.median(np.abs(residual - np.median(residual))))
-    values = chinchilla_start(log_e, log_a, log_b, alpha, beta, log_n, log_d, kept.astype(np.float64))
+    values = chinchilla_start(log_e, log_a, log_b, alpha, beta, log_n, log_d, included)
     values = {k: float(v) for k, v in values.items()}
     values["sigma"] = float(np.clip(scale, 1e-3, 3.0 * priors.sigma_scale)) if np.isfinite(scale) else float(priors.sigma_scale)
     if likelihood == "student_t":
@@ -367,11 +368,16 @@ def fit(
     # one compiled chain; a seed-pooled configuration's padding has one run and no spread
     fill = (None, 1.0, 0.0) if law == "data_constrained" else ()
 
-    def run(weight, run_key, chains=num_chains, draws=num_draws):
-        """NUTS on the runs with this weight (all ones, or a leave-out fold): one compiled
-        sampler; the Chinchilla law's chains start near a point fit of those runs."""
+    def prepare(weight):
+        """(the sampler's data for the runs with this weight, all ones or a leave-out fold;
+        where its chains start: the Chinchilla law's near a point fit of those runs), once
+        per weight: the gate's refits reuse it."""
         padded = pad_runs(log_n, log_d, log_loss, weight, extra, fill)
-        start = _point_start(*padded[:4], priors, likelihood) if law == "chinchilla" else None
+        return padded, (_point_start(*padded[:4], priors, likelihood) if law == "chinchilla" else None)
+
+    def run(prepared, run_key, chains=num_chains, draws=num_draws):
+        """NUTS on ``prepare(weight)``: one compiled sampler for the fit and its folds."""
+        padded, start = prepared
         return sample_nuts(
             model,
             padded,
@@ -393,7 +399,8 @@ def fit(
     # more draws: as many chains again from new keys (the same compiled chain; independent
     # chains' ESS adds up), within the file's limits. An R-hat that more chains reveal is a
     # stuck chain like any other.
-    samples, diverging = run(weight, key)
+    everything = prepare(weight)
+    samples, diverging = run(everything, key)
     problems = gate_problems(samples, diverging, sampled)
     attempts, run_key, escalation, draws = [{**settings, "problems": problems}], key, 0, num_draws
     while problems and len(attempts) <= max_retries:
@@ -409,7 +416,7 @@ def fit(
                 check_size(num_chains, settings["num_warmup"], draws, len(runs), values_per_draw, posterior_file.MAX_BYTES)
             except ValueError:  # chains twice as long would pass a limit: keep their length
                 draws = num_draws
-            samples, diverging = run(weight, run_key, draws=draws)
+            samples, diverging = run(everything, run_key, draws=draws)
             problems = gate_problems(samples, diverging, sampled)
             attempts.append({**settings, "problems": problems, **({"num_draws": draws} if draws != num_draws else {})})
         elif more_draws_may_help(problems):
@@ -418,7 +425,7 @@ def fit(
                 check_size(chains, settings["num_warmup"], draws, len(runs), values_per_draw, posterior_file.MAX_BYTES)
             except ValueError:  # as many more chains would pass a limit: report the ESS instead
                 break
-            more, more_diverging = run(weight, jax.random.fold_in(jax.random.fold_in(key, 11), len(attempts)), draws=draws)
+            more, more_diverging = run(everything, jax.random.fold_in(jax.random.fold_in(key, 11), len(attempts)), draws=draws)
             samples = {k: np.concatenate([samples[k], more[k]]) for k in samples}
             diverging = np.concatenate([diverging, more_diverging])
             problems = gate_problems(samples, diverging, sampled)
@@ -462,7 +469,7 @@ def fit(
         fold_key, draw_key = jax.random.split(jax.random.fold_in(key, 7))
         folds = {}
         for i, (name, kept) in enumerate(fold_masks(arrays.log_n, arrays.log_d).items()):
-            fold_samples, _ = run(jnp.asarray(kept, log_n.dtype), jax.random.fold_in(fold_key, i), min(num_chains, FOLD_CHAINS))
+            fold_samples, _ = run(prepare(jnp.asarray(kept, log_n.dtype)), jax.random.fold_in(fold_key, i), min(num_chains, FOLD_CHAINS))
             folds[name] = ({k: np.asarray(fold_samples[k], np.float64).reshape(-1) for k in LAW_SITES}, kept)
         minima = isoflop_minima(runs)
         hyper = learn(arrays.log_n, arrays.log_d, arrays.log_loss, folds, minima)

@@ -115,7 +115,7 @@ def _near(site=None, values=None, radius=START_RADIUS):
     from numpyro.infer import init_to_median
 
     if site is None:
-        return functools.partial(_near, values=values, radius=radius)
+        return init_near(values, radius)
     if site["type"] != "sample" or site["is_observed"] or site["name"] not in values:
         return init_to_median(site)
     transform = biject_to(site["fn"].support)
