@@ -45,12 +45,27 @@ def _listen() -> None:
     _listening[0] = True
 
 
+#: The test running now (its node id), for the compilations' rows.
+_current = [""]
+
+
+def _caller() -> str:
+    """The innermost frame of chinplan or of the tests that led to this compilation
+    (``path:line``): which code compiles, where the function name is only ``jit(add)``."""
+    import traceback
+
+    for frame in reversed(traceback.extract_stack()):
+        if ("/chinplan/" in frame.filename or "/tests/" in frame.filename) and "suite_compile_profile" not in frame.filename:
+            return f"{frame.filename.rsplit('/', 2)[-2]}/{os.path.basename(frame.filename)}:{frame.lineno}"
+    return "-"
+
+
 class _CompileLines(logging.Handler):
     def emit(self, record):
         match = _COMPILED.match(record.getMessage())
         if match:
             with open(os.path.join(DIR, f"compiles.{os.getpid()}.tsv"), "a") as fh:
-                fh.write(f"{match.group(1)}\t{match.group(2)}\n")
+                fh.write(f"{match.group(1)}\t{match.group(2)}\t{_current[0]}\t{_caller()}\n")
 
 
 def pytest_configure(config):
@@ -67,6 +82,7 @@ def pytest_configure(config):
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     _listen()
+    _current[0] = item.nodeid
     before = dict(_totals)
     wall, cpu = time.perf_counter(), time.process_time()
     yield
@@ -85,7 +101,7 @@ def summary(folder: str, top: int = 10) -> str:
     count = collections.Counter()
     for path in glob.glob(os.path.join(folder, "compiles.*.tsv")):
         for line in open(path):
-            name, seconds = line.rstrip("\n").split("\t")
+            name, seconds = line.rstrip("\n").split("\t")[:2]
             compiled[name] += float(seconds)
             count[name] += 1
     wall = total["wall"] or 1.0
