@@ -283,3 +283,20 @@ def test_fold_loss_likelihood_equals_a_float64_mixture_of_normals():
         outlier = stats.norm.pdf(residual, scale=ex.OUTLIER_SD)
         expected = np.sum(np.log((1 - ex.OUTLIER_WEIGHT) * core + ex.OUTLIER_WEIGHT * outlier))
         assert ll[k, j] == pytest.approx(expected, rel=1e-12, abs=1e-9)
+
+
+def test_fold_loss_likelihood_of_a_residual_beyond_the_overflow_of_its_fast_form():
+    """A residual of 12 in log loss: exp(c - b) of the fast form would overflow, so the fold is
+    summed by logaddexp; both forms against scipy's log densities in float64 (logsumexp)."""
+    from scipy import special, stats
+
+    residual, var, d = np.array([0.01, -0.02, 12.0]), np.array([2e-4, 3e-4, 2e-4]), np.array([0.1, 0.5, 0.9])
+    for r in (residual, residual[:2]):  # with the far residual (logaddexp), without it (the fast form)
+        ll = ex._loss_likelihood(r, var[: len(r)], d[: len(r)])
+        assert np.all(np.isfinite(ll))
+        for k, j in [(0, 0), (0, 1200), (40, 2400), (17, 901)]:
+            kappa, u = ex.KAPPA_GRID[k], ex._U_GRID[j]
+            sd = np.sqrt(var[: len(r)] + (kappa * d[: len(r)]) ** 2)
+            terms = np.stack([np.log1p(-ex.OUTLIER_WEIGHT) + stats.norm.logpdf(r - u * d[: len(r)], scale=sd),
+                              np.log(ex.OUTLIER_WEIGHT) + stats.norm.logpdf(r, scale=ex.OUTLIER_SD)])  # fmt: skip
+            assert ll[k, j] == pytest.approx(np.sum(special.logsumexp(terms, axis=0)), rel=1e-12, abs=1e-9)
