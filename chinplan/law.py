@@ -190,7 +190,6 @@ def log_loss_parts(log_e, log_a, log_b, alpha, beta, log_n, log_d):
     return m, jnp.exp(t0 - m), jnp.exp(t1 - m), jnp.exp(t2 - m)
 
 
-@jax.jit  # one compiled program per shape, not a dozen eager operations (0.8 s a new shape on a CPU)
 def _log_loss(params: LawParams, log_n: ArrayLike, log_d: ArrayLike) -> jax.Array:
     e, a, b, alpha, beta = logs(params)
     m, s0, s1, s2 = log_loss_parts(e, a, b, alpha, beta, as_float(log_n), as_float(log_d))
@@ -224,7 +223,6 @@ def loss_log(params: LawParams, log_n: ArrayLike, log_d: ArrayLike) -> jax.Array
     return jnp.exp(log_loss(params, log_n, log_d))
 
 
-@jax.jit  # one compiled program per shape, not eager operations
 def _log_effective(log_x: jax.Array, log_unique: jax.Array, r_star: float) -> jax.Array:
     """log of U + U R* (1 - exp(-R/R*)), U = min(X, unique), R = X/U - 1 (Muennighoff Eq. 5)."""
     log_u = jnp.minimum(log_x, log_unique)
