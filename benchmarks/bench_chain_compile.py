@@ -26,8 +26,7 @@ import jax, jax.numpy as jnp
 import chinplan
 assert chinplan.__file__.startswith(sys.argv[1]), (chinplan.__file__, sys.argv[1])
 from chinplan.inference import sampler
-from chinplan.inference.fit import _point_start
-from chinplan.inference.fit import PRIOR_PRESETS
+from chinplan.inference.fit import PRIOR_PRESETS, _point_start
 from chinplan.inference.model import chinchilla_model, pad_runs
 from chinplan.inference.runs import runs_arrays
 
@@ -64,7 +63,7 @@ def main():
     for _ in range(args.repeats):
         for name, src in trees:
             seen[name].append(_measure(src))
-    print("| tree | compile s (median of %d) | one chain's 1,500 steps s |" % args.repeats)
+    print(f"| tree | compile s (median of {args.repeats}) | one chain's 1,500 steps s |")
     print("|---|---|---|")
     for name, rows in seen.items():
         print(f"| {name} | {statistics.median(r['compile_s'] for r in rows):.2f} | {statistics.median(r['sample_s'] for r in rows):.2f} |")
